@@ -1,0 +1,10 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/// Umbrella header: everything public in heteroq.
+#include "heteroq/errors.h"
+#include "heteroq/version.h"
+#include "heteroq/quantizers/spec.h"
+#include "heteroq/quantizers/quantizer.h"
+#include "heteroq/ops/quantize.h"
+#include "heteroq/nn/layers.h"

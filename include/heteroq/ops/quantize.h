@@ -1,0 +1,57 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "heteroq/export.h"
+
+/// The registered operators, callable from C++ here and from Python as `torch.ops.heteroq.*`.
+///
+/// Each operator has one schema (`TORCH_LIBRARY(heteroq, ...)`), a fused single-pass CPU kernel
+/// (float32/float64, multi-threaded, vectorized), a device-generic kernel composed of ATen ops
+/// (every other device and dtype) and a C++ Autograd kernel holding QKeras's straight-through
+/// estimator. Integer tensors are rejected with c10::TypeError (Python: TypeError); parameters out
+/// of range with c10::ValueError (Python: ValueError). Semantics: see heteroq::QuantizedBits and
+/// heteroq::QuantizedRelu.
+namespace heteroq::ops {
+
+/// `heteroq::quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False,
+/// bool keep_negative=True, float? alpha=None) -> Tensor`
+HETEROQ_API at::Tensor quantized_bits(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
+                                      bool symmetric = false, bool keep_negative = true,
+                                      std::optional<double> alpha = std::nullopt);
+
+/// `heteroq::quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False,
+/// float negative_slope=0.0) -> Tensor`
+HETEROQ_API at::Tensor quantized_relu(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
+                                      bool use_sigmoid = false, double negative_slope = 0.0);
+
+/// The gradient of quantized_relu with respect to x, given the output gradient:
+/// `grad * (x <= top ? (x > 0 ? 1 : negative_slope) : 0)`.
+HETEROQ_API at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                int64_t bits, int64_t integer, bool use_sigmoid,
+                                                double negative_slope);
+
+/// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
+/// composition. Both give identical bits; the switch exists to test and benchmark that.
+HETEROQ_API bool fused_kernels_enabled();
+HETEROQ_API void set_fused_kernels_enabled(bool enabled);
+
+/// RAII: switches the fused CPU kernels on or off and restores the previous setting.
+class FusedKernelsGuard {
+ public:
+  explicit FusedKernelsGuard(bool enabled) : previous_(fused_kernels_enabled()) {
+    set_fused_kernels_enabled(enabled);
+  }
+  ~FusedKernelsGuard() { set_fused_kernels_enabled(previous_); }
+  FusedKernelsGuard(const FusedKernelsGuard&) = delete;
+  FusedKernelsGuard& operator=(const FusedKernelsGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace heteroq::ops

@@ -1,0 +1,144 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "heteroq/errors.h"
+#include "heteroq/export.h"
+#include "heteroq/quantizers/spec.h"
+
+namespace heteroq {
+
+/**
+ * A quantizer: maps a floating-point tensor to values on a fixed grid, with QKeras's numerics
+ * in the forward pass and a straight-through estimator (STE) in the backward pass.
+ *
+ * Quantizers are immutable; construct them directly, with make_quantizer(), or from a spec string
+ * with get_quantizer(). forward() calls the registered operator (`torch.ops.heteroq.*`), so it
+ * works on any device and records gradients when autograd is on.
+ */
+class HETEROQ_API Quantizer {
+ public:
+  virtual ~Quantizer();
+
+  /// The QKeras name, e.g. "quantized_bits".
+  virtual std::string name() const = 0;
+  /// Quantizes `x` (a floating-point tensor of any shape).
+  virtual at::Tensor forward(const at::Tensor& x) const = 0;
+  at::Tensor operator()(const at::Tensor& x) const { return forward(x); }
+  /// The number of bits of the quantized representation.
+  virtual int64_t bits() const = 0;
+  /// QKeras's lower bound: the weight-constraint bound, not always a representable value.
+  virtual double min() const = 0;
+  /// QKeras's upper bound: the weight-constraint bound, not always a representable value
+  /// (e.g. quantized_bits(8,0).max() is 1.0, the largest output is 127/128).
+  virtual double max() const = 0;
+  /// The spec string in QKeras's format; get_quantizer(to_string()) gives an equal quantizer.
+  virtual std::string to_string() const = 0;
+  /// The parameters heteroq implements, by name in QKeras's order.
+  virtual SpecKeywords config() const = 0;
+};
+
+using QuantizerPtr = std::shared_ptr<Quantizer>;
+
+/**
+ * QKeras `quantized_bits(bits, integer, symmetric, keep_negative, alpha)`: fixed point with
+ * `bits` bits of which `integer` are left of the binary point (sign excluded).
+ *
+ * With `m = 2^(bits - keep_negative)` and `step = alpha * 2^integer / m`:
+ * `q(x) = step * clamp(round_half_even(x * m / 2^integer), keep_negative * (-m + symmetric), m - 1)`.
+ * `bits = 1` with keep_negative gives `alpha * sign(x)` with sign(0) = +1.
+ * The output is exactly the grid value (QKeras computes `x + (q - x)` in float, which differs when
+ * |x| is huge); zero is always +0.0; NaN stays NaN; +-inf saturate to the ends of the grid.
+ * Backward: identity (QKeras's STE; no clipping mask).
+ *
+ * @throws heteroq::InvalidArgument if bits is not in [1, 32], integer not in [-64, 64], or alpha is
+ *         not a finite number > 0.
+ */
+class HETEROQ_API QuantizedBits final : public Quantizer {
+ public:
+  explicit QuantizedBits(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
+                         bool keep_negative = true, std::optional<double> alpha = std::nullopt);
+  std::string name() const override { return "quantized_bits"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override;
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+
+  int64_t integer() const { return integer_; }
+  bool symmetric() const { return symmetric_; }
+  bool keep_negative() const { return keep_negative_; }
+  std::optional<double> alpha() const { return alpha_; }
+
+ private:
+  int64_t bits_, integer_;
+  bool symmetric_, keep_negative_;
+  std::optional<double> alpha_;
+};
+
+/**
+ * QKeras `quantized_relu(bits, integer, use_sigmoid, negative_slope)`: a ReLU on an unsigned
+ * fixed-point grid of step `2^(integer - nsb)`, `nsb = bits - (negative_slope != 0)`, saturating at
+ * `2^integer - step`. A negative slope (a power of two) quantizes `slope * x` on the same step down
+ * to `-slope * 2^integer`. use_sigmoid builds the grid from QKeras's hard sigmoid
+ * `clip(0.5 x / 2^integer + 0.5, 0, 1)` as QKeras does.
+ * Backward (QKeras's STE through `x_u = relu(x, slope)` capped at the top of the grid):
+ * 1 on (0, top], `negative_slope` for x <= 0, 0 above the top.
+ *
+ * @throws heteroq::InvalidArgument if bits is not in [1, 32] (>= 2 with a slope), integer not in
+ *         [-64, 64], or negative_slope is negative, not finite or not a power of two.
+ */
+class HETEROQ_API QuantizedRelu final : public Quantizer {
+ public:
+  explicit QuantizedRelu(int64_t bits = 8, int64_t integer = 0, bool use_sigmoid = false,
+                         double negative_slope = 0.0);
+  std::string name() const override { return "quantized_relu"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override;
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+
+  int64_t integer() const { return integer_; }
+  bool use_sigmoid() const { return use_sigmoid_; }
+  double negative_slope() const { return negative_slope_; }
+
+ private:
+  int64_t bits_, integer_;
+  bool use_sigmoid_;
+  double negative_slope_;
+};
+
+/**
+ * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
+ * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
+ * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are
+ * accepted only at their default value.
+ *
+ * @throws heteroq::SpecError for an unknown name or keyword, or too many positional arguments;
+ *         heteroq::InvalidArgument for a value of the wrong type or out of range.
+ */
+HETEROQ_API QuantizerPtr make_quantizer(const std::string& name,
+                                        const std::vector<SpecValue>& positional,
+                                        const SpecKeywords& keywords);
+
+/**
+ * Parses a QKeras spec string into a quantizer, e.g. `get_quantizer("quantized_bits(6,0,alpha=1)")`.
+ * `get_quantizer(q->to_string())` is equal to `q`.
+ * @throws heteroq::SpecError / heteroq::InvalidArgument as parse_spec() and make_quantizer().
+ */
+HETEROQ_API QuantizerPtr get_quantizer(const std::string& spec);
+
+/// The names get_quantizer() knows.
+HETEROQ_API std::vector<std::string> quantizer_names();
+
+}  // namespace heteroq

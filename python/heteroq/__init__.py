@@ -1,0 +1,29 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""heteroq: QKeras-exact quantization-aware training for PyTorch, with a C++ core.
+
+Example usage::
+
+    import torch
+    import heteroq
+
+    q = heteroq.quantized_bits(6, 0, alpha=1)          # QKeras's arguments and numerics
+    y = q(torch.randn(4))                               # values on the 6-bit grid
+    layer = heteroq.nn.QDense(16, 64, kernel_quantizer="quantized_bits(6,0,alpha=1)")
+"""
+import torch  # noqa: F401  (LibTorch must be loaded before the extension)
+
+from . import _C  # registers torch.ops.heteroq.*
+from . import nn, ops
+from .quantizers import Quantizer, get_quantizer, quantized_bits, quantized_relu
+
+__version__ = _C.__version__
+
+__all__ = [
+    "Quantizer",
+    "get_quantizer",
+    "nn",
+    "ops",
+    "quantized_bits",
+    "quantized_relu",
+    "__version__",
+]

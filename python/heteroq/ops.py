@@ -1,0 +1,57 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""Functional forms of the registered operators (``torch.ops.heteroq.*``).
+
+The math lives in C++: a fused CPU kernel, a device-generic ATen kernel and a C++ autograd kernel
+per operator. These wrappers only document the arguments.
+"""
+import contextlib
+from typing import Iterator, Optional
+
+import torch
+
+from . import _C
+
+__all__ = ["quantized_bits", "quantized_relu", "fused_kernels", "fused_kernels_enabled"]
+
+
+def quantized_bits(x: torch.Tensor, bits: int = 8, integer: int = 0, symmetric: bool = False,
+                   keep_negative: bool = True, alpha: Optional[float] = None) -> torch.Tensor:
+    """QKeras ``quantized_bits`` applied to ``x`` (any shape, floating point).
+
+    Args:
+        x: Tensor[...] of float16/bfloat16/float32/float64.
+        bits, integer, symmetric, keep_negative, alpha: as QKeras's ``quantized_bits``.
+
+    Returns:
+        Tensor of the shape of ``x``, every value on the grid
+        ``alpha * 2**(integer - bits + keep_negative) * k``. The gradient is the identity (STE).
+    """
+    return torch.ops.heteroq.quantized_bits(x, bits, integer, symmetric, keep_negative, alpha)
+
+
+def quantized_relu(x: torch.Tensor, bits: int = 8, integer: int = 0, use_sigmoid: bool = False,
+                   negative_slope: float = 0.0) -> torch.Tensor:
+    """QKeras ``quantized_relu`` applied to ``x``; see :class:`heteroq.quantized_relu`."""
+    return torch.ops.heteroq.quantized_relu(x, bits, integer, use_sigmoid, negative_slope)
+
+
+def fused_kernels_enabled() -> bool:
+    """Whether CPU tensors use the fused kernels (the default) or the device-generic path."""
+    return _C.fused_kernels_enabled()
+
+
+@contextlib.contextmanager
+def fused_kernels(enabled: bool) -> Iterator[None]:
+    """Context manager that switches the fused CPU kernels on or off (both give identical bits).
+
+    Example usage::
+
+        with heteroq.ops.fused_kernels(False):
+            y_generic = heteroq.ops.quantized_bits(x, 6)
+    """
+    previous = _C.fused_kernels_enabled()
+    _C.set_fused_kernels_enabled(bool(enabled))
+    try:
+        yield
+    finally:
+        _C.set_fused_kernels_enabled(previous)

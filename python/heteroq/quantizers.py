@@ -1,0 +1,158 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""Quantizers with QKeras's names, argument names, argument order and numerics.
+
+Each quantizer is a ``torch.nn.Module`` (so it scripts, pickles and prints inside models) whose
+``forward`` calls a C++ operator. Arguments are checked by the C++ core, which raises ValueError
+naming the argument and the value.
+"""
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+from . import _C
+
+__all__ = ["Quantizer", "quantized_bits", "quantized_relu", "get_quantizer"]
+
+
+class Quantizer(torch.nn.Module):
+    """Base class of heteroq's quantizers.
+
+    Attributes set by subclasses mirror the C++ quantizer's parameters (``bits`` and the rest).
+    ``min()``/``max()`` are QKeras's bounds (constraint bounds, not always representable values);
+    ``to_string()`` gives the QKeras spec, which :func:`get_quantizer` reads back.
+    """
+
+    def _set_impl(self, impl: "_C.Quantizer") -> None:
+        self._impl = impl
+        for key, value in impl.config().items():
+            setattr(self, key, value)
+
+    def min(self) -> float:
+        return self._impl.min()
+
+    def max(self) -> float:
+        return self._impl.max()
+
+    def to_string(self) -> str:
+        return self._impl.to_string()
+
+    def get_config(self) -> Dict[str, Any]:
+        """The parameters, by QKeras name; ``type(q)(**q.get_config())`` is an equal quantizer."""
+        return dict(self._impl.config())
+
+    def __repr__(self) -> str:
+        return self._impl.to_string()
+
+    __str__ = __repr__
+
+
+class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_bits``: signed or unsigned fixed point.
+
+    With ``m = 2**(bits - keep_negative)`` and ``step = alpha * 2**integer / m``::
+
+        q(x) = step * clamp(round_half_even(x * m / 2**integer), keep_negative*(-m + symmetric), m - 1)
+
+    ``bits=1`` with ``keep_negative`` gives ``alpha * sign(x)`` with sign(0) = +1. The output is
+    exactly the grid value; zero is +0.0; NaN stays NaN; +-inf saturate. The gradient is the
+    identity everywhere (QKeras's straight-through estimator, no clipping mask).
+
+    Args (QKeras's order): bits (1..32), integer (-64..64, sign bit excluded), symmetric,
+    keep_negative, alpha (None or a number > 0). QKeras's ``use_stochastic_rounding``,
+    ``scale_axis``, ``qnoise_factor`` and ``use_ste`` are accepted at their defaults only (for
+    now); ``var_name`` and ``use_variables`` are TensorFlow details, accepted and ignored.
+
+    Unlike QKeras layers, heteroq layers do not switch ``alpha=None`` to ``"auto_po2"``.
+
+    Example usage::
+
+        q = heteroq.quantized_bits(4, 0, alpha=1)
+        q(torch.tensor([0.3, -1.2, 0.99]))   # tensor([0.2500, -1.0000, 0.8750])
+    """
+
+    bits: int
+    integer: int
+    symmetric: bool
+    keep_negative: bool
+    alpha: Optional[float]
+
+    def __init__(self, bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
+                 use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0,
+                 var_name=None, use_ste=True, use_variables=False):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_bits", (), dict(
+            bits=bits, integer=integer, symmetric=symmetric, keep_negative=keep_negative,
+            alpha=alpha, use_stochastic_rounding=use_stochastic_rounding, scale_axis=scale_axis,
+            qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
+            use_variables=use_variables)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_bits(x, self.bits, self.integer, self.symmetric,
+                                                self.keep_negative, self.alpha)
+
+
+class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_relu``: a ReLU on an unsigned fixed-point grid.
+
+    With ``nsb = bits - (negative_slope != 0)`` the grid step is ``2**(integer - nsb)`` and the
+    top ``2**integer - step``. A ``negative_slope`` (a power of two) quantizes ``slope * x`` for
+    x < 0 on the same step, down to ``-slope * 2**integer``. ``use_sigmoid`` derives the grid from
+    QKeras's hard sigmoid ``clip(0.5 * x / 2**integer + 0.5, 0, 1)``.
+    The gradient (QKeras's STE) is 1 on (0, top], ``negative_slope`` for x <= 0, 0 above top.
+
+    Args (QKeras's order): bits (1..32), integer (-64..64), use_sigmoid, negative_slope.
+    ``use_stochastic_rounding``, ``relu_upper_bound``, ``is_quantized_clip``, ``qnoise_factor``,
+    ``use_ste`` and ``enable_fast_inference`` are accepted at their defaults only (for now).
+
+    Example usage::
+
+        q = heteroq.quantized_relu(4, 2)
+        q(torch.tensor([-1.0, 0.6, 9.0]))    # tensor([0.0000, 0.5000, 3.7500])
+    """
+
+    bits: int
+    integer: int
+    use_sigmoid: bool
+    negative_slope: float
+
+    def __init__(self, bits=8, integer=0, use_sigmoid=0, negative_slope=0.0,
+                 use_stochastic_rounding=False, relu_upper_bound=None, is_quantized_clip=True,
+                 qnoise_factor=1.0, var_name=None, use_ste=True, use_variables=False,
+                 enable_fast_inference=False):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_relu", (), dict(
+            bits=bits, integer=integer, use_sigmoid=use_sigmoid, negative_slope=negative_slope,
+            use_stochastic_rounding=use_stochastic_rounding, relu_upper_bound=relu_upper_bound,
+            is_quantized_clip=is_quantized_clip, qnoise_factor=qnoise_factor, var_name=var_name,
+            use_ste=use_ste, use_variables=use_variables,
+            enable_fast_inference=enable_fast_inference)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_relu(x, self.bits, self.integer, self.use_sigmoid,
+                                                self.negative_slope)
+
+
+_CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu}
+
+
+def get_quantizer(spec: Union[str, Quantizer, None]) -> Optional[Quantizer]:
+    """Returns the quantizer a QKeras spec string names, e.g. ``"quantized_bits(6,0,alpha=1)"``.
+
+    A :class:`Quantizer` is returned as is and ``None`` stays ``None``.
+
+    Raises:
+        ValueError: unknown name or keyword, bad literal, unbalanced parentheses, bad value.
+        TypeError: ``spec`` is neither a string nor a quantizer.
+    """
+    if spec is None or isinstance(spec, Quantizer):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"get_quantizer: expected a spec string or a heteroq quantizer, "
+                        f"got {type(spec).__name__}")
+    name, args, kwargs = _C.parse_spec(spec)
+    if name not in _CLASSES:
+        _C.make_quantizer(name, args, kwargs)  # raises ValueError naming the known quantizers
+        raise AssertionError(f"quantizer {name!r} has no Python class")  # pragma: no cover
+    # Positional arguments are checked against QKeras's signature in C++, then passed by name.
+    impl = _C.make_quantizer(name, args, kwargs)
+    return _CLASSES[name](**impl.config())

@@ -1,0 +1,92 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#include "core/fixed_point.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace heteroq::detail {
+namespace {
+
+std::string number(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+std::string check_bits_integer(const char* who, int64_t bits, int64_t integer) {
+  if (bits < 1 || bits > 32) {
+    return std::string(who) + ": `bits` must be an integer in [1, 32], got " +
+           std::to_string(bits);
+  }
+  if (integer < -64 || integer > 64) {
+    return std::string(who) + ": `integer` must be an integer in [-64, 64], got " +
+           std::to_string(integer);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string check_quantized_bits_args(int64_t bits, int64_t integer, std::optional<double> alpha) {
+  std::string err = check_bits_integer("quantized_bits", bits, integer);
+  if (!err.empty()) return err;
+  if (alpha && !(std::isfinite(*alpha) && *alpha > 0)) {
+    return "quantized_bits: `alpha` must be None or a finite number > 0, got " + number(*alpha);
+  }
+  return {};
+}
+
+std::string check_quantized_relu_args(int64_t bits, int64_t integer, double negative_slope) {
+  std::string err = check_bits_integer("quantized_relu", bits, integer);
+  if (!err.empty()) return err;
+  if (!std::isfinite(negative_slope) || negative_slope < 0) {
+    return "quantized_relu: `negative_slope` must be a finite number >= 0, got " +
+           number(negative_slope);
+  }
+  if (negative_slope != 0) {
+    int exponent = 0;
+    if (std::frexp(negative_slope, &exponent) != 0.5) {
+      return "quantized_relu: `negative_slope` must be 0 or a power of two (QKeras requires it), "
+             "got " + number(negative_slope);
+    }
+    if (bits < 2) {
+      return "quantized_relu: with a `negative_slope`, `bits` must be >= 2 (one bit is the sign), "
+             "got " + std::to_string(bits);
+    }
+  }
+  return {};
+}
+
+BitsGrid make_bits_grid(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                        std::optional<double> alpha) {
+  const int64_t ub = bits - (keep_negative ? 1 : 0);
+  const double a = alpha.value_or(1.0);
+  const double m = std::ldexp(1.0, static_cast<int>(ub));
+  BitsGrid g{};
+  g.sign_mode = ub <= 0;
+  g.sign_value = a;
+  g.in_scale = std::ldexp(1.0, static_cast<int>(ub - integer));
+  g.lo = keep_negative ? -m + (symmetric ? 1.0 : 0.0) : 0.0;
+  g.hi = m - 1.0;
+  // alpha is applied in the tensor's precision, as QKeras does in float32: step = fl(alpha) * 2^k.
+  g.step = a * std::ldexp(1.0, static_cast<int>(integer - ub));
+  return g;
+}
+
+ReluGrid make_relu_grid(int64_t bits, int64_t integer, bool use_sigmoid, double negative_slope) {
+  const int64_t nsb = bits - (negative_slope != 0 ? 1 : 0);
+  ReluGrid g{};
+  g.m = std::ldexp(1.0, static_cast<int>(nsb));
+  g.in_scale = std::ldexp(1.0, static_cast<int>(nsb - integer));
+  g.inv_mi = std::ldexp(1.0, static_cast<int>(-integer));
+  g.hi = g.m - 1.0;
+  g.slope = negative_slope;
+  g.neg_lo = -negative_slope * g.m;
+  g.step = std::ldexp(1.0, static_cast<int>(integer - nsb));
+  g.top = std::ldexp(1.0, static_cast<int>(integer)) - g.step;
+  g.use_sigmoid = use_sigmoid;
+  return g;
+}
+
+}  // namespace heteroq::detail

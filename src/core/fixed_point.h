@@ -1,0 +1,135 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Torch-free numerics of the fixed-point quantizers: argument checks, grid parameters and the
+// per-element functions. The fused CPU kernels apply the element functions; the device-generic
+// path applies the same grid parameters with ATen ops in the same order, so both give the same
+// bits. Nothing here includes a torch header.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+
+namespace heteroq::detail {
+
+// ----------------------------------------------------------------------------------------------
+// Argument checks: return an empty string when valid, else a message that names the argument
+// and the value. The Quantizer constructors throw heteroq::InvalidArgument with it and the
+// operators c10::ValueError, so both report the same text.
+
+std::string check_quantized_bits_args(int64_t bits, int64_t integer, std::optional<double> alpha);
+std::string check_quantized_relu_args(int64_t bits, int64_t integer, double negative_slope);
+
+// ----------------------------------------------------------------------------------------------
+// Grids.
+
+/// quantized_bits: q(x) = step * clamp(rne(x * in_scale), lo, hi), or +-sign_value in sign mode.
+struct BitsGrid {
+  double in_scale;    // 2^(bits - keep_negative - integer)
+  double lo, hi;      // integer code range
+  double step;        // alpha * 2^(integer - bits + keep_negative)
+  bool sign_mode;     // bits - keep_negative <= 0: alpha * sign(x), sign(0) = +1
+  double sign_value;  // alpha
+};
+BitsGrid make_bits_grid(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                        std::optional<double> alpha);
+
+/// quantized_relu, with m = 2^nsb, nsb = bits - (slope != 0):
+///   plain:   p = x * in_scale;  pos = clamp(rne(p), 0, m-1);  neg = clamp(rne(p*slope), -slope*m, 0)
+///   sigmoid: p = clamp(x * inv_mi * 0.5 + 0.5, 0, 1) * m;
+///            pos = clamp(2 rne(p) - m, 0, m-1);  neg = clamp(2 rne(p*slope) - slope*m, -slope*m, 0)
+///   q(x) = (pos + neg) * step, step = 2^(integer - nsb)
+/// STE: dq/dx = x <= top ? (x > 0 ? 1 : slope) : 0, top = 2^integer - step.
+struct ReluGrid {
+  double in_scale;  // m / 2^integer
+  double inv_mi;    // 1 / 2^integer
+  double m;         // 2^nsb
+  double hi;        // m - 1
+  double slope;     // negative_slope
+  double neg_lo;    // -slope * m
+  double step;      // 2^(integer - nsb)
+  double top;       // 2^integer - step
+  bool use_sigmoid;
+};
+ReluGrid make_relu_grid(int64_t bits, int64_t integer, bool use_sigmoid, double negative_slope);
+
+// ----------------------------------------------------------------------------------------------
+// Element functions. Compile with -ffp-contract=off and without -ffast-math: the rounding trick
+// and the sigmoid's `a * b + c` must round exactly as the separate ATen ops do.
+
+/// Round half to even, as torch.round / tf.round, in a form compilers vectorize with plain SSE2:
+/// adding and subtracting 2^(digits-1) leaves |v| rounded to an integer under the default rounding
+/// mode. |v| >= 2^(digits-1) is already an integer; NaN and inf pass through.
+template <typename T>
+inline T round_half_even(T v) {
+  constexpr T kMagic = T(1) / std::numeric_limits<T>::epsilon();  // 2^23 or 2^52
+  const T a = std::fabs(v);
+  const T r = std::copysign((a + kMagic) - kMagic, v);
+  return a < kMagic ? r : v;
+}
+
+/// clamp that keeps NaN (a comparison with NaN is false, so NaN falls through).
+template <typename T>
+inline T clamp_keep_nan(T v, T lo, T hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+template <typename T>
+struct BitsGridT {
+  T in_scale, lo, hi, step, sign_value;
+  bool sign_mode;
+  explicit BitsGridT(const BitsGrid& g)
+      : in_scale(T(g.in_scale)), lo(T(g.lo)), hi(T(g.hi)), step(T(g.step)),
+        sign_value(T(g.sign_value)), sign_mode(g.sign_mode) {}
+};
+
+/// Linear-grid element (not sign mode). `+ T(0)` turns -0 into +0, as QKeras's `x + (q - x)` does.
+template <typename T>
+inline T quantize_bits_element(T x, T in_scale, T lo, T hi, T step) {
+  return clamp_keep_nan(round_half_even(x * in_scale), lo, hi) * step + T(0);
+}
+
+/// Sign-mode element: +a for x >= 0, -a for x < 0, NaN stays NaN.
+template <typename T>
+inline T quantize_sign_element(T x, T a) {
+  return x < T(0) ? -a : (x >= T(0) ? a : x);
+}
+
+template <typename T>
+struct ReluGridT {
+  T in_scale, inv_mi, m, hi, slope, slope_m, neg_lo, step, top;
+  bool use_sigmoid;
+  explicit ReluGridT(const ReluGrid& g)
+      : in_scale(T(g.in_scale)), inv_mi(T(g.inv_mi)), m(T(g.m)), hi(T(g.hi)), slope(T(g.slope)),
+        slope_m(T(g.slope * g.m)), neg_lo(T(g.neg_lo)), step(T(g.step)), top(T(g.top)),
+        use_sigmoid(g.use_sigmoid) {}
+};
+
+template <typename T>
+inline T quantize_relu_plain_element(T x, const ReluGridT<T>& g, bool with_slope) {
+  const T p = x * g.in_scale;
+  T code = clamp_keep_nan(round_half_even(p), T(0), g.hi);
+  if (with_slope) code = code + clamp_keep_nan(round_half_even(p * g.slope), g.neg_lo, T(0));
+  return code * g.step + T(0);
+}
+
+template <typename T>
+inline T quantize_relu_sigmoid_element(T x, const ReluGridT<T>& g, bool with_slope) {
+  const T h = clamp_keep_nan((x * g.inv_mi) * T(0.5) + T(0.5), T(0), T(1));
+  const T p = h * g.m;
+  T code = clamp_keep_nan(round_half_even(p) * T(2) - g.m, T(0), g.hi);
+  if (with_slope) {
+    code = code + clamp_keep_nan(round_half_even(p * g.slope) * T(2) - g.slope_m, g.neg_lo, T(0));
+  }
+  return code * g.step + T(0);
+}
+
+/// d quantized_relu / dx (QKeras's STE through relu(x, slope) capped at `top`; NaN gives 0).
+template <typename T>
+inline T relu_ste_grad(T x, T top, T slope) {
+  return x <= top ? (x > T(0) ? T(1) : slope) : T(0);
+}
+
+}  // namespace heteroq::detail

@@ -1,0 +1,80 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Autograd kernels in C++, so C++ users get the same gradients as Python users. Each forward
+// re-calls the operator below autograd; each backward holds QKeras's straight-through estimator.
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "heteroq/ops/quantize.h"
+#include "ops/quantize_common.h"
+
+namespace heteroq::ops {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// quantized_bits: QKeras returns x + stop_gradient(q(x) - x), so dq/dx = 1 everywhere, including
+// where the value saturates (no clipping mask, unlike torch.fake_quantize_*). The gradient is
+// passed through unchanged, and double backward is exact (the second derivative is 0).
+class QuantizedBitsFunction : public torch::autograd::Function<QuantizedBitsFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t bits,
+                            int64_t integer, bool symmetric, bool keep_negative,
+                            c10::optional<double> alpha) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return quantized_bits(x, bits, integer, symmetric, keep_negative, detail::to_std(alpha));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+// quantized_relu: QKeras returns x_u + stop_gradient(q(x) - x_u) with
+// x_u = where(x <= top, relu(x, slope), top), top = 2^integer - 2^(integer - nsb), so
+// dq/dx = d x_u/dx = 1 for 0 < x <= top, slope for x <= 0 (TF's leaky-relu gradient at 0 is the
+// slope), 0 above top. The backward is the fused operator _quantized_relu_backward.
+class QuantizedReluFunction : public torch::autograd::Function<QuantizedReluFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t bits,
+                            int64_t integer, bool use_sigmoid, double negative_slope) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["bits"] = bits;
+    ctx->saved_data["integer"] = integer;
+    ctx->saved_data["use_sigmoid"] = use_sigmoid;
+    ctx->saved_data["negative_slope"] = negative_slope;
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return quantized_relu(x, bits, integer, use_sigmoid, negative_slope);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& grad = grad_outputs[0];
+    TORCH_CHECK(!grad.requires_grad(),
+                "heteroq::quantized_relu: double backward is not supported (the STE's second "
+                "derivative is zero almost everywhere; do not use create_graph=True through it)");
+    at::Tensor dx = _quantized_relu_backward(
+        grad, saved[0], ctx->saved_data["bits"].toInt(), ctx->saved_data["integer"].toInt(),
+        ctx->saved_data["use_sigmoid"].toBool(), ctx->saved_data["negative_slope"].toDouble());
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor quantized_bits_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
+                                   bool symmetric, bool keep_negative,
+                                   c10::optional<double> alpha) {
+  return QuantizedBitsFunction::apply(x, bits, integer, symmetric, keep_negative, alpha);
+}
+
+at::Tensor quantized_relu_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
+                                   bool use_sigmoid, double negative_slope) {
+  return QuantizedReluFunction::apply(x, bits, integer, use_sigmoid, negative_slope);
+}
+
+}  // namespace
+}  // namespace heteroq::ops
+
+TORCH_LIBRARY_IMPL(heteroq, Autograd, m) {
+  m.impl("quantized_bits", &heteroq::ops::quantized_bits_autograd);
+  m.impl("quantized_relu", &heteroq::ops::quantized_relu_autograd);
+}

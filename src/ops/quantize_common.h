@@ -1,0 +1,42 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Internal: shared by the operator files (schemas, CPU kernels, autograd kernels).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace heteroq::ops::detail {
+
+/// Checks a caller's tensor: floating point (c10::TypeError otherwise) and the parameters
+/// (c10::ValueError with the same message the Quantizer constructors use).
+void check_float_input(const at::Tensor& x, const char* op);
+void check_quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer,
+                          c10::optional<double> alpha);
+void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,
+                          double negative_slope);
+
+/// The device-generic kernels: compositions of ATen ops (CompositeExplicitAutograd). The CPU
+/// kernels call them for dtypes they do not fuse and when fused kernels are switched off.
+at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t integer,
+                                  bool symmetric, bool keep_negative, c10::optional<double> alpha);
+at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t integer,
+                                  bool use_sigmoid, double negative_slope);
+at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Tensor& x,
+                                           int64_t bits, int64_t integer, bool use_sigmoid,
+                                           double negative_slope);
+
+}  // namespace heteroq::ops::detail
+
+namespace heteroq::ops::detail {
+/// c10::optional and std::optional are distinct types in LibTorch 1.13 (aliases in 2.x).
+inline std::optional<double> to_std(const c10::optional<double>& v) {
+  return v.has_value() ? std::optional<double>(*v) : std::nullopt;
+}
+inline c10::optional<double> to_c10(const std::optional<double>& v) {
+  return v.has_value() ? c10::optional<double>(*v) : c10::nullopt;
+}
+}  // namespace heteroq::ops::detail

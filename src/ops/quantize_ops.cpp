@@ -1,0 +1,141 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Operator schemas (declared once), the C++ entry points (typed dispatcher handles) and the
+// device-generic kernels built from ATen ops.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <atomic>
+
+#include "core/fixed_point.h"
+#include "heteroq/ops/quantize.h"
+#include "ops/quantize_common.h"
+
+namespace heteroq::ops {
+
+namespace {
+std::atomic<bool> g_fused_kernels{true};
+}  // namespace
+
+bool fused_kernels_enabled() { return g_fused_kernels.load(std::memory_order_relaxed); }
+void set_fused_kernels_enabled(bool enabled) {
+  g_fused_kernels.store(enabled, std::memory_order_relaxed);
+}
+
+at::Tensor quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
+                          bool keep_negative, std::optional<double> alpha) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_bits", "")
+                       .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool, bool,
+                                         c10::optional<double>)>();
+  return op.call(x, bits, integer, symmetric, keep_negative, detail::to_c10(alpha));
+}
+
+at::Tensor quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer, bool use_sigmoid,
+                          double negative_slope) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("heteroq::quantized_relu", "")
+          .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool, double)>();
+  return op.call(x, bits, integer, use_sigmoid, negative_slope);
+}
+
+at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t bits,
+                                    int64_t integer, bool use_sigmoid, double negative_slope) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_quantized_relu_backward", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                                         bool, double)>();
+  return op.call(grad, x, bits, integer, use_sigmoid, negative_slope);
+}
+
+namespace detail {
+
+void check_float_input(const at::Tensor& x, const char* op) {
+  TORCH_CHECK_TYPE(x.defined(), op, ": the input tensor is undefined");
+  TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), op,
+                   ": expected a floating-point tensor, got a tensor of dtype ", x.scalar_type(),
+                   " (convert it with .float() first)");
+}
+
+void check_quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer,
+                          c10::optional<double> alpha) {
+  check_float_input(x, "heteroq::quantized_bits");
+  const std::string err = heteroq::detail::check_quantized_bits_args(bits, integer, to_std(alpha));
+  TORCH_CHECK_VALUE(err.empty(), err);
+}
+
+void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,
+                          double negative_slope) {
+  check_float_input(x, "heteroq::quantized_relu");
+  const std::string err = heteroq::detail::check_quantized_relu_args(bits, integer, negative_slope);
+  TORCH_CHECK_VALUE(err.empty(), err);
+}
+
+// The generic kernels apply the grid of core/fixed_point.h with ATen ops, operation by operation
+// in the order of the element functions there, so they match the fused kernels bit for bit.
+at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t integer,
+                                  bool symmetric, bool keep_negative, c10::optional<double> alpha) {
+  check_quantized_bits(x, bits, integer, alpha);
+  const auto g =
+      heteroq::detail::make_bits_grid(bits, integer, symmetric, keep_negative, to_std(alpha));
+  if (g.sign_mode) {
+    const auto a = at::full({}, g.sign_value, x.options());
+    return at::where(x < 0, -a, at::where(x >= 0, a, x));
+  }
+  return at::round(x * g.in_scale).clamp_(g.lo, g.hi).mul_(g.step).add_(0.0);
+}
+
+at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t integer,
+                                  bool use_sigmoid, double negative_slope) {
+  check_quantized_relu(x, bits, integer, negative_slope);
+  const auto g = heteroq::detail::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
+  const bool with_slope = g.slope != 0;
+  at::Tensor code;
+  at::Tensor p;
+  if (!use_sigmoid) {
+    p = x * g.in_scale;
+    code = at::round(p).clamp_(0.0, g.hi);
+    if (with_slope) code.add_(at::round(p * g.slope).clamp_(g.neg_lo, 0.0));
+  } else {
+    p = (x * g.inv_mi).mul_(0.5).add_(0.5).clamp_(0.0, 1.0).mul_(g.m);
+    code = at::round(p).mul_(2.0).sub_(g.m).clamp_(0.0, g.hi);
+    if (with_slope) {
+      code.add_(at::round(p * g.slope).mul_(2.0).sub_(g.slope * g.m).clamp_(g.neg_lo, 0.0));
+    }
+  }
+  return code.mul_(g.step).add_(0.0);
+}
+
+at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Tensor& x,
+                                           int64_t bits, int64_t integer, bool use_sigmoid,
+                                           double negative_slope) {
+  check_quantized_relu(x, bits, integer, negative_slope);
+  const auto g = heteroq::detail::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
+  const auto one = at::ones({}, grad.options());
+  const auto zero = at::zeros({}, grad.options());
+  const auto slope = at::full({}, g.slope, grad.options());
+  return grad * at::where(x <= g.top, at::where(x > 0, one, slope), zero);
+}
+
+}  // namespace detail
+}  // namespace heteroq::ops
+
+TORCH_LIBRARY(heteroq, m) {
+  m.def(
+      "quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
+      "bool keep_negative=True, float? alpha=None) -> Tensor");
+  m.def(
+      "quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
+      "float negative_slope=0.0) -> Tensor");
+  m.def(
+      "_quantized_relu_backward(Tensor grad, Tensor x, int bits, int integer, bool use_sigmoid, "
+      "float negative_slope) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
+  m.impl("quantized_bits", &heteroq::ops::detail::quantized_bits_generic);
+  m.impl("quantized_relu", &heteroq::ops::detail::quantized_relu_generic);
+  m.impl("_quantized_relu_backward", &heteroq::ops::detail::quantized_relu_backward_generic);
+}

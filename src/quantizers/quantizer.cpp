@@ -1,0 +1,271 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Quantizer classes, their QKeras argument tables, make_quantizer() and get_quantizer().
+#include "heteroq/quantizers/quantizer.h"
+
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include "core/fixed_point.h"
+#include "heteroq/ops/quantize.h"
+
+namespace heteroq {
+namespace {
+
+void throw_if(const std::string& err) {
+  if (!err.empty()) throw InvalidArgument(err);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Argument tables: QKeras's constructor arguments in QKeras's order.
+
+enum class Kind { Int, Bool, Real, OptionalReal, Any };
+enum class Support {
+  Yes,          // implemented
+  Ignored,      // TensorFlow-only (var_name, use_variables): accepted, no effect
+  DefaultOnly,  // a QKeras feature heteroq does not implement yet: only the default is accepted
+};
+
+struct Param {
+  const char* name;
+  Kind kind;
+  SpecValue default_value;
+  Support support;
+};
+
+using Values = std::map<std::string, SpecValue>;
+
+struct Entry {
+  std::vector<Param> params;
+  std::function<QuantizerPtr(const Values&)> build;
+};
+
+SpecValue coerce(const std::string& q, const Param& p, const SpecValue& v) {
+  auto bad = [&](const char* expected) -> InvalidArgument {
+    return InvalidArgument(q + ": `" + p.name + "` must be " + expected + ", got " +
+                           describe_spec_value(v));
+  };
+  switch (p.kind) {
+    case Kind::Int:
+      if (auto i = std::get_if<int64_t>(&v)) return *i;
+      if (auto d = std::get_if<double>(&v)) {
+        if (std::isfinite(*d) && std::floor(*d) == *d && std::fabs(*d) < 9.0e15) {
+          return static_cast<int64_t>(*d);
+        }
+      }
+      throw bad("an integer");
+    case Kind::Bool:
+      if (auto b = std::get_if<bool>(&v)) return *b;
+      if (auto i = std::get_if<int64_t>(&v)) {
+        if (*i == 0 || *i == 1) return *i == 1;
+      }
+      throw bad("a bool (True/False or 0/1)");
+    case Kind::Real:
+      if (auto i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+      if (auto d = std::get_if<double>(&v)) return *d;
+      throw bad("a number");
+    case Kind::OptionalReal:
+      if (std::holds_alternative<std::monostate>(v)) return v;
+      if (auto i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+      if (auto d = std::get_if<double>(&v)) return *d;
+      if (std::holds_alternative<std::string>(v)) {
+        throw InvalidArgument(q + ": `" + p.name + "`=" + format_spec_value(v) +
+                              " is not supported yet; use None or a number");
+      }
+      throw bad("None or a number");
+    case Kind::Any:
+      return v;
+  }
+  return v;
+}
+
+Values bind(const std::string& q, const std::vector<Param>& params,
+            const std::vector<SpecValue>& positional, const SpecKeywords& keywords) {
+  if (positional.size() > params.size()) {
+    throw SpecError(q + " takes at most " + std::to_string(params.size()) +
+                    " positional arguments, got " + std::to_string(positional.size()));
+  }
+  Values raw;
+  for (size_t i = 0; i < positional.size(); ++i) raw[params[i].name] = positional[i];
+  for (const auto& [key, v] : keywords) {
+    bool known = false;
+    for (const auto& p : params) known = known || key == p.name;
+    if (!known) {
+      std::string names;
+      for (const auto& p : params) names += std::string(names.empty() ? "" : ", ") + p.name;
+      throw SpecError(q + " has no argument `" + key + "`; its arguments are: " + names);
+    }
+    if (raw.count(key)) {
+      throw SpecError(q + ": argument `" + key + "` is given both by position and by keyword");
+    }
+    raw[key] = v;
+  }
+  Values out;
+  for (const auto& p : params) {
+    auto it = raw.find(p.name);
+    SpecValue v = it == raw.end() ? p.default_value : coerce(q, p, it->second);
+    if (p.support == Support::DefaultOnly && v != p.default_value) {
+      throw InvalidArgument(q + ": `" + p.name + "`=" + format_spec_value(v) +
+                            " is not supported yet (only the default " +
+                            format_spec_value(p.default_value) + ")");
+    }
+    out[p.name] = v;
+  }
+  return out;
+}
+
+int64_t as_int(const Values& v, const char* k) { return std::get<int64_t>(v.at(k)); }
+bool as_bool(const Values& v, const char* k) { return std::get<bool>(v.at(k)); }
+double as_real(const Values& v, const char* k) { return std::get<double>(v.at(k)); }
+std::optional<double> as_optional_real(const Values& v, const char* k) {
+  const auto& x = v.at(k);
+  if (std::holds_alternative<std::monostate>(x)) return std::nullopt;
+  return std::get<double>(x);
+}
+
+const std::map<std::string, Entry>& registry() {
+  static const std::map<std::string, Entry> table = {
+      {"quantized_bits",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"integer", Kind::Int, int64_t{0}, Support::Yes},
+         {"symmetric", Kind::Bool, false, Support::Yes},
+         {"keep_negative", Kind::Bool, true, Support::Yes},
+         {"alpha", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"scale_axis", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"qnoise_factor", Kind::Real, 1.0, Support::DefaultOnly},
+         {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
+         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_variables", Kind::Bool, false, Support::Ignored}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedBits>(as_int(v, "bits"), as_int(v, "integer"),
+                                                 as_bool(v, "symmetric"),
+                                                 as_bool(v, "keep_negative"),
+                                                 as_optional_real(v, "alpha"));
+        }}},
+      {"quantized_relu",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"integer", Kind::Int, int64_t{0}, Support::Yes},
+         {"use_sigmoid", Kind::Bool, false, Support::Yes},
+         {"negative_slope", Kind::Real, 0.0, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"relu_upper_bound", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"is_quantized_clip", Kind::Bool, true, Support::DefaultOnly},
+         {"qnoise_factor", Kind::Real, 1.0, Support::DefaultOnly},
+         {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
+         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_variables", Kind::Bool, false, Support::Ignored},
+         {"enable_fast_inference", Kind::Bool, false, Support::DefaultOnly}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedRelu>(as_int(v, "bits"), as_int(v, "integer"),
+                                                 as_bool(v, "use_sigmoid"),
+                                                 as_real(v, "negative_slope"));
+        }}},
+  };
+  return table;
+}
+
+std::string join_args(const std::string& name, const std::vector<std::string>& args) {
+  std::string s = name + "(";
+  for (size_t i = 0; i < args.size(); ++i) s += (i ? "," : "") + args[i];
+  return s + ")";
+}
+
+}  // namespace
+
+Quantizer::~Quantizer() = default;
+
+// ------------------------------------------------------------------------------------------------
+QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                             std::optional<double> alpha)
+    : bits_(bits), integer_(integer), symmetric_(symmetric), keep_negative_(keep_negative),
+      alpha_(alpha) {
+  throw_if(detail::check_quantized_bits_args(bits, integer, alpha));
+}
+
+at::Tensor QuantizedBits::forward(const at::Tensor& x) const {
+  return ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_);
+}
+
+double QuantizedBits::max() const {
+  if (bits_ - (keep_negative_ ? 1 : 0) <= 0) return 1.0;
+  return std::max(1.0, std::ldexp(1.0, static_cast<int>(integer_)));
+}
+
+double QuantizedBits::min() const { return keep_negative_ ? -max() : 0.0; }
+
+std::string QuantizedBits::to_string() const {
+  std::vector<std::string> args = {std::to_string(bits_), std::to_string(integer_),
+                                   symmetric_ ? "1" : "0"};
+  if (!keep_negative_) args.push_back("keep_negative=False");
+  if (alpha_) args.push_back("alpha=" + format_spec_value(*alpha_));
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedBits::config() const {
+  return {{"bits", bits_},
+          {"integer", integer_},
+          {"symmetric", symmetric_},
+          {"keep_negative", keep_negative_},
+          {"alpha", alpha_ ? SpecValue(*alpha_) : SpecValue(std::monostate{})}};
+}
+
+// ------------------------------------------------------------------------------------------------
+QuantizedRelu::QuantizedRelu(int64_t bits, int64_t integer, bool use_sigmoid,
+                             double negative_slope)
+    : bits_(bits), integer_(integer), use_sigmoid_(use_sigmoid), negative_slope_(negative_slope) {
+  throw_if(detail::check_quantized_relu_args(bits, integer, negative_slope));
+}
+
+at::Tensor QuantizedRelu::forward(const at::Tensor& x) const {
+  return ops::quantized_relu(x, bits_, integer_, use_sigmoid_, negative_slope_);
+}
+
+double QuantizedRelu::max() const { return std::max(1.0, std::ldexp(1.0, static_cast<int>(integer_))); }
+
+double QuantizedRelu::min() const {
+  if (negative_slope_ == 0) return 0.0;
+  return std::min(-0.0, -negative_slope_ * std::ldexp(1.0, static_cast<int>(integer_)));
+}
+
+std::string QuantizedRelu::to_string() const {
+  std::vector<std::string> args = {std::to_string(bits_), std::to_string(integer_)};
+  // QKeras drops use_sigmoid=0 before a slope, which then reads back as use_sigmoid; keep it.
+  if (use_sigmoid_ || negative_slope_ != 0) args.push_back(use_sigmoid_ ? "1" : "0");
+  if (negative_slope_ != 0) args.push_back(format_spec_value(negative_slope_));
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedRelu::config() const {
+  return {{"bits", bits_},
+          {"integer", integer_},
+          {"use_sigmoid", use_sigmoid_},
+          {"negative_slope", negative_slope_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+QuantizerPtr make_quantizer(const std::string& name, const std::vector<SpecValue>& positional,
+                            const SpecKeywords& keywords) {
+  const auto& table = registry();
+  auto it = table.find(name);
+  if (it == table.end()) {
+    std::string names;
+    for (const auto& [n, e] : table) names += std::string(names.empty() ? "" : ", ") + n;
+    throw SpecError("unknown quantizer `" + name + "`; known quantizers: " + names);
+  }
+  return it->second.build(bind(name, it->second.params, positional, keywords));
+}
+
+QuantizerPtr get_quantizer(const std::string& spec) {
+  const ParsedSpec parsed = parse_spec(spec);
+  return make_quantizer(parsed.name, parsed.positional, parsed.keywords);
+}
+
+std::vector<std::string> quantizer_names() {
+  std::vector<std::string> names;
+  for (const auto& [n, e] : registry()) names.push_back(n);
+  return names;
+}
+
+}  // namespace heteroq
