@@ -123,6 +123,7 @@ class Parser {
           ++pos_;
           continue;
         }
+        if (peek() == ')') fail_at(start, "unbalanced brackets: missing ']'");
         SpecValue item = number();
         items.push_back(std::holds_alternative<int64_t>(item)
                             ? static_cast<double>(std::get<int64_t>(item))

@@ -1,0 +1,99 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "heteroq/heteroq.h"
+
+namespace {
+
+using heteroq::nn::QActivation;
+using heteroq::nn::QLinear;
+using heteroq::nn::QLinearOptions;
+
+TEST(QLinear, ForwardEqualsLinearOfQuantizedParameters) {
+  torch::manual_seed(0);
+  QLinear fc(QLinearOptions(5, 3)
+                 .kernel_quantizer("quantized_bits(4,0,alpha=1)")
+                 .bias_quantizer(heteroq::get_quantizer("quantized_bits(6,2)")));
+  const torch::Tensor x = torch::randn({7, 5});
+  const torch::Tensor w = heteroq::ops::quantized_bits(fc->weight, 4, 0, false, true, 1.0);
+  const torch::Tensor b = heteroq::ops::quantized_bits(fc->bias, 6, 2);
+  EXPECT_TRUE(torch::equal(fc(x), torch::addmm(b, x, w.t())));
+  EXPECT_TRUE(torch::equal(fc->quantized_weight(), w));
+  // Values of the weight lie on the 4-bit grid.
+  EXPECT_TRUE(torch::equal(w * 8, torch::round(w * 8)));
+}
+
+TEST(QLinear, UnquantizedSlotsPassTheFloatValue) {
+  torch::manual_seed(0);
+  QLinear fc(QLinearOptions(4, 2).bias(false));
+  const torch::Tensor x = torch::randn({3, 4});
+  EXPECT_FALSE(fc->bias.defined());
+  EXPECT_TRUE(torch::allclose(fc(x), torch::mm(x, fc->weight.t())));
+}
+
+TEST(QLinear, GradientsReachWeightAndBias) {
+  torch::manual_seed(0);
+  QLinear fc(QLinearOptions(4, 2)
+                 .kernel_quantizer("quantized_bits(4,0,alpha=1)")
+                 .bias_quantizer("quantized_bits(4,0,alpha=1)"));
+  fc(torch::randn({3, 4})).sum().backward();
+  ASSERT_TRUE(fc->weight.grad().defined());
+  ASSERT_TRUE(fc->bias.grad().defined());
+  // STE: the gradient is the float layer's gradient (3 samples per output for the bias).
+  EXPECT_TRUE(torch::equal(fc->bias.grad(), torch::full({2}, 3.0)));
+}
+
+TEST(QLinear, PrettyPrintShowsQuantizers) {
+  QLinear fc(QLinearOptions(16, 64).kernel_quantizer("quantized_bits(6,0,alpha=1)"));
+  std::ostringstream os;
+  os << *fc;
+  EXPECT_EQ(os.str(),
+            "heteroq::nn::QLinear(in_features=16, out_features=64, bias=true, "
+            "kernel_quantizer=quantized_bits(6,0,0,alpha=1.0))");
+}
+
+TEST(QLinear, BadArgumentsThrow) {
+  EXPECT_THROW(QLinear(QLinearOptions(4, 2).kernel_quantizer("quantized_bits(4,0")),
+               heteroq::SpecError);
+  EXPECT_THROW(QLinear(QLinearOptions(0, 2)), heteroq::InvalidArgument);
+  QLinear fc(4, 2);
+  EXPECT_THROW(fc(torch::randn({3, 5})), c10::ValueError);
+}
+
+TEST(QActivation, AppliesItsQuantizer) {
+  QActivation act("quantized_relu(4,2)");
+  const torch::Tensor x = torch::tensor({-1.0f, 0.6f, 9.0f});
+  EXPECT_TRUE(torch::equal(act(x), torch::tensor({0.0f, 0.5f, 3.75f})));
+  std::ostringstream os;
+  os << *act;
+  EXPECT_EQ(os.str(), "heteroq::nn::QActivation(quantized_relu(4,2))");
+  EXPECT_THROW(QActivation(heteroq::nn::QuantizerArg()), heteroq::InvalidArgument);
+}
+
+TEST(Training, StepsLowerTheLoss) {
+  torch::manual_seed(0);
+  // A separable 3-class problem.
+  const torch::Tensor x = torch::randn({256, 8});
+  const torch::Tensor y = torch::argmax(torch::mm(x, torch::randn({8, 3})), 1);
+  torch::nn::Sequential model(
+      QLinear(QLinearOptions(8, 16).kernel_quantizer("quantized_bits(6,0,alpha=1)")
+                  .bias_quantizer("quantized_bits(6,0,alpha=1)")),
+      QActivation("quantized_relu(6,0)"),
+      QLinear(QLinearOptions(16, 3).kernel_quantizer("quantized_bits(6,0,alpha=1)")));
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-2));
+  auto loss_of = [&] { return torch::nn::functional::cross_entropy(model->forward(x), y); };
+  const double first = loss_of().item<double>();
+  for (int i = 0; i < 50; ++i) {
+    opt.zero_grad();
+    torch::Tensor loss = loss_of();
+    loss.backward();
+    opt.step();
+  }
+  const double last = loss_of().item<double>();
+  EXPECT_LT(last, 0.7 * first) << first << " -> " << last;
+}
+
+}  // namespace

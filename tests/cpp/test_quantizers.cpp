@@ -1,0 +1,268 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "heteroq/errors.h"
+#include "heteroq/ops/quantize.h"
+#include "heteroq/quantizers/quantizer.h"
+
+namespace {
+
+using heteroq::get_quantizer;
+
+at::Tensor t(std::vector<float> v) { return at::tensor(v, at::kFloat); }
+
+std::vector<float> vec(const at::Tensor& x) {
+  at::Tensor c = x.contiguous().to(at::kFloat);
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+void expect_values(const std::string& spec, std::vector<float> in, std::vector<float> expected) {
+  const auto q = get_quantizer(spec);
+  const auto out = vec(q->forward(t(in)));
+  ASSERT_EQ(out.size(), expected.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i], expected[i]) << spec << " at x=" << in[i];
+  }
+}
+
+// Hand-computed from QKeras's formula (reference: qkeras-semantics.md 1.1), with
+// m = 2^(bits-keep_negative), step = alpha*2^integer/m, codes clipped to [-m+symmetric, m-1].
+TEST(QuantizedBits, HandComputedValues) {
+  // step 1/8, codes [-8, 7]; 0.0625*8 = 0.5 ties to 0, 0.1875*8 = 1.5 ties to 2.
+  expect_values("quantized_bits(4,0)", {0.3f, -1.2f, 0.99f, 0.0625f, 0.1875f, -1.0f, 2.0f},
+                {0.25f, -1.0f, 0.875f, 0.0f, 0.25f, -1.0f, 0.875f});
+  // symmetric drops the most negative code.
+  expect_values("quantized_bits(4,0,1)", {-1.2f, -0.9f, 1.2f}, {-0.875f, -0.875f, 0.875f});
+  // unsigned: m = 16, step 1/16, codes [0, 15].
+  expect_values("quantized_bits(4,0,0,keep_negative=False)", {-0.5f, 0.5f, 0.97f, 2.0f},
+                {0.0f, 0.5f, 0.9375f, 0.9375f});
+  // integer bits: step 2^(2-5) = 1/8, range [-4, 3.875].
+  expect_values("quantized_bits(6,2)", {1.3f, 5.0f, -5.0f, 0.0625f, 1e7f},
+                {1.25f, 3.875f, -4.0f, 0.0f, 3.875f});
+  // alpha multiplies the output, the input is not divided: q(x) = alpha * Q(x).
+  expect_values("quantized_bits(4,0,alpha=0.5)", {0.3f, -2.0f}, {0.125f, -0.5f});
+  expect_values("quantized_bits(4,0,alpha=1)", {0.3f}, {0.25f});
+  // 2 bits: codes [-2, 1], step 1/2.
+  expect_values("quantized_bits(2,0)", {0.3f, 0.8f, -0.3f, -2.0f}, {0.5f, 0.5f, -0.5f, -1.0f});
+  // 1 bit signed: sign(x) with sign(0) = +1, times alpha.
+  expect_values("quantized_bits(1,0)", {-0.2f, 0.0f, 0.7f}, {-1.0f, 1.0f, 1.0f});
+  expect_values("quantized_bits(1,0,alpha=0.5)", {-0.2f, 0.0f, 0.7f}, {-0.5f, 0.5f, 0.5f});
+  // negative integer bits: step 2^(-2-3) = 1/32, range [-1/4, 7/32].
+  expect_values("quantized_bits(4,-2)", {0.05f, 1.0f, -1.0f}, {0.0625f, 0.21875f, -0.25f});
+}
+
+TEST(QuantizedBits, Bounds) {
+  EXPECT_EQ(get_quantizer("quantized_bits(8,0,0,keep_negative=False)")->max(), 1.0);
+  EXPECT_EQ(get_quantizer("quantized_bits(8,0,0,keep_negative=False)")->min(), 0.0);
+  EXPECT_EQ(get_quantizer("quantized_bits(6,2)")->max(), 4.0);
+  EXPECT_EQ(get_quantizer("quantized_bits(6,2)")->min(), -4.0);
+  EXPECT_EQ(get_quantizer("quantized_bits(6,-2)")->max(), 1.0);
+  EXPECT_EQ(get_quantizer("quantized_bits(1,0)")->max(), 1.0);
+  EXPECT_EQ(get_quantizer("quantized_bits(6,2)")->bits(), 6);
+}
+
+TEST(QuantizedBits, NanInfAndSignedZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto out = vec(get_quantizer("quantized_bits(6,2)")->forward(t({nan, inf, -inf, -0.01f})));
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_EQ(out[1], 3.875f);
+  EXPECT_EQ(out[2], -4.0f);
+  EXPECT_EQ(out[3], 0.0f);
+  EXPECT_FALSE(std::signbit(out[3])) << "zero is +0.0";
+  const auto s = vec(get_quantizer("quantized_bits(1,0)")->forward(t({nan})));
+  EXPECT_TRUE(std::isnan(s[0]));
+}
+
+TEST(QuantizedRelu, HandComputedValues) {
+  // nsb = 4, step 1/16, top 15/16.
+  expect_values("quantized_relu(4,0)", {-1.0f, 0.03f, 0.5f, 0.97f, 2.0f},
+                {0.0f, 0.0f, 0.5f, 0.9375f, 0.9375f});
+  // step 2^(2-4) = 1/4, top 3.75.
+  expect_values("quantized_relu(4,2)", {-1.0f, 0.6f, 9.0f}, {0.0f, 0.5f, 3.75f});
+  // slope 1/4: nsb = 3, step 1/8; negative codes clamp(round(8x/4), -2, 0).
+  expect_values("quantized_relu(4,0,0,0.25)", {-1.0f, -0.5f, -0.3f, 0.5f, 2.0f, -4.0f},
+                {-0.25f, -0.125f, -0.125f, 0.5f, 0.875f, -0.25f});
+  // hard sigmoid: p = clip(x/2 + 1/2, 0, 1) * 16, code = clip(2 round(p) - 16, 0, 15), step 1/16.
+  expect_values("quantized_relu(4,0,1)", {0.5f, 0.3f, -0.5f, 1.0f, 0.1f},
+                {0.5f, 0.25f, 0.0f, 0.9375f, 0.125f});
+  // sigmoid with slope 1/2: nsb 3, m 8, step 1/8; x = -0.5: p = 0.25*8 = 2, neg code
+  // clip(2 round(1) - 4, -4, 0) = -2 -> -0.25; x = 0.5: p = 6, code 2*6-8 = 4 -> 0.5.
+  expect_values("quantized_relu(4,0,1,0.5)", {-0.5f, 0.5f, -3.0f}, {-0.25f, 0.5f, -0.5f});
+}
+
+TEST(QuantizedRelu, Bounds) {
+  EXPECT_EQ(get_quantizer("quantized_relu(4,2)")->max(), 4.0);
+  EXPECT_EQ(get_quantizer("quantized_relu(4,2)")->min(), 0.0);
+  EXPECT_EQ(get_quantizer("quantized_relu(4,0,0,0.25)")->min(), -0.25);
+  EXPECT_EQ(get_quantizer("quantized_relu(4,-1)")->max(), 1.0);
+}
+
+std::vector<float> grad_of(const std::string& spec, std::vector<float> in) {
+  at::Tensor x = t(in).set_requires_grad(true);
+  at::Tensor y = get_quantizer(spec)->forward(x);
+  y.backward(at::ones_like(y));
+  return vec(x.grad());
+}
+
+TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
+  EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
+            std::vector<float>(5, 1.0f));
+  at::Tensor x = t({0.3f, 9.0f}).set_requires_grad(true);
+  at::Tensor y = heteroq::ops::quantized_bits(x, 4, 0);
+  (y * t({2.0f, 3.0f})).sum().backward();
+  EXPECT_EQ(vec(x.grad()), (std::vector<float>{2.0f, 3.0f}));
+}
+
+TEST(Autograd, QuantizedReluSte) {
+  // top = 15/16: 1 on (0, top], 0 above, 0 (the slope) for x <= 0.
+  EXPECT_EQ(grad_of("quantized_relu(4,0)", {-1.0f, 0.0f, 0.5f, 0.9375f, 0.95f}),
+            (std::vector<float>{0, 0, 1, 1, 0}));
+  // slope 1/4, top = 7/8: the slope for x <= 0.
+  EXPECT_EQ(grad_of("quantized_relu(4,0,0,0.25)", {-1.0f, 0.0f, 0.5f, 0.875f, 0.9f}),
+            (std::vector<float>{0.25f, 0.25f, 1, 1, 0}));
+  EXPECT_EQ(grad_of("quantized_relu(4,0,1)", {-1.0f, 0.5f, 2.0f}), (std::vector<float>{0, 1, 0}));
+}
+
+TEST(Autograd, ReluDoubleBackwardIsRejected) {
+  at::Tensor x = t({0.5f}).set_requires_grad(true);
+  at::Tensor y = heteroq::ops::quantized_relu(x, 4, 0);
+  auto g = torch::autograd::grad({y.sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  EXPECT_EQ(vec(g[0]), std::vector<float>{1.0f});
+  // quantized_bits passes the graph through: its double backward is exact (zero).
+  at::Tensor z = heteroq::ops::quantized_bits(x, 4, 0);
+  auto gz = torch::autograd::grad({(z * z).sum()}, {x}, {}, true, true);
+  EXPECT_TRUE(gz[0].requires_grad());
+}
+
+TEST(Errors, OperatorsRejectIntegerTensorsAndBadParameters) {
+  EXPECT_THROW(heteroq::ops::quantized_bits(at::arange(3), 4, 0), c10::TypeError);
+  EXPECT_THROW(heteroq::ops::quantized_relu(at::arange(3), 4, 0), c10::TypeError);
+  EXPECT_THROW(heteroq::ops::quantized_bits(t({1.0f}), 0, 0), c10::ValueError);
+  EXPECT_THROW(heteroq::ops::quantized_bits(t({1.0f}), 4, 0, false, true, -1.0), c10::ValueError);
+  EXPECT_THROW(heteroq::ops::quantized_relu(t({1.0f}), 4, 0, false, 0.3), c10::ValueError);
+  EXPECT_THROW(heteroq::QuantizedBits(40), heteroq::InvalidArgument);
+  EXPECT_THROW(heteroq::QuantizedRelu(4, 0, false, 3.0), heteroq::InvalidArgument);
+  try {
+    heteroq::ops::quantized_bits(t({1.0f}), 0, 0);
+  } catch (const c10::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("`bits` must be an integer in [1, 32], got 0"),
+              std::string::npos);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The fused CPU kernels against the device-generic ATen path, bit for bit.
+
+at::Tensor bits_of(const at::Tensor& x) {
+  return x.scalar_type() == at::kFloat ? x.contiguous().view(at::kInt)
+                                       : x.contiguous().view(at::kLong);
+}
+
+void expect_bitwise_equal(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  ASSERT_EQ(a.scalar_type(), b.scalar_type()) << what;
+  const at::Tensor nan_a = at::isnan(a), nan_b = at::isnan(b);
+  EXPECT_TRUE(at::equal(nan_a, nan_b)) << what;
+  const at::Tensor keep = at::logical_not(nan_a);
+  EXPECT_TRUE(at::equal(bits_of(a).masked_select(keep), bits_of(b).masked_select(keep))) << what;
+}
+
+at::Tensor random_input(at::ScalarType dtype, int64_t n) {
+  at::Tensor x = at::randn({n}, at::TensorOptions().dtype(dtype)) * 3.0;
+  // Exact ties on several grids, huge values, infinities, NaN and signed zeros.
+  at::Tensor special = at::tensor({0.5, -0.5, 1.5, -2.5, 0.0625, 0.1875, -0.03125, 1e30, -1e30,
+                                   std::numeric_limits<double>::infinity(),
+                                   -std::numeric_limits<double>::infinity(),
+                                   std::numeric_limits<double>::quiet_NaN(), 0.0, -0.0},
+                                  at::TensorOptions().dtype(dtype));
+  return at::cat({x, special});
+}
+
+TEST(FusedKernel, EqualsGenericPathBitForBit) {
+  at::manual_seed(1234);
+  const char* specs[] = {"quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)",
+                         "quantized_bits(8,0,0,keep_negative=False)", "quantized_bits(1,0)",
+                         "quantized_bits(5,1,alpha=0.3)", "quantized_bits(16,3)",
+                         "quantized_bits(3,-2,alpha=0.75)", "quantized_relu(6,0)",
+                         "quantized_relu(4,2)", "quantized_relu(4,0,0,0.25)",
+                         "quantized_relu(6,1,1)", "quantized_relu(5,0,1,0.5)"};
+  for (auto dtype : {at::kFloat, at::kDouble}) {
+    const at::Tensor x = random_input(dtype, 100003);
+    const at::Tensor x2d = random_input(dtype, 4078).view({62, 66});
+    for (const char* spec : specs) {
+      const auto q = get_quantizer(spec);
+      for (const at::Tensor& in : {x, x2d.t(), x.slice(0, 1, x.numel(), 3), x.narrow(0, 0, 0)}) {
+        at::Tensor fused, generic;
+        {
+          heteroq::ops::FusedKernelsGuard g(true);
+          fused = q->forward(in);
+        }
+        {
+          heteroq::ops::FusedKernelsGuard g(false);
+          generic = q->forward(in);
+        }
+        expect_bitwise_equal(fused, generic, std::string(spec) + " " + c10::toString(dtype));
+      }
+    }
+    // The relu backward kernel too.
+    for (const char* spec : {"quantized_relu(4,0)", "quantized_relu(4,0,0,0.25)"}) {
+      const auto r = std::dynamic_pointer_cast<heteroq::QuantizedRelu>(get_quantizer(spec));
+      const at::Tensor grad = at::randn_like(x);
+      at::Tensor fused, generic;
+      {
+        heteroq::ops::FusedKernelsGuard g(true);
+        fused = heteroq::ops::_quantized_relu_backward(grad, x, r->bits(), r->integer(),
+                                                      r->use_sigmoid(), r->negative_slope());
+      }
+      {
+        heteroq::ops::FusedKernelsGuard g(false);
+        generic = heteroq::ops::_quantized_relu_backward(grad, x, r->bits(), r->integer(),
+                                                        r->use_sigmoid(), r->negative_slope());
+      }
+      expect_bitwise_equal(fused, generic, std::string("backward ") + spec);
+    }
+  }
+}
+
+TEST(FusedKernel, ThreadCountDoesNotChangeResults) {
+  at::manual_seed(7);
+  const at::Tensor x = at::randn({1 << 20});
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor one = heteroq::ops::quantized_bits(x, 6, 1);
+  at::set_num_threads(2);
+  const at::Tensor two = heteroq::ops::quantized_bits(x, 6, 1);
+  at::set_num_threads(before);
+  expect_bitwise_equal(one, two, "threads");
+}
+
+TEST(FusedKernel, OtherFloatingDtypesUseTheGenericPath) {
+  const at::Tensor x = at::tensor({0.3, -1.2, 0.99}).to(at::kBFloat16);
+  const at::Tensor y = heteroq::ops::quantized_bits(x, 4, 0);
+  EXPECT_EQ(y.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(vec(y), (std::vector<float>{0.25f, -1.0f, 0.875f}));
+}
+
+TEST(FusedKernel, OutputsLieOnTheGrid) {
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({50000}) * 4;
+  const at::Tensor y = heteroq::ops::quantized_bits(x, 5, 1);
+  const double step = std::ldexp(1.0, 1 - 5 + 1);
+  const at::Tensor codes = y / step;
+  EXPECT_TRUE(at::equal(codes, at::round(codes)));
+  EXPECT_LE(y.max().item<float>(), 2.0 - step);
+  EXPECT_GE(y.min().item<float>(), -2.0);
+  // Idempotent.
+  EXPECT_TRUE(at::equal(heteroq::ops::quantized_bits(y, 5, 1), y));
+}
+
+}  // namespace
