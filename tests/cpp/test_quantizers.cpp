@@ -134,9 +134,12 @@ TEST(Autograd, QuantizedReluSte) {
 
 TEST(Autograd, ReluDoubleBackwardIsRejected) {
   at::Tensor x = t({0.5f}).set_requires_grad(true);
-  at::Tensor y = heteroq::ops::quantized_relu(x, 4, 0);
-  auto g = torch::autograd::grad({y.sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
-  EXPECT_EQ(vec(g[0]), std::vector<float>{1.0f});
+  at::Tensor w = t({2.0f}).set_requires_grad(true);
+  at::Tensor y = (heteroq::ops::quantized_relu(x, 4, 0) * w).sum();
+  EXPECT_THROW(torch::autograd::grad({y}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true),
+               c10::Error);
+  auto g = torch::autograd::grad({y}, {x});
+  EXPECT_EQ(vec(g[0]), std::vector<float>{2.0f});
   // quantized_bits passes the graph through: its double backward is exact (zero).
   at::Tensor z = heteroq::ops::quantized_bits(x, 4, 0);
   auto gz = torch::autograd::grad({(z * z).sum()}, {x}, {}, true, true);

@@ -1,0 +1,123 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""The registered operators: schemas, kernels per dispatch key, fused == generic bit for bit."""
+import pytest
+import torch
+
+import heteroq
+from heteroq import get_quantizer
+
+
+def has_kernel(op: str, key: str) -> bool:
+    # Private API in 1.13 (no opcheck there); kept in one place.
+    return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+
+
+def test_schemas():
+    assert str(torch.ops.heteroq.quantized_bits.default._schema) == (
+        "heteroq::quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
+        "bool keep_negative=True, float? alpha=None) -> Tensor")
+    assert str(torch.ops.heteroq.quantized_relu.default._schema) == (
+        "heteroq::quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
+        "float negative_slope=0.) -> Tensor")
+
+
+@pytest.mark.parametrize("op", ["heteroq::quantized_bits", "heteroq::quantized_relu"])
+def test_kernels_registered(op):
+    assert has_kernel(op, "CPU")
+    assert has_kernel(op, "Autograd")
+    assert has_kernel(op, "CompositeExplicitAutograd")
+
+
+def bits_view(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous().view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+def assert_bitwise_equal(a: torch.Tensor, b: torch.Tensor):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    nan = torch.isnan(a)
+    assert torch.equal(nan, torch.isnan(b))
+    assert torch.equal(bits_view(a)[~nan], bits_view(b)[~nan])
+
+
+def sample_inputs(dtype):
+    x = torch.randn(200003, dtype=dtype) * 3
+    special = torch.tensor([0.5, -0.5, 1.5, -2.5, 0.0625, 0.1875, -0.03125, 1e30, -1e30,
+                            float("inf"), float("-inf"), float("nan"), 0.0, -0.0], dtype=dtype)
+    x = torch.cat([x, special])
+    m = torch.randn(301, 257, dtype=dtype)
+    yield "contiguous", x
+    yield "strided", x[1::3]
+    yield "transposed", m.t()
+    yield "empty", x[:0]
+    yield "3d", torch.randn(4, 5, 6, dtype=dtype).permute(2, 0, 1)
+
+
+SPECS = ["quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits(8,0,0,keep_negative=False)",
+         "quantized_bits(1,0)", "quantized_bits(5,1,alpha=0.3)", "quantized_bits(16,3)",
+         "quantized_relu(6,0)", "quantized_relu(4,2)", "quantized_relu(4,0,0,0.25)", "quantized_relu(6,1,1)",
+         "quantized_relu(5,0,1,0.5)"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("spec", SPECS)
+def test_fused_equals_generic_bit_for_bit(spec, dtype):
+    q = get_quantizer(spec)
+    for name, x in sample_inputs(dtype):
+        fused = q(x)
+        with heteroq.ops.fused_kernels(False):
+            generic = q(x)
+        assert heteroq.ops.fused_kernels_enabled()
+        assert_bitwise_equal(fused, generic)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relu_backward_fused_equals_generic(dtype):
+    x = torch.randn(100001, dtype=dtype) * 2
+    g = torch.randn_like(x)
+    for spec in ["quantized_relu(4,0)", "quantized_relu(4,0,0,0.25)"]:
+        q = get_quantizer(spec)
+        args = (q.bits, q.integer, q.use_sigmoid, q.negative_slope)
+        fused = torch.ops.heteroq._quantized_relu_backward(g, x, *args)
+        with heteroq.ops.fused_kernels(False):
+            generic = torch.ops.heteroq._quantized_relu_backward(g, x, *args)
+        assert_bitwise_equal(fused, generic)
+
+
+def test_other_dtypes_take_the_generic_path():
+    x = torch.tensor([0.3, -1.2, 0.99], dtype=torch.bfloat16)
+    y = heteroq.ops.quantized_bits(x, 4, 0)
+    assert y.dtype == torch.bfloat16 and y.float().tolist() == [0.25, -1.0, 0.875]
+
+
+def test_functional_wrappers_match_classes():
+    x = torch.randn(1000)
+    assert torch.equal(heteroq.ops.quantized_bits(x, 5, 1, True, True, 0.5),
+                       heteroq.quantized_bits(5, 1, True, True, 0.5)(x))
+    assert torch.equal(heteroq.ops.quantized_relu(x, 5, 1, False, 0.5),
+                       heteroq.quantized_relu(5, 1, False, 0.5)(x))
+
+
+def test_outputs_on_grid_bounded_and_idempotent():
+    x = torch.randn(50000) * 4
+    q = heteroq.quantized_bits(5, 1)
+    y = q(x)
+    step = 2.0 ** (1 - 5 + 1)
+    assert torch.equal(y / step, torch.round(y / step))
+    assert y.max() <= 2 - step and y.min() >= -2
+    assert torch.equal(q(y), y)
+    r = heteroq.quantized_relu(5, 1)
+    z = r(x)
+    assert torch.equal(r(z), z) and z.min() >= 0
+
+
+def test_threads_do_not_change_results():
+    x = torch.randn(1 << 20)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = heteroq.ops.quantized_bits(x, 6, 1)
+        torch.set_num_threads(2)
+        two = heteroq.ops.quantized_bits(x, 6, 1)
+    finally:
+        torch.set_num_threads(before)
+    assert_bitwise_equal(one, two)

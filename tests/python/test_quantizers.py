@@ -1,0 +1,195 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""Quantizer values (hand-computed from QKeras's formulas), bounds, specs, errors, gradients."""
+import math
+import pickle
+import copy
+
+import pytest
+import torch
+
+import heteroq
+from heteroq import get_quantizer, quantized_bits, quantized_relu
+
+INF = float("inf")
+NAN = float("nan")
+
+# (spec, inputs, expected): see qkeras-semantics.md 1.1 / 1.3; the same table is in
+# tests/cpp/test_quantizers.cpp.
+HAND_COMPUTED = [
+    # step 1/8, codes [-8, 7]; 0.0625*8 = 0.5 ties to 0, 0.1875*8 = 1.5 ties to 2.
+    ("quantized_bits(4,0)", [0.3, -1.2, 0.99, 0.0625, 0.1875, -1.0, 2.0],
+     [0.25, -1.0, 0.875, 0.0, 0.25, -1.0, 0.875]),
+    ("quantized_bits(4,0,1)", [-1.2, -0.9, 1.2], [-0.875, -0.875, 0.875]),
+    ("quantized_bits(4,0,0,keep_negative=False)", [-0.5, 0.5, 0.97, 2.0], [0.0, 0.5, 0.9375, 0.9375]),
+    ("quantized_bits(6,2)", [1.3, 5.0, -5.0, 0.0625, 1e7], [1.25, 3.875, -4.0, 0.0, 3.875]),
+    ("quantized_bits(4,0,alpha=0.5)", [0.3, -2.0], [0.125, -0.5]),
+    ("quantized_bits(2,0)", [0.3, 0.8, -0.3, -2.0], [0.5, 0.5, -0.5, -1.0]),
+    ("quantized_bits(1,0)", [-0.2, 0.0, 0.7], [-1.0, 1.0, 1.0]),
+    ("quantized_bits(1,0,alpha=0.5)", [-0.2, 0.0, 0.7], [-0.5, 0.5, 0.5]),
+    ("quantized_bits(4,-2)", [0.05, 1.0, -1.0], [0.0625, 0.21875, -0.25]),
+    ("quantized_relu(4,0)", [-1.0, 0.03, 0.5, 0.97, 2.0], [0.0, 0.0, 0.5, 0.9375, 0.9375]),
+    ("quantized_relu(4,2)", [-1.0, 0.6, 9.0], [0.0, 0.5, 3.75]),
+    ("quantized_relu(4,0,0,0.25)", [-1.0, -0.5, -0.3, 0.5, 2.0, -4.0],
+     [-0.25, -0.125, -0.125, 0.5, 0.875, -0.25]),
+    ("quantized_relu(4,0,1)", [0.5, 0.3, -0.5, 1.0, 0.1], [0.5, 0.25, 0.0, 0.9375, 0.125]),
+    ("quantized_relu(4,0,1,0.5)", [-0.5, 0.5, -3.0], [-0.25, 0.5, -0.5]),
+]
+
+
+@pytest.mark.parametrize("spec,inputs,expected", HAND_COMPUTED)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hand_computed_values(spec, inputs, expected, dtype):
+    q = get_quantizer(spec)
+    out = q(torch.tensor(inputs, dtype=dtype))
+    assert out.dtype == dtype
+    assert out.tolist() == expected
+
+
+def test_classes_take_qkeras_argument_order():
+    assert quantized_bits(4, 0, 1).to_string() == "quantized_bits(4,0,1)"
+    assert quantized_bits(8, 0, 0, False).keep_negative is False
+    assert quantized_bits(6, 0, alpha=1).alpha == 1.0
+    assert quantized_bits(6, 0, 0, True, 0.5).to_string() == "quantized_bits(6,0,0,alpha=0.5)"
+    assert quantized_relu(4, 2, 0, 0.25).negative_slope == 0.25
+    assert quantized_relu(4, 2, 1).use_sigmoid is True
+    assert quantized_bits().to_string() == "quantized_bits(8,0,0)"
+    # TensorFlow-only arguments are accepted and ignored.
+    assert quantized_bits(4, var_name="w", use_variables=True).bits == 4
+
+
+@pytest.mark.parametrize("spec", [
+    "quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits(8,0,0,keep_negative=False)",
+    "quantized_bits(1,0,0,alpha=0.25)", "quantized_bits(5, 1, alpha=0.1)", "quantized_relu(4,2)",
+    "quantized_relu(6,0,1)", "quantized_relu(4,0,0,0.25)", "quantized_relu",
+    "quantized_relu(8, 3, use_sigmoid=True, negative_slope=0.5)",
+])
+def test_spec_round_trip(spec):
+    q = get_quantizer(spec)
+    q2 = get_quantizer(q.to_string())
+    assert type(q2) is type(q)
+    assert q2.to_string() == q.to_string() == str(q) == repr(q)
+    assert q2.get_config() == q.get_config()
+    assert type(q)(**q.get_config()).to_string() == q.to_string()
+
+
+def test_get_quantizer_passes_objects_and_none():
+    q = quantized_bits(4)
+    assert get_quantizer(q) is q
+    assert get_quantizer(None) is None
+    with pytest.raises(TypeError, match="expected a spec string"):
+        get_quantizer(4)
+
+
+def test_bounds_are_qkeras_constraint_bounds():
+    assert quantized_bits(8, 0, 0, False).max() == 1.0  # google/qkeras#71: largest output 255/256
+    assert quantized_bits(8, 0, 0, False).min() == 0.0
+    assert quantized_bits(6, 2).max() == 4.0 and quantized_bits(6, 2).min() == -4.0
+    assert quantized_bits(6, -2).max() == 1.0
+    assert quantized_relu(4, 2).max() == 4.0 and quantized_relu(4, 2).min() == 0.0
+    assert quantized_relu(4, 0, 0, 0.25).min() == -0.25
+    assert quantized_bits(6, 2).bits == 6
+
+
+def test_nan_inf_and_signed_zero():
+    out = quantized_bits(6, 2)(torch.tensor([NAN, INF, -INF, -0.01]))
+    assert math.isnan(out[0])
+    assert out[1:3].tolist() == [3.875, -4.0]
+    assert out[3] == 0 and math.copysign(1.0, out[3].item()) == 1.0  # +0.0
+    out = quantized_relu(4, 2)(torch.tensor([NAN, INF, -INF]))
+    assert math.isnan(out[0]) and out[1:].tolist() == [3.75, 0.0]
+
+
+def test_output_is_the_grid_value_not_x_plus_difference():
+    # QKeras computes x + (q - x) in float32, which gives 4.0 here (qkeras-semantics.md 0.2).
+    assert quantized_bits(6, 2)(torch.tensor([1e7])).item() == 3.875
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(bits=0), r"`bits` must be an integer in \[1, 32\], got 0"),
+    (dict(bits=33), r"got 33"),
+    (dict(bits=4.5), r"`bits` must be an integer, got 4.5"),
+    (dict(bits="a"), r"`bits` must be an integer, got 'a' \(a string\)"),
+    (dict(bits=4, integer=99), r"`integer` must be an integer in \[-64, 64\], got 99"),
+    (dict(bits=4, alpha=-1), r"`alpha` must be None or a finite number > 0, got -1"),
+    (dict(bits=4, alpha="auto_po2"), r"`alpha`='auto_po2' is not supported yet"),
+    (dict(bits=4, symmetric=3), r"`symmetric` must be a bool"),
+    (dict(bits=4, use_stochastic_rounding=True), r"`use_stochastic_rounding`=True is not supported yet"),
+])
+def test_quantized_bits_bad_arguments(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        quantized_bits(**kwargs)
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("quantized_bits(4,0", "unbalanced parentheses: missing '\\)'"),
+    ("quantized_bits(4))", "unexpected '\\)'"),
+    ("quantized_bitz(4)", "unknown quantizer `quantized_bitz`"),
+    ("quantized_bits(4, bitz=2)", "no argument `bitz`"),
+    ("quantized_bits(bits=4, 0)", "positional argument follows a keyword"),
+    ("quantized_bits(four)", "`four` is not a value"),
+    ("quantized_bits(4x)", "`4x` is not a valid number"),
+    ("quantized_relu(4, 0, 0, 0.3)", "power of two"),
+    ("quantized_relu(4, negative_slope=-1)", "must be a finite number >= 0"),
+    ("quantized_relu(1, 0, 0, 0.5)", "`bits` must be >= 2"),
+    ("quantized_relu(0)", r"`bits` must be an integer in \[1, 32\], got 0"),
+])
+def test_bad_specs_raise_value_error(spec, needle):
+    with pytest.raises(ValueError, match=needle):
+        get_quantizer(spec)
+
+
+def test_integer_tensors_raise_type_error():
+    with pytest.raises(TypeError, match="expected a floating-point tensor, got a tensor of dtype Long"):
+        quantized_bits(4)(torch.arange(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        quantized_relu(4)(torch.arange(3, dtype=torch.int32))
+
+
+def test_operator_checks_parameters_too():
+    with pytest.raises(ValueError, match="`bits` must be an integer in"):
+        torch.ops.heteroq.quantized_bits(torch.ones(2), 0)
+    with pytest.raises(ValueError, match="power of two"):
+        torch.ops.heteroq.quantized_relu(torch.ones(2), 4, 0, False, 0.3)
+
+
+def test_quantized_bits_gradient_is_identity_everywhere():
+    x = torch.tensor([-5.0, -0.3, 0.0, 0.4, 7.0], requires_grad=True)
+    g = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    quantized_bits(4, 0)(x).backward(g)
+    assert x.grad.tolist() == g.tolist()
+
+
+@pytest.mark.parametrize("spec,inputs,expected", [
+    ("quantized_relu(4,0)", [-1.0, 0.0, 0.5, 0.9375, 0.95], [0, 0, 1, 1, 0]),
+    ("quantized_relu(4,0,0,0.25)", [-1.0, 0.0, 0.5, 0.875, 0.9], [0.25, 0.25, 1, 1, 0]),
+    ("quantized_relu(4,0,1)", [-1.0, 0.5, 2.0], [0, 1, 0]),
+])
+def test_quantized_relu_ste(spec, inputs, expected):
+    x = torch.tensor(inputs, requires_grad=True)
+    get_quantizer(spec)(x).sum().backward()
+    assert x.grad.tolist() == expected
+
+
+def test_relu_double_backward_is_rejected_clearly():
+    x = torch.tensor([0.5], requires_grad=True)
+    w = torch.tensor([2.0], requires_grad=True)
+    # The gradient arriving at the quantizer depends on w: a second derivative would be needed.
+    y = (quantized_relu(4)(x) * w).sum()
+    with pytest.raises(RuntimeError, match="double backward is not supported"):
+        torch.autograd.grad(y, x, create_graph=True)
+    # Without create_graph the same graph differentiates normally.
+    y = (quantized_relu(4)(x) * w).sum()
+    (g,) = torch.autograd.grad(y, x)
+    assert g.tolist() == [2.0]
+
+
+def test_quantizers_pickle_and_deepcopy():
+    for q in [quantized_bits(5, 1, alpha=0.5), quantized_relu(4, 2, 0, 0.5)]:
+        for q2 in [pickle.loads(pickle.dumps(q)), copy.deepcopy(q)]:
+            assert q2.to_string() == q.to_string()
+            x = torch.randn(100)
+            assert torch.equal(q2(x), q(x))
+
+
+def test_version():
+    assert heteroq.__version__.count(".") == 2
