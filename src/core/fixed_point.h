@@ -6,6 +6,7 @@
 // bits. Nothing here includes a torch header.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -61,34 +62,72 @@ ReluGrid make_relu_grid(int64_t bits, int64_t integer, bool use_sigmoid, double 
 
 /// Round half to even, as torch.round / tf.round, in a form compilers vectorize with plain SSE2:
 /// adding and subtracting 2^(digits-1) leaves |v| rounded to an integer under the default rounding
-/// mode. |v| >= 2^(digits-1) is already an integer; NaN and inf pass through.
+/// mode. |v| >= 2^(digits-1) is already an integer, and inf and NaN pass through: for those the
+/// constant added is 0. (Selecting the constant rather than the result keeps the add unconditional,
+/// which GCC if-converts and vectorizes; a conditional FP add would be a speculated trapping op.)
 template <typename T>
 inline T round_half_even(T v) {
   constexpr T kMagic = T(1) / std::numeric_limits<T>::epsilon();  // 2^23 or 2^52
   const T a = std::fabs(v);
-  const T r = std::copysign((a + kMagic) - kMagic, v);
-  return a < kMagic ? r : v;
+  const T m = a < kMagic ? kMagic : T(0);
+  return std::copysign((a + m) - m, v);
 }
 
-/// clamp that keeps NaN (a comparison with NaN is false, so NaN falls through).
+/// The largest |v| for which round_half_even_small is exact: 2^22 (float) or 2^51 (double).
+template <typename T>
+constexpr T kSmallRoundLimit = T(0.5) / std::numeric_limits<T>::epsilon();
+
+/// Round half to even for |v| <= kSmallRoundLimit<T>, in two operations: v + 1.5 * 2^(digits-1)
+/// lies in the binade whose spacing is 1, so the addition rounds v to an integer (half to even,
+/// since the constant is even) and the subtraction is exact. A zero result may be -0 or +0 (the
+/// callers turn every zero into +0). NaN stays NaN.
+template <typename T>
+inline T round_half_even_small(T v) {
+  constexpr T kShift = T(1.5) / std::numeric_limits<T>::epsilon();
+  return (v + kShift) - kShift;
+}
+
+/// clamp that keeps NaN (a comparison with NaN is false, so NaN falls through); two selects that
+/// compile to max/min instructions.
 template <typename T>
 inline T clamp_keep_nan(T v, T lo, T hi) {
-  return v < lo ? lo : (v > hi ? hi : v);
+  const T t = v < lo ? lo : v;
+  return t > hi ? hi : t;
+}
+
+/// clamp(round(v), lo, hi) for integer lo <= hi. With kSmall (max(|lo|, |hi|) <=
+/// kSmallRoundLimit) it clamps first and rounds after, which gives the same value: rounding is
+/// monotone and lo, hi are integers, so a value below lo rounds to at most lo, and above hi to at
+/// least hi. Up to the sign of a zero, which the callers normalise.
+template <typename T, bool kSmall>
+inline T round_clamp(T v, T lo, T hi) {
+  if constexpr (kSmall) {
+    return round_half_even_small(clamp_keep_nan(v, lo, hi));
+  } else {
+    return clamp_keep_nan(round_half_even(v), lo, hi);
+  }
+}
+
+template <typename T>
+inline T round_any(T v, bool small) {
+  return small ? round_half_even_small(v) : round_half_even(v);
 }
 
 template <typename T>
 struct BitsGridT {
   T in_scale, lo, hi, step, sign_value;
   bool sign_mode;
+  bool small;  // max(|lo|, |hi|) <= kSmallRoundLimit<T>: round_clamp<T, true> applies
   explicit BitsGridT(const BitsGrid& g)
       : in_scale(T(g.in_scale)), lo(T(g.lo)), hi(T(g.hi)), step(T(g.step)),
-        sign_value(T(g.sign_value)), sign_mode(g.sign_mode) {}
+        sign_value(T(g.sign_value)), sign_mode(g.sign_mode),
+        small(std::max(-g.lo, g.hi) <= double(kSmallRoundLimit<T>)) {}
 };
 
 /// Linear-grid element (not sign mode). `+ T(0)` turns -0 into +0, as QKeras's `x + (q - x)` does.
-template <typename T>
+template <typename T, bool kSmall>
 inline T quantize_bits_element(T x, T in_scale, T lo, T hi, T step) {
-  return clamp_keep_nan(round_half_even(x * in_scale), lo, hi) * step + T(0);
+  return round_clamp<T, kSmall>(x * in_scale, lo, hi) * step + T(0);
 }
 
 /// Sign-mode element: +a for x >= 0, -a for x < 0, NaN stays NaN.
@@ -101,27 +140,29 @@ template <typename T>
 struct ReluGridT {
   T in_scale, inv_mi, m, hi, slope, slope_m, neg_lo, step, top;
   bool use_sigmoid;
+  bool small;  // every rounded value is within kSmallRoundLimit<T>
   explicit ReluGridT(const ReluGrid& g)
       : in_scale(T(g.in_scale)), inv_mi(T(g.inv_mi)), m(T(g.m)), hi(T(g.hi)), slope(T(g.slope)),
         slope_m(T(g.slope * g.m)), neg_lo(T(g.neg_lo)), step(T(g.step)), top(T(g.top)),
-        use_sigmoid(g.use_sigmoid) {}
+        use_sigmoid(g.use_sigmoid),
+        small(std::max({g.m, -g.neg_lo, g.slope * g.m}) <= double(kSmallRoundLimit<T>)) {}
 };
 
-template <typename T>
+template <typename T, bool kSmall>
 inline T quantize_relu_plain_element(T x, const ReluGridT<T>& g, bool with_slope) {
   const T p = x * g.in_scale;
-  T code = clamp_keep_nan(round_half_even(p), T(0), g.hi);
-  if (with_slope) code = code + clamp_keep_nan(round_half_even(p * g.slope), g.neg_lo, T(0));
+  T code = round_clamp<T, kSmall>(p, T(0), g.hi);
+  if (with_slope) code = code + round_clamp<T, kSmall>(p * g.slope, g.neg_lo, T(0));
   return code * g.step + T(0);
 }
 
-template <typename T>
+template <typename T, bool kSmall>
 inline T quantize_relu_sigmoid_element(T x, const ReluGridT<T>& g, bool with_slope) {
   const T h = clamp_keep_nan((x * g.inv_mi) * T(0.5) + T(0.5), T(0), T(1));
-  const T p = h * g.m;
-  T code = clamp_keep_nan(round_half_even(p) * T(2) - g.m, T(0), g.hi);
+  const T p = h * g.m;  // in [0, m]
+  T code = clamp_keep_nan(round_any(p, kSmall) * T(2) - g.m, T(0), g.hi);
   if (with_slope) {
-    code = code + clamp_keep_nan(round_half_even(p * g.slope) * T(2) - g.slope_m, g.neg_lo, T(0));
+    code = code + clamp_keep_nan(round_any(p * g.slope, kSmall) * T(2) - g.slope_m, g.neg_lo, T(0));
   }
   return code * g.step + T(0);
 }
@@ -129,7 +170,8 @@ inline T quantize_relu_sigmoid_element(T x, const ReluGridT<T>& g, bool with_slo
 /// d quantized_relu / dx (QKeras's STE through relu(x, slope) capped at `top`; NaN gives 0).
 template <typename T>
 inline T relu_ste_grad(T x, T top, T slope) {
-  return x <= top ? (x > T(0) ? T(1) : slope) : T(0);
+  const T inside = x > T(0) ? T(1) : slope;  // both comparisons unconditional: vectorizes
+  return x <= top ? inside : T(0);
 }
 
 }  // namespace heteroq::detail

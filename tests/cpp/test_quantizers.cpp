@@ -197,7 +197,11 @@ TEST(FusedKernel, EqualsGenericPathBitForBit) {
                          "quantized_bits(5,1,alpha=0.3)", "quantized_bits(16,3)",
                          "quantized_bits(3,-2,alpha=0.75)", "quantized_relu(6,0)",
                          "quantized_relu(4,2)", "quantized_relu(4,0,0,0.25)",
-                         "quantized_relu(6,1,1)", "quantized_relu(5,0,1,0.5)"};
+                         "quantized_relu(6,1,1)", "quantized_relu(5,0,1,0.5)",
+                         // Grids wider than 2^22 codes take the general rounding path in float32.
+                         "quantized_bits(24,3)", "quantized_bits(32,0,0,keep_negative=False)",
+                         "quantized_bits(23,0,1)", "quantized_relu(26,1)",
+                         "quantized_relu(24,0,1,0.5)", "quantized_relu(23,2,0,0.5)"};
   for (auto dtype : {at::kFloat, at::kDouble}) {
     const at::Tensor x = random_input(dtype, 100003);
     const at::Tensor x2d = random_input(dtype, 4078).view({62, 66});
