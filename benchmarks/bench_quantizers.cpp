@@ -263,6 +263,42 @@ void BM_copy_clone2(benchmark::State& state) {
   finish(state, kFwdBwdBytesPerElement);
 }
 
+// Forward into the preallocated output (out= variants), the like-for-like case of copy_into.
+template <typename F>
+void run_out(benchmark::State& state, F&& fwd_out) {
+  Inputs& in = inputs();
+  for (auto _ : state) {
+    fwd_out(in.out, in.x);
+    benchmark::DoNotOptimize(in.out.data_ptr());
+    benchmark::ClobberMemory();
+  }
+}
+
+void BM_qbits_fused_out(benchmark::State& state) {
+  setup_threads(state);
+  run_out(state, [](at::Tensor& out, const at::Tensor& x) {
+    heteroq::ops::quantized_bits_out(out, x, kBits, kInteger, kSymmetric, true, 1.0);
+  });
+  finish(state, kFwdBytesPerElement);
+}
+
+void BM_qbits_generic_out(benchmark::State& state) {
+  setup_threads(state);
+  heteroq::ops::FusedKernelsGuard guard(false);
+  run_out(state, [](at::Tensor& out, const at::Tensor& x) {
+    heteroq::ops::quantized_bits_out(out, x, kBits, kInteger, kSymmetric, true, 1.0);
+  });
+  finish(state, kFwdBytesPerElement);
+}
+
+void BM_qrelu_fused_out(benchmark::State& state) {
+  setup_threads(state);
+  run_out(state, [](at::Tensor& out, const at::Tensor& x) {
+    heteroq::ops::quantized_relu_out(out, x, kBits, kInteger, false, 0.0);
+  });
+  finish(state, kFwdBytesPerElement);
+}
+
 // ---------------------------------------------------------------------------------------------
 // quantized_relu
 
@@ -305,7 +341,7 @@ void BM_qrelu_generic_fwdgrad(benchmark::State& state) {
   finish(state, kFwdBwdBytesPerElement, "QKeras relu STE (generic backward)");
 }
 
-// Every case: threads 1 and 2, wall-clock time, medians of 3 repetitions of >= 0.4 s each.
+// Every case: threads 1 and 2, wall-clock time, medians of 5 repetitions of >= 0.4 s each.
 #define HQ_BENCH(fn)                 \
   BENCHMARK(fn)                      \
       ->ArgName("threads")           \
@@ -313,7 +349,7 @@ void BM_qrelu_generic_fwdgrad(benchmark::State& state) {
       ->Arg(2)                       \
       ->UseRealTime()                \
       ->MinTime(0.4)                 \
-      ->Repetitions(3)               \
+      ->Repetitions(5)               \
       ->ReportAggregatesOnly(true)   \
       ->Unit(benchmark::kMillisecond)
 
@@ -338,6 +374,9 @@ HQ_BENCH(BM_qrelu_fused_fwdbwd);
 HQ_BENCH(BM_qrelu_fused_fwdgrad);
 HQ_BENCH(BM_qrelu_generic_fwdbwd);
 HQ_BENCH(BM_qrelu_generic_fwdgrad);
+HQ_BENCH(BM_qbits_fused_out);
+HQ_BENCH(BM_qbits_generic_out);
+HQ_BENCH(BM_qrelu_fused_out);
 
 }  // namespace
 

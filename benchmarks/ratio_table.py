@@ -40,20 +40,28 @@ _OPS = [
     ("qrelu_fused", "heteroq quantized_relu, fused CPU kernel"),
     ("qrelu_generic", "heteroq quantized_relu, generic ATen path"),
 ]
+# Forward into a preallocated output (the out= variants), against out.copy_(x).
+_OUT_OPS = [
+    ("qbits_fused", "heteroq quantized_bits.out, fused CPU kernel"),
+    ("qbits_generic", "heteroq quantized_bits.out, generic ATen path"),
+    ("qrelu_fused", "heteroq quantized_relu.out, fused CPU kernel"),
+]
 _BOUNDS = {
-    "fwd": [("copy_clone", "x.clone() (bound, fwd)"), ("copy_into", "out.copy_(x), preallocated")],
+    "fwd": [("copy_clone", "x.clone() (bound, fwd)")],
     "fwdbwd": [("copy_clone2", "x.clone() + grad.clone() (bound, fwd+bwd)")],
     "fwdgrad": [],
+    "out": [("copy_into", "out.copy_(x), preallocated (bound, out=)")],
 }
 # (case, description, kind); kind picks the reference and the copy bound.
 CASES = []
-for _kind in ("fwd", "fwdbwd", "fwdgrad"):
-    CASES += [(f"{op}_{_kind}", desc, _kind) for op, desc in _OPS]
+for _kind in ("fwd", "fwdbwd", "fwdgrad", "out"):
+    CASES += [(f"{op}_{_kind}", desc, _kind) for op, desc in (_OUT_OPS if _kind == "out" else _OPS)]
     CASES += [(case, desc, _kind) for case, desc in _BOUNDS[_kind]]
-KIND_NAME = {"fwd": "fwd", "fwdbwd": "fwd+bwd (x.grad)", "fwdgrad": "fwd+grad()"}
-REFERENCE = {"fwd": "fakequant_fwd", "fwdbwd": "fakequant_fwdbwd", "fwdgrad": "fakequant_fwdgrad"}
-BOUND = {"fwd": "copy_clone", "fwdbwd": "copy_clone2", "fwdgrad": "copy_clone2"}
-TARGETED = {"qbits_fused_fwd", "qbits_fused_fwdbwd", "qbits_fused_fwdgrad"}
+KIND_NAME = {"fwd": "fwd", "fwdbwd": "fwd+bwd (x.grad)", "fwdgrad": "fwd+grad()", "out": "fwd, out="}
+REFERENCE = {"fwd": "fakequant_fwd", "fwdbwd": "fakequant_fwdbwd", "fwdgrad": "fakequant_fwdgrad",
+             "out": "fakequant_fwd"}
+BOUND = {"fwd": "copy_clone", "fwdbwd": "copy_clone2", "fwdgrad": "copy_clone2", "out": "copy_into"}
+TARGETED = {"qbits_fused_fwd", "qbits_fused_fwdbwd", "qbits_fused_fwdgrad", "qbits_fused_out"}
 NO_RATIOS = {"copy_clone", "copy_into", "copy_clone2"}
 
 NAME_RE = re.compile(r"^BM_(?P<case>\w+)/threads:(?P<threads>\d+)")

@@ -15,23 +15,35 @@ __all__ = ["quantized_bits", "quantized_relu", "fused_kernels", "fused_kernels_e
 
 
 def quantized_bits(x: torch.Tensor, bits: int = 8, integer: int = 0, symmetric: bool = False,
-                   keep_negative: bool = True, alpha: Optional[float] = None) -> torch.Tensor:
+                   keep_negative: bool = True, alpha: Optional[float] = None, *,
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """QKeras ``quantized_bits`` applied to ``x`` (any shape, floating point).
 
     Args:
         x: Tensor[...] of float16/bfloat16/float32/float64.
         bits, integer, symmetric, keep_negative, alpha: as QKeras's ``quantized_bits``.
+        out: optional preallocated result (same dtype and device as ``x``; same shape, or empty
+            and then resized). Not differentiable, like PyTorch's ``out=`` arguments.
 
     Returns:
         Tensor of the shape of ``x``, every value on the grid
         ``alpha * 2**(integer - bits + keep_negative) * k``. The gradient is the identity (STE).
     """
+    if out is not None:
+        return torch.ops.heteroq.quantized_bits.out(x, bits, integer, symmetric, keep_negative,
+                                                    alpha, out=out)
     return torch.ops.heteroq.quantized_bits(x, bits, integer, symmetric, keep_negative, alpha)
 
 
 def quantized_relu(x: torch.Tensor, bits: int = 8, integer: int = 0, use_sigmoid: bool = False,
-                   negative_slope: float = 0.0) -> torch.Tensor:
-    """QKeras ``quantized_relu`` applied to ``x``; see :class:`heteroq.quantized_relu`."""
+                   negative_slope: float = 0.0, *, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """QKeras ``quantized_relu`` applied to ``x``; see :class:`heteroq.quantized_relu`.
+
+    ``out``: as in :func:`quantized_bits`.
+    """
+    if out is not None:
+        return torch.ops.heteroq.quantized_relu.out(x, bits, integer, use_sigmoid, negative_slope,
+                                                    out=out)
     return torch.ops.heteroq.quantized_relu(x, bits, integer, use_sigmoid, negative_slope)
 
 

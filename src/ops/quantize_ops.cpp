@@ -3,6 +3,7 @@
 // Operator schemas (declared once), the C++ entry points (typed dispatcher handles) and the
 // device-generic kernels built from ATen ops.
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
@@ -41,6 +42,25 @@ at::Tensor quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer, bo
   return op.call(x, bits, integer, use_sigmoid, negative_slope);
 }
 
+at::Tensor& quantized_bits_out(at::Tensor& out, const at::Tensor& x, int64_t bits,
+                               int64_t integer, bool symmetric, bool keep_negative,
+                               std::optional<double> alpha) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_bits", "out")
+                       .typed<at::Tensor&(const at::Tensor&, int64_t, int64_t, bool, bool,
+                                          c10::optional<double>, at::Tensor&)>();
+  return op.call(x, bits, integer, symmetric, keep_negative, detail::to_c10(alpha), out);
+}
+
+at::Tensor& quantized_relu_out(at::Tensor& out, const at::Tensor& x, int64_t bits,
+                               int64_t integer, bool use_sigmoid, double negative_slope) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("heteroq::quantized_relu", "out")
+          .typed<at::Tensor&(const at::Tensor&, int64_t, int64_t, bool, double, at::Tensor&)>();
+  return op.call(x, bits, integer, use_sigmoid, negative_slope, out);
+}
+
 at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t bits,
                                     int64_t integer, bool use_sigmoid, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
@@ -71,6 +91,34 @@ void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,
   check_float_input(x, "heteroq::quantized_relu");
   const std::string err = heteroq::detail::check_quantized_relu_args(bits, integer, negative_slope);
   TORCH_CHECK_VALUE(err.empty(), err);
+}
+
+void check_out(const at::Tensor& out, const at::Tensor& x, const char* op) {
+  TORCH_CHECK_TYPE(out.defined(), op, ": `out` is undefined");
+  TORCH_CHECK_TYPE(out.scalar_type() == x.scalar_type(), op, ": expected `out` of dtype ",
+                   x.scalar_type(), " (the input's), got ", out.scalar_type());
+  TORCH_CHECK_VALUE(out.device() == x.device(), op, ": expected `out` on ", x.device(),
+                    " (the input's device), got ", out.device());
+  at::assert_no_internal_overlap(out);
+  at::assert_no_partial_overlap(out, x);
+  if (!out.sizes().equals(x.sizes())) {
+    TORCH_CHECK_VALUE(out.numel() == 0, op, ": `out` has shape ", out.sizes(),
+                      ", expected the input's shape ", x.sizes(), " (or an empty tensor)");
+    out.resize_(x.sizes());
+  }
+}
+
+at::Tensor& quantized_bits_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
+                                       bool symmetric, bool keep_negative,
+                                       c10::optional<double> alpha, at::Tensor& out) {
+  check_out(out, x, "heteroq::quantized_bits.out");
+  return out.copy_(quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha));
+}
+
+at::Tensor& quantized_relu_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
+                                       bool use_sigmoid, double negative_slope, at::Tensor& out) {
+  check_out(out, x, "heteroq::quantized_relu.out");
+  return out.copy_(quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope));
 }
 
 // The generic kernels apply the grid of core/fixed_point.h with ATen ops, operation by operation
@@ -130,6 +178,12 @@ TORCH_LIBRARY(heteroq, m) {
       "quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
       "float negative_slope=0.0) -> Tensor");
   m.def(
+      "quantized_bits.out(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
+      "bool keep_negative=True, float? alpha=None, *, Tensor(a!) out) -> Tensor(a!)");
+  m.def(
+      "quantized_relu.out(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
+      "float negative_slope=0.0, *, Tensor(a!) out) -> Tensor(a!)");
+  m.def(
       "_quantized_relu_backward(Tensor grad, Tensor x, int bits, int integer, bool use_sigmoid, "
       "float negative_slope) -> Tensor");
 }
@@ -138,4 +192,6 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
   m.impl("quantized_bits", &heteroq::ops::detail::quantized_bits_generic);
   m.impl("quantized_relu", &heteroq::ops::detail::quantized_relu_generic);
   m.impl("_quantized_relu_backward", &heteroq::ops::detail::quantized_relu_backward_generic);
+  m.impl("quantized_bits.out", &heteroq::ops::detail::quantized_bits_out_generic);
+  m.impl("quantized_relu.out", &heteroq::ops::detail::quantized_relu_out_generic);
 }

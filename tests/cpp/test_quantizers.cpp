@@ -240,6 +240,27 @@ TEST(FusedKernel, EqualsGenericPathBitForBit) {
   }
 }
 
+TEST(OutVariants, WriteIntoOutAndCheckIt) {
+  at::manual_seed(5);
+  const at::Tensor x = at::randn({4000}) * 2;
+  at::Tensor out = at::empty({4000});
+  at::Tensor& r = heteroq::ops::quantized_bits_out(out, x, 6, 1, false, true, 0.5);
+  EXPECT_EQ(&r, &out);
+  EXPECT_TRUE(at::equal(out, heteroq::ops::quantized_bits(x, 6, 1, false, true, 0.5)));
+  at::Tensor empty = at::empty({0});
+  heteroq::ops::quantized_relu_out(empty, x.view({40, 100}), 4, 0, false, 0.25);
+  EXPECT_TRUE(at::equal(empty, heteroq::ops::quantized_relu(x.view({40, 100}), 4, 0, false, 0.25)));
+  at::Tensor strided = at::empty({40, 200}).slice(1, 0, 200, 2);
+  heteroq::ops::quantized_bits_out(strided, x.view({40, 100}), 4, 0);
+  EXPECT_TRUE(at::equal(strided, heteroq::ops::quantized_bits(x.view({40, 100}), 4, 0)));
+  at::Tensor small = at::empty({5});
+  EXPECT_THROW(heteroq::ops::quantized_bits_out(small, x, 4, 0), c10::ValueError);
+  at::Tensor wrong = at::empty({4000}, at::kDouble);
+  EXPECT_THROW(heteroq::ops::quantized_bits_out(wrong, x, 4, 0), c10::TypeError);
+  const at::Tensor xg = x.clone().set_requires_grad(true);
+  EXPECT_THROW(heteroq::ops::quantized_bits_out(out, xg, 4, 0), c10::Error);
+}
+
 TEST(FusedKernel, ThreadCountDoesNotChangeResults) {
   at::manual_seed(7);
   const at::Tensor x = at::randn({1 << 20});

@@ -12,6 +12,36 @@ def has_kernel(op: str, key: str) -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
 
 
+def test_out_variants():
+    x = torch.randn(3000) * 2
+    for op, args in [(heteroq.ops.quantized_bits, (6, 1, False, True, 0.5)),
+                     (heteroq.ops.quantized_relu, (4, 0, False, 0.25))]:
+        expected = op(x, *args)
+        out = torch.empty(3000)
+        assert op(x, *args, out=out) is out and torch.equal(out, expected)
+        assert out._version > 0
+        empty = torch.empty(0)
+        op(x.view(30, 100), *args, out=empty)  # an empty out is resized
+        assert torch.equal(empty, expected.view(30, 100))
+        strided = torch.empty(30, 200)[:, ::2]  # not contiguous: written through a temporary
+        op(x.view(30, 100), *args, out=strided)
+        assert torch.equal(strided, expected.view(30, 100))
+        with heteroq.ops.fused_kernels(False):
+            generic = torch.empty(3000)
+            op(x, *args, out=generic)
+        assert_bitwise_equal(generic, expected)
+        with pytest.raises(ValueError, match=r"`out` has shape \[5\], expected the input's shape \[3000\]"):
+            op(x, *args, out=torch.empty(5))
+        with pytest.raises(TypeError, match="expected `out` of dtype Float"):
+            op(x, *args, out=torch.empty(3000, dtype=torch.float64))
+        with pytest.raises(RuntimeError, match="out= does not support automatic differentiation"):
+            op(x.clone().requires_grad_(), *args, out=out)
+        with torch.no_grad():
+            op(x.clone().requires_grad_(), *args, out=out)
+        with pytest.raises(RuntimeError, match="overlap|unsupported operation"):
+            op(x[1:], *args, out=x[:-1])
+
+
 def test_schemas():
     assert str(torch.ops.heteroq.quantized_bits.default._schema) == (
         "heteroq::quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
@@ -19,9 +49,12 @@ def test_schemas():
     assert str(torch.ops.heteroq.quantized_relu.default._schema) == (
         "heteroq::quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
         "float negative_slope=0.) -> Tensor")
+    assert str(torch.ops.heteroq.quantized_bits.out._schema).endswith(
+        "float? alpha=None, *, Tensor(a!) out) -> Tensor(a!)")
 
 
-@pytest.mark.parametrize("op", ["heteroq::quantized_bits", "heteroq::quantized_relu"])
+@pytest.mark.parametrize("op", ["heteroq::quantized_bits", "heteroq::quantized_relu",
+                                "heteroq::quantized_bits.out", "heteroq::quantized_relu.out"])
 def test_kernels_registered(op):
     assert has_kernel(op, "CPU")
     assert has_kernel(op, "Autograd")

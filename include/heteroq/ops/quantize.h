@@ -29,6 +29,19 @@ HETEROQ_API at::Tensor quantized_bits(const at::Tensor& x, int64_t bits = 8, int
 HETEROQ_API at::Tensor quantized_relu(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
                                       bool use_sigmoid = false, double negative_slope = 0.0);
 
+/// `heteroq::quantized_bits.out(..., *, Tensor(a!) out) -> Tensor(a!)`: writes into `out` (same
+/// dtype and device as x; same shape, or empty and then resized). Not differentiable: it raises
+/// when x requires grad under grad mode, like ATen's out= functions.
+HETEROQ_API at::Tensor& quantized_bits_out(at::Tensor& out, const at::Tensor& x, int64_t bits = 8,
+                                           int64_t integer = 0, bool symmetric = false,
+                                           bool keep_negative = true,
+                                           std::optional<double> alpha = std::nullopt);
+
+/// `heteroq::quantized_relu.out(..., *, Tensor(a!) out) -> Tensor(a!)`; see quantized_bits_out.
+HETEROQ_API at::Tensor& quantized_relu_out(at::Tensor& out, const at::Tensor& x, int64_t bits = 8,
+                                           int64_t integer = 0, bool use_sigmoid = false,
+                                           double negative_slope = 0.0);
+
 /// The gradient of quantized_relu with respect to x, given the output gradient:
 /// `grad * (x <= top ? (x > 0 ? 1 : negative_slope) : 0)`.
 HETEROQ_API at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x,

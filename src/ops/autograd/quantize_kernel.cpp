@@ -71,10 +71,43 @@ at::Tensor quantized_relu_autograd(const at::Tensor& x, int64_t bits, int64_t in
   return QuantizedReluFunction::apply(x, bits, integer, use_sigmoid, negative_slope);
 }
 
+// out= variants are not differentiable (as ATen's): refuse rather than silently drop the graph.
+void check_no_grad(const at::Tensor& x, const char* op) {
+  TORCH_CHECK(!(at::GradMode::is_enabled() && x.requires_grad()), op,
+              ": out= does not support automatic differentiation (the input requires grad); "
+              "use the functional form, or call it under torch.no_grad()");
+}
+
+at::Tensor& quantized_bits_out_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
+                                        bool symmetric, bool keep_negative,
+                                        c10::optional<double> alpha, at::Tensor& out) {
+  check_no_grad(x, "heteroq::quantized_bits.out");
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    quantized_bits_out(out, x, bits, integer, symmetric, keep_negative, detail::to_std(alpha));
+  }
+  torch::autograd::impl::bump_version(out);
+  return out;
+}
+
+at::Tensor& quantized_relu_out_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
+                                        bool use_sigmoid, double negative_slope,
+                                        at::Tensor& out) {
+  check_no_grad(x, "heteroq::quantized_relu.out");
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    quantized_relu_out(out, x, bits, integer, use_sigmoid, negative_slope);
+  }
+  torch::autograd::impl::bump_version(out);
+  return out;
+}
+
 }  // namespace
 }  // namespace heteroq::ops
 
 TORCH_LIBRARY_IMPL(heteroq, Autograd, m) {
+  m.impl("quantized_bits.out", &heteroq::ops::quantized_bits_out_autograd);
+  m.impl("quantized_relu.out", &heteroq::ops::quantized_relu_out_autograd);
   m.impl("quantized_bits", &heteroq::ops::quantized_bits_autograd);
   m.impl("quantized_relu", &heteroq::ops::quantized_relu_autograd);
 }

@@ -145,10 +145,12 @@ at::Tensor empty_output(const at::Tensor& like) {
   return out;
 }
 
+// Applies the functor make_op gives to every element of x_in, into `out` when it is contiguous
+// (out= variants), else into a new tensor that is returned.
 template <typename MakeOp>
-at::Tensor map_unary(const at::Tensor& x_in, MakeOp&& make_op) {
+at::Tensor map_unary(const at::Tensor& x_in, MakeOp&& make_op, const at::Tensor* out_in = nullptr) {
   const at::Tensor x = x_in.contiguous();
-  at::Tensor out = empty_output(x);
+  at::Tensor out = (out_in && out_in->is_contiguous()) ? *out_in : empty_output(x);
   const int64_t n = x.numel();
   if (n == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "heteroq_cpu_unary", [&] {
@@ -163,8 +165,21 @@ at::Tensor map_unary(const at::Tensor& x_in, MakeOp&& make_op) {
   return out;
 }
 
-at::Tensor quantized_bits_cpu(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
-                              bool keep_negative, c10::optional<double> alpha) {
+// out= variants: write in place when `out` is contiguous, else through a temporary.
+template <typename Compute>
+at::Tensor& write_out(at::Tensor& out, const at::Tensor& x, const char* op, Compute&& compute) {
+  detail::check_out(out, x, op);
+  if (out.is_contiguous()) {
+    compute(&out);
+  } else {
+    out.copy_(compute(nullptr));
+  }
+  return out;
+}
+
+at::Tensor quantized_bits_impl(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
+                               bool keep_negative, c10::optional<double> alpha,
+                               const at::Tensor* out) {
   if (!use_fused(x)) {
     return detail::quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha);
   }
@@ -177,11 +192,28 @@ at::Tensor quantized_bits_cpu(const at::Tensor& x, int64_t bits, int64_t integer
     if (g.sign_mode) return run(SignOp<T>{g.sign_value});
     if (g.small) return run(BitsOp<T, true>{g.in_scale, g.lo, g.hi, g.step});
     run(BitsOp<T, false>{g.in_scale, g.lo, g.hi, g.step});
+  }, out);
+}
+
+at::Tensor quantized_bits_cpu(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
+                              bool keep_negative, c10::optional<double> alpha) {
+  return quantized_bits_impl(x, bits, integer, symmetric, keep_negative, alpha, nullptr);
+}
+
+at::Tensor& quantized_bits_out_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
+                                   bool symmetric, bool keep_negative,
+                                   c10::optional<double> alpha, at::Tensor& out) {
+  return write_out(out, x, "heteroq::quantized_bits.out", [&](const at::Tensor* dst) {
+    if (!use_fused(x)) {
+      at::Tensor r = detail::quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha);
+      return dst ? const_cast<at::Tensor&>(*dst).copy_(r) : r;
+    }
+    return quantized_bits_impl(x, bits, integer, symmetric, keep_negative, alpha, dst);
   });
 }
 
-at::Tensor quantized_relu_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
-                              bool use_sigmoid, double negative_slope) {
+at::Tensor quantized_relu_impl(const at::Tensor& x, int64_t bits, int64_t integer,
+                               bool use_sigmoid, double negative_slope, const at::Tensor* out) {
   if (!use_fused(x)) {
     return detail::quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope);
   }
@@ -203,6 +235,22 @@ at::Tensor quantized_relu_cpu(const at::Tensor& x, int64_t bits, int64_t integer
     };
     if (g.small) return pick(std::true_type{});
     pick(std::false_type{});
+  }, out);
+}
+
+at::Tensor quantized_relu_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
+                              bool use_sigmoid, double negative_slope) {
+  return quantized_relu_impl(x, bits, integer, use_sigmoid, negative_slope, nullptr);
+}
+
+at::Tensor& quantized_relu_out_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
+                                   bool use_sigmoid, double negative_slope, at::Tensor& out) {
+  return write_out(out, x, "heteroq::quantized_relu.out", [&](const at::Tensor* dst) {
+    if (!use_fused(x)) {
+      at::Tensor r = detail::quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope);
+      return dst ? const_cast<at::Tensor&>(*dst).copy_(r) : r;
+    }
+    return quantized_relu_impl(x, bits, integer, use_sigmoid, negative_slope, dst);
   });
 }
 
@@ -238,4 +286,6 @@ TORCH_LIBRARY_IMPL(heteroq, CPU, m) {
   m.impl("quantized_bits", &heteroq::ops::quantized_bits_cpu);
   m.impl("quantized_relu", &heteroq::ops::quantized_relu_cpu);
   m.impl("_quantized_relu_backward", &heteroq::ops::quantized_relu_backward_cpu);
+  m.impl("quantized_bits.out", &heteroq::ops::quantized_bits_out_cpu);
+  m.impl("quantized_relu.out", &heteroq::ops::quantized_relu_out_cpu);
 }
