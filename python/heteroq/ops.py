@@ -15,13 +15,14 @@ __all__ = ["quantized_bits", "quantized_relu", "fused_kernels", "fused_kernels_e
 
 
 def quantized_bits(x: torch.Tensor, bits: int = 8, integer: int = 0, symmetric: bool = False,
-                   keep_negative: bool = True, alpha: Optional[float] = None, *,
-                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   keep_negative: bool = True, alpha: Optional[float] = None,
+                   qnoise_factor: float = 1.0, *, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """QKeras ``quantized_bits`` applied to ``x`` (any shape, floating point).
 
     Args:
         x: Tensor[...] of float16/bfloat16/float32/float64.
-        bits, integer, symmetric, keep_negative, alpha: as QKeras's ``quantized_bits``.
+        bits, integer, symmetric, keep_negative, alpha, qnoise_factor: as QKeras's
+            ``quantized_bits``.
         out: optional preallocated result (same dtype and device as ``x``; same shape, or empty
             and then resized). Not differentiable, like PyTorch's ``out=`` arguments.
 
@@ -31,20 +32,23 @@ def quantized_bits(x: torch.Tensor, bits: int = 8, integer: int = 0, symmetric: 
     """
     if out is not None:
         return torch.ops.heteroq.quantized_bits.out(x, bits, integer, symmetric, keep_negative,
-                                                    alpha, out=out)
-    return torch.ops.heteroq.quantized_bits(x, bits, integer, symmetric, keep_negative, alpha)
+                                                    alpha, qnoise_factor, out=out)
+    return torch.ops.heteroq.quantized_bits(x, bits, integer, symmetric, keep_negative, alpha,
+                                            qnoise_factor)
 
 
 def quantized_relu(x: torch.Tensor, bits: int = 8, integer: int = 0, use_sigmoid: bool = False,
-                   negative_slope: float = 0.0, *, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   negative_slope: float = 0.0, qnoise_factor: float = 1.0, *,
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """QKeras ``quantized_relu`` applied to ``x``; see :class:`heteroq.quantized_relu`.
 
     ``out``: as in :func:`quantized_bits`.
     """
     if out is not None:
         return torch.ops.heteroq.quantized_relu.out(x, bits, integer, use_sigmoid, negative_slope,
-                                                    out=out)
-    return torch.ops.heteroq.quantized_relu(x, bits, integer, use_sigmoid, negative_slope)
+                                                    qnoise_factor, out=out)
+    return torch.ops.heteroq.quantized_relu(x, bits, integer, use_sigmoid, negative_slope,
+                                            qnoise_factor)
 
 
 def fused_kernels_enabled() -> bool:

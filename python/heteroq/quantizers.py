@@ -40,6 +40,13 @@ class Quantizer(torch.nn.Module):
         """The parameters, by QKeras name; ``type(q)(**q.get_config())`` is an equal quantizer."""
         return dict(self._impl.config())
 
+    def update_qnoise_factor(self, qnoise_factor: float) -> None:
+        """Sets QKeras's quantization-noise factor (0: float pass-through, 1: fully quantized),
+        e.g. from a schedule during training (QKeras's ``QNoiseScheduler``)."""
+        config = self.get_config()
+        config["qnoise_factor"] = qnoise_factor
+        self._set_impl(_C.make_quantizer(self._impl.name, (), config))
+
     def __repr__(self) -> str:
         return self._impl.to_string()
 
@@ -58,9 +65,11 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
     identity everywhere (QKeras's straight-through estimator, no clipping mask).
 
     Args (QKeras's order): bits (1..32), integer (-64..64, sign bit excluded), symmetric,
-    keep_negative, alpha (None or a number > 0). QKeras's ``use_stochastic_rounding``,
-    ``scale_axis``, ``qnoise_factor`` and ``use_ste`` are accepted at their defaults only (for
-    now); ``var_name`` and ``use_variables`` are TensorFlow details, accepted and ignored.
+    keep_negative, alpha (None or a number > 0), qnoise_factor (in [0, 1]: the output is
+    ``x + qnoise_factor * (q(x) - x)``; 1 gives q(x) exactly; change it during training with
+    :meth:`update_qnoise_factor`). QKeras's ``use_stochastic_rounding``, ``scale_axis`` and
+    ``use_ste`` are accepted at their defaults only (for now); ``var_name`` and
+    ``use_variables`` are TensorFlow details, accepted and ignored.
 
     Unlike QKeras layers, heteroq layers do not switch ``alpha=None`` to ``"auto_po2"``.
 
@@ -75,6 +84,7 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
     symmetric: bool
     keep_negative: bool
     alpha: Optional[float]
+    qnoise_factor: float
 
     def __init__(self, bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
                  use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0,
@@ -88,7 +98,8 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.heteroq.quantized_bits(x, self.bits, self.integer, self.symmetric,
-                                                self.keep_negative, self.alpha)
+                                                self.keep_negative, self.alpha,
+                                                self.qnoise_factor)
 
 
 class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
@@ -100,9 +111,11 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
     QKeras's hard sigmoid ``clip(0.5 * x / 2**integer + 0.5, 0, 1)``.
     The gradient (QKeras's STE) is 1 on (0, top], ``negative_slope`` for x <= 0, 0 above top.
 
-    Args (QKeras's order): bits (1..32), integer (-64..64), use_sigmoid, negative_slope.
-    ``use_stochastic_rounding``, ``relu_upper_bound``, ``is_quantized_clip``, ``qnoise_factor``,
-    ``use_ste`` and ``enable_fast_inference`` are accepted at their defaults only (for now).
+    Args (QKeras's order): bits (1..32), integer (-64..64), use_sigmoid, negative_slope,
+    qnoise_factor (in [0, 1]: the output is ``x_u + qnoise_factor * (q(x) - x_u)`` with ``x_u``
+    the ReLU capped at the top of the grid; 1 gives q(x) exactly).
+    ``use_stochastic_rounding``, ``relu_upper_bound``, ``is_quantized_clip``, ``use_ste`` and
+    ``enable_fast_inference`` are accepted at their defaults only (for now).
 
     Example usage::
 
@@ -114,6 +127,7 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
     integer: int
     use_sigmoid: bool
     negative_slope: float
+    qnoise_factor: float
 
     def __init__(self, bits=8, integer=0, use_sigmoid=0, negative_slope=0.0,
                  use_stochastic_rounding=False, relu_upper_bound=None, is_quantized_clip=True,
@@ -129,7 +143,7 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.heteroq.quantized_relu(x, self.bits, self.integer, self.use_sigmoid,
-                                                self.negative_slope)
+                                                self.negative_slope, self.qnoise_factor)
 
 
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu}

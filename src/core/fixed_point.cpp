@@ -58,6 +58,14 @@ std::string check_quantized_relu_args(int64_t bits, int64_t integer, double nega
   return {};
 }
 
+std::string check_qnoise_factor(const char* who, double qnoise_factor) {
+  if (!(qnoise_factor >= 0 && qnoise_factor <= 1)) {
+    return std::string(who) + ": `qnoise_factor` must be a number in [0, 1], got " +
+           number(qnoise_factor);
+  }
+  return {};
+}
+
 BitsGrid make_bits_grid(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
                         std::optional<double> alpha) {
   const int64_t ub = bits - (keep_negative ? 1 : 0);

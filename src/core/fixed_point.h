@@ -22,6 +22,8 @@ namespace heteroq::detail {
 
 std::string check_quantized_bits_args(int64_t bits, int64_t integer, std::optional<double> alpha);
 std::string check_quantized_relu_args(int64_t bits, int64_t integer, double negative_slope);
+/// qnoise_factor must be a number in [0, 1]; `who` names the quantizer in the message.
+std::string check_qnoise_factor(const char* who, double qnoise_factor);
 
 // ----------------------------------------------------------------------------------------------
 // Grids.
@@ -165,6 +167,21 @@ inline T quantize_relu_sigmoid_element(T x, const ReluGridT<T>& g, bool with_slo
     code = code + clamp_keep_nan(round_any(p * g.slope, kSmall) * T(2) - g.slope_m, g.neg_lo, T(0));
   }
   return code * g.step + T(0);
+}
+
+/// QKeras's quantization-noise blend `x_ref + q (xq - x_ref)` (0 <= q <= 1). At q = 1 the
+/// operators return xq itself instead (heteroq's exact output).
+template <typename T>
+inline T qnoise_blend(T x_ref, T xq, T q) {
+  return x_ref + (xq - x_ref) * q;
+}
+
+/// quantized_relu's STE reference x_u = relu(x, slope) capped at `top` (QKeras's
+/// `where(x <= top, relu(x, slope), top)`; NaN gives top).
+template <typename T>
+inline T relu_ste_reference(T x, T top, T slope) {
+  const T r = x > T(0) ? x : x * slope;
+  return x <= top ? r : top;
 }
 
 /// d quantized_relu / dx (QKeras's STE through relu(x, slope) capped at `top`; NaN gives 0).

@@ -15,9 +15,9 @@ namespace heteroq::ops::detail {
 /// (c10::ValueError with the same message the Quantizer constructors use).
 void check_float_input(const at::Tensor& x, const char* op);
 void check_quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer,
-                          c10::optional<double> alpha);
+                          c10::optional<double> alpha, double qnoise_factor);
 void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,
-                          double negative_slope);
+                          double negative_slope, double qnoise_factor = 1.0);
 
 /// Checks `out` for an out= variant against the input: same dtype (c10::TypeError) and device,
 /// same shape or empty (then resized to x's shape; c10::ValueError otherwise).
@@ -26,14 +26,17 @@ void check_out(const at::Tensor& out, const at::Tensor& x, const char* op);
 /// The device-generic kernels: compositions of ATen ops (CompositeExplicitAutograd). The CPU
 /// kernels call them for dtypes they do not fuse and when fused kernels are switched off.
 at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t integer,
-                                  bool symmetric, bool keep_negative, c10::optional<double> alpha);
+                                  bool symmetric, bool keep_negative, c10::optional<double> alpha,
+                                  double qnoise_factor);
 at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t integer,
-                                  bool use_sigmoid, double negative_slope);
+                                  bool use_sigmoid, double negative_slope, double qnoise_factor);
 at::Tensor& quantized_bits_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
                                        bool symmetric, bool keep_negative,
-                                       c10::optional<double> alpha, at::Tensor& out);
+                                       c10::optional<double> alpha, double qnoise_factor,
+                                       at::Tensor& out);
 at::Tensor& quantized_relu_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
-                                       bool use_sigmoid, double negative_slope, at::Tensor& out);
+                                       bool use_sigmoid, double negative_slope,
+                                       double qnoise_factor, at::Tensor& out);
 at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Tensor& x,
                                            int64_t bits, int64_t integer, bool use_sigmoid,
                                            double negative_slope);

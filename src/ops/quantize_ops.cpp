@@ -25,40 +25,43 @@ void set_fused_kernels_enabled(bool enabled) {
 }
 
 at::Tensor quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
-                          bool keep_negative, std::optional<double> alpha) {
+                          bool keep_negative, std::optional<double> alpha, double qnoise_factor) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("heteroq::quantized_bits", "")
                        .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool, bool,
-                                         c10::optional<double>)>();
-  return op.call(x, bits, integer, symmetric, keep_negative, detail::to_c10(alpha));
+                                         c10::optional<double>, double)>();
+  return op.call(x, bits, integer, symmetric, keep_negative, detail::to_c10(alpha),
+                 qnoise_factor);
 }
 
 at::Tensor quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer, bool use_sigmoid,
-                          double negative_slope) {
+                          double negative_slope, double qnoise_factor) {
   static auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("heteroq::quantized_relu", "")
-          .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool, double)>();
-  return op.call(x, bits, integer, use_sigmoid, negative_slope);
+          .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool, double, double)>();
+  return op.call(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor);
 }
 
 at::Tensor& quantized_bits_out(at::Tensor& out, const at::Tensor& x, int64_t bits,
                                int64_t integer, bool symmetric, bool keep_negative,
-                               std::optional<double> alpha) {
+                               std::optional<double> alpha, double qnoise_factor) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("heteroq::quantized_bits", "out")
                        .typed<at::Tensor&(const at::Tensor&, int64_t, int64_t, bool, bool,
-                                          c10::optional<double>, at::Tensor&)>();
-  return op.call(x, bits, integer, symmetric, keep_negative, detail::to_c10(alpha), out);
+                                          c10::optional<double>, double, at::Tensor&)>();
+  return op.call(x, bits, integer, symmetric, keep_negative, detail::to_c10(alpha),
+                 qnoise_factor, out);
 }
 
 at::Tensor& quantized_relu_out(at::Tensor& out, const at::Tensor& x, int64_t bits,
-                               int64_t integer, bool use_sigmoid, double negative_slope) {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("heteroq::quantized_relu", "out")
-          .typed<at::Tensor&(const at::Tensor&, int64_t, int64_t, bool, double, at::Tensor&)>();
-  return op.call(x, bits, integer, use_sigmoid, negative_slope, out);
+                               int64_t integer, bool use_sigmoid, double negative_slope,
+                               double qnoise_factor) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_relu", "out")
+                       .typed<at::Tensor&(const at::Tensor&, int64_t, int64_t, bool, double,
+                                          double, at::Tensor&)>();
+  return op.call(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor, out);
 }
 
 at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t bits,
@@ -80,16 +83,18 @@ void check_float_input(const at::Tensor& x, const char* op) {
 }
 
 void check_quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer,
-                          c10::optional<double> alpha) {
+                          c10::optional<double> alpha, double qnoise_factor) {
   check_float_input(x, "heteroq::quantized_bits");
-  const std::string err = heteroq::detail::check_quantized_bits_args(bits, integer, to_std(alpha));
+  std::string err = heteroq::detail::check_quantized_bits_args(bits, integer, to_std(alpha));
+  if (err.empty()) err = heteroq::detail::check_qnoise_factor("quantized_bits", qnoise_factor);
   TORCH_CHECK_VALUE(err.empty(), err);
 }
 
 void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,
-                          double negative_slope) {
+                          double negative_slope, double qnoise_factor) {
   check_float_input(x, "heteroq::quantized_relu");
-  const std::string err = heteroq::detail::check_quantized_relu_args(bits, integer, negative_slope);
+  std::string err = heteroq::detail::check_quantized_relu_args(bits, integer, negative_slope);
+  if (err.empty()) err = heteroq::detail::check_qnoise_factor("quantized_relu", qnoise_factor);
   TORCH_CHECK_VALUE(err.empty(), err);
 }
 
@@ -110,34 +115,49 @@ void check_out(const at::Tensor& out, const at::Tensor& x, const char* op) {
 
 at::Tensor& quantized_bits_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
                                        bool symmetric, bool keep_negative,
-                                       c10::optional<double> alpha, at::Tensor& out) {
+                                       c10::optional<double> alpha, double qnoise_factor,
+                                       at::Tensor& out) {
   check_out(out, x, "heteroq::quantized_bits.out");
-  return out.copy_(quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha));
+  return out.copy_(
+      quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha, qnoise_factor));
 }
 
 at::Tensor& quantized_relu_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
-                                       bool use_sigmoid, double negative_slope, at::Tensor& out) {
+                                       bool use_sigmoid, double negative_slope,
+                                       double qnoise_factor, at::Tensor& out) {
   check_out(out, x, "heteroq::quantized_relu.out");
-  return out.copy_(quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope));
+  return out.copy_(
+      quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor));
 }
+
+namespace {
+// x_ref + q (xq - x_ref), as heteroq::detail::qnoise_blend, operation by operation.
+at::Tensor blend_generic(const at::Tensor& x_ref, const at::Tensor& xq, double q) {
+  return x_ref + (xq - x_ref).mul_(q);
+}
+}  // namespace
 
 // The generic kernels apply the grid of core/fixed_point.h with ATen ops, operation by operation
 // in the order of the element functions there, so they match the fused kernels bit for bit.
 at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t integer,
-                                  bool symmetric, bool keep_negative, c10::optional<double> alpha) {
-  check_quantized_bits(x, bits, integer, alpha);
+                                  bool symmetric, bool keep_negative, c10::optional<double> alpha,
+                                  double qnoise_factor) {
+  check_quantized_bits(x, bits, integer, alpha, qnoise_factor);
   const auto g =
       heteroq::detail::make_bits_grid(bits, integer, symmetric, keep_negative, to_std(alpha));
+  at::Tensor xq;
   if (g.sign_mode) {
     const auto a = at::full({}, g.sign_value, x.options());
-    return at::where(x < 0, -a, at::where(x >= 0, a, x));
+    xq = at::where(x < 0, -a, at::where(x >= 0, a, x));
+  } else {
+    xq = at::round(x * g.in_scale).clamp_(g.lo, g.hi).mul_(g.step).add_(0.0);
   }
-  return at::round(x * g.in_scale).clamp_(g.lo, g.hi).mul_(g.step).add_(0.0);
+  return qnoise_factor == 1.0 ? xq : blend_generic(x, xq, qnoise_factor);
 }
 
 at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t integer,
-                                  bool use_sigmoid, double negative_slope) {
-  check_quantized_relu(x, bits, integer, negative_slope);
+                                  bool use_sigmoid, double negative_slope, double qnoise_factor) {
+  check_quantized_relu(x, bits, integer, negative_slope, qnoise_factor);
   const auto g = heteroq::detail::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
   const bool with_slope = g.slope != 0;
   at::Tensor code;
@@ -153,7 +173,11 @@ at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t int
       code.add_(at::round(p * g.slope).mul_(2.0).sub_(g.slope * g.m).clamp_(g.neg_lo, 0.0));
     }
   }
-  return code.mul_(g.step).add_(0.0);
+  code.mul_(g.step).add_(0.0);
+  if (qnoise_factor == 1.0) return code;
+  const auto top = at::full({}, g.top, x.options());
+  const at::Tensor x_u = at::where(x <= g.top, at::where(x > 0, x, x * g.slope), top);
+  return blend_generic(x_u, code, qnoise_factor);
 }
 
 at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Tensor& x,
@@ -173,16 +197,17 @@ at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Ten
 TORCH_LIBRARY(heteroq, m) {
   m.def(
       "quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
-      "bool keep_negative=True, float? alpha=None) -> Tensor");
+      "bool keep_negative=True, float? alpha=None, float qnoise_factor=1.0) -> Tensor");
   m.def(
       "quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
-      "float negative_slope=0.0) -> Tensor");
+      "float negative_slope=0.0, float qnoise_factor=1.0) -> Tensor");
   m.def(
       "quantized_bits.out(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
-      "bool keep_negative=True, float? alpha=None, *, Tensor(a!) out) -> Tensor(a!)");
+      "bool keep_negative=True, float? alpha=None, float qnoise_factor=1.0, *, "
+      "Tensor(a!) out) -> Tensor(a!)");
   m.def(
       "quantized_relu.out(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
-      "float negative_slope=0.0, *, Tensor(a!) out) -> Tensor(a!)");
+      "float negative_slope=0.0, float qnoise_factor=1.0, *, Tensor(a!) out) -> Tensor(a!)");
   m.def(
       "_quantized_relu_backward(Tensor grad, Tensor x, int bits, int integer, bool use_sigmoid, "
       "float negative_slope) -> Tensor");

@@ -134,7 +134,7 @@ const std::map<std::string, Entry>& registry() {
          {"alpha", Kind::OptionalReal, std::monostate{}, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
          {"scale_axis", Kind::Any, std::monostate{}, Support::DefaultOnly},
-         {"qnoise_factor", Kind::Real, 1.0, Support::DefaultOnly},
+         {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
          {"use_ste", Kind::Bool, true, Support::DefaultOnly},
          {"use_variables", Kind::Bool, false, Support::Ignored}},
@@ -142,7 +142,8 @@ const std::map<std::string, Entry>& registry() {
           return std::make_shared<QuantizedBits>(as_int(v, "bits"), as_int(v, "integer"),
                                                  as_bool(v, "symmetric"),
                                                  as_bool(v, "keep_negative"),
-                                                 as_optional_real(v, "alpha"));
+                                                 as_optional_real(v, "alpha"),
+                                                 as_real(v, "qnoise_factor"));
         }}},
       {"quantized_relu",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
@@ -152,7 +153,7 @@ const std::map<std::string, Entry>& registry() {
          {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
          {"relu_upper_bound", Kind::Any, std::monostate{}, Support::DefaultOnly},
          {"is_quantized_clip", Kind::Bool, true, Support::DefaultOnly},
-         {"qnoise_factor", Kind::Real, 1.0, Support::DefaultOnly},
+         {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
          {"use_ste", Kind::Bool, true, Support::DefaultOnly},
          {"use_variables", Kind::Bool, false, Support::Ignored},
@@ -160,7 +161,8 @@ const std::map<std::string, Entry>& registry() {
         [](const Values& v) -> QuantizerPtr {
           return std::make_shared<QuantizedRelu>(as_int(v, "bits"), as_int(v, "integer"),
                                                  as_bool(v, "use_sigmoid"),
-                                                 as_real(v, "negative_slope"));
+                                                 as_real(v, "negative_slope"),
+                                                 as_real(v, "qnoise_factor"));
         }}},
   };
   return table;
@@ -178,14 +180,16 @@ Quantizer::~Quantizer() = default;
 
 // ------------------------------------------------------------------------------------------------
 QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
-                             std::optional<double> alpha)
+                             std::optional<double> alpha, double qnoise_factor)
     : bits_(bits), integer_(integer), symmetric_(symmetric), keep_negative_(keep_negative),
-      alpha_(alpha) {
+      alpha_(alpha), qnoise_factor_(qnoise_factor) {
   throw_if(detail::check_quantized_bits_args(bits, integer, alpha));
+  throw_if(detail::check_qnoise_factor("quantized_bits", qnoise_factor));
 }
 
 at::Tensor QuantizedBits::forward(const at::Tensor& x) const {
-  return ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_);
+  return ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_,
+                             qnoise_factor_);
 }
 
 double QuantizedBits::max() const {
@@ -200,6 +204,8 @@ std::string QuantizedBits::to_string() const {
                                    symmetric_ ? "1" : "0"};
   if (!keep_negative_) args.push_back("keep_negative=False");
   if (alpha_) args.push_back("alpha=" + format_spec_value(*alpha_));
+  // QKeras leaves qnoise_factor out of its string; heteroq keeps it so the spec round-trips.
+  if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
   return join_args(name(), args);
 }
 
@@ -208,18 +214,21 @@ SpecKeywords QuantizedBits::config() const {
           {"integer", integer_},
           {"symmetric", symmetric_},
           {"keep_negative", keep_negative_},
-          {"alpha", alpha_ ? SpecValue(*alpha_) : SpecValue(std::monostate{})}};
+          {"alpha", alpha_ ? SpecValue(*alpha_) : SpecValue(std::monostate{})},
+          {"qnoise_factor", qnoise_factor_}};
 }
 
 // ------------------------------------------------------------------------------------------------
 QuantizedRelu::QuantizedRelu(int64_t bits, int64_t integer, bool use_sigmoid,
-                             double negative_slope)
-    : bits_(bits), integer_(integer), use_sigmoid_(use_sigmoid), negative_slope_(negative_slope) {
+                             double negative_slope, double qnoise_factor)
+    : bits_(bits), integer_(integer), use_sigmoid_(use_sigmoid), negative_slope_(negative_slope),
+      qnoise_factor_(qnoise_factor) {
   throw_if(detail::check_quantized_relu_args(bits, integer, negative_slope));
+  throw_if(detail::check_qnoise_factor("quantized_relu", qnoise_factor));
 }
 
 at::Tensor QuantizedRelu::forward(const at::Tensor& x) const {
-  return ops::quantized_relu(x, bits_, integer_, use_sigmoid_, negative_slope_);
+  return ops::quantized_relu(x, bits_, integer_, use_sigmoid_, negative_slope_, qnoise_factor_);
 }
 
 double QuantizedRelu::max() const { return std::max(1.0, std::ldexp(1.0, static_cast<int>(integer_))); }
@@ -234,6 +243,7 @@ std::string QuantizedRelu::to_string() const {
   // QKeras drops use_sigmoid=0 before a slope, which then reads back as use_sigmoid; keep it.
   if (use_sigmoid_ || negative_slope_ != 0) args.push_back(use_sigmoid_ ? "1" : "0");
   if (negative_slope_ != 0) args.push_back(format_spec_value(negative_slope_));
+  if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
   return join_args(name(), args);
 }
 
@@ -241,7 +251,8 @@ SpecKeywords QuantizedRelu::config() const {
   return {{"bits", bits_},
           {"integer", integer_},
           {"use_sigmoid", use_sigmoid_},
-          {"negative_slope", negative_slope_}};
+          {"negative_slope", negative_slope_},
+          {"qnoise_factor", qnoise_factor_}};
 }
 
 // ------------------------------------------------------------------------------------------------

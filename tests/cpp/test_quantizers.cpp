@@ -59,6 +59,26 @@ TEST(QuantizedBits, HandComputedValues) {
   expect_values("quantized_bits(4,-2)", {0.05f, 1.0f, -1.0f}, {0.0625f, 0.21875f, -0.25f});
 }
 
+TEST(QuantizedBits, QnoiseFactorBlends) {
+  // x + q (q(x) - x) in float32, q(x) exactly at q = 1.
+  const at::Tensor x = t({0.3f, -1.2f, 5.0f});
+  const at::Tensor xq = t({0.25f, -1.0f, 0.875f});
+  for (float q : {0.0f, 0.25f, 0.5f}) {
+    const auto out = heteroq::QuantizedBits(4, 0, false, true, std::nullopt, q).forward(x);
+    EXPECT_TRUE(at::equal(out, x + (xq - x) * q)) << q;
+  }
+  EXPECT_EQ(heteroq::QuantizedBits(4, 0, false, true, std::nullopt, 0.5).to_string(),
+            "quantized_bits(4,0,0,qnoise_factor=0.5)");
+  EXPECT_THROW(heteroq::QuantizedBits(4, 0, false, true, std::nullopt, 1.5),
+               heteroq::InvalidArgument);
+  // quantized_relu: x_u = relu(x, 1/4) capped at 7/8.
+  const at::Tensor xr = t({-1.0f, 0.3f, 2.0f});
+  const at::Tensor x_u = t({-0.25f, 0.3f, 0.875f});
+  const at::Tensor rq = heteroq::ops::quantized_relu(xr, 4, 0, false, 0.25);
+  EXPECT_TRUE(at::equal(heteroq::ops::quantized_relu(xr, 4, 0, false, 0.25, 0.5),
+                        x_u + (rq - x_u) * 0.5f));
+}
+
 TEST(QuantizedBits, Bounds) {
   EXPECT_EQ(get_quantizer("quantized_bits(8,0,0,keep_negative=False)")->max(), 1.0);
   EXPECT_EQ(get_quantizer("quantized_bits(8,0,0,keep_negative=False)")->min(), 0.0);
@@ -201,7 +221,11 @@ TEST(FusedKernel, EqualsGenericPathBitForBit) {
                          // Grids wider than 2^22 codes take the general rounding path in float32.
                          "quantized_bits(24,3)", "quantized_bits(32,0,0,keep_negative=False)",
                          "quantized_bits(23,0,1)", "quantized_relu(26,1)",
-                         "quantized_relu(24,0,1,0.5)", "quantized_relu(23,2,0,0.5)"};
+                         "quantized_relu(24,0,1,0.5)", "quantized_relu(23,2,0,0.5)",
+                         // QKeras's quantization-noise blend.
+                         "quantized_bits(6,0,alpha=1,qnoise_factor=0.3)",
+                         "quantized_relu(4,0,0,0.25,qnoise_factor=0.7)",
+                         "quantized_relu(6,1,1,qnoise_factor=0.5)"};
   for (auto dtype : {at::kFloat, at::kDouble}) {
     const at::Tensor x = random_input(dtype, 100003);
     const at::Tensor x2d = random_input(dtype, 4078).view({62, 66});

@@ -15,7 +15,9 @@ def has_kernel(op: str, key: str) -> bool:
 def test_out_variants():
     x = torch.randn(3000) * 2
     for op, args in [(heteroq.ops.quantized_bits, (6, 1, False, True, 0.5)),
-                     (heteroq.ops.quantized_relu, (4, 0, False, 0.25))]:
+                     (heteroq.ops.quantized_relu, (4, 0, False, 0.25)),
+                     (heteroq.ops.quantized_bits, (6, 1, False, True, 0.5, 0.25)),
+                     (heteroq.ops.quantized_relu, (4, 0, False, 0.25, 0.75))]:
         expected = op(x, *args)
         out = torch.empty(3000)
         assert op(x, *args, out=out) is out and torch.equal(out, expected)
@@ -45,12 +47,12 @@ def test_out_variants():
 def test_schemas():
     assert str(torch.ops.heteroq.quantized_bits.default._schema) == (
         "heteroq::quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
-        "bool keep_negative=True, float? alpha=None) -> Tensor")
+        "bool keep_negative=True, float? alpha=None, float qnoise_factor=1.) -> Tensor")
     assert str(torch.ops.heteroq.quantized_relu.default._schema) == (
         "heteroq::quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
-        "float negative_slope=0.) -> Tensor")
+        "float negative_slope=0., float qnoise_factor=1.) -> Tensor")
     assert str(torch.ops.heteroq.quantized_bits.out._schema).endswith(
-        "float? alpha=None, *, Tensor(a!) out) -> Tensor(a!)")
+        "float? alpha=None, float qnoise_factor=1., *, Tensor(a!) out) -> Tensor(a!)")
 
 
 @pytest.mark.parametrize("op", ["heteroq::quantized_bits", "heteroq::quantized_relu",
@@ -91,7 +93,11 @@ SPECS = ["quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits
          "quantized_relu(5,0,1,0.5)",
          # Grids wider than 2^22 codes take the general rounding path in float32.
          "quantized_bits(24,3)", "quantized_bits(32,0,0,keep_negative=False)", "quantized_bits(23,0,1)",
-         "quantized_relu(26,1)", "quantized_relu(24,0,1,0.5)", "quantized_relu(23,2,0,0.5)"]
+         "quantized_relu(26,1)", "quantized_relu(24,0,1,0.5)", "quantized_relu(23,2,0,0.5)",
+         # QKeras's quantization-noise blend.
+         "quantized_bits(6,0,alpha=1,qnoise_factor=0.3)", "quantized_bits(1,0,qnoise_factor=0.5)",
+         "quantized_relu(4,0,0,0.25,qnoise_factor=0.7)", "quantized_relu(6,1,1,qnoise_factor=0.5)",
+         "quantized_relu(5,0,qnoise_factor=0)"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -62,6 +62,7 @@ def test_classes_take_qkeras_argument_order():
     "quantized_bits(1,0,0,alpha=0.25)", "quantized_bits(5, 1, alpha=0.1)", "quantized_relu(4,2)",
     "quantized_relu(6,0,1)", "quantized_relu(4,0,0,0.25)", "quantized_relu",
     "quantized_relu(8, 3, use_sigmoid=True, negative_slope=0.5)",
+    "quantized_bits(6,0,alpha=1,qnoise_factor=0.5)", "quantized_relu(4,2,qnoise_factor=0.25)",
 ])
 def test_spec_round_trip(spec):
     q = get_quantizer(spec)
@@ -114,6 +115,7 @@ def test_output_is_the_grid_value_not_x_plus_difference():
     (dict(bits=4, alpha="auto_po2"), r"`alpha`='auto_po2' is not supported yet"),
     (dict(bits=4, symmetric=3), r"`symmetric` must be a bool"),
     (dict(bits=4, use_stochastic_rounding=True), r"`use_stochastic_rounding`=True is not supported yet"),
+    (dict(bits=4, qnoise_factor="a"), r"`qnoise_factor` must be a number, got 'a'"),
 ])
 def test_quantized_bits_bad_arguments(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
@@ -189,6 +191,54 @@ def test_quantizers_pickle_and_deepcopy():
             assert q2.to_string() == q.to_string()
             x = torch.randn(100)
             assert torch.equal(q2(x), q(x))
+
+
+def f32(v):
+    return torch.tensor(v, dtype=torch.float32)
+
+
+def test_qnoise_factor_blends_float_and_quantized_values():
+    # QKeras: x + q * (quantize(x) - x) (float32), and quantize(x) exactly at q = 1.
+    x = torch.tensor([0.3, -1.2, 0.99, 5.0])
+    xq = quantized_bits(4, 0)(x)
+    for q in [0.0, 0.25, 0.5, 1.0]:
+        out = quantized_bits(4, 0, qnoise_factor=q)(x)
+        expected = x + (xq - x) * f32(q) if q < 1 else xq
+        assert torch.equal(out, expected), q
+    assert torch.equal(quantized_bits(4, 0, qnoise_factor=0)(x), x)
+    # quantized_relu blends with x_u = relu(x, slope) capped at the top of the grid (0.875 here).
+    r = quantized_relu(4, 0, 0, 0.25, qnoise_factor=0.5)
+    x = torch.tensor([-1.0, 0.3, 2.0])
+    x_u = torch.tensor([-0.25, 0.3, 0.875])
+    rq = quantized_relu(4, 0, 0, 0.25)(x)
+    assert torch.equal(r(x), x_u + (rq - x_u) * f32(0.5))
+    assert torch.equal(quantized_relu(4, 0, 0, 0.25, qnoise_factor=0)(x), x_u)
+
+
+def test_qnoise_factor_keeps_the_gradient():
+    for q, expected in [(quantized_bits(4, 0, qnoise_factor=0.3), [1.0, 1.0, 1.0]),
+                        (quantized_relu(4, 0, qnoise_factor=0.3), [0.0, 1.0, 0.0])]:
+        x = torch.tensor([-1.0, 0.5, 0.95], requires_grad=True)
+        q(x).sum().backward()
+        assert x.grad.tolist() == expected
+
+
+def test_qnoise_factor_spec_update_and_errors():
+    q = get_quantizer("quantized_bits(4,0,qnoise_factor=0.5)")
+    assert q.qnoise_factor == 0.5 and q.to_string() == "quantized_bits(4,0,0,qnoise_factor=0.5)"
+    q.update_qnoise_factor(0.25)
+    assert q.qnoise_factor == 0.25 and "qnoise_factor=0.25" in q.to_string()
+    x = torch.tensor([0.3])
+    assert torch.equal(q(x), x + (quantized_bits(4, 0)(x) - x) * f32(0.25))
+    q.update_qnoise_factor(1.0)
+    assert q.to_string() == "quantized_bits(4,0,0)"
+    with pytest.raises(ValueError, match=r"`qnoise_factor` must be a number in \[0, 1\], got 1.5"):
+        quantized_relu(4, qnoise_factor=1.5)
+    with pytest.raises(ValueError, match="qnoise_factor"):
+        q.update_qnoise_factor(-0.1)
+    assert q.qnoise_factor == 1.0  # unchanged after a refused update
+    with pytest.raises(ValueError, match="qnoise_factor"):
+        torch.ops.heteroq.quantized_bits(x, 4, 0, False, True, None, 2.0)
 
 
 def test_version():

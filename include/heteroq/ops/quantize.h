@@ -19,15 +19,21 @@
 namespace heteroq::ops {
 
 /// `heteroq::quantized_bits(Tensor x, int bits=8, int integer=0, bool symmetric=False,
-/// bool keep_negative=True, float? alpha=None) -> Tensor`
+/// bool keep_negative=True, float? alpha=None, float qnoise_factor=1.0) -> Tensor`
+///
+/// qnoise_factor q in [0, 1] is QKeras's quantization-noise blend: the output is
+/// `x + q (q(x) - x)` for q < 1 and exactly q(x) for q = 1; the gradient does not depend on q.
 HETEROQ_API at::Tensor quantized_bits(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
                                       bool symmetric = false, bool keep_negative = true,
-                                      std::optional<double> alpha = std::nullopt);
+                                      std::optional<double> alpha = std::nullopt,
+                                      double qnoise_factor = 1.0);
 
 /// `heteroq::quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False,
-/// float negative_slope=0.0) -> Tensor`
+/// float negative_slope=0.0, float qnoise_factor=1.0) -> Tensor`; for q < 1 the output is
+/// `x_u + q (q(x) - x_u)` with x_u = relu(x, negative_slope) capped at the top of the grid.
 HETEROQ_API at::Tensor quantized_relu(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
-                                      bool use_sigmoid = false, double negative_slope = 0.0);
+                                      bool use_sigmoid = false, double negative_slope = 0.0,
+                                      double qnoise_factor = 1.0);
 
 /// `heteroq::quantized_bits.out(..., *, Tensor(a!) out) -> Tensor(a!)`: writes into `out` (same
 /// dtype and device as x; same shape, or empty and then resized). Not differentiable: it raises
@@ -35,12 +41,14 @@ HETEROQ_API at::Tensor quantized_relu(const at::Tensor& x, int64_t bits = 8, int
 HETEROQ_API at::Tensor& quantized_bits_out(at::Tensor& out, const at::Tensor& x, int64_t bits = 8,
                                            int64_t integer = 0, bool symmetric = false,
                                            bool keep_negative = true,
-                                           std::optional<double> alpha = std::nullopt);
+                                           std::optional<double> alpha = std::nullopt,
+                                           double qnoise_factor = 1.0);
 
 /// `heteroq::quantized_relu.out(..., *, Tensor(a!) out) -> Tensor(a!)`; see quantized_bits_out.
 HETEROQ_API at::Tensor& quantized_relu_out(at::Tensor& out, const at::Tensor& x, int64_t bits = 8,
                                            int64_t integer = 0, bool use_sigmoid = false,
-                                           double negative_slope = 0.0);
+                                           double negative_slope = 0.0,
+                                           double qnoise_factor = 1.0);
 
 /// The gradient of quantized_relu with respect to x, given the output gradient:
 /// `grad * (x <= top ? (x > 0 ? 1 : negative_slope) : 0)`.

@@ -57,14 +57,17 @@ using QuantizerPtr = std::shared_ptr<Quantizer>;
  * The output is exactly the grid value (QKeras computes `x + (q - x)` in float, which differs when
  * |x| is huge); zero is always +0.0; NaN stays NaN; +-inf saturate to the ends of the grid.
  * Backward: identity (QKeras's STE; no clipping mask).
+ * qnoise_factor q in [0, 1] (QKeras's quantization-noise blend): for q < 1 the output is
+ * `x + q (q(x) - x)`; the gradient does not change.
  *
- * @throws heteroq::InvalidArgument if bits is not in [1, 32], integer not in [-64, 64], or alpha is
- *         not a finite number > 0.
+ * @throws heteroq::InvalidArgument if bits is not in [1, 32], integer not in [-64, 64], alpha is
+ *         not a finite number > 0, or qnoise_factor not in [0, 1].
  */
 class HETEROQ_API QuantizedBits final : public Quantizer {
  public:
   explicit QuantizedBits(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
-                         bool keep_negative = true, std::optional<double> alpha = std::nullopt);
+                         bool keep_negative = true, std::optional<double> alpha = std::nullopt,
+                         double qnoise_factor = 1.0);
   std::string name() const override { return "quantized_bits"; }
   at::Tensor forward(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
@@ -77,11 +80,13 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   bool symmetric() const { return symmetric_; }
   bool keep_negative() const { return keep_negative_; }
   std::optional<double> alpha() const { return alpha_; }
+  double qnoise_factor() const { return qnoise_factor_; }
 
  private:
   int64_t bits_, integer_;
   bool symmetric_, keep_negative_;
   std::optional<double> alpha_;
+  double qnoise_factor_;
 };
 
 /**
@@ -92,6 +97,7 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
  * `clip(0.5 x / 2^integer + 0.5, 0, 1)` as QKeras does.
  * Backward (QKeras's STE through `x_u = relu(x, slope)` capped at the top of the grid):
  * 1 on (0, top], `negative_slope` for x <= 0, 0 above the top.
+ * qnoise_factor q < 1 gives `x_u + q (q(x) - x_u)`, x_u = relu(x, negative_slope) capped at top.
  *
  * @throws heteroq::InvalidArgument if bits is not in [1, 32] (>= 2 with a slope), integer not in
  *         [-64, 64], or negative_slope is negative, not finite or not a power of two.
@@ -99,7 +105,7 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
 class HETEROQ_API QuantizedRelu final : public Quantizer {
  public:
   explicit QuantizedRelu(int64_t bits = 8, int64_t integer = 0, bool use_sigmoid = false,
-                         double negative_slope = 0.0);
+                         double negative_slope = 0.0, double qnoise_factor = 1.0);
   std::string name() const override { return "quantized_relu"; }
   at::Tensor forward(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
@@ -111,11 +117,13 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
   int64_t integer() const { return integer_; }
   bool use_sigmoid() const { return use_sigmoid_; }
   double negative_slope() const { return negative_slope_; }
+  double qnoise_factor() const { return qnoise_factor_; }
 
  private:
   int64_t bits_, integer_;
   bool use_sigmoid_;
   double negative_slope_;
+  double qnoise_factor_;
 };
 
 /**

@@ -14,38 +14,41 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// quantized_bits: QKeras returns x + stop_gradient(q(x) - x), so dq/dx = 1 everywhere, including
-// where the value saturates (no clipping mask, unlike torch.fake_quantize_*). The gradient is
-// passed through unchanged, and double backward is exact (the second derivative is 0).
+// quantized_bits: QKeras returns x + stop_gradient(qnoise_factor * (q(x) - x)), so dq/dx = 1
+// everywhere, including where the value saturates (no clipping mask, unlike
+// torch.fake_quantize_*), whatever qnoise_factor is. The gradient is passed through unchanged, and
+// double backward is exact (the second derivative is 0).
 class QuantizedBitsFunction : public torch::autograd::Function<QuantizedBitsFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t bits,
                             int64_t integer, bool symmetric, bool keep_negative,
-                            c10::optional<double> alpha) {
+                            c10::optional<double> alpha, double qnoise_factor) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return quantized_bits(x, bits, integer, symmetric, keep_negative, detail::to_std(alpha));
+    return quantized_bits(x, bits, integer, symmetric, keep_negative, detail::to_std(alpha),
+                          qnoise_factor);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     return {grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+            at::Tensor(), at::Tensor()};
   }
 };
 
-// quantized_relu: QKeras returns x_u + stop_gradient(q(x) - x_u) with
+// quantized_relu: QKeras returns x_u + stop_gradient(qnoise_factor * (q(x) - x_u)) with
 // x_u = where(x <= top, relu(x, slope), top), top = 2^integer - 2^(integer - nsb), so
 // dq/dx = d x_u/dx = 1 for 0 < x <= top, slope for x <= 0 (TF's leaky-relu gradient at 0 is the
 // slope), 0 above top. The backward is the fused operator _quantized_relu_backward.
 class QuantizedReluFunction : public torch::autograd::Function<QuantizedReluFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t bits,
-                            int64_t integer, bool use_sigmoid, double negative_slope) {
+                            int64_t integer, bool use_sigmoid, double negative_slope,
+                            double qnoise_factor) {
     ctx->save_for_backward({x});
     ctx->saved_data["bits"] = bits;
     ctx->saved_data["integer"] = integer;
     ctx->saved_data["use_sigmoid"] = use_sigmoid;
     ctx->saved_data["negative_slope"] = negative_slope;
     at::AutoDispatchBelowADInplaceOrView guard;
-    return quantized_relu(x, bits, integer, use_sigmoid, negative_slope);
+    return quantized_relu(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
@@ -56,19 +59,22 @@ class QuantizedReluFunction : public torch::autograd::Function<QuantizedReluFunc
     at::Tensor dx = _quantized_relu_backward(
         grad, saved[0], ctx->saved_data["bits"].toInt(), ctx->saved_data["integer"].toInt(),
         ctx->saved_data["use_sigmoid"].toBool(), ctx->saved_data["negative_slope"].toDouble());
-    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 at::Tensor quantized_bits_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
                                    bool symmetric, bool keep_negative,
-                                   c10::optional<double> alpha) {
-  return QuantizedBitsFunction::apply(x, bits, integer, symmetric, keep_negative, alpha);
+                                   c10::optional<double> alpha, double qnoise_factor) {
+  return QuantizedBitsFunction::apply(x, bits, integer, symmetric, keep_negative, alpha,
+                                      qnoise_factor);
 }
 
 at::Tensor quantized_relu_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
-                                   bool use_sigmoid, double negative_slope) {
-  return QuantizedReluFunction::apply(x, bits, integer, use_sigmoid, negative_slope);
+                                   bool use_sigmoid, double negative_slope,
+                                   double qnoise_factor) {
+  return QuantizedReluFunction::apply(x, bits, integer, use_sigmoid, negative_slope,
+                                      qnoise_factor);
 }
 
 // out= variants are not differentiable (as ATen's): refuse rather than silently drop the graph.
@@ -80,11 +86,13 @@ void check_no_grad(const at::Tensor& x, const char* op) {
 
 at::Tensor& quantized_bits_out_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
                                         bool symmetric, bool keep_negative,
-                                        c10::optional<double> alpha, at::Tensor& out) {
+                                        c10::optional<double> alpha, double qnoise_factor,
+                                        at::Tensor& out) {
   check_no_grad(x, "heteroq::quantized_bits.out");
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    quantized_bits_out(out, x, bits, integer, symmetric, keep_negative, detail::to_std(alpha));
+    quantized_bits_out(out, x, bits, integer, symmetric, keep_negative, detail::to_std(alpha),
+                       qnoise_factor);
   }
   torch::autograd::impl::bump_version(out);
   return out;
@@ -92,11 +100,11 @@ at::Tensor& quantized_bits_out_autograd(const at::Tensor& x, int64_t bits, int64
 
 at::Tensor& quantized_relu_out_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
                                         bool use_sigmoid, double negative_slope,
-                                        at::Tensor& out) {
+                                        double qnoise_factor, at::Tensor& out) {
   check_no_grad(x, "heteroq::quantized_relu.out");
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    quantized_relu_out(out, x, bits, integer, use_sigmoid, negative_slope);
+    quantized_relu_out(out, x, bits, integer, use_sigmoid, negative_slope, qnoise_factor);
   }
   torch::autograd::impl::bump_version(out);
   return out;

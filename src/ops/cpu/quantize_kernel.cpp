@@ -117,6 +117,21 @@ struct ReluSigmoidOp {
   hd::ReluGridT<T> g;
   T operator()(T x) const { return hd::quantize_relu_sigmoid_element<T, kSmall>(x, g, kSlope); }
 };
+// QKeras's qnoise_factor q < 1: x_ref + q (q(x) - x_ref), x_ref = x (quantized_bits) or the
+// relu STE reference (quantized_relu).
+template <typename T, typename Op>
+struct BlendIdentityOp {
+  Op op;
+  T q;
+  T operator()(T x) const { return hd::qnoise_blend(x, op(x), q); }
+};
+template <typename T, typename Op>
+struct BlendReluOp {
+  Op op;
+  T q, top, slope;
+  T operator()(T x) const { return hd::qnoise_blend(hd::relu_ste_reference(x, top, slope), op(x), q); }
+};
+
 template <typename T>
 struct ReluGradOp {
   T top, slope;
@@ -177,61 +192,80 @@ at::Tensor& write_out(at::Tensor& out, const at::Tensor& x, const char* op, Comp
   return out;
 }
 
+// A result computed by the generic path, into *dst when given.
+at::Tensor to_dst(const at::Tensor* dst, const at::Tensor& r) {
+  if (!dst) return r;
+  at::Tensor d = *dst;
+  d.copy_(r);
+  return d;
+}
+
 at::Tensor quantized_bits_impl(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
                                bool keep_negative, c10::optional<double> alpha,
-                               const at::Tensor* out) {
+                               double qnoise_factor, const at::Tensor* out) {
   if (!use_fused(x)) {
-    return detail::quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha);
+    return to_dst(out, detail::quantized_bits_generic(x, bits, integer, symmetric, keep_negative,
+                                                      alpha, qnoise_factor));
   }
-  detail::check_quantized_bits(x, bits, integer, alpha);
+  detail::check_quantized_bits(x, bits, integer, alpha, qnoise_factor);
   const auto grid =
       hd::make_bits_grid(bits, integer, symmetric, keep_negative, detail::to_std(alpha));
   return map_unary(x, [&](auto tag, auto&& run) {
     using T = decltype(tag);
     const hd::BitsGridT<T> g(grid);
-    if (g.sign_mode) return run(SignOp<T>{g.sign_value});
-    if (g.small) return run(BitsOp<T, true>{g.in_scale, g.lo, g.hi, g.step});
-    run(BitsOp<T, false>{g.in_scale, g.lo, g.hi, g.step});
+    auto emit = [&](auto op) {
+      if (qnoise_factor == 1.0) return run(op);
+      run(BlendIdentityOp<T, decltype(op)>{op, T(qnoise_factor)});
+    };
+    if (g.sign_mode) return emit(SignOp<T>{g.sign_value});
+    if (g.small) return emit(BitsOp<T, true>{g.in_scale, g.lo, g.hi, g.step});
+    emit(BitsOp<T, false>{g.in_scale, g.lo, g.hi, g.step});
   }, out);
 }
 
 at::Tensor quantized_bits_cpu(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
-                              bool keep_negative, c10::optional<double> alpha) {
-  return quantized_bits_impl(x, bits, integer, symmetric, keep_negative, alpha, nullptr);
+                              bool keep_negative, c10::optional<double> alpha,
+                              double qnoise_factor) {
+  return quantized_bits_impl(x, bits, integer, symmetric, keep_negative, alpha, qnoise_factor,
+                             nullptr);
 }
 
 at::Tensor& quantized_bits_out_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
                                    bool symmetric, bool keep_negative,
-                                   c10::optional<double> alpha, at::Tensor& out) {
+                                   c10::optional<double> alpha, double qnoise_factor,
+                                   at::Tensor& out) {
   return write_out(out, x, "heteroq::quantized_bits.out", [&](const at::Tensor* dst) {
-    if (!use_fused(x)) {
-      at::Tensor r = detail::quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha);
-      return dst ? const_cast<at::Tensor&>(*dst).copy_(r) : r;
-    }
-    return quantized_bits_impl(x, bits, integer, symmetric, keep_negative, alpha, dst);
+    return quantized_bits_impl(x, bits, integer, symmetric, keep_negative, alpha, qnoise_factor,
+                               dst);
   });
 }
 
 at::Tensor quantized_relu_impl(const at::Tensor& x, int64_t bits, int64_t integer,
-                               bool use_sigmoid, double negative_slope, const at::Tensor* out) {
+                               bool use_sigmoid, double negative_slope, double qnoise_factor,
+                               const at::Tensor* out) {
   if (!use_fused(x)) {
-    return detail::quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope);
+    return to_dst(out, detail::quantized_relu_generic(x, bits, integer, use_sigmoid,
+                                                      negative_slope, qnoise_factor));
   }
-  detail::check_quantized_relu(x, bits, integer, negative_slope);
+  detail::check_quantized_relu(x, bits, integer, negative_slope, qnoise_factor);
   const auto grid = hd::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
   return map_unary(x, [&](auto tag, auto&& run) {
     using T = decltype(tag);
     const hd::ReluGridT<T> g(grid);
+    auto emit = [&](auto op) {
+      if (qnoise_factor == 1.0) return run(op);
+      run(BlendReluOp<T, decltype(op)>{op, T(qnoise_factor), g.top, g.slope});
+    };
     // Specialised functors: the mode is decided once, outside the element loop.
     const bool slope = g.slope != T(0);
     auto pick = [&](auto small) {
       constexpr bool kSmall = decltype(small)::value;
       if (!g.use_sigmoid) {
-        if (slope) return run(ReluPlainOp<T, kSmall, true>{g});
-        return run(ReluPlainOp<T, kSmall, false>{g});
+        if (slope) return emit(ReluPlainOp<T, kSmall, true>{g});
+        return emit(ReluPlainOp<T, kSmall, false>{g});
       }
-      if (slope) return run(ReluSigmoidOp<T, kSmall, true>{g});
-      run(ReluSigmoidOp<T, kSmall, false>{g});
+      if (slope) return emit(ReluSigmoidOp<T, kSmall, true>{g});
+      emit(ReluSigmoidOp<T, kSmall, false>{g});
     };
     if (g.small) return pick(std::true_type{});
     pick(std::false_type{});
@@ -239,18 +273,16 @@ at::Tensor quantized_relu_impl(const at::Tensor& x, int64_t bits, int64_t intege
 }
 
 at::Tensor quantized_relu_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
-                              bool use_sigmoid, double negative_slope) {
-  return quantized_relu_impl(x, bits, integer, use_sigmoid, negative_slope, nullptr);
+                              bool use_sigmoid, double negative_slope, double qnoise_factor) {
+  return quantized_relu_impl(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor,
+                             nullptr);
 }
 
 at::Tensor& quantized_relu_out_cpu(const at::Tensor& x, int64_t bits, int64_t integer,
-                                   bool use_sigmoid, double negative_slope, at::Tensor& out) {
+                                   bool use_sigmoid, double negative_slope, double qnoise_factor,
+                                   at::Tensor& out) {
   return write_out(out, x, "heteroq::quantized_relu.out", [&](const at::Tensor* dst) {
-    if (!use_fused(x)) {
-      at::Tensor r = detail::quantized_relu_generic(x, bits, integer, use_sigmoid, negative_slope);
-      return dst ? const_cast<at::Tensor&>(*dst).copy_(r) : r;
-    }
-    return quantized_relu_impl(x, bits, integer, use_sigmoid, negative_slope, dst);
+    return quantized_relu_impl(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor, dst);
   });
 }
 
