@@ -5,13 +5,14 @@ The math lives in C++: a fused CPU kernel, a device-generic ATen kernel and a C+
 per operator. These wrappers only document the arguments.
 """
 import contextlib
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 
 from . import _C
 
-__all__ = ["quantized_bits", "quantized_relu", "fused_kernels", "fused_kernels_enabled"]
+__all__ = ["quantized_bits", "quantized_bits_auto", "quantized_relu", "fused_kernels",
+           "fused_kernels_enabled"]
 
 
 def quantized_bits(x: torch.Tensor, bits: int = 8, integer: int = 0, symmetric: bool = False,
@@ -35,6 +36,25 @@ def quantized_bits(x: torch.Tensor, bits: int = 8, integer: int = 0, symmetric: 
                                                     alpha, qnoise_factor, out=out)
     return torch.ops.heteroq.quantized_bits(x, bits, integer, symmetric, keep_negative, alpha,
                                             qnoise_factor)
+
+
+def quantized_bits_auto(x: torch.Tensor, bits: int = 8, integer: int = 0,
+                        keep_negative: bool = True, po2: bool = True,
+                        scale_axis: Optional[List[int]] = None,
+                        qnoise_factor: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """QKeras ``quantized_bits`` with ``alpha="auto_po2"`` (``po2=True``) or ``alpha="auto"``.
+
+    Args:
+        x: Tensor[...] (floating point); rank 1 gets QKeras's per-element least-squares scales.
+        scale_axis: the channel axes, each with its own scale (default: axis 0, the output
+            channel of PyTorch Linear/Conv weights).
+
+    Returns:
+        ``(out, scale)``: the quantized tensor and QKeras's ``quantizer.scale`` (keepdims shape,
+        broadcastable to ``x``). The gradient of ``out`` is the identity; ``scale`` has none.
+    """
+    return torch.ops.heteroq.quantized_bits_auto(x, bits, integer, keep_negative, po2, scale_axis,
+                                                 qnoise_factor)
 
 
 def quantized_relu(x: torch.Tensor, bits: int = 8, integer: int = 0, use_sigmoid: bool = False,

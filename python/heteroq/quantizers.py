@@ -5,7 +5,7 @@ Each quantizer is a ``torch.nn.Module`` (so it scripts, pickles and prints insid
 ``forward`` calls a C++ operator. Arguments are checked by the C++ core, which raises ValueError
 naming the argument and the value.
 """
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
@@ -65,11 +65,14 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
     identity everywhere (QKeras's straight-through estimator, no clipping mask).
 
     Args (QKeras's order): bits (1..32), integer (-64..64, sign bit excluded), symmetric,
-    keep_negative, alpha (None or a number > 0), qnoise_factor (in [0, 1]: the output is
-    ``x + qnoise_factor * (q(x) - x)``; 1 gives q(x) exactly; change it during training with
-    :meth:`update_qnoise_factor`). QKeras's ``use_stochastic_rounding``, ``scale_axis`` and
-    ``use_ste`` are accepted at their defaults only (for now); ``var_name`` and
-    ``use_variables`` are TensorFlow details, accepted and ignored.
+    keep_negative, alpha (None, a number > 0, or ``"auto"`` / ``"auto_po2"``: a scale per channel
+    chosen from the data at every call, exactly as QKeras computes it; ``symmetric`` is then
+    forced, as in QKeras, and :attr:`scale` holds the last scale), scale_axis (the channel axes
+    of the auto modes; default 0, PyTorch's output-channel axis, where QKeras keeps the last
+    axis), qnoise_factor (in [0, 1]: the output is ``x + qnoise_factor * (q(x) - x)``; 1 gives
+    q(x) exactly; change it during training with :meth:`update_qnoise_factor`).
+    QKeras's ``use_stochastic_rounding`` and ``use_ste`` are accepted at their defaults only (for
+    now); ``var_name`` and ``use_variables`` are TensorFlow details, accepted and ignored.
 
     Unlike QKeras layers, heteroq layers do not switch ``alpha=None`` to ``"auto_po2"``.
 
@@ -83,8 +86,10 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
     integer: int
     symmetric: bool
     keep_negative: bool
-    alpha: Optional[float]
     qnoise_factor: float
+    _auto: int  # 0: fixed alpha, 1: "auto", 2: "auto_po2"
+    _alpha_value: Optional[float]
+    _scale_axis: Optional[List[int]]
 
     def __init__(self, bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
                  use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0,
@@ -95,10 +100,32 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
             alpha=alpha, use_stochastic_rounding=use_stochastic_rounding, scale_axis=scale_axis,
             qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
             use_variables=use_variables)))
+        # QKeras's `scale`: alpha (or 1) for a fixed alpha, else the last call's per-channel scale.
+        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
+
+    def _set_impl(self, impl: "_C.Quantizer") -> None:
+        super()._set_impl(impl)
+        if self.scale_axis is not None:
+            self.scale_axis = [int(a) for a in self.scale_axis]
+        self._auto = {"auto": 1, "auto_po2": 2}.get(self.alpha, 0) if isinstance(self.alpha, str) else 0
+        self._alpha_value = None if self._auto else self.alpha
+        self._scale_axis = self.scale_axis
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        if config["scale_axis"] is not None:
+            config["scale_axis"] = [int(a) for a in config["scale_axis"]]
+        return config
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._auto != 0:
+            out, scale = torch.ops.heteroq.quantized_bits_auto(
+                x, self.bits, self.integer, self.keep_negative, self._auto == 2, self._scale_axis,
+                self.qnoise_factor)
+            self.scale = scale
+            return out
         return torch.ops.heteroq.quantized_bits(x, self.bits, self.integer, self.symmetric,
-                                                self.keep_negative, self.alpha,
+                                                self.keep_negative, self._alpha_value,
                                                 self.qnoise_factor)
 
 

@@ -58,6 +58,15 @@ std::string check_quantized_relu_args(int64_t bits, int64_t integer, double nega
   return {};
 }
 
+std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer) {
+  std::string err = check_bits_integer("quantized_bits", bits, integer);
+  if (err.empty() && bits < 2) {
+    err = "quantized_bits: with alpha 'auto' or 'auto_po2', `bits` must be >= 2, got " +
+          std::to_string(bits);
+  }
+  return err;
+}
+
 std::string check_qnoise_factor(const char* who, double qnoise_factor) {
   if (!(qnoise_factor >= 0 && qnoise_factor <= 1)) {
     return std::string(who) + ": `qnoise_factor` must be a number in [0, 1], got " +

@@ -22,6 +22,8 @@ namespace heteroq::detail {
 
 std::string check_quantized_bits_args(int64_t bits, int64_t integer, std::optional<double> alpha);
 std::string check_quantized_relu_args(int64_t bits, int64_t integer, double negative_slope);
+/// quantized_bits with alpha "auto"/"auto_po2": bits >= 2 (the scale divides by 2^(bits-1) - 1).
+std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer);
 /// qnoise_factor must be a number in [0, 1]; `who` names the quantizer in the message.
 std::string check_qnoise_factor(const char* who, double qnoise_factor);
 

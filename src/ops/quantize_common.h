@@ -4,7 +4,10 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/OptionalArrayRef.h>
 #include <c10/util/Optional.h>
+
+#include <tuple>
 
 #include <cstdint>
 #include <optional>
@@ -37,6 +40,9 @@ at::Tensor& quantized_bits_out_generic(const at::Tensor& x, int64_t bits, int64_
 at::Tensor& quantized_relu_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
                                        bool use_sigmoid, double negative_slope,
                                        double qnoise_factor, at::Tensor& out);
+std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(
+    const at::Tensor& x, int64_t bits, int64_t integer, bool keep_negative, bool po2,
+    at::OptionalIntArrayRef scale_axis, double qnoise_factor);
 at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Tensor& x,
                                            int64_t bits, int64_t integer, bool use_sigmoid,
                                            double negative_slope);

@@ -209,6 +209,9 @@ TORCH_LIBRARY(heteroq, m) {
       "quantized_relu.out(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False, "
       "float negative_slope=0.0, float qnoise_factor=1.0, *, Tensor(a!) out) -> Tensor(a!)");
   m.def(
+      "quantized_bits_auto(Tensor x, int bits=8, int integer=0, bool keep_negative=True, "
+      "bool po2=True, int[]? scale_axis=None, float qnoise_factor=1.0) -> (Tensor, Tensor)");
+  m.def(
       "_quantized_relu_backward(Tensor grad, Tensor x, int bits, int integer, bool use_sigmoid, "
       "float negative_slope) -> Tensor");
 }

@@ -3,6 +3,8 @@
 // Quantizer classes, their QKeras argument tables, make_quantizer() and get_quantizer().
 #include "heteroq/quantizers/quantizer.h"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 #include <functional>
 #include <map>
@@ -20,7 +22,15 @@ void throw_if(const std::string& err) {
 // ------------------------------------------------------------------------------------------------
 // Argument tables: QKeras's constructor arguments in QKeras's order.
 
-enum class Kind { Int, Bool, Real, OptionalReal, Any };
+enum class Kind {
+  Int,
+  Bool,
+  Real,
+  OptionalReal,
+  Alpha,     // None, a number, or "auto" / "auto_po2"
+  AxisList,  // None, an integer, or a list of integers
+  Any,
+};
 enum class Support {
   Yes,          // implemented
   Ignored,      // TensorFlow-only (var_name, use_variables): accepted, no effect
@@ -74,6 +84,28 @@ SpecValue coerce(const std::string& q, const Param& p, const SpecValue& v) {
                               " is not supported yet; use None or a number");
       }
       throw bad("None or a number");
+    case Kind::Alpha:
+      if (auto str = std::get_if<std::string>(&v)) {
+        if (*str == "auto" || *str == "auto_po2") return v;
+        throw InvalidArgument(q + ": `" + p.name + "` must be None, a number, 'auto' or " +
+                              "'auto_po2', got " + describe_spec_value(v));
+      }
+      if (std::holds_alternative<std::monostate>(v)) return v;
+      if (auto i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+      if (auto d = std::get_if<double>(&v)) return *d;
+      throw bad("None, a number, 'auto' or 'auto_po2'");
+    case Kind::AxisList: {
+      if (std::holds_alternative<std::monostate>(v)) return v;
+      std::vector<double> axes;
+      if (auto i = std::get_if<int64_t>(&v)) axes.push_back(static_cast<double>(*i));
+      else if (auto l = std::get_if<std::vector<double>>(&v)) axes = *l;
+      else throw bad("None, an integer or a list of integers");
+      for (double a : axes) {
+        if (std::floor(a) != a || std::fabs(a) > 64) throw bad("None, an integer or a list of integers");
+      }
+      if (axes.empty()) throw bad("None, an integer or a non-empty list of integers");
+      return axes;
+    }
     case Kind::Any:
       return v;
   }
@@ -131,14 +163,29 @@ const std::map<std::string, Entry>& registry() {
          {"integer", Kind::Int, int64_t{0}, Support::Yes},
          {"symmetric", Kind::Bool, false, Support::Yes},
          {"keep_negative", Kind::Bool, true, Support::Yes},
-         {"alpha", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
-         {"scale_axis", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
          {"use_ste", Kind::Bool, true, Support::DefaultOnly},
          {"use_variables", Kind::Bool, false, Support::Ignored}},
         [](const Values& v) -> QuantizerPtr {
+          const auto& alpha = v.at("alpha");
+          const auto& axes = v.at("scale_axis");
+          if (auto mode = std::get_if<std::string>(&alpha)) {
+            std::optional<std::vector<int64_t>> scale_axis;
+            if (auto l = std::get_if<std::vector<double>>(&axes)) {
+              scale_axis = std::vector<int64_t>(l->begin(), l->end());
+            }
+            return std::make_shared<QuantizedBits>(
+                as_int(v, "bits"), as_int(v, "integer"), as_bool(v, "symmetric"),
+                as_bool(v, "keep_negative"), *mode, as_real(v, "qnoise_factor"), scale_axis);
+          }
+          if (!std::holds_alternative<std::monostate>(axes)) {
+            throw InvalidArgument(
+                "quantized_bits: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
+          }
           return std::make_shared<QuantizedBits>(as_int(v, "bits"), as_int(v, "integer"),
                                                  as_bool(v, "symmetric"),
                                                  as_bool(v, "keep_negative"),
@@ -187,9 +234,40 @@ QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool
   throw_if(detail::check_qnoise_factor("quantized_bits", qnoise_factor));
 }
 
+QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                             const std::string& alpha, double qnoise_factor,
+                             std::optional<std::vector<int64_t>> scale_axis)
+    : bits_(bits), integer_(integer), symmetric_(true), keep_negative_(keep_negative),
+      auto_alpha_(alpha), scale_axis_(std::move(scale_axis)), qnoise_factor_(qnoise_factor) {
+  (void)symmetric;  // QKeras forces symmetric with a string alpha
+  if (alpha != "auto" && alpha != "auto_po2") {
+    throw InvalidArgument("quantized_bits: `alpha` must be None, a number, 'auto' or 'auto_po2', "
+                          "got '" + alpha + "'");
+  }
+  throw_if(detail::check_quantized_bits_auto_args(bits, integer));
+  throw_if(detail::check_qnoise_factor("quantized_bits", qnoise_factor));
+  if (scale_axis_ && scale_axis_->empty()) {
+    throw InvalidArgument("quantized_bits: `scale_axis` must not be an empty list");
+  }
+}
+
 at::Tensor QuantizedBits::forward(const at::Tensor& x) const {
-  return ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_,
-                             qnoise_factor_);
+  if (auto_alpha_.empty()) {
+    return ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_,
+                               qnoise_factor_);
+  }
+  auto [out, scale] = ops::quantized_bits_auto(x, bits_, integer_, keep_negative_,
+                                               auto_alpha_ == "auto_po2", scale_axis_,
+                                               qnoise_factor_);
+  std::lock_guard<std::mutex> lock(scale_mutex_);
+  last_scale_ = scale;
+  return out;
+}
+
+at::Tensor QuantizedBits::scale() const {
+  if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
+  std::lock_guard<std::mutex> lock(scale_mutex_);
+  return last_scale_;
 }
 
 double QuantizedBits::max() const {
@@ -204,6 +282,12 @@ std::string QuantizedBits::to_string() const {
                                    symmetric_ ? "1" : "0"};
   if (!keep_negative_) args.push_back("keep_negative=False");
   if (alpha_) args.push_back("alpha=" + format_spec_value(*alpha_));
+  if (!auto_alpha_.empty()) args.push_back("alpha=" + format_spec_value(auto_alpha_));
+  if (scale_axis_) {
+    std::string axes;
+    for (int64_t a : *scale_axis_) axes += (axes.empty() ? "" : " ") + std::to_string(a);
+    args.push_back("scale_axis=[" + axes + "]");
+  }
   // QKeras leaves qnoise_factor out of its string; heteroq keeps it so the spec round-trips.
   if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
   return join_args(name(), args);
@@ -214,7 +298,12 @@ SpecKeywords QuantizedBits::config() const {
           {"integer", integer_},
           {"symmetric", symmetric_},
           {"keep_negative", keep_negative_},
-          {"alpha", alpha_ ? SpecValue(*alpha_) : SpecValue(std::monostate{})},
+          {"alpha", alpha_                 ? SpecValue(*alpha_)
+                    : !auto_alpha_.empty() ? SpecValue(auto_alpha_)
+                                           : SpecValue(std::monostate{})},
+          {"scale_axis", scale_axis_ ? SpecValue(std::vector<double>(scale_axis_->begin(),
+                                                                     scale_axis_->end()))
+                                     : SpecValue(std::monostate{})},
           {"qnoise_factor", qnoise_factor_}};
 }
 

@@ -79,6 +79,41 @@ TEST(QuantizedBits, QnoiseFactorBlends) {
                         x_u + (rq - x_u) * 0.5f));
 }
 
+// Hand-computed from QKeras's auto_po2 iteration (qkeras-semantics.md 1.1), bits 4: levels 14,
+// m = 8. Channel 0 (row 0): max 0.9 -> s = 0.9*2/14 -> 2^round(log2 s) = 1/8; codes [2, -7];
+// least squares (0.6 + 6.3)/2 / ((4 + 49)/2) = 0.130 -> 1/8 again. Channel 1: max 2 -> 1/4;
+// codes [7, 0]; 7 / 24.5 = 0.286 -> 1/4. scale = s * m.
+TEST(QuantizedBits, AutoPo2HandComputed) {
+  const at::Tensor x = at::tensor({0.3f, -0.9f, 2.0f, 0.1f}).view({2, 2});
+  auto [out, scale] = heteroq::ops::quantized_bits_auto(x, 4, 0, true, true);
+  EXPECT_EQ(vec(out), (std::vector<float>{0.25f, -0.875f, 1.75f, 0.0f}));
+  EXPECT_EQ(scale.sizes(), (at::IntArrayRef{2, 1}));
+  EXPECT_EQ(vec(scale), (std::vector<float>{1.0f, 2.0f}));
+  // Rank 1: one scale from the maximum (1/4), then per-element least squares, all 1/4 here.
+  auto [o1, s1] = heteroq::ops::quantized_bits_auto(at::tensor({0.3f, -0.9f, 2.0f}), 4, 0);
+  EXPECT_EQ(vec(o1), (std::vector<float>{0.25f, -1.0f, 1.75f}));
+  EXPECT_EQ(vec(s1), (std::vector<float>{2.0f, 2.0f, 2.0f}));
+  // The quantizer object keeps the last scale; scale_axis picks the channel axis.
+  auto q = std::dynamic_pointer_cast<heteroq::QuantizedBits>(
+      get_quantizer("quantized_bits(4,0,alpha='auto_po2')"));
+  EXPECT_FALSE(q->scale().defined());
+  EXPECT_TRUE(at::equal(q->forward(x), out));
+  EXPECT_TRUE(at::equal(q->scale(), scale));
+  EXPECT_EQ(q->to_string(), "quantized_bits(4,0,1,alpha='auto_po2')");
+  auto q1 = get_quantizer("quantized_bits(4,0,alpha='auto_po2',scale_axis=1)");
+  EXPECT_EQ(q1->to_string(), "quantized_bits(4,0,1,alpha='auto_po2',scale_axis=[1])");
+  EXPECT_TRUE(at::equal(q1->forward(x), std::get<0>(heteroq::ops::quantized_bits_auto(x.t(), 4, 0)).t()));
+  // Gradient: identity.
+  at::Tensor xg = x.clone().set_requires_grad(true);
+  q->forward(xg).sum().backward();
+  EXPECT_TRUE(at::equal(xg.grad(), at::ones_like(x)));
+  EXPECT_THROW(get_quantizer("quantized_bits(1,0,alpha='auto')"), heteroq::InvalidArgument);
+  EXPECT_THROW(get_quantizer("quantized_bits(4,0,alpha='po2')"), heteroq::InvalidArgument);
+  EXPECT_THROW(get_quantizer("quantized_bits(4,0,scale_axis=1)"), heteroq::InvalidArgument);
+  EXPECT_THROW(heteroq::ops::quantized_bits_auto(x, 4, 0, true, true, std::vector<int64_t>{3}),
+               c10::ValueError);
+}
+
 TEST(QuantizedBits, Bounds) {
   EXPECT_EQ(get_quantizer("quantized_bits(8,0,0,keep_negative=False)")->max(), 1.0);
   EXPECT_EQ(get_quantizer("quantized_bits(8,0,0,keep_negative=False)")->min(), 0.0);

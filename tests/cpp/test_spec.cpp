@@ -116,7 +116,7 @@ TEST(Spec, BadValuesNameTheArgumentAndValue) {
       {"quantized_bits(4, 0, 2)", "`symmetric` must be a bool"},
       {"quantized_bits(4, alpha=0)", "`alpha` must be None or a finite number > 0, got 0"},
       {"quantized_bits(4, alpha=-1.5)", "got -1.5"},
-      {"quantized_bits(4, alpha='auto_po2')", "`alpha`='auto_po2' is not supported yet"},
+      {"quantized_bits(4, alpha='auto_p2')", "`alpha` must be None, a number, 'auto' or 'auto_po2'"},
       {"quantized_bits(4, use_stochastic_rounding=True)", "`use_stochastic_rounding`=True"},
       {"quantized_relu(4, negative_slope=0.3)", "power of two"},
       {"quantized_relu(4, negative_slope=-0.5)", "`negative_slope` must be a finite number >= 0"},
@@ -143,6 +143,7 @@ TEST(Spec, ToStringRoundTrips) {
       "quantized_bits(5, 1, alpha=0.1)", "quantized_bits(32,-64)",
       "quantized_relu(4,2)", "quantized_relu(6,0,1)", "quantized_relu(4,0,0,0.25)",
       "quantized_relu(8, 3, use_sigmoid=True, negative_slope=0.5)", "quantized_relu",
+      "quantized_bits(4,0,alpha='auto_po2')", "quantized_bits(6,1,0,alpha='auto',scale_axis=[0 1])",
   };
   for (const char* s : specs) {
     const auto q = heteroq::get_quantizer(s);

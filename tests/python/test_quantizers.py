@@ -63,6 +63,7 @@ def test_classes_take_qkeras_argument_order():
     "quantized_relu(6,0,1)", "quantized_relu(4,0,0,0.25)", "quantized_relu",
     "quantized_relu(8, 3, use_sigmoid=True, negative_slope=0.5)",
     "quantized_bits(6,0,alpha=1,qnoise_factor=0.5)", "quantized_relu(4,2,qnoise_factor=0.25)",
+    "quantized_bits(4,0,alpha='auto_po2')", "quantized_bits(6,1,0,alpha='auto',scale_axis=[0 1])",
 ])
 def test_spec_round_trip(spec):
     q = get_quantizer(spec)
@@ -112,7 +113,10 @@ def test_output_is_the_grid_value_not_x_plus_difference():
     (dict(bits="a"), r"`bits` must be an integer, got 'a' \(a string\)"),
     (dict(bits=4, integer=99), r"`integer` must be an integer in \[-64, 64\], got 99"),
     (dict(bits=4, alpha=-1), r"`alpha` must be None or a finite number > 0, got -1"),
-    (dict(bits=4, alpha="auto_po2"), r"`alpha`='auto_po2' is not supported yet"),
+    (dict(bits=4, alpha="auto_p2"), r"`alpha` must be None, a number, 'auto' or 'auto_po2'"),
+    (dict(bits=1, alpha="auto"), r"with alpha 'auto' or 'auto_po2', `bits` must be >= 2, got 1"),
+    (dict(bits=4, scale_axis=1), r"`scale_axis` applies to alpha 'auto' or 'auto_po2' only"),
+    (dict(bits=4, alpha="auto", scale_axis="x"), r"`scale_axis` must be None, an integer or a list"),
     (dict(bits=4, symmetric=3), r"`symmetric` must be a bool"),
     (dict(bits=4, use_stochastic_rounding=True), r"`use_stochastic_rounding`=True is not supported yet"),
     (dict(bits=4, qnoise_factor="a"), r"`qnoise_factor` must be a number, got 'a'"),

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <tuple>
+#include <vector>
 
 #include "heteroq/export.h"
 
@@ -27,6 +29,20 @@ HETEROQ_API at::Tensor quantized_bits(const at::Tensor& x, int64_t bits = 8, int
                                       bool symmetric = false, bool keep_negative = true,
                                       std::optional<double> alpha = std::nullopt,
                                       double qnoise_factor = 1.0);
+
+/// `heteroq::quantized_bits_auto(Tensor x, int bits=8, int integer=0, bool keep_negative=True,
+/// bool po2=True, int[]? scale_axis=None, float qnoise_factor=1.0) -> (Tensor, Tensor)`:
+/// QKeras `quantized_bits` with `alpha="auto_po2"` (po2) or `alpha="auto"`: a scale per channel
+/// chosen from the data (the maximum, then for po2 five least-squares refinements rounded to powers
+/// of two, exactly as QKeras computes them). Returns (output, scale), scale being QKeras's
+/// `quantizer.scale` (keepdims shape, broadcastable to x). The channels are the axes in
+/// `scale_axis` (default: axis 0, the output channel of PyTorch Linear/Conv weights; QKeras keeps
+/// the last axis because Keras kernels are (..., in, out)); a rank-1 input gets one scale from its
+/// maximum, then per-element least-squares scales, as QKeras does. Gradient: identity.
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> quantized_bits_auto(
+    const at::Tensor& x, int64_t bits = 8, int64_t integer = 0, bool keep_negative = true,
+    bool po2 = true, std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
+    double qnoise_factor = 1.0);
 
 /// `heteroq::quantized_relu(Tensor x, int bits=8, int integer=0, bool use_sigmoid=False,
 /// float negative_slope=0.0, float qnoise_factor=1.0) -> Tensor`; for q < 1 the output is

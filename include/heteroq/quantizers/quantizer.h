@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,14 +61,25 @@ using QuantizerPtr = std::shared_ptr<Quantizer>;
  * qnoise_factor q in [0, 1] (QKeras's quantization-noise blend): for q < 1 the output is
  * `x + q (q(x) - x)`; the gradient does not change.
  *
- * @throws heteroq::InvalidArgument if bits is not in [1, 32], integer not in [-64, 64], alpha is
- *         not a finite number > 0, or qnoise_factor not in [0, 1].
+ *
+ * `alpha = "auto"` or `"auto_po2"` chooses a scale per channel from the data at every call, as
+ * QKeras does (see heteroq::ops::quantized_bits_auto; symmetric is forced, as in QKeras). The
+ * channels are the axes in `scale_axis`, default axis 0 (PyTorch's output channel). scale() returns
+ * the scale of the last call (QKeras's `quantizer.scale`).
+ *
+ * @throws heteroq::InvalidArgument if bits is not in [1, 32] ([2, 32] for the auto modes), integer
+ *         not in [-64, 64], alpha is not a finite number > 0 (or "auto"/"auto_po2"), or
+ *         qnoise_factor not in [0, 1].
  */
 class HETEROQ_API QuantizedBits final : public Quantizer {
  public:
   explicit QuantizedBits(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
                          bool keep_negative = true, std::optional<double> alpha = std::nullopt,
                          double qnoise_factor = 1.0);
+  /// The auto-scale modes: `alpha` is "auto" or "auto_po2".
+  QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                const std::string& alpha, double qnoise_factor = 1.0,
+                std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
   std::string name() const override { return "quantized_bits"; }
   at::Tensor forward(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
@@ -79,14 +91,25 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   int64_t integer() const { return integer_; }
   bool symmetric() const { return symmetric_; }
   bool keep_negative() const { return keep_negative_; }
+  /// The numeric alpha (nullopt for None and for the auto modes).
   std::optional<double> alpha() const { return alpha_; }
+  /// "auto", "auto_po2", or "" for a numeric or absent alpha.
+  const std::string& auto_alpha() const { return auto_alpha_; }
+  const std::optional<std::vector<int64_t>>& scale_axis() const { return scale_axis_; }
   double qnoise_factor() const { return qnoise_factor_; }
+  /// QKeras's `quantizer.scale`: alpha (or 1) for a fixed alpha; in the auto modes, the scale the
+  /// last forward() chose (undefined before the first call).
+  at::Tensor scale() const;
 
  private:
   int64_t bits_, integer_;
   bool symmetric_, keep_negative_;
   std::optional<double> alpha_;
+  std::string auto_alpha_;
+  std::optional<std::vector<int64_t>> scale_axis_;
   double qnoise_factor_;
+  mutable std::mutex scale_mutex_;
+  mutable at::Tensor last_scale_;
 };
 
 /**

@@ -33,6 +33,31 @@ class QuantizedBitsFunction : public torch::autograd::Function<QuantizedBitsFunc
   }
 };
 
+// quantized_bits with alpha "auto"/"auto_po2": QKeras returns x + stop_gradient(q(x) - x) here
+// too (the scale is computed from x without a gradient path), so dq/dx = 1; the scale output is
+// not differentiable.
+class QuantizedBitsAutoFunction : public torch::autograd::Function<QuantizedBitsAutoFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, int64_t bits,
+                               int64_t integer, bool keep_negative, bool po2,
+                               at::OptionalIntArrayRef scale_axis, double qnoise_factor) {
+    std::optional<std::vector<int64_t>> axes;
+    if (scale_axis.has_value()) axes = scale_axis->vec();
+    at::Tensor out, scale;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      std::tie(out, scale) =
+          quantized_bits_auto(x, bits, integer, keep_negative, po2, axes, qnoise_factor);
+    }
+    ctx->mark_non_differentiable({scale});
+    return {out, scale};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
 // quantized_relu: QKeras returns x_u + stop_gradient(qnoise_factor * (q(x) - x_u)) with
 // x_u = where(x <= top, relu(x, slope), top), top = 2^integer - 2^(integer - nsb), so
 // dq/dx = d x_u/dx = 1 for 0 < x <= top, slope for x <= 0 (TF's leaky-relu gradient at 0 is the
@@ -68,6 +93,14 @@ at::Tensor quantized_bits_autograd(const at::Tensor& x, int64_t bits, int64_t in
                                    c10::optional<double> alpha, double qnoise_factor) {
   return QuantizedBitsFunction::apply(x, bits, integer, symmetric, keep_negative, alpha,
                                       qnoise_factor);
+}
+
+std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_autograd(
+    const at::Tensor& x, int64_t bits, int64_t integer, bool keep_negative, bool po2,
+    at::OptionalIntArrayRef scale_axis, double qnoise_factor) {
+  auto r = QuantizedBitsAutoFunction::apply(x, bits, integer, keep_negative, po2, scale_axis,
+                                            qnoise_factor);
+  return std::make_tuple(r[0], r[1]);
 }
 
 at::Tensor quantized_relu_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
@@ -118,4 +151,5 @@ TORCH_LIBRARY_IMPL(heteroq, Autograd, m) {
   m.impl("quantized_relu.out", &heteroq::ops::quantized_relu_out_autograd);
   m.impl("quantized_bits", &heteroq::ops::quantized_bits_autograd);
   m.impl("quantized_relu", &heteroq::ops::quantized_relu_autograd);
+  m.impl("quantized_bits_auto", &heteroq::ops::quantized_bits_auto_autograd);
 }

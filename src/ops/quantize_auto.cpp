@@ -1,0 +1,125 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// quantized_bits with alpha "auto" / "auto_po2": the C++ entry point and the device-generic kernel
+// (ATen ops; it serves every device, CPU included). The schema is declared with the others in
+// quantize_ops.cpp; the autograd kernel (identity STE) is in autograd/quantize_kernel.cpp.
+#include <ATen/ATen.h>
+#include <ATen/WrapDimUtils.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/fixed_point.h"
+#include "heteroq/ops/quantize.h"
+#include "ops/quantize_common.h"
+
+namespace heteroq::ops {
+
+std::tuple<at::Tensor, at::Tensor> quantized_bits_auto(const at::Tensor& x, int64_t bits,
+                                                       int64_t integer, bool keep_negative,
+                                                       bool po2,
+                                                       std::optional<std::vector<int64_t>> scale_axis,
+                                                       double qnoise_factor) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_bits_auto", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, int64_t, int64_t, bool, bool,
+                           at::OptionalIntArrayRef, double)>();
+  at::OptionalIntArrayRef axes;
+  if (scale_axis) axes = at::IntArrayRef(*scale_axis);
+  return op.call(x, bits, integer, keep_negative, po2, axes, qnoise_factor);
+}
+
+namespace detail {
+
+// The axes the statistics reduce over: every axis but the kept ones (rank > 1), or all (rank 1).
+std::vector<int64_t> reduce_dims(const at::Tensor& x, at::OptionalIntArrayRef scale_axis) {
+  const int64_t rank = x.dim();
+  std::vector<int64_t> dims;
+  if (rank <= 1) {
+    for (int64_t d = 0; d < rank; ++d) dims.push_back(d);
+    return dims;
+  }
+  std::vector<bool> kept(rank, false);
+  if (scale_axis.has_value()) {
+    for (int64_t a : *scale_axis) {
+      TORCH_CHECK_VALUE(a >= -rank && a < rank, "heteroq::quantized_bits_auto: `scale_axis` ",
+                        a, " is out of range for a tensor of ", rank, " dimensions");
+      kept[at::maybe_wrap_dim(a, rank)] = true;
+    }
+  } else {
+    kept[0] = true;  // PyTorch layout: the output channel of Linear/Conv weights
+  }
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!kept[d]) dims.push_back(d);
+  }
+  return dims;
+}
+
+// QKeras (quantizers.py, quantized_bits.__call__ with a string alpha, and
+// _get_least_squares_scale), operation by operation in float of the tensor's dtype:
+//   x' = x / 2^integer;  levels = 2 (2^(bits-1) - 1)
+//   s = max|x'| * 2 / levels                                  (max over the reduced axes)
+//   auto_po2: s = 2^round(log(s + eps) / ln 2), then 5 times:
+//       z = sign(x') min(floor(|x'| / s + 0.5), levels/2);  s = po2(mean(x' z) / (mean(z z) + eps))
+//     (the final z is the one computed before the last update of s, as in QKeras)
+//   auto: z = sign(x') min(floor(|x'| / s + 0.5), levels/2)
+//   scale = s m (QKeras's quantizer.scale, m = 2^(bits - keep_negative));
+//   xq = scale ((2^integer z) / m)
+// Deviation (a QKeras bug, documented): with "auto", an all-zero channel has s = 0 and QKeras
+// computes 0/0 = NaN; here its codes are 0.
+std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor& x, int64_t bits,
+                                                               int64_t integer, bool keep_negative,
+                                                               bool po2,
+                                                               at::OptionalIntArrayRef scale_axis,
+                                                               double qnoise_factor) {
+  check_float_input(x, "heteroq::quantized_bits_auto");
+  std::string err = heteroq::detail::check_quantized_bits_auto_args(bits, integer);
+  if (err.empty()) err = heteroq::detail::check_qnoise_factor("quantized_bits", qnoise_factor);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  const std::vector<int64_t> dims = reduce_dims(x, scale_axis);
+  constexpr double kEps = 1e-7;  // K.epsilon()
+  const double m_i = std::ldexp(1.0, static_cast<int>(integer));
+  const double m = std::ldexp(1.0, static_cast<int>(bits - (keep_negative ? 1 : 0)));
+  const double levels = 2.0 * (std::ldexp(1.0, static_cast<int>(bits - 1)) - 1.0);
+  const double ln2 = std::log(2.0);
+
+  const at::Tensor xs = x / m_i;
+  const at::Tensor ax = xs.abs();
+  const at::Tensor sign = at::sign(xs);
+  auto to_po2 = [&](const at::Tensor& s) { return at::exp2(at::round(at::log(s + kEps) / ln2)); };
+  auto codes = [&](const at::Tensor& s) {
+    const at::Tensor safe = at::where(s == 0, at::ones_like(s), s);
+    return sign * at::floor(ax / safe + 0.5).clamp_max_(levels / 2);
+  };
+
+  at::Tensor s = (x.numel() == 0 ? ax.clone() : (dims.empty() ? ax : ax.amax(dims, true)))
+                     .mul(2.0)
+                     .div(levels);
+  at::Tensor z;
+  if (po2) {
+    s = to_po2(s);
+    for (int i = 0; i < 5; ++i) {
+      z = codes(s);
+      // Rank 1: QKeras does not average, one scale per element.
+      const at::Tensor qx = x.dim() <= 1 ? xs * z : (xs * z).mean(dims, true);
+      const at::Tensor qq = x.dim() <= 1 ? z * z : (z * z).mean(dims, true);
+      s = to_po2(qx / (qq + kEps));
+    }
+  } else {
+    z = codes(s);
+  }
+  const at::Tensor scale = s * m;
+  at::Tensor xq = (z * m_i).div_(m).mul_(scale).add_(0.0);
+  if (qnoise_factor != 1.0) xq = x + (xq - x).mul_(qnoise_factor);
+  return std::make_tuple(xq, scale);
+}
+
+}  // namespace detail
+}  // namespace heteroq::ops
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
+  m.impl("quantized_bits_auto", &heteroq::ops::detail::quantized_bits_auto_generic);
+}
