@@ -14,7 +14,8 @@ import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
 from . import nn, ops
-from .quantizers import Quantizer, get_quantizer, quantized_bits, quantized_relu
+from .quantizers import (Quantizer, get_quantizer, quantized_bits, quantized_relu,
+                         quantized_sigmoid, quantized_tanh)
 
 __version__ = _C.__version__
 
@@ -25,5 +26,7 @@ __all__ = [
     "ops",
     "quantized_bits",
     "quantized_relu",
+    "quantized_sigmoid",
+    "quantized_tanh",
     "__version__",
 ]

@@ -11,7 +11,8 @@ import torch
 
 from . import _C
 
-__all__ = ["Quantizer", "quantized_bits", "quantized_relu", "get_quantizer"]
+__all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
+           "get_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -173,7 +174,64 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
                                                 self.negative_slope, self.qnoise_factor)
 
 
-_CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu}
+class quantized_tanh(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_tanh``: ``clamp(round(p m), -m + symmetric, m - 1) / m``, m = 2**(bits-1).
+
+    p is ``2 hσ(x) - 1`` with QKeras's default ("hard") internal sigmoid
+    ``hσ(v) = clip(v/2 + 1/2, 0, 1)``, or ``tanh(x)`` with ``use_real_tanh``. The gradient (QKeras's
+    STE) is the clip mask of the rounded value times dp/dx (1 on [-1, 1] for the hard form,
+    ``1 - tanh²`` for the real one).
+
+    Args (QKeras's order): bits (1..32), use_stochastic_rounding (default only, for now),
+    symmetric, use_real_tanh.
+
+    Example usage::
+
+        heteroq.quantized_tanh(3)(torch.tensor([-2.0, 0.2, 0.9]))   # tensor([-1.0, 0.25, 0.75])
+    """
+
+    bits: int
+    symmetric: bool
+    use_real_tanh: bool
+
+    def __init__(self, bits=8, use_stochastic_rounding=False, symmetric=False, use_real_tanh=False):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_tanh", (), dict(
+            bits=bits, use_stochastic_rounding=use_stochastic_rounding, symmetric=symmetric,
+            use_real_tanh=use_real_tanh)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_tanh(x, self.bits, self.symmetric, self.use_real_tanh)
+
+
+class quantized_sigmoid(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_sigmoid``: ``clamp(round(p m), symmetric, m - 1) / m``, m = 2**bits.
+
+    p is QKeras's hard internal sigmoid ``clip(x/2 + 1/2, 0, 1)``, or ``sigmoid(x)`` with
+    ``use_real_sigmoid``. The gradient is the clip mask of the rounded value times dp/dx (1/2 on
+    [-1, 1], or ``σ (1 - σ)``).
+
+    Args (QKeras's order): bits (1..32), symmetric, use_real_sigmoid, use_stochastic_rounding
+    (default only, for now).
+    """
+
+    bits: int
+    symmetric: bool
+    use_real_sigmoid: bool
+
+    def __init__(self, bits=8, symmetric=False, use_real_sigmoid=False, use_stochastic_rounding=False):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_sigmoid", (), dict(
+            bits=bits, symmetric=symmetric, use_real_sigmoid=use_real_sigmoid,
+            use_stochastic_rounding=use_stochastic_rounding)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_sigmoid(x, self.bits, self.symmetric,
+                                                   self.use_real_sigmoid)
+
+
+_CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
+            "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 
 
 def get_quantizer(spec: Union[str, Quantizer, None]) -> Optional[Quantizer]:

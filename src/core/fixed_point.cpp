@@ -67,6 +67,24 @@ std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer) {
   return err;
 }
 
+std::string check_activation_args(const char* who, int64_t bits) {
+  if (bits < 1 || bits > 32) {
+    return std::string(who) + ": `bits` must be an integer in [1, 32], got " + std::to_string(bits);
+  }
+  return {};
+}
+
+ActivationGrid make_activation_grid(bool is_tanh, int64_t bits, bool symmetric) {
+  ActivationGrid g{};
+  g.is_tanh = is_tanh;
+  g.m = std::ldexp(1.0, static_cast<int>(is_tanh ? bits - 1 : bits));
+  g.inv_m = 1.0 / g.m;
+  g.lo = is_tanh ? -g.m + (symmetric ? 1.0 : 0.0) : (symmetric ? 1.0 : 0.0);
+  g.hi = g.m - 1.0;
+  g.slope = is_tanh ? 1.0 : 0.5;
+  return g;
+}
+
 std::string check_qnoise_factor(const char* who, double qnoise_factor) {
   if (!(qnoise_factor >= 0 && qnoise_factor <= 1)) {
     return std::string(who) + ": `qnoise_factor` must be a number in [0, 1], got " +

@@ -24,6 +24,8 @@ std::string check_quantized_bits_args(int64_t bits, int64_t integer, std::option
 std::string check_quantized_relu_args(int64_t bits, int64_t integer, double negative_slope);
 /// quantized_bits with alpha "auto"/"auto_po2": bits >= 2 (the scale divides by 2^(bits-1) - 1).
 std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer);
+/// quantized_tanh / quantized_sigmoid: bits in [1, 32].
+std::string check_activation_args(const char* who, int64_t bits);
 /// qnoise_factor must be a number in [0, 1]; `who` names the quantizer in the message.
 std::string check_qnoise_factor(const char* who, double qnoise_factor);
 
@@ -59,6 +61,17 @@ struct ReluGrid {
   bool use_sigmoid;
 };
 ReluGrid make_relu_grid(int64_t bits, int64_t integer, bool use_sigmoid, double negative_slope);
+
+/// quantized_tanh (p = 2 hσ(x) − 1, m = 2^(bits−1), codes [−m + symmetric, m − 1]) and
+/// quantized_sigmoid (p = hσ(x), m = 2^bits, codes [symmetric, m − 1]), hσ(v) = clip(v/2 + 1/2, 0, 1)
+/// (QKeras's default "hard" internal sigmoid): q(x) = clamp(round(p m), lo, hi) / m.
+/// STE: d/dx = [lo <= round(p m) <= hi] · [0 <= x/2 + 1/2 <= 1] · slope, slope 1 (tanh) or 1/2.
+struct ActivationGrid {
+  double m, inv_m, lo, hi;
+  double slope;  // d p / dx inside the linear part: 1 (tanh) or 0.5 (sigmoid)
+  bool is_tanh;
+};
+ActivationGrid make_activation_grid(bool is_tanh, int64_t bits, bool symmetric);
 
 // ----------------------------------------------------------------------------------------------
 // Element functions. Compile with -ffp-contract=off and without -ffast-math: the rounding trick
@@ -144,12 +157,16 @@ template <typename T>
 struct ReluGridT {
   T in_scale, inv_mi, m, hi, slope, slope_m, neg_lo, step, top;
   bool use_sigmoid;
-  bool small;  // every rounded value is within kSmallRoundLimit<T>
+  // Every rounded value is within kSmallRoundLimit<T>, and the clamp bounds are integers (a slope
+  // below 2^-nsb gives a fractional lower bound -slope*m, where clamping before rounding would
+  // differ from QKeras's rounding before clamping).
+  bool small;
   explicit ReluGridT(const ReluGrid& g)
       : in_scale(T(g.in_scale)), inv_mi(T(g.inv_mi)), m(T(g.m)), hi(T(g.hi)), slope(T(g.slope)),
         slope_m(T(g.slope * g.m)), neg_lo(T(g.neg_lo)), step(T(g.step)), top(T(g.top)),
         use_sigmoid(g.use_sigmoid),
-        small(std::max({g.m, -g.neg_lo, g.slope * g.m}) <= double(kSmallRoundLimit<T>)) {}
+        small(std::max({g.m, -g.neg_lo, g.slope * g.m}) <= double(kSmallRoundLimit<T>) &&
+              std::floor(g.neg_lo) == g.neg_lo) {}
 };
 
 template <typename T, bool kSmall>
@@ -171,6 +188,48 @@ inline T quantize_relu_sigmoid_element(T x, const ReluGridT<T>& g, bool with_slo
   return code * g.step + T(0);
 }
 
+/// QKeras's "hard" internal sigmoid clip(0.5 x + 0.5, 0, 1) (two roundings, no FMA).
+template <typename T>
+inline T hard_sigmoid(T x) {
+  return clamp_keep_nan(x * T(0.5) + T(0.5), T(0), T(1));
+}
+
+template <typename T>
+struct ActivationGridT {
+  T m, inv_m, lo, hi, slope;
+  bool is_tanh;
+  bool small;  // m <= kSmallRoundLimit<T>
+  explicit ActivationGridT(const ActivationGrid& g)
+      : m(T(g.m)), inv_m(T(g.inv_m)), lo(T(g.lo)), hi(T(g.hi)), slope(T(g.slope)),
+        is_tanh(g.is_tanh), small(g.m <= double(kSmallRoundLimit<T>)) {}
+};
+
+/// p of the hard activations: 2 hσ(x) − 1 (tanh) or hσ(x) (sigmoid).
+template <typename T, bool kTanh>
+inline T hard_activation(T x) {
+  const T h = hard_sigmoid(x);
+  if constexpr (kTanh) {
+    return h * T(2) - T(1);
+  } else {
+    return h;
+  }
+}
+
+template <typename T, bool kTanh, bool kSmall>
+inline T quantize_hard_activation_element(T x, const ActivationGridT<T>& g) {
+  return round_clamp<T, kSmall>(hard_activation<T, kTanh>(x) * g.m, g.lo, g.hi) * g.inv_m + T(0);
+}
+
+/// The STE of the hard activations (QKeras: the clip mask of the rounded value times the
+/// derivative of the hard sigmoid, 1/2 on the closed interval [-1, 1], tf.clip_by_value's rule).
+template <typename T, bool kTanh>
+inline T hard_activation_grad(T x, const ActivationGridT<T>& g) {
+  const T t = x * T(0.5) + T(0.5);
+  const T r = round_half_even(hard_activation<T, kTanh>(x) * g.m);
+  const bool inside = (t >= T(0)) & (t <= T(1)) & (r >= g.lo) & (r <= g.hi);
+  return inside ? g.slope : T(0);
+}
+
 /// QKeras's quantization-noise blend `x_ref + q (xq - x_ref)` (0 <= q <= 1). At q = 1 the
 /// operators return xq itself instead (heteroq's exact output).
 template <typename T>
@@ -182,7 +241,9 @@ inline T qnoise_blend(T x_ref, T xq, T q) {
 /// `where(x <= top, relu(x, slope), top)`; NaN gives top).
 template <typename T>
 inline T relu_ste_reference(T x, T top, T slope) {
-  const T r = x > T(0) ? x : x * slope;
+  // relu(x) for slope 0 (tf.nn.relu: 0 for every x <= 0, -inf included), leaky relu otherwise.
+  const T neg = slope != T(0) ? x * slope : T(0);
+  const T r = x > T(0) ? x : neg;
   return x <= top ? r : top;
 }
 

@@ -64,8 +64,8 @@ std::vector<int64_t> reduce_dims(const at::Tensor& x, at::OptionalIntArrayRef sc
 //   s = max|x'| * 2 / levels                                  (max over the reduced axes)
 //   auto_po2: s = 2^round(log(s + eps) / ln 2), then 5 times:
 //       z = sign(x') min(floor(|x'| / s + 0.5), levels/2);  s = po2(mean(x' z) / (mean(z z) + eps))
-//     (the final z is the one computed before the last update of s, as in QKeras)
-//   auto: z = sign(x') min(floor(|x'| / s + 0.5), levels/2)
+//   z = sign(x') min(floor(|x'| / s + 0.5), levels/2)   (with the final s: QKeras master, commit
+//     78ea90f, recomputes the codes after the loop; the 2021 PyPI release kept the last loop's z)
 //   scale = s m (QKeras's quantizer.scale, m = 2^(bits - keep_negative));
 //   xq = scale ((2^integer z) / m)
 // Deviation (a QKeras bug, documented): with "auto", an all-zero channel has s = 0 and QKeras
@@ -79,6 +79,11 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor&
   std::string err = heteroq::detail::check_quantized_bits_auto_args(bits, integer);
   if (err.empty()) err = heteroq::detail::check_qnoise_factor("quantized_bits", qnoise_factor);
   TORCH_CHECK_VALUE(err.empty(), err);
+  if (is_reduced_precision(x)) {
+    auto [out, scale] = quantized_bits_auto_generic(x.to(at::kFloat), bits, integer, keep_negative,
+                                                    po2, scale_axis, qnoise_factor);
+    return std::make_tuple(out.to(x.scalar_type()), scale);
+  }
   const std::vector<int64_t> dims = reduce_dims(x, scale_axis);
   constexpr double kEps = 1e-7;  // K.epsilon()
   const double m_i = std::ldexp(1.0, static_cast<int>(integer));
@@ -108,9 +113,8 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor&
       const at::Tensor qq = x.dim() <= 1 ? z * z : (z * z).mean(dims, true);
       s = to_po2(qx / (qq + kEps));
     }
-  } else {
-    z = codes(s);
   }
+  z = codes(s);
   const at::Tensor scale = s * m;
   at::Tensor xq = (z * m_i).div_(m).mul_(scale).add_(0.0);
   if (qnoise_factor != 1.0) xq = x + (xq - x).mul_(qnoise_factor);

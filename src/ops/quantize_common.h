@@ -17,6 +17,9 @@ namespace heteroq::ops::detail {
 /// Checks a caller's tensor: floating point (c10::TypeError otherwise) and the parameters
 /// (c10::ValueError with the same message the Quantizer constructors use).
 void check_float_input(const at::Tensor& x, const char* op);
+/// float16 / bfloat16: the generic kernels compute in float32 (QKeras's precision) and round the
+/// result to the tensor's dtype.
+bool is_reduced_precision(const at::Tensor& x);
 void check_quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer,
                           c10::optional<double> alpha, double qnoise_factor);
 void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,

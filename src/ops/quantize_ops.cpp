@@ -7,7 +7,6 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
-#include <atomic>
 
 #include "core/fixed_point.h"
 #include "heteroq/ops/quantize.h"
@@ -16,13 +15,13 @@
 namespace heteroq::ops {
 
 namespace {
-std::atomic<bool> g_fused_kernels{true};
+// Per thread: read by the thread that calls an operator (before it splits work across threads), so
+// a switch in one thread never changes what another computes.
+thread_local bool t_fused_kernels = true;
 }  // namespace
 
-bool fused_kernels_enabled() { return g_fused_kernels.load(std::memory_order_relaxed); }
-void set_fused_kernels_enabled(bool enabled) {
-  g_fused_kernels.store(enabled, std::memory_order_relaxed);
-}
+bool fused_kernels_enabled() { return t_fused_kernels; }
+void set_fused_kernels_enabled(bool enabled) { t_fused_kernels = enabled; }
 
 at::Tensor quantized_bits(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
                           bool keep_negative, std::optional<double> alpha, double qnoise_factor) {
@@ -74,6 +73,10 @@ at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x,
 }
 
 namespace detail {
+
+bool is_reduced_precision(const at::Tensor& x) {
+  return x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16;
+}
 
 void check_float_input(const at::Tensor& x, const char* op) {
   TORCH_CHECK_TYPE(x.defined(), op, ": the input tensor is undefined");
@@ -143,6 +146,11 @@ at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t int
                                   bool symmetric, bool keep_negative, c10::optional<double> alpha,
                                   double qnoise_factor) {
   check_quantized_bits(x, bits, integer, alpha, qnoise_factor);
+  if (is_reduced_precision(x)) {
+    return quantized_bits_generic(x.to(at::kFloat), bits, integer, symmetric, keep_negative, alpha,
+                                  qnoise_factor)
+        .to(x.scalar_type());
+  }
   const auto g =
       heteroq::detail::make_bits_grid(bits, integer, symmetric, keep_negative, to_std(alpha));
   at::Tensor xq;
@@ -158,6 +166,11 @@ at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t int
 at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t integer,
                                   bool use_sigmoid, double negative_slope, double qnoise_factor) {
   check_quantized_relu(x, bits, integer, negative_slope, qnoise_factor);
+  if (is_reduced_precision(x)) {
+    return quantized_relu_generic(x.to(at::kFloat), bits, integer, use_sigmoid, negative_slope,
+                                  qnoise_factor)
+        .to(x.scalar_type());
+  }
   const auto g = heteroq::detail::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
   const bool with_slope = g.slope != 0;
   at::Tensor code;
@@ -176,7 +189,8 @@ at::Tensor quantized_relu_generic(const at::Tensor& x, int64_t bits, int64_t int
   code.mul_(g.step).add_(0.0);
   if (qnoise_factor == 1.0) return code;
   const auto top = at::full({}, g.top, x.options());
-  const at::Tensor x_u = at::where(x <= g.top, at::where(x > 0, x, x * g.slope), top);
+  const at::Tensor neg = g.slope != 0 ? x * g.slope : at::zeros({}, x.options());
+  const at::Tensor x_u = at::where(x <= g.top, at::where(x > 0, x, neg), top);
   return blend_generic(x_u, code, qnoise_factor);
 }
 
@@ -184,6 +198,11 @@ at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Ten
                                            int64_t bits, int64_t integer, bool use_sigmoid,
                                            double negative_slope) {
   check_quantized_relu(x, bits, integer, negative_slope);
+  if (is_reduced_precision(x) || is_reduced_precision(grad)) {
+    return quantized_relu_backward_generic(grad.to(at::kFloat), x.to(at::kFloat), bits, integer,
+                                           use_sigmoid, negative_slope)
+        .to(grad.scalar_type());
+  }
   const auto g = heteroq::detail::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
   const auto one = at::ones({}, grad.options());
   const auto zero = at::zeros({}, grad.options());

@@ -169,7 +169,11 @@ const std::map<std::string, Entry>& registry() {
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
          {"use_ste", Kind::Bool, true, Support::DefaultOnly},
-         {"use_variables", Kind::Bool, false, Support::Ignored}},
+         {"use_variables", Kind::Bool, false, Support::Ignored},
+         {"elements_per_scale", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"min_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"max_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"post_training_scale", Kind::Any, std::monostate{}, Support::DefaultOnly}},
         [](const Values& v) -> QuantizerPtr {
           const auto& alpha = v.at("alpha");
           const auto& axes = v.at("scale_axis");
@@ -210,6 +214,24 @@ const std::map<std::string, Entry>& registry() {
                                                  as_bool(v, "use_sigmoid"),
                                                  as_real(v, "negative_slope"),
                                                  as_real(v, "qnoise_factor"));
+        }}},
+      {"quantized_tanh",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"symmetric", Kind::Bool, false, Support::Yes},
+         {"use_real_tanh", Kind::Bool, false, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedTanh>(as_int(v, "bits"), as_bool(v, "symmetric"),
+                                                 as_bool(v, "use_real_tanh"));
+        }}},
+      {"quantized_sigmoid",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"symmetric", Kind::Bool, false, Support::Yes},
+         {"use_real_sigmoid", Kind::Bool, false, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedSigmoid>(as_int(v, "bits"), as_bool(v, "symmetric"),
+                                                    as_bool(v, "use_real_sigmoid"));
         }}},
   };
   return table;
@@ -342,6 +364,63 @@ SpecKeywords QuantizedRelu::config() const {
           {"use_sigmoid", use_sigmoid_},
           {"negative_slope", negative_slope_},
           {"qnoise_factor", qnoise_factor_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+QuantizedTanh::QuantizedTanh(int64_t bits, bool symmetric, bool use_real_tanh)
+    : bits_(bits), symmetric_(symmetric), use_real_(use_real_tanh) {
+  throw_if(detail::check_activation_args("quantized_tanh", bits));
+}
+
+at::Tensor QuantizedTanh::forward(const at::Tensor& x) const {
+  return ops::quantized_tanh(x, bits_, symmetric_, use_real_);
+}
+
+double QuantizedTanh::max() const { return 1.0 - std::ldexp(1.0, static_cast<int>(1 - bits_)); }
+double QuantizedTanh::min() const {
+  return -1.0 + (symmetric_ ? std::ldexp(1.0, static_cast<int>(1 - bits_)) : 0.0);
+}
+
+std::string QuantizedTanh::to_string() const {
+  // Positionally in QKeras's order (bits, use_stochastic_rounding, symmetric, use_real_tanh) up
+  // to the last non-default value. (QKeras's __str__ skips defaults in the middle, so its
+  // "quantized_tanh(8,1)" for symmetric=1 reads back as use_stochastic_rounding=1.)
+  std::vector<std::string> args = {std::to_string(bits_)};
+  if (symmetric_ || use_real_) {
+    args.push_back("0");
+    args.push_back(symmetric_ ? "1" : "0");
+  }
+  if (use_real_) args.push_back("1");
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedTanh::config() const {
+  return {{"bits", bits_}, {"symmetric", symmetric_}, {"use_real_tanh", use_real_}};
+}
+
+QuantizedSigmoid::QuantizedSigmoid(int64_t bits, bool symmetric, bool use_real_sigmoid)
+    : bits_(bits), symmetric_(symmetric), use_real_(use_real_sigmoid) {
+  throw_if(detail::check_activation_args("quantized_sigmoid", bits));
+}
+
+at::Tensor QuantizedSigmoid::forward(const at::Tensor& x) const {
+  return ops::quantized_sigmoid(x, bits_, symmetric_, use_real_);
+}
+
+double QuantizedSigmoid::max() const { return 1.0 - std::ldexp(1.0, static_cast<int>(-bits_)); }
+double QuantizedSigmoid::min() const {
+  return symmetric_ ? std::ldexp(1.0, static_cast<int>(-bits_)) : 0.0;
+}
+
+std::string QuantizedSigmoid::to_string() const {
+  std::vector<std::string> args = {std::to_string(bits_)};
+  if (symmetric_ || use_real_) args.push_back(symmetric_ ? "1" : "0");
+  if (use_real_) args.push_back("1");
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedSigmoid::config() const {
+  return {{"bits", bits_}, {"symmetric", symmetric_}, {"use_real_sigmoid", use_real_}};
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -158,14 +158,17 @@ class Parser {
     const bool is_int = tok.find_first_of(".eEiInN") == std::string::npos;
     if (is_int) {
       int64_t v = 0;
-      auto [p, ec] = std::from_chars(*b == '+' ? b + 1 : b, e, v);
+      const bool plus = *b == '+' && tok.size() > 1 && tok[1] != '-' && tok[1] != '+';
+      auto [p, ec] = std::from_chars(plus ? b + 1 : b, e, v);
       if (ec == std::errc() && p == e) return v;
       if (ec == std::errc::result_out_of_range) fail_at(start, "integer `" + tok + "` is out of range");
     } else {
       char* end = nullptr;
       errno = 0;
       const double v = std::strtod(b, &end);
-      if (end == e && errno != ERANGE && std::isfinite(v)) return v;
+      // ERANGE on underflow still gives the nearest (subnormal or zero) value: accept it, so that
+      // every finite double that format_spec_value writes reads back.
+      if (end == e && std::isfinite(v) && (errno != ERANGE || std::fabs(v) < 1.0)) return v;
     }
     fail_at(start, "`" + tok + "` is not a valid number");
   }

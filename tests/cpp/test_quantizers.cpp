@@ -168,6 +168,23 @@ std::vector<float> grad_of(const std::string& spec, std::vector<float> in) {
   return vec(x.grad());
 }
 
+TEST(QuantizedTanhSigmoid, HandComputedValuesAndGradients) {
+  // tanh(3): m = 4, codes [-4, 3], p = 2 clip(x/2 + 1/2, 0, 1) - 1.
+  const std::vector<float> x = {-2.0f, -1.0f, -0.3f, 0.0f, 0.2f, 0.9f, 1.0f, 3.0f};
+  expect_values("quantized_tanh(3)", x, {-1.0f, -1.0f, -0.25f, 0.0f, 0.25f, 0.75f, 0.75f, 0.75f});
+  expect_values("quantized_tanh(3,0,1)", {-2.0f}, {-0.75f});
+  // sigmoid(3): m = 8, codes [0, 7].
+  expect_values("quantized_sigmoid(3)", x,
+                {0.0f, 0.0f, 0.375f, 0.5f, 0.625f, 0.875f, 0.875f, 0.875f});
+  EXPECT_EQ(grad_of("quantized_tanh(3)", x), (std::vector<float>{0, 1, 1, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(grad_of("quantized_sigmoid(3)", x),
+            (std::vector<float>{0, 0.5f, 0.5f, 0.5f, 0.5f, 0, 0, 0}));
+  EXPECT_EQ(get_quantizer("quantized_tanh(4)")->max(), 0.875);
+  EXPECT_EQ(get_quantizer("quantized_sigmoid(4,1)")->min(), 0.0625);
+  EXPECT_EQ(get_quantizer("quantized_tanh(6, symmetric=1)")->to_string(), "quantized_tanh(6,0,1)");
+  EXPECT_THROW(get_quantizer("quantized_tanh(0)"), heteroq::InvalidArgument);
+}
+
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
   EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
             std::vector<float>(5, 1.0f));
@@ -260,7 +277,10 @@ TEST(FusedKernel, EqualsGenericPathBitForBit) {
                          // QKeras's quantization-noise blend.
                          "quantized_bits(6,0,alpha=1,qnoise_factor=0.3)",
                          "quantized_relu(4,0,0,0.25,qnoise_factor=0.7)",
-                         "quantized_relu(6,1,1,qnoise_factor=0.5)"};
+                         "quantized_relu(6,1,1,qnoise_factor=0.5)",
+                         "quantized_relu(4,0,0,0.0625)", "quantized_relu(2,0,0,0.25)",
+                         "quantized_tanh(4)", "quantized_tanh(8,0,1)", "quantized_tanh(26)",
+                         "quantized_sigmoid(4)", "quantized_sigmoid(7,1)", "quantized_sigmoid(25)"};
   for (auto dtype : {at::kFloat, at::kDouble}) {
     const at::Tensor x = random_input(dtype, 100003);
     const at::Tensor x2d = random_input(dtype, 4078).view({62, 66});

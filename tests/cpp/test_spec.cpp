@@ -94,8 +94,8 @@ TEST(Spec, UnknownNamesAndArgumentsAreNamed) {
   EXPECT_NE(msg.find("quantized_bits"), std::string::npos) << msg;
   msg = message_of<heteroq::SpecError>("quantized_bits(4, bitz=2)");
   EXPECT_NE(msg.find("no argument `bitz`"), std::string::npos) << msg;
-  msg = message_of<heteroq::SpecError>("quantized_bits(1,2,3,4,5,6,7,8,9,10,11,12)");
-  EXPECT_NE(msg.find("at most 11 positional"), std::string::npos) << msg;
+  msg = message_of<heteroq::SpecError>("quantized_relu(1,2,3,4,5,6,7,8,9,10,11,12,13)");
+  EXPECT_NE(msg.find("at most 12 positional"), std::string::npos) << msg;
   msg = message_of<heteroq::SpecError>("quantized_bits(4, bits=4)");
   EXPECT_NE(msg.find("both by position and by keyword"), std::string::npos) << msg;
 }

@@ -10,7 +10,8 @@ f32 = np.float32
 
 
 def qkeras_auto(x, bits, integer, keep_negative, po2, keep_axes=(0,)):
-    """QKeras quantized_bits.__call__ with a string alpha (quantizers.py), in float32.
+    """QKeras quantized_bits.__call__ with a string alpha (quantizers.py at commit 78ea90f, the
+    reference's version: the codes are recomputed with the final scale), in float32.
 
     keep_axes: the channel axes (QKeras keeps the last axis; heteroq's default is axis 0)."""
     x = x.astype(f32)
@@ -40,8 +41,7 @@ def qkeras_auto(x, bits, integer, keep_negative, po2, keep_axes=(0,)):
             else:  # rank 1: no averaging, one scale per element
                 qx, qq = x * z, z * z
             scale = to_po2(qx / (qq + eps))
-    else:
-        z = codes(scale)
+    z = codes(scale)
     scale = scale * m
     xq = scale * (m_i * z / m)
     return xq.astype(f32) + f32(0), scale.astype(f32)

@@ -40,6 +40,11 @@ def test_out_variants():
             op(x.clone().requires_grad_(), *args, out=out)
         with torch.no_grad():
             op(x.clone().requires_grad_(), *args, out=out)
+        with pytest.raises(RuntimeError, match="`out` requires grad"):
+            op(x, *args, out=torch.nn.Parameter(torch.empty(3000)))
+        same = x.clone()  # in place: out is x
+        op(same, *args, out=same)
+        assert torch.equal(same, expected)
         with pytest.raises(RuntimeError, match="overlap|unsupported operation"):
             op(x[1:], *args, out=x[:-1])
 
@@ -97,7 +102,12 @@ SPECS = ["quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits
          # QKeras's quantization-noise blend.
          "quantized_bits(6,0,alpha=1,qnoise_factor=0.3)", "quantized_bits(1,0,qnoise_factor=0.5)",
          "quantized_relu(4,0,0,0.25,qnoise_factor=0.7)", "quantized_relu(6,1,1,qnoise_factor=0.5)",
-         "quantized_relu(5,0,qnoise_factor=0)"]
+         "quantized_relu(5,0,qnoise_factor=0)",
+         # Slopes below 2^-nsb: a fractional lower bound -slope*2^nsb (review finding).
+         "quantized_relu(4,0,0,0.0625)", "quantized_relu(2,0,0,0.25)", "quantized_relu(6,1,1,0.0078125)",
+         "quantized_relu(4,0,0,0.03125,qnoise_factor=0.5)", "quantized_relu(4,0,qnoise_factor=0.5)",
+         "quantized_tanh(4)", "quantized_tanh(8,0,1)", "quantized_tanh(26)", "quantized_sigmoid(4)",
+         "quantized_sigmoid(7,1)", "quantized_sigmoid(25)"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -113,6 +123,21 @@ def test_fused_equals_generic_bit_for_bit(spec, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("op,args", [("_quantized_tanh_backward", (4, False, False)),
+                                     ("_quantized_tanh_backward", (3, True, False)),
+                                     ("_quantized_sigmoid_backward", (5, False, False)),
+                                     ("_quantized_sigmoid_backward", (4, True, False))])
+def test_activation_backward_fused_equals_generic(dtype, op, args):
+    x = torch.cat([torch.randn(100001, dtype=dtype) * 2,
+                   torch.tensor([-1.0, 1.0, 0.0, float("nan"), float("inf")], dtype=dtype)])
+    g = torch.randn_like(x)
+    fused = getattr(torch.ops.heteroq, op)(g, x, *args)
+    with heteroq.ops.fused_kernels(False):
+        generic = getattr(torch.ops.heteroq, op)(g, x, *args)
+    assert_bitwise_equal(fused, generic)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_relu_backward_fused_equals_generic(dtype):
     x = torch.randn(100001, dtype=dtype) * 2
     g = torch.randn_like(x)
@@ -125,10 +150,31 @@ def test_relu_backward_fused_equals_generic(dtype):
         assert_bitwise_equal(fused, generic)
 
 
-def test_other_dtypes_take_the_generic_path():
-    x = torch.tensor([0.3, -1.2, 0.99], dtype=torch.bfloat16)
-    y = heteroq.ops.quantized_bits(x, 4, 0)
-    assert y.dtype == torch.bfloat16 and y.float().tolist() == [0.25, -1.0, 0.875]
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("spec", SPECS[:12] + ["quantized_tanh(4)", "quantized_sigmoid(5,1)"])
+def test_reduced_precision_computes_in_float32(dtype, spec):
+    # float16/bfloat16: computed in float32 (QKeras's precision), rounded to the dtype.
+    q = get_quantizer(spec)
+    x = (torch.randn(5000) * 3).to(dtype)
+    y = q(x)
+    assert y.dtype == dtype
+    assert torch.equal(y, q(x.float()).to(dtype))
+    xg = x.clone().requires_grad_()
+    q(xg).sum().backward()
+    xf = x.float().requires_grad_()
+    q(xf).sum().backward()
+    assert torch.equal(xg.grad, xf.grad.to(dtype))
+
+
+def test_fused_switch_is_per_thread():
+    import threading
+    seen = []
+    with heteroq.ops.fused_kernels(False):
+        t = threading.Thread(target=lambda: seen.append(heteroq.ops.fused_kernels_enabled()))
+        t.start()
+        t.join()
+        assert not heteroq.ops.fused_kernels_enabled()
+    assert seen == [True] and heteroq.ops.fused_kernels_enabled()
 
 
 def test_functional_wrappers_match_classes():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import heteroq
-from heteroq import get_quantizer, quantized_bits, quantized_relu
+from heteroq import get_quantizer, quantized_bits, quantized_relu, quantized_sigmoid, quantized_tanh
 
 INF = float("inf")
 NAN = float("nan")
@@ -33,6 +33,14 @@ HAND_COMPUTED = [
      [-0.25, -0.125, -0.125, 0.5, 0.875, -0.25]),
     ("quantized_relu(4,0,1)", [0.5, 0.3, -0.5, 1.0, 0.1], [0.5, 0.25, 0.0, 0.9375, 0.125]),
     ("quantized_relu(4,0,1,0.5)", [-0.5, 0.5, -3.0], [-0.25, 0.5, -0.5]),
+    # tanh: m = 4, codes [-4, 3], p = 2 clip(x/2 + 1/2, 0, 1) - 1; 0.9 -> 3.6 -> 4 -> 3.
+    ("quantized_tanh(3)", [-2.0, -1.0, -0.3, 0.0, 0.2, 0.9, 1.0, 3.0],
+     [-1.0, -1.0, -0.25, 0.0, 0.25, 0.75, 0.75, 0.75]),
+    ("quantized_tanh(3,0,1)", [-2.0, 0.9], [-0.75, 0.75]),
+    # sigmoid: m = 8, codes [0, 7], p = clip(x/2 + 1/2, 0, 1); -0.3 -> 2.8 -> 3.
+    ("quantized_sigmoid(3)", [-2.0, -1.0, -0.3, 0.0, 0.2, 0.9, 1.0, 3.0],
+     [0.0, 0.0, 0.375, 0.5, 0.625, 0.875, 0.875, 0.875]),
+    ("quantized_sigmoid(3,1)", [-2.0], [0.125]),
 ]
 
 
@@ -64,6 +72,8 @@ def test_classes_take_qkeras_argument_order():
     "quantized_relu(8, 3, use_sigmoid=True, negative_slope=0.5)",
     "quantized_bits(6,0,alpha=1,qnoise_factor=0.5)", "quantized_relu(4,2,qnoise_factor=0.25)",
     "quantized_bits(4,0,alpha='auto_po2')", "quantized_bits(6,1,0,alpha='auto',scale_axis=[0 1])",
+    "quantized_tanh(4)", "quantized_tanh(4,0,1)", "quantized_tanh(5,0,0,1)", "quantized_tanh(6, symmetric=1)",
+    "quantized_sigmoid(4)", "quantized_sigmoid(4,1)", "quantized_sigmoid(6,0,1)",
 ])
 def test_spec_round_trip(spec):
     q = get_quantizer(spec)
@@ -134,6 +144,7 @@ def test_quantized_bits_bad_arguments(kwargs, needle):
     ("quantized_bits(bits=4, 0)", "positional argument follows a keyword"),
     ("quantized_bits(four)", "`four` is not a value"),
     ("quantized_bits(4x)", "`4x` is not a valid number"),
+    ("quantized_bits(4,+-2)", "`\\+-2` is not a valid number"),
     ("quantized_relu(4, 0, 0, 0.3)", "power of two"),
     ("quantized_relu(4, negative_slope=-1)", "must be a finite number >= 0"),
     ("quantized_relu(1, 0, 0, 0.5)", "`bits` must be >= 2"),
@@ -166,6 +177,11 @@ def test_quantized_bits_gradient_is_identity_everywhere():
 
 
 @pytest.mark.parametrize("spec,inputs,expected", [
+    # tanh/sigmoid: 1 (1/2) where -1 <= x <= 1 and the rounded code is inside the grid.
+    ("quantized_tanh(3)", [-2.0, -1.0, -0.3, 0.0, 0.2, 0.9, 1.0, 3.0], [0, 1, 1, 1, 1, 0, 0, 0]),
+    ("quantized_tanh(3,0,1)", [-1.0, -0.5], [0, 1]),
+    ("quantized_sigmoid(3)", [-2.0, -1.0, -0.3, 0.0, 0.2, 0.9, 1.0, 3.0],
+     [0, 0.5, 0.5, 0.5, 0.5, 0, 0, 0]),
     ("quantized_relu(4,0)", [-1.0, 0.0, 0.5, 0.9375, 0.95], [0, 0, 1, 1, 0]),
     ("quantized_relu(4,0,0,0.25)", [-1.0, 0.0, 0.5, 0.875, 0.9], [0.25, 0.25, 1, 1, 0]),
     ("quantized_relu(4,0,1)", [-1.0, 0.5, 2.0], [0, 1, 0]),
@@ -217,6 +233,39 @@ def test_qnoise_factor_blends_float_and_quantized_values():
     rq = quantized_relu(4, 0, 0, 0.25)(x)
     assert torch.equal(r(x), x_u + (rq - x_u) * f32(0.5))
     assert torch.equal(quantized_relu(4, 0, 0, 0.25, qnoise_factor=0)(x), x_u)
+
+
+def test_small_negative_slope_rounds_before_clipping():
+    # -slope * 2^nsb = -1/2: QKeras rounds p*slope first, then clips to [-1/2, 0].
+    x = torch.tensor([-100.0, -10.0, -0.3])
+    out = quantized_relu(4, 0, 0, 2 ** -4)(x)
+    assert out.tolist() == [-0.0625, -0.0625, 0.0]
+
+
+def test_qnoise_relu_keeps_minus_infinity_finite():
+    # x_u = relu(-inf) = 0 (QKeras), so the blend is finite.
+    out = quantized_relu(4, 0, qnoise_factor=0.5)(torch.tensor([float("-inf"), -1.0]))
+    assert out.tolist() == [0.0, 0.0]
+
+
+def test_subnormal_parameters_round_trip():
+    q = quantized_bits(4, 0, alpha=1e-310, qnoise_factor=5e-324)
+    q2 = pickle.loads(pickle.dumps(q))
+    assert q2.to_string() == q.to_string() and q2.alpha == 1e-310
+
+
+def test_real_tanh_and_sigmoid():
+    x = torch.linspace(-3, 3, 101, dtype=torch.float64, requires_grad=True)
+    y = quantized_tanh(4, use_real_tanh=True)(x)
+    assert torch.equal(y, torch.clamp(torch.round(torch.tanh(x) * 8), -8, 7) / 8)
+    y.sum().backward()
+    t = torch.tanh(x.detach())
+    mask = (torch.round(t * 8) <= 7).double()
+    assert torch.allclose(x.grad, mask * (1 - t * t), rtol=0, atol=1e-15)
+    s = quantized_sigmoid(4, 0, True)(x.detach())
+    assert torch.equal(s, torch.clamp(torch.round(torch.sigmoid(x.detach()) * 16), 0, 15) / 16)
+    assert quantized_tanh(4).max() == 0.875 and quantized_tanh(4, 0, 1).min() == -0.875
+    assert quantized_sigmoid(4).max() == 0.9375 and quantized_sigmoid(4, 1).min() == 0.0625
 
 
 def test_qnoise_factor_keeps_the_gradient():

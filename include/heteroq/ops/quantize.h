@@ -72,6 +72,26 @@ HETEROQ_API at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at
                                                 int64_t bits, int64_t integer, bool use_sigmoid,
                                                 double negative_slope);
 
+/// `heteroq::quantized_tanh(Tensor x, int bits=8, bool symmetric=False, bool use_real_tanh=False)`:
+/// QKeras quantized_tanh, `clamp(round(p m), −m + symmetric, m − 1) / m` with m = 2^(bits−1) and
+/// p = 2 hσ(x) − 1 (QKeras's hard internal sigmoid hσ(v) = clip(v/2 + 1/2, 0, 1)) or tanh(x).
+HETEROQ_API at::Tensor quantized_tanh(const at::Tensor& x, int64_t bits = 8,
+                                      bool symmetric = false, bool use_real_tanh = false);
+
+/// `heteroq::quantized_sigmoid(Tensor x, int bits=8, bool symmetric=False,
+/// bool use_real_sigmoid=False)`: QKeras quantized_sigmoid, `clamp(round(p m), symmetric, m − 1) / m`
+/// with m = 2^bits and p = hσ(x) or sigmoid(x).
+HETEROQ_API at::Tensor quantized_sigmoid(const at::Tensor& x, int64_t bits = 8,
+                                         bool symmetric = false, bool use_real_sigmoid = false);
+
+/// The gradients of quantized_tanh / quantized_sigmoid with respect to x (QKeras's STE: the clip
+/// mask of the rounded value times the derivative of p).
+HETEROQ_API at::Tensor _quantized_tanh_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                int64_t bits, bool symmetric, bool use_real_tanh);
+HETEROQ_API at::Tensor _quantized_sigmoid_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                   int64_t bits, bool symmetric,
+                                                   bool use_real_sigmoid);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

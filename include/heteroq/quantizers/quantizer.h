@@ -150,6 +150,56 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
 };
 
 /**
+ * QKeras `quantized_tanh(bits, use_stochastic_rounding, symmetric, use_real_tanh)`: with
+ * m = 2^(bits-1), `q(x) = clamp(round(p m), -m + symmetric, m - 1) / m` where p = 2 hσ(x) - 1 and
+ * hσ(v) = clip(v/2 + 1/2, 0, 1) is QKeras's default ("hard") internal sigmoid, or p = tanh(x)
+ * with use_real_tanh. Backward (QKeras): the clip mask of the rounded value times dp/dx (1 on
+ * [-1, 1] for the hard form, 1 - tanh² for the real one). use_stochastic_rounding: not yet.
+ */
+class HETEROQ_API QuantizedTanh final : public Quantizer {
+ public:
+  explicit QuantizedTanh(int64_t bits = 8, bool symmetric = false, bool use_real_tanh = false);
+  std::string name() const override { return "quantized_tanh"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override;
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  bool symmetric() const { return symmetric_; }
+  bool use_real_tanh() const { return use_real_; }
+
+ private:
+  int64_t bits_;
+  bool symmetric_, use_real_;
+};
+
+/**
+ * QKeras `quantized_sigmoid(bits, symmetric, use_real_sigmoid, use_stochastic_rounding)`: with
+ * m = 2^bits, `q(x) = clamp(round(p m), symmetric, m - 1) / m` where p = hσ(x) (QKeras's hard
+ * internal sigmoid) or sigmoid(x) with use_real_sigmoid. Backward: the clip mask of the rounded
+ * value times dp/dx (1/2 on [-1, 1], or σ(1 - σ)).
+ */
+class HETEROQ_API QuantizedSigmoid final : public Quantizer {
+ public:
+  explicit QuantizedSigmoid(int64_t bits = 8, bool symmetric = false,
+                            bool use_real_sigmoid = false);
+  std::string name() const override { return "quantized_sigmoid"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override;
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  bool symmetric() const { return symmetric_; }
+  bool use_real_sigmoid() const { return use_real_; }
+
+ private:
+  int64_t bits_;
+  bool symmetric_, use_real_;
+};
+
+/**
  * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
  * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
  * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are

@@ -111,17 +111,20 @@ at::Tensor quantized_relu_autograd(const at::Tensor& x, int64_t bits, int64_t in
 }
 
 // out= variants are not differentiable (as ATen's): refuse rather than silently drop the graph.
-void check_no_grad(const at::Tensor& x, const char* op) {
+void check_no_grad(const at::Tensor& x, const at::Tensor& out, const char* op) {
   TORCH_CHECK(!(at::GradMode::is_enabled() && x.requires_grad()), op,
               ": out= does not support automatic differentiation (the input requires grad); "
               "use the functional form, or call it under torch.no_grad()");
+  TORCH_CHECK(!(at::GradMode::is_enabled() && out.requires_grad()), op,
+              ": `out` requires grad (a parameter, or part of a graph); writing into it would "
+              "corrupt gradients: use the functional form, or call it under torch.no_grad()");
 }
 
 at::Tensor& quantized_bits_out_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
                                         bool symmetric, bool keep_negative,
                                         c10::optional<double> alpha, double qnoise_factor,
                                         at::Tensor& out) {
-  check_no_grad(x, "heteroq::quantized_bits.out");
+  check_no_grad(x, out, "heteroq::quantized_bits.out");
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     quantized_bits_out(out, x, bits, integer, symmetric, keep_negative, detail::to_std(alpha),
@@ -134,7 +137,7 @@ at::Tensor& quantized_bits_out_autograd(const at::Tensor& x, int64_t bits, int64
 at::Tensor& quantized_relu_out_autograd(const at::Tensor& x, int64_t bits, int64_t integer,
                                         bool use_sigmoid, double negative_slope,
                                         double qnoise_factor, at::Tensor& out) {
-  check_no_grad(x, "heteroq::quantized_relu.out");
+  check_no_grad(x, out, "heteroq::quantized_relu.out");
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     quantized_relu_out(out, x, bits, integer, use_sigmoid, negative_slope, qnoise_factor);

@@ -91,8 +91,10 @@ void run_binary(const T* a, const T* b, T* dst, int64_t n, F f) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Outputs of at least this many bytes get the huge-page advice.
-constexpr size_t kLargeOutputBytes = size_t{8} << 20;
+// Outputs larger than this get the huge-page advice: glibc's malloc serves every allocation above
+// 32 MiB (its largest mmap threshold on 64-bit Linux) with a fresh mmap, unmapped on free, so the
+// advice never reaches memory the allocator reuses for other objects.
+constexpr size_t kLargeOutputBytes = size_t{32} << 20;
 
 // Output allocation. A fresh output of many megabytes costs a page fault per 4 KiB page on first
 // write, as much time as the arithmetic; asking Linux for transparent huge pages on it (advice
@@ -102,7 +104,7 @@ inline at::Tensor empty_output(const at::Tensor& like) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr uintptr_t kHuge = uintptr_t{2} << 20;
   const size_t bytes = out.nbytes();
-  if (bytes >= kLargeOutputBytes) {
+  if (bytes > kLargeOutputBytes) {
     const auto p = reinterpret_cast<uintptr_t>(out.data_ptr());
     const uintptr_t begin = (p + kHuge - 1) & ~(kHuge - 1);
     const uintptr_t end = (p + bytes) & ~(kHuge - 1);
@@ -117,7 +119,9 @@ inline at::Tensor empty_output(const at::Tensor& like) {
 template <typename MakeOp>
 at::Tensor map_unary(const at::Tensor& x_in, MakeOp&& make_op, const at::Tensor* out_in = nullptr) {
   const at::Tensor x = x_in.contiguous();
-  at::Tensor out = (out_in && out_in->is_contiguous()) ? *out_in : empty_output(x);
+  // An `out` sharing memory with x gets a temporary (the loops assume no aliasing).
+  const bool direct = out_in && out_in->is_contiguous() && !out_in->is_alias_of(x);
+  at::Tensor out = direct ? *out_in : empty_output(x);
   const int64_t n = x.numel();
   if (n == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "heteroq_cpu_unary", [&] {
@@ -136,11 +140,8 @@ at::Tensor map_unary(const at::Tensor& x_in, MakeOp&& make_op, const at::Tensor*
 template <typename Compute>
 at::Tensor& write_out(at::Tensor& out, const at::Tensor& x, const char* op, Compute&& compute) {
   detail::check_out(out, x, op);
-  if (out.is_contiguous()) {
-    compute(&out);
-  } else {
-    out.copy_(compute(nullptr));
-  }
+  const at::Tensor r = compute(out.is_contiguous() ? &out : nullptr);
+  if (!r.is_same(out)) out.copy_(r);  // not contiguous, or sharing memory with x
   return out;
 }
 
