@@ -1,9 +1,10 @@
 # Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
 """Builds heteroq._C (and libheteroq) with CMake, the single source of truth for the build.
 
-`pip install --no-build-isolation .` works offline with Debian's setuptools; with network access
-pip's isolated build installs cmake and pybind11 from PyPI. A pip-installed PyTorch 2.x is found
-through torch.utils.cmake_prefix_path.
+Build with `pip install --no-build-isolation .`: the build must see the PyTorch the package will run
+with (an isolated build would not), whose LibTorch CMake then finds through
+torch.utils.cmake_prefix_path (pip's torch) or the system (Debian's libtorch-dev); CMake refuses a
+LibTorch of another version. Offline on Debian 12 this uses Debian's setuptools, cmake and pybind11.
 """
 import os
 import shutil
@@ -19,16 +20,24 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
-def _prefix_paths():
-    paths = []
+def _torch():
+    """The PyTorch the extension will run with; it must be importable while building."""
     try:
+        import torch
         import torch.utils
+    except ImportError as e:
+        raise SystemExit(
+            "heteroq: building needs PyTorch importable by this interpreter; install torch first, "
+            "then build with `pip install --no-build-isolation .` so the build sees it "
+            f"({e})") from e
+    return torch
 
-        p = getattr(torch.utils, "cmake_prefix_path", None)
-        if p and os.path.isdir(p):  # Debian's python3-torch does not ship it
-            paths.append(p)
-    except ImportError:
-        pass
+
+def _prefix_paths(torch):
+    paths = []
+    p = getattr(torch.utils, "cmake_prefix_path", None)
+    if p and os.path.isdir(p):  # Debian's python3-torch does not ship it
+        paths.append(p)
     try:
         import pybind11
 
@@ -58,7 +67,10 @@ class CMakeBuild(build_ext):
             "-DHETEROQ_INSTALL=OFF",
             f"-DHETEROQ_PYTHON_OUTPUT_DIR={out_dir}",
         ]
-        prefixes = _prefix_paths()
+        torch = _torch()
+        # CMake checks that the LibTorch it finds is this PyTorch's (major.minor).
+        args.append("-DHETEROQ_EXPECTED_TORCH_VERSION=" + ".".join(torch.__version__.split(".")[:2]))
+        prefixes = _prefix_paths(torch)
         if prefixes:
             args.append("-DCMAKE_PREFIX_PATH=" + ";".join(prefixes))
         if shutil.which("ninja"):

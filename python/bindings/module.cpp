@@ -7,6 +7,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include "heteroq/errors.h"
 #include "heteroq/ops/quantize.h"
 #include "heteroq/quantizers/quantizer.h"
@@ -17,28 +19,68 @@ namespace py = pybind11;
 
 namespace {
 
+std::string repr_of(const py::handle& h) { return py::str(py::repr(h)); }
+
+// An integer (Python int, or anything with __index__: numpy integers, integer tensors), without
+// truncation; nullopt if `h` is not one.
+std::optional<int64_t> as_index(const py::handle& h, const std::string& where) {
+  PyObject* index = PyNumber_Index(h.ptr());
+  if (!index) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    throw heteroq::InvalidArgument(where + ": " + repr_of(h) + " is out of the 64-bit integer range");
+  }
+  return static_cast<int64_t>(v);
+}
+
+// A real number (float, or anything with __float__: numpy floats, 0-d float tensors).
+std::optional<double> as_real(const py::handle& h) {
+  PyObject* f = PyNumber_Float(h.ptr());
+  if (!f) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  const double v = PyFloat_AsDouble(f);
+  Py_DECREF(f);
+  return v;
+}
+
 heteroq::SpecValue to_value(const py::handle& h, const std::string& where) {
   if (h.is_none()) return std::monostate{};
   if (py::isinstance<py::bool_>(h)) return h.cast<bool>();
-  if (py::isinstance<py::int_>(h)) return h.cast<int64_t>();
-  if (py::isinstance<py::float_>(h)) return h.cast<double>();
-  if (py::isinstance<py::str>(h)) return h.cast<std::string>();
+  if (py::isinstance<py::str>(h)) {
+    PyObject* utf8 = PyUnicode_AsUTF8String(h.ptr());
+    if (!utf8) {
+      PyErr_Clear();
+      throw heteroq::InvalidArgument(where + ": " + repr_of(h) + " is not valid text");
+    }
+    std::string s(PyBytes_AsString(utf8), static_cast<size_t>(PyBytes_Size(utf8)));
+    Py_DECREF(utf8);
+    return s;
+  }
   if (py::isinstance<py::list>(h) || py::isinstance<py::tuple>(h)) {
     std::vector<double> out;
     for (auto item : h) {
-      if (!py::isinstance<py::int_>(item) && !py::isinstance<py::float_>(item)) {
-        throw heteroq::InvalidArgument(where + ": list items must be numbers, got " +
-                                       std::string(py::str(py::repr(item))));
-      }
-      out.push_back(item.cast<double>());
+      std::optional<double> v;
+      if (!py::isinstance<py::bool_>(item) && !py::isinstance<py::str>(item)) v = as_real(item);
+      if (!v) throw heteroq::InvalidArgument(where + ": list items must be numbers, got " + repr_of(item));
+      out.push_back(*v);
     }
     return out;
   }
-  // numpy scalars and other numbers: through __index__ / __float__.
-  if (py::hasattr(h, "__index__")) return py::int_(py::reinterpret_borrow<py::object>(h)).cast<int64_t>();
-  if (py::hasattr(h, "__float__")) return py::float_(py::reinterpret_borrow<py::object>(h)).cast<double>();
+  if (py::isinstance<py::float_>(h)) return h.cast<double>();
+  // Integers first (exactly, via __index__), then other numbers (via __float__): a float tensor or
+  // array is never truncated to an integer.
+  if (auto i = as_index(h, where)) return *i;
+  if (auto d = as_real(h)) return *d;
   throw heteroq::InvalidArgument(where + " must be None, a bool, a number, a string or a list, got " +
-                                 std::string(py::str(py::repr(h))));
+                                 repr_of(h));
 }
 
 py::object to_python(const heteroq::SpecValue& v) {

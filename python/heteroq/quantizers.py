@@ -24,9 +24,22 @@ class Quantizer(torch.nn.Module):
     """
 
     def _set_impl(self, impl: "_C.Quantizer") -> None:
-        self._impl = impl
-        for key, value in impl.config().items():
-            setattr(self, key, value)
+        self.__dict__["_unlocked"] = True
+        try:
+            self._impl = impl
+            self._param_names = tuple(impl.config())
+            for key, value in impl.config().items():
+                setattr(self, key, value)
+        finally:
+            self.__dict__["_unlocked"] = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The parameters mirror the C++ object (which checked them): changing one alone would let
+        # forward() and to_string()/min()/max() disagree.
+        if not self.__dict__.get("_unlocked", True) and name in self.__dict__.get("_param_names", ()):
+            raise AttributeError(f"{type(self).__name__}.{name} is read-only: build a new quantizer "
+                                 f"(qnoise_factor: use update_qnoise_factor)")
+        super().__setattr__(name, value)
 
     def min(self) -> float:
         return self._impl.min()
@@ -106,11 +119,16 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
 
     def _set_impl(self, impl: "_C.Quantizer") -> None:
         super()._set_impl(impl)
-        if self.scale_axis is not None:
-            self.scale_axis = [int(a) for a in self.scale_axis]
-        self._auto = {"auto": 1, "auto_po2": 2}.get(self.alpha, 0) if isinstance(self.alpha, str) else 0
-        self._alpha_value = None if self._auto else self.alpha
-        self._scale_axis = self.scale_axis
+        self.__dict__["_unlocked"] = True
+        try:
+            if self.scale_axis is not None:
+                self.scale_axis = [int(a) for a in self.scale_axis]
+            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
+                          if isinstance(self.alpha, str) else 0)
+            self._alpha_value = None if self._auto else self.alpha
+            self._scale_axis = self.scale_axis
+        finally:
+            self.__dict__["_unlocked"] = False
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

@@ -155,6 +155,29 @@ def test_bad_specs_raise_value_error(spec, needle):
         get_quantizer(spec)
 
 
+def test_python_numbers_convert_exactly():
+    import numpy as np
+    # Never truncated: a float tensor or array stays a real number; integers come through __index__.
+    assert quantized_relu(4, 0, negative_slope=torch.tensor(0.25)).negative_slope == 0.25
+    assert quantized_bits(4, 0, alpha=np.array(2.7)).alpha == 2.7
+    assert quantized_bits(np.int64(5)).bits == 5 and quantized_bits(torch.tensor(6)).bits == 6
+    for kwargs, needle in [(dict(bits=2 ** 64), "out of the 64-bit integer range"),
+                           (dict(bits=4, var_name="\ud800"), "is not valid text"),
+                           (dict(bits=torch.tensor([1.0, 2.0])), "must be None, a bool, a number"),
+                           (dict(bits=object()), "must be None, a bool, a number"),
+                           (dict(bits=4, alpha=[1, "a"]), "list items must be numbers")]:
+        with pytest.raises(ValueError, match=needle):
+            quantized_bits(**kwargs)
+
+
+def test_parameters_are_read_only():
+    q = quantized_bits(4, 0)
+    with pytest.raises(AttributeError, match="read-only"):
+        q.bits = 8
+    assert q.bits == 4 and q.to_string() == "quantized_bits(4,0,0)"
+    q.train(False)  # ordinary module attributes still work
+
+
 def test_integer_tensors_raise_type_error():
     with pytest.raises(TypeError, match="expected a floating-point tensor, got a tensor of dtype Long"):
         quantized_bits(4)(torch.arange(3))
