@@ -136,6 +136,13 @@ at::Tensor qrelu(const at::Tensor& x) {
                                       /*negative_slope=*/0.0);
 }
 
+at::Tensor qtanh(const at::Tensor& x) { return heteroq::ops::quantized_tanh(x, kBits); }
+
+// alpha="auto_po2" on a (4096, 4096) view: one scale per row (axis 0), QKeras's 5 iterations.
+at::Tensor qautopo2(const at::Tensor& x) {
+  return std::get<0>(heteroq::ops::quantized_bits_auto(x.view({4096, -1}), kBits, kInteger));
+}
+
 at::Tensor fakequant(const at::Tensor& x) {
   return at::fake_quantize_per_tensor_affine(x, kScale, 0, kQmin, kQmax);
 }
@@ -263,6 +270,24 @@ void BM_copy_clone2(benchmark::State& state) {
   finish(state, kFwdBwdBytesPerElement);
 }
 
+void BM_qtanh_fused_fwd(benchmark::State& state) {
+  setup_threads(state);
+  run_fwd(state, qtanh);
+  finish(state, kFwdBytesPerElement);
+}
+
+void BM_qtanh_fused_fwdgrad(benchmark::State& state) {
+  setup_threads(state);
+  run_fwd_grad(state, qtanh);
+  finish(state, kFwdBwdBytesPerElement, "QKeras tanh STE (fused backward op)");
+}
+
+void BM_qautopo2_generic_fwd(benchmark::State& state) {
+  setup_threads(state);
+  run_fwd(state, qautopo2);
+  finish(state, kFwdBytesPerElement);
+}
+
 // Forward into the preallocated output (out= variants), the like-for-like case of copy_into.
 template <typename F>
 void run_out(benchmark::State& state, F&& fwd_out) {
@@ -374,6 +399,9 @@ HQ_BENCH(BM_qrelu_fused_fwdbwd);
 HQ_BENCH(BM_qrelu_fused_fwdgrad);
 HQ_BENCH(BM_qrelu_generic_fwdbwd);
 HQ_BENCH(BM_qrelu_generic_fwdgrad);
+HQ_BENCH(BM_qtanh_fused_fwd);
+HQ_BENCH(BM_qtanh_fused_fwdgrad);
+HQ_BENCH(BM_qautopo2_generic_fwd);
 HQ_BENCH(BM_qbits_fused_out);
 HQ_BENCH(BM_qbits_generic_out);
 HQ_BENCH(BM_qrelu_fused_out);

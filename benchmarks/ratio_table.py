@@ -39,6 +39,9 @@ _OPS = [
     ("composite", "ATen round(x*s⁻¹).clamp()*s"),
     ("qrelu_fused", "heteroq quantized_relu, fused CPU kernel"),
     ("qrelu_generic", "heteroq quantized_relu, generic ATen path"),
+    ("qtanh_fused", "heteroq quantized_tanh(6), fused CPU kernel"),
+    ("qautopo2_generic", "heteroq quantized_bits(6,0,alpha='auto_po2'), per-row scales over a "
+                         "(4096, 4096) view, generic ATen path (no fused kernel yet)"),
 ]
 # Forward into a preallocated output (the out= variants), against out.copy_(x).
 _OUT_OPS = [
