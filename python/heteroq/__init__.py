@@ -14,8 +14,8 @@ import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
 from . import nn, ops
-from .quantizers import (Quantizer, get_quantizer, quantized_bits, quantized_relu,
-                         quantized_sigmoid, quantized_tanh)
+from .quantizers import (Quantizer, get_quantizer, quantized_bits, quantized_po2, quantized_relu,
+                         quantized_relu_po2, quantized_sigmoid, quantized_tanh)
 
 __version__ = _C.__version__
 
@@ -25,7 +25,9 @@ __all__ = [
     "nn",
     "ops",
     "quantized_bits",
+    "quantized_po2",
     "quantized_relu",
+    "quantized_relu_po2",
     "quantized_sigmoid",
     "quantized_tanh",
     "__version__",

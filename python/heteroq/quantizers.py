@@ -12,7 +12,7 @@ import torch
 from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
-           "get_quantizer"]
+           "quantized_po2", "quantized_relu_po2", "get_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -248,7 +248,84 @@ class quantized_sigmoid(Quantizer):  # noqa: N801  (QKeras's name)
                                                    self.use_real_sigmoid)
 
 
+class quantized_po2(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_po2``: ``sign(x) * 2**e`` (a sign and an exponent, no zero).
+
+    e is ``round(log2 |x|)`` (``log2_rounding="rnd"``) or its floor (``"floor"``), from
+    ``max(|x|, 1e-7)`` capped at ``max_value``, clipped to ``[-2**(bits-1-need), 2**(bits-1-need) - 1]``
+    with ``need = max_value is None or max_value > 1``; ``quadratic_approximation`` rounds the
+    exponent of ``sqrt`` and doubles it (even exponents). 0 (and |x| < 1e-7) give ``+2**min_exp``.
+    log2 is rounded exactly (QKeras's float32 log can be an ulp off next to the boundaries).
+    The gradient is the identity; ``qnoise_factor`` blends as in :class:`quantized_bits`.
+
+    Args (QKeras's order): bits (2..12), max_value, use_stochastic_rounding (default only, for
+    now), quadratic_approximation, log2_rounding, qnoise_factor.
+
+    Example usage::
+
+        heteroq.quantized_po2(4)(torch.tensor([0.3, -3.0, 0.0]))   # tensor([0.25, -4.0, 0.0625])
+    """
+
+    bits: int
+    max_value: Optional[float]
+    quadratic_approximation: bool
+    log2_rounding: str
+    qnoise_factor: float
+
+    def __init__(self, bits=8, max_value=None, use_stochastic_rounding=False,
+                 quadratic_approximation=False, log2_rounding="rnd", qnoise_factor=1.0,
+                 var_name=None, use_ste=True, use_variables=False):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_po2", (), dict(
+            bits=bits, max_value=max_value, use_stochastic_rounding=use_stochastic_rounding,
+            quadratic_approximation=quadratic_approximation, log2_rounding=log2_rounding,
+            qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
+            use_variables=use_variables)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_po2(x, self.bits, self.max_value,
+                                               self.quadratic_approximation, self.log2_rounding,
+                                               self.qnoise_factor)
+
+
+class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_relu_po2``: ``2**e(relu(x))``, no sign bit.
+
+    Exponents in ``[-2**(bits-need), 2**(bits-need) - 1]``; x <= 0 gives ``+2**min_exp`` without a
+    ``negative_slope``, and ``-2**e(-slope * x)`` with one (a power of two). The gradient is 1 for
+    x > 0, the slope for x <= 0 and 0 above ``max_value``.
+
+    Args (QKeras's order): bits (2..12), max_value, negative_slope, use_stochastic_rounding
+    (default only, for now), quadratic_approximation, log2_rounding, qnoise_factor.
+    """
+
+    bits: int
+    max_value: Optional[float]
+    negative_slope: float
+    quadratic_approximation: bool
+    log2_rounding: str
+    qnoise_factor: float
+
+    def __init__(self, bits=8, max_value=None, negative_slope=0, use_stochastic_rounding=False,
+                 quadratic_approximation=False, log2_rounding="rnd", qnoise_factor=1.0,
+                 var_name=None, use_ste=True, use_variables=False):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_relu_po2", (), dict(
+            bits=bits, max_value=max_value, negative_slope=negative_slope,
+            use_stochastic_rounding=use_stochastic_rounding,
+            quadratic_approximation=quadratic_approximation, log2_rounding=log2_rounding,
+            qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
+            use_variables=use_variables)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_relu_po2(x, self.bits, self.max_value,
+                                                    self.negative_slope,
+                                                    self.quadratic_approximation,
+                                                    self.log2_rounding, self.qnoise_factor)
+
+
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
+            "quantized_po2": quantized_po2, "quantized_relu_po2": quantized_relu_po2,
             "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 
 

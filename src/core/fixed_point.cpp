@@ -85,6 +85,49 @@ ActivationGrid make_activation_grid(bool is_tanh, int64_t bits, bool symmetric) 
   return g;
 }
 
+std::string check_po2_args(const char* who, int64_t bits, std::optional<double> max_value,
+                           const std::string& log2_rounding, double negative_slope) {
+  const std::string w(who);
+  if (bits < 2 || bits > 12) {
+    return w + ": `bits` must be an integer in [2, 12] (exponents beyond +-1024 under- or "
+               "overflow every float type), got " + std::to_string(bits);
+  }
+  if (max_value && !(std::isfinite(*max_value) && *max_value > 0)) {
+    return w + ": `max_value` must be None or a finite number > 0, got " + number(*max_value);
+  }
+  if (log2_rounding != "rnd" && log2_rounding != "floor") {
+    return w + ": `log2_rounding` must be 'rnd' or 'floor', got '" + log2_rounding + "'";
+  }
+  if (!std::isfinite(negative_slope) || negative_slope < 0) {
+    return w + ": `negative_slope` must be a finite number >= 0, got " + number(negative_slope);
+  }
+  if (negative_slope != 0) {
+    int exponent = 0;
+    if (std::frexp(negative_slope, &exponent) != 0.5) {
+      return w + ": `negative_slope` must be 0 or a power of two, got " + number(negative_slope);
+    }
+  }
+  return {};
+}
+
+Po2Grid make_po2_grid(bool relu, int64_t bits, std::optional<double> max_value, bool quadratic,
+                      bool floor_mode, double negative_slope) {
+  Po2Grid g{};
+  g.eps = 1e-7;  // K.epsilon()
+  g.has_max = max_value.has_value();
+  g.max_value = max_value.value_or(std::numeric_limits<double>::infinity());
+  const int need = (!max_value || *max_value > 1) ? 1 : 0;
+  const int64_t effect = relu ? bits - need : bits - 1 - need;
+  g.min_exp = -std::ldexp(1.0, static_cast<int>(effect));
+  g.max_exp = std::ldexp(1.0, static_cast<int>(effect)) - 1;
+  if (quadratic) g.max_exp = 2 * std::floor(g.max_exp / 2);
+  g.quadratic = quadratic;
+  g.floor_mode = floor_mode;
+  g.relu = relu;
+  g.slope = negative_slope;
+  return g;
+}
+
 std::string check_qnoise_factor(const char* who, double qnoise_factor) {
   if (!(qnoise_factor >= 0 && qnoise_factor <= 1)) {
     return std::string(who) + ": `qnoise_factor` must be a number in [0, 1], got " +

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -26,6 +27,10 @@ std::string check_quantized_relu_args(int64_t bits, int64_t integer, double nega
 std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer);
 /// quantized_tanh / quantized_sigmoid: bits in [1, 32].
 std::string check_activation_args(const char* who, int64_t bits);
+/// quantized_po2 / quantized_relu_po2: bits in [2, 12], max_value None or > 0 and finite,
+/// log2_rounding "rnd" or "floor", negative_slope (relu_po2) 0 or a power of two.
+std::string check_po2_args(const char* who, int64_t bits, std::optional<double> max_value,
+                           const std::string& log2_rounding, double negative_slope);
 /// qnoise_factor must be a number in [0, 1]; `who` names the quantizer in the message.
 std::string check_qnoise_factor(const char* who, double qnoise_factor);
 
@@ -72,6 +77,30 @@ struct ActivationGrid {
   bool is_tanh;
 };
 ActivationGrid make_activation_grid(bool is_tanh, int64_t bits, bool symmetric);
+
+/// quantized_po2 (relu = false) and quantized_relu_po2 (relu = true), QKeras's
+/// _clip_power_of_two: for a magnitude a >= 0,
+///   f = max(a, eps) capped at max_value;  f = sqrt(f) in quadratic mode;
+///   e = clamp(round(log2 f) or floor(log2 f), min_exp, max_exp) * (quadratic ? 2 : 1);
+///   e = min_exp when a < eps (eps = 1e-7)
+/// po2:      q(x) = sign(x) 2^e(|x|), sign(0) = +1 (never 0)
+/// relu_po2: q(x) = 2^e(relu(x)) for x >= 0 or slope 0 (so x <= 0 gives 2^min_exp), else
+///           -2^e(relu(-x) slope).
+/// Exponent range: need = (max_value is None or > 1); po2: min_exp = -2^(bits-1-need),
+/// relu_po2: -2^(bits-need); max_exp = -min_exp - 1, made even in quadratic mode.
+/// log2 is rounded exactly (from the float's exponent and mantissa bits: round(log2 f) is the
+/// exponent plus 1 when the mantissa exceeds sqrt(2)), where QKeras's float32 log can be off by
+/// an ulp next to those boundaries and at exact powers of two in floor mode.
+struct Po2Grid {
+  double eps;
+  double max_value;  // +inf when None
+  bool has_max;
+  double min_exp, max_exp;
+  bool quadratic, floor_mode, relu;
+  double slope;
+};
+Po2Grid make_po2_grid(bool relu, int64_t bits, std::optional<double> max_value, bool quadratic,
+                      bool floor_mode, double negative_slope);
 
 // ----------------------------------------------------------------------------------------------
 // Element functions. Compile with -ffp-contract=off and without -ffast-math: the rounding trick
@@ -228,6 +257,114 @@ inline T hard_activation_grad(T x, const ActivationGridT<T>& g) {
   const T r = round_half_even(hard_activation<T, kTanh>(x) * g.m);
   const bool inside = (t >= T(0)) & (t <= T(1)) & (r >= g.lo) & (r <= g.hi);
   return inside ? g.slope : T(0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Exact log2 rounding and powers of two, from the IEEE bits (vectorizable integer operations).
+
+template <typename T>
+struct FloatBits;
+template <>
+struct FloatBits<float> {
+  using U = uint32_t;
+  using S = int32_t;
+  static constexpr int kMant = 23, kBias = 127, kMinExp = -126, kMaxExp = 127;
+  // sqrt(2) = 1.0110101000001001111001100110011111110011101111001100100100..._2: mantissas above
+  // this one are above sqrt(2) (no float equals it).
+  static constexpr U kSqrt2Mant = 0x3504F3u;
+};
+template <>
+struct FloatBits<double> {
+  using U = uint64_t;
+  using S = int64_t;
+  static constexpr int kMant = 52, kBias = 1023, kMinExp = -1022, kMaxExp = 1023;
+  static constexpr U kSqrt2Mant = 0x6A09E667F3BCCull;
+};
+
+/// floor(log2 f) (floor_mode) or round(log2 f) for a positive normal f (inf gives kMaxExp + 1).
+template <typename T>
+inline T log2_exponent(T f, bool floor_mode) {
+  using B = FloatBits<T>;
+  typename B::U u;
+  std::memcpy(&u, &f, sizeof(T));
+  const auto exp_field = static_cast<typename B::S>(u >> B::kMant);
+  const typename B::U mant = u & ((typename B::U(1) << B::kMant) - 1);
+  const typename B::S up = (!floor_mode && mant > B::kSqrt2Mant) ? 1 : 0;
+  return static_cast<T>(exp_field - B::kBias + up);
+}
+
+/// 2^k for k in [kMinExp, kMaxExp], built from its bits.
+template <typename T>
+inline T pow2_normal(T k) {
+  using B = FloatBits<T>;
+  const auto biased = static_cast<typename B::U>(static_cast<typename B::S>(k) + B::kBias);
+  const typename B::U u = biased << B::kMant;
+  T r;
+  std::memcpy(&r, &u, sizeof(T));
+  return r;
+}
+
+/// 2^e for an integral e within +-2 (kMaxExp + 1): a product of two normal powers of two, so it
+/// underflows through the subnormals to 0 and overflows to inf exactly as ldexp does.
+template <typename T>
+inline T exp2_integer(T e) {
+  using B = FloatBits<T>;
+  const T e1 = clamp_keep_nan(e, T(B::kMinExp), T(B::kMaxExp));
+  const T e2 = clamp_keep_nan(e - e1, T(B::kMinExp), T(B::kMaxExp));
+  return pow2_normal(e1) * pow2_normal(e2);
+}
+
+template <typename T>
+struct Po2GridT {
+  T eps, max_value, min_exp, max_exp, slope, factor;
+  bool has_max, quadratic, floor_mode, relu;
+  explicit Po2GridT(const Po2Grid& g)
+      : eps(T(g.eps)), max_value(g.has_max ? T(g.max_value) : std::numeric_limits<T>::infinity()),
+        min_exp(T(g.min_exp)), max_exp(T(g.max_exp)), slope(T(g.slope)),
+        factor(g.quadratic ? T(2) : T(1)), has_max(g.has_max), quadratic(g.quadratic),
+        floor_mode(g.floor_mode), relu(g.relu) {}
+};
+
+/// QKeras's _clip_power_of_two for a magnitude a >= 0 (NaN gives NaN).
+template <typename T>
+inline T po2_exponent(T a, const Po2GridT<T>& g) {
+  T f = a < g.eps ? g.eps : a;
+  f = f >= g.max_value ? g.max_value : f;
+  if (g.quadratic) f = std::sqrt(f);
+  const T e = clamp_keep_nan(log2_exponent(f, g.floor_mode), g.min_exp, g.max_exp) * g.factor;
+  const T r = a < g.eps ? g.min_exp : e;
+  return a != a ? a : r;
+}
+
+template <typename T>
+inline T quantize_po2_element(T x, const Po2GridT<T>& g) {
+  const T mag = exp2_integer(po2_exponent(std::fabs(x), g));
+  const T q = x < T(0) ? -mag : mag;
+  return x != x ? x : q;
+}
+
+template <typename T>
+inline T quantize_relu_po2_element(T x, const Po2GridT<T>& g) {
+  const T pos = exp2_integer(po2_exponent(x > T(0) ? x : T(0), g));
+  const T neg = -exp2_integer(po2_exponent((x < T(0) ? -x : T(0)) * g.slope, g));
+  const T q = (x >= T(0) || g.slope == T(0)) ? pos : neg;
+  return x != x ? x : q;
+}
+
+/// quantized_relu_po2's STE reference: relu(x, slope), capped at max_value when it is set (QKeras:
+/// where(x <= max_value, relu(x, slope), max_value)).
+template <typename T>
+inline T relu_po2_reference(T x, const Po2GridT<T>& g) {
+  const T r = x > T(0) ? x : (g.slope != T(0) ? x * g.slope : T(0));
+  return (!g.has_max || x <= g.max_value) ? r : g.max_value;
+}
+
+/// d quantized_relu_po2 / dx: 1 for x > 0, slope for x <= 0, 0 above max_value (NaN: 0 when a
+/// max_value is set, else the slope).
+template <typename T>
+inline T relu_po2_grad(T x, T max_value, bool has_max, T slope) {
+  const T inside = x > T(0) ? T(1) : slope;
+  return (!has_max || x <= max_value) ? inside : T(0);
 }
 
 /// QKeras's quantization-noise blend `x_ref + q (xq - x_ref)` (0 <= q <= 1). At q = 1 the

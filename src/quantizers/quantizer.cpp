@@ -27,6 +27,7 @@ enum class Kind {
   Bool,
   Real,
   OptionalReal,
+  String,
   Alpha,     // None, a number, or "auto" / "auto_po2"
   AxisList,  // None, an integer, or a list of integers
   Any,
@@ -84,6 +85,9 @@ SpecValue coerce(const std::string& q, const Param& p, const SpecValue& v) {
                               " is not supported yet; use None or a number");
       }
       throw bad("None or a number");
+    case Kind::String:
+      if (std::holds_alternative<std::string>(v)) return v;
+      throw bad("a string");
     case Kind::Alpha:
       if (auto str = std::get_if<std::string>(&v)) {
         if (*str == "auto" || *str == "auto_po2") return v;
@@ -156,6 +160,8 @@ std::optional<double> as_optional_real(const Values& v, const char* k) {
   return std::get<double>(x);
 }
 
+std::string as_string(const Values& v, const char* k) { return std::get<std::string>(v.at(k)); }
+
 const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> table = {
       {"quantized_bits",
@@ -214,6 +220,39 @@ const std::map<std::string, Entry>& registry() {
                                                  as_bool(v, "use_sigmoid"),
                                                  as_real(v, "negative_slope"),
                                                  as_real(v, "qnoise_factor"));
+        }}},
+      {"quantized_po2",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"max_value", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"quadratic_approximation", Kind::Bool, false, Support::Yes},
+         {"log2_rounding", Kind::String, std::string("rnd"), Support::Yes},
+         {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
+         {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
+         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_variables", Kind::Bool, false, Support::Ignored}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedPo2>(
+              as_int(v, "bits"), as_optional_real(v, "max_value"),
+              as_bool(v, "quadratic_approximation"), as_string(v, "log2_rounding"),
+              as_real(v, "qnoise_factor"));
+        }}},
+      {"quantized_relu_po2",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"max_value", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"negative_slope", Kind::Real, 0.0, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"quadratic_approximation", Kind::Bool, false, Support::Yes},
+         {"log2_rounding", Kind::String, std::string("rnd"), Support::Yes},
+         {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
+         {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
+         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_variables", Kind::Bool, false, Support::Ignored}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedReluPo2>(
+              as_int(v, "bits"), as_optional_real(v, "max_value"), as_real(v, "negative_slope"),
+              as_bool(v, "quadratic_approximation"), as_string(v, "log2_rounding"),
+              as_real(v, "qnoise_factor"));
         }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
@@ -363,6 +402,109 @@ SpecKeywords QuantizedRelu::config() const {
           {"integer", integer_},
           {"use_sigmoid", use_sigmoid_},
           {"negative_slope", negative_slope_},
+          {"qnoise_factor", qnoise_factor_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+namespace {
+// Keyword arguments po2 quantizers print after the positional ones.
+void po2_keywords(std::vector<std::string>& args, bool quadratic, const std::string& rounding,
+                  double qnoise_factor) {
+  if (quadratic) args.push_back("quadratic_approximation=1");
+  if (rounding != "rnd") args.push_back("log2_rounding=" + format_spec_value(rounding));
+  if (qnoise_factor != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor));
+}
+SpecValue optional_value(std::optional<double> v) {
+  return v ? SpecValue(*v) : SpecValue(std::monostate{});
+}
+}  // namespace
+
+QuantizedPo2::QuantizedPo2(int64_t bits, std::optional<double> max_value, bool quadratic,
+                           std::string log2_rounding, double qnoise_factor)
+    : bits_(bits), max_value_(max_value), quadratic_(quadratic),
+      log2_rounding_(std::move(log2_rounding)), qnoise_factor_(qnoise_factor) {
+  throw_if(detail::check_po2_args("quantized_po2", bits, max_value, log2_rounding_, 0.0));
+  throw_if(detail::check_qnoise_factor("quantized_po2", qnoise_factor));
+}
+
+at::Tensor QuantizedPo2::forward(const at::Tensor& x) const {
+  return ops::quantized_po2(x, bits_, max_value_, quadratic_, log2_rounding_, qnoise_factor_);
+}
+
+double QuantizedPo2::min_exp() const {
+  return detail::make_po2_grid(false, bits_, max_value_, quadratic_, false, 0.0).min_exp;
+}
+double QuantizedPo2::max_exp() const {
+  return detail::make_po2_grid(false, bits_, max_value_, quadratic_, false, 0.0).max_exp;
+}
+double QuantizedPo2::max() const {
+  return max_value_ ? std::max(1.0, *max_value_)
+                    : std::max(1.0, std::ldexp(1.0, static_cast<int>(max_exp())));
+}
+
+std::string QuantizedPo2::to_string() const {
+  // QKeras prints int(max_value), which truncates 0.5 to 0; heteroq prints the value.
+  std::vector<std::string> args = {std::to_string(bits_)};
+  if (max_value_) args.push_back(format_spec_value(*max_value_));
+  po2_keywords(args, quadratic_, log2_rounding_, qnoise_factor_);
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedPo2::config() const {
+  return {{"bits", bits_},
+          {"max_value", optional_value(max_value_)},
+          {"quadratic_approximation", quadratic_},
+          {"log2_rounding", log2_rounding_},
+          {"qnoise_factor", qnoise_factor_}};
+}
+
+QuantizedReluPo2::QuantizedReluPo2(int64_t bits, std::optional<double> max_value,
+                                   double negative_slope, bool quadratic,
+                                   std::string log2_rounding, double qnoise_factor)
+    : bits_(bits), max_value_(max_value), negative_slope_(negative_slope), quadratic_(quadratic),
+      log2_rounding_(std::move(log2_rounding)), qnoise_factor_(qnoise_factor) {
+  throw_if(detail::check_po2_args("quantized_relu_po2", bits, max_value, log2_rounding_,
+                                  negative_slope));
+  throw_if(detail::check_qnoise_factor("quantized_relu_po2", qnoise_factor));
+}
+
+at::Tensor QuantizedReluPo2::forward(const at::Tensor& x) const {
+  return ops::quantized_relu_po2(x, bits_, max_value_, negative_slope_, quadratic_,
+                                 log2_rounding_, qnoise_factor_);
+}
+
+double QuantizedReluPo2::min_exp() const {
+  return detail::make_po2_grid(true, bits_, max_value_, quadratic_, false, 0.0).min_exp;
+}
+double QuantizedReluPo2::max_exp() const {
+  return detail::make_po2_grid(true, bits_, max_value_, quadratic_, false, 0.0).max_exp;
+}
+double QuantizedReluPo2::max() const {
+  return max_value_ ? std::max(1.0, *max_value_)
+                    : std::max(1.0, std::ldexp(1.0, static_cast<int>(max_exp())));
+}
+double QuantizedReluPo2::min() const {
+  const double smallest = std::ldexp(1.0, static_cast<int>(min_exp()));
+  if (negative_slope_ == 0) return smallest;
+  return std::min(smallest, -negative_slope_ * std::ldexp(1.0, static_cast<int>(bits_ - 1)));
+}
+
+std::string QuantizedReluPo2::to_string() const {
+  std::vector<std::string> args = {std::to_string(bits_)};
+  if (max_value_ || negative_slope_ != 0) {
+    args.push_back(max_value_ ? format_spec_value(*max_value_) : "None");
+  }
+  if (negative_slope_ != 0) args.push_back(format_spec_value(negative_slope_));
+  po2_keywords(args, quadratic_, log2_rounding_, qnoise_factor_);
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedReluPo2::config() const {
+  return {{"bits", bits_},
+          {"max_value", optional_value(max_value_)},
+          {"negative_slope", negative_slope_},
+          {"quadratic_approximation", quadratic_},
+          {"log2_rounding", log2_rounding_},
           {"qnoise_factor", qnoise_factor_}};
 }
 

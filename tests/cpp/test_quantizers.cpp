@@ -185,6 +185,23 @@ TEST(QuantizedTanhSigmoid, HandComputedValuesAndGradients) {
   EXPECT_THROW(get_quantizer("quantized_tanh(0)"), heteroq::InvalidArgument);
 }
 
+TEST(Po2, HandComputedValuesAndGradients) {
+  // bits 4: exponents [-4, 3]; round(log2 0.3) = -2; 0 gives +2^-4; 100 clips to 2^3.
+  expect_values("quantized_po2(4)", {0.0f, 0.3f, -0.3f, 0.7f, 1.4142f, 1.4143f, -5.0f, 100.0f},
+                {0.0625f, 0.25f, -0.25f, 0.5f, 1.0f, 2.0f, -4.0f, 8.0f});
+  expect_values("quantized_po2(4,log2_rounding='floor')", {1.4143f, 3.0f}, {1.0f, 2.0f});
+  // relu_po2 bits 4: exponents [-8, 7]; slope 1/2: -5 -> -2^round(log2 2.5) = -2.
+  expect_values("quantized_relu_po2(4,None,0.5)", {-5.0f, -0.3f, 0.0f, 3.0f},
+                {-2.0f, -0.125f, 0.00390625f, 4.0f});
+  EXPECT_EQ(grad_of("quantized_po2(4)", {-2.0f, 0.0f, 5.0f}), (std::vector<float>{1, 1, 1}));
+  EXPECT_EQ(grad_of("quantized_relu_po2(4,2.0,0.25)", {-2.0f, 0.0f, 0.5f, 3.0f}),
+            (std::vector<float>{0.25f, 0.25f, 1, 0}));
+  EXPECT_EQ(get_quantizer("quantized_po2(4)")->max(), 8.0);
+  EXPECT_EQ(get_quantizer("quantized_relu_po2(4)")->min(), 0.00390625);
+  EXPECT_THROW(get_quantizer("quantized_po2(1)"), heteroq::InvalidArgument);
+  EXPECT_THROW(get_quantizer("quantized_po2(4,log2_rounding='ceil')"), heteroq::InvalidArgument);
+}
+
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
   EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
             std::vector<float>(5, 1.0f));
@@ -280,7 +297,10 @@ TEST(FusedKernel, EqualsGenericPathBitForBit) {
                          "quantized_relu(6,1,1,qnoise_factor=0.5)",
                          "quantized_relu(4,0,0,0.0625)", "quantized_relu(2,0,0,0.25)",
                          "quantized_tanh(4)", "quantized_tanh(8,0,1)", "quantized_tanh(26)",
-                         "quantized_sigmoid(4)", "quantized_sigmoid(7,1)", "quantized_sigmoid(25)"};
+                         "quantized_sigmoid(4)", "quantized_sigmoid(7,1)", "quantized_sigmoid(25)",
+                         "quantized_po2(4)", "quantized_po2(8,0.5,quadratic_approximation=1)",
+                         "quantized_po2(12,log2_rounding='floor')", "quantized_relu_po2(4)",
+                         "quantized_relu_po2(6,4.0,0.25,qnoise_factor=0.5)"};
   for (auto dtype : {at::kFloat, at::kDouble}) {
     const at::Tensor x = random_input(dtype, 100003);
     const at::Tensor x2d = random_input(dtype, 4078).view({62, 66});

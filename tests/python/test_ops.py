@@ -107,7 +107,10 @@ SPECS = ["quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits
          "quantized_relu(4,0,0,0.0625)", "quantized_relu(2,0,0,0.25)", "quantized_relu(6,1,1,0.0078125)",
          "quantized_relu(4,0,0,0.03125,qnoise_factor=0.5)", "quantized_relu(4,0,qnoise_factor=0.5)",
          "quantized_tanh(4)", "quantized_tanh(8,0,1)", "quantized_tanh(26)", "quantized_sigmoid(4)",
-         "quantized_sigmoid(7,1)", "quantized_sigmoid(25)"]
+         "quantized_sigmoid(7,1)", "quantized_sigmoid(25)",
+         "quantized_po2(4)", "quantized_po2(8,0.5,quadratic_approximation=1)",
+         "quantized_po2(12,log2_rounding='floor',qnoise_factor=0.5)", "quantized_relu_po2(4)",
+         "quantized_relu_po2(6,4.0,0.25)", "quantized_relu_po2(10,None,0.5,qnoise_factor=0.25)"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -134,6 +137,18 @@ def test_activation_backward_fused_equals_generic(dtype, op, args):
     fused = getattr(torch.ops.heteroq, op)(g, x, *args)
     with heteroq.ops.fused_kernels(False):
         generic = getattr(torch.ops.heteroq, op)(g, x, *args)
+    assert_bitwise_equal(fused, generic)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("args", [(None, 0.0), (2.0, 0.25), (0.5, 0.0)])
+def test_relu_po2_backward_fused_equals_generic(dtype, args):
+    x = torch.cat([torch.randn(100001, dtype=dtype) * 2,
+                   torch.tensor([0.0, 0.5, 2.0, float("nan"), float("inf")], dtype=dtype)])
+    g = torch.randn_like(x)
+    fused = torch.ops.heteroq._quantized_relu_po2_backward(g, x, *args)
+    with heteroq.ops.fused_kernels(False):
+        generic = torch.ops.heteroq._quantized_relu_po2_backward(g, x, *args)
     assert_bitwise_equal(fused, generic)
 
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -91,6 +92,31 @@ HETEROQ_API at::Tensor _quantized_tanh_backward(const at::Tensor& grad, const at
 HETEROQ_API at::Tensor _quantized_sigmoid_backward(const at::Tensor& grad, const at::Tensor& x,
                                                    int64_t bits, bool symmetric,
                                                    bool use_real_sigmoid);
+
+/// `heteroq::quantized_po2(Tensor x, int bits=8, float? max_value=None,
+/// bool quadratic_approximation=False, str log2_rounding="rnd", float qnoise_factor=1.0)`:
+/// QKeras quantized_po2, sign(x) 2^e with the exponent rounded (or floored) from log2|x| and
+/// clipped to the range `bits` allows; 0 maps to +2^min_exp (never 0). Gradient: identity.
+HETEROQ_API at::Tensor quantized_po2(const at::Tensor& x, int64_t bits = 8,
+                                     std::optional<double> max_value = std::nullopt,
+                                     bool quadratic_approximation = false,
+                                     const std::string& log2_rounding = "rnd",
+                                     double qnoise_factor = 1.0);
+
+/// `heteroq::quantized_relu_po2(Tensor x, int bits=8, float? max_value=None,
+/// float negative_slope=0.0, bool quadratic_approximation=False, str log2_rounding="rnd",
+/// float qnoise_factor=1.0)`: QKeras quantized_relu_po2 (x <= 0 maps to +2^min_exp without a
+/// slope). Gradient: the leaky relu's (1 for x > 0, the slope below), 0 above max_value.
+HETEROQ_API at::Tensor quantized_relu_po2(const at::Tensor& x, int64_t bits = 8,
+                                          std::optional<double> max_value = std::nullopt,
+                                          double negative_slope = 0.0,
+                                          bool quadratic_approximation = false,
+                                          const std::string& log2_rounding = "rnd",
+                                          double qnoise_factor = 1.0);
+
+HETEROQ_API at::Tensor _quantized_relu_po2_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                    std::optional<double> max_value,
+                                                    double negative_slope);
 
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.

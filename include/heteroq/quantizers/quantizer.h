@@ -200,6 +200,67 @@ class HETEROQ_API QuantizedSigmoid final : public Quantizer {
 };
 
 /**
+ * QKeras `quantized_po2(bits, max_value, use_stochastic_rounding, quadratic_approximation,
+ * log2_rounding, qnoise_factor)`: sign(x) 2^e, e = round (or floor) of log2|x| clipped to
+ * [-2^(bits-1-need), 2^(bits-1-need) - 1], need = (max_value is None or > 1); |x| < 1e-7 and 0
+ * give +2^min_exp (a sign-and-exponent code has no zero). Gradient: identity. See
+ * heteroq::ops::quantized_po2.
+ */
+class HETEROQ_API QuantizedPo2 final : public Quantizer {
+ public:
+  explicit QuantizedPo2(int64_t bits = 8, std::optional<double> max_value = std::nullopt,
+                        bool quadratic_approximation = false, std::string log2_rounding = "rnd",
+                        double qnoise_factor = 1.0);
+  std::string name() const override { return "quantized_po2"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override { return -max(); }
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  /// The exponent range.
+  double min_exp() const;
+  double max_exp() const;
+
+ private:
+  int64_t bits_;
+  std::optional<double> max_value_;
+  bool quadratic_;
+  std::string log2_rounding_;
+  double qnoise_factor_;
+};
+
+/**
+ * QKeras `quantized_relu_po2(bits, max_value, negative_slope, use_stochastic_rounding,
+ * quadratic_approximation, log2_rounding, qnoise_factor)`: 2^e(relu(x)) (no sign bit: exponents
+ * in [-2^(bits-need), 2^(bits-need) - 1]); x <= 0 gives +2^min_exp without a slope, and
+ * -2^e(-slope x) with one. Gradient: 1 for x > 0, the slope for x <= 0, 0 above max_value.
+ */
+class HETEROQ_API QuantizedReluPo2 final : public Quantizer {
+ public:
+  explicit QuantizedReluPo2(int64_t bits = 8, std::optional<double> max_value = std::nullopt,
+                            double negative_slope = 0.0, bool quadratic_approximation = false,
+                            std::string log2_rounding = "rnd", double qnoise_factor = 1.0);
+  std::string name() const override { return "quantized_relu_po2"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override;
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  double min_exp() const;
+  double max_exp() const;
+
+ private:
+  int64_t bits_;
+  std::optional<double> max_value_;
+  double negative_slope_;
+  bool quadratic_;
+  std::string log2_rounding_;
+  double qnoise_factor_;
+};
+
+/**
  * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
  * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
  * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are
