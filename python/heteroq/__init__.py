@@ -14,13 +14,15 @@ import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
 from . import nn, ops
-from .quantizers import (Quantizer, get_quantizer, quantized_bits, quantized_po2, quantized_relu,
-                         quantized_relu_po2, quantized_sigmoid, quantized_tanh)
+from .quantizers import (Quantizer, binary, get_quantizer, quantized_bits, quantized_po2,
+                         quantized_relu, quantized_relu_po2, quantized_sigmoid, quantized_tanh,
+                         ternary)
 
 __version__ = _C.__version__
 
 __all__ = [
     "Quantizer",
+    "binary",
     "get_quantizer",
     "nn",
     "ops",
@@ -30,5 +32,6 @@ __all__ = [
     "quantized_relu_po2",
     "quantized_sigmoid",
     "quantized_tanh",
+    "ternary",
     "__version__",
 ]

@@ -12,7 +12,7 @@ import torch
 from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
-           "quantized_po2", "quantized_relu_po2", "get_quantizer"]
+           "quantized_po2", "quantized_relu_po2", "binary", "ternary", "get_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -27,8 +27,11 @@ class Quantizer(torch.nn.Module):
         self.__dict__["_unlocked"] = True
         try:
             self._impl = impl
-            self._param_names = tuple(impl.config())
-            for key, value in impl.config().items():
+            config = impl.config()
+            if "bits" not in config:  # binary, ternary: fixed widths
+                config["bits"] = impl.bits
+            self._param_names = tuple(config)
+            for key, value in config.items():
                 setattr(self, key, value)
         finally:
             self.__dict__["_unlocked"] = False
@@ -324,7 +327,100 @@ class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
                                                     self.log2_rounding, self.qnoise_factor)
 
 
+class _AutoScaleQuantizer(Quantizer):
+    """Shared by binary and ternary: alpha None, a number, or "auto"/"auto_po2" (see scale)."""
+
+    _auto: int  # 0: fixed alpha, 1: "auto", 2: "auto_po2"
+    _alpha_value: Optional[float]
+    _scale_axis: Optional[List[int]]
+
+    def _set_impl(self, impl: "_C.Quantizer") -> None:
+        super()._set_impl(impl)
+        self.__dict__["_unlocked"] = True
+        try:
+            if self.scale_axis is not None:
+                self.scale_axis = [int(a) for a in self.scale_axis]
+            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
+                          if isinstance(self.alpha, str) else 0)
+            self._alpha_value = None if self._auto else self.alpha
+            self._scale_axis = self.scale_axis
+        finally:
+            self.__dict__["_unlocked"] = False
+
+    def _init_scale(self) -> None:
+        # QKeras's `scale`: alpha (or 1) for a fixed alpha, else the last call's per-channel scale.
+        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        if config.get("scale_axis") is not None:
+            config["scale_axis"] = [int(a) for a in config["scale_axis"]]
+        return config
+
+
+class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``binary``: ``alpha * sign(x)`` with sign(0) = +1 (``{0, alpha}`` with ``use_01``).
+
+    alpha None gives ±1 with QKeras's tanh STE (gradient ``1 - tanh²(x)``); a number scales the
+    output (gradient 1); ``"auto"`` / ``"auto_po2"`` choose a least-squares scale of sign(x) per
+    channel (``scale_axis``, default 0) at every call, readable as :attr:`scale` (gradient 1).
+
+    Args (QKeras's order): use_01, alpha, use_stochastic_rounding (default only, for now),
+    scale_axis; ``elements_per_scale`` and the po2 exponent limits at their defaults only.
+    """
+
+    use_01: bool
+
+    def __init__(self, use_01=False, alpha=None, use_stochastic_rounding=False, scale_axis=None,
+                 elements_per_scale=None, min_po2_exponent=None, max_po2_exponent=None):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("binary", (), dict(
+            use_01=use_01, alpha=alpha, use_stochastic_rounding=use_stochastic_rounding,
+            scale_axis=scale_axis, elements_per_scale=elements_per_scale,
+            min_po2_exponent=min_po2_exponent, max_po2_exponent=max_po2_exponent)))
+        self._init_scale()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._auto != 0:
+            out, scale = torch.ops.heteroq.binary_auto(x, self.use_01, self._auto == 2,
+                                                       self._scale_axis)
+            self.scale = scale
+            return out
+        return torch.ops.heteroq.binary(x, self.use_01, self._alpha_value)
+
+
+class ternary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``ternary``: ``alpha * sign(x)`` where ``|x| >= threshold`` (default 0.33), else 0.
+
+    With ``"auto"`` / ``"auto_po2"`` the scale and the threshold (half the scale) come from
+    QKeras's iteration (``number_of_unrolls`` times, per channel); ``threshold`` must then be
+    None. Gradient: ``1 - tanh²(x)`` when alpha is None, else 1.
+
+    Args (QKeras's order): alpha, threshold, use_stochastic_rounding (default only, for now),
+    number_of_unrolls; heteroq adds scale_axis (default 0) for the auto modes.
+    """
+
+    number_of_unrolls: int
+
+    def __init__(self, alpha=None, threshold=None, use_stochastic_rounding=False,
+                 number_of_unrolls=5, scale_axis=None):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("ternary", (), dict(
+            alpha=alpha, threshold=threshold, use_stochastic_rounding=use_stochastic_rounding,
+            number_of_unrolls=number_of_unrolls, scale_axis=scale_axis)))
+        self._init_scale()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._auto != 0:
+            out, scale = torch.ops.heteroq.ternary_auto(x, self._auto == 2, self.number_of_unrolls,
+                                                        self._scale_axis)
+            self.scale = scale
+            return out
+        return torch.ops.heteroq.ternary(x, self._alpha_value, self.threshold)
+
+
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
+            "binary": binary, "ternary": ternary,
             "quantized_po2": quantized_po2, "quantized_relu_po2": quantized_relu_po2,
             "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 

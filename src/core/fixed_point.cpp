@@ -128,6 +128,19 @@ Po2Grid make_po2_grid(bool relu, int64_t bits, std::optional<double> max_value, 
   return g;
 }
 
+std::string check_binary_args(const char* who, std::optional<double> alpha,
+                              std::optional<double> threshold) {
+  const std::string w(who);
+  if (alpha && !(std::isfinite(*alpha) && *alpha > 0)) {
+    return w + ": `alpha` must be None, a finite number > 0, 'auto' or 'auto_po2', got " +
+           number(*alpha);
+  }
+  if (threshold && !(std::isfinite(*threshold) && *threshold >= 0)) {
+    return w + ": `threshold` must be None or a finite number >= 0, got " + number(*threshold);
+  }
+  return {};
+}
+
 std::string check_qnoise_factor(const char* who, double qnoise_factor) {
   if (!(qnoise_factor >= 0 && qnoise_factor <= 1)) {
     return std::string(who) + ": `qnoise_factor` must be a number in [0, 1], got " +

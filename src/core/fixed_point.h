@@ -31,6 +31,9 @@ std::string check_activation_args(const char* who, int64_t bits);
 /// log2_rounding "rnd" or "floor", negative_slope (relu_po2) 0 or a power of two.
 std::string check_po2_args(const char* who, int64_t bits, std::optional<double> max_value,
                            const std::string& log2_rounding, double negative_slope);
+/// binary / ternary: alpha None or a finite number > 0; threshold (ternary) None or finite >= 0.
+std::string check_binary_args(const char* who, std::optional<double> alpha,
+                              std::optional<double> threshold);
 /// qnoise_factor must be a number in [0, 1]; `who` names the quantizer in the message.
 std::string check_qnoise_factor(const char* who, double qnoise_factor);
 
@@ -365,6 +368,21 @@ template <typename T>
 inline T relu_po2_grad(T x, T max_value, bool has_max, T slope) {
   const T inside = x > T(0) ? T(1) : slope;
   return (!has_max || x <= max_value) ? inside : T(0);
+}
+
+/// binary: alpha * (x < 0 ? low : 1), low = -1 (or 0 with use_01); NaN stays NaN.
+template <typename T>
+inline T binary_element(T x, T low, T scale) {
+  const T k = x < T(0) ? low : T(1);
+  return x != x ? x : k * scale + T(0);
+}
+
+/// ternary: alpha * sign(x) where |x| >= t, else 0 (sign(0) = 0); NaN stays NaN.
+template <typename T>
+inline T ternary_element(T x, T t, T scale) {
+  const T s = x < T(0) ? T(-1) : (x > T(0) ? T(1) : T(0));
+  const T q = std::fabs(x) >= t ? s : T(0);
+  return x != x ? x : q * scale + T(0);
 }
 
 /// QKeras's quantization-noise blend `x_ref + q (xq - x_ref)` (0 <= q <= 1). At q = 1 the

@@ -58,6 +58,19 @@ std::vector<int64_t> reduce_dims(const at::Tensor& x, at::OptionalIntArrayRef sc
   return dims;
 }
 
+at::Tensor po2_scale(const at::Tensor& s) {
+  return at::exp2(at::round(at::log(s + 1e-7) / std::log(2.0)));
+}
+
+at::Tensor least_squares_scale(const at::Tensor& x, const at::Tensor& q,
+                               const std::vector<int64_t>& dims, bool po2) {
+  // Rank 1: QKeras does not average, one scale per element.
+  const at::Tensor qx = x.dim() <= 1 ? x * q : (x * q).mean(dims, true);
+  const at::Tensor qq = x.dim() <= 1 ? q * q : (q * q).mean(dims, true);
+  const at::Tensor s = qx / (qq + 1e-7);
+  return po2 ? po2_scale(s) : s;
+}
+
 // QKeras (quantizers.py, quantized_bits.__call__ with a string alpha, and
 // _get_least_squares_scale), operation by operation in float of the tensor's dtype:
 //   x' = x / 2^integer;  levels = 2 (2^(bits-1) - 1)
@@ -85,16 +98,13 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor&
     return std::make_tuple(out.to(x.scalar_type()), scale);
   }
   const std::vector<int64_t> dims = reduce_dims(x, scale_axis);
-  constexpr double kEps = 1e-7;  // K.epsilon()
   const double m_i = std::ldexp(1.0, static_cast<int>(integer));
   const double m = std::ldexp(1.0, static_cast<int>(bits - (keep_negative ? 1 : 0)));
   const double levels = 2.0 * (std::ldexp(1.0, static_cast<int>(bits - 1)) - 1.0);
-  const double ln2 = std::log(2.0);
 
   const at::Tensor xs = x / m_i;
   const at::Tensor ax = xs.abs();
   const at::Tensor sign = at::sign(xs);
-  auto to_po2 = [&](const at::Tensor& s) { return at::exp2(at::round(at::log(s + kEps) / ln2)); };
   auto codes = [&](const at::Tensor& s) {
     const at::Tensor safe = at::where(s == 0, at::ones_like(s), s);
     return sign * at::floor(ax / safe + 0.5).clamp_max_(levels / 2);
@@ -105,14 +115,8 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor&
                      .div(levels);
   at::Tensor z;
   if (po2) {
-    s = to_po2(s);
-    for (int i = 0; i < 5; ++i) {
-      z = codes(s);
-      // Rank 1: QKeras does not average, one scale per element.
-      const at::Tensor qx = x.dim() <= 1 ? xs * z : (xs * z).mean(dims, true);
-      const at::Tensor qq = x.dim() <= 1 ? z * z : (z * z).mean(dims, true);
-      s = to_po2(qx / (qq + kEps));
-    }
+    s = po2_scale(s);
+    for (int i = 0; i < 5; ++i) s = least_squares_scale(xs, codes(s), dims, true);
   }
   z = codes(s);
   const at::Tensor scale = s * m;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace heteroq::ops::detail {
 
@@ -43,6 +44,16 @@ at::Tensor& quantized_bits_out_generic(const at::Tensor& x, int64_t bits, int64_
 at::Tensor& quantized_relu_out_generic(const at::Tensor& x, int64_t bits, int64_t integer,
                                        bool use_sigmoid, double negative_slope,
                                        double qnoise_factor, at::Tensor& out);
+/// The axes per-channel statistics reduce over: every axis but `scale_axis` (default: axis 0),
+/// or every axis of a rank-0/1 tensor.
+std::vector<int64_t> reduce_dims(const at::Tensor& x, at::OptionalIntArrayRef scale_axis);
+/// QKeras's _get_least_squares_scale: mean(x q) / (mean(q q) + eps) over `dims` (per element for
+/// rank <= 1), rounded to a power of two 2^round(log(s + eps) / ln 2) when po2.
+at::Tensor least_squares_scale(const at::Tensor& x, const at::Tensor& q,
+                               const std::vector<int64_t>& dims, bool po2);
+/// 2^round(log(s + eps) / ln 2), eps = 1e-7 (QKeras's po2 rounding of a scale).
+at::Tensor po2_scale(const at::Tensor& s);
+
 std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(
     const at::Tensor& x, int64_t bits, int64_t integer, bool keep_negative, bool po2,
     at::OptionalIntArrayRef scale_axis, double qnoise_factor);

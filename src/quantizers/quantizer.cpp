@@ -161,6 +161,12 @@ std::optional<double> as_optional_real(const Values& v, const char* k) {
 }
 
 std::string as_string(const Values& v, const char* k) { return std::get<std::string>(v.at(k)); }
+std::optional<std::vector<int64_t>> axis_list(const Values& v) {
+  if (auto l = std::get_if<std::vector<double>>(&v.at("scale_axis"))) {
+    return std::vector<int64_t>(l->begin(), l->end());
+  }
+  return std::nullopt;
+}
 
 const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> table = {
@@ -253,6 +259,42 @@ const std::map<std::string, Entry>& registry() {
               as_int(v, "bits"), as_optional_real(v, "max_value"), as_real(v, "negative_slope"),
               as_bool(v, "quadratic_approximation"), as_string(v, "log2_rounding"),
               as_real(v, "qnoise_factor"));
+        }}},
+      {"binary",
+       {{{"use_01", Kind::Bool, false, Support::Yes},
+         {"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes},
+         {"elements_per_scale", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"min_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"max_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly}},
+        [](const Values& v) -> QuantizerPtr {
+          const auto& alpha = v.at("alpha");
+          if (auto mode = std::get_if<std::string>(&alpha)) {
+            return std::make_shared<Binary>(as_bool(v, "use_01"), *mode, axis_list(v));
+          }
+          if (axis_list(v)) throw InvalidArgument("binary: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
+          return std::make_shared<Binary>(as_bool(v, "use_01"), as_optional_real(v, "alpha"));
+        }}},
+      {"ternary",
+       {{{"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
+         {"threshold", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"number_of_unrolls", Kind::Int, int64_t{5}, Support::Yes},
+         {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr {
+          const auto& alpha = v.at("alpha");
+          if (auto mode = std::get_if<std::string>(&alpha)) {
+            if (as_optional_real(v, "threshold")) {
+              throw InvalidArgument("ternary: `threshold` must be None with alpha '" + *mode +
+                                    "' (the threshold is half the scale)");
+            }
+            return std::make_shared<Ternary>(*mode, as_int(v, "number_of_unrolls"), axis_list(v));
+          }
+          if (axis_list(v)) throw InvalidArgument("ternary: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
+          return std::make_shared<Ternary>(as_optional_real(v, "alpha"),
+                                           as_optional_real(v, "threshold"),
+                                           as_int(v, "number_of_unrolls"));
         }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
@@ -506,6 +548,125 @@ SpecKeywords QuantizedReluPo2::config() const {
           {"quadratic_approximation", quadratic_},
           {"log2_rounding", log2_rounding_},
           {"qnoise_factor", qnoise_factor_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+namespace {
+void check_auto_alpha(const char* who, const std::string& alpha,
+                      const std::optional<std::vector<int64_t>>& scale_axis) {
+  if (alpha != "auto" && alpha != "auto_po2") {
+    throw InvalidArgument(std::string(who) + ": `alpha` must be None, a number, 'auto' or " +
+                          "'auto_po2', got '" + alpha + "'");
+  }
+  if (scale_axis && scale_axis->empty()) {
+    throw InvalidArgument(std::string(who) + ": `scale_axis` must not be an empty list");
+  }
+}
+std::string axes_string(const std::optional<std::vector<int64_t>>& axes) {
+  std::string s;
+  for (int64_t a : *axes) s += (s.empty() ? "" : " ") + std::to_string(a);
+  return "scale_axis=[" + s + "]";
+}
+SpecValue alpha_value(const std::optional<double>& alpha, const std::string& auto_alpha) {
+  if (alpha) return *alpha;
+  if (!auto_alpha.empty()) return auto_alpha;
+  return std::monostate{};
+}
+SpecValue axes_value(const std::optional<std::vector<int64_t>>& axes) {
+  if (!axes) return std::monostate{};
+  return std::vector<double>(axes->begin(), axes->end());
+}
+}  // namespace
+
+Binary::Binary(bool use_01, std::optional<double> alpha) : use_01_(use_01), alpha_(alpha) {
+  throw_if(detail::check_binary_args("binary", alpha, std::nullopt));
+}
+
+Binary::Binary(bool use_01, const std::string& alpha,
+               std::optional<std::vector<int64_t>> scale_axis)
+    : use_01_(use_01), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)) {
+  check_auto_alpha("binary", alpha, scale_axis_);
+}
+
+at::Tensor Binary::forward(const at::Tensor& x) const {
+  if (auto_alpha_.empty()) return ops::binary(x, use_01_, alpha_);
+  auto [out, scale] = ops::binary_auto(x, use_01_, auto_alpha_ == "auto_po2", scale_axis_);
+  std::lock_guard<std::mutex> lock(scale_mutex_);
+  last_scale_ = scale;
+  return out;
+}
+
+at::Tensor Binary::scale() const {
+  if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
+  std::lock_guard<std::mutex> lock(scale_mutex_);
+  return last_scale_;
+}
+
+std::string Binary::to_string() const {
+  std::vector<std::string> args;
+  if (use_01_) args.push_back("use_01=1");
+  const SpecValue a = alpha_value(alpha_, auto_alpha_);
+  if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
+  if (scale_axis_) args.push_back(axes_string(scale_axis_));
+  return join_args(name(), args);
+}
+
+SpecKeywords Binary::config() const {
+  return {{"use_01", use_01_},
+          {"alpha", alpha_value(alpha_, auto_alpha_)},
+          {"scale_axis", axes_value(scale_axis_)}};
+}
+
+Ternary::Ternary(std::optional<double> alpha, std::optional<double> threshold,
+                 int64_t number_of_unrolls)
+    : alpha_(alpha), threshold_(threshold), unrolls_(number_of_unrolls) {
+  throw_if(detail::check_binary_args("ternary", alpha, threshold));
+  if (number_of_unrolls < 0 || number_of_unrolls > 100) {
+    throw InvalidArgument("ternary: `number_of_unrolls` must be an integer in [0, 100], got " +
+                          std::to_string(number_of_unrolls));
+  }
+}
+
+Ternary::Ternary(const std::string& alpha, int64_t number_of_unrolls,
+                 std::optional<std::vector<int64_t>> scale_axis)
+    : unrolls_(number_of_unrolls), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)) {
+  check_auto_alpha("ternary", alpha, scale_axis_);
+  if (number_of_unrolls < 0 || number_of_unrolls > 100) {
+    throw InvalidArgument("ternary: `number_of_unrolls` must be an integer in [0, 100], got " +
+                          std::to_string(number_of_unrolls));
+  }
+}
+
+at::Tensor Ternary::forward(const at::Tensor& x) const {
+  if (auto_alpha_.empty()) return ops::ternary(x, alpha_, threshold_);
+  auto [out, scale] =
+      ops::ternary_auto(x, auto_alpha_ == "auto_po2", unrolls_, scale_axis_);
+  std::lock_guard<std::mutex> lock(scale_mutex_);
+  last_scale_ = scale;
+  return out;
+}
+
+at::Tensor Ternary::scale() const {
+  if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
+  std::lock_guard<std::mutex> lock(scale_mutex_);
+  return last_scale_;
+}
+
+std::string Ternary::to_string() const {
+  std::vector<std::string> args;
+  const SpecValue a = alpha_value(alpha_, auto_alpha_);
+  if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
+  if (threshold_) args.push_back("threshold=" + format_spec_value(*threshold_));
+  if (unrolls_ != 5) args.push_back("number_of_unrolls=" + std::to_string(unrolls_));
+  if (scale_axis_) args.push_back(axes_string(scale_axis_));
+  return join_args(name(), args);
+}
+
+SpecKeywords Ternary::config() const {
+  return {{"alpha", alpha_value(alpha_, auto_alpha_)},
+          {"threshold", threshold_ ? SpecValue(*threshold_) : SpecValue(std::monostate{})},
+          {"number_of_unrolls", unrolls_},
+          {"scale_axis", axes_value(scale_axis_)}};
 }
 
 // ------------------------------------------------------------------------------------------------

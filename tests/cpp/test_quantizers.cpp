@@ -202,6 +202,23 @@ TEST(Po2, HandComputedValuesAndGradients) {
   EXPECT_THROW(get_quantizer("quantized_po2(4,log2_rounding='ceil')"), heteroq::InvalidArgument);
 }
 
+TEST(BinaryTernary, HandComputedValuesAndGradients) {
+  const std::vector<float> x = {-2.0f, -0.3f, 0.0f, 0.2f, 0.5f};
+  expect_values("binary", x, {-1, -1, 1, 1, 1});
+  expect_values("binary(use_01=1,alpha=0.5)", x, {0, 0, 0.5f, 0.5f, 0.5f});
+  expect_values("ternary", x, {-1, 0, 0, 0, 1});
+  expect_values("ternary(alpha=0.5,threshold=0.25)", x, {-0.5f, -0.5f, 0, 0, 0.5f});
+  EXPECT_EQ(grad_of("binary(alpha=0.5)", {-2.0f, 1.0f}), (std::vector<float>{1, 1}));
+  const auto g = grad_of("ternary", {0.5f});
+  EXPECT_FLOAT_EQ(g[0], 1.0f - std::tanh(0.5f) * std::tanh(0.5f));
+  // auto_po2 binary on rows: row 0 = [0.3, -0.9] -> mean(|x|) = 0.6 -> 2^round(log2 0.6) = 0.5.
+  auto q = std::dynamic_pointer_cast<heteroq::Binary>(get_quantizer("binary(alpha='auto_po2')"));
+  EXPECT_EQ(vec(q->forward(at::tensor({0.3f, -0.9f, 2.0f, 3.0f}).view({2, 2}))),
+            (std::vector<float>{0.5f, -0.5f, 2.0f, 2.0f}));
+  EXPECT_EQ(vec(q->scale()), (std::vector<float>{0.5f, 2.0f}));
+  EXPECT_THROW(get_quantizer("ternary(alpha='auto',threshold=0.2)"), heteroq::InvalidArgument);
+}
+
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
   EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
             std::vector<float>(5, 1.0f));
@@ -300,7 +317,9 @@ TEST(FusedKernel, EqualsGenericPathBitForBit) {
                          "quantized_sigmoid(4)", "quantized_sigmoid(7,1)", "quantized_sigmoid(25)",
                          "quantized_po2(4)", "quantized_po2(8,0.5,quadratic_approximation=1)",
                          "quantized_po2(12,log2_rounding='floor')", "quantized_relu_po2(4)",
-                         "quantized_relu_po2(6,4.0,0.25,qnoise_factor=0.5)"};
+                         "quantized_relu_po2(6,4.0,0.25,qnoise_factor=0.5)",
+                         "binary", "binary(use_01=1,alpha=0.75)", "ternary",
+                         "ternary(alpha=0.3,threshold=0.5)"};
   for (auto dtype : {at::kFloat, at::kDouble}) {
     const at::Tensor x = random_input(dtype, 100003);
     const at::Tensor x2d = random_input(dtype, 4078).view({62, 66});

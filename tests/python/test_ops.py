@@ -110,7 +110,9 @@ SPECS = ["quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits
          "quantized_sigmoid(7,1)", "quantized_sigmoid(25)",
          "quantized_po2(4)", "quantized_po2(8,0.5,quadratic_approximation=1)",
          "quantized_po2(12,log2_rounding='floor',qnoise_factor=0.5)", "quantized_relu_po2(4)",
-         "quantized_relu_po2(6,4.0,0.25)", "quantized_relu_po2(10,None,0.5,qnoise_factor=0.25)"]
+         "quantized_relu_po2(6,4.0,0.25)", "quantized_relu_po2(10,None,0.5,qnoise_factor=0.25)",
+         "binary", "binary(use_01=1,alpha=0.75)", "ternary", "ternary(alpha=0.3,threshold=0.5)",
+         "ternary(threshold=0)"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -118,6 +118,28 @@ HETEROQ_API at::Tensor _quantized_relu_po2_backward(const at::Tensor& grad, cons
                                                     std::optional<double> max_value,
                                                     double negative_slope);
 
+/// `heteroq::binary(Tensor x, bool use_01=False, float? alpha=None)`: QKeras binary with a fixed
+/// alpha: alpha * sign(x), sign(0) = +1 (use_01: alpha * {0, 1}). Gradient: 1 - tanh²(x) when
+/// alpha is None (QKeras's tanh STE), else 1.
+HETEROQ_API at::Tensor binary(const at::Tensor& x, bool use_01 = false,
+                              std::optional<double> alpha = std::nullopt);
+/// `heteroq::ternary(Tensor x, float? alpha=None, float? threshold=None)`: QKeras ternary with a
+/// fixed alpha: alpha * sign(x) where |x| >= threshold (default 0.33), else 0. Gradient as binary.
+HETEROQ_API at::Tensor ternary(const at::Tensor& x, std::optional<double> alpha = std::nullopt,
+                               std::optional<double> threshold = std::nullopt);
+/// binary with alpha "auto" (po2 = false) or "auto_po2": per-channel least-squares scale of
+/// sign(x). Returns (output, scale). Gradient: identity.
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> binary_auto(
+    const at::Tensor& x, bool use_01 = false, bool po2 = true,
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+/// ternary with alpha "auto"/"auto_po2": QKeras's number_of_unrolls iterations of threshold and
+/// least-squares scale. Returns (output, scale). Gradient: identity.
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> ternary_auto(
+    const at::Tensor& x, bool po2 = true, int64_t number_of_unrolls = 5,
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+/// grad * (1 - tanh²(x)): the STE of binary/ternary without alpha.
+HETEROQ_API at::Tensor _tanh_ste_backward(const at::Tensor& grad, const at::Tensor& x);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

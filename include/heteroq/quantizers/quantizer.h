@@ -261,6 +261,65 @@ class HETEROQ_API QuantizedReluPo2 final : public Quantizer {
 };
 
 /**
+ * QKeras `binary(use_01, alpha, ...)`: alpha * sign(x) with sign(0) = +1 ({0, alpha} with use_01).
+ * alpha None (gradient: 1 - tanh²(x), QKeras's tanh STE), a number, or "auto" / "auto_po2" (a
+ * per-channel least-squares scale of sign(x), channels on `scale_axis`, default axis 0).
+ */
+class HETEROQ_API Binary final : public Quantizer {
+ public:
+  explicit Binary(bool use_01 = false, std::optional<double> alpha = std::nullopt);
+  Binary(bool use_01, const std::string& alpha,
+         std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+  std::string name() const override { return "binary"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return 1; }
+  double min() const override { return use_01_ ? 0.0 : -max(); }
+  double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  /// The scale of the last call in the auto modes (undefined before), else alpha or 1.
+  at::Tensor scale() const;
+
+ private:
+  bool use_01_;
+  std::optional<double> alpha_;
+  std::string auto_alpha_;
+  std::optional<std::vector<int64_t>> scale_axis_;
+  mutable std::mutex scale_mutex_;
+  mutable at::Tensor last_scale_;
+};
+
+/**
+ * QKeras `ternary(alpha, threshold, use_stochastic_rounding, number_of_unrolls)`: alpha * sign(x)
+ * where |x| >= threshold (default 0.33), else 0; or with alpha "auto"/"auto_po2" QKeras's
+ * iteration of threshold (scale/2) and per-channel least-squares scale, `number_of_unrolls` times
+ * (threshold must then be None, as in QKeras). Gradient: 1 - tanh²(x) when alpha is None, else 1.
+ */
+class HETEROQ_API Ternary final : public Quantizer {
+ public:
+  explicit Ternary(std::optional<double> alpha = std::nullopt,
+                   std::optional<double> threshold = std::nullopt, int64_t number_of_unrolls = 5);
+  Ternary(const std::string& alpha, int64_t number_of_unrolls = 5,
+          std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+  std::string name() const override { return "ternary"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return 2; }
+  double min() const override { return -max(); }
+  double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  at::Tensor scale() const;
+
+ private:
+  std::optional<double> alpha_, threshold_;
+  int64_t unrolls_;
+  std::string auto_alpha_;
+  std::optional<std::vector<int64_t>> scale_axis_;
+  mutable std::mutex scale_mutex_;
+  mutable at::Tensor last_scale_;
+};
+
+/**
  * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
  * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
  * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are
