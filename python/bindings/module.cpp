@@ -129,6 +129,9 @@ PYBIND11_MODULE(_C, m) {
       .def("max", &heteroq::Quantizer::max)
       .def("to_string", &heteroq::Quantizer::to_string)
       .def("config", &config_dict)
+      .def_property_readonly("is_po2", &heteroq::Quantizer::is_po2)
+      .def("range", &heteroq::Quantizer::range)
+      .def("to_json", &heteroq::Quantizer::to_json)
       .def("__str__", &heteroq::Quantizer::to_string)
       .def("__repr__", &heteroq::Quantizer::to_string)
       .def(py::pickle([](const heteroq::Quantizer& q) { return py::make_tuple(q.to_string()); },
@@ -153,6 +156,8 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("spec"), "Splits a spec string into (name, args, kwargs) without checking them.");
   m.def("quantizer_names", &heteroq::quantizer_names);
+  m.def("quantizer_from_json", &heteroq::quantizer_from_json, py::arg("json"),
+        "Reads Quantizer.to_json()'s format: {\"class_name\": ..., \"config\": {...}}.");
   m.def("fused_kernels_enabled", &heteroq::ops::fused_kernels_enabled);
   m.def("set_fused_kernels_enabled", &heteroq::ops::set_fused_kernels_enabled, py::arg("enabled"));
 }

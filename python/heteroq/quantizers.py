@@ -23,6 +23,9 @@ class Quantizer(torch.nn.Module):
     ``to_string()`` gives the QKeras spec, which :func:`get_quantizer` reads back.
     """
 
+    # Python-side description only: TorchScript compiles forward(), not this property.
+    __jit_unused_properties__ = ["is_po2"]
+
     def _set_impl(self, impl: "_C.Quantizer") -> None:
         self.__dict__["_unlocked"] = True
         try:
@@ -52,6 +55,22 @@ class Quantizer(torch.nn.Module):
 
     def to_string(self) -> str:
         return self._impl.to_string()
+
+    def range(self) -> torch.Tensor:
+        """Every representable value, in the order of the binary codes (QKeras's ``range()``).
+
+        Raises ValueError for data-dependent scales (alpha "auto"/"auto_po2")."""
+        return torch.tensor(self._impl.range(), dtype=torch.float64)
+
+    @property
+    def is_po2(self) -> bool:
+        """Whether every output is a signed power of two (a shift in hardware)."""
+        return self._impl.is_po2
+
+    def to_json(self) -> str:
+        """``{"class_name": ..., "config": {...}}`` (Keras's format); :func:`get_quantizer`
+        reads it back, as JSON text or as the decoded dict."""
+        return self._impl.to_json()
 
     def get_config(self) -> Dict[str, Any]:
         """The parameters, by QKeras name; ``type(q)(**q.get_config())`` is an equal quantizer."""
@@ -425,10 +444,12 @@ _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
             "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 
 
-def get_quantizer(spec: Union[str, Quantizer, None]) -> Optional[Quantizer]:
+def get_quantizer(spec: Union[str, Dict[str, Any], Quantizer, None]) -> Optional[Quantizer]:
     """Returns the quantizer a QKeras spec string names, e.g. ``"quantized_bits(6,0,alpha=1)"``.
 
-    A :class:`Quantizer` is returned as is and ``None`` stays ``None``.
+    Also reads :meth:`Quantizer.to_json`'s format, as JSON text (starting with ``{``) or as a dict
+    ``{"class_name": ..., "config": {...}}`` (Keras's serialization). A :class:`Quantizer` is
+    returned as is and ``None`` stays ``None``.
 
     Raises:
         ValueError: unknown name or keyword, bad literal, unbalanced parentheses, bad value.
@@ -436,6 +457,12 @@ def get_quantizer(spec: Union[str, Quantizer, None]) -> Optional[Quantizer]:
     """
     if spec is None or isinstance(spec, Quantizer):
         return spec
+    if isinstance(spec, dict):
+        import json
+        spec = json.dumps(spec)
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):
+        impl = _C.quantizer_from_json(spec)
+        return _CLASSES[impl.name](**_python_config(impl))
     if not isinstance(spec, str):
         raise TypeError(f"get_quantizer: expected a spec string or a heteroq quantizer, "
                         f"got {type(spec).__name__}")
@@ -445,4 +472,11 @@ def get_quantizer(spec: Union[str, Quantizer, None]) -> Optional[Quantizer]:
         raise AssertionError(f"quantizer {name!r} has no Python class")  # pragma: no cover
     # Positional arguments are checked against QKeras's signature in C++, then passed by name.
     impl = _C.make_quantizer(name, args, kwargs)
-    return _CLASSES[name](**impl.config())
+    return _CLASSES[name](**_python_config(impl))
+
+
+def _python_config(impl: "_C.Quantizer") -> Dict[str, Any]:
+    config = dict(impl.config())
+    if config.get("scale_axis") is not None:
+        config["scale_axis"] = [int(a) for a in config["scale_axis"]]
+    return config

@@ -5,9 +5,12 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "core/fixed_point.h"
 #include "heteroq/ops/quantize.h"
@@ -327,6 +330,92 @@ std::string join_args(const std::string& name, const std::vector<std::string>& a
 }  // namespace
 
 Quantizer::~Quantizer() = default;
+
+namespace {
+
+constexpr double kMaxRangeValues = 65536;
+
+// Codes lo..hi (integers) times step, in two's-complement order: 0..hi, then lo..-1.
+std::vector<double> code_range(const std::string& who, double lo, double hi, double step) {
+  if (hi - lo + 1 > kMaxRangeValues) {
+    throw InvalidArgument(who + ": range() lists at most 65536 values, this grid has " +
+                          format_spec_value(hi - lo + 1));
+  }
+  std::vector<double> out;
+  for (double c = std::max(lo, 0.0); c <= hi; c += 1) out.push_back(c * step + 0.0);
+  for (double c = lo; c < std::min(0.0, hi + 1); c += 1) out.push_back(c * step + 0.0);
+  return out;
+}
+
+[[noreturn]] void no_range(const std::string& who, const std::string& why) {
+  throw InvalidArgument(who + ": range() is not defined " + why);
+}
+
+nlohmann::json to_json_value(const SpecValue& v) {
+  struct Visitor {
+    nlohmann::json operator()(std::monostate) const { return nullptr; }
+    nlohmann::json operator()(bool b) const { return b; }
+    nlohmann::json operator()(int64_t i) const { return i; }
+    nlohmann::json operator()(double d) const { return d; }
+    nlohmann::json operator()(const std::string& s) const { return s; }
+    nlohmann::json operator()(const std::vector<double>& l) const {
+      // Integral lists (axes) as integers.
+      bool integral = true;
+      for (double d : l) integral = integral && std::floor(d) == d && std::fabs(d) < 9.0e15;
+      if (!integral) return l;
+      std::vector<int64_t> ints(l.begin(), l.end());
+      return ints;
+    }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+SpecValue from_json_value(const nlohmann::json& j, const std::string& where) {
+  if (j.is_null()) return std::monostate{};
+  if (j.is_boolean()) return j.get<bool>();
+  if (j.is_number_integer()) return j.get<int64_t>();
+  if (j.is_number()) return j.get<double>();
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_array()) {
+    std::vector<double> out;
+    for (const auto& item : j) {
+      if (!item.is_number()) throw SpecError(where + ": list items must be numbers");
+      out.push_back(item.get<double>());
+    }
+    return out;
+  }
+  throw SpecError(where + ": expected null, a bool, a number, a string or a list of numbers");
+}
+
+}  // namespace
+
+std::string Quantizer::to_json() const {
+  nlohmann::json config = nlohmann::json::object();
+  for (const auto& [k, v] : this->config()) config[k] = to_json_value(v);
+  nlohmann::json j = {{"class_name", name()}, {"config", config}};
+  return j.dump();
+}
+
+QuantizerPtr quantizer_from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw SpecError(std::string("quantizer JSON: ") + e.what());
+  }
+  if (!j.is_object() || !j.contains("class_name") || !j["class_name"].is_string()) {
+    throw SpecError("quantizer JSON: expected an object with a string \"class_name\"");
+  }
+  const std::string name = j["class_name"].get<std::string>();
+  SpecKeywords keywords;
+  if (j.contains("config")) {
+    if (!j["config"].is_object()) throw SpecError("quantizer JSON: \"config\" must be an object");
+    for (const auto& [k, v] : j["config"].items()) {
+      keywords.emplace_back(k, from_json_value(v, "quantizer JSON: " + name + "." + k));
+    }
+  }
+  return make_quantizer(name, {}, keywords);
+}
 
 // ------------------------------------------------------------------------------------------------
 QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
@@ -724,6 +813,76 @@ std::string QuantizedSigmoid::to_string() const {
 
 SpecKeywords QuantizedSigmoid::config() const {
   return {{"bits", bits_}, {"symmetric", symmetric_}, {"use_real_sigmoid", use_real_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+// range()
+
+std::vector<double> QuantizedBits::range() const {
+  if (!auto_alpha_.empty()) no_range(name(), "for alpha '" + auto_alpha_ + "' (the scale depends on the data)");
+  const auto g = detail::make_bits_grid(bits_, integer_, symmetric_, keep_negative_, alpha_);
+  if (g.sign_mode) return {g.sign_value, -g.sign_value};
+  return code_range(name(), g.lo, g.hi, g.step);
+}
+
+std::vector<double> QuantizedRelu::range() const {
+  if (use_sigmoid_) no_range(name(), "with use_sigmoid (QKeras does not define it either)");
+  const auto g = detail::make_relu_grid(bits_, integer_, use_sigmoid_, negative_slope_);
+  return code_range(name(), std::ceil(g.neg_lo), g.hi, g.step);
+}
+
+std::vector<double> QuantizedTanh::range() const {
+  const auto g = detail::make_activation_grid(true, bits_, symmetric_);
+  return code_range(name(), g.lo, g.hi, g.inv_m);
+}
+
+std::vector<double> QuantizedSigmoid::range() const {
+  const auto g = detail::make_activation_grid(false, bits_, symmetric_);
+  return code_range(name(), g.lo, g.hi, g.inv_m);
+}
+
+namespace {
+// The powers of two a po2 quantizer outputs, ascending: 2^e for e in [lo, hi], or in quadratic
+// mode 2^(2k) for k in [lo, hi] plus 2^lo (inputs below 1e-7).
+std::vector<double> po2_values(double lo, double hi, bool quadratic) {
+  std::vector<double> exps;
+  for (double e = lo; e <= hi; e += 1) exps.push_back(quadratic ? 2 * e : e);
+  if (quadratic) exps.push_back(lo);
+  std::sort(exps.begin(), exps.end());
+  exps.erase(std::unique(exps.begin(), exps.end()), exps.end());
+  std::vector<double> out;
+  for (double e : exps) out.push_back(std::ldexp(1.0, static_cast<int>(e)));
+  return out;
+}
+}  // namespace
+
+std::vector<double> QuantizedPo2::range() const {
+  // Positive powers of two, then their negatives (a sign bit and an exponent).
+  std::vector<double> out = po2_values(min_exp(), max_exp(), quadratic_);
+  const size_t n = out.size();
+  for (size_t i = 0; i < n; ++i) out.push_back(-out[i]);
+  return out;
+}
+
+std::vector<double> QuantizedReluPo2::range() const {
+  std::vector<double> out = po2_values(min_exp(), max_exp(), quadratic_);
+  if (negative_slope_ != 0) {
+    const size_t n = out.size();
+    for (size_t i = 0; i < n; ++i) out.push_back(-out[i]);
+  }
+  return out;
+}
+
+std::vector<double> Binary::range() const {
+  if (!auto_alpha_.empty()) no_range(name(), "for alpha '" + auto_alpha_ + "' (the scale depends on the data)");
+  const double a = alpha_.value_or(1.0);
+  return use_01_ ? std::vector<double>{0.0, a} : std::vector<double>{-a, a};
+}
+
+std::vector<double> Ternary::range() const {
+  if (!auto_alpha_.empty()) no_range(name(), "for alpha '" + auto_alpha_ + "' (the scale depends on the data)");
+  const double a = alpha_.value_or(1.0);
+  return {-a, 0.0, a};
 }
 
 // ------------------------------------------------------------------------------------------------

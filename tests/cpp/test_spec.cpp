@@ -172,3 +172,35 @@ TEST(Spec, FormatValueReadsBack) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Spec, RangeIsPo2AndJson) {
+  EXPECT_EQ(heteroq::get_quantizer("quantized_bits(3,0)")->range(),
+            (std::vector<double>{0, 0.25, 0.5, 0.75, -1, -0.75, -0.5, -0.25}));
+  EXPECT_EQ(heteroq::get_quantizer("quantized_po2(3)")->range(),
+            (std::vector<double>{0.25, 0.5, 1, 2, -0.25, -0.5, -1, -2}));
+  EXPECT_EQ(heteroq::get_quantizer("ternary(alpha=0.5)")->range(),
+            (std::vector<double>{-0.5, 0, 0.5}));
+  EXPECT_THROW(heteroq::get_quantizer("quantized_bits(4,alpha='auto')")->range(),
+               heteroq::InvalidArgument);
+  EXPECT_TRUE(heteroq::get_quantizer("quantized_relu_po2(4)")->is_po2());
+  EXPECT_FALSE(heteroq::get_quantizer("quantized_relu(4)")->is_po2());
+  for (const char* spec : {"quantized_bits(4,0,alpha='auto_po2',scale_axis=1,qnoise_factor=0.5)",
+                           "quantized_relu(4,2,0,0.25)", "quantized_po2(5,0.5,log2_rounding='floor')",
+                           "binary(use_01=1,alpha=2)", "quantized_sigmoid(4,1)"}) {
+    const auto q = heteroq::get_quantizer(spec);
+    const auto q2 = heteroq::quantizer_from_json(q->to_json());
+    EXPECT_EQ(q2->to_string(), q->to_string()) << q->to_json();
+  }
+  EXPECT_EQ(heteroq::get_quantizer("quantized_bits(4,0,alpha=1)")->to_json(),
+            "{\"class_name\":\"quantized_bits\",\"config\":{\"alpha\":1.0,\"bits\":4,"
+            "\"integer\":0,\"keep_negative\":true,\"qnoise_factor\":1.0,\"scale_axis\":null,"
+            "\"symmetric\":false}}");
+  EXPECT_THROW(heteroq::quantizer_from_json("{"), heteroq::SpecError);
+  EXPECT_THROW(heteroq::quantizer_from_json("[1]"), heteroq::SpecError);
+  EXPECT_THROW(heteroq::quantizer_from_json("{\"class_name\": \"quantized_bits\", \"config\": 3}"),
+               heteroq::SpecError);
+}
+
+}  // namespace

@@ -317,5 +317,49 @@ def test_qnoise_factor_spec_update_and_errors():
         torch.ops.heteroq.quantized_bits(x, 4, 0, False, True, None, 2.0)
 
 
+@pytest.mark.parametrize("spec,values", [
+    # Two's-complement code order, as QKeras's range().
+    ("quantized_bits(3,0)", [0, 0.25, 0.5, 0.75, -1, -0.75, -0.5, -0.25]),
+    ("quantized_bits(3,0,1)", [0, 0.25, 0.5, 0.75, -0.75, -0.5, -0.25]),
+    ("quantized_bits(1,0,alpha=0.5)", [0.5, -0.5]),
+    ("quantized_relu(3,0)", [0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875]),
+    ("quantized_relu(3,0,0,0.5)", [0, 0.25, 0.5, 0.75, -0.5, -0.25]),
+    ("quantized_tanh(3)", [0, 0.25, 0.5, 0.75, -1, -0.75, -0.5, -0.25]),
+    ("quantized_sigmoid(2)", [0, 0.25, 0.5, 0.75]),
+    ("quantized_po2(3)", [0.25, 0.5, 1, 2, -0.25, -0.5, -1, -2]),
+    ("quantized_relu_po2(2)", [0.25, 0.5, 1, 2]),
+    ("binary", [-1, 1]), ("binary(use_01=1,alpha=2)", [0, 2]), ("ternary(alpha=0.5)", [-0.5, 0, 0.5]),
+])
+def test_range_lists_every_output(spec, values):
+    q = get_quantizer(spec)
+    r = q.range()
+    assert r.tolist() == values
+    # Every output of the quantizer is one of range()'s values.
+    x = torch.linspace(-4, 4, 20001, dtype=torch.float64)
+    assert set(q(x).tolist()) <= set(values)
+
+
+def test_is_po2_range_errors_and_json():
+    assert quantized_bits(4).is_po2 is False and get_quantizer("quantized_po2(4)").is_po2 is True
+    with pytest.raises(ValueError, match="range\\(\\) is not defined for alpha 'auto'"):
+        quantized_bits(4, alpha="auto").range()
+    with pytest.raises(ValueError, match="at most 65536 values"):
+        quantized_bits(20).range()
+    import json
+    for spec in ["quantized_bits(4,0,alpha='auto_po2',scale_axis=1,qnoise_factor=0.5)",
+                 "quantized_relu(4,2,0,0.25)", "quantized_po2(5,0.5,log2_rounding='floor')",
+                 "ternary(alpha=0.5,threshold=0.2)", "quantized_tanh(4,0,1)"]:
+        q = get_quantizer(spec)
+        j = q.to_json()
+        assert json.loads(j)["class_name"] == q._impl.name
+        assert get_quantizer(j).to_string() == q.to_string()
+        assert get_quantizer(json.loads(j)).to_string() == q.to_string()
+    assert json.loads(get_quantizer("quantized_bits(4,alpha='auto',scale_axis=1)").to_json())["config"]["scale_axis"] == [1]
+    for bad, needle in [("{", "quantizer JSON: .*parse error"), ('{"class_name": 3}', 'string "class_name"'),
+                        ('{"class_name": "quantized_bits", "config": {"bits": "a"}}', "`bits` must be an integer")]:
+        with pytest.raises(ValueError, match=needle):
+            get_quantizer(bad)
+
+
 def test_version():
     assert heteroq.__version__.count(".") == 2

@@ -44,6 +44,18 @@ class HETEROQ_API Quantizer {
   virtual std::string to_string() const = 0;
   /// The parameters heteroq implements, by name in QKeras's order.
   virtual SpecKeywords config() const = 0;
+  /// Whether every output is a signed power of two (the po2 quantizers): hardware multiplies by
+  /// such values with a shift.
+  virtual bool is_po2() const { return false; }
+  /// Every representable value, in the order of the binary codes (two's complement for signed
+  /// grids, as QKeras's range()).
+  /// @throws heteroq::InvalidArgument for data-dependent scales (alpha "auto"/"auto_po2"), modes
+  ///         whose code set QKeras does not define (quantized_relu with use_sigmoid), or more than
+  ///         2^16 values.
+  virtual std::vector<double> range() const = 0;
+  /// `{"class_name": NAME, "config": {...}}` (Keras's serialization format), read back by
+  /// quantizer_from_json().
+  std::string to_json() const;
 };
 
 using QuantizerPtr = std::shared_ptr<Quantizer>;
@@ -87,6 +99,7 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   double max() const override;
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
 
   int64_t integer() const { return integer_; }
   bool symmetric() const { return symmetric_; }
@@ -136,6 +149,7 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
   double max() const override;
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
 
   int64_t integer() const { return integer_; }
   bool use_sigmoid() const { return use_sigmoid_; }
@@ -166,6 +180,7 @@ class HETEROQ_API QuantizedTanh final : public Quantizer {
   double max() const override;
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
   bool symmetric() const { return symmetric_; }
   bool use_real_tanh() const { return use_real_; }
 
@@ -191,6 +206,7 @@ class HETEROQ_API QuantizedSigmoid final : public Quantizer {
   double max() const override;
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
   bool symmetric() const { return symmetric_; }
   bool use_real_sigmoid() const { return use_real_; }
 
@@ -212,12 +228,14 @@ class HETEROQ_API QuantizedPo2 final : public Quantizer {
                         bool quadratic_approximation = false, std::string log2_rounding = "rnd",
                         double qnoise_factor = 1.0);
   std::string name() const override { return "quantized_po2"; }
+  bool is_po2() const override { return true; }
   at::Tensor forward(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override { return -max(); }
   double max() const override;
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
   /// The exponent range.
   double min_exp() const;
   double max_exp() const;
@@ -242,12 +260,14 @@ class HETEROQ_API QuantizedReluPo2 final : public Quantizer {
                             double negative_slope = 0.0, bool quadratic_approximation = false,
                             std::string log2_rounding = "rnd", double qnoise_factor = 1.0);
   std::string name() const override { return "quantized_relu_po2"; }
+  bool is_po2() const override { return true; }
   at::Tensor forward(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override;
   double max() const override;
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
   double min_exp() const;
   double max_exp() const;
 
@@ -277,6 +297,7 @@ class HETEROQ_API Binary final : public Quantizer {
   double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
   /// The scale of the last call in the auto modes (undefined before), else alpha or 1.
   at::Tensor scale() const;
 
@@ -308,6 +329,7 @@ class HETEROQ_API Ternary final : public Quantizer {
   double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
   std::string to_string() const override;
   SpecKeywords config() const override;
+  std::vector<double> range() const override;
   at::Tensor scale() const;
 
  private:
@@ -338,6 +360,13 @@ HETEROQ_API QuantizerPtr make_quantizer(const std::string& name,
  * @throws heteroq::SpecError / heteroq::InvalidArgument as parse_spec() and make_quantizer().
  */
 HETEROQ_API QuantizerPtr get_quantizer(const std::string& spec);
+
+/**
+ * Builds a quantizer from Quantizer::to_json()'s format, `{"class_name": ..., "config": {...}}`.
+ * @throws heteroq::SpecError for malformed JSON or a missing/ill-typed field;
+ *         heteroq::InvalidArgument as make_quantizer().
+ */
+HETEROQ_API QuantizerPtr quantizer_from_json(const std::string& json);
 
 /// The names get_quantizer() knows.
 HETEROQ_API std::vector<std::string> quantizer_names();
