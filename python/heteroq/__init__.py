@@ -14,9 +14,9 @@ import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
 from . import nn, ops
-from .quantizers import (Quantizer, binary, get_quantizer, quantized_bits, quantized_po2,
-                         quantized_relu, quantized_relu_po2, quantized_sigmoid, quantized_tanh,
-                         ternary)
+from .quantizers import (Quantizer, binary, get_quantizer, quantized_bits, quantized_hswish,
+                         quantized_po2, quantized_relu, quantized_relu_po2, quantized_sigmoid,
+                         quantized_tanh, quantized_ulaw, ternary)
 
 __version__ = _C.__version__
 
@@ -27,11 +27,13 @@ __all__ = [
     "nn",
     "ops",
     "quantized_bits",
+    "quantized_hswish",
     "quantized_po2",
     "quantized_relu",
     "quantized_relu_po2",
     "quantized_sigmoid",
     "quantized_tanh",
+    "quantized_ulaw",
     "ternary",
     "__version__",
 ]

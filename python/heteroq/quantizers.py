@@ -12,7 +12,8 @@ import torch
 from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
-           "quantized_po2", "quantized_relu_po2", "binary", "ternary", "get_quantizer"]
+           "quantized_po2", "quantized_relu_po2", "quantized_ulaw", "quantized_hswish", "binary",
+           "ternary", "get_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -346,6 +347,61 @@ class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
                                                     self.log2_rounding, self.qnoise_factor)
 
 
+class quantized_ulaw(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_ulaw``: a u-law compander of a hard-sigmoid code.
+
+    With ``m = 2**(bits-1)``: ``rp = 2 round(hσ(x / 2**integer) m) / m - 1`` and
+    ``q = 2**integer clip(sign(rp) log(1 + u|rp|) / log(1 + u), -1 + symmetric/m, 1 - 1/m)``.
+    The gradient flows through the compander, with round's straight-through estimator.
+    """
+
+    bits: int
+    integer: int
+    symmetric: bool
+    u: float
+
+    def __init__(self, bits=8, integer=0, symmetric=0, u=255.0):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_ulaw", (), dict(
+            bits=bits, integer=integer, symmetric=symmetric, u=u)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_ulaw(x, self.bits, self.integer, self.symmetric, self.u)
+
+
+class quantized_hswish(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``quantized_hswish``: signed :class:`quantized_bits` of the hard swish
+    ``x * min(relu(x + relu_shift), relu_upper_bound) / relu_upper_bound``.
+
+    Args (QKeras's order): bits, integer, symmetric, alpha (None or a number),
+    use_stochastic_rounding and scale_axis (defaults only), qnoise_factor, var_name, use_ste
+    (default only), use_variables, relu_shift (> 0), relu_upper_bound (> 0).
+    """
+
+    bits: int
+    integer: int
+    symmetric: bool
+    alpha: Optional[float]
+    qnoise_factor: float
+    relu_shift: float
+    relu_upper_bound: float
+
+    def __init__(self, bits=8, integer=0, symmetric=0, alpha=None, use_stochastic_rounding=False,
+                 scale_axis=None, qnoise_factor=1.0, var_name=None, use_ste=True,
+                 use_variables=False, relu_shift=3, relu_upper_bound=6):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("quantized_hswish", (), dict(
+            bits=bits, integer=integer, symmetric=symmetric, alpha=alpha,
+            use_stochastic_rounding=use_stochastic_rounding, scale_axis=scale_axis,
+            qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
+            use_variables=use_variables, relu_shift=relu_shift, relu_upper_bound=relu_upper_bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.heteroq.quantized_hswish(x, self.bits, self.integer, self.symmetric,
+                                                  self.alpha, self.qnoise_factor, self.relu_shift,
+                                                  self.relu_upper_bound)
+
+
 class _AutoScaleQuantizer(Quantizer):
     """Shared by binary and ternary: alpha None, a number, or "auto"/"auto_po2" (see scale)."""
 
@@ -439,7 +495,8 @@ class ternary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
 
 
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
-            "binary": binary, "ternary": ternary,
+            "binary": binary, "ternary": ternary, "quantized_ulaw": quantized_ulaw,
+            "quantized_hswish": quantized_hswish,
             "quantized_po2": quantized_po2, "quantized_relu_po2": quantized_relu_po2,
             "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 

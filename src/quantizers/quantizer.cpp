@@ -299,6 +299,34 @@ const std::map<std::string, Entry>& registry() {
                                            as_optional_real(v, "threshold"),
                                            as_int(v, "number_of_unrolls"));
         }}},
+      {"quantized_ulaw",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"integer", Kind::Int, int64_t{0}, Support::Yes},
+         {"symmetric", Kind::Bool, false, Support::Yes},
+         {"u", Kind::Real, 255.0, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedUlaw>(as_int(v, "bits"), as_int(v, "integer"),
+                                                 as_bool(v, "symmetric"), as_real(v, "u"));
+        }}},
+      {"quantized_hswish",
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"integer", Kind::Int, int64_t{0}, Support::Yes},
+         {"symmetric", Kind::Bool, false, Support::Yes},
+         {"alpha", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"scale_axis", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
+         {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
+         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_variables", Kind::Bool, false, Support::Ignored},
+         {"relu_shift", Kind::Real, 3.0, Support::Yes},
+         {"relu_upper_bound", Kind::Real, 6.0, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<QuantizedHswish>(
+              as_int(v, "bits"), as_int(v, "integer"), as_bool(v, "symmetric"),
+              as_optional_real(v, "alpha"), as_real(v, "qnoise_factor"), as_real(v, "relu_shift"),
+              as_real(v, "relu_upper_bound"));
+        }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
@@ -813,6 +841,96 @@ std::string QuantizedSigmoid::to_string() const {
 
 SpecKeywords QuantizedSigmoid::config() const {
   return {{"bits", bits_}, {"symmetric", symmetric_}, {"use_real_sigmoid", use_real_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+QuantizedUlaw::QuantizedUlaw(int64_t bits, int64_t integer, bool symmetric, double u)
+    : bits_(bits), integer_(integer), symmetric_(symmetric), u_(u) {
+  throw_if(detail::check_activation_args("quantized_ulaw", bits));
+  if (integer < -64 || integer > 64) {
+    throw InvalidArgument("quantized_ulaw: `integer` must be an integer in [-64, 64], got " +
+                          std::to_string(integer));
+  }
+  if (!(std::isfinite(u) && u > 0)) {
+    throw InvalidArgument("quantized_ulaw: `u` must be a finite number > 0, got " +
+                          format_spec_value(u));
+  }
+}
+
+at::Tensor QuantizedUlaw::forward(const at::Tensor& x) const {
+  return ops::quantized_ulaw(x, bits_, integer_, symmetric_, u_);
+}
+
+double QuantizedUlaw::max() const {
+  return bits_ > 1 ? std::max(1.0, std::ldexp(1.0, static_cast<int>(integer_))) : 1.0;
+}
+
+std::string QuantizedUlaw::to_string() const {
+  std::vector<std::string> args = {std::to_string(bits_), std::to_string(integer_)};
+  if (symmetric_ || u_ != 255.0) args.push_back(symmetric_ ? "1" : "0");
+  if (u_ != 255.0) args.push_back(format_spec_value(u_));
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedUlaw::config() const {
+  return {{"bits", bits_}, {"integer", integer_}, {"symmetric", symmetric_}, {"u", u_}};
+}
+
+std::vector<double> QuantizedUlaw::range() const {
+  no_range(name(), "(its outputs are companded, not a fixed-point grid)");
+}
+
+QuantizedHswish::QuantizedHswish(int64_t bits, int64_t integer, bool symmetric,
+                                 std::optional<double> alpha, double qnoise_factor,
+                                 double relu_shift, double relu_upper_bound)
+    : bits_(bits, integer, symmetric, true, alpha, qnoise_factor), relu_shift_(relu_shift),
+      relu_upper_bound_(relu_upper_bound) {
+  if (!(std::isfinite(relu_shift) && relu_shift > 0)) {
+    throw InvalidArgument("quantized_hswish: `relu_shift` must be a finite number > 0, got " +
+                          format_spec_value(relu_shift));
+  }
+  if (!(std::isfinite(relu_upper_bound) && relu_upper_bound > 0)) {
+    throw InvalidArgument("quantized_hswish: `relu_upper_bound` must be a finite number > 0, got " +
+                          format_spec_value(relu_upper_bound));
+  }
+}
+
+at::Tensor QuantizedHswish::forward(const at::Tensor& x) const {
+  return ops::quantized_hswish(x, bits_.bits(), bits_.integer(), bits_.symmetric(),
+                               bits_.alpha(), bits_.qnoise_factor(), relu_shift_,
+                               relu_upper_bound_);
+}
+
+double QuantizedHswish::min() const {
+  // QKeras: the hard swish's minimum is -shift^2 / (4 ub); quantize it when the grid goes lower.
+  const double min_quant = bits_.min();
+  const double min_parabolic = -relu_shift_ * relu_shift_ / (4 * relu_upper_bound_);
+  if (min_quant >= min_parabolic) return min_quant;
+  return bits_.forward(at::full({1}, min_parabolic, at::kDouble)).item<double>();
+}
+
+std::string QuantizedHswish::to_string() const {
+  std::vector<std::string> args = {std::to_string(bits_.bits()), std::to_string(bits_.integer()),
+                                   bits_.symmetric() ? "1" : "0"};
+  if (bits_.alpha()) args.push_back("alpha=" + format_spec_value(*bits_.alpha()));
+  if (bits_.qnoise_factor() != 1.0) {
+    args.push_back("qnoise_factor=" + format_spec_value(bits_.qnoise_factor()));
+  }
+  if (relu_shift_ != 3.0) args.push_back("relu_shift=" + format_spec_value(relu_shift_));
+  if (relu_upper_bound_ != 6.0) {
+    args.push_back("relu_upper_bound=" + format_spec_value(relu_upper_bound_));
+  }
+  return join_args(name(), args);
+}
+
+SpecKeywords QuantizedHswish::config() const {
+  return {{"bits", bits_.bits()},
+          {"integer", bits_.integer()},
+          {"symmetric", bits_.symmetric()},
+          {"alpha", bits_.alpha() ? SpecValue(*bits_.alpha()) : SpecValue(std::monostate{})},
+          {"qnoise_factor", bits_.qnoise_factor()},
+          {"relu_shift", relu_shift_},
+          {"relu_upper_bound", relu_upper_bound_}};
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -219,6 +219,18 @@ TEST(BinaryTernary, HandComputedValuesAndGradients) {
   EXPECT_THROW(get_quantizer("ternary(alpha='auto',threshold=0.2)"), heteroq::InvalidArgument);
 }
 
+TEST(UlawHswish, ValuesAndGradients) {
+  // ulaw(4): m = 8; x = 0: p = 4, rp = 0 -> 0; x = 2: p = 8, rp = 1 -> clip at 1 - 1/8.
+  expect_values("quantized_ulaw(4)", {0.0f, 2.0f, -2.0f}, {0.0f, 0.875f, -1.0f});
+  // hswish(6,2): x = 1: 1 * min(relu(4), 6) / 6 = 2/3 -> step 1/8 -> 0.625; x = -4: 0.
+  expect_values("quantized_hswish(6,2)", {1.0f, -4.0f, 5.0f}, {0.625f, 0.0f, 3.875f});
+  // Gradient of the hard swish: (2x + shift) / ub inside, 1 above ub - shift, 0 below -shift.
+  EXPECT_EQ(grad_of("quantized_hswish(6,2)", {0.0f, 4.0f, -4.0f}),
+            (std::vector<float>{0.5f, 1.0f, 0.0f}));
+  EXPECT_EQ(get_quantizer("quantized_hswish(6,2)")->min(), -0.375);
+  EXPECT_THROW(get_quantizer("quantized_ulaw(4,0,0,0)"), heteroq::InvalidArgument);
+}
+
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
   EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
             std::vector<float>(5, 1.0f));

@@ -140,6 +140,21 @@ HETEROQ_API std::tuple<at::Tensor, at::Tensor> ternary_auto(
 /// grad * (1 - tanh²(x)): the STE of binary/ternary without alpha.
 HETEROQ_API at::Tensor _tanh_ste_backward(const at::Tensor& grad, const at::Tensor& x);
 
+/// `heteroq::quantized_ulaw(Tensor x, int bits=8, int integer=0, bool symmetric=False,
+/// float u=255.0)`: QKeras quantized_ulaw, a u-law compander of a hard-sigmoid code (composed of
+/// ATen ops; gradient through them with round's STE).
+HETEROQ_API at::Tensor quantized_ulaw(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
+                                      bool symmetric = false, double u = 255.0);
+
+/// `heteroq::quantized_hswish(Tensor x, int bits=8, int integer=0, bool symmetric=False,
+/// float? alpha=None, float qnoise_factor=1.0, float relu_shift=3.0, float relu_upper_bound=6.0)`:
+/// QKeras quantized_hswish, quantized_bits of x · clip(x + relu_shift, 0, ub) / ub.
+HETEROQ_API at::Tensor quantized_hswish(const at::Tensor& x, int64_t bits = 8, int64_t integer = 0,
+                                        bool symmetric = false,
+                                        std::optional<double> alpha = std::nullopt,
+                                        double qnoise_factor = 1.0, double relu_shift = 3.0,
+                                        double relu_upper_bound = 6.0);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

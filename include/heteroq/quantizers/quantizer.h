@@ -342,6 +342,53 @@ class HETEROQ_API Ternary final : public Quantizer {
 };
 
 /**
+ * QKeras `quantized_ulaw(bits, integer, symmetric, u)`: with m = 2^(bits-1),
+ * `2^integer clip(sign(rp) log(1 + u|rp|) / log(1 + u), -1 + symmetric/m, 1 - 1/m)`,
+ * rp = 2 round(hσ(x / 2^integer) m) / m - 1. Gradient: through the compander, round's STE.
+ */
+class HETEROQ_API QuantizedUlaw final : public Quantizer {
+ public:
+  explicit QuantizedUlaw(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
+                         double u = 255.0);
+  std::string name() const override { return "quantized_ulaw"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_; }
+  double min() const override { return -max(); }
+  double max() const override;
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  std::vector<double> range() const override;
+
+ private:
+  int64_t bits_, integer_;
+  bool symmetric_;
+  double u_;
+};
+
+/**
+ * QKeras `quantized_hswish(bits, integer, symmetric, alpha, ..., relu_shift, relu_upper_bound)`:
+ * signed quantized_bits of the hard swish `x · min(relu(x + relu_shift), ub) / ub`.
+ */
+class HETEROQ_API QuantizedHswish final : public Quantizer {
+ public:
+  explicit QuantizedHswish(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
+                           std::optional<double> alpha = std::nullopt, double qnoise_factor = 1.0,
+                           double relu_shift = 3.0, double relu_upper_bound = 6.0);
+  std::string name() const override { return "quantized_hswish"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  int64_t bits() const override { return bits_.bits(); }
+  double min() const override;
+  double max() const override { return bits_.max(); }
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  std::vector<double> range() const override { return bits_.range(); }
+
+ private:
+  QuantizedBits bits_;
+  double relu_shift_, relu_upper_bound_;
+};
+
+/**
  * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
  * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
  * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are

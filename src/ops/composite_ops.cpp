@@ -1,0 +1,105 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Quantizers that are compositions of differentiable ATen ops and heteroq operators, registered
+// once under CompositeImplicitAutograd (so they need no kernel per device and no autograd kernel
+// of their own):
+//   quantized_ulaw:   QKeras's u-law compander of a hard-sigmoid code (its STE is on round only)
+//   quantized_hswish: QKeras's quantized_bits of the hard swish x · clip(x + shift, 0, ub) / ub
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "core/fixed_point.h"
+#include "heteroq/ops/quantize.h"
+#include "ops/quantize_common.h"
+
+namespace heteroq::ops {
+
+at::Tensor quantized_ulaw(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
+                          double u) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_ulaw", "")
+                       .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool, double)>();
+  return op.call(x, bits, integer, symmetric, u);
+}
+
+at::Tensor quantized_hswish(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
+                            std::optional<double> alpha, double qnoise_factor, double relu_shift,
+                            double relu_upper_bound) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_hswish", "")
+                       .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool,
+                                         c10::optional<double>, double, double, double)>();
+  return op.call(x, bits, integer, symmetric, detail::to_c10(alpha), qnoise_factor, relu_shift,
+                 relu_upper_bound);
+}
+
+namespace detail {
+namespace {
+
+// round(v) with a straight-through gradient: v + (round(v) - v).detach() is exactly round(v)
+// here (v >= 0 and |round(v) - v| <= 1/2, so the difference and the sum are exact).
+at::Tensor round_through(const at::Tensor& v) { return v + (at::round(v) - v).detach(); }
+
+// QKeras quantized_ulaw.__call__:
+//   m = 2^(bits-1); p = hσ(x / 2^integer) m; rp = 2 round(p) / m - 1
+//   q = 2^integer clip(sign(rp) log(1 + u |rp|) / log(1 + u), -1 + symmetric/m, 1 - 1/m)
+// Gradient: through every op, round's being the identity (QKeras's _round_through).
+at::Tensor quantized_ulaw_composite(const at::Tensor& x, int64_t bits, int64_t integer,
+                                    bool symmetric, double u) {
+  check_float_input(x, "heteroq::quantized_ulaw");
+  std::string err = heteroq::detail::check_activation_args("quantized_ulaw", bits);
+  if (err.empty() && (integer < -64 || integer > 64)) {
+    err = "quantized_ulaw: `integer` must be an integer in [-64, 64], got " + std::to_string(integer);
+  }
+  if (err.empty() && !(std::isfinite(u) && u > 0)) {
+    err = "quantized_ulaw: `u` must be a finite number > 0, got " + std::to_string(u);
+  }
+  TORCH_CHECK_VALUE(err.empty(), err);
+  const double m = std::ldexp(1.0, static_cast<int>(bits - 1));
+  const double m_i = std::ldexp(1.0, static_cast<int>(integer));
+  const at::Tensor p = (x / m_i * 0.5 + 0.5).clamp(0.0, 1.0) * m;
+  const at::Tensor rp = round_through(p) / m * 2.0 - 1.0;
+  const at::Tensor law = at::sign(rp) * at::log1p(rp.abs() * u) / std::log1p(u);
+  return law.clamp(-1.0 + (symmetric ? 1.0 : 0.0) / m, 1.0 - 1.0 / m) * m_i;
+}
+
+// QKeras quantized_hswish.__call__: quantized_bits (signed) of x · relu(x + shift, max=ub) / ub.
+// Gradient: d hswish/dx (quantized_bits's STE is the identity).
+at::Tensor quantized_hswish_composite(const at::Tensor& x, int64_t bits, int64_t integer,
+                                      bool symmetric, c10::optional<double> alpha,
+                                      double qnoise_factor, double relu_shift,
+                                      double relu_upper_bound) {
+  check_float_input(x, "heteroq::quantized_hswish");
+  TORCH_CHECK_VALUE(std::isfinite(relu_upper_bound) && relu_upper_bound > 0,
+                    "quantized_hswish: `relu_upper_bound` must be a finite number > 0, got ",
+                    relu_upper_bound);
+  TORCH_CHECK_VALUE(std::isfinite(relu_shift) && relu_shift > 0,
+                    "quantized_hswish: `relu_shift` must be a finite number > 0, got ", relu_shift);
+  // As QKeras: where(x + shift <= ub, relu(x + shift), ub), then (x * that) / ub.
+  const at::Tensor s = x + relu_shift;
+  const at::Tensor r = at::where(s <= relu_upper_bound, at::relu(s),
+                                 at::full({}, relu_upper_bound, x.options()));
+  const at::Tensor h = x * r / relu_upper_bound;
+  return quantized_bits(h, bits, integer, symmetric, /*keep_negative=*/true, to_std(alpha),
+                        qnoise_factor);
+}
+
+}  // namespace
+}  // namespace detail
+}  // namespace heteroq::ops
+
+TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("quantized_ulaw(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
+        "float u=255.0) -> Tensor");
+  m.def("quantized_hswish(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
+        "float? alpha=None, float qnoise_factor=1.0, float relu_shift=3.0, "
+        "float relu_upper_bound=6.0) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
+  m.impl("quantized_ulaw", &heteroq::ops::detail::quantized_ulaw_composite);
+  m.impl("quantized_hswish", &heteroq::ops::detail::quantized_hswish_composite);
+}
