@@ -137,6 +137,11 @@ at::Tensor qrelu(const at::Tensor& x) {
 }
 
 at::Tensor qtanh(const at::Tensor& x) { return heteroq::ops::quantized_tanh(x, kBits); }
+at::Tensor qsigmoid(const at::Tensor& x) { return heteroq::ops::quantized_sigmoid(x, kBits); }
+at::Tensor qpo2(const at::Tensor& x) { return heteroq::ops::quantized_po2(x, kBits); }
+at::Tensor qrelupo2(const at::Tensor& x) { return heteroq::ops::quantized_relu_po2(x, kBits); }
+at::Tensor qbinary(const at::Tensor& x) { return heteroq::ops::binary(x, false, 1.0); }
+at::Tensor qternary(const at::Tensor& x) { return heteroq::ops::ternary(x, 1.0, 0.5); }
 
 // alpha="auto_po2" on a (4096, 4096) view: one scale per row (axis 0), QKeras's 5 iterations.
 at::Tensor qautopo2(const at::Tensor& x) {
@@ -282,6 +287,18 @@ void BM_qtanh_fused_fwdgrad(benchmark::State& state) {
   finish(state, kFwdBwdBytesPerElement, "QKeras tanh STE (fused backward op)");
 }
 
+#define HQ_FWD_CASE(name, fn)              \
+  void BM_##name(benchmark::State& state) { \
+    setup_threads(state);                  \
+    run_fwd(state, fn);                    \
+    finish(state, kFwdBytesPerElement);    \
+  }
+HQ_FWD_CASE(qsigmoid_fused_fwd, qsigmoid)
+HQ_FWD_CASE(qpo2_fused_fwd, qpo2)
+HQ_FWD_CASE(qrelupo2_fused_fwd, qrelupo2)
+HQ_FWD_CASE(qbinary_fused_fwd, qbinary)
+HQ_FWD_CASE(qternary_fused_fwd, qternary)
+
 void BM_qautopo2_generic_fwd(benchmark::State& state) {
   setup_threads(state);
   run_fwd(state, qautopo2);
@@ -402,6 +419,11 @@ HQ_BENCH(BM_qrelu_generic_fwdgrad);
 HQ_BENCH(BM_qtanh_fused_fwd);
 HQ_BENCH(BM_qtanh_fused_fwdgrad);
 HQ_BENCH(BM_qautopo2_generic_fwd);
+HQ_BENCH(BM_qsigmoid_fused_fwd);
+HQ_BENCH(BM_qpo2_fused_fwd);
+HQ_BENCH(BM_qrelupo2_fused_fwd);
+HQ_BENCH(BM_qbinary_fused_fwd);
+HQ_BENCH(BM_qternary_fused_fwd);
 HQ_BENCH(BM_qbits_fused_out);
 HQ_BENCH(BM_qbits_generic_out);
 HQ_BENCH(BM_qrelu_fused_out);

@@ -42,6 +42,11 @@ _OPS = [
     ("qtanh_fused", "heteroq quantized_tanh(6), fused CPU kernel"),
     ("qautopo2_generic", "heteroq quantized_bits(6,0,alpha='auto_po2'), per-row scales over a "
                          "(4096, 4096) view, generic ATen path (no fused kernel yet)"),
+    ("qsigmoid_fused", "heteroq quantized_sigmoid(6), fused CPU kernel"),
+    ("qpo2_fused", "heteroq quantized_po2(6), fused CPU kernel"),
+    ("qrelupo2_fused", "heteroq quantized_relu_po2(6), fused CPU kernel"),
+    ("qbinary_fused", "heteroq binary(alpha=1), fused CPU kernel"),
+    ("qternary_fused", "heteroq ternary(alpha=1, threshold=0.5), fused CPU kernel"),
 ]
 # Forward into a preallocated output (the out= variants), against out.copy_(x).
 _OUT_OPS = [

@@ -328,30 +328,56 @@ struct Po2GridT {
         floor_mode(g.floor_mode), relu(g.relu) {}
 };
 
-/// QKeras's _clip_power_of_two for a magnitude a >= 0 (NaN gives NaN).
-template <typename T>
+/// QKeras's _clip_power_of_two for a magnitude a >= 0 (NaN gives NaN). The modes are template
+/// parameters so that the element loops have no branches (they vectorize).
+template <typename T, bool kQuadratic, bool kFloor>
 inline T po2_exponent(T a, const Po2GridT<T>& g) {
   T f = a < g.eps ? g.eps : a;
   f = f >= g.max_value ? g.max_value : f;
-  if (g.quadratic) f = std::sqrt(f);
-  const T e = clamp_keep_nan(log2_exponent(f, g.floor_mode), g.min_exp, g.max_exp) * g.factor;
+  if constexpr (kQuadratic) f = std::sqrt(f);
+  const T e = clamp_keep_nan(log2_exponent(f, kFloor), g.min_exp, g.max_exp) * g.factor;
   const T r = a < g.eps ? g.min_exp : e;
   return a != a ? a : r;
 }
 
+/// 2^e for integral e; kNormal: every e the grid can produce is a normal exponent of T, so one
+/// power built from the bits is exact (else exp2_integer's two-step product).
+template <typename T, bool kNormal>
+inline T po2_power(T e) {
+  if constexpr (kNormal) {
+    return pow2_normal(e);
+  } else {
+    return exp2_integer(e);
+  }
+}
+
+/// Whether every exponent of the grid (and min_exp, doubled in quadratic mode) is normal for T.
 template <typename T>
+inline bool po2_exponents_normal(const Po2GridT<T>& g) {
+  const T lo = std::min(g.min_exp, g.min_exp * g.factor);
+  const T hi = g.max_exp * g.factor;
+  return lo >= T(FloatBits<T>::kMinExp) && hi <= T(FloatBits<T>::kMaxExp);
+}
+
+template <typename T, bool kQuadratic, bool kFloor, bool kNormal>
 inline T quantize_po2_element(T x, const Po2GridT<T>& g) {
-  const T mag = exp2_integer(po2_exponent(std::fabs(x), g));
+  const T mag = po2_power<T, kNormal>(po2_exponent<T, kQuadratic, kFloor>(std::fabs(x), g));
   const T q = x < T(0) ? -mag : mag;
   return x != x ? x : q;
 }
 
-template <typename T>
+template <typename T, bool kQuadratic, bool kFloor, bool kNormal, bool kSlope>
 inline T quantize_relu_po2_element(T x, const Po2GridT<T>& g) {
-  const T pos = exp2_integer(po2_exponent(x > T(0) ? x : T(0), g));
-  const T neg = -exp2_integer(po2_exponent((x < T(0) ? -x : T(0)) * g.slope, g));
-  const T q = (x >= T(0) || g.slope == T(0)) ? pos : neg;
-  return x != x ? x : q;
+  const T pos =
+      po2_power<T, kNormal>(po2_exponent<T, kQuadratic, kFloor>(x > T(0) ? x : T(0), g));
+  if constexpr (!kSlope) {
+    return x != x ? x : pos;  // x <= 0 gives 2^e(0) = 2^min_exp
+  } else {
+    const T neg = -po2_power<T, kNormal>(
+        po2_exponent<T, kQuadratic, kFloor>((x < T(0) ? -x : T(0)) * g.slope, g));
+    const T q = x >= T(0) ? pos : neg;
+    return x != x ? x : q;
+  }
 }
 
 /// quantized_relu_po2's STE reference: relu(x, slope), capped at max_value when it is set (QKeras:

@@ -4,6 +4,8 @@
 // and the power of two come from the IEEE bits, see core/fixed_point.h).
 #include <torch/library.h>
 
+#include <type_traits>
+
 #include "core/fixed_point.h"
 #include "ops/cpu/loops.h"
 
@@ -30,25 +32,63 @@ namespace {
 namespace hd = heteroq::detail;
 using namespace heteroq::ops::cpu;  // NOLINT: the shared loops (a .cpp file, not a header)
 
-template <typename T>
+template <typename T, bool kQuadratic, bool kFloor, bool kBlend, bool kNormal, bool kSlope>
 struct Po2Op {
   hd::Po2GridT<T> g;
   T q;
   T operator()(T x) const {
-    const T xq = hd::quantize_po2_element(x, g);
-    return q == T(1) ? xq : hd::qnoise_blend(x, xq, q);
+    const T xq = hd::quantize_po2_element<T, kQuadratic, kFloor, kNormal>(x, g);
+    if constexpr (kBlend) {
+      return hd::qnoise_blend(x, xq, q);
+    } else {
+      return xq;
+    }
   }
 };
 
-template <typename T>
+template <typename T, bool kQuadratic, bool kFloor, bool kBlend, bool kNormal, bool kSlope>
 struct ReluPo2Op {
   hd::Po2GridT<T> g;
   T q;
   T operator()(T x) const {
-    const T xq = hd::quantize_relu_po2_element(x, g);
-    return q == T(1) ? xq : hd::qnoise_blend(hd::relu_po2_reference(x, g), xq, q);
+    const T xq = hd::quantize_relu_po2_element<T, kQuadratic, kFloor, kNormal, kSlope>(x, g);
+    if constexpr (kBlend) {
+      return hd::qnoise_blend(hd::relu_po2_reference(x, g), xq, q);
+    } else {
+      return xq;
+    }
   }
 };
+
+// Calls run(Op<T, quadratic, floor, blend, normal, slope>{...}) with the modes as template
+// arguments, so the element loop has no branches.
+template <template <typename, bool, bool, bool, bool, bool> class Op, typename T, typename Run>
+void run_po2(Run&& run, const hd::Po2GridT<T>& g, T q) {
+  const bool normal = hd::po2_exponents_normal(g);
+  const bool slope = g.slope != T(0);
+  auto with = [&](auto quad, auto floor, auto blend) {
+    auto emit = [&](auto norm, auto slp) {
+      run(Op<T, decltype(quad)::value, decltype(floor)::value, decltype(blend)::value,
+             decltype(norm)::value, decltype(slp)::value>{g, q});
+    };
+    auto with_normal = [&](auto slp) {
+      if (normal) return emit(std::true_type{}, slp);
+      emit(std::false_type{}, slp);
+    };
+    if (slope) return with_normal(std::true_type{});
+    with_normal(std::false_type{});
+  };
+  auto with_blend = [&](auto quad, auto floor) {
+    if (q == T(1)) return with(quad, floor, std::false_type{});
+    with(quad, floor, std::true_type{});
+  };
+  auto with_floor = [&](auto quad) {
+    if (g.floor_mode) return with_blend(quad, std::true_type{});
+    with_blend(quad, std::false_type{});
+  };
+  if (g.quadratic) return with_floor(std::true_type{});
+  with_floor(std::false_type{});
+}
 
 template <typename T>
 struct ReluPo2GradOp {
@@ -68,7 +108,7 @@ at::Tensor quantized_po2_cpu(const at::Tensor& x, int64_t bits, c10::optional<do
                                       qnoise_factor);
   return map_unary(x, [&](auto tag, auto&& run) {
     using T = decltype(tag);
-    run(Po2Op<T>{hd::Po2GridT<T>(grid), T(qnoise_factor)});
+    run_po2<Po2Op>(run, hd::Po2GridT<T>(grid), T(qnoise_factor));
   });
 }
 
@@ -84,7 +124,7 @@ at::Tensor quantized_relu_po2_cpu(const at::Tensor& x, int64_t bits,
                                       log2_rounding, qnoise_factor);
   return map_unary(x, [&](auto tag, auto&& run) {
     using T = decltype(tag);
-    run(ReluPo2Op<T>{hd::Po2GridT<T>(grid), T(qnoise_factor)});
+    run_po2<ReluPo2Op>(run, hd::Po2GridT<T>(grid), T(qnoise_factor));
   });
 }
 
