@@ -30,6 +30,14 @@ void check_quantized_relu(const at::Tensor& x, int64_t bits, int64_t integer,
 /// same shape or empty (then resized to x's shape; c10::ValueError otherwise).
 void check_out(const at::Tensor& out, const at::Tensor& x, const char* op);
 
+/// A new contiguous tensor shaped like `like`. On CPU, outputs above 32 MiB get
+/// madvise(MADV_HUGEPAGE) before their first write: a fresh 64 MiB output otherwise costs 16,384
+/// page faults, as long as the arithmetic itself. glibc's malloc serves every allocation above
+/// 32 MiB (its largest mmap threshold on 64-bit Linux) with a fresh mmap, unmapped on free, so the
+/// advice never reaches memory the allocator reuses for other objects. Advice only: nothing
+/// changes where transparent huge pages are unavailable.
+at::Tensor empty_output(const at::Tensor& like);
+
 /// The device-generic kernels: compositions of ATen ops (CompositeExplicitAutograd). The CPU
 /// kernels call them for dtypes they do not fuse and when fused kernels are switched off.
 at::Tensor quantized_bits_generic(const at::Tensor& x, int64_t bits, int64_t integer,

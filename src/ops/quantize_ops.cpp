@@ -4,6 +4,10 @@
 // device-generic kernels built from ATen ops.
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
@@ -73,6 +77,22 @@ at::Tensor _quantized_relu_backward(const at::Tensor& grad, const at::Tensor& x,
 }
 
 namespace detail {
+
+at::Tensor empty_output(const at::Tensor& like) {
+  at::Tensor out = at::empty_like(like, at::MemoryFormat::Contiguous);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr size_t kLargeOutputBytes = size_t{32} << 20;
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const size_t bytes = out.nbytes();
+  if (out.is_cpu() && bytes > kLargeOutputBytes) {
+    const auto p = reinterpret_cast<uintptr_t>(out.data_ptr());
+    const uintptr_t begin = (p + kHuge - 1) & ~(kHuge - 1);
+    const uintptr_t end = (p + bytes) & ~(kHuge - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  }
+#endif
+  return out;
+}
 
 bool is_reduced_precision(const at::Tensor& x) {
   return x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16;

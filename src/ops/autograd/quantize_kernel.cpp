@@ -14,6 +14,15 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The identity STE's gradient: the incoming gradient itself, unless something else holds it (e.g.
+// the caller of y.backward(grad)). Then AccumulateGrad would copy it into x.grad without huge
+// pages; a copy made here (with them, for large tensors) is taken over instead. Values are the same
+// either way.
+at::Tensor identity_ste(const at::Tensor& grad) {
+  if (grad.use_count() <= 1 || !grad.is_cpu() || grad.nbytes() <= (size_t{32} << 20)) return grad;
+  return detail::empty_output(grad).copy_(grad);
+}
+
 // quantized_bits: QKeras returns x + stop_gradient(qnoise_factor * (q(x) - x)), so dq/dx = 1
 // everywhere, including where the value saturates (no clipping mask, unlike
 // torch.fake_quantize_*), whatever qnoise_factor is. The gradient is passed through unchanged, and
@@ -28,8 +37,8 @@ class QuantizedBitsFunction : public torch::autograd::Function<QuantizedBitsFunc
                           qnoise_factor);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    return {grad_outputs[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+    return {identity_ste(grad_outputs[0]), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

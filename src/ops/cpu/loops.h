@@ -12,10 +12,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include <cstdint>
 
 #include "heteroq/ops/quantize.h"
@@ -91,28 +87,8 @@ void run_binary(const T* a, const T* b, T* dst, int64_t n, F f) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Outputs larger than this get the huge-page advice: glibc's malloc serves every allocation above
-// 32 MiB (its largest mmap threshold on 64-bit Linux) with a fresh mmap, unmapped on free, so the
-// advice never reaches memory the allocator reuses for other objects.
-constexpr size_t kLargeOutputBytes = size_t{32} << 20;
-
-// Output allocation. A fresh output of many megabytes costs a page fault per 4 KiB page on first
-// write, as much time as the arithmetic; asking Linux for transparent huge pages on it (advice
-// only: nothing changes where they are unavailable) removes most of those faults.
-inline at::Tensor empty_output(const at::Tensor& like) {
-  at::Tensor out = at::empty_like(like, at::MemoryFormat::Contiguous);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const size_t bytes = out.nbytes();
-  if (bytes > kLargeOutputBytes) {
-    const auto p = reinterpret_cast<uintptr_t>(out.data_ptr());
-    const uintptr_t begin = (p + kHuge - 1) & ~(kHuge - 1);
-    const uintptr_t end = (p + bytes) & ~(kHuge - 1);
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-  }
-#endif
-  return out;
-}
+// Output allocation: detail::empty_output (quantize_common.h), with huge pages for large outputs.
+using detail::empty_output;
 
 // Applies the functor make_op gives to every element of x_in, into `out` when it is contiguous
 // (out= variants), else into a new tensor that is returned.
