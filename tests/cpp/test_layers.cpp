@@ -97,3 +97,24 @@ TEST(Training, StepsLowerTheLoss) {
 }
 
 }  // namespace
+
+namespace {
+
+// The README's C++ usage, verbatim (so it keeps compiling and running).
+TEST(Readme, CppUsageSnippet) {
+  auto q = heteroq::get_quantizer("quantized_bits(4,0,alpha=1)");
+  torch::Tensor y = q->forward(torch::tensor({0.3f, -1.2f, 0.99f}));  // {0.25, -1, 0.875}
+  EXPECT_TRUE(torch::equal(y, torch::tensor({0.25f, -1.0f, 0.875f})));
+
+  torch::nn::Sequential model(
+      heteroq::nn::QDense(heteroq::nn::QLinearOptions(16, 64)
+                              .kernel_quantizer("quantized_bits(6,0,alpha=1)")
+                              .bias_quantizer("quantized_bits(6,0,alpha=1)")),
+      heteroq::nn::QActivation("quantized_relu(6,0)"),
+      heteroq::nn::QDense(heteroq::nn::QLinearOptions(64, 5)
+                              .kernel_quantizer("quantized_bits(6,0,alpha=1)")));
+  model->forward(torch::randn({8, 16})).sum().backward();  // C++ autograd kernels
+  for (const auto& p : model->parameters()) EXPECT_TRUE(p.grad().defined());
+}
+
+}  // namespace
