@@ -90,7 +90,39 @@ class Quantizer(torch.nn.Module):
     __str__ = __repr__
 
 
-class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
+class _AutoScaleQuantizer(Quantizer):
+    """Shared by quantized_bits, binary and ternary: alpha None, a number, or "auto"/"auto_po2"
+    (a per-channel scale chosen from the data at every call, readable as ``scale``)."""
+
+    _auto: int  # 0: fixed alpha, 1: "auto", 2: "auto_po2"
+    _alpha_value: Optional[float]
+    _scale_axis: Optional[List[int]]
+
+    def _set_impl(self, impl: "_C.Quantizer") -> None:
+        super()._set_impl(impl)
+        self.__dict__["_unlocked"] = True
+        try:
+            if self.scale_axis is not None:
+                self.scale_axis = [int(a) for a in self.scale_axis]
+            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
+                          if isinstance(self.alpha, str) else 0)
+            self._alpha_value = None if self._auto else self.alpha
+            self._scale_axis = self.scale_axis
+        finally:
+            self.__dict__["_unlocked"] = False
+
+    def _init_scale(self) -> None:
+        # QKeras's `scale`: alpha (or 1) for a fixed alpha, else the last call's per-channel scale.
+        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        if config.get("scale_axis") is not None:
+            config["scale_axis"] = [int(a) for a in config["scale_axis"]]
+        return config
+
+
+class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     """QKeras ``quantized_bits``: signed or unsigned fixed point.
 
     With ``m = 2**(bits - keep_negative)`` and ``step = alpha * 2**integer / m``::
@@ -124,9 +156,6 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
     symmetric: bool
     keep_negative: bool
     qnoise_factor: float
-    _auto: int  # 0: fixed alpha, 1: "auto", 2: "auto_po2"
-    _alpha_value: Optional[float]
-    _scale_axis: Optional[List[int]]
 
     def __init__(self, bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
                  use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0,
@@ -137,27 +166,7 @@ class quantized_bits(Quantizer):  # noqa: N801  (QKeras's name)
             alpha=alpha, use_stochastic_rounding=use_stochastic_rounding, scale_axis=scale_axis,
             qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
             use_variables=use_variables)))
-        # QKeras's `scale`: alpha (or 1) for a fixed alpha, else the last call's per-channel scale.
-        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
-
-    def _set_impl(self, impl: "_C.Quantizer") -> None:
-        super()._set_impl(impl)
-        self.__dict__["_unlocked"] = True
-        try:
-            if self.scale_axis is not None:
-                self.scale_axis = [int(a) for a in self.scale_axis]
-            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
-                          if isinstance(self.alpha, str) else 0)
-            self._alpha_value = None if self._auto else self.alpha
-            self._scale_axis = self.scale_axis
-        finally:
-            self.__dict__["_unlocked"] = False
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        if config["scale_axis"] is not None:
-            config["scale_axis"] = [int(a) for a in config["scale_axis"]]
-        return config
+        self._init_scale()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._auto != 0:
@@ -400,37 +409,6 @@ class quantized_hswish(Quantizer):  # noqa: N801  (QKeras's name)
         return torch.ops.heteroq.quantized_hswish(x, self.bits, self.integer, self.symmetric,
                                                   self.alpha, self.qnoise_factor, self.relu_shift,
                                                   self.relu_upper_bound)
-
-
-class _AutoScaleQuantizer(Quantizer):
-    """Shared by binary and ternary: alpha None, a number, or "auto"/"auto_po2" (see scale)."""
-
-    _auto: int  # 0: fixed alpha, 1: "auto", 2: "auto_po2"
-    _alpha_value: Optional[float]
-    _scale_axis: Optional[List[int]]
-
-    def _set_impl(self, impl: "_C.Quantizer") -> None:
-        super()._set_impl(impl)
-        self.__dict__["_unlocked"] = True
-        try:
-            if self.scale_axis is not None:
-                self.scale_axis = [int(a) for a in self.scale_axis]
-            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
-                          if isinstance(self.alpha, str) else 0)
-            self._alpha_value = None if self._auto else self.alpha
-            self._scale_axis = self.scale_axis
-        finally:
-            self.__dict__["_unlocked"] = False
-
-    def _init_scale(self) -> None:
-        # QKeras's `scale`: alpha (or 1) for a fixed alpha, else the last call's per-channel scale.
-        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        if config.get("scale_axis") is not None:
-            config["scale_axis"] = [int(a) for a in config["scale_axis"]]
-        return config
 
 
 class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)

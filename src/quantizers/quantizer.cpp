@@ -479,15 +479,13 @@ at::Tensor QuantizedBits::forward(const at::Tensor& x) const {
   auto [out, scale] = ops::quantized_bits_auto(x, bits_, integer_, keep_negative_,
                                                auto_alpha_ == "auto_po2", scale_axis_,
                                                qnoise_factor_);
-  std::lock_guard<std::mutex> lock(scale_mutex_);
-  last_scale_ = scale;
+  last_scale_.set(scale);
   return out;
 }
 
 at::Tensor QuantizedBits::scale() const {
   if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
-  std::lock_guard<std::mutex> lock(scale_mutex_);
-  return last_scale_;
+  return last_scale_.get();
 }
 
 double QuantizedBits::max() const {
@@ -708,15 +706,13 @@ Binary::Binary(bool use_01, const std::string& alpha,
 at::Tensor Binary::forward(const at::Tensor& x) const {
   if (auto_alpha_.empty()) return ops::binary(x, use_01_, alpha_);
   auto [out, scale] = ops::binary_auto(x, use_01_, auto_alpha_ == "auto_po2", scale_axis_);
-  std::lock_guard<std::mutex> lock(scale_mutex_);
-  last_scale_ = scale;
+  last_scale_.set(scale);
   return out;
 }
 
 at::Tensor Binary::scale() const {
   if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
-  std::lock_guard<std::mutex> lock(scale_mutex_);
-  return last_scale_;
+  return last_scale_.get();
 }
 
 std::string Binary::to_string() const {
@@ -758,15 +754,13 @@ at::Tensor Ternary::forward(const at::Tensor& x) const {
   if (auto_alpha_.empty()) return ops::ternary(x, alpha_, threshold_);
   auto [out, scale] =
       ops::ternary_auto(x, auto_alpha_ == "auto_po2", unrolls_, scale_axis_);
-  std::lock_guard<std::mutex> lock(scale_mutex_);
-  last_scale_ = scale;
+  last_scale_.set(scale);
   return out;
 }
 
 at::Tensor Ternary::scale() const {
   if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
-  std::lock_guard<std::mutex> lock(scale_mutex_);
-  return last_scale_;
+  return last_scale_.get();
 }
 
 std::string Ternary::to_string() const {

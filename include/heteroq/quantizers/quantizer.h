@@ -60,6 +60,25 @@ class HETEROQ_API Quantizer {
 
 using QuantizerPtr = std::shared_ptr<Quantizer>;
 
+namespace detail {
+/// The scale the last forward() of an auto-scale quantizer chose (thread-safe).
+class LastScale {
+ public:
+  void set(const at::Tensor& scale) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    scale_ = scale;
+  }
+  at::Tensor get() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return scale_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable at::Tensor scale_;
+};
+}  // namespace detail
+
 /**
  * QKeras `quantized_bits(bits, integer, symmetric, keep_negative, alpha)`: fixed point with
  * `bits` bits of which `integer` are left of the binary point (sign excluded).
@@ -121,8 +140,7 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
   double qnoise_factor_;
-  mutable std::mutex scale_mutex_;
-  mutable at::Tensor last_scale_;
+  detail::LastScale last_scale_;
 };
 
 /**
@@ -306,8 +324,7 @@ class HETEROQ_API Binary final : public Quantizer {
   std::optional<double> alpha_;
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
-  mutable std::mutex scale_mutex_;
-  mutable at::Tensor last_scale_;
+  detail::LastScale last_scale_;
 };
 
 /**
@@ -337,8 +354,7 @@ class HETEROQ_API Ternary final : public Quantizer {
   int64_t unrolls_;
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
-  mutable std::mutex scale_mutex_;
-  mutable at::Tensor last_scale_;
+  detail::LastScale last_scale_;
 };
 
 /**
