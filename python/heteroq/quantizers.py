@@ -140,8 +140,11 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     of the auto modes; default 0, PyTorch's output-channel axis, where QKeras keeps the last
     axis), qnoise_factor (in [0, 1]: the output is ``x + qnoise_factor * (q(x) - x)``; 1 gives
     q(x) exactly; change it during training with :meth:`update_qnoise_factor`).
-    QKeras's ``use_stochastic_rounding`` and ``use_ste`` are accepted at their defaults only (for
-    now); ``var_name`` and ``use_variables`` are TensorFlow details, accepted and ignored.
+    use_stochastic_rounding rounds stochastically (to floor or ceil, E = x) in training mode
+    (``q.train()``, as QKeras's learning phase), with noise from ``torch.rand_like`` (reproducible
+    under ``torch.manual_seed``); eval mode rounds to nearest. QKeras's ``use_ste`` is accepted at
+    its default only (for now); ``var_name`` and ``use_variables`` are TensorFlow details,
+    accepted and ignored.
 
     Unlike QKeras layers, heteroq layers do not switch ``alpha=None`` to ``"auto_po2"``.
 
@@ -156,6 +159,7 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     symmetric: bool
     keep_negative: bool
     qnoise_factor: float
+    use_stochastic_rounding: bool
 
     def __init__(self, bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
                  use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0,
@@ -175,6 +179,11 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
                 self.qnoise_factor)
             self.scale = scale
             return out
+        if self.use_stochastic_rounding and self.training:
+            # QKeras rounds stochastically in its learning phase only (the auto path never).
+            return torch.ops.heteroq.quantized_bits_stochastic(
+                x, torch.rand_like(x), self.bits, self.integer, self.symmetric, self.keep_negative,
+                self._alpha_value, self.qnoise_factor)
         return torch.ops.heteroq.quantized_bits(x, self.bits, self.integer, self.symmetric,
                                                 self.keep_negative, self._alpha_value,
                                                 self.qnoise_factor)
@@ -192,8 +201,10 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
     Args (QKeras's order): bits (1..32), integer (-64..64), use_sigmoid, negative_slope,
     qnoise_factor (in [0, 1]: the output is ``x_u + qnoise_factor * (q(x) - x_u)`` with ``x_u``
     the ReLU capped at the top of the grid; 1 gives q(x) exactly).
-    ``use_stochastic_rounding``, ``relu_upper_bound``, ``is_quantized_clip``, ``use_ste`` and
-    ``enable_fast_inference`` are accepted at their defaults only (for now).
+    ``use_stochastic_rounding`` rounds stochastically to the grid in training mode (QKeras rounds
+    relu's codes with precision 1/2, between grid points; heteroq stays on the grid).
+    ``relu_upper_bound``, ``is_quantized_clip``, ``use_ste`` and ``enable_fast_inference`` are
+    accepted at their defaults only (for now).
 
     Example usage::
 
@@ -206,6 +217,7 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
     use_sigmoid: bool
     negative_slope: float
     qnoise_factor: float
+    use_stochastic_rounding: bool
 
     def __init__(self, bits=8, integer=0, use_sigmoid=0, negative_slope=0.0,
                  use_stochastic_rounding=False, relu_upper_bound=None, is_quantized_clip=True,
@@ -220,6 +232,10 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
             enable_fast_inference=enable_fast_inference)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_stochastic_rounding and self.training:
+            return torch.ops.heteroq.quantized_relu_stochastic(
+                x, torch.rand_like(x), self.bits, self.integer, self.use_sigmoid,
+                self.negative_slope, self.qnoise_factor)
         return torch.ops.heteroq.quantized_relu(x, self.bits, self.integer, self.use_sigmoid,
                                                 self.negative_slope, self.qnoise_factor)
 

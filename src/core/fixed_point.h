@@ -185,6 +185,20 @@ inline T quantize_sign_element(T x, T a) {
   return x < T(0) ? -a : (x >= T(0) ? a : x);
 }
 
+/// QKeras's stochastic_round (precision 1): floor(y) when frac(y) < u, else ceil(y), for a noise
+/// u ~ U[0, 1); E[result] = y. NaN stays NaN, +-inf stay +-inf.
+template <typename T>
+inline T stochastic_round(T y, T u) {
+  const T f = std::floor(y);
+  return (y - f) < u ? f : std::ceil(y);
+}
+
+/// quantized_bits with stochastic rounding (training).
+template <typename T>
+inline T quantize_bits_stochastic_element(T x, T u, T in_scale, T lo, T hi, T step) {
+  return clamp_keep_nan(stochastic_round(x * in_scale, u), lo, hi) * step + T(0);
+}
+
 template <typename T>
 struct ReluGridT {
   T in_scale, inv_mi, m, hi, slope, slope_m, neg_lo, step, top;
@@ -426,6 +440,29 @@ inline T relu_ste_reference(T x, T top, T slope) {
   const T neg = slope != T(0) ? x * slope : T(0);
   const T r = x > T(0) ? x : neg;
   return x <= top ? r : top;
+}
+
+/// quantized_relu with stochastic rounding (training). QKeras rounds relu's codes with precision
+/// 1/2 (its _round_through default), which puts them between grid points; heteroq rounds to the
+/// grid (precision 1).
+template <typename T>
+inline T quantize_relu_stochastic_element(T x, T u, const ReluGridT<T>& g) {
+  T code;
+  if (!g.use_sigmoid) {
+    const T p = x * g.in_scale;
+    code = clamp_keep_nan(stochastic_round(p, u), T(0), g.hi);
+    if (g.slope != T(0)) {
+      code = code + clamp_keep_nan(stochastic_round(p * g.slope, u), g.neg_lo, T(0));
+    }
+  } else {
+    const T p = clamp_keep_nan((x * g.inv_mi) * T(0.5) + T(0.5), T(0), T(1)) * g.m;
+    code = clamp_keep_nan(stochastic_round(p, u) * T(2) - g.m, T(0), g.hi);
+    if (g.slope != T(0)) {
+      code = code + clamp_keep_nan(stochastic_round(p * g.slope, u) * T(2) - g.slope_m, g.neg_lo,
+                                   T(0));
+    }
+  }
+  return code * g.step + T(0);
 }
 
 /// d quantized_relu / dx (QKeras's STE through relu(x, slope) capped at `top`; NaN gives 0).

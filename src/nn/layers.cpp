@@ -42,14 +42,21 @@ void QLinearImpl::reset_parameters() {
   }
 }
 
+namespace {
+// Training mode applies the quantizer's training forward (stochastic rounding where enabled).
+torch::Tensor apply_quantizer(const QuantizerPtr& q, const torch::Tensor& t, bool training) {
+  return training ? q->forward_train(t) : q->forward(t);
+}
+}  // namespace
+
 torch::Tensor QLinearImpl::quantized_weight() const {
   const auto& q = options.kernel_quantizer().get();
-  return q ? q->forward(weight) : weight;
+  return q ? apply_quantizer(q, weight, is_training()) : weight;
 }
 
 torch::Tensor QLinearImpl::quantized_bias() const {
   const auto& q = options.bias_quantizer().get();
-  return (q && bias.defined()) ? q->forward(bias) : bias;
+  return (q && bias.defined()) ? apply_quantizer(q, bias, is_training()) : bias;
 }
 
 torch::Tensor QLinearImpl::forward(const torch::Tensor& input) {
@@ -77,7 +84,7 @@ QActivationImpl::QActivationImpl(QuantizerArg quantizer) : quantizer_(quantizer.
 }
 
 torch::Tensor QActivationImpl::forward(const torch::Tensor& input) {
-  return quantizer_->forward(input);
+  return apply_quantizer(quantizer_, input, is_training());
 }
 
 void QActivationImpl::pretty_print(std::ostream& stream) const {

@@ -179,7 +179,7 @@ const std::map<std::string, Entry>& registry() {
          {"symmetric", Kind::Bool, false, Support::Yes},
          {"keep_negative", Kind::Bool, true, Support::Yes},
          {"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
@@ -209,14 +209,15 @@ const std::map<std::string, Entry>& registry() {
                                                  as_bool(v, "symmetric"),
                                                  as_bool(v, "keep_negative"),
                                                  as_optional_real(v, "alpha"),
-                                                 as_real(v, "qnoise_factor"));
+                                                 as_real(v, "qnoise_factor"),
+                                                 as_bool(v, "use_stochastic_rounding"));
         }}},
       {"quantized_relu",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"integer", Kind::Int, int64_t{0}, Support::Yes},
          {"use_sigmoid", Kind::Bool, false, Support::Yes},
          {"negative_slope", Kind::Real, 0.0, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"relu_upper_bound", Kind::Any, std::monostate{}, Support::DefaultOnly},
          {"is_quantized_clip", Kind::Bool, true, Support::DefaultOnly},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
@@ -228,7 +229,8 @@ const std::map<std::string, Entry>& registry() {
           return std::make_shared<QuantizedRelu>(as_int(v, "bits"), as_int(v, "integer"),
                                                  as_bool(v, "use_sigmoid"),
                                                  as_real(v, "negative_slope"),
-                                                 as_real(v, "qnoise_factor"));
+                                                 as_real(v, "qnoise_factor"),
+                                                 as_bool(v, "use_stochastic_rounding"));
         }}},
       {"quantized_po2",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
@@ -447,9 +449,10 @@ QuantizerPtr quantizer_from_json(const std::string& text) {
 
 // ------------------------------------------------------------------------------------------------
 QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
-                             std::optional<double> alpha, double qnoise_factor)
+                             std::optional<double> alpha, double qnoise_factor,
+                             bool use_stochastic_rounding)
     : bits_(bits), integer_(integer), symmetric_(symmetric), keep_negative_(keep_negative),
-      alpha_(alpha), qnoise_factor_(qnoise_factor) {
+      alpha_(alpha), qnoise_factor_(qnoise_factor), stochastic_(use_stochastic_rounding) {
   throw_if(detail::check_quantized_bits_args(bits, integer, alpha));
   throw_if(detail::check_qnoise_factor("quantized_bits", qnoise_factor));
 }
@@ -483,6 +486,13 @@ at::Tensor QuantizedBits::forward(const at::Tensor& x) const {
   return out;
 }
 
+at::Tensor QuantizedBits::forward_train(const at::Tensor& x) const {
+  // QKeras's auto-scale path does not round stochastically.
+  if (!stochastic_ || !auto_alpha_.empty()) return forward(x);
+  return ops::quantized_bits_stochastic(x, at::rand_like(x), bits_, integer_, symmetric_,
+                                        keep_negative_, alpha_, qnoise_factor_);
+}
+
 at::Tensor QuantizedBits::scale() const {
   if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
   return last_scale_.get();
@@ -508,6 +518,7 @@ std::string QuantizedBits::to_string() const {
   }
   // QKeras leaves qnoise_factor out of its string; heteroq keeps it so the spec round-trips.
   if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
+  if (stochastic_) args.push_back("use_stochastic_rounding=1");
   return join_args(name(), args);
 }
 
@@ -522,20 +533,28 @@ SpecKeywords QuantizedBits::config() const {
           {"scale_axis", scale_axis_ ? SpecValue(std::vector<double>(scale_axis_->begin(),
                                                                      scale_axis_->end()))
                                      : SpecValue(std::monostate{})},
-          {"qnoise_factor", qnoise_factor_}};
+          {"qnoise_factor", qnoise_factor_},
+          {"use_stochastic_rounding", stochastic_}};
 }
 
 // ------------------------------------------------------------------------------------------------
 QuantizedRelu::QuantizedRelu(int64_t bits, int64_t integer, bool use_sigmoid,
-                             double negative_slope, double qnoise_factor)
+                             double negative_slope, double qnoise_factor,
+                             bool use_stochastic_rounding)
     : bits_(bits), integer_(integer), use_sigmoid_(use_sigmoid), negative_slope_(negative_slope),
-      qnoise_factor_(qnoise_factor) {
+      qnoise_factor_(qnoise_factor), stochastic_(use_stochastic_rounding) {
   throw_if(detail::check_quantized_relu_args(bits, integer, negative_slope));
   throw_if(detail::check_qnoise_factor("quantized_relu", qnoise_factor));
 }
 
 at::Tensor QuantizedRelu::forward(const at::Tensor& x) const {
   return ops::quantized_relu(x, bits_, integer_, use_sigmoid_, negative_slope_, qnoise_factor_);
+}
+
+at::Tensor QuantizedRelu::forward_train(const at::Tensor& x) const {
+  if (!stochastic_) return forward(x);
+  return ops::quantized_relu_stochastic(x, at::rand_like(x), bits_, integer_, use_sigmoid_,
+                                        negative_slope_, qnoise_factor_);
 }
 
 double QuantizedRelu::max() const { return std::max(1.0, std::ldexp(1.0, static_cast<int>(integer_))); }
@@ -551,6 +570,7 @@ std::string QuantizedRelu::to_string() const {
   if (use_sigmoid_ || negative_slope_ != 0) args.push_back(use_sigmoid_ ? "1" : "0");
   if (negative_slope_ != 0) args.push_back(format_spec_value(negative_slope_));
   if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
+  if (stochastic_) args.push_back("use_stochastic_rounding=1");
   return join_args(name(), args);
 }
 
@@ -559,7 +579,8 @@ SpecKeywords QuantizedRelu::config() const {
           {"integer", integer_},
           {"use_sigmoid", use_sigmoid_},
           {"negative_slope", negative_slope_},
-          {"qnoise_factor", qnoise_factor_}};
+          {"qnoise_factor", qnoise_factor_},
+          {"use_stochastic_rounding", stochastic_}};
 }
 
 // ------------------------------------------------------------------------------------------------

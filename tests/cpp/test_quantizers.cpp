@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "heteroq/errors.h"
+#include "heteroq/nn/layers.h"
 #include "heteroq/ops/quantize.h"
 #include "heteroq/quantizers/quantizer.h"
 
@@ -229,6 +230,25 @@ TEST(UlawHswish, ValuesAndGradients) {
             (std::vector<float>{0.5f, 1.0f, 0.0f}));
   EXPECT_EQ(get_quantizer("quantized_hswish(6,2)")->min(), -0.375);
   EXPECT_THROW(get_quantizer("quantized_ulaw(4,0,0,0)"), heteroq::InvalidArgument);
+}
+
+TEST(Stochastic, TrainingRoundsToANeighbourWithoutBias) {
+  const auto q = get_quantizer("quantized_bits(4,0,use_stochastic_rounding=1)");
+  const at::Tensor x = at::full({100000}, 0.3f);
+  // Eval: nearest (0.25); training: 0.25 or 0.375 with mean 0.3.
+  EXPECT_TRUE(at::equal(q->forward(x), at::full({100000}, 0.25f)));
+  at::manual_seed(3);
+  const at::Tensor y = q->forward_train(x);
+  EXPECT_TRUE(at::logical_or(y == 0.25f, y == 0.375f).all().item<bool>());
+  EXPECT_NEAR(y.mean().item<double>(), 0.3, 0.003);
+  at::manual_seed(3);
+  EXPECT_TRUE(at::equal(q->forward_train(x), y));  // reproducible under manual_seed
+  // Layers call forward_train while training.
+  heteroq::nn::QActivation act("quantized_relu(4,0,use_stochastic_rounding=1)");
+  const at::Tensor a = act(at::full({1000}, 0.3f));
+  EXPECT_FALSE(at::equal(a, at::full({1000}, 0.3125f)));
+  act->eval();
+  EXPECT_TRUE(at::equal(act(at::full({1000}, 0.3f)), at::full({1000}, 0.3125f)));
 }
 
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {

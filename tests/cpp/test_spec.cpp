@@ -117,7 +117,7 @@ TEST(Spec, BadValuesNameTheArgumentAndValue) {
       {"quantized_bits(4, alpha=0)", "`alpha` must be None or a finite number > 0, got 0"},
       {"quantized_bits(4, alpha=-1.5)", "got -1.5"},
       {"quantized_bits(4, alpha='auto_p2')", "`alpha` must be None, a number, 'auto' or 'auto_po2'"},
-      {"quantized_bits(4, use_stochastic_rounding=True)", "`use_stochastic_rounding`=True"},
+      {"quantized_bits(4, use_ste=False)", "`use_ste`=False is not supported yet"},
       {"quantized_relu(4, negative_slope=0.3)", "power of two"},
       {"quantized_relu(4, negative_slope=-0.5)", "`negative_slope` must be a finite number >= 0"},
       {"quantized_relu(1, 0, 0, 0.5)", "`bits` must be >= 2"},
@@ -196,7 +196,7 @@ TEST(Spec, RangeIsPo2AndJson) {
   EXPECT_EQ(heteroq::get_quantizer("quantized_bits(4,0,alpha=1)")->to_json(),
             "{\"class_name\":\"quantized_bits\",\"config\":{\"alpha\":1.0,\"bits\":4,"
             "\"integer\":0,\"keep_negative\":true,\"qnoise_factor\":1.0,\"scale_axis\":null,"
-            "\"symmetric\":false}}");
+            "\"symmetric\":false,\"use_stochastic_rounding\":false}}");
   EXPECT_THROW(heteroq::quantizer_from_json("{"), heteroq::SpecError);
   EXPECT_THROW(heteroq::quantizer_from_json("[1]"), heteroq::SpecError);
   EXPECT_THROW(heteroq::quantizer_from_json("{\"class_name\": \"quantized_bits\", \"config\": 3}"),

@@ -128,7 +128,7 @@ def test_output_is_the_grid_value_not_x_plus_difference():
     (dict(bits=4, scale_axis=1), r"`scale_axis` applies to alpha 'auto' or 'auto_po2' only"),
     (dict(bits=4, alpha="auto", scale_axis="x"), r"`scale_axis` must be None, an integer or a list"),
     (dict(bits=4, symmetric=3), r"`symmetric` must be a bool"),
-    (dict(bits=4, use_stochastic_rounding=True), r"`use_stochastic_rounding`=True is not supported yet"),
+    (dict(bits=4, use_ste=False), r"`use_ste`=False is not supported yet"),
     (dict(bits=4, qnoise_factor="a"), r"`qnoise_factor` must be a number, got 'a'"),
 ])
 def test_quantized_bits_bad_arguments(kwargs, needle):

@@ -155,6 +155,25 @@ HETEROQ_API at::Tensor quantized_hswish(const at::Tensor& x, int64_t bits = 8, i
                                         double qnoise_factor = 1.0, double relu_shift = 3.0,
                                         double relu_upper_bound = 6.0);
 
+/// `heteroq::quantized_bits_stochastic(Tensor x, Tensor noise, ...)`: quantized_bits with QKeras's
+/// stochastic rounding (training): round down when frac(x m / 2^integer) < noise, else up, for a
+/// noise ~ U[0, 1) of x's shape and dtype (the caller draws it, e.g. at::rand_like(x)). 1-bit sign
+/// mode does not round (QKeras). Gradient: identity.
+HETEROQ_API at::Tensor quantized_bits_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                                 int64_t bits = 8, int64_t integer = 0,
+                                                 bool symmetric = false, bool keep_negative = true,
+                                                 std::optional<double> alpha = std::nullopt,
+                                                 double qnoise_factor = 1.0);
+
+/// `heteroq::quantized_relu_stochastic(Tensor x, Tensor noise, ...)`: quantized_relu with
+/// stochastic rounding to its grid (QKeras rounds with precision 1/2, between grid points: see
+/// docs). Gradient: quantized_relu's STE.
+HETEROQ_API at::Tensor quantized_relu_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                                 int64_t bits = 8, int64_t integer = 0,
+                                                 bool use_sigmoid = false,
+                                                 double negative_slope = 0.0,
+                                                 double qnoise_factor = 1.0);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

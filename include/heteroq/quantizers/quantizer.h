@@ -33,6 +33,10 @@ class HETEROQ_API Quantizer {
   /// Quantizes `x` (a floating-point tensor of any shape).
   virtual at::Tensor forward(const at::Tensor& x) const = 0;
   at::Tensor operator()(const at::Tensor& x) const { return forward(x); }
+  /// The forward pass in training mode: with use_stochastic_rounding, rounds stochastically
+  /// (noise from at::rand_like, so reproducible under torch::manual_seed); otherwise forward().
+  /// Layers call it while they are training, as QKeras does in its learning phase.
+  virtual at::Tensor forward_train(const at::Tensor& x) const { return forward(x); }
   /// The number of bits of the quantized representation.
   virtual int64_t bits() const = 0;
   /// QKeras's lower bound: the weight-constraint bound, not always a representable value.
@@ -106,13 +110,14 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
  public:
   explicit QuantizedBits(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
                          bool keep_negative = true, std::optional<double> alpha = std::nullopt,
-                         double qnoise_factor = 1.0);
+                         double qnoise_factor = 1.0, bool use_stochastic_rounding = false);
   /// The auto-scale modes: `alpha` is "auto" or "auto_po2".
   QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
                 const std::string& alpha, double qnoise_factor = 1.0,
                 std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
   std::string name() const override { return "quantized_bits"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override;
   double max() const override;
@@ -129,6 +134,7 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   const std::string& auto_alpha() const { return auto_alpha_; }
   const std::optional<std::vector<int64_t>>& scale_axis() const { return scale_axis_; }
   double qnoise_factor() const { return qnoise_factor_; }
+  bool use_stochastic_rounding() const { return stochastic_; }
   /// QKeras's `quantizer.scale`: alpha (or 1) for a fixed alpha; in the auto modes, the scale the
   /// last forward() chose (undefined before the first call).
   at::Tensor scale() const;
@@ -140,6 +146,7 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
   double qnoise_factor_;
+  bool stochastic_ = false;
   detail::LastScale last_scale_;
 };
 
@@ -159,9 +166,11 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
 class HETEROQ_API QuantizedRelu final : public Quantizer {
  public:
   explicit QuantizedRelu(int64_t bits = 8, int64_t integer = 0, bool use_sigmoid = false,
-                         double negative_slope = 0.0, double qnoise_factor = 1.0);
+                         double negative_slope = 0.0, double qnoise_factor = 1.0,
+                         bool use_stochastic_rounding = false);
   std::string name() const override { return "quantized_relu"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override;
   double max() const override;
@@ -173,12 +182,14 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
   bool use_sigmoid() const { return use_sigmoid_; }
   double negative_slope() const { return negative_slope_; }
   double qnoise_factor() const { return qnoise_factor_; }
+  bool use_stochastic_rounding() const { return stochastic_; }
 
  private:
   int64_t bits_, integer_;
   bool use_sigmoid_;
   double negative_slope_;
   double qnoise_factor_;
+  bool stochastic_;
 };
 
 /**

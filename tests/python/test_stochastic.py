@@ -1,0 +1,90 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""Stochastic rounding (use_stochastic_rounding): training only, unbiased, reproducible, exact."""
+import pytest
+import torch
+
+import heteroq
+from heteroq import get_quantizer, quantized_bits, quantized_relu
+
+
+def test_eval_mode_rounds_to_nearest():
+    for q in [quantized_bits(4, 0, use_stochastic_rounding=True), quantized_relu(4, 1, use_stochastic_rounding=True)]:
+        q.eval()
+        x = torch.randn(1000)
+        plain = type(q)(**{**q.get_config(), "use_stochastic_rounding": False})
+        assert torch.equal(q(x), plain(x))
+
+
+@pytest.mark.parametrize("spec,step", [("quantized_bits(4,0,use_stochastic_rounding=1)", 1 / 8),
+                                       ("quantized_relu(4,1,use_stochastic_rounding=1)", 1 / 8),
+                                       ("quantized_relu(5,0,0,0.25,use_stochastic_rounding=1)", 1 / 16)])
+def test_training_rounds_to_a_neighbour_without_bias(spec, step):
+    q = get_quantizer(spec).train()
+    x = torch.tensor([0.3, 0.51, 0.02, 0.7])
+    xs = x.repeat(40000)
+    out = q(xs).view(-1, 4)
+    # Every output is the grid point below or above x (never further) ...
+    lo, hi = torch.floor(x / step) * step, torch.ceil(x / step) * step
+    assert ((out == lo) | (out == hi)).all()
+    # ... and the mean is x: 160000 draws, standard error <= step/2/sqrt(40000) = step/400.
+    assert torch.allclose(out.mean(0), x, atol=step / 40, rtol=0)
+    assert (out == lo).any() and (out == hi).any()
+
+
+def test_reproducible_under_manual_seed_and_gradients():
+    q = quantized_bits(4, 0, use_stochastic_rounding=True)
+    x = torch.randn(1000, requires_grad=True)
+    torch.manual_seed(7)
+    a = q(x)
+    torch.manual_seed(7)
+    b = q(x)
+    assert torch.equal(a, b)
+    a.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # identity STE
+    r = quantized_relu(4, 0, use_stochastic_rounding=True)
+    y = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    r(y).sum().backward()
+    assert y.grad.tolist() == [0.0, 1.0, 0.0]
+
+
+def bits_view(t):
+    return t.contiguous().view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("op,args", [
+    ("quantized_bits_stochastic", (6, 1, False, True, 0.5, 1.0)),
+    ("quantized_bits_stochastic", (5, 0, True, True, None, 0.25)),
+    ("quantized_relu_stochastic", (4, 0, False, 0.25, 1.0)),
+    ("quantized_relu_stochastic", (6, 1, True, 0.5, 0.5)),
+])
+def test_fused_equals_generic(dtype, op, args):
+    x = torch.cat([torch.randn(100001, dtype=dtype) * 3,
+                   torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 0.5], dtype=dtype)])
+    noise = torch.rand_like(x)
+    fused = getattr(torch.ops.heteroq, op)(x, noise, *args)
+    with heteroq.ops.fused_kernels(False):
+        generic = getattr(torch.ops.heteroq, op)(x, noise, *args)
+    nan = torch.isnan(fused)
+    assert torch.equal(nan, torch.isnan(generic))
+    assert torch.equal(bits_view(fused)[~nan], bits_view(generic)[~nan])
+
+
+def test_layers_spec_and_errors():
+    fc = heteroq.nn.QDense(8, 4, kernel_quantizer="quantized_bits(2,0,use_stochastic_rounding=1)")
+    x = torch.randn(3, 8)
+    torch.manual_seed(1)
+    a = fc(x)
+    torch.manual_seed(2)
+    b = fc(x)
+    assert not torch.equal(a, b)  # training: two draws differ
+    fc.eval()
+    assert torch.equal(fc(x), fc(x))
+    assert torch.jit.script(fc)(x).shape == (3, 4)
+    q = get_quantizer("quantized_relu(4,0,use_stochastic_rounding=1)")
+    assert q.to_string() == "quantized_relu(4,0,use_stochastic_rounding=1)"
+    assert get_quantizer(q.to_string()).use_stochastic_rounding is True
+    with pytest.raises(ValueError, match="`noise` has shape"):
+        torch.ops.heteroq.quantized_bits_stochastic(torch.ones(3), torch.ones(2), 4)
+    with pytest.raises(TypeError, match="`noise` must have the input's dtype"):
+        torch.ops.heteroq.quantized_bits_stochastic(torch.ones(3), torch.ones(3, dtype=torch.float64), 4)
