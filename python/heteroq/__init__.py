@@ -14,14 +14,16 @@ import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
 from . import nn, ops
-from .quantizers import (Quantizer, binary, get_quantizer, quantized_bits, quantized_hswish,
-                         quantized_po2, quantized_relu, quantized_relu_po2, quantized_sigmoid,
-                         quantized_tanh, quantized_ulaw, ternary)
+from .quantizers import (Quantizer, bernoulli, binary, get_quantizer, quantized_bits,
+                         quantized_hswish, quantized_po2, quantized_relu, quantized_relu_po2,
+                         quantized_sigmoid, quantized_tanh, quantized_ulaw, stochastic_binary,
+                         ternary)
 
 __version__ = _C.__version__
 
 __all__ = [
     "Quantizer",
+    "bernoulli",
     "binary",
     "get_quantizer",
     "nn",
@@ -34,6 +36,7 @@ __all__ = [
     "quantized_sigmoid",
     "quantized_tanh",
     "quantized_ulaw",
+    "stochastic_binary",
     "ternary",
     "__version__",
 ]

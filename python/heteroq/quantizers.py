@@ -13,7 +13,7 @@ from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
            "quantized_po2", "quantized_relu_po2", "quantized_ulaw", "quantized_hswish", "binary",
-           "ternary", "get_quantizer"]
+           "ternary", "stochastic_binary", "bernoulli", "get_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -488,9 +488,78 @@ class ternary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
         return torch.ops.heteroq.ternary(x, self._alpha_value, self.threshold)
 
 
+class _StochasticBinaryBase(Quantizer):
+    """Shared by stochastic_binary and bernoulli."""
+
+    temperature: float
+    use_real_sigmoid: bool
+    _auto: int
+    _alpha_value: Optional[float]
+    _zero_one: bool
+
+    def _setup(self, name: str, alpha, temperature, use_real_sigmoid) -> None:
+        self._set_impl(_C.make_quantizer(name, (), dict(
+            alpha=alpha, temperature=temperature, use_real_sigmoid=use_real_sigmoid)))
+        self.__dict__["_unlocked"] = True
+        try:
+            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
+                          if isinstance(self.alpha, str) else 0)
+            self._alpha_value = None if self._auto else self.alpha
+            self._zero_one = name == "bernoulli"
+        finally:
+            self.__dict__["_unlocked"] = False
+        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
+
+    def _stochastic(self, x: torch.Tensor) -> torch.Tensor:
+        out, scale = torch.ops.heteroq.stochastic_binary(
+            x, torch.rand_like(x), self.temperature, self.use_real_sigmoid, self._zero_one,
+            self._alpha_value, self._auto != 0, self._auto == 2, None)
+        self.scale = scale
+        return out
+
+
+class stochastic_binary(_StochasticBinaryBase):  # noqa: N801  (QKeras's name)
+    """QKeras ``stochastic_binary``: in training, ``sign(sigmoid(temperature x / s) - u)``
+    (u ~ U[0, 1) from ``torch.rand_like``; s the per-channel std of x for alpha "auto"/"auto_po2",
+    else 1), scaled by alpha, 1, or the least-squares scale of sign(x); in eval mode,
+    :class:`binary` with the same alpha. The training gradient is the identity.
+
+    Args (QKeras's order): alpha, temperature, use_real_sigmoid (False: the hard sigmoid).
+    """
+
+    def __init__(self, alpha=None, temperature=6.0, use_real_sigmoid=True):
+        super().__init__()
+        self._setup("stochastic_binary", alpha, temperature, use_real_sigmoid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self._stochastic(x)
+        if self._auto != 0:
+            out, scale = torch.ops.heteroq.binary_auto(x, False, self._auto == 2, None)
+            self.scale = scale
+            return out
+        return torch.ops.heteroq.binary(x, False, self._alpha_value)
+
+
+class bernoulli(_StochasticBinaryBase):  # noqa: N801  (QKeras's name)
+    """QKeras ``bernoulli``: ``{0, scale}`` with P(scale) = sigmoid(temperature x / s), in training
+    and inference alike (as QKeras). The gradient is the identity.
+
+    Args (QKeras's order): alpha, temperature, use_real_sigmoid.
+    """
+
+    def __init__(self, alpha=None, temperature=6.0, use_real_sigmoid=True):
+        super().__init__()
+        self._setup("bernoulli", alpha, temperature, use_real_sigmoid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._stochastic(x)
+
+
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
             "binary": binary, "ternary": ternary, "quantized_ulaw": quantized_ulaw,
-            "quantized_hswish": quantized_hswish,
+            "quantized_hswish": quantized_hswish, "stochastic_binary": stochastic_binary,
+            "bernoulli": bernoulli,
             "quantized_po2": quantized_po2, "quantized_relu_po2": quantized_relu_po2,
             "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 

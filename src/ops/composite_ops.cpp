@@ -36,6 +36,19 @@ at::Tensor quantized_hswish(const at::Tensor& x, int64_t bits, int64_t integer, 
                  relu_upper_bound);
 }
 
+std::tuple<at::Tensor, at::Tensor> stochastic_binary(const at::Tensor& x, const at::Tensor& noise,
+                                                     double temperature, bool use_real_sigmoid,
+                                                     bool zero_one, std::optional<double> alpha,
+                                                     bool automatic, bool po2) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::stochastic_binary", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, double, bool, bool,
+                           c10::optional<double>, bool, bool, at::OptionalIntArrayRef)>();
+  return op.call(x, noise, temperature, use_real_sigmoid, zero_one, detail::to_c10(alpha),
+                 automatic, po2, c10::nullopt);
+}
+
 namespace detail {
 namespace {
 
@@ -87,11 +100,55 @@ at::Tensor quantized_hswish_composite(const at::Tensor& x, int64_t bits, int64_t
                         qnoise_factor);
 }
 
+// QKeras stochastic_binary (training) and bernoulli (zero_one): with s = std(x) + eps per channel
+// for a string alpha (else 1), p = sigmoid(temperature x / s) (or the hard sigmoid),
+// q = sign(p - noise) with sign(0) = +1 (bernoulli: (q + 1) / 2), and the scale
+// lsq(alpha, x, q*) of the deterministic codes q* = sign(x) (0 -> +1; bernoulli: (q* + 1) / 2),
+// or alpha, or 1. Output scale * q, exactly; gradient: identity (QKeras: x + sg(scale q - x)).
+std::tuple<at::Tensor, at::Tensor> stochastic_binary_composite(
+    const at::Tensor& x, const at::Tensor& noise, double temperature, bool use_real_sigmoid,
+    bool zero_one, c10::optional<double> alpha, bool automatic, bool po2,
+    at::OptionalIntArrayRef scale_axis) {
+  check_float_input(x, zero_one ? "heteroq::bernoulli" : "heteroq::stochastic_binary");
+  TORCH_CHECK_VALUE(noise.sizes().equals(x.sizes()) && noise.scalar_type() == x.scalar_type(),
+                    "stochastic_binary/bernoulli: `noise` must have the input's shape and dtype");
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0,
+                    "stochastic_binary/bernoulli: `temperature` must be a finite number > 0, got ",
+                    temperature);
+  TORCH_CHECK_VALUE(!alpha || (std::isfinite(*alpha) && *alpha > 0),
+                    "stochastic_binary/bernoulli: `alpha` must be None, a finite number > 0, "
+                    "'auto' or 'auto_po2'");
+  const at::Tensor xd = x.detach();
+  const auto dims = reduce_dims(xd, scale_axis);
+  at::Tensor t = xd * temperature;
+  if (automatic) {
+    const at::Tensor sd = dims.empty() ? xd.std(/*unbiased=*/false) : xd.std(dims, false, true);
+    t = t / (sd + 1e-7);
+  }
+  const at::Tensor p = use_real_sigmoid ? at::sigmoid(t) : (t * 0.5 + 0.5).clamp(0.0, 1.0);
+  const auto one = at::ones({}, x.options());
+  auto sign_pos = [&](const at::Tensor& v) { return at::where(v < 0, -one, one); };
+  at::Tensor q = sign_pos(p - noise);
+  at::Tensor q_det = sign_pos(xd);
+  if (zero_one) {
+    q = (q + 1.0) / 2.0;
+    q_det = (q_det + 1.0) / 2.0;
+  }
+  const at::Tensor scale = automatic ? least_squares_scale(xd, q_det, dims, po2)
+                                     : at::full({}, alpha.value_or(1.0), x.options());
+  // scale * q exactly in the forward, the identity in the backward.
+  const at::Tensor out = (scale * q).add_(0.0) + (x - xd);
+  return std::make_tuple(out, scale);
+}
+
 }  // namespace
 }  // namespace detail
 }  // namespace heteroq::ops
 
 TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("stochastic_binary(Tensor x, Tensor noise, float temperature=6.0, "
+        "bool use_real_sigmoid=True, bool zero_one=False, float? alpha=None, "
+        "bool automatic=False, bool po2=False, int[]? scale_axis=None) -> (Tensor, Tensor)");
   m.def("quantized_ulaw(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
         "float u=255.0) -> Tensor");
   m.def("quantized_hswish(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
@@ -102,4 +159,5 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
 TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
   m.impl("quantized_ulaw", &heteroq::ops::detail::quantized_ulaw_composite);
   m.impl("quantized_hswish", &heteroq::ops::detail::quantized_hswish_composite);
+  m.impl("stochastic_binary", &heteroq::ops::detail::stochastic_binary_composite);
 }

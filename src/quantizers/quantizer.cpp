@@ -171,6 +171,15 @@ std::optional<std::vector<int64_t>> axis_list(const Values& v) {
   return std::nullopt;
 }
 
+QuantizerPtr make_stochastic_binary(bool bernoulli, const Values& v) {
+  const auto& alpha = v.at("alpha");
+  std::string mode;
+  if (auto s = std::get_if<std::string>(&alpha)) mode = *s;
+  return std::make_shared<StochasticBinary>(
+      bernoulli, mode.empty() ? as_optional_real(v, "alpha") : std::nullopt, mode,
+      as_real(v, "temperature"), as_bool(v, "use_real_sigmoid"));
+}
+
 const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> table = {
       {"quantized_bits",
@@ -329,6 +338,16 @@ const std::map<std::string, Entry>& registry() {
               as_optional_real(v, "alpha"), as_real(v, "qnoise_factor"), as_real(v, "relu_shift"),
               as_real(v, "relu_upper_bound"));
         }}},
+      {"stochastic_binary",
+       {{{"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
+         {"temperature", Kind::Real, 6.0, Support::Yes},
+         {"use_real_sigmoid", Kind::Bool, true, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr { return make_stochastic_binary(false, v); }}},
+      {"bernoulli",
+       {{{"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
+         {"temperature", Kind::Real, 6.0, Support::Yes},
+         {"use_real_sigmoid", Kind::Bool, true, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr { return make_stochastic_binary(true, v); }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
@@ -946,6 +965,53 @@ SpecKeywords QuantizedHswish::config() const {
           {"qnoise_factor", bits_.qnoise_factor()},
           {"relu_shift", relu_shift_},
           {"relu_upper_bound", relu_upper_bound_}};
+}
+
+// ------------------------------------------------------------------------------------------------
+StochasticBinary::StochasticBinary(bool bernoulli, std::optional<double> alpha,
+                                   std::string auto_alpha, double temperature,
+                                   bool use_real_sigmoid)
+    : bernoulli_(bernoulli), alpha_(alpha), auto_alpha_(std::move(auto_alpha)),
+      temperature_(temperature), use_real_sigmoid_(use_real_sigmoid) {
+  if (!auto_alpha_.empty()) check_auto_alpha(name().c_str(), auto_alpha_, std::nullopt);
+  throw_if(detail::check_binary_args(name().c_str(), alpha, std::nullopt));
+  if (!(std::isfinite(temperature) && temperature > 0)) {
+    throw InvalidArgument(name() + ": `temperature` must be a finite number > 0, got " +
+                          format_spec_value(temperature));
+  }
+}
+
+at::Tensor StochasticBinary::forward_train(const at::Tensor& x) const {
+  return std::get<0>(ops::stochastic_binary(x, at::rand_like(x), temperature_, use_real_sigmoid_,
+                                            bernoulli_, alpha_, !auto_alpha_.empty(),
+                                            auto_alpha_ == "auto_po2"));
+}
+
+at::Tensor StochasticBinary::forward(const at::Tensor& x) const {
+  if (bernoulli_) return forward_train(x);  // QKeras's bernoulli is stochastic in inference too
+  if (auto_alpha_.empty()) return ops::binary(x, false, alpha_);
+  return std::get<0>(ops::binary_auto(x, false, auto_alpha_ == "auto_po2"));
+}
+
+std::string StochasticBinary::to_string() const {
+  std::vector<std::string> args;
+  const SpecValue a = alpha_value(alpha_, auto_alpha_);
+  if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
+  if (temperature_ != 6.0) args.push_back("temperature=" + format_spec_value(temperature_));
+  if (!use_real_sigmoid_) args.push_back("use_real_sigmoid=0");
+  return join_args(name(), args);
+}
+
+SpecKeywords StochasticBinary::config() const {
+  return {{"alpha", alpha_value(alpha_, auto_alpha_)},
+          {"temperature", temperature_},
+          {"use_real_sigmoid", use_real_sigmoid_}};
+}
+
+std::vector<double> StochasticBinary::range() const {
+  if (!auto_alpha_.empty()) no_range(name(), "for alpha '" + auto_alpha_ + "' (the scale depends on the data)");
+  const double a = alpha_.value_or(1.0);
+  return bernoulli_ ? std::vector<double>{0.0, a} : std::vector<double>{-a, a};
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -251,6 +251,19 @@ TEST(Stochastic, TrainingRoundsToANeighbourWithoutBias) {
   EXPECT_TRUE(at::equal(act(at::full({1000}, 0.3f)), at::full({1000}, 0.3125f)));
 }
 
+TEST(Stochastic, BernoulliAndStochasticBinary) {
+  at::manual_seed(5);
+  const at::Tensor x = at::full({100000}, 0.1f);
+  const auto b = get_quantizer("bernoulli");
+  const at::Tensor y = b->forward(x);  // stochastic even outside training
+  EXPECT_TRUE(at::logical_or(y == 0.0f, y == 1.0f).all().item<bool>());
+  EXPECT_NEAR(y.mean().item<double>(), 1.0 / (1.0 + std::exp(-0.6)), 0.01);
+  const auto s = get_quantizer("stochastic_binary(alpha=0.5)");
+  EXPECT_TRUE(at::equal(s->forward(t({-0.2f, 0.3f})), t({-0.5f, 0.5f})));  // binary(alpha)
+  EXPECT_NEAR(s->forward_train(x).mean().item<double>(),
+              0.5 * (2.0 / (1.0 + std::exp(-0.6)) - 1.0), 0.01);
+}
+
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
   EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
             std::vector<float>(5, 1.0f));

@@ -88,3 +88,41 @@ def test_layers_spec_and_errors():
         torch.ops.heteroq.quantized_bits_stochastic(torch.ones(3), torch.ones(2), 4)
     with pytest.raises(TypeError, match="`noise` must have the input's dtype"):
         torch.ops.heteroq.quantized_bits_stochastic(torch.ones(3), torch.ones(3, dtype=torch.float64), 4)
+
+
+def test_stochastic_binary_and_bernoulli_probabilities():
+    from heteroq import bernoulli, stochastic_binary
+    x = torch.tensor([-0.3, 0.0, 0.1, 0.5])
+    xs = x.repeat(50000)
+    p = torch.sigmoid(6.0 * x)  # QKeras: temperature 6, real sigmoid, s = 1 without an auto alpha
+    torch.manual_seed(0)
+    sb = stochastic_binary().train()
+    out = sb(xs).view(-1, 4)
+    assert set(out.unique().tolist()) <= {-1.0, 1.0}
+    assert torch.allclose(out.mean(0), 2 * p - 1, atol=0.02, rtol=0)
+    sb.eval()
+    assert sb(x).tolist() == [-1.0, 1.0, 1.0, 1.0]  # binary in eval mode
+    b = bernoulli(alpha=0.5).eval()  # always stochastic, even in eval mode
+    out = b(xs).view(-1, 4)
+    assert set(out.unique().tolist()) <= {0.0, 0.5}
+    assert torch.allclose(out.mean(0), 0.5 * p, atol=0.01, rtol=0)
+    hard = stochastic_binary(use_real_sigmoid=False).train()(xs).view(-1, 4)
+    assert torch.allclose(hard.mean(0), 2 * (3.0 * x + 0.5).clamp(0, 1) - 1, atol=0.02, rtol=0)
+
+
+def test_stochastic_binary_auto_scale_gradient_and_spec():
+    from heteroq import bernoulli, stochastic_binary
+    q = stochastic_binary(alpha="auto_po2").train()
+    w = torch.randn(4, 64, requires_grad=True)
+    out = q(w)
+    assert q.scale.shape == (4, 1)
+    assert torch.equal(out.detach().abs(), q.scale.expand(4, 64))
+    out.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+    for spec in ["stochastic_binary", "bernoulli(alpha=0.5,temperature=4.0)",
+                 "stochastic_binary(alpha='auto',use_real_sigmoid=0)"]:
+        s = get_quantizer(spec)
+        assert get_quantizer(s.to_string()).to_string() == s.to_string()
+    assert bernoulli().range().tolist() == [0.0, 1.0] and bernoulli().min() == 0.0
+    with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
+        stochastic_binary(temperature=0)

@@ -174,6 +174,17 @@ HETEROQ_API at::Tensor quantized_relu_stochastic(const at::Tensor& x, const at::
                                                  double negative_slope = 0.0,
                                                  double qnoise_factor = 1.0);
 
+/// `heteroq::stochastic_binary(Tensor x, Tensor noise, float temperature=6.0,
+/// bool use_real_sigmoid=True, bool zero_one=False, float? alpha=None, bool automatic=False,
+/// bool po2=False, int[]? scale_axis=None) -> (Tensor, Tensor)`: QKeras stochastic_binary in
+/// training (zero_one: bernoulli): sign(sigmoid(temperature x / s) - noise), s the per-channel
+/// std for the auto scales, scaled by alpha or the least-squares scale. Returns (output, scale).
+/// Gradient: identity.
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> stochastic_binary(
+    const at::Tensor& x, const at::Tensor& noise, double temperature = 6.0,
+    bool use_real_sigmoid = true, bool zero_one = false,
+    std::optional<double> alpha = std::nullopt, bool automatic = false, bool po2 = false);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

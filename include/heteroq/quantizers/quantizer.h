@@ -416,6 +416,36 @@ class HETEROQ_API QuantizedHswish final : public Quantizer {
 };
 
 /**
+ * QKeras `stochastic_binary(alpha, temperature, use_real_sigmoid)` and
+ * `bernoulli(alpha, temperature, use_real_sigmoid)`: in training (forward_train),
+ * sign(sigmoid(temperature x / s) - u) with u ~ U[0, 1) (bernoulli: in {0, 1}), s the per-channel
+ * std of x for alpha "auto"/"auto_po2" (else 1), scaled by alpha, 1, or the least-squares scale of
+ * sign(x). Outside training stochastic_binary is binary(alpha); bernoulli is always stochastic.
+ * Gradient: identity.
+ */
+class HETEROQ_API StochasticBinary final : public Quantizer {
+ public:
+  StochasticBinary(bool bernoulli, std::optional<double> alpha, std::string auto_alpha,
+                   double temperature = 6.0, bool use_real_sigmoid = true);
+  std::string name() const override { return bernoulli_ ? "bernoulli" : "stochastic_binary"; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
+  int64_t bits() const override { return 1; }
+  double min() const override { return bernoulli_ ? 0.0 : -max(); }
+  double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  std::vector<double> range() const override;
+
+ private:
+  bool bernoulli_;
+  std::optional<double> alpha_;
+  std::string auto_alpha_;
+  double temperature_;
+  bool use_real_sigmoid_;
+};
+
+/**
  * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
  * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
  * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are
