@@ -17,7 +17,7 @@ from . import nn, ops
 from .quantizers import (Quantizer, bernoulli, binary, get_quantizer, quantized_bits,
                          quantized_hswish, quantized_po2, quantized_relu, quantized_relu_po2,
                          quantized_sigmoid, quantized_tanh, quantized_ulaw, stochastic_binary,
-                         ternary)
+                         stochastic_ternary, ternary)
 
 __version__ = _C.__version__
 
@@ -37,6 +37,7 @@ __all__ = [
     "quantized_tanh",
     "quantized_ulaw",
     "stochastic_binary",
+    "stochastic_ternary",
     "ternary",
     "__version__",
 ]

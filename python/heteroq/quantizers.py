@@ -13,7 +13,7 @@ from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
            "quantized_po2", "quantized_relu_po2", "quantized_ulaw", "quantized_hswish", "binary",
-           "ternary", "stochastic_binary", "bernoulli", "get_quantizer"]
+           "ternary", "stochastic_binary", "stochastic_ternary", "bernoulli", "get_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -556,10 +556,52 @@ class bernoulli(_StochasticBinaryBase):  # noqa: N801  (QKeras's name)
         return self._stochastic(x)
 
 
+class stochastic_ternary(Quantizer):  # noqa: N801  (QKeras's name)
+    """QKeras ``stochastic_ternary``: in training (alpha "auto"/"auto_po2" only, as QKeras), the
+    average of two stochastic signs around the per-channel threshold, ``scale * q`` with q in
+    {-1, 0, 1} (noises from ``torch.rand_like``); in eval mode, :class:`ternary` with the same
+    arguments. The training gradient is the identity.
+
+    Args (QKeras's order): alpha, threshold, temperature, use_real_sigmoid, number_of_unrolls.
+    """
+
+    temperature: float
+    use_real_sigmoid: bool
+    number_of_unrolls: int
+    _auto: int
+
+    def __init__(self, alpha=None, threshold=None, temperature=8.0, use_real_sigmoid=True,
+                 number_of_unrolls=5):
+        super().__init__()
+        self._set_impl(_C.make_quantizer("stochastic_ternary", (), dict(
+            alpha=alpha, threshold=threshold, temperature=temperature,
+            use_real_sigmoid=use_real_sigmoid, number_of_unrolls=number_of_unrolls)))
+        self.__dict__["_unlocked"] = True
+        try:
+            self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
+                          if isinstance(self.alpha, str) else 0)
+        finally:
+            self.__dict__["_unlocked"] = False
+        self.eval_quantizer = ternary(alpha, threshold, number_of_unrolls=number_of_unrolls)
+        self.register_buffer("scale", torch.tensor(1.0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.eval_quantizer(x)
+        if self._auto == 0:
+            raise ValueError("stochastic_ternary: training needs alpha 'auto' or 'auto_po2' "
+                             "(as in QKeras)")
+        out, scale = torch.ops.heteroq.stochastic_ternary(
+            x, torch.rand_like(x), torch.rand_like(x), self.temperature, self.use_real_sigmoid,
+            self._auto == 2, self.number_of_unrolls, None)
+        self.scale = scale
+        return out
+
+
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
             "binary": binary, "ternary": ternary, "quantized_ulaw": quantized_ulaw,
             "quantized_hswish": quantized_hswish, "stochastic_binary": stochastic_binary,
-            "bernoulli": bernoulli,
+            "bernoulli": bernoulli, "stochastic_ternary": stochastic_ternary,
             "quantized_po2": quantized_po2, "quantized_relu_po2": quantized_relu_po2,
             "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
 

@@ -49,6 +49,19 @@ std::tuple<at::Tensor, at::Tensor> stochastic_binary(const at::Tensor& x, const 
                  automatic, po2, c10::nullopt);
 }
 
+std::tuple<at::Tensor, at::Tensor> stochastic_ternary(const at::Tensor& x, const at::Tensor& noise0,
+                                                      const at::Tensor& noise1, double temperature,
+                                                      bool use_real_sigmoid, bool po2,
+                                                      int64_t number_of_unrolls) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::stochastic_ternary", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&, double, bool,
+                           bool, int64_t, at::OptionalIntArrayRef)>();
+  return op.call(x, noise0, noise1, temperature, use_real_sigmoid, po2, number_of_unrolls,
+                 c10::nullopt);
+}
+
 namespace detail {
 namespace {
 
@@ -141,11 +154,59 @@ std::tuple<at::Tensor, at::Tensor> stochastic_binary_composite(
   return std::make_tuple(out, scale);
 }
 
+// QKeras stochastic_ternary in training (alpha "auto"/"auto_po2"): per channel, s = 2 max|x| / 3
+// (po2-rounded), then number_of_unrolls times q* = [|x| >= s/2] sign(x), s = lsq(x, q*); then with
+// sd = std(x) + eps, xn = x / sd and T = s / (2 sd): q = (sign(σ(t(xn - T)) - u0) +
+// sign(σ(t(xn + T)) - u1)) / 2 with sign(0) = +1, in {-1, 0, 1}; output s q; gradient: identity.
+std::tuple<at::Tensor, at::Tensor> stochastic_ternary_composite(
+    const at::Tensor& x, const at::Tensor& noise0, const at::Tensor& noise1, double temperature,
+    bool use_real_sigmoid, bool po2, int64_t number_of_unrolls,
+    at::OptionalIntArrayRef scale_axis) {
+  check_float_input(x, "heteroq::stochastic_ternary");
+  TORCH_CHECK_VALUE(noise0.sizes().equals(x.sizes()) && noise1.sizes().equals(x.sizes()) &&
+                        noise0.scalar_type() == x.scalar_type() &&
+                        noise1.scalar_type() == x.scalar_type(),
+                    "stochastic_ternary: the noises must have the input's shape and dtype");
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0,
+                    "stochastic_ternary: `temperature` must be a finite number > 0, got ",
+                    temperature);
+  TORCH_CHECK_VALUE(number_of_unrolls >= 0 && number_of_unrolls <= 100,
+                    "stochastic_ternary: `number_of_unrolls` must be an integer in [0, 100], got ",
+                    number_of_unrolls);
+  const at::Tensor xd = x.detach();
+  const auto dims = reduce_dims(xd, scale_axis);
+  const at::Tensor ax = xd.abs();
+  const auto zero = at::zeros({}, x.options());
+  const auto one = at::ones({}, x.options());
+  const at::Tensor sgn = at::where(xd < 0, -one, at::where(xd > 0, one, zero));
+  at::Tensor s = (dims.empty() ? ax : ax.amax(dims, true)).mul(2.0).div(3.0);
+  if (po2) s = po2_scale(s);
+  for (int64_t i = 0; i < number_of_unrolls; ++i) {
+    const at::Tensor q_det = at::where(ax >= s / 2.0, sgn, zero);
+    s = least_squares_scale(xd, q_det, dims, po2);
+  }
+  const at::Tensor sd = (dims.empty() ? xd.std(false) : xd.std(dims, false, true)) + 1e-7;
+  const at::Tensor xn = xd / sd;
+  const at::Tensor t = s / (sd * 2.0);
+  auto sigma = [&](const at::Tensor& v) {
+    return use_real_sigmoid ? at::sigmoid(v) : (v * 0.5 + 0.5).clamp(0.0, 1.0);
+  };
+  auto sign_pos = [&](const at::Tensor& v) { return at::where(v < 0, -one, one); };
+  const at::Tensor q0 = sign_pos(sigma((xn - t) * temperature) - noise0);
+  const at::Tensor q1 = sign_pos(sigma((xn + t) * temperature) - noise1);
+  const at::Tensor q = (q0 + q1) / 2.0;
+  const at::Tensor out = (s * q).add_(0.0) + (x - xd);
+  return std::make_tuple(out, s);
+}
+
 }  // namespace
 }  // namespace detail
 }  // namespace heteroq::ops
 
 TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("stochastic_ternary(Tensor x, Tensor noise0, Tensor noise1, float temperature=8.0, "
+        "bool use_real_sigmoid=True, bool po2=True, int number_of_unrolls=5, "
+        "int[]? scale_axis=None) -> (Tensor, Tensor)");
   m.def("stochastic_binary(Tensor x, Tensor noise, float temperature=6.0, "
         "bool use_real_sigmoid=True, bool zero_one=False, float? alpha=None, "
         "bool automatic=False, bool po2=False, int[]? scale_axis=None) -> (Tensor, Tensor)");
@@ -160,4 +221,5 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
   m.impl("quantized_ulaw", &heteroq::ops::detail::quantized_ulaw_composite);
   m.impl("quantized_hswish", &heteroq::ops::detail::quantized_hswish_composite);
   m.impl("stochastic_binary", &heteroq::ops::detail::stochastic_binary_composite);
+  m.impl("stochastic_ternary", &heteroq::ops::detail::stochastic_ternary_composite);
 }

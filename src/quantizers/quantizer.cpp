@@ -348,6 +348,21 @@ const std::map<std::string, Entry>& registry() {
          {"temperature", Kind::Real, 6.0, Support::Yes},
          {"use_real_sigmoid", Kind::Bool, true, Support::Yes}},
         [](const Values& v) -> QuantizerPtr { return make_stochastic_binary(true, v); }}},
+      {"stochastic_ternary",
+       {{{"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
+         {"threshold", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"temperature", Kind::Real, 8.0, Support::Yes},
+         {"use_real_sigmoid", Kind::Bool, true, Support::Yes},
+         {"number_of_unrolls", Kind::Int, int64_t{5}, Support::Yes}},
+        [](const Values& v) -> QuantizerPtr {
+          const auto& alpha = v.at("alpha");
+          std::string mode;
+          if (auto s = std::get_if<std::string>(&alpha)) mode = *s;
+          return std::make_shared<StochasticTernary>(
+              mode.empty() ? as_optional_real(v, "alpha") : std::nullopt, mode,
+              as_optional_real(v, "threshold"), as_real(v, "temperature"),
+              as_bool(v, "use_real_sigmoid"), as_int(v, "number_of_unrolls"));
+        }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
@@ -1012,6 +1027,57 @@ std::vector<double> StochasticBinary::range() const {
   if (!auto_alpha_.empty()) no_range(name(), "for alpha '" + auto_alpha_ + "' (the scale depends on the data)");
   const double a = alpha_.value_or(1.0);
   return bernoulli_ ? std::vector<double>{0.0, a} : std::vector<double>{-a, a};
+}
+
+// ------------------------------------------------------------------------------------------------
+StochasticTernary::StochasticTernary(std::optional<double> alpha, std::string auto_alpha,
+                                     std::optional<double> threshold, double temperature,
+                                     bool use_real_sigmoid, int64_t number_of_unrolls)
+    : alpha_(alpha), threshold_(threshold), auto_alpha_(std::move(auto_alpha)),
+      temperature_(temperature), use_real_sigmoid_(use_real_sigmoid), unrolls_(number_of_unrolls) {
+  if (!(std::isfinite(temperature) && temperature > 0)) {
+    throw InvalidArgument("stochastic_ternary: `temperature` must be a finite number > 0, got " +
+                          format_spec_value(temperature));
+  }
+  if (auto_alpha_.empty()) {
+    eval_ = std::make_shared<Ternary>(alpha, threshold, number_of_unrolls);
+  } else {
+    if (threshold) {
+      throw InvalidArgument("stochastic_ternary: `threshold` must be None with alpha '" +
+                            auto_alpha_ + "' (the threshold is half the scale)");
+    }
+    eval_ = std::make_shared<Ternary>(auto_alpha_, number_of_unrolls);
+  }
+}
+
+at::Tensor StochasticTernary::forward_train(const at::Tensor& x) const {
+  if (auto_alpha_.empty()) {
+    throw InvalidArgument("stochastic_ternary: training needs alpha 'auto' or 'auto_po2' (as in "
+                          "QKeras); this one has " +
+                          (alpha_ ? "alpha=" + format_spec_value(*alpha_) : std::string("alpha=None")));
+  }
+  return std::get<0>(ops::stochastic_ternary(x, at::rand_like(x), at::rand_like(x), temperature_,
+                                             use_real_sigmoid_, auto_alpha_ == "auto_po2",
+                                             unrolls_));
+}
+
+std::string StochasticTernary::to_string() const {
+  std::vector<std::string> args;
+  const SpecValue a = alpha_value(alpha_, auto_alpha_);
+  if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
+  if (threshold_) args.push_back("threshold=" + format_spec_value(*threshold_));
+  if (temperature_ != 8.0) args.push_back("temperature=" + format_spec_value(temperature_));
+  if (!use_real_sigmoid_) args.push_back("use_real_sigmoid=0");
+  if (unrolls_ != 5) args.push_back("number_of_unrolls=" + std::to_string(unrolls_));
+  return join_args(name(), args);
+}
+
+SpecKeywords StochasticTernary::config() const {
+  return {{"alpha", alpha_value(alpha_, auto_alpha_)},
+          {"threshold", threshold_ ? SpecValue(*threshold_) : SpecValue(std::monostate{})},
+          {"temperature", temperature_},
+          {"use_real_sigmoid", use_real_sigmoid_},
+          {"number_of_unrolls", unrolls_}};
 }
 
 // ------------------------------------------------------------------------------------------------

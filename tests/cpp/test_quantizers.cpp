@@ -264,6 +264,17 @@ TEST(Stochastic, BernoulliAndStochasticBinary) {
               0.5 * (2.0 / (1.0 + std::exp(-0.6)) - 1.0), 0.01);
 }
 
+TEST(Stochastic, StochasticTernary) {
+  at::manual_seed(2);
+  const at::Tensor w = at::randn({4, 50});
+  const auto q = get_quantizer("stochastic_ternary(alpha='auto_po2')");
+  const at::Tensor y = q->forward_train(w);
+  const at::Tensor levels = std::get<0>(at::_unique(y.abs()));  // 0 and the channel scales
+  EXPECT_LE(levels.numel(), 1 + 4);
+  EXPECT_TRUE(at::equal(q->forward(w), get_quantizer("ternary(alpha='auto_po2')")->forward(w)));
+  EXPECT_THROW(get_quantizer("stochastic_ternary")->forward_train(w), heteroq::InvalidArgument);
+}
+
 TEST(Autograd, QuantizedBitsIsIdentityEverywhere) {
   EXPECT_EQ(grad_of("quantized_bits(4,0)", {-5.0f, -0.3f, 0.0f, 0.4f, 7.0f}),
             std::vector<float>(5, 1.0f));

@@ -126,3 +126,31 @@ def test_stochastic_binary_auto_scale_gradient_and_spec():
     assert bernoulli().range().tolist() == [0.0, 1.0] and bernoulli().min() == 0.0
     with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
         stochastic_binary(temperature=0)
+
+
+def test_stochastic_ternary_probabilities_and_modes():
+    from heteroq import stochastic_ternary, ternary
+    torch.manual_seed(0)
+    x = torch.randn(3, 40, dtype=torch.float64)
+    draws = [torch.ops.heteroq.stochastic_ternary(x, torch.rand_like(x), torch.rand_like(x), 8.0, True,
+                                                  True, 5, None) for _ in range(3000)]
+    s = draws[0][1]
+    qs = torch.stack([d[0] for d in draws]) / s
+    assert set(qs.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    # E[q] = (σ(t(xn - T)) + σ(t(xn + T))) - 1, xn = x / sd, T = s / (2 sd) (QKeras's formula).
+    sd = x.std(dim=1, unbiased=False, keepdim=True) + 1e-7
+    xn, big_t = x / sd, s / (2 * sd)
+    expected = torch.sigmoid(8 * (xn - big_t)) + torch.sigmoid(8 * (xn + big_t)) - 1
+    assert torch.allclose(qs.mean(0), expected, atol=0.05, rtol=0)
+    q = stochastic_ternary(alpha="auto")
+    w = torch.randn(4, 30, requires_grad=True)
+    q.train()(w).sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+    q.eval()
+    assert torch.equal(q(w.detach()), ternary("auto")(w.detach()))
+    with pytest.raises(ValueError, match="training needs alpha 'auto' or 'auto_po2'"):
+        stochastic_ternary().train()(w)
+    for spec in ["stochastic_ternary(alpha='auto_po2',temperature=4.0)", "stochastic_ternary(threshold=0.2)"]:
+        assert get_quantizer(get_quantizer(spec).to_string()).to_string() == get_quantizer(spec).to_string()
+    with pytest.raises(ValueError, match="`threshold` must be None"):
+        get_quantizer("stochastic_ternary(alpha='auto',threshold=0.2)")

@@ -185,6 +185,14 @@ HETEROQ_API std::tuple<at::Tensor, at::Tensor> stochastic_binary(
     bool use_real_sigmoid = true, bool zero_one = false,
     std::optional<double> alpha = std::nullopt, bool automatic = false, bool po2 = false);
 
+/// `heteroq::stochastic_ternary(Tensor x, Tensor noise0, Tensor noise1, float temperature=8.0,
+/// bool use_real_sigmoid=True, bool po2=True, int number_of_unrolls=5, int[]? scale_axis=None)
+/// -> (Tensor, Tensor)`: QKeras stochastic_ternary in training (alpha "auto"/"auto_po2").
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> stochastic_ternary(
+    const at::Tensor& x, const at::Tensor& noise0, const at::Tensor& noise1,
+    double temperature = 8.0, bool use_real_sigmoid = true, bool po2 = true,
+    int64_t number_of_unrolls = 5);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

@@ -446,6 +446,36 @@ class HETEROQ_API StochasticBinary final : public Quantizer {
 };
 
 /**
+ * QKeras `stochastic_ternary(alpha, threshold, temperature, use_real_sigmoid, number_of_unrolls)`:
+ * in training (forward_train; alpha must be "auto" or "auto_po2", as QKeras asserts) the sum of two
+ * stochastic signs around the per-channel threshold (heteroq::ops::stochastic_ternary); otherwise
+ * ternary(alpha, threshold, number_of_unrolls). Gradient: identity in training.
+ */
+class HETEROQ_API StochasticTernary final : public Quantizer {
+ public:
+  StochasticTernary(std::optional<double> alpha, std::string auto_alpha,
+                    std::optional<double> threshold, double temperature = 8.0,
+                    bool use_real_sigmoid = true, int64_t number_of_unrolls = 5);
+  std::string name() const override { return "stochastic_ternary"; }
+  at::Tensor forward(const at::Tensor& x) const override { return eval_->forward(x); }
+  at::Tensor forward_train(const at::Tensor& x) const override;
+  int64_t bits() const override { return 2; }
+  double min() const override { return -max(); }
+  double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
+  std::string to_string() const override;
+  SpecKeywords config() const override;
+  std::vector<double> range() const override { return eval_->range(); }
+
+ private:
+  std::optional<double> alpha_, threshold_;
+  std::string auto_alpha_;
+  double temperature_;
+  bool use_real_sigmoid_;
+  int64_t unrolls_;
+  std::shared_ptr<Ternary> eval_;
+};
+
+/**
  * Builds a quantizer from its QKeras name and arguments, checked as QKeras's constructor takes them
  * (positional in QKeras's order, then keywords). QKeras arguments that only concern TensorFlow
  * (`var_name`, `use_variables`) are accepted and ignored; ones heteroq does not implement yet are
