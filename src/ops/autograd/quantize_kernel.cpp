@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "heteroq/ops/quantize.h"
+#include "ops/autograd/relu_ste.h"
 #include "ops/quantize_common.h"
 
 namespace heteroq::ops {
@@ -76,23 +77,12 @@ class QuantizedReluFunction : public torch::autograd::Function<QuantizedReluFunc
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t bits,
                             int64_t integer, bool use_sigmoid, double negative_slope,
                             double qnoise_factor) {
-    ctx->save_for_backward({x});
-    ctx->saved_data["bits"] = bits;
-    ctx->saved_data["integer"] = integer;
-    ctx->saved_data["use_sigmoid"] = use_sigmoid;
-    ctx->saved_data["negative_slope"] = negative_slope;
+    detail::save_relu_ste(ctx, x, bits, integer, use_sigmoid, negative_slope);
     at::AutoDispatchBelowADInplaceOrView guard;
     return quantized_relu(x, bits, integer, use_sigmoid, negative_slope, qnoise_factor);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& grad = grad_outputs[0];
-    TORCH_CHECK(!grad.requires_grad(),
-                "heteroq::quantized_relu: double backward is not supported (the STE's second "
-                "derivative is zero almost everywhere; do not use create_graph=True through it)");
-    at::Tensor dx = _quantized_relu_backward(
-        grad, saved[0], ctx->saved_data["bits"].toInt(), ctx->saved_data["integer"].toInt(),
-        ctx->saved_data["use_sigmoid"].toBool(), ctx->saved_data["negative_slope"].toDouble());
+    at::Tensor dx = detail::relu_ste_backward(ctx, grad_outputs[0], "heteroq::quantized_relu");
     return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include "heteroq/ops/quantize.h"
+#include "ops/autograd/relu_ste.h"
 #include "ops/quantize_common.h"
 
 namespace heteroq::ops {
@@ -36,23 +37,14 @@ class ReluStochasticFunction : public torch::autograd::Function<ReluStochasticFu
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& noise,
                             int64_t bits, int64_t integer, bool use_sigmoid, double negative_slope,
                             double qnoise_factor) {
-    ctx->save_for_backward({x});
-    ctx->saved_data["bits"] = bits;
-    ctx->saved_data["integer"] = integer;
-    ctx->saved_data["use_sigmoid"] = use_sigmoid;
-    ctx->saved_data["negative_slope"] = negative_slope;
+    detail::save_relu_ste(ctx, x, bits, integer, use_sigmoid, negative_slope);
     at::AutoDispatchBelowADInplaceOrView guard;
     return quantized_relu_stochastic(x, noise, bits, integer, use_sigmoid, negative_slope,
                                      qnoise_factor);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    TORCH_CHECK(!grads[0].requires_grad(),
-                "heteroq::quantized_relu_stochastic: double backward is not supported");
     variable_list out(7);
-    out[0] = _quantized_relu_backward(
-        grads[0], ctx->get_saved_variables()[0], ctx->saved_data["bits"].toInt(),
-        ctx->saved_data["integer"].toInt(), ctx->saved_data["use_sigmoid"].toBool(),
-        ctx->saved_data["negative_slope"].toDouble());
+    out[0] = detail::relu_ste_backward(ctx, grads[0], "heteroq::quantized_relu_stochastic");
     return out;
   }
 };
