@@ -6,12 +6,15 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/OptionalArrayRef.h>
 #include <c10/util/Optional.h>
+#include <c10/util/string_view.h>
 
 #include <tuple>
 
 #include <cstdint>
 #include <optional>
 #include <vector>
+
+#include "core/fixed_point.h"
 
 namespace heteroq::ops::detail {
 
@@ -68,6 +71,52 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(
 at::Tensor quantized_relu_backward_generic(const at::Tensor& grad, const at::Tensor& x,
                                            int64_t bits, int64_t integer, bool use_sigmoid,
                                            double negative_slope);
+
+}  // namespace heteroq::ops::detail
+
+namespace heteroq::ops::detail {
+
+// activation (the generic kernels and checks the fused CPU kernels fall back to)
+at::Tensor quantized_activation_generic(const at::Tensor& x, bool is_tanh, int64_t bits,
+                                        bool symmetric, bool use_real);
+at::Tensor quantized_activation_backward_generic(const at::Tensor& grad, const at::Tensor& x,
+                                                 bool is_tanh, int64_t bits, bool symmetric,
+                                                 bool use_real);
+void check_activation(const at::Tensor& x, bool is_tanh, int64_t bits);
+
+// po2 (the generic kernels and checks the fused CPU kernels fall back to)
+heteroq::detail::Po2Grid check_po2(const at::Tensor& x, bool relu, int64_t bits,
+                                   c10::optional<double> max_value, double negative_slope,
+                                   bool quadratic, c10::string_view log2_rounding,
+                                   double qnoise_factor);
+at::Tensor quantized_po2_generic(const at::Tensor& x, int64_t bits, c10::optional<double> max_value,
+                                 bool quadratic, c10::string_view log2_rounding,
+                                 double qnoise_factor);
+at::Tensor quantized_relu_po2_generic(const at::Tensor& x, int64_t bits,
+                                      c10::optional<double> max_value, double negative_slope,
+                                      bool quadratic, c10::string_view log2_rounding,
+                                      double qnoise_factor);
+at::Tensor quantized_relu_po2_backward_generic(const at::Tensor& grad, const at::Tensor& x,
+                                               c10::optional<double> max_value,
+                                               double negative_slope);
+
+// binary (the generic kernels and checks the fused CPU kernels fall back to)
+void check_binary(const at::Tensor& x, c10::optional<double> alpha);
+void check_ternary(const at::Tensor& x, c10::optional<double> alpha,
+                   c10::optional<double> threshold);
+at::Tensor binary_generic(const at::Tensor& x, bool use_01, c10::optional<double> alpha);
+at::Tensor ternary_generic(const at::Tensor& x, c10::optional<double> alpha,
+                           c10::optional<double> threshold);
+
+// stochastic (the generic kernels and checks the fused CPU kernels fall back to)
+void check_noise(const at::Tensor& x, const at::Tensor& noise, const char* op);
+at::Tensor quantized_bits_stochastic_generic(const at::Tensor& x, const at::Tensor& noise,
+                                             int64_t bits, int64_t integer, bool symmetric,
+                                             bool keep_negative, c10::optional<double> alpha,
+                                             double qnoise_factor);
+at::Tensor quantized_relu_stochastic_generic(const at::Tensor& x, const at::Tensor& noise,
+                                             int64_t bits, int64_t integer, bool use_sigmoid,
+                                             double negative_slope, double qnoise_factor);
 
 }  // namespace heteroq::ops::detail
 

@@ -12,15 +12,6 @@
 #include "ops/cpu/loops.h"
 
 namespace heteroq::ops {
-namespace detail {
-at::Tensor quantized_activation_generic(const at::Tensor& x, bool is_tanh, int64_t bits,
-                                        bool symmetric, bool use_real);
-at::Tensor quantized_activation_backward_generic(const at::Tensor& grad, const at::Tensor& x,
-                                                 bool is_tanh, int64_t bits, bool symmetric,
-                                                 bool use_real);
-void check_activation(const at::Tensor& x, bool is_tanh, int64_t bits);
-}  // namespace detail
-
 namespace {
 
 namespace hd = heteroq::detail;

@@ -7,15 +7,6 @@
 #include "ops/cpu/loops.h"
 
 namespace heteroq::ops {
-namespace detail {
-void check_binary(const at::Tensor& x, c10::optional<double> alpha);
-void check_ternary(const at::Tensor& x, c10::optional<double> alpha,
-                   c10::optional<double> threshold);
-at::Tensor binary_generic(const at::Tensor& x, bool use_01, c10::optional<double> alpha);
-at::Tensor ternary_generic(const at::Tensor& x, c10::optional<double> alpha,
-                           c10::optional<double> threshold);
-}  // namespace detail
-
 namespace {
 
 namespace hd = heteroq::detail;

@@ -10,23 +10,6 @@
 #include "ops/cpu/loops.h"
 
 namespace heteroq::ops {
-namespace detail {
-heteroq::detail::Po2Grid check_po2(const at::Tensor& x, bool relu, int64_t bits,
-                                   c10::optional<double> max_value, double negative_slope,
-                                   bool quadratic, c10::string_view log2_rounding,
-                                   double qnoise_factor);
-at::Tensor quantized_po2_generic(const at::Tensor& x, int64_t bits, c10::optional<double> max_value,
-                                 bool quadratic, c10::string_view log2_rounding,
-                                 double qnoise_factor);
-at::Tensor quantized_relu_po2_generic(const at::Tensor& x, int64_t bits,
-                                      c10::optional<double> max_value, double negative_slope,
-                                      bool quadratic, c10::string_view log2_rounding,
-                                      double qnoise_factor);
-at::Tensor quantized_relu_po2_backward_generic(const at::Tensor& grad, const at::Tensor& x,
-                                               c10::optional<double> max_value,
-                                               double negative_slope);
-}  // namespace detail
-
 namespace {
 
 namespace hd = heteroq::detail;

@@ -7,17 +7,6 @@
 #include "ops/cpu/loops.h"
 
 namespace heteroq::ops {
-namespace detail {
-void check_noise(const at::Tensor& x, const at::Tensor& noise, const char* op);
-at::Tensor quantized_bits_stochastic_generic(const at::Tensor& x, const at::Tensor& noise,
-                                             int64_t bits, int64_t integer, bool symmetric,
-                                             bool keep_negative, c10::optional<double> alpha,
-                                             double qnoise_factor);
-at::Tensor quantized_relu_stochastic_generic(const at::Tensor& x, const at::Tensor& noise,
-                                             int64_t bits, int64_t integer, bool use_sigmoid,
-                                             double negative_slope, double qnoise_factor);
-}  // namespace detail
-
 namespace {
 
 namespace hd = heteroq::detail;
