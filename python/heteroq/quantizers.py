@@ -97,6 +97,7 @@ class _AutoScaleQuantizer(Quantizer):
     _auto: int  # 0: fixed alpha, 1: "auto", 2: "auto_po2"
     _alpha_value: Optional[float]
     _scale_axis: Optional[List[int]]
+    _channel_alpha: bool
 
     def _set_impl(self, impl: "_C.Quantizer") -> None:
         super()._set_impl(impl)
@@ -106,14 +107,23 @@ class _AutoScaleQuantizer(Quantizer):
                 self.scale_axis = [int(a) for a in self.scale_axis]
             self._auto = ({"auto": 1, "auto_po2": 2}.get(self.alpha, 0)
                           if isinstance(self.alpha, str) else 0)
-            self._alpha_value = None if self._auto else self.alpha
+            self._channel_alpha = isinstance(self.alpha, list)
+            self._alpha_value = None if self._auto or self._channel_alpha else self.alpha
             self._scale_axis = self.scale_axis
         finally:
             self.__dict__["_unlocked"] = False
 
     def _init_scale(self) -> None:
         # QKeras's `scale`: alpha (or 1) for a fixed alpha, else the last call's per-channel scale.
-        self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
+        if self._channel_alpha:
+            self.register_buffer("scale", torch.tensor(self.alpha, dtype=torch.float32),
+                                 persistent=False)
+        else:
+            self.register_buffer("scale", torch.tensor(self._alpha_value or 1.0), persistent=False)
+        # The per-channel alpha (empty without one), moved with the module by .to().
+        self.register_buffer("_alpha_tensor",
+                             torch.tensor(self.alpha if self._channel_alpha else [],
+                                          dtype=torch.float64), persistent=False)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -129,7 +139,9 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
 
         q(x) = step * clamp(round_half_even(x * m / 2**integer), keep_negative*(-m + symmetric), m - 1)
 
-    ``bits=1`` with ``keep_negative`` gives ``alpha * sign(x)`` with sign(0) = +1. The output is
+    ``bits=1`` with ``keep_negative`` gives ``alpha * sign(x)`` with sign(0) = +1. ``alpha`` may also
+    be per channel (a list, array or tensor with one value per index of ``scale_axis``, default 0:
+    QKeras's ndarray alpha). The output is
     exactly the grid value; zero is +0.0; NaN stays NaN; +-inf saturate. The gradient is the
     identity everywhere (QKeras's straight-through estimator, no clipping mask).
 
@@ -142,9 +154,12 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     q(x) exactly; change it during training with :meth:`update_qnoise_factor`).
     use_stochastic_rounding rounds stochastically (to floor or ceil, E = x) in training mode
     (``q.train()``, as QKeras's learning phase), with noise from ``torch.rand_like`` (reproducible
-    under ``torch.manual_seed``); eval mode rounds to nearest. QKeras's ``use_ste`` is accepted at
-    its default only (for now); ``var_name`` and ``use_variables`` are TensorFlow details,
-    accepted and ignored.
+    under ``torch.manual_seed``); eval mode rounds to nearest. ``use_ste=False`` keeps the forward
+    value and scales the gradient by ``1 - qnoise_factor`` (QKeras). With ``"auto_po2"``,
+    ``elements_per_scale`` shares one scale among that many consecutive channels and
+    ``min_po2_exponent``/``max_po2_exponent`` clip the scale (QKeras). ``var_name`` and
+    ``use_variables`` are TensorFlow details, accepted and ignored; ``post_training_scale`` only at
+    its default.
 
     Unlike QKeras layers, heteroq layers do not switch ``alpha=None`` to ``"auto_po2"``.
 
@@ -161,32 +176,70 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     qnoise_factor: float
     use_stochastic_rounding: bool
 
+    use_ste: bool
+    _grouped: bool
+    _elements_per_scale: Optional[List[int]]
+    _min_po2_exponent: Optional[int]
+    _max_po2_exponent: Optional[int]
+
     def __init__(self, bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
                  use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0,
-                 var_name=None, use_ste=True, use_variables=False):
+                 var_name=None, use_ste=True, use_variables=False, elements_per_scale=None,
+                 min_po2_exponent=None, max_po2_exponent=None, post_training_scale=None):
         super().__init__()
         self._set_impl(_C.make_quantizer("quantized_bits", (), dict(
             bits=bits, integer=integer, symmetric=symmetric, keep_negative=keep_negative,
-            alpha=alpha, use_stochastic_rounding=use_stochastic_rounding, scale_axis=scale_axis,
-            qnoise_factor=qnoise_factor, var_name=var_name, use_ste=use_ste,
-            use_variables=use_variables)))
+            alpha=_alpha_argument(alpha), use_stochastic_rounding=use_stochastic_rounding,
+            scale_axis=scale_axis, qnoise_factor=qnoise_factor, var_name=var_name,
+            use_ste=use_ste, use_variables=use_variables, elements_per_scale=elements_per_scale,
+            min_po2_exponent=min_po2_exponent, max_po2_exponent=max_po2_exponent,
+            post_training_scale=post_training_scale)))
+        self.__dict__["_unlocked"] = True
+        try:
+            if self.elements_per_scale is not None:
+                self.elements_per_scale = [int(e) for e in self.elements_per_scale]
+            self._elements_per_scale = self.elements_per_scale
+            self._min_po2_exponent = self.min_po2_exponent
+            self._max_po2_exponent = self.max_po2_exponent
+            self._grouped = (self.elements_per_scale is not None or
+                             self.min_po2_exponent is not None or
+                             self.max_po2_exponent is not None)
+        finally:
+            self.__dict__["_unlocked"] = False
         self._init_scale()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._auto != 0:
-            out, scale = torch.ops.heteroq.quantized_bits_auto(
-                x, self.bits, self.integer, self.keep_negative, self._auto == 2, self._scale_axis,
-                self.qnoise_factor)
+            if self._grouped:
+                out, scale = torch.ops.heteroq.quantized_bits_auto_po2_grouped(
+                    x, self.bits, self.integer, self.keep_negative, self._scale_axis,
+                    self.qnoise_factor, self._elements_per_scale, self._min_po2_exponent,
+                    self._max_po2_exponent)
+            else:
+                out, scale = torch.ops.heteroq.quantized_bits_auto(
+                    x, self.bits, self.integer, self.keep_negative, self._auto == 2,
+                    self._scale_axis, self.qnoise_factor)
             self.scale = scale
-            return out
-        if self.use_stochastic_rounding and self.training:
+        elif self._channel_alpha:
+            axis = 0 if self._scale_axis is None else self._scale_axis[0]
+            noise: Optional[torch.Tensor] = None
+            if self.use_stochastic_rounding and self.training:
+                noise = torch.rand_like(x)
+            out = torch.ops.heteroq.quantized_bits_scaled(
+                x, self._alpha_tensor, self.bits, self.integer, self.symmetric,
+                self.keep_negative, axis, self.qnoise_factor, noise)
+        elif self.use_stochastic_rounding and self.training:
             # QKeras rounds stochastically in its learning phase only (the auto path never).
-            return torch.ops.heteroq.quantized_bits_stochastic(
+            out = torch.ops.heteroq.quantized_bits_stochastic(
                 x, torch.rand_like(x), self.bits, self.integer, self.symmetric, self.keep_negative,
                 self._alpha_value, self.qnoise_factor)
-        return torch.ops.heteroq.quantized_bits(x, self.bits, self.integer, self.symmetric,
-                                                self.keep_negative, self._alpha_value,
-                                                self.qnoise_factor)
+        else:
+            out = torch.ops.heteroq.quantized_bits(x, self.bits, self.integer, self.symmetric,
+                                                   self.keep_negative, self._alpha_value,
+                                                   self.qnoise_factor)
+        if not self.use_ste:
+            out = torch.ops.heteroq._scale_gradient(out, 1.0 - self.qnoise_factor)
+        return out
 
 
 class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
@@ -203,8 +256,10 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
     the ReLU capped at the top of the grid; 1 gives q(x) exactly).
     ``use_stochastic_rounding`` rounds stochastically to the grid in training mode (QKeras rounds
     relu's codes with precision 1/2, between grid points; heteroq stays on the grid).
-    ``relu_upper_bound``, ``is_quantized_clip``, ``use_ste`` and ``enable_fast_inference`` are
-    accepted at their defaults only (for now).
+    ``is_quantized_clip=False`` caps the STE reference at ``relu_upper_bound`` instead of the top
+    of the grid (not at all when it is None) and the output at ``relu_upper_bound`` (QKeras).
+    ``use_ste=False`` scales the gradient by ``1 - qnoise_factor``. ``enable_fast_inference`` is
+    QKeras's inference shortcut: unsigned fixed point without gradient, slope, sigmoid or bound.
 
     Example usage::
 
@@ -218,6 +273,10 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
     negative_slope: float
     qnoise_factor: float
     use_stochastic_rounding: bool
+    relu_upper_bound: Optional[float]
+    is_quantized_clip: bool
+    use_ste: bool
+    enable_fast_inference: bool
 
     def __init__(self, bits=8, integer=0, use_sigmoid=0, negative_slope=0.0,
                  use_stochastic_rounding=False, relu_upper_bound=None, is_quantized_clip=True,
@@ -232,12 +291,23 @@ class quantized_relu(Quantizer):  # noqa: N801  (QKeras's name)
             enable_fast_inference=enable_fast_inference)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.enable_fast_inference:
+            return torch.ops.heteroq.quantized_bits(x.detach(), self.bits, self.integer, False,
+                                                    False, None, 1.0)
+        q = self.qnoise_factor if self.is_quantized_clip else 1.0
         if self.use_stochastic_rounding and self.training:
-            return torch.ops.heteroq.quantized_relu_stochastic(
+            out = torch.ops.heteroq.quantized_relu_stochastic(
                 x, torch.rand_like(x), self.bits, self.integer, self.use_sigmoid,
-                self.negative_slope, self.qnoise_factor)
-        return torch.ops.heteroq.quantized_relu(x, self.bits, self.integer, self.use_sigmoid,
-                                                self.negative_slope, self.qnoise_factor)
+                self.negative_slope, q)
+        else:
+            out = torch.ops.heteroq.quantized_relu(x, self.bits, self.integer, self.use_sigmoid,
+                                                   self.negative_slope, q)
+        if not self.is_quantized_clip:
+            out = torch.ops.heteroq._relu_upper_bound(out, x, self.negative_slope,
+                                                      self.relu_upper_bound, self.qnoise_factor)
+        if not self.use_ste:
+            out = torch.ops.heteroq._scale_gradient(out, 1.0 - self.qnoise_factor)
+        return out
 
 
 class quantized_tanh(Quantizer):  # noqa: N801  (QKeras's name)
@@ -248,8 +318,9 @@ class quantized_tanh(Quantizer):  # noqa: N801  (QKeras's name)
     STE) is the clip mask of the rounded value times dp/dx (1 on [-1, 1] for the hard form,
     ``1 - tanh²`` for the real one).
 
-    Args (QKeras's order): bits (1..32), use_stochastic_rounding (default only, for now),
-    symmetric, use_real_tanh.
+    Args (QKeras's order): bits (1..32), use_stochastic_rounding (training mode: the code rounds
+    stochastically onto the grid; QKeras rounds at half steps, between grid points), symmetric,
+    use_real_tanh.
 
     Example usage::
 
@@ -259,6 +330,7 @@ class quantized_tanh(Quantizer):  # noqa: N801  (QKeras's name)
     bits: int
     symmetric: bool
     use_real_tanh: bool
+    use_stochastic_rounding: bool
 
     def __init__(self, bits=8, use_stochastic_rounding=False, symmetric=False, use_real_tanh=False):
         super().__init__()
@@ -267,6 +339,9 @@ class quantized_tanh(Quantizer):  # noqa: N801  (QKeras's name)
             use_real_tanh=use_real_tanh)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_stochastic_rounding and self.training:
+            return torch.ops.heteroq.quantized_tanh_stochastic(x, torch.rand_like(x), self.bits,
+                                                               self.symmetric, self.use_real_tanh)
         return torch.ops.heteroq.quantized_tanh(x, self.bits, self.symmetric, self.use_real_tanh)
 
 
@@ -278,12 +353,13 @@ class quantized_sigmoid(Quantizer):  # noqa: N801  (QKeras's name)
     [-1, 1], or ``σ (1 - σ)``).
 
     Args (QKeras's order): bits (1..32), symmetric, use_real_sigmoid, use_stochastic_rounding
-    (default only, for now).
+    (as :class:`quantized_tanh`).
     """
 
     bits: int
     symmetric: bool
     use_real_sigmoid: bool
+    use_stochastic_rounding: bool
 
     def __init__(self, bits=8, symmetric=False, use_real_sigmoid=False, use_stochastic_rounding=False):
         super().__init__()
@@ -292,6 +368,9 @@ class quantized_sigmoid(Quantizer):  # noqa: N801  (QKeras's name)
             use_stochastic_rounding=use_stochastic_rounding)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_stochastic_rounding and self.training:
+            return torch.ops.heteroq.quantized_sigmoid_stochastic(
+                x, torch.rand_like(x), self.bits, self.symmetric, self.use_real_sigmoid)
         return torch.ops.heteroq.quantized_sigmoid(x, self.bits, self.symmetric,
                                                    self.use_real_sigmoid)
 
@@ -306,8 +385,10 @@ class quantized_po2(Quantizer):  # noqa: N801  (QKeras's name)
     log2 is rounded exactly (QKeras's float32 log can be an ulp off next to the boundaries).
     The gradient is the identity; ``qnoise_factor`` blends as in :class:`quantized_bits`.
 
-    Args (QKeras's order): bits (2..12), max_value, use_stochastic_rounding (default only, for
-    now), quadratic_approximation, log2_rounding, qnoise_factor.
+    Args (QKeras's order): bits (2..12), max_value, use_stochastic_rounding (training mode with
+    ``"rnd"``: QKeras's mean-preserving ``stochastic_round_po2``, the exponent of the power of two
+    below or above |x|), quadratic_approximation, log2_rounding, qnoise_factor, var_name, use_ste
+    (False: the gradient times ``1 - qnoise_factor``), use_variables.
 
     Example usage::
 
@@ -319,6 +400,8 @@ class quantized_po2(Quantizer):  # noqa: N801  (QKeras's name)
     quadratic_approximation: bool
     log2_rounding: str
     qnoise_factor: float
+    use_stochastic_rounding: bool
+    use_ste: bool
 
     def __init__(self, bits=8, max_value=None, use_stochastic_rounding=False,
                  quadratic_approximation=False, log2_rounding="rnd", qnoise_factor=1.0,
@@ -331,9 +414,17 @@ class quantized_po2(Quantizer):  # noqa: N801  (QKeras's name)
             use_variables=use_variables)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.heteroq.quantized_po2(x, self.bits, self.max_value,
-                                               self.quadratic_approximation, self.log2_rounding,
-                                               self.qnoise_factor)
+        if self.use_stochastic_rounding and self.training and self.log2_rounding == "rnd":
+            out = torch.ops.heteroq.quantized_po2_stochastic(
+                x, torch.rand_like(x), self.bits, self.max_value, self.quadratic_approximation,
+                self.qnoise_factor)
+        else:
+            out = torch.ops.heteroq.quantized_po2(x, self.bits, self.max_value,
+                                                  self.quadratic_approximation, self.log2_rounding,
+                                                  self.qnoise_factor)
+        if not self.use_ste:
+            out = torch.ops.heteroq._scale_gradient(out, 1.0 - self.qnoise_factor)
+        return out
 
 
 class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
@@ -344,7 +435,8 @@ class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
     x > 0, the slope for x <= 0 and 0 above ``max_value``.
 
     Args (QKeras's order): bits (2..12), max_value, negative_slope, use_stochastic_rounding
-    (default only, for now), quadratic_approximation, log2_rounding, qnoise_factor.
+    (as :class:`quantized_po2`), quadratic_approximation, log2_rounding, qnoise_factor, var_name,
+    use_ste, use_variables.
     """
 
     bits: int
@@ -353,6 +445,8 @@ class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
     quadratic_approximation: bool
     log2_rounding: str
     qnoise_factor: float
+    use_stochastic_rounding: bool
+    use_ste: bool
 
     def __init__(self, bits=8, max_value=None, negative_slope=0, use_stochastic_rounding=False,
                  quadratic_approximation=False, log2_rounding="rnd", qnoise_factor=1.0,
@@ -366,10 +460,18 @@ class quantized_relu_po2(Quantizer):  # noqa: N801  (QKeras's name)
             use_variables=use_variables)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.heteroq.quantized_relu_po2(x, self.bits, self.max_value,
-                                                    self.negative_slope,
-                                                    self.quadratic_approximation,
-                                                    self.log2_rounding, self.qnoise_factor)
+        if self.use_stochastic_rounding and self.training and self.log2_rounding == "rnd":
+            out = torch.ops.heteroq.quantized_relu_po2_stochastic(
+                x, torch.rand_like(x), self.bits, self.max_value, self.negative_slope,
+                self.quadratic_approximation, self.qnoise_factor)
+        else:
+            out = torch.ops.heteroq.quantized_relu_po2(x, self.bits, self.max_value,
+                                                       self.negative_slope,
+                                                       self.quadratic_approximation,
+                                                       self.log2_rounding, self.qnoise_factor)
+        if not self.use_ste:
+            out = torch.ops.heteroq._scale_gradient(out, 1.0 - self.qnoise_factor)
+        return out
 
 
 class quantized_ulaw(Quantizer):  # noqa: N801  (QKeras's name)
@@ -434,11 +536,13 @@ class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     output (gradient 1); ``"auto"`` / ``"auto_po2"`` choose a least-squares scale of sign(x) per
     channel (``scale_axis``, default 0) at every call, readable as :attr:`scale` (gradient 1).
 
-    Args (QKeras's order): use_01, alpha, use_stochastic_rounding (default only, for now),
+    Args (QKeras's order): use_01, alpha, use_stochastic_rounding (training mode: QKeras's
+    stochastic pre-rounding of x at 1/8 of the channel range and a random sign for zeros),
     scale_axis; ``elements_per_scale`` and the po2 exponent limits at their defaults only.
     """
 
     use_01: bool
+    use_stochastic_rounding: bool
 
     def __init__(self, use_01=False, alpha=None, use_stochastic_rounding=False, scale_axis=None,
                  elements_per_scale=None, min_po2_exponent=None, max_po2_exponent=None):
@@ -450,6 +554,14 @@ class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
         self._init_scale()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_stochastic_rounding and self.training:
+            noise = torch.rand([2] + list(x.shape), dtype=x.dtype, device=x.device)
+            out, scale = torch.ops.heteroq.binary_stochastic(x, noise, self.use_01,
+                                                             self._alpha_value, self._auto,
+                                                             self._scale_axis)
+            if self._auto != 0:
+                self.scale = scale
+            return out
         if self._auto != 0:
             out, scale = torch.ops.heteroq.binary_auto(x, self.use_01, self._auto == 2,
                                                        self._scale_axis)
@@ -465,11 +577,13 @@ class ternary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
     QKeras's iteration (``number_of_unrolls`` times, per channel); ``threshold`` must then be
     None. Gradient: ``1 - tanh²(x)`` when alpha is None, else 1.
 
-    Args (QKeras's order): alpha, threshold, use_stochastic_rounding (default only, for now),
+    Args (QKeras's order): alpha, threshold, use_stochastic_rounding (auto modes only, as
+    QKeras: in training mode the loop rounds x / scale stochastically at precision 1/3),
     number_of_unrolls; heteroq adds scale_axis (default 0) for the auto modes.
     """
 
     number_of_unrolls: int
+    use_stochastic_rounding: bool
 
     def __init__(self, alpha=None, threshold=None, use_stochastic_rounding=False,
                  number_of_unrolls=5, scale_axis=None):
@@ -480,6 +594,14 @@ class ternary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
         self._init_scale()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._auto != 0 and self.use_stochastic_rounding and self.training:
+            noise = torch.rand([self.number_of_unrolls] + list(x.shape), dtype=x.dtype,
+                               device=x.device)
+            out, scale = torch.ops.heteroq.ternary_stochastic(x, noise, self._auto == 2,
+                                                              self.number_of_unrolls,
+                                                              self._scale_axis)
+            self.scale = scale
+            return out
         if self._auto != 0:
             out, scale = torch.ops.heteroq.ternary_auto(x, self._auto == 2, self.number_of_unrolls,
                                                         self._scale_axis)
@@ -639,6 +761,22 @@ def get_quantizer(spec: Union[str, Dict[str, Any], Quantizer, None]) -> Optional
 
 def _python_config(impl: "_C.Quantizer") -> Dict[str, Any]:
     config = dict(impl.config())
-    if config.get("scale_axis") is not None:
-        config["scale_axis"] = [int(a) for a in config["scale_axis"]]
+    for key in ("scale_axis", "elements_per_scale"):
+        if config.get(key) is not None:
+            config[key] = [int(a) for a in config[key]]
     return config
+
+
+def _alpha_argument(alpha: Any) -> Any:
+    """A per-channel alpha (tensor, array, tuple) as the list of floats the C++ core takes."""
+    if isinstance(alpha, torch.Tensor):
+        if alpha.dim() > 1:
+            raise ValueError(f"quantized_bits: a per-channel `alpha` must be 1-D (one value per "
+                             f"channel), got shape {tuple(alpha.shape)}")
+        return [float(a) for a in alpha.detach().reshape(-1).tolist()] if alpha.dim() == 1 \
+            else float(alpha)
+    if hasattr(alpha, "tolist") and not isinstance(alpha, (str, bytes)):  # numpy arrays
+        return _alpha_argument(torch.as_tensor(alpha))
+    if isinstance(alpha, tuple):
+        return [float(a) for a in alpha]
+    return alpha

@@ -58,6 +58,38 @@ std::string check_quantized_relu_args(int64_t bits, int64_t integer, double nega
   return {};
 }
 
+std::string check_po2_scale_args(const char* who,
+                                 const std::optional<std::vector<int64_t>>& scale_axis,
+                                 const std::optional<std::vector<int64_t>>& elements_per_scale,
+                                 std::optional<int64_t> min_po2_exponent,
+                                 std::optional<int64_t> max_po2_exponent) {
+  const std::string q(who);
+  if (elements_per_scale) {
+    const size_t axes = scale_axis ? scale_axis->size() : 1;
+    if (elements_per_scale->empty() ||
+        (elements_per_scale->size() != 1 && elements_per_scale->size() != axes)) {
+      return q + ": `elements_per_scale` must be one integer or one per `scale_axis` entry (" +
+             std::to_string(axes) + "), got " + std::to_string(elements_per_scale->size()) +
+             " values";
+    }
+    for (int64_t e : *elements_per_scale) {
+      if (e < 1) return q + ": `elements_per_scale` values must be >= 1, got " + std::to_string(e);
+    }
+  }
+  for (auto [name, v] : {std::pair<const char*, std::optional<int64_t>>{"min_po2_exponent",
+                                                                        min_po2_exponent},
+                         {"max_po2_exponent", max_po2_exponent}}) {
+    if (v && (*v < -126 || *v > 127)) {
+      return q + ": `" + name + "` must be an integer in [-126, 127], got " + std::to_string(*v);
+    }
+  }
+  if (min_po2_exponent && max_po2_exponent && *min_po2_exponent > *max_po2_exponent) {
+    return q + ": `min_po2_exponent` (" + std::to_string(*min_po2_exponent) +
+           ") must not exceed `max_po2_exponent` (" + std::to_string(*max_po2_exponent) + ")";
+  }
+  return {};
+}
+
 std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer) {
   std::string err = check_bits_integer("quantized_bits", bits, integer);
   if (err.empty() && bits < 2) {

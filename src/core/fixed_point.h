@@ -13,6 +13,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace heteroq::detail {
 
@@ -25,6 +26,13 @@ std::string check_quantized_bits_args(int64_t bits, int64_t integer, std::option
 std::string check_quantized_relu_args(int64_t bits, int64_t integer, double negative_slope);
 /// quantized_bits with alpha "auto"/"auto_po2": bits >= 2 (the scale divides by 2^(bits-1) - 1).
 std::string check_quantized_bits_auto_args(int64_t bits, int64_t integer);
+/// The "auto_po2" scale options: elements_per_scale (values >= 1, one per scale axis or a single
+/// one), min/max_po2_exponent in [-126, 127] with min <= max.
+std::string check_po2_scale_args(const char* who,
+                                 const std::optional<std::vector<int64_t>>& scale_axis,
+                                 const std::optional<std::vector<int64_t>>& elements_per_scale,
+                                 std::optional<int64_t> min_po2_exponent,
+                                 std::optional<int64_t> max_po2_exponent);
 /// quantized_tanh / quantized_sigmoid: bits in [1, 32].
 std::string check_activation_args(const char* who, int64_t bits);
 /// quantized_po2 / quantized_relu_po2: bits in [2, 12], max_value None or > 0 and finite,

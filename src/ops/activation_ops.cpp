@@ -34,6 +34,24 @@ at::Tensor quantized_sigmoid(const at::Tensor& x, int64_t bits, bool symmetric,
   return op.call(x, bits, symmetric, use_real_sigmoid);
 }
 
+at::Tensor quantized_tanh_stochastic(const at::Tensor& x, const at::Tensor& noise, int64_t bits,
+                                     bool symmetric, bool use_real_tanh) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_tanh_stochastic", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, bool,
+                                         bool)>();
+  return op.call(x, noise, bits, symmetric, use_real_tanh);
+}
+
+at::Tensor quantized_sigmoid_stochastic(const at::Tensor& x, const at::Tensor& noise, int64_t bits,
+                                        bool symmetric, bool use_real_sigmoid) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_sigmoid_stochastic", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, bool,
+                                         bool)>();
+  return op.call(x, noise, bits, symmetric, use_real_sigmoid);
+}
+
 at::Tensor _quantized_tanh_backward(const at::Tensor& grad, const at::Tensor& x, int64_t bits,
                                     bool symmetric, bool use_real_tanh) {
   static auto op = c10::Dispatcher::singleton()
@@ -107,6 +125,45 @@ at::Tensor quantized_activation_backward_generic(const at::Tensor& grad, const a
   return grad * at::where(in_grid, dpdx, at::zeros({}, x.options()));
 }
 
+// QKeras quantized_tanh / quantized_sigmoid with use_stochastic_rounding, in training: p as above,
+// rounded stochastically (floor or ceil, E = p m), clamp(sround(p m), lo, hi) / m. Deviation
+// (documented): QKeras's _round_through rounds at precision 0.5 here, so its stochastic codes
+// land on half steps, between the grid points; heteroq rounds onto the grid (as for
+// quantized_relu), so the output is always a representable value. Gradient: the deterministic
+// quantizer's STE (clip mask times dp/dx).
+at::Tensor quantized_activation_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                           bool is_tanh, int64_t bits, bool symmetric,
+                                           bool use_real) {
+  check_activation(x, is_tanh, bits);
+  check_noise(x, noise, is_tanh ? "heteroq::quantized_tanh_stochastic"
+                                : "heteroq::quantized_sigmoid_stochastic");
+  const at::Tensor xd = x.detach();
+  at::Tensor value;
+  if (is_reduced_precision(x)) {
+    value = quantized_activation_stochastic(xd.to(at::kFloat), noise.to(at::kFloat), is_tanh, bits,
+                                            symmetric, use_real)
+                .to(x.scalar_type());
+  } else {
+    const auto g = heteroq::detail::make_activation_grid(is_tanh, bits, symmetric);
+    value = stochastic_round(activation_p(xd, is_tanh, use_real).mul_(g.m), noise)
+                .clamp_(g.lo, g.hi)
+                .mul_(g.inv_m)
+                .add_(0.0);
+  }
+  const at::Tensor ref = is_tanh ? heteroq::ops::quantized_tanh(x, bits, symmetric, use_real)
+                                 : heteroq::ops::quantized_sigmoid(x, bits, symmetric, use_real);
+  return with_gradient_of(value, ref);
+}
+
+at::Tensor quantized_tanh_stochastic(const at::Tensor& x, const at::Tensor& noise, int64_t bits,
+                                     bool symmetric, bool use_real_tanh) {
+  return quantized_activation_stochastic(x, noise, true, bits, symmetric, use_real_tanh);
+}
+at::Tensor quantized_sigmoid_stochastic(const at::Tensor& x, const at::Tensor& noise, int64_t bits,
+                                        bool symmetric, bool use_real_sigmoid) {
+  return quantized_activation_stochastic(x, noise, false, bits, symmetric, use_real_sigmoid);
+}
+
 at::Tensor quantized_tanh_generic(const at::Tensor& x, int64_t bits, bool symmetric,
                                   bool use_real_tanh) {
   return quantized_activation_generic(x, true, bits, symmetric, use_real_tanh);
@@ -133,6 +190,10 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
         "-> Tensor");
   m.def("quantized_sigmoid(Tensor x, int bits=8, bool symmetric=False, "
         "bool use_real_sigmoid=False) -> Tensor");
+  m.def("quantized_tanh_stochastic(Tensor x, Tensor noise, int bits=8, bool symmetric=False, "
+        "bool use_real_tanh=False) -> Tensor");
+  m.def("quantized_sigmoid_stochastic(Tensor x, Tensor noise, int bits=8, bool symmetric=False, "
+        "bool use_real_sigmoid=False) -> Tensor");
   m.def("_quantized_tanh_backward(Tensor grad, Tensor x, int bits, bool symmetric, "
         "bool use_real_tanh) -> Tensor");
   m.def("_quantized_sigmoid_backward(Tensor grad, Tensor x, int bits, bool symmetric, "
@@ -144,4 +205,9 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
   m.impl("quantized_sigmoid", &heteroq::ops::detail::quantized_sigmoid_generic);
   m.impl("_quantized_tanh_backward", &heteroq::ops::detail::quantized_tanh_backward_generic);
   m.impl("_quantized_sigmoid_backward", &heteroq::ops::detail::quantized_sigmoid_backward_generic);
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
+  m.impl("quantized_tanh_stochastic", &heteroq::ops::detail::quantized_tanh_stochastic);
+  m.impl("quantized_sigmoid_stochastic", &heteroq::ops::detail::quantized_sigmoid_stochastic);
 }

@@ -52,6 +52,32 @@ std::tuple<at::Tensor, at::Tensor> ternary_auto(const at::Tensor& x, bool po2,
   return op.call(x, po2, number_of_unrolls, axes);
 }
 
+std::tuple<at::Tensor, at::Tensor> binary_stochastic(
+    const at::Tensor& x, const at::Tensor& noise, bool use_01, std::optional<double> alpha,
+    int64_t auto_mode, std::optional<std::vector<int64_t>> scale_axis) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::binary_stochastic", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, bool, c10::optional<double>,
+                           int64_t, at::OptionalIntArrayRef)>();
+  at::OptionalIntArrayRef axes;
+  if (scale_axis) axes = at::IntArrayRef(*scale_axis);
+  return op.call(x, noise, use_01, detail::to_c10(alpha), auto_mode, axes);
+}
+
+std::tuple<at::Tensor, at::Tensor> ternary_stochastic(
+    const at::Tensor& x, const at::Tensor& noise, bool po2, int64_t number_of_unrolls,
+    std::optional<std::vector<int64_t>> scale_axis) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::ternary_stochastic", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, bool, int64_t,
+                           at::OptionalIntArrayRef)>();
+  at::OptionalIntArrayRef axes;
+  if (scale_axis) axes = at::IntArrayRef(*scale_axis);
+  return op.call(x, noise, po2, number_of_unrolls, axes);
+}
+
 at::Tensor _tanh_ste_backward(const at::Tensor& grad, const at::Tensor& x) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("heteroq::_tanh_ste_backward", "")
@@ -125,20 +151,16 @@ std::tuple<at::Tensor, at::Tensor> binary_auto_generic(const at::Tensor& x, bool
   return std::make_tuple((scale * k).add_(0.0), scale);
 }
 
+namespace {
 // QKeras ternary.__call__ with a string alpha (number_of_unrolls iterations):
 //   s = 2 max|x| / 3 per channel (po2-rounded for auto_po2); then number_of_unrolls times
 //   v = s round(x / s);  q = (|v| >= s/2) sign(x);  s = lsq(alpha, x, q).
-std::tuple<at::Tensor, at::Tensor> ternary_auto_generic(const at::Tensor& x, bool po2,
-                                                        int64_t number_of_unrolls,
-                                                        at::OptionalIntArrayRef scale_axis) {
-  check_float_input(x, "heteroq::ternary_auto");
-  TORCH_CHECK_VALUE(number_of_unrolls >= 0 && number_of_unrolls <= 100,
-                    "ternary: `number_of_unrolls` must be an integer in [0, 100], got ",
-                    number_of_unrolls);
-  if (!is_float_or_double(x)) {
-    auto [out, scale] = ternary_auto_generic(x.to(at::kFloat), po2, number_of_unrolls, scale_axis);
-    return std::make_tuple(out.to(x.scalar_type()), scale);
-  }
+// With noise (use_stochastic_rounding, training; noise[i] for iteration i), QKeras rounds x / s
+// stochastically at precision 1/3: r = sround(3 x / s), v = s r / 3, so |v| >= s/2 iff |r| >= 2.
+std::tuple<at::Tensor, at::Tensor> ternary_auto_impl(const at::Tensor& x, bool po2,
+                                                     int64_t number_of_unrolls,
+                                                     at::OptionalIntArrayRef scale_axis,
+                                                     const at::Tensor* noise) {
   const auto dims = reduce_dims(x, scale_axis);
   const at::Tensor ax = x.abs();
   at::Tensor s = (x.numel() == 0 ? ax.clone() : (dims.empty() ? ax : ax.amax(dims, true)))
@@ -147,13 +169,117 @@ std::tuple<at::Tensor, at::Tensor> ternary_auto_generic(const at::Tensor& x, boo
   if (po2) s = po2_scale(s);
   const auto zero = at::zeros({}, x.options());
   const auto one = at::ones({}, x.options());
+  const at::Tensor sgn = at::where(x < 0, -one, at::where(x > 0, one, zero));
   at::Tensor q = at::zeros_like(x);
   for (int64_t i = 0; i < number_of_unrolls; ++i) {
-    const at::Tensor v = s * at::round(x / s);
-    q = at::where(v.abs() >= s / 2.0, at::where(x < 0, -one, at::where(x > 0, one, zero)), zero);
+    const at::Tensor keep = noise ? stochastic_round(x / s * 3.0, (*noise)[i]).abs() >= 2.0
+                                  : (s * at::round(x / s)).abs() >= s / 2.0;
+    q = at::where(keep, sgn, zero);
     s = least_squares_scale(x, q, dims, po2);
   }
   return std::make_tuple((s * q).add_(0.0), s);
+}
+
+void check_unrolls(int64_t number_of_unrolls) {
+  TORCH_CHECK_VALUE(number_of_unrolls >= 0 && number_of_unrolls <= 100,
+                    "ternary: `number_of_unrolls` must be an integer in [0, 100], got ",
+                    number_of_unrolls);
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> ternary_auto_generic(const at::Tensor& x, bool po2,
+                                                        int64_t number_of_unrolls,
+                                                        at::OptionalIntArrayRef scale_axis) {
+  check_float_input(x, "heteroq::ternary_auto");
+  check_unrolls(number_of_unrolls);
+  if (!is_float_or_double(x)) {
+    auto [out, scale] = ternary_auto_generic(x.to(at::kFloat), po2, number_of_unrolls, scale_axis);
+    return std::make_tuple(out.to(x.scalar_type()), scale);
+  }
+  return ternary_auto_impl(x, po2, number_of_unrolls, scale_axis, nullptr);
+}
+
+// ternary(alpha='auto'/'auto_po2', use_stochastic_rounding=True) in training: noise holds
+// number_of_unrolls draws of U[0, 1) shaped like x (noise[i] for iteration i). Output s q;
+// gradient: identity (QKeras: x + sg(s q - x)).
+std::tuple<at::Tensor, at::Tensor> ternary_stochastic_composite(const at::Tensor& x,
+                                                                const at::Tensor& noise, bool po2,
+                                                                int64_t number_of_unrolls,
+                                                                at::OptionalIntArrayRef scale_axis) {
+  check_float_input(x, "heteroq::ternary_stochastic");
+  check_unrolls(number_of_unrolls);
+  std::vector<int64_t> shape{number_of_unrolls};
+  shape.insert(shape.end(), x.sizes().begin(), x.sizes().end());
+  TORCH_CHECK_VALUE(noise.sizes().equals(shape) && noise.scalar_type() == x.scalar_type(),
+                    "heteroq::ternary_stochastic: `noise` must have shape (number_of_unrolls, "
+                    "*x.shape) = ", at::IntArrayRef(shape), " and the input's dtype, got ",
+                    noise.sizes(), " ", noise.scalar_type());
+  const at::Tensor xd = x.detach();
+  at::Tensor out, scale;
+  if (!is_float_or_double(x)) {
+    const at::Tensor nf = noise.to(at::kFloat);
+    std::tie(out, scale) =
+        ternary_auto_impl(xd.to(at::kFloat), po2, number_of_unrolls, scale_axis, &nf);
+    out = out.to(x.scalar_type());
+  } else {
+    std::tie(out, scale) = ternary_auto_impl(xd, po2, number_of_unrolls, scale_axis, &noise);
+  }
+  return std::make_tuple(with_gradient_of(out, x), scale);
+}
+
+// QKeras binary with use_stochastic_rounding, in training:
+//   f = 2 min(max|x|, 1) per channel (the statistics axes of the auto modes; rank <= 1: all),
+//   x' = f sround(8 x / f) / 8  (stochastic rounding at precision 1/8, noise[0]; x' = x where f = 0,
+//        where QKeras computes 0/0),
+//   k = sign(x'), a zero becoming -1 or +1 at random (+1 when noise[1] > 1/2: QKeras's
+//       2 round(u) - 1), (k + 1)/2 with use_01;
+//   scale = 1 (alpha None), alpha, or lsq(alpha, x', k) ("auto"/"auto_po2", auto_mode 1/2);
+//   output scale k exactly; gradient: the STE of x' = x + sg(x' - x) (identity), through tanh for
+//   alpha None (QKeras's x + sg(scale k - x) with x = tanh(x')).
+std::tuple<at::Tensor, at::Tensor> binary_stochastic_composite(const at::Tensor& x,
+                                                               const at::Tensor& noise,
+                                                               bool use_01,
+                                                               c10::optional<double> alpha,
+                                                               int64_t auto_mode,
+                                                               at::OptionalIntArrayRef scale_axis) {
+  check_binary(x, alpha);
+  TORCH_CHECK_VALUE(auto_mode >= 0 && auto_mode <= 2,
+                    "heteroq::binary_stochastic: `auto_mode` must be 0 (fixed alpha), 1 ('auto') "
+                    "or 2 ('auto_po2'), got ", auto_mode);
+  std::vector<int64_t> shape{2};
+  shape.insert(shape.end(), x.sizes().begin(), x.sizes().end());
+  TORCH_CHECK_VALUE(noise.sizes().equals(shape) && noise.scalar_type() == x.scalar_type(),
+                    "heteroq::binary_stochastic: `noise` must have shape (2, *x.shape) = ",
+                    at::IntArrayRef(shape), " and the input's dtype, got ", noise.sizes(), " ",
+                    noise.scalar_type());
+  if (!is_float_or_double(x)) {
+    auto [out, scale] = binary_stochastic_composite(x.to(at::kFloat), noise.to(at::kFloat), use_01,
+                                                    alpha, auto_mode, scale_axis);
+    return std::make_tuple(out.to(x.scalar_type()), scale);
+  }
+  const at::Tensor xd = x.detach();
+  const auto dims = reduce_dims(xd, scale_axis);
+  const at::Tensor ax = xd.abs();
+  const at::Tensor m = (xd.numel() == 0 ? ax.clone() : (dims.empty() ? ax : ax.amax(dims, true)))
+                           .clamp_max(1.0);
+  const at::Tensor f = m * 2.0;
+  const at::Tensor safe = at::where(f == 0, at::ones_like(f), f);
+  const at::Tensor rounded = stochastic_round(xd / safe * 8.0, noise[0]).div_(8.0).mul_(safe);
+  const at::Tensor xs = at::where(f == 0, xd, rounded);
+  const auto one = at::ones({}, x.options());
+  const at::Tensor zero_sign = at::where(noise[1] > 0.5, one, -one);
+  at::Tensor k = at::where(xs > 0, one, at::where(xs < 0, -one, zero_sign));
+  k = at::where(at::isnan(xs), xs, k);
+  if (use_01) k = (k + 1.0) / 2.0;
+  const at::Tensor x_ste = with_gradient_of(xs, x);
+  const at::Tensor ref = alpha.has_value() || auto_mode != 0 ? x_ste : at::tanh(x_ste);
+  at::Tensor scale;
+  if (auto_mode != 0) {
+    scale = least_squares_scale(xs, k, dims, auto_mode == 2);
+  } else {
+    scale = at::full({}, alpha.value_or(1.0), x.options());
+  }
+  return std::make_tuple(with_gradient_of((scale * k).add_(0.0), ref), scale);
 }
 
 at::Tensor tanh_ste_backward_generic(const at::Tensor& grad, const at::Tensor& x) {
@@ -172,6 +298,10 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
   m.def("ternary_auto(Tensor x, bool po2=True, int number_of_unrolls=5, "
         "int[]? scale_axis=None) -> (Tensor, Tensor)");
   m.def("_tanh_ste_backward(Tensor grad, Tensor x) -> Tensor");
+  m.def("binary_stochastic(Tensor x, Tensor noise, bool use_01=False, float? alpha=None, "
+        "int auto_mode=0, int[]? scale_axis=None) -> (Tensor, Tensor)");
+  m.def("ternary_stochastic(Tensor x, Tensor noise, bool po2=True, int number_of_unrolls=5, "
+        "int[]? scale_axis=None) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
@@ -180,4 +310,9 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
   m.impl("binary_auto", &heteroq::ops::detail::binary_auto_generic);
   m.impl("ternary_auto", &heteroq::ops::detail::ternary_auto_generic);
   m.impl("_tanh_ste_backward", &heteroq::ops::detail::tanh_ste_backward_generic);
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
+  m.impl("binary_stochastic", &heteroq::ops::detail::binary_stochastic_composite);
+  m.impl("ternary_stochastic", &heteroq::ops::detail::ternary_stochastic_composite);
 }

@@ -9,6 +9,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <ATen/WrapDimUtils.h>
+
 #include <cmath>
 
 #include "core/fixed_point.h"
@@ -62,8 +64,114 @@ std::tuple<at::Tensor, at::Tensor> stochastic_ternary(const at::Tensor& x, const
                  c10::nullopt);
 }
 
+at::Tensor _scale_gradient(const at::Tensor& x, double factor) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_scale_gradient", "")
+                       .typed<at::Tensor(const at::Tensor&, double)>();
+  return op.call(x, factor);
+}
+
+at::Tensor _relu_upper_bound(const at::Tensor& xq, const at::Tensor& x, double negative_slope,
+                             std::optional<double> relu_upper_bound, double qnoise_factor) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_relu_upper_bound", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double,
+                                         c10::optional<double>, double)>();
+  return op.call(xq, x, negative_slope, detail::to_c10(relu_upper_bound), qnoise_factor);
+}
+
+at::Tensor quantized_bits_scaled(const at::Tensor& x, const at::Tensor& alpha, int64_t bits,
+                                 int64_t integer, bool symmetric, bool keep_negative, int64_t axis,
+                                 double qnoise_factor, const std::optional<at::Tensor>& noise) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_bits_scaled", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                                         bool, bool, int64_t, double,
+                                         const c10::optional<at::Tensor>&)>();
+  c10::optional<at::Tensor> n;
+  if (noise) n = *noise;
+  return op.call(x, alpha, bits, integer, symmetric, keep_negative, axis, qnoise_factor, n);
+}
+
 namespace detail {
 namespace {
+
+// QKeras's use_ste=False: the forward value unchanged, the gradient times `factor` ((1 - q) for
+// qnoise_factor q: QKeras returns (1 - q) x_ref + sg(q xq)).
+at::Tensor scale_gradient_composite(const at::Tensor& x, double factor) {
+  TORCH_CHECK_VALUE(std::isfinite(factor), "heteroq::_scale_gradient: `factor` must be finite, got ",
+                    factor);
+  return with_gradient_of(x, x * factor);
+}
+
+// QKeras quantized_relu with is_quantized_clip=False. `xq` is the quantized_relu output at
+// qnoise_factor 1 (rounded to nearest or stochastically); x the input. QKeras then:
+//   x_u = relu(x, slope), capped at relu_upper_bound when it is set (else not capped at all);
+//   xq = min(xq, relu_upper_bound) when it is set;
+//   output x_u + sg(q (xq - x_u)): the value xq (q = 1) or the blend, the gradient d x_u/dx.
+at::Tensor relu_upper_bound_composite(const at::Tensor& xq, const at::Tensor& x,
+                                      double negative_slope, c10::optional<double> bound,
+                                      double qnoise_factor) {
+  check_float_input(x, "heteroq::_relu_upper_bound");
+  TORCH_CHECK_VALUE(xq.sizes().equals(x.sizes()),
+                    "heteroq::_relu_upper_bound: `xq` and `x` must have the same shape, got ",
+                    xq.sizes(), " and ", x.sizes());
+  TORCH_CHECK_VALUE(!bound || (std::isfinite(*bound) && *bound > 0),
+                    "quantized_relu: `relu_upper_bound` must be None or a finite number > 0, got ",
+                    bound.value_or(0.0));
+  const auto opts = x.options();
+  at::Tensor x_u = at::where(x > 0, x, x * negative_slope);
+  at::Tensor value = xq.detach();
+  if (bound) {
+    const auto b = at::full({}, *bound, opts);
+    x_u = at::where(x <= *bound, x_u, b);
+    value = at::minimum(value, b);  // NaN stays NaN
+  }
+  if (qnoise_factor != 1.0) {
+    const at::Tensor xu = x_u.detach();
+    value = xu + (value - xu) * qnoise_factor;
+  }
+  return with_gradient_of(value.add(0.0), x_u);
+}
+
+// quantized_bits with a per-channel alpha tensor (QKeras: an ndarray alpha, q(x) = alpha Q(x)):
+// alpha holds one value per index of `axis` (or a single value). The codes are quantized_bits's
+// with alpha 1 (rounded to nearest, or stochastically with `noise`), each times its channel's
+// alpha: code (2^integer / m) alpha, the same rounding as a scalar alpha's code (alpha 2^integer
+// / m). qnoise_factor blends as x + q (xq - x). Gradient: identity (QKeras's STE).
+at::Tensor quantized_bits_scaled_composite(const at::Tensor& x, const at::Tensor& alpha,
+                                           int64_t bits, int64_t integer, bool symmetric,
+                                           bool keep_negative, int64_t axis, double qnoise_factor,
+                                           const c10::optional<at::Tensor>& noise) {
+  check_float_input(x, "heteroq::quantized_bits_scaled");
+  TORCH_CHECK_TYPE(alpha.is_floating_point(),
+                   "quantized_bits: a tensor `alpha` must be floating point, got ",
+                   alpha.scalar_type());
+  const int64_t rank = x.dim();
+  const int64_t channels = rank == 0 ? 1 : x.size(at::maybe_wrap_dim(axis, rank));
+  TORCH_CHECK_VALUE(alpha.dim() <= 1 && (alpha.numel() == channels || alpha.numel() == 1),
+                    "quantized_bits: `alpha` has ", alpha.numel(), " values (shape ",
+                    alpha.sizes(), ") but the input has ", channels,
+                    " channels on axis ", axis, " (input shape ", x.sizes(),
+                    "); give one alpha per channel");
+  {
+    const at::Tensor a = alpha.detach().to(at::kDouble);
+    TORCH_CHECK_VALUE(at::isfinite(a).all().item<bool>() && (a > 0).all().item<bool>(),
+                      "quantized_bits: every `alpha` value must be a finite number > 0");
+  }
+  const at::Tensor xd = x.detach();
+  const at::Tensor codes =
+      noise ? quantized_bits_stochastic(xd, *noise, bits, integer, symmetric, keep_negative,
+                                        std::nullopt, 1.0)
+            : quantized_bits(xd, bits, integer, symmetric, keep_negative, std::nullopt, 1.0);
+  std::vector<int64_t> shape(std::max<int64_t>(rank, 1), 1);
+  if (rank > 0 && alpha.numel() > 1) shape[at::maybe_wrap_dim(axis, rank)] = channels;
+  at::Tensor a = alpha.detach().to(codes.scalar_type()).reshape(shape);
+  if (rank == 0) a = a.reshape({});
+  at::Tensor value = (codes * a).add_(0.0);
+  if (qnoise_factor != 1.0) value = xd + (value - xd) * qnoise_factor;
+  return with_gradient_of(value, x);
+}
 
 // round(v) with a straight-through gradient: v + (round(v) - v).detach() is exactly round(v)
 // here (v >= 0 and |round(v) - v| <= 1/2, so the difference and the sum are exact).
@@ -204,6 +312,12 @@ std::tuple<at::Tensor, at::Tensor> stochastic_ternary_composite(
 }  // namespace heteroq::ops
 
 TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("_scale_gradient(Tensor x, float factor) -> Tensor");
+  m.def("_relu_upper_bound(Tensor xq, Tensor x, float negative_slope=0.0, "
+        "float? relu_upper_bound=None, float qnoise_factor=1.0) -> Tensor");
+  m.def("quantized_bits_scaled(Tensor x, Tensor alpha, int bits=8, int integer=0, "
+        "bool symmetric=False, bool keep_negative=True, int axis=0, float qnoise_factor=1.0, "
+        "Tensor? noise=None) -> Tensor");
   m.def("stochastic_ternary(Tensor x, Tensor noise0, Tensor noise1, float temperature=8.0, "
         "bool use_real_sigmoid=True, bool po2=True, int number_of_unrolls=5, "
         "int[]? scale_axis=None) -> (Tensor, Tensor)");
@@ -219,6 +333,9 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
 
 TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
   m.impl("quantized_ulaw", &heteroq::ops::detail::quantized_ulaw_composite);
+  m.impl("_scale_gradient", &heteroq::ops::detail::scale_gradient_composite);
+  m.impl("_relu_upper_bound", &heteroq::ops::detail::relu_upper_bound_composite);
+  m.impl("quantized_bits_scaled", &heteroq::ops::detail::quantized_bits_scaled_composite);
   m.impl("quantized_hswish", &heteroq::ops::detail::quantized_hswish_composite);
   m.impl("stochastic_binary", &heteroq::ops::detail::stochastic_binary_composite);
   m.impl("stochastic_ternary", &heteroq::ops::detail::stochastic_ternary_composite);

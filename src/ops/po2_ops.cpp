@@ -38,6 +38,29 @@ at::Tensor quantized_relu_po2(const at::Tensor& x, int64_t bits, std::optional<d
                  log2_rounding, qnoise_factor);
 }
 
+at::Tensor quantized_po2_stochastic(const at::Tensor& x, const at::Tensor& noise, int64_t bits,
+                                    std::optional<double> max_value, bool quadratic_approximation,
+                                    double qnoise_factor) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_po2_stochastic", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t,
+                                         c10::optional<double>, bool, double)>();
+  return op.call(x, noise, bits, detail::to_c10(max_value), quadratic_approximation,
+                 qnoise_factor);
+}
+
+at::Tensor quantized_relu_po2_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                         int64_t bits, std::optional<double> max_value,
+                                         double negative_slope, bool quadratic_approximation,
+                                         double qnoise_factor) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::quantized_relu_po2_stochastic", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t,
+                                         c10::optional<double>, double, bool, double)>();
+  return op.call(x, noise, bits, detail::to_c10(max_value), negative_slope,
+                 quadratic_approximation, qnoise_factor);
+}
+
 at::Tensor _quantized_relu_po2_backward(const at::Tensor& grad, const at::Tensor& x,
                                         std::optional<double> max_value, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
@@ -113,6 +136,25 @@ at::Tensor po2_exponent(const at::Tensor& a, const heteroq::detail::Po2Grid& g) 
   return at::where(at::isnan(a), a, e);
 }
 
+// The exponent with QKeras's stochastic_round_po2 (training, use_stochastic_rounding, "rnd" mode)
+// in place of rounding: with f as in po2_exponent, lo = floor(log2 f) (exact, from the bits) and
+// p = f / 2^lo - 1 in [0, 1), it is lo when p < u, else lo + 1. QKeras draws v ~ U[2^lo, 2^(lo+1))
+// and keeps lo when f < v: the same event, so E[2^e] = f (mean preserving). Then clipped as
+// po2_exponent. (QKeras finds lo from round(log2(f + eps)); for f >= eps the bracket is the same.)
+at::Tensor po2_exponent_stochastic(const at::Tensor& a, const at::Tensor& noise,
+                                   const heteroq::detail::Po2Grid& g) {
+  const auto eps = at::full({}, g.eps, a.options());
+  at::Tensor f = at::where(a < g.eps, eps, a);
+  if (g.has_max) f = at::where(f >= g.max_value, at::full({}, g.max_value, a.options()), f);
+  if (g.quadratic) f = f.sqrt();
+  const at::Tensor lo = log2_exponent(f, /*floor_mode=*/true);
+  const at::Tensor p = f / exp2_integer(lo) - 1.0;
+  at::Tensor e = (p >= noise).to(f.scalar_type()).add_(lo).clamp_(g.min_exp, g.max_exp);
+  if (g.quadratic) e.mul_(2.0);
+  e = at::where(a < g.eps, at::full({}, g.min_exp, a.options()), e);
+  return at::where(at::isnan(a), a, e);
+}
+
 at::Tensor blend(const at::Tensor& x_ref, const at::Tensor& xq, double q) {
   return q == 1.0 ? xq : x_ref + (xq - x_ref).mul_(q);
 }
@@ -159,6 +201,54 @@ at::Tensor quantized_relu_po2_generic(const at::Tensor& x, int64_t bits,
   return blend(relu_po2_reference(x, g), q, qnoise_factor);
 }
 
+// quantized_po2 / quantized_relu_po2 with use_stochastic_rounding in training (QKeras's
+// stochastic_round_po2 for the exponent; "floor" mode takes precedence, as in QKeras, so the
+// classes call these only with "rnd"). Value from detached ops; gradient: the deterministic
+// quantizer's STE (identity / d relu_po2 reference).
+at::Tensor quantized_po2_stochastic(const at::Tensor& x, const at::Tensor& noise, int64_t bits,
+                                    c10::optional<double> max_value, bool quadratic,
+                                    double qnoise_factor) {
+  const auto g = check_po2(x, false, bits, max_value, 0.0, quadratic, "rnd", qnoise_factor);
+  check_noise(x, noise, "heteroq::quantized_po2_stochastic");
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) {
+    const at::Tensor v = quantized_po2_stochastic(x.detach().to(at::kFloat), noise.to(at::kFloat),
+                                                  bits, max_value, quadratic, qnoise_factor);
+    return with_gradient_of(v.to(x.scalar_type()), x);
+  }
+  const at::Tensor xd = x.detach();
+  const at::Tensor mag = exp2_integer(po2_exponent_stochastic(xd.abs(), noise, g));
+  const at::Tensor q = at::where(at::isnan(xd), xd, at::where(xd < 0, -mag, mag));
+  return with_gradient_of(blend(xd, q, qnoise_factor), x);
+}
+
+at::Tensor quantized_relu_po2_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                         int64_t bits, c10::optional<double> max_value,
+                                         double negative_slope, bool quadratic,
+                                         double qnoise_factor) {
+  const auto g =
+      check_po2(x, true, bits, max_value, negative_slope, quadratic, "rnd", qnoise_factor);
+  check_noise(x, noise, "heteroq::quantized_relu_po2_stochastic");
+  const at::Tensor ref = heteroq::ops::quantized_relu_po2(x, bits, to_std(max_value),
+                                                          negative_slope, quadratic, "rnd", 1.0);
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) {
+    const at::Tensor v =
+        quantized_relu_po2_stochastic(x.detach().to(at::kFloat), noise.to(at::kFloat), bits,
+                                      max_value, negative_slope, quadratic, qnoise_factor);
+    return with_gradient_of(v.to(x.scalar_type()), ref);
+  }
+  const at::Tensor xd = x.detach();
+  const auto zero = at::zeros({}, x.options());
+  const at::Tensor pos =
+      exp2_integer(po2_exponent_stochastic(at::where(xd > 0, xd, zero), noise, g));
+  const at::Tensor neg =
+      exp2_integer(po2_exponent_stochastic(at::where(xd < 0, -xd, zero) * g.slope, noise, g))
+          .neg_();
+  const at::Tensor take_pos =
+      (xd >= 0).logical_or_(at::full({}, g.slope == 0, x.options().dtype(at::kBool)));
+  const at::Tensor q = at::where(at::isnan(xd), xd, at::where(take_pos, pos, neg));
+  return with_gradient_of(blend(relu_po2_reference(xd, g), q, qnoise_factor), ref);
+}
+
 at::Tensor quantized_relu_po2_backward_generic(const at::Tensor& grad, const at::Tensor& x,
                                                c10::optional<double> max_value,
                                                double negative_slope) {
@@ -185,6 +275,11 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
   m.def("quantized_relu_po2(Tensor x, int bits=8, float? max_value=None, "
         "float negative_slope=0.0, bool quadratic_approximation=False, "
         "str log2_rounding=\"rnd\", float qnoise_factor=1.0) -> Tensor");
+  m.def("quantized_po2_stochastic(Tensor x, Tensor noise, int bits=8, float? max_value=None, "
+        "bool quadratic_approximation=False, float qnoise_factor=1.0) -> Tensor");
+  m.def("quantized_relu_po2_stochastic(Tensor x, Tensor noise, int bits=8, "
+        "float? max_value=None, float negative_slope=0.0, bool quadratic_approximation=False, "
+        "float qnoise_factor=1.0) -> Tensor");
   m.def("_quantized_relu_po2_backward(Tensor grad, Tensor x, float? max_value, "
         "float negative_slope) -> Tensor");
 }
@@ -194,4 +289,9 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
   m.impl("quantized_relu_po2", &heteroq::ops::detail::quantized_relu_po2_generic);
   m.impl("_quantized_relu_po2_backward",
          &heteroq::ops::detail::quantized_relu_po2_backward_generic);
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
+  m.impl("quantized_po2_stochastic", &heteroq::ops::detail::quantized_po2_stochastic);
+  m.impl("quantized_relu_po2_stochastic", &heteroq::ops::detail::quantized_relu_po2_stochastic);
 }

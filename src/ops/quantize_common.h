@@ -117,6 +117,15 @@ at::Tensor quantized_bits_stochastic_generic(const at::Tensor& x, const at::Tens
 at::Tensor quantized_relu_stochastic_generic(const at::Tensor& x, const at::Tensor& noise,
                                              int64_t bits, int64_t integer, bool use_sigmoid,
                                              double negative_slope, double qnoise_factor);
+/// Stochastic rounding of y to floor(y) or ceil(y): floor when frac(y) < noise (QKeras's
+/// stochastic_round at precision 1; E = y for noise ~ U[0, 1)).
+at::Tensor stochastic_round(const at::Tensor& y, const at::Tensor& noise);
+
+/// For CompositeImplicitAutograd compositions: `value` (taken as a constant) in the forward pass,
+/// `ref`'s gradient in the backward pass. Computed as value + (ref - ref.detach()), where the
+/// difference is exactly 0 for finite ref (so the value is exact) and taken as 0 where ref is
+/// infinite or NaN.
+at::Tensor with_gradient_of(const at::Tensor& value, const at::Tensor& ref);
 
 }  // namespace heteroq::ops::detail
 

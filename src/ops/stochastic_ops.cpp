@@ -38,6 +38,18 @@ at::Tensor quantized_relu_stochastic(const at::Tensor& x, const at::Tensor& nois
 
 namespace detail {
 
+at::Tensor stochastic_round(const at::Tensor& y, const at::Tensor& noise) {
+  const at::Tensor f = at::floor(y);
+  return at::where((y - f) < noise, f, at::ceil(y));
+}
+
+at::Tensor with_gradient_of(const at::Tensor& value, const at::Tensor& ref) {
+  const at::Tensor v = value.detach();
+  if (!ref.requires_grad()) return v;
+  const at::Tensor d = ref - ref.detach();
+  return v + at::where(at::isfinite(ref.detach()), d, at::zeros({}, d.options()));
+}
+
 void check_noise(const at::Tensor& x, const at::Tensor& noise, const char* op) {
   TORCH_CHECK_TYPE(noise.defined() && noise.scalar_type() == x.scalar_type(), op,
                    ": `noise` must have the input's dtype ", x.scalar_type());
@@ -63,10 +75,8 @@ at::Tensor quantized_bits_stochastic_generic(const at::Tensor& x, const at::Tens
     return quantized_bits_generic(x, bits, integer, symmetric, keep_negative, alpha,
                                   qnoise_factor);
   }
-  const at::Tensor y = x * g.in_scale;
-  const at::Tensor f = at::floor(y);
   const at::Tensor xq =
-      at::where((y - f) < noise, f, at::ceil(y)).clamp_(g.lo, g.hi).mul_(g.step).add_(0.0);
+      stochastic_round(x * g.in_scale, noise).clamp_(g.lo, g.hi).mul_(g.step).add_(0.0);
   return qnoise_factor == 1.0 ? xq : x + (xq - x).mul_(qnoise_factor);
 }
 
@@ -81,10 +91,7 @@ at::Tensor quantized_relu_stochastic_generic(const at::Tensor& x, const at::Tens
         .to(x.scalar_type());
   }
   const auto g = heteroq::detail::make_relu_grid(bits, integer, use_sigmoid, negative_slope);
-  auto sround = [&](const at::Tensor& y) {
-    const at::Tensor f = at::floor(y);
-    return at::where((y - f) < noise, f, at::ceil(y));
-  };
+  auto sround = [&](const at::Tensor& y) { return stochastic_round(y, noise); };
   at::Tensor code;
   if (!use_sigmoid) {
     const at::Tensor p = x * g.in_scale;

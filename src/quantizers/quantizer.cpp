@@ -31,8 +31,9 @@ enum class Kind {
   Real,
   OptionalReal,
   String,
-  Alpha,     // None, a number, or "auto" / "auto_po2"
+  Alpha,     // None, a number, a list (per-channel alpha), or "auto" / "auto_po2"
   AxisList,  // None, an integer, or a list of integers
+  OptionalInt,
   Any,
 };
 enum class Support {
@@ -100,7 +101,11 @@ SpecValue coerce(const std::string& q, const Param& p, const SpecValue& v) {
       if (std::holds_alternative<std::monostate>(v)) return v;
       if (auto i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
       if (auto d = std::get_if<double>(&v)) return *d;
-      throw bad("None, a number, 'auto' or 'auto_po2'");
+      if (auto l = std::get_if<std::vector<double>>(&v)) {
+        if (l->empty()) throw bad("None, a number, a non-empty list of numbers, 'auto' or 'auto_po2'");
+        return v;
+      }
+      throw bad("None, a number, a list of numbers (one per channel), 'auto' or 'auto_po2'");
     case Kind::AxisList: {
       if (std::holds_alternative<std::monostate>(v)) return v;
       std::vector<double> axes;
@@ -113,6 +118,15 @@ SpecValue coerce(const std::string& q, const Param& p, const SpecValue& v) {
       if (axes.empty()) throw bad("None, an integer or a non-empty list of integers");
       return axes;
     }
+    case Kind::OptionalInt:
+      if (std::holds_alternative<std::monostate>(v)) return v;
+      if (auto i = std::get_if<int64_t>(&v)) return *i;
+      if (auto d = std::get_if<double>(&v)) {
+        if (std::isfinite(*d) && std::floor(*d) == *d && std::fabs(*d) < 9.0e15) {
+          return static_cast<int64_t>(*d);
+        }
+      }
+      throw bad("None or an integer");
     case Kind::Any:
       return v;
   }
@@ -164,11 +178,24 @@ std::optional<double> as_optional_real(const Values& v, const char* k) {
 }
 
 std::string as_string(const Values& v, const char* k) { return std::get<std::string>(v.at(k)); }
-std::optional<std::vector<int64_t>> axis_list(const Values& v) {
-  if (auto l = std::get_if<std::vector<double>>(&v.at("scale_axis"))) {
+std::optional<std::vector<int64_t>> axis_list(const Values& v, const char* k = "scale_axis") {
+  if (auto l = std::get_if<std::vector<double>>(&v.at(k))) {
     return std::vector<int64_t>(l->begin(), l->end());
   }
   return std::nullopt;
+}
+std::optional<int64_t> as_optional_int(const Values& v, const char* k) {
+  if (auto i = std::get_if<int64_t>(&v.at(k))) return *i;
+  return std::nullopt;
+}
+// QKeras asserts that elements_per_scale and the po2 exponents come with alpha "auto_po2".
+void check_po2_only_args(const std::string& q, const Values& v, bool auto_po2) {
+  if (auto_po2) return;
+  for (const char* k : {"elements_per_scale", "min_po2_exponent", "max_po2_exponent"}) {
+    if (!std::holds_alternative<std::monostate>(v.at(k))) {
+      throw InvalidArgument(q + ": `" + k + "` applies to alpha 'auto_po2' only (as in QKeras)");
+    }
+  }
 }
 
 QuantizerPtr make_stochastic_binary(bool bernoulli, const Values& v) {
@@ -192,34 +219,50 @@ const std::map<std::string, Entry>& registry() {
          {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
-         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_ste", Kind::Bool, true, Support::Yes},
          {"use_variables", Kind::Bool, false, Support::Ignored},
-         {"elements_per_scale", Kind::Any, std::monostate{}, Support::DefaultOnly},
-         {"min_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly},
-         {"max_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly},
+         {"elements_per_scale", Kind::AxisList, std::monostate{}, Support::Yes},
+         {"min_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::Yes},
+         {"max_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::Yes},
          {"post_training_scale", Kind::Any, std::monostate{}, Support::DefaultOnly}},
         [](const Values& v) -> QuantizerPtr {
           const auto& alpha = v.at("alpha");
           const auto& axes = v.at("scale_axis");
-          if (auto mode = std::get_if<std::string>(&alpha)) {
-            std::optional<std::vector<int64_t>> scale_axis;
+          const auto mode = std::get_if<std::string>(&alpha);
+          check_po2_only_args("quantized_bits", v, mode && *mode == "auto_po2");
+          if (mode) {
+            return std::make_shared<QuantizedBits>(
+                as_int(v, "bits"), as_int(v, "integer"), as_bool(v, "symmetric"),
+                as_bool(v, "keep_negative"), *mode, as_real(v, "qnoise_factor"), axis_list(v),
+                as_bool(v, "use_ste"), axis_list(v, "elements_per_scale"),
+                as_optional_int(v, "min_po2_exponent"), as_optional_int(v, "max_po2_exponent"));
+          }
+          if (auto list = std::get_if<std::vector<double>>(&alpha)) {
+            std::optional<int64_t> axis;
             if (auto l = std::get_if<std::vector<double>>(&axes)) {
-              scale_axis = std::vector<int64_t>(l->begin(), l->end());
+              if (l->size() != 1) {
+                throw InvalidArgument("quantized_bits: a per-channel `alpha` needs one "
+                                      "`scale_axis` (the channel axis), got " +
+                                      format_spec_value(axes));
+              }
+              axis = static_cast<int64_t>((*l)[0]);
             }
             return std::make_shared<QuantizedBits>(
                 as_int(v, "bits"), as_int(v, "integer"), as_bool(v, "symmetric"),
-                as_bool(v, "keep_negative"), *mode, as_real(v, "qnoise_factor"), scale_axis);
+                as_bool(v, "keep_negative"), *list, as_real(v, "qnoise_factor"),
+                as_bool(v, "use_stochastic_rounding"), axis, as_bool(v, "use_ste"));
           }
           if (!std::holds_alternative<std::monostate>(axes)) {
-            throw InvalidArgument(
-                "quantized_bits: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
+            throw InvalidArgument("quantized_bits: `scale_axis` applies to a per-channel alpha "
+                                  "or alpha 'auto'/'auto_po2' only");
           }
           return std::make_shared<QuantizedBits>(as_int(v, "bits"), as_int(v, "integer"),
                                                  as_bool(v, "symmetric"),
                                                  as_bool(v, "keep_negative"),
                                                  as_optional_real(v, "alpha"),
                                                  as_real(v, "qnoise_factor"),
-                                                 as_bool(v, "use_stochastic_rounding"));
+                                                 as_bool(v, "use_stochastic_rounding"),
+                                                 as_bool(v, "use_ste"));
         }}},
       {"quantized_relu",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
@@ -227,83 +270,101 @@ const std::map<std::string, Entry>& registry() {
          {"use_sigmoid", Kind::Bool, false, Support::Yes},
          {"negative_slope", Kind::Real, 0.0, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
-         {"relu_upper_bound", Kind::Any, std::monostate{}, Support::DefaultOnly},
-         {"is_quantized_clip", Kind::Bool, true, Support::DefaultOnly},
+         {"relu_upper_bound", Kind::OptionalReal, std::monostate{}, Support::Yes},
+         {"is_quantized_clip", Kind::Bool, true, Support::Yes},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
-         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_ste", Kind::Bool, true, Support::Yes},
          {"use_variables", Kind::Bool, false, Support::Ignored},
-         {"enable_fast_inference", Kind::Bool, false, Support::DefaultOnly}},
+         {"enable_fast_inference", Kind::Bool, false, Support::Yes}},
         [](const Values& v) -> QuantizerPtr {
-          return std::make_shared<QuantizedRelu>(as_int(v, "bits"), as_int(v, "integer"),
-                                                 as_bool(v, "use_sigmoid"),
-                                                 as_real(v, "negative_slope"),
-                                                 as_real(v, "qnoise_factor"),
-                                                 as_bool(v, "use_stochastic_rounding"));
+          return std::make_shared<QuantizedRelu>(
+              as_int(v, "bits"), as_int(v, "integer"), as_bool(v, "use_sigmoid"),
+              as_real(v, "negative_slope"), as_real(v, "qnoise_factor"),
+              as_bool(v, "use_stochastic_rounding"), as_optional_real(v, "relu_upper_bound"),
+              as_bool(v, "is_quantized_clip"), as_bool(v, "use_ste"),
+              as_bool(v, "enable_fast_inference"));
         }}},
       {"quantized_po2",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"max_value", Kind::OptionalReal, std::monostate{}, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"quadratic_approximation", Kind::Bool, false, Support::Yes},
          {"log2_rounding", Kind::String, std::string("rnd"), Support::Yes},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
-         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_ste", Kind::Bool, true, Support::Yes},
          {"use_variables", Kind::Bool, false, Support::Ignored}},
         [](const Values& v) -> QuantizerPtr {
           return std::make_shared<QuantizedPo2>(
               as_int(v, "bits"), as_optional_real(v, "max_value"),
               as_bool(v, "quadratic_approximation"), as_string(v, "log2_rounding"),
-              as_real(v, "qnoise_factor"));
+              as_real(v, "qnoise_factor"), as_bool(v, "use_stochastic_rounding"),
+              as_bool(v, "use_ste"));
         }}},
       {"quantized_relu_po2",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"max_value", Kind::OptionalReal, std::monostate{}, Support::Yes},
          {"negative_slope", Kind::Real, 0.0, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"quadratic_approximation", Kind::Bool, false, Support::Yes},
          {"log2_rounding", Kind::String, std::string("rnd"), Support::Yes},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
-         {"use_ste", Kind::Bool, true, Support::DefaultOnly},
+         {"use_ste", Kind::Bool, true, Support::Yes},
          {"use_variables", Kind::Bool, false, Support::Ignored}},
         [](const Values& v) -> QuantizerPtr {
           return std::make_shared<QuantizedReluPo2>(
               as_int(v, "bits"), as_optional_real(v, "max_value"), as_real(v, "negative_slope"),
               as_bool(v, "quadratic_approximation"), as_string(v, "log2_rounding"),
-              as_real(v, "qnoise_factor"));
+              as_real(v, "qnoise_factor"), as_bool(v, "use_stochastic_rounding"),
+              as_bool(v, "use_ste"));
         }}},
       {"binary",
        {{{"use_01", Kind::Bool, false, Support::Yes},
          {"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes},
-         {"elements_per_scale", Kind::Any, std::monostate{}, Support::DefaultOnly},
-         {"min_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly},
-         {"max_po2_exponent", Kind::Any, std::monostate{}, Support::DefaultOnly}},
+         {"elements_per_scale", Kind::AxisList, std::monostate{}, Support::DefaultOnly},
+         {"min_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::DefaultOnly},
+         {"max_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::DefaultOnly}},
         [](const Values& v) -> QuantizerPtr {
           const auto& alpha = v.at("alpha");
+          const bool stochastic = as_bool(v, "use_stochastic_rounding");
+          if (std::holds_alternative<std::vector<double>>(alpha)) {
+            throw InvalidArgument("binary: a per-channel `alpha` is not supported; use a number, "
+                                  "'auto' or 'auto_po2'");
+          }
           if (auto mode = std::get_if<std::string>(&alpha)) {
-            return std::make_shared<Binary>(as_bool(v, "use_01"), *mode, axis_list(v));
+            return std::make_shared<Binary>(as_bool(v, "use_01"), *mode, axis_list(v), stochastic);
           }
           if (axis_list(v)) throw InvalidArgument("binary: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
-          return std::make_shared<Binary>(as_bool(v, "use_01"), as_optional_real(v, "alpha"));
+          return std::make_shared<Binary>(as_bool(v, "use_01"), as_optional_real(v, "alpha"),
+                                          stochastic);
         }}},
       {"ternary",
        {{{"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
          {"threshold", Kind::OptionalReal, std::monostate{}, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"number_of_unrolls", Kind::Int, int64_t{5}, Support::Yes},
          {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes}},
         [](const Values& v) -> QuantizerPtr {
           const auto& alpha = v.at("alpha");
+          if (std::holds_alternative<std::vector<double>>(alpha)) {
+            throw InvalidArgument("ternary: a per-channel `alpha` is not supported; use None, a "
+                                  "number, 'auto' or 'auto_po2'");
+          }
           if (auto mode = std::get_if<std::string>(&alpha)) {
             if (as_optional_real(v, "threshold")) {
               throw InvalidArgument("ternary: `threshold` must be None with alpha '" + *mode +
                                     "' (the threshold is half the scale)");
             }
-            return std::make_shared<Ternary>(*mode, as_int(v, "number_of_unrolls"), axis_list(v));
+            return std::make_shared<Ternary>(*mode, as_int(v, "number_of_unrolls"), axis_list(v),
+                                             as_bool(v, "use_stochastic_rounding"));
+          }
+          if (as_bool(v, "use_stochastic_rounding")) {
+            throw InvalidArgument("ternary: `use_stochastic_rounding` needs alpha 'auto' or "
+                                  "'auto_po2' (QKeras asserts it for a fixed alpha)");
           }
           if (axis_list(v)) throw InvalidArgument("ternary: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
           return std::make_shared<Ternary>(as_optional_real(v, "alpha"),
@@ -365,21 +426,23 @@ const std::map<std::string, Entry>& registry() {
         }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"symmetric", Kind::Bool, false, Support::Yes},
          {"use_real_tanh", Kind::Bool, false, Support::Yes}},
         [](const Values& v) -> QuantizerPtr {
           return std::make_shared<QuantizedTanh>(as_int(v, "bits"), as_bool(v, "symmetric"),
-                                                 as_bool(v, "use_real_tanh"));
+                                                 as_bool(v, "use_real_tanh"),
+                                                 as_bool(v, "use_stochastic_rounding"));
         }}},
       {"quantized_sigmoid",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
          {"symmetric", Kind::Bool, false, Support::Yes},
          {"use_real_sigmoid", Kind::Bool, false, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly}},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes}},
         [](const Values& v) -> QuantizerPtr {
           return std::make_shared<QuantizedSigmoid>(as_int(v, "bits"), as_bool(v, "symmetric"),
-                                                    as_bool(v, "use_real_sigmoid"));
+                                                    as_bool(v, "use_real_sigmoid"),
+                                                    as_bool(v, "use_stochastic_rounding"));
         }}},
   };
   return table;
@@ -394,6 +457,12 @@ std::string join_args(const std::string& name, const std::vector<std::string>& a
 }  // namespace
 
 Quantizer::~Quantizer() = default;
+
+namespace {
+SpecValue optional_value(std::optional<double> v) {
+  return v ? SpecValue(*v) : SpecValue(std::monostate{});
+}
+}  // namespace
 
 namespace {
 
@@ -484,18 +553,24 @@ QuantizerPtr quantizer_from_json(const std::string& text) {
 // ------------------------------------------------------------------------------------------------
 QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
                              std::optional<double> alpha, double qnoise_factor,
-                             bool use_stochastic_rounding)
+                             bool use_stochastic_rounding, bool use_ste)
     : bits_(bits), integer_(integer), symmetric_(symmetric), keep_negative_(keep_negative),
-      alpha_(alpha), qnoise_factor_(qnoise_factor), stochastic_(use_stochastic_rounding) {
+      alpha_(alpha), qnoise_factor_(qnoise_factor), stochastic_(use_stochastic_rounding),
+      use_ste_(use_ste) {
   throw_if(detail::check_quantized_bits_args(bits, integer, alpha));
   throw_if(detail::check_qnoise_factor("quantized_bits", qnoise_factor));
 }
 
 QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
                              const std::string& alpha, double qnoise_factor,
-                             std::optional<std::vector<int64_t>> scale_axis)
+                             std::optional<std::vector<int64_t>> scale_axis, bool use_ste,
+                             std::optional<std::vector<int64_t>> elements_per_scale,
+                             std::optional<int64_t> min_po2_exponent,
+                             std::optional<int64_t> max_po2_exponent)
     : bits_(bits), integer_(integer), symmetric_(true), keep_negative_(keep_negative),
-      auto_alpha_(alpha), scale_axis_(std::move(scale_axis)), qnoise_factor_(qnoise_factor) {
+      auto_alpha_(alpha), scale_axis_(std::move(scale_axis)), qnoise_factor_(qnoise_factor),
+      use_ste_(use_ste), elements_per_scale_(std::move(elements_per_scale)),
+      min_po2_exponent_(min_po2_exponent), max_po2_exponent_(max_po2_exponent) {
   (void)symmetric;  // QKeras forces symmetric with a string alpha
   if (alpha != "auto" && alpha != "auto_po2") {
     throw InvalidArgument("quantized_bits: `alpha` must be None, a number, 'auto' or 'auto_po2', "
@@ -506,28 +581,82 @@ QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool
   if (scale_axis_ && scale_axis_->empty()) {
     throw InvalidArgument("quantized_bits: `scale_axis` must not be an empty list");
   }
+  const bool grouped = elements_per_scale_ || min_po2_exponent_ || max_po2_exponent_;
+  if (grouped && alpha != "auto_po2") {
+    throw InvalidArgument("quantized_bits: `elements_per_scale`, `min_po2_exponent` and "
+                          "`max_po2_exponent` apply to alpha 'auto_po2' only (as in QKeras)");
+  }
+  throw_if(detail::check_po2_scale_args("quantized_bits", scale_axis_, elements_per_scale_,
+                                        min_po2_exponent_, max_po2_exponent_));
+}
+
+QuantizedBits::QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                             std::vector<double> alpha, double qnoise_factor,
+                             bool use_stochastic_rounding, std::optional<int64_t> scale_axis,
+                             bool use_ste)
+    : bits_(bits), integer_(integer), symmetric_(symmetric), keep_negative_(keep_negative),
+      channel_alpha_(std::move(alpha)), qnoise_factor_(qnoise_factor),
+      stochastic_(use_stochastic_rounding), use_ste_(use_ste) {
+  throw_if(detail::check_quantized_bits_args(bits, integer, std::nullopt));
+  throw_if(detail::check_qnoise_factor("quantized_bits", qnoise_factor));
+  if (channel_alpha_.empty()) {
+    throw InvalidArgument("quantized_bits: a per-channel `alpha` must not be empty");
+  }
+  for (size_t i = 0; i < channel_alpha_.size(); ++i) {
+    if (!(std::isfinite(channel_alpha_[i]) && channel_alpha_[i] > 0)) {
+      throw InvalidArgument("quantized_bits: `alpha`[" + std::to_string(i) +
+                            "] must be a finite number > 0, got " +
+                            format_spec_value(channel_alpha_[i]));
+    }
+  }
+  if (scale_axis) scale_axis_ = std::vector<int64_t>{*scale_axis};
+  channel_alpha_tensor_ =
+      at::tensor(at::ArrayRef<double>(channel_alpha_), at::TensorOptions().dtype(at::kDouble));
+}
+
+at::Tensor QuantizedBits::finish(const at::Tensor& y) const {
+  // QKeras's use_ste=False: (1 - q) x + sg(q xq), the same value with the gradient times 1 - q.
+  return use_ste_ ? y : ops::_scale_gradient(y, 1.0 - qnoise_factor_);
 }
 
 at::Tensor QuantizedBits::forward(const at::Tensor& x) const {
-  if (auto_alpha_.empty()) {
-    return ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_,
-                               qnoise_factor_);
+  if (!channel_alpha_.empty()) {
+    return finish(ops::quantized_bits_scaled(x, channel_alpha_tensor_, bits_, integer_, symmetric_,
+                                             keep_negative_, scale_axis_ ? (*scale_axis_)[0] : 0,
+                                             qnoise_factor_));
   }
-  auto [out, scale] = ops::quantized_bits_auto(x, bits_, integer_, keep_negative_,
-                                               auto_alpha_ == "auto_po2", scale_axis_,
-                                               qnoise_factor_);
+  if (auto_alpha_.empty()) {
+    return finish(ops::quantized_bits(x, bits_, integer_, symmetric_, keep_negative_, alpha_,
+                                      qnoise_factor_));
+  }
+  at::Tensor out, scale;
+  if (elements_per_scale_ || min_po2_exponent_ || max_po2_exponent_) {
+    std::tie(out, scale) = ops::quantized_bits_auto_po2_grouped(
+        x, bits_, integer_, keep_negative_, scale_axis_, qnoise_factor_, elements_per_scale_,
+        min_po2_exponent_, max_po2_exponent_);
+  } else {
+    std::tie(out, scale) = ops::quantized_bits_auto(x, bits_, integer_, keep_negative_,
+                                                    auto_alpha_ == "auto_po2", scale_axis_,
+                                                    qnoise_factor_);
+  }
   last_scale_.set(scale);
-  return out;
+  return finish(out);
 }
 
 at::Tensor QuantizedBits::forward_train(const at::Tensor& x) const {
   // QKeras's auto-scale path does not round stochastically.
   if (!stochastic_ || !auto_alpha_.empty()) return forward(x);
-  return ops::quantized_bits_stochastic(x, at::rand_like(x), bits_, integer_, symmetric_,
-                                        keep_negative_, alpha_, qnoise_factor_);
+  if (!channel_alpha_.empty()) {
+    return finish(ops::quantized_bits_scaled(x, channel_alpha_tensor_, bits_, integer_, symmetric_,
+                                             keep_negative_, scale_axis_ ? (*scale_axis_)[0] : 0,
+                                             qnoise_factor_, at::rand_like(x)));
+  }
+  return finish(ops::quantized_bits_stochastic(x, at::rand_like(x), bits_, integer_, symmetric_,
+                                               keep_negative_, alpha_, qnoise_factor_));
 }
 
 at::Tensor QuantizedBits::scale() const {
+  if (!channel_alpha_.empty()) return channel_alpha_tensor_.to(at::kFloat);
   if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
   return last_scale_.get();
 }
@@ -544,15 +673,25 @@ std::string QuantizedBits::to_string() const {
                                    symmetric_ ? "1" : "0"};
   if (!keep_negative_) args.push_back("keep_negative=False");
   if (alpha_) args.push_back("alpha=" + format_spec_value(*alpha_));
+  if (!channel_alpha_.empty()) args.push_back("alpha=" + format_spec_value(channel_alpha_));
   if (!auto_alpha_.empty()) args.push_back("alpha=" + format_spec_value(auto_alpha_));
   if (scale_axis_) {
     std::string axes;
     for (int64_t a : *scale_axis_) axes += (axes.empty() ? "" : " ") + std::to_string(a);
     args.push_back("scale_axis=[" + axes + "]");
   }
-  // QKeras leaves qnoise_factor out of its string; heteroq keeps it so the spec round-trips.
+  // QKeras leaves qnoise_factor, use_ste and the po2 scale options out of its string; heteroq
+  // keeps them so the spec round-trips.
   if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
   if (stochastic_) args.push_back("use_stochastic_rounding=1");
+  if (!use_ste_) args.push_back("use_ste=0");
+  if (elements_per_scale_) {
+    args.push_back("elements_per_scale=" + format_spec_value(std::vector<double>(
+                                               elements_per_scale_->begin(),
+                                               elements_per_scale_->end())));
+  }
+  if (min_po2_exponent_) args.push_back("min_po2_exponent=" + std::to_string(*min_po2_exponent_));
+  if (max_po2_exponent_) args.push_back("max_po2_exponent=" + std::to_string(*max_po2_exponent_));
   return join_args(name(), args);
 }
 
@@ -561,34 +700,68 @@ SpecKeywords QuantizedBits::config() const {
           {"integer", integer_},
           {"symmetric", symmetric_},
           {"keep_negative", keep_negative_},
-          {"alpha", alpha_                 ? SpecValue(*alpha_)
-                    : !auto_alpha_.empty() ? SpecValue(auto_alpha_)
-                                           : SpecValue(std::monostate{})},
+          {"alpha", alpha_                    ? SpecValue(*alpha_)
+                    : !channel_alpha_.empty() ? SpecValue(channel_alpha_)
+                    : !auto_alpha_.empty()    ? SpecValue(auto_alpha_)
+                                              : SpecValue(std::monostate{})},
           {"scale_axis", scale_axis_ ? SpecValue(std::vector<double>(scale_axis_->begin(),
                                                                      scale_axis_->end()))
                                      : SpecValue(std::monostate{})},
           {"qnoise_factor", qnoise_factor_},
-          {"use_stochastic_rounding", stochastic_}};
+          {"use_stochastic_rounding", stochastic_},
+          {"use_ste", use_ste_},
+          {"elements_per_scale",
+           elements_per_scale_ ? SpecValue(std::vector<double>(elements_per_scale_->begin(),
+                                                               elements_per_scale_->end()))
+                               : SpecValue(std::monostate{})},
+          {"min_po2_exponent", min_po2_exponent_ ? SpecValue(*min_po2_exponent_)
+                                                 : SpecValue(std::monostate{})},
+          {"max_po2_exponent", max_po2_exponent_ ? SpecValue(*max_po2_exponent_)
+                                                 : SpecValue(std::monostate{})}};
 }
 
 // ------------------------------------------------------------------------------------------------
 QuantizedRelu::QuantizedRelu(int64_t bits, int64_t integer, bool use_sigmoid,
                              double negative_slope, double qnoise_factor,
-                             bool use_stochastic_rounding)
+                             bool use_stochastic_rounding, std::optional<double> relu_upper_bound,
+                             bool is_quantized_clip, bool use_ste, bool enable_fast_inference)
     : bits_(bits), integer_(integer), use_sigmoid_(use_sigmoid), negative_slope_(negative_slope),
-      qnoise_factor_(qnoise_factor), stochastic_(use_stochastic_rounding) {
+      qnoise_factor_(qnoise_factor), stochastic_(use_stochastic_rounding),
+      relu_upper_bound_(relu_upper_bound), is_quantized_clip_(is_quantized_clip),
+      use_ste_(use_ste), fast_inference_(enable_fast_inference) {
   throw_if(detail::check_quantized_relu_args(bits, integer, negative_slope));
   throw_if(detail::check_qnoise_factor("quantized_relu", qnoise_factor));
+  if (relu_upper_bound && !(std::isfinite(*relu_upper_bound) && *relu_upper_bound > 0)) {
+    throw InvalidArgument("quantized_relu: `relu_upper_bound` must be None or a finite number > 0, "
+                          "got " + format_spec_value(*relu_upper_bound));
+  }
+}
+
+at::Tensor QuantizedRelu::finish(const at::Tensor& xq, const at::Tensor& x) const {
+  // is_quantized_clip=False: QKeras caps the STE reference (and the output) at relu_upper_bound
+  // instead of the top of the grid. xq was computed at qnoise_factor 1 in that case.
+  at::Tensor y = is_quantized_clip_
+                     ? xq
+                     : ops::_relu_upper_bound(xq, x, negative_slope_, relu_upper_bound_,
+                                              qnoise_factor_);
+  return use_ste_ ? y : ops::_scale_gradient(y, 1.0 - qnoise_factor_);
 }
 
 at::Tensor QuantizedRelu::forward(const at::Tensor& x) const {
-  return ops::quantized_relu(x, bits_, integer_, use_sigmoid_, negative_slope_, qnoise_factor_);
+  if (fast_inference_) {
+    // QKeras's fast inference: unsigned fixed point, no STE (and no slope, sigmoid or bound).
+    return ops::quantized_bits(x.detach(), bits_, integer_, false, false);
+  }
+  const double q = is_quantized_clip_ ? qnoise_factor_ : 1.0;
+  return finish(ops::quantized_relu(x, bits_, integer_, use_sigmoid_, negative_slope_, q), x);
 }
 
 at::Tensor QuantizedRelu::forward_train(const at::Tensor& x) const {
-  if (!stochastic_) return forward(x);
-  return ops::quantized_relu_stochastic(x, at::rand_like(x), bits_, integer_, use_sigmoid_,
-                                        negative_slope_, qnoise_factor_);
+  if (!stochastic_ || fast_inference_) return forward(x);
+  const double q = is_quantized_clip_ ? qnoise_factor_ : 1.0;
+  return finish(ops::quantized_relu_stochastic(x, at::rand_like(x), bits_, integer_, use_sigmoid_,
+                                               negative_slope_, q),
+                x);
 }
 
 double QuantizedRelu::max() const { return std::max(1.0, std::ldexp(1.0, static_cast<int>(integer_))); }
@@ -605,6 +778,12 @@ std::string QuantizedRelu::to_string() const {
   if (negative_slope_ != 0) args.push_back(format_spec_value(negative_slope_));
   if (qnoise_factor_ != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor_));
   if (stochastic_) args.push_back("use_stochastic_rounding=1");
+  if (relu_upper_bound_) {
+    args.push_back("relu_upper_bound=" + format_spec_value(*relu_upper_bound_));
+  }
+  if (!is_quantized_clip_) args.push_back("is_quantized_clip=0");
+  if (!use_ste_) args.push_back("use_ste=0");
+  if (fast_inference_) args.push_back("enable_fast_inference=1");
   return join_args(name(), args);
 }
 
@@ -614,7 +793,11 @@ SpecKeywords QuantizedRelu::config() const {
           {"use_sigmoid", use_sigmoid_},
           {"negative_slope", negative_slope_},
           {"qnoise_factor", qnoise_factor_},
-          {"use_stochastic_rounding", stochastic_}};
+          {"use_stochastic_rounding", stochastic_},
+          {"relu_upper_bound", optional_value(relu_upper_bound_)},
+          {"is_quantized_clip", is_quantized_clip_},
+          {"use_ste", use_ste_},
+          {"enable_fast_inference", fast_inference_}};
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -626,21 +809,30 @@ void po2_keywords(std::vector<std::string>& args, bool quadratic, const std::str
   if (rounding != "rnd") args.push_back("log2_rounding=" + format_spec_value(rounding));
   if (qnoise_factor != 1.0) args.push_back("qnoise_factor=" + format_spec_value(qnoise_factor));
 }
-SpecValue optional_value(std::optional<double> v) {
-  return v ? SpecValue(*v) : SpecValue(std::monostate{});
-}
 }  // namespace
 
 QuantizedPo2::QuantizedPo2(int64_t bits, std::optional<double> max_value, bool quadratic,
-                           std::string log2_rounding, double qnoise_factor)
+                           std::string log2_rounding, double qnoise_factor,
+                           bool use_stochastic_rounding, bool use_ste)
     : bits_(bits), max_value_(max_value), quadratic_(quadratic),
-      log2_rounding_(std::move(log2_rounding)), qnoise_factor_(qnoise_factor) {
+      log2_rounding_(std::move(log2_rounding)), qnoise_factor_(qnoise_factor),
+      stochastic_(use_stochastic_rounding), use_ste_(use_ste) {
   throw_if(detail::check_po2_args("quantized_po2", bits, max_value, log2_rounding_, 0.0));
   throw_if(detail::check_qnoise_factor("quantized_po2", qnoise_factor));
 }
 
 at::Tensor QuantizedPo2::forward(const at::Tensor& x) const {
-  return ops::quantized_po2(x, bits_, max_value_, quadratic_, log2_rounding_, qnoise_factor_);
+  const at::Tensor y =
+      ops::quantized_po2(x, bits_, max_value_, quadratic_, log2_rounding_, qnoise_factor_);
+  return use_ste_ ? y : ops::_scale_gradient(y, 1.0 - qnoise_factor_);
+}
+
+at::Tensor QuantizedPo2::forward_train(const at::Tensor& x) const {
+  // QKeras: "floor" mode takes precedence over stochastic rounding.
+  if (!stochastic_ || log2_rounding_ != "rnd") return forward(x);
+  const at::Tensor y = ops::quantized_po2_stochastic(x, at::rand_like(x), bits_, max_value_,
+                                                     quadratic_, qnoise_factor_);
+  return use_ste_ ? y : ops::_scale_gradient(y, 1.0 - qnoise_factor_);
 }
 
 double QuantizedPo2::min_exp() const {
@@ -657,32 +849,47 @@ double QuantizedPo2::max() const {
 std::string QuantizedPo2::to_string() const {
   // QKeras prints int(max_value), which truncates 0.5 to 0; heteroq prints the value.
   std::vector<std::string> args = {std::to_string(bits_)};
-  if (max_value_) args.push_back(format_spec_value(*max_value_));
+  if (max_value_ || stochastic_) args.push_back(max_value_ ? format_spec_value(*max_value_) : "None");
+  if (stochastic_) args.push_back("1");
   po2_keywords(args, quadratic_, log2_rounding_, qnoise_factor_);
+  if (!use_ste_) args.push_back("use_ste=0");
   return join_args(name(), args);
 }
 
 SpecKeywords QuantizedPo2::config() const {
   return {{"bits", bits_},
           {"max_value", optional_value(max_value_)},
+          {"use_stochastic_rounding", stochastic_},
           {"quadratic_approximation", quadratic_},
           {"log2_rounding", log2_rounding_},
-          {"qnoise_factor", qnoise_factor_}};
+          {"qnoise_factor", qnoise_factor_},
+          {"use_ste", use_ste_}};
 }
 
 QuantizedReluPo2::QuantizedReluPo2(int64_t bits, std::optional<double> max_value,
                                    double negative_slope, bool quadratic,
-                                   std::string log2_rounding, double qnoise_factor)
+                                   std::string log2_rounding, double qnoise_factor,
+                                   bool use_stochastic_rounding, bool use_ste)
     : bits_(bits), max_value_(max_value), negative_slope_(negative_slope), quadratic_(quadratic),
-      log2_rounding_(std::move(log2_rounding)), qnoise_factor_(qnoise_factor) {
+      log2_rounding_(std::move(log2_rounding)), qnoise_factor_(qnoise_factor),
+      stochastic_(use_stochastic_rounding), use_ste_(use_ste) {
   throw_if(detail::check_po2_args("quantized_relu_po2", bits, max_value, log2_rounding_,
                                   negative_slope));
   throw_if(detail::check_qnoise_factor("quantized_relu_po2", qnoise_factor));
 }
 
 at::Tensor QuantizedReluPo2::forward(const at::Tensor& x) const {
-  return ops::quantized_relu_po2(x, bits_, max_value_, negative_slope_, quadratic_,
-                                 log2_rounding_, qnoise_factor_);
+  const at::Tensor y = ops::quantized_relu_po2(x, bits_, max_value_, negative_slope_, quadratic_,
+                                               log2_rounding_, qnoise_factor_);
+  return use_ste_ ? y : ops::_scale_gradient(y, 1.0 - qnoise_factor_);
+}
+
+at::Tensor QuantizedReluPo2::forward_train(const at::Tensor& x) const {
+  if (!stochastic_ || log2_rounding_ != "rnd") return forward(x);
+  const at::Tensor y = ops::quantized_relu_po2_stochastic(x, at::rand_like(x), bits_, max_value_,
+                                                          negative_slope_, quadratic_,
+                                                          qnoise_factor_);
+  return use_ste_ ? y : ops::_scale_gradient(y, 1.0 - qnoise_factor_);
 }
 
 double QuantizedReluPo2::min_exp() const {
@@ -703,11 +910,13 @@ double QuantizedReluPo2::min() const {
 
 std::string QuantizedReluPo2::to_string() const {
   std::vector<std::string> args = {std::to_string(bits_)};
-  if (max_value_ || negative_slope_ != 0) {
+  if (max_value_ || negative_slope_ != 0 || stochastic_) {
     args.push_back(max_value_ ? format_spec_value(*max_value_) : "None");
   }
-  if (negative_slope_ != 0) args.push_back(format_spec_value(negative_slope_));
+  if (negative_slope_ != 0 || stochastic_) args.push_back(format_spec_value(negative_slope_));
+  if (stochastic_) args.push_back("1");
   po2_keywords(args, quadratic_, log2_rounding_, qnoise_factor_);
+  if (!use_ste_) args.push_back("use_ste=0");
   return join_args(name(), args);
 }
 
@@ -715,9 +924,11 @@ SpecKeywords QuantizedReluPo2::config() const {
   return {{"bits", bits_},
           {"max_value", optional_value(max_value_)},
           {"negative_slope", negative_slope_},
+          {"use_stochastic_rounding", stochastic_},
           {"quadratic_approximation", quadratic_},
           {"log2_rounding", log2_rounding_},
-          {"qnoise_factor", qnoise_factor_}};
+          {"qnoise_factor", qnoise_factor_},
+          {"use_ste", use_ste_}};
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -748,14 +959,27 @@ SpecValue axes_value(const std::optional<std::vector<int64_t>>& axes) {
 }
 }  // namespace
 
-Binary::Binary(bool use_01, std::optional<double> alpha) : use_01_(use_01), alpha_(alpha) {
+Binary::Binary(bool use_01, std::optional<double> alpha, bool use_stochastic_rounding)
+    : use_01_(use_01), alpha_(alpha), stochastic_(use_stochastic_rounding) {
   throw_if(detail::check_binary_args("binary", alpha, std::nullopt));
 }
 
 Binary::Binary(bool use_01, const std::string& alpha,
-               std::optional<std::vector<int64_t>> scale_axis)
-    : use_01_(use_01), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)) {
+               std::optional<std::vector<int64_t>> scale_axis, bool use_stochastic_rounding)
+    : use_01_(use_01), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)),
+      stochastic_(use_stochastic_rounding) {
   check_auto_alpha("binary", alpha, scale_axis_);
+}
+
+at::Tensor Binary::forward_train(const at::Tensor& x) const {
+  if (!stochastic_) return forward(x);
+  std::vector<int64_t> shape{2};
+  shape.insert(shape.end(), x.sizes().begin(), x.sizes().end());
+  const int64_t mode = auto_alpha_.empty() ? 0 : (auto_alpha_ == "auto_po2" ? 2 : 1);
+  auto [out, scale] = ops::binary_stochastic(x, at::rand(shape, x.options()), use_01_, alpha_,
+                                             mode, scale_axis_);
+  if (mode != 0) last_scale_.set(scale);
+  return out;
 }
 
 at::Tensor Binary::forward(const at::Tensor& x) const {
@@ -776,12 +1000,14 @@ std::string Binary::to_string() const {
   const SpecValue a = alpha_value(alpha_, auto_alpha_);
   if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
   if (scale_axis_) args.push_back(axes_string(scale_axis_));
+  if (stochastic_) args.push_back("use_stochastic_rounding=1");
   return join_args(name(), args);
 }
 
 SpecKeywords Binary::config() const {
   return {{"use_01", use_01_},
           {"alpha", alpha_value(alpha_, auto_alpha_)},
+          {"use_stochastic_rounding", stochastic_},
           {"scale_axis", axes_value(scale_axis_)}};
 }
 
@@ -796,8 +1022,9 @@ Ternary::Ternary(std::optional<double> alpha, std::optional<double> threshold,
 }
 
 Ternary::Ternary(const std::string& alpha, int64_t number_of_unrolls,
-                 std::optional<std::vector<int64_t>> scale_axis)
-    : unrolls_(number_of_unrolls), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)) {
+                 std::optional<std::vector<int64_t>> scale_axis, bool use_stochastic_rounding)
+    : unrolls_(number_of_unrolls), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)),
+      stochastic_(use_stochastic_rounding) {
   check_auto_alpha("ternary", alpha, scale_axis_);
   if (number_of_unrolls < 0 || number_of_unrolls > 100) {
     throw InvalidArgument("ternary: `number_of_unrolls` must be an integer in [0, 100], got " +
@@ -813,6 +1040,16 @@ at::Tensor Ternary::forward(const at::Tensor& x) const {
   return out;
 }
 
+at::Tensor Ternary::forward_train(const at::Tensor& x) const {
+  if (!stochastic_) return forward(x);
+  std::vector<int64_t> shape{unrolls_};
+  shape.insert(shape.end(), x.sizes().begin(), x.sizes().end());
+  auto [out, scale] = ops::ternary_stochastic(x, at::rand(shape, x.options()),
+                                              auto_alpha_ == "auto_po2", unrolls_, scale_axis_);
+  last_scale_.set(scale);
+  return out;
+}
+
 at::Tensor Ternary::scale() const {
   if (auto_alpha_.empty()) return at::full({}, alpha_.value_or(1.0), at::kFloat);
   return last_scale_.get();
@@ -823,6 +1060,7 @@ std::string Ternary::to_string() const {
   const SpecValue a = alpha_value(alpha_, auto_alpha_);
   if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
   if (threshold_) args.push_back("threshold=" + format_spec_value(*threshold_));
+  if (stochastic_) args.push_back("use_stochastic_rounding=1");
   if (unrolls_ != 5) args.push_back("number_of_unrolls=" + std::to_string(unrolls_));
   if (scale_axis_) args.push_back(axes_string(scale_axis_));
   return join_args(name(), args);
@@ -831,18 +1069,26 @@ std::string Ternary::to_string() const {
 SpecKeywords Ternary::config() const {
   return {{"alpha", alpha_value(alpha_, auto_alpha_)},
           {"threshold", threshold_ ? SpecValue(*threshold_) : SpecValue(std::monostate{})},
+          {"use_stochastic_rounding", stochastic_},
           {"number_of_unrolls", unrolls_},
           {"scale_axis", axes_value(scale_axis_)}};
 }
 
 // ------------------------------------------------------------------------------------------------
-QuantizedTanh::QuantizedTanh(int64_t bits, bool symmetric, bool use_real_tanh)
-    : bits_(bits), symmetric_(symmetric), use_real_(use_real_tanh) {
+QuantizedTanh::QuantizedTanh(int64_t bits, bool symmetric, bool use_real_tanh,
+                             bool use_stochastic_rounding)
+    : bits_(bits), symmetric_(symmetric), use_real_(use_real_tanh),
+      stochastic_(use_stochastic_rounding) {
   throw_if(detail::check_activation_args("quantized_tanh", bits));
 }
 
 at::Tensor QuantizedTanh::forward(const at::Tensor& x) const {
   return ops::quantized_tanh(x, bits_, symmetric_, use_real_);
+}
+
+at::Tensor QuantizedTanh::forward_train(const at::Tensor& x) const {
+  if (!stochastic_) return forward(x);
+  return ops::quantized_tanh_stochastic(x, at::rand_like(x), bits_, symmetric_, use_real_);
 }
 
 double QuantizedTanh::max() const { return 1.0 - std::ldexp(1.0, static_cast<int>(1 - bits_)); }
@@ -855,25 +1101,33 @@ std::string QuantizedTanh::to_string() const {
   // to the last non-default value. (QKeras's __str__ skips defaults in the middle, so its
   // "quantized_tanh(8,1)" for symmetric=1 reads back as use_stochastic_rounding=1.)
   std::vector<std::string> args = {std::to_string(bits_)};
-  if (symmetric_ || use_real_) {
-    args.push_back("0");
-    args.push_back(symmetric_ ? "1" : "0");
-  }
+  if (stochastic_ || symmetric_ || use_real_) args.push_back(stochastic_ ? "1" : "0");
+  if (symmetric_ || use_real_) args.push_back(symmetric_ ? "1" : "0");
   if (use_real_) args.push_back("1");
   return join_args(name(), args);
 }
 
 SpecKeywords QuantizedTanh::config() const {
-  return {{"bits", bits_}, {"symmetric", symmetric_}, {"use_real_tanh", use_real_}};
+  return {{"bits", bits_},
+          {"use_stochastic_rounding", stochastic_},
+          {"symmetric", symmetric_},
+          {"use_real_tanh", use_real_}};
 }
 
-QuantizedSigmoid::QuantizedSigmoid(int64_t bits, bool symmetric, bool use_real_sigmoid)
-    : bits_(bits), symmetric_(symmetric), use_real_(use_real_sigmoid) {
+QuantizedSigmoid::QuantizedSigmoid(int64_t bits, bool symmetric, bool use_real_sigmoid,
+                                   bool use_stochastic_rounding)
+    : bits_(bits), symmetric_(symmetric), use_real_(use_real_sigmoid),
+      stochastic_(use_stochastic_rounding) {
   throw_if(detail::check_activation_args("quantized_sigmoid", bits));
 }
 
 at::Tensor QuantizedSigmoid::forward(const at::Tensor& x) const {
   return ops::quantized_sigmoid(x, bits_, symmetric_, use_real_);
+}
+
+at::Tensor QuantizedSigmoid::forward_train(const at::Tensor& x) const {
+  if (!stochastic_) return forward(x);
+  return ops::quantized_sigmoid_stochastic(x, at::rand_like(x), bits_, symmetric_, use_real_);
 }
 
 double QuantizedSigmoid::max() const { return 1.0 - std::ldexp(1.0, static_cast<int>(-bits_)); }
@@ -883,13 +1137,17 @@ double QuantizedSigmoid::min() const {
 
 std::string QuantizedSigmoid::to_string() const {
   std::vector<std::string> args = {std::to_string(bits_)};
-  if (symmetric_ || use_real_) args.push_back(symmetric_ ? "1" : "0");
-  if (use_real_) args.push_back("1");
+  if (symmetric_ || use_real_ || stochastic_) args.push_back(symmetric_ ? "1" : "0");
+  if (use_real_ || stochastic_) args.push_back(use_real_ ? "1" : "0");
+  if (stochastic_) args.push_back("1");
   return join_args(name(), args);
 }
 
 SpecKeywords QuantizedSigmoid::config() const {
-  return {{"bits", bits_}, {"symmetric", symmetric_}, {"use_real_sigmoid", use_real_}};
+  return {{"bits", bits_},
+          {"symmetric", symmetric_},
+          {"use_real_sigmoid", use_real_},
+          {"use_stochastic_rounding", stochastic_}};
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1085,6 +1343,7 @@ SpecKeywords StochasticTernary::config() const {
 
 std::vector<double> QuantizedBits::range() const {
   if (!auto_alpha_.empty()) no_range(name(), "for alpha '" + auto_alpha_ + "' (the scale depends on the data)");
+  if (!channel_alpha_.empty()) no_range(name(), "for a per-channel alpha (one grid per channel)");
   const auto g = detail::make_bits_grid(bits_, integer_, symmetric_, keep_negative_, alpha_);
   if (g.sign_mode) return {g.sign_value, -g.sign_value};
   return code_range(name(), g.lo, g.hi, g.step);

@@ -117,7 +117,14 @@ TEST(Spec, BadValuesNameTheArgumentAndValue) {
       {"quantized_bits(4, alpha=0)", "`alpha` must be None or a finite number > 0, got 0"},
       {"quantized_bits(4, alpha=-1.5)", "got -1.5"},
       {"quantized_bits(4, alpha='auto_p2')", "`alpha` must be None, a number, 'auto' or 'auto_po2'"},
-      {"quantized_bits(4, use_ste=False)", "`use_ste`=False is not supported yet"},
+      {"quantized_bits(4, alpha='auto', post_training_scale=1)",
+       "`post_training_scale`=1 is not supported yet"},
+      {"quantized_bits(4, elements_per_scale=2)", "applies to alpha 'auto_po2' only"},
+      {"quantized_bits(4, alpha='auto_po2', min_po2_exponent=3, max_po2_exponent=1)",
+       "must not exceed `max_po2_exponent`"},
+      {"quantized_bits(4, alpha=[1, -2])", "`alpha`[1] must be a finite number > 0"},
+      {"quantized_relu(4, relu_upper_bound=-1)", "`relu_upper_bound` must be None or a finite"},
+      {"ternary(alpha=1, use_stochastic_rounding=1)", "needs alpha 'auto' or 'auto_po2'"},
       {"quantized_relu(4, negative_slope=0.3)", "power of two"},
       {"quantized_relu(4, negative_slope=-0.5)", "`negative_slope` must be a finite number >= 0"},
       {"quantized_relu(1, 0, 0, 0.5)", "`bits` must be >= 2"},
@@ -195,8 +202,10 @@ TEST(Spec, RangeIsPo2AndJson) {
   }
   EXPECT_EQ(heteroq::get_quantizer("quantized_bits(4,0,alpha=1)")->to_json(),
             "{\"class_name\":\"quantized_bits\",\"config\":{\"alpha\":1.0,\"bits\":4,"
-            "\"integer\":0,\"keep_negative\":true,\"qnoise_factor\":1.0,\"scale_axis\":null,"
-            "\"symmetric\":false,\"use_stochastic_rounding\":false}}");
+            "\"elements_per_scale\":null,\"integer\":0,\"keep_negative\":true,"
+            "\"max_po2_exponent\":null,\"min_po2_exponent\":null,\"qnoise_factor\":1.0,"
+            "\"scale_axis\":null,\"symmetric\":false,\"use_ste\":true,"
+            "\"use_stochastic_rounding\":false}}");
   EXPECT_THROW(heteroq::quantizer_from_json("{"), heteroq::SpecError);
   EXPECT_THROW(heteroq::quantizer_from_json("[1]"), heteroq::SpecError);
   EXPECT_THROW(heteroq::quantizer_from_json("{\"class_name\": \"quantized_bits\", \"config\": 3}"),

@@ -107,7 +107,7 @@ def test_bounds_spec_and_errors():
                          ("quantized_po2(4,-1)", "`max_value` must be None or a finite number > 0"),
                          ("quantized_po2(4,log2_rounding='ceil')", "`log2_rounding` must be 'rnd' or 'floor'"),
                          ("quantized_relu_po2(4,None,0.3)", "power of two"),
-                         ("quantized_po2(4,use_stochastic_rounding=1)", "not supported yet")]:
+                         ("quantized_po2(4,max_value=-1)", "max_value")]:
         with pytest.raises(ValueError, match=needle):
             get_quantizer(spec)
 

@@ -125,10 +125,10 @@ def test_output_is_the_grid_value_not_x_plus_difference():
     (dict(bits=4, alpha=-1), r"`alpha` must be None or a finite number > 0, got -1"),
     (dict(bits=4, alpha="auto_p2"), r"`alpha` must be None, a number, 'auto' or 'auto_po2'"),
     (dict(bits=1, alpha="auto"), r"with alpha 'auto' or 'auto_po2', `bits` must be >= 2, got 1"),
-    (dict(bits=4, scale_axis=1), r"`scale_axis` applies to alpha 'auto' or 'auto_po2' only"),
+    (dict(bits=4, scale_axis=1), r"`scale_axis` applies to a per-channel alpha or alpha 'auto'/'auto_po2' only"),
     (dict(bits=4, alpha="auto", scale_axis="x"), r"`scale_axis` must be None, an integer or a list"),
     (dict(bits=4, symmetric=3), r"`symmetric` must be a bool"),
-    (dict(bits=4, use_ste=False), r"`use_ste`=False is not supported yet"),
+    (dict(bits=4, alpha="auto", post_training_scale=1), r"`post_training_scale`=1 is not supported yet"),
     (dict(bits=4, qnoise_factor="a"), r"`qnoise_factor` must be a number, got 'a'"),
 ])
 def test_quantized_bits_bad_arguments(kwargs, needle):

@@ -193,6 +193,88 @@ HETEROQ_API std::tuple<at::Tensor, at::Tensor> stochastic_ternary(
     double temperature = 8.0, bool use_real_sigmoid = true, bool po2 = true,
     int64_t number_of_unrolls = 5);
 
+/// `heteroq::quantized_tanh_stochastic(Tensor x, Tensor noise, int bits=8, bool symmetric=False,
+/// bool use_real_tanh=False)` and `heteroq::quantized_sigmoid_stochastic(...)`: QKeras's
+/// use_stochastic_rounding (training): the code p m rounds down when frac(p m) < noise, else up,
+/// onto the grid (QKeras rounds at precision 1/2, between grid points: see docs). Gradient: the
+/// deterministic quantizer's STE.
+HETEROQ_API at::Tensor quantized_tanh_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                                 int64_t bits = 8, bool symmetric = false,
+                                                 bool use_real_tanh = false);
+HETEROQ_API at::Tensor quantized_sigmoid_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                                    int64_t bits = 8, bool symmetric = false,
+                                                    bool use_real_sigmoid = false);
+
+/// `heteroq::quantized_po2_stochastic(Tensor x, Tensor noise, int bits=8, float? max_value=None,
+/// bool quadratic_approximation=False, float qnoise_factor=1.0)` and
+/// `heteroq::quantized_relu_po2_stochastic(...)`: QKeras's stochastic_round_po2 (training): the
+/// exponent is floor(log2|x|) or one more, the larger with probability |x| / 2^floor - 1, so
+/// E[q(x)] = x inside the exponent range. Gradient: the deterministic quantizer's STE.
+HETEROQ_API at::Tensor quantized_po2_stochastic(const at::Tensor& x, const at::Tensor& noise,
+                                                int64_t bits = 8,
+                                                std::optional<double> max_value = std::nullopt,
+                                                bool quadratic_approximation = false,
+                                                double qnoise_factor = 1.0);
+HETEROQ_API at::Tensor quantized_relu_po2_stochastic(
+    const at::Tensor& x, const at::Tensor& noise, int64_t bits = 8,
+    std::optional<double> max_value = std::nullopt, double negative_slope = 0.0,
+    bool quadratic_approximation = false, double qnoise_factor = 1.0);
+
+/// `heteroq::binary_stochastic(Tensor x, Tensor noise, bool use_01=False, float? alpha=None,
+/// int auto_mode=0, int[]? scale_axis=None) -> (Tensor, Tensor)`: QKeras binary with
+/// use_stochastic_rounding in training. `noise` has shape (2, *x.shape): noise[0] rounds x
+/// stochastically at 1/8 of the per-channel range, noise[1] gives zeros a random sign.
+/// auto_mode: 0 fixed alpha (None or a number), 1 "auto", 2 "auto_po2". Returns (output, scale).
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> binary_stochastic(
+    const at::Tensor& x, const at::Tensor& noise, bool use_01 = false,
+    std::optional<double> alpha = std::nullopt, int64_t auto_mode = 0,
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+
+/// `heteroq::ternary_stochastic(Tensor x, Tensor noise, bool po2=True, int number_of_unrolls=5,
+/// int[]? scale_axis=None) -> (Tensor, Tensor)`: QKeras ternary(alpha "auto"/"auto_po2",
+/// use_stochastic_rounding=True) in training; `noise` has shape (number_of_unrolls, *x.shape),
+/// one draw per iteration of the threshold/scale loop. Returns (output, scale). Gradient: identity.
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> ternary_stochastic(
+    const at::Tensor& x, const at::Tensor& noise, bool po2 = true, int64_t number_of_unrolls = 5,
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+
+/// `heteroq::quantized_bits_scaled(Tensor x, Tensor alpha, int bits=8, int integer=0,
+/// bool symmetric=False, bool keep_negative=True, int axis=0, float qnoise_factor=1.0,
+/// Tensor? noise=None)`: quantized_bits with a per-channel alpha (QKeras's ndarray alpha):
+/// `alpha[c] * Q(x)` for channel c of `axis` (alpha has one value per channel, or one value).
+/// With `noise` (U[0, 1) of x's shape) the codes round stochastically. Gradient: identity.
+HETEROQ_API at::Tensor quantized_bits_scaled(const at::Tensor& x, const at::Tensor& alpha,
+                                             int64_t bits = 8, int64_t integer = 0,
+                                             bool symmetric = false, bool keep_negative = true,
+                                             int64_t axis = 0, double qnoise_factor = 1.0,
+                                             const std::optional<at::Tensor>& noise = std::nullopt);
+
+/// `heteroq::quantized_bits_auto_po2_grouped(Tensor x, int bits=8, int integer=0,
+/// bool keep_negative=True, int[]? scale_axis=None, float qnoise_factor=1.0,
+/// int[]? elements_per_scale=None, int? min_po2_exponent=None, int? max_po2_exponent=None)
+/// -> (Tensor, Tensor)`: quantized_bits(alpha="auto_po2") with QKeras's scale options: one scale
+/// per group of `elements_per_scale` consecutive channels on each scale axis, and the scale
+/// clipped to [2^min_po2_exponent, 2^max_po2_exponent]. Returns (output, scale).
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_po2_grouped(
+    const at::Tensor& x, int64_t bits = 8, int64_t integer = 0, bool keep_negative = true,
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt, double qnoise_factor = 1.0,
+    std::optional<std::vector<int64_t>> elements_per_scale = std::nullopt,
+    std::optional<int64_t> min_po2_exponent = std::nullopt,
+    std::optional<int64_t> max_po2_exponent = std::nullopt);
+
+/// `heteroq::_scale_gradient(Tensor x, float factor)`: x in the forward pass, the gradient times
+/// `factor` in the backward pass (QKeras's use_ste=False: factor 1 - qnoise_factor).
+HETEROQ_API at::Tensor _scale_gradient(const at::Tensor& x, double factor);
+
+/// `heteroq::_relu_upper_bound(Tensor xq, Tensor x, float negative_slope=0.0,
+/// float? relu_upper_bound=None, float qnoise_factor=1.0)`: QKeras quantized_relu with
+/// is_quantized_clip=False, from its quantized value `xq` (qnoise_factor 1): min(xq, bound) with
+/// the STE of relu(x, slope) capped at the bound (not capped when it is None).
+HETEROQ_API at::Tensor _relu_upper_bound(const at::Tensor& xq, const at::Tensor& x,
+                                         double negative_slope = 0.0,
+                                         std::optional<double> relu_upper_bound = std::nullopt,
+                                         double qnoise_factor = 1.0);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();

@@ -100,7 +100,15 @@ class LastScale {
  * `alpha = "auto"` or `"auto_po2"` chooses a scale per channel from the data at every call, as
  * QKeras does (see heteroq::ops::quantized_bits_auto; symmetric is forced, as in QKeras). The
  * channels are the axes in `scale_axis`, default axis 0 (PyTorch's output channel). scale() returns
- * the scale of the last call (QKeras's `quantizer.scale`).
+ * the scale of the last call (QKeras's `quantizer.scale`). With "auto_po2", `elements_per_scale`
+ * groups consecutive channels under one scale and `min_po2_exponent`/`max_po2_exponent` clip the
+ * scale's exponent (QKeras).
+ *
+ * A per-channel alpha (QKeras's ndarray alpha) multiplies channel c of axis `scale_axis` (default
+ * 0) by alpha[c] (heteroq::ops::quantized_bits_scaled).
+ *
+ * `use_ste = false` (QKeras): the same forward value, the gradient times (1 - qnoise_factor)
+ * (so none at the default qnoise_factor 1).
  *
  * @throws heteroq::InvalidArgument if bits is not in [1, 32] ([2, 32] for the auto modes), integer
  *         not in [-64, 64], alpha is not a finite number > 0 (or "auto"/"auto_po2"), or
@@ -110,11 +118,20 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
  public:
   explicit QuantizedBits(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
                          bool keep_negative = true, std::optional<double> alpha = std::nullopt,
-                         double qnoise_factor = 1.0, bool use_stochastic_rounding = false);
+                         double qnoise_factor = 1.0, bool use_stochastic_rounding = false,
+                         bool use_ste = true);
   /// The auto-scale modes: `alpha` is "auto" or "auto_po2".
   QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
                 const std::string& alpha, double qnoise_factor = 1.0,
-                std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+                std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
+                bool use_ste = true, std::optional<std::vector<int64_t>> elements_per_scale = std::nullopt,
+                std::optional<int64_t> min_po2_exponent = std::nullopt,
+                std::optional<int64_t> max_po2_exponent = std::nullopt);
+  /// A per-channel alpha: one value > 0 per index of axis `scale_axis` (default 0).
+  QuantizedBits(int64_t bits, int64_t integer, bool symmetric, bool keep_negative,
+                std::vector<double> alpha, double qnoise_factor = 1.0,
+                bool use_stochastic_rounding = false, std::optional<int64_t> scale_axis = std::nullopt,
+                bool use_ste = true);
   std::string name() const override { return "quantized_bits"; }
   at::Tensor forward(const at::Tensor& x) const override;
   at::Tensor forward_train(const at::Tensor& x) const override;
@@ -128,8 +145,11 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   int64_t integer() const { return integer_; }
   bool symmetric() const { return symmetric_; }
   bool keep_negative() const { return keep_negative_; }
-  /// The numeric alpha (nullopt for None and for the auto modes).
+  /// The numeric alpha (nullopt for None, a per-channel alpha and the auto modes).
   std::optional<double> alpha() const { return alpha_; }
+  /// The per-channel alpha (empty unless one was given).
+  const std::vector<double>& channel_alpha() const { return channel_alpha_; }
+  bool use_ste() const { return use_ste_; }
   /// "auto", "auto_po2", or "" for a numeric or absent alpha.
   const std::string& auto_alpha() const { return auto_alpha_; }
   const std::optional<std::vector<int64_t>>& scale_axis() const { return scale_axis_; }
@@ -143,11 +163,17 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
   int64_t bits_, integer_;
   bool symmetric_, keep_negative_;
   std::optional<double> alpha_;
+  std::vector<double> channel_alpha_;
+  at::Tensor channel_alpha_tensor_;
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
   double qnoise_factor_;
   bool stochastic_ = false;
+  bool use_ste_ = true;
+  std::optional<std::vector<int64_t>> elements_per_scale_;
+  std::optional<int64_t> min_po2_exponent_, max_po2_exponent_;
   detail::LastScale last_scale_;
+  at::Tensor finish(const at::Tensor& y) const;
 };
 
 /**
@@ -159,6 +185,11 @@ class HETEROQ_API QuantizedBits final : public Quantizer {
  * Backward (QKeras's STE through `x_u = relu(x, slope)` capped at the top of the grid):
  * 1 on (0, top], `negative_slope` for x <= 0, 0 above the top.
  * qnoise_factor q < 1 gives `x_u + q (q(x) - x_u)`, x_u = relu(x, negative_slope) capped at top.
+ * is_quantized_clip = false (QKeras): x_u is capped at `relu_upper_bound` instead (not at all when
+ * it is None), and the output at min(q(x), relu_upper_bound). use_ste = false: the gradient times
+ * (1 - qnoise_factor). enable_fast_inference: QKeras's fast path
+ * `2^integer clip(round(x 2^(bits-integer)) 2^-bits, 0, 1 - 2^-bits)` (unsigned quantized_bits),
+ * without gradient, slope, sigmoid or bound.
  *
  * @throws heteroq::InvalidArgument if bits is not in [1, 32] (>= 2 with a slope), integer not in
  *         [-64, 64], or negative_slope is negative, not finite or not a power of two.
@@ -167,7 +198,10 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
  public:
   explicit QuantizedRelu(int64_t bits = 8, int64_t integer = 0, bool use_sigmoid = false,
                          double negative_slope = 0.0, double qnoise_factor = 1.0,
-                         bool use_stochastic_rounding = false);
+                         bool use_stochastic_rounding = false,
+                         std::optional<double> relu_upper_bound = std::nullopt,
+                         bool is_quantized_clip = true, bool use_ste = true,
+                         bool enable_fast_inference = false);
   std::string name() const override { return "quantized_relu"; }
   at::Tensor forward(const at::Tensor& x) const override;
   at::Tensor forward_train(const at::Tensor& x) const override;
@@ -183,6 +217,10 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
   double negative_slope() const { return negative_slope_; }
   double qnoise_factor() const { return qnoise_factor_; }
   bool use_stochastic_rounding() const { return stochastic_; }
+  std::optional<double> relu_upper_bound() const { return relu_upper_bound_; }
+  bool is_quantized_clip() const { return is_quantized_clip_; }
+  bool use_ste() const { return use_ste_; }
+  bool enable_fast_inference() const { return fast_inference_; }
 
  private:
   int64_t bits_, integer_;
@@ -190,6 +228,9 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
   double negative_slope_;
   double qnoise_factor_;
   bool stochastic_;
+  std::optional<double> relu_upper_bound_;
+  bool is_quantized_clip_, use_ste_, fast_inference_;
+  at::Tensor finish(const at::Tensor& xq, const at::Tensor& x) const;
 };
 
 /**
@@ -197,13 +238,16 @@ class HETEROQ_API QuantizedRelu final : public Quantizer {
  * m = 2^(bits-1), `q(x) = clamp(round(p m), -m + symmetric, m - 1) / m` where p = 2 hσ(x) - 1 and
  * hσ(v) = clip(v/2 + 1/2, 0, 1) is QKeras's default ("hard") internal sigmoid, or p = tanh(x)
  * with use_real_tanh. Backward (QKeras): the clip mask of the rounded value times dp/dx (1 on
- * [-1, 1] for the hard form, 1 - tanh² for the real one). use_stochastic_rounding: not yet.
+ * [-1, 1] for the hard form, 1 - tanh² for the real one). use_stochastic_rounding: in training
+ * (forward_train) the code rounds stochastically onto the grid (heteroq::ops::quantized_tanh_stochastic).
  */
 class HETEROQ_API QuantizedTanh final : public Quantizer {
  public:
-  explicit QuantizedTanh(int64_t bits = 8, bool symmetric = false, bool use_real_tanh = false);
+  explicit QuantizedTanh(int64_t bits = 8, bool symmetric = false, bool use_real_tanh = false,
+                         bool use_stochastic_rounding = false);
   std::string name() const override { return "quantized_tanh"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override;
   double max() const override;
@@ -212,24 +256,26 @@ class HETEROQ_API QuantizedTanh final : public Quantizer {
   std::vector<double> range() const override;
   bool symmetric() const { return symmetric_; }
   bool use_real_tanh() const { return use_real_; }
+  bool use_stochastic_rounding() const { return stochastic_; }
 
  private:
   int64_t bits_;
-  bool symmetric_, use_real_;
+  bool symmetric_, use_real_, stochastic_;
 };
 
 /**
  * QKeras `quantized_sigmoid(bits, symmetric, use_real_sigmoid, use_stochastic_rounding)`: with
  * m = 2^bits, `q(x) = clamp(round(p m), symmetric, m - 1) / m` where p = hσ(x) (QKeras's hard
  * internal sigmoid) or sigmoid(x) with use_real_sigmoid. Backward: the clip mask of the rounded
- * value times dp/dx (1/2 on [-1, 1], or σ(1 - σ)).
+ * value times dp/dx (1/2 on [-1, 1], or σ(1 - σ)). use_stochastic_rounding: as quantized_tanh.
  */
 class HETEROQ_API QuantizedSigmoid final : public Quantizer {
  public:
   explicit QuantizedSigmoid(int64_t bits = 8, bool symmetric = false,
-                            bool use_real_sigmoid = false);
+                            bool use_real_sigmoid = false, bool use_stochastic_rounding = false);
   std::string name() const override { return "quantized_sigmoid"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override;
   double max() const override;
@@ -238,10 +284,11 @@ class HETEROQ_API QuantizedSigmoid final : public Quantizer {
   std::vector<double> range() const override;
   bool symmetric() const { return symmetric_; }
   bool use_real_sigmoid() const { return use_real_; }
+  bool use_stochastic_rounding() const { return stochastic_; }
 
  private:
   int64_t bits_;
-  bool symmetric_, use_real_;
+  bool symmetric_, use_real_, stochastic_;
 };
 
 /**
@@ -249,16 +296,20 @@ class HETEROQ_API QuantizedSigmoid final : public Quantizer {
  * log2_rounding, qnoise_factor)`: sign(x) 2^e, e = round (or floor) of log2|x| clipped to
  * [-2^(bits-1-need), 2^(bits-1-need) - 1], need = (max_value is None or > 1); |x| < 1e-7 and 0
  * give +2^min_exp (a sign-and-exponent code has no zero). Gradient: identity. See
- * heteroq::ops::quantized_po2.
+ * heteroq::ops::quantized_po2. use_stochastic_rounding (with "rnd"): in training, QKeras's
+ * mean-preserving stochastic_round_po2 (heteroq::ops::quantized_po2_stochastic). use_ste = false:
+ * the gradient times (1 - qnoise_factor).
  */
 class HETEROQ_API QuantizedPo2 final : public Quantizer {
  public:
   explicit QuantizedPo2(int64_t bits = 8, std::optional<double> max_value = std::nullopt,
                         bool quadratic_approximation = false, std::string log2_rounding = "rnd",
-                        double qnoise_factor = 1.0);
+                        double qnoise_factor = 1.0, bool use_stochastic_rounding = false,
+                        bool use_ste = true);
   std::string name() const override { return "quantized_po2"; }
   bool is_po2() const override { return true; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override { return -max(); }
   double max() const override;
@@ -275,6 +326,7 @@ class HETEROQ_API QuantizedPo2 final : public Quantizer {
   bool quadratic_;
   std::string log2_rounding_;
   double qnoise_factor_;
+  bool stochastic_, use_ste_;
 };
 
 /**
@@ -282,15 +334,18 @@ class HETEROQ_API QuantizedPo2 final : public Quantizer {
  * quadratic_approximation, log2_rounding, qnoise_factor)`: 2^e(relu(x)) (no sign bit: exponents
  * in [-2^(bits-need), 2^(bits-need) - 1]); x <= 0 gives +2^min_exp without a slope, and
  * -2^e(-slope x) with one. Gradient: 1 for x > 0, the slope for x <= 0, 0 above max_value.
+ * use_stochastic_rounding and use_ste: as quantized_po2.
  */
 class HETEROQ_API QuantizedReluPo2 final : public Quantizer {
  public:
   explicit QuantizedReluPo2(int64_t bits = 8, std::optional<double> max_value = std::nullopt,
                             double negative_slope = 0.0, bool quadratic_approximation = false,
-                            std::string log2_rounding = "rnd", double qnoise_factor = 1.0);
+                            std::string log2_rounding = "rnd", double qnoise_factor = 1.0,
+                            bool use_stochastic_rounding = false, bool use_ste = true);
   std::string name() const override { return "quantized_relu_po2"; }
   bool is_po2() const override { return true; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_; }
   double min() const override;
   double max() const override;
@@ -307,20 +362,26 @@ class HETEROQ_API QuantizedReluPo2 final : public Quantizer {
   bool quadratic_;
   std::string log2_rounding_;
   double qnoise_factor_;
+  bool stochastic_, use_ste_;
 };
 
 /**
  * QKeras `binary(use_01, alpha, ...)`: alpha * sign(x) with sign(0) = +1 ({0, alpha} with use_01).
  * alpha None (gradient: 1 - tanh²(x), QKeras's tanh STE), a number, or "auto" / "auto_po2" (a
  * per-channel least-squares scale of sign(x), channels on `scale_axis`, default axis 0).
+ * use_stochastic_rounding: in training (forward_train), QKeras's stochastic pre-rounding and
+ * random sign of zeros (heteroq::ops::binary_stochastic).
  */
 class HETEROQ_API Binary final : public Quantizer {
  public:
-  explicit Binary(bool use_01 = false, std::optional<double> alpha = std::nullopt);
+  explicit Binary(bool use_01 = false, std::optional<double> alpha = std::nullopt,
+                  bool use_stochastic_rounding = false);
   Binary(bool use_01, const std::string& alpha,
-         std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+         std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
+         bool use_stochastic_rounding = false);
   std::string name() const override { return "binary"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return 1; }
   double min() const override { return use_01_ ? 0.0 : -max(); }
   double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
@@ -335,6 +396,7 @@ class HETEROQ_API Binary final : public Quantizer {
   std::optional<double> alpha_;
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
+  bool stochastic_ = false;
   detail::LastScale last_scale_;
 };
 
@@ -343,15 +405,19 @@ class HETEROQ_API Binary final : public Quantizer {
  * where |x| >= threshold (default 0.33), else 0; or with alpha "auto"/"auto_po2" QKeras's
  * iteration of threshold (scale/2) and per-channel least-squares scale, `number_of_unrolls` times
  * (threshold must then be None, as in QKeras). Gradient: 1 - tanh²(x) when alpha is None, else 1.
+ * use_stochastic_rounding (auto modes only, as QKeras): in training the loop's rounding is
+ * stochastic (heteroq::ops::ternary_stochastic).
  */
 class HETEROQ_API Ternary final : public Quantizer {
  public:
   explicit Ternary(std::optional<double> alpha = std::nullopt,
                    std::optional<double> threshold = std::nullopt, int64_t number_of_unrolls = 5);
   Ternary(const std::string& alpha, int64_t number_of_unrolls = 5,
-          std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+          std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
+          bool use_stochastic_rounding = false);
   std::string name() const override { return "ternary"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return 2; }
   double min() const override { return -max(); }
   double max() const override { return alpha_ ? std::max(1.0, *alpha_) : 1.0; }
@@ -365,6 +431,7 @@ class HETEROQ_API Ternary final : public Quantizer {
   int64_t unrolls_;
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
+  bool stochastic_ = false;
   detail::LastScale last_scale_;
 };
 
