@@ -4,7 +4,8 @@
 // Python tests (tests/python/test_cross_language.py) can check that both languages give identical
 // results. Usage: heteroq_golden SPEC...
 //   {"quantizers": {SPEC: [uint32 bits of q(linspace(-5, 5, 2001))], ...},
-//    "qlinear": {SPEC: [uint32 bits of QLinear(6, 4) with deterministic parameters], ...}}
+//    "qlinear": {SPEC: [uint32 bits of QLinear(6, 4) with deterministic parameters], ...},
+//    "train": {SPEC: [uint32 bits of forward_train(linspace(-5, 5, 2001)) after manual_seed(0)]}}
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -41,11 +42,18 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       heteroq::nn::QLinear fc(
           heteroq::nn::QLinearOptions(6, 4).kernel_quantizer(argv[i]).bias_quantizer(argv[i]));
+      fc->eval();
       torch::NoGradGuard no_grad;
       fc->weight.copy_(torch::linspace(-1.3, 1.1, 24).view({4, 6}));
       fc->bias.copy_(torch::linspace(-0.7, 0.4, 4));
       std::cout << (i > 1 ? "," : "") << "\"" << argv[i] << "\": ";
       print_bits(fc(torch::linspace(-2, 2, 30).view({5, 6})));
+    }
+    std::cout << "}, \"train\": {";
+    for (int i = 1; i < argc; ++i) {
+      torch::manual_seed(0);
+      std::cout << (i > 1 ? "," : "") << "\"" << argv[i] << "\": ";
+      print_bits(heteroq::get_quantizer(argv[i])->forward_train(x));
     }
     std::cout << "}}\n";
   } catch (const std::exception& e) {
