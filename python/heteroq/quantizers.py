@@ -501,8 +501,9 @@ class quantized_hswish(Quantizer):  # noqa: N801  (QKeras's name)
     ``x * min(relu(x + relu_shift), relu_upper_bound) / relu_upper_bound``.
 
     Args (QKeras's order): bits, integer, symmetric, alpha (None or a number),
-    use_stochastic_rounding and scale_axis (defaults only), qnoise_factor, var_name, use_ste
-    (default only), use_variables, relu_shift (> 0), relu_upper_bound (> 0).
+    use_stochastic_rounding (training mode, as :class:`quantized_bits`), scale_axis (default only),
+    qnoise_factor, var_name, use_ste (default only), use_variables, relu_shift (> 0),
+    relu_upper_bound (> 0).
     """
 
     bits: int
@@ -512,6 +513,7 @@ class quantized_hswish(Quantizer):  # noqa: N801  (QKeras's name)
     qnoise_factor: float
     relu_shift: float
     relu_upper_bound: float
+    use_stochastic_rounding: bool
 
     def __init__(self, bits=8, integer=0, symmetric=0, alpha=None, use_stochastic_rounding=False,
                  scale_axis=None, qnoise_factor=1.0, var_name=None, use_ste=True,
@@ -524,9 +526,12 @@ class quantized_hswish(Quantizer):  # noqa: N801  (QKeras's name)
             use_variables=use_variables, relu_shift=relu_shift, relu_upper_bound=relu_upper_bound)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise: Optional[torch.Tensor] = None
+        if self.use_stochastic_rounding and self.training:
+            noise = torch.rand_like(x)
         return torch.ops.heteroq.quantized_hswish(x, self.bits, self.integer, self.symmetric,
                                                   self.alpha, self.qnoise_factor, self.relu_shift,
-                                                  self.relu_upper_bound)
+                                                  self.relu_upper_bound, noise)
 
 
 class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)

@@ -29,13 +29,16 @@ at::Tensor quantized_ulaw(const at::Tensor& x, int64_t bits, int64_t integer, bo
 
 at::Tensor quantized_hswish(const at::Tensor& x, int64_t bits, int64_t integer, bool symmetric,
                             std::optional<double> alpha, double qnoise_factor, double relu_shift,
-                            double relu_upper_bound) {
+                            double relu_upper_bound, const std::optional<at::Tensor>& noise) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("heteroq::quantized_hswish", "")
                        .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, bool,
-                                         c10::optional<double>, double, double, double)>();
+                                         c10::optional<double>, double, double, double,
+                                         const c10::optional<at::Tensor>&)>();
+  c10::optional<at::Tensor> n;
+  if (noise) n = *noise;
   return op.call(x, bits, integer, symmetric, detail::to_c10(alpha), qnoise_factor, relu_shift,
-                 relu_upper_bound);
+                 relu_upper_bound, n);
 }
 
 std::tuple<at::Tensor, at::Tensor> stochastic_binary(const at::Tensor& x, const at::Tensor& noise,
@@ -200,12 +203,14 @@ at::Tensor quantized_ulaw_composite(const at::Tensor& x, int64_t bits, int64_t i
   return law.clamp(-1.0 + (symmetric ? 1.0 : 0.0) / m, 1.0 - 1.0 / m) * m_i;
 }
 
-// QKeras quantized_hswish.__call__: quantized_bits (signed) of x · relu(x + shift, max=ub) / ub.
+// QKeras quantized_hswish.__call__: quantized_bits (signed) of x · relu(x + shift, max=ub) / ub,
+// rounded stochastically when `noise` is given (use_stochastic_rounding in training).
 // Gradient: d hswish/dx (quantized_bits's STE is the identity).
 at::Tensor quantized_hswish_composite(const at::Tensor& x, int64_t bits, int64_t integer,
                                       bool symmetric, c10::optional<double> alpha,
                                       double qnoise_factor, double relu_shift,
-                                      double relu_upper_bound) {
+                                      double relu_upper_bound,
+                                      const c10::optional<at::Tensor>& noise) {
   check_float_input(x, "heteroq::quantized_hswish");
   TORCH_CHECK_VALUE(std::isfinite(relu_upper_bound) && relu_upper_bound > 0,
                     "quantized_hswish: `relu_upper_bound` must be a finite number > 0, got ",
@@ -217,6 +222,10 @@ at::Tensor quantized_hswish_composite(const at::Tensor& x, int64_t bits, int64_t
   const at::Tensor r = at::where(s <= relu_upper_bound, at::relu(s),
                                  at::full({}, relu_upper_bound, x.options()));
   const at::Tensor h = x * r / relu_upper_bound;
+  if (noise.has_value() && noise->defined()) {
+    return quantized_bits_stochastic(h, *noise, bits, integer, symmetric, /*keep_negative=*/true,
+                                     to_std(alpha), qnoise_factor);
+  }
   return quantized_bits(h, bits, integer, symmetric, /*keep_negative=*/true, to_std(alpha),
                         qnoise_factor);
 }
@@ -328,7 +337,7 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
         "float u=255.0) -> Tensor");
   m.def("quantized_hswish(Tensor x, int bits=8, int integer=0, bool symmetric=False, "
         "float? alpha=None, float qnoise_factor=1.0, float relu_shift=3.0, "
-        "float relu_upper_bound=6.0) -> Tensor");
+        "float relu_upper_bound=6.0, Tensor? noise=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {

@@ -385,7 +385,7 @@ const std::map<std::string, Entry>& registry() {
          {"integer", Kind::Int, int64_t{0}, Support::Yes},
          {"symmetric", Kind::Bool, false, Support::Yes},
          {"alpha", Kind::OptionalReal, std::monostate{}, Support::Yes},
-         {"use_stochastic_rounding", Kind::Bool, false, Support::DefaultOnly},
+         {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"scale_axis", Kind::Any, std::monostate{}, Support::DefaultOnly},
          {"qnoise_factor", Kind::Real, 1.0, Support::Yes},
          {"var_name", Kind::Any, std::monostate{}, Support::Ignored},
@@ -397,7 +397,7 @@ const std::map<std::string, Entry>& registry() {
           return std::make_shared<QuantizedHswish>(
               as_int(v, "bits"), as_int(v, "integer"), as_bool(v, "symmetric"),
               as_optional_real(v, "alpha"), as_real(v, "qnoise_factor"), as_real(v, "relu_shift"),
-              as_real(v, "relu_upper_bound"));
+              as_real(v, "relu_upper_bound"), as_bool(v, "use_stochastic_rounding"));
         }}},
       {"stochastic_binary",
        {{{"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
@@ -1189,9 +1189,10 @@ std::vector<double> QuantizedUlaw::range() const {
 
 QuantizedHswish::QuantizedHswish(int64_t bits, int64_t integer, bool symmetric,
                                  std::optional<double> alpha, double qnoise_factor,
-                                 double relu_shift, double relu_upper_bound)
+                                 double relu_shift, double relu_upper_bound,
+                                 bool use_stochastic_rounding)
     : bits_(bits, integer, symmetric, true, alpha, qnoise_factor), relu_shift_(relu_shift),
-      relu_upper_bound_(relu_upper_bound) {
+      relu_upper_bound_(relu_upper_bound), stochastic_(use_stochastic_rounding) {
   if (!(std::isfinite(relu_shift) && relu_shift > 0)) {
     throw InvalidArgument("quantized_hswish: `relu_shift` must be a finite number > 0, got " +
                           format_spec_value(relu_shift));
@@ -1206,6 +1207,13 @@ at::Tensor QuantizedHswish::forward(const at::Tensor& x) const {
   return ops::quantized_hswish(x, bits_.bits(), bits_.integer(), bits_.symmetric(),
                                bits_.alpha(), bits_.qnoise_factor(), relu_shift_,
                                relu_upper_bound_);
+}
+
+at::Tensor QuantizedHswish::forward_train(const at::Tensor& x) const {
+  if (!stochastic_) return forward(x);
+  return ops::quantized_hswish(x, bits_.bits(), bits_.integer(), bits_.symmetric(), bits_.alpha(),
+                               bits_.qnoise_factor(), relu_shift_, relu_upper_bound_,
+                               at::rand_like(x));
 }
 
 double QuantizedHswish::min() const {
@@ -1227,6 +1235,7 @@ std::string QuantizedHswish::to_string() const {
   if (relu_upper_bound_ != 6.0) {
     args.push_back("relu_upper_bound=" + format_spec_value(relu_upper_bound_));
   }
+  if (stochastic_) args.push_back("use_stochastic_rounding=1");
   return join_args(name(), args);
 }
 
@@ -1236,6 +1245,7 @@ SpecKeywords QuantizedHswish::config() const {
           {"symmetric", bits_.symmetric()},
           {"alpha", bits_.alpha() ? SpecValue(*bits_.alpha()) : SpecValue(std::monostate{})},
           {"qnoise_factor", bits_.qnoise_factor()},
+          {"use_stochastic_rounding", stochastic_},
           {"relu_shift", relu_shift_},
           {"relu_upper_bound", relu_upper_bound_}};
 }

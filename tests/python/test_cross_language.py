@@ -17,7 +17,8 @@ SPECS = ["quantized_bits(6,0,alpha=1)", "quantized_bits(4,2,1)", "quantized_bits
          "quantized_relu(4,1,0,0.5,enable_fast_inference=1)",
          "quantized_po2(4,None,1)", "quantized_relu_po2(4,None,0.5,1)", "quantized_tanh(4,1)",
          "quantized_sigmoid(4,0,0,1)", "binary(alpha='auto_po2',use_stochastic_rounding=1)",
-         "binary(use_stochastic_rounding=1)", "ternary(alpha='auto',use_stochastic_rounding=1)"]
+         "binary(use_stochastic_rounding=1)", "ternary(alpha='auto',use_stochastic_rounding=1)",
+         "quantized_hswish(4,1,use_stochastic_rounding=1)"]
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,8 @@ HETEROQ_API at::Tensor quantized_hswish(const at::Tensor& x, int64_t bits = 8, i
                                         bool symmetric = false,
                                         std::optional<double> alpha = std::nullopt,
                                         double qnoise_factor = 1.0, double relu_shift = 3.0,
-                                        double relu_upper_bound = 6.0);
+                                        double relu_upper_bound = 6.0,
+                                        const std::optional<at::Tensor>& noise = std::nullopt);
 
 /// `heteroq::quantized_bits_stochastic(Tensor x, Tensor noise, ...)`: quantized_bits with QKeras's
 /// stochastic rounding (training): round down when frac(x m / 2^integer) < noise, else up, for a

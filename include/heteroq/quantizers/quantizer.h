@@ -461,15 +461,18 @@ class HETEROQ_API QuantizedUlaw final : public Quantizer {
 
 /**
  * QKeras `quantized_hswish(bits, integer, symmetric, alpha, ..., relu_shift, relu_upper_bound)`:
- * signed quantized_bits of the hard swish `x · min(relu(x + relu_shift), ub) / ub`.
+ * signed quantized_bits of the hard swish `x · min(relu(x + relu_shift), ub) / ub`
+ * (use_stochastic_rounding: rounded stochastically in training, as quantized_bits).
  */
 class HETEROQ_API QuantizedHswish final : public Quantizer {
  public:
   explicit QuantizedHswish(int64_t bits = 8, int64_t integer = 0, bool symmetric = false,
                            std::optional<double> alpha = std::nullopt, double qnoise_factor = 1.0,
-                           double relu_shift = 3.0, double relu_upper_bound = 6.0);
+                           double relu_shift = 3.0, double relu_upper_bound = 6.0,
+                           bool use_stochastic_rounding = false);
   std::string name() const override { return "quantized_hswish"; }
   at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor forward_train(const at::Tensor& x) const override;
   int64_t bits() const override { return bits_.bits(); }
   double min() const override;
   double max() const override { return bits_.max(); }
@@ -480,6 +483,7 @@ class HETEROQ_API QuantizedHswish final : public Quantizer {
  private:
   QuantizedBits bits_;
   double relu_shift_, relu_upper_bound_;
+  bool stochastic_;
 };
 
 /**
