@@ -10,6 +10,10 @@
 //   composite_*    at::round(x * 32).clamp(-32, 31) * 2^-5 (the plain ATen composite); its
 //                  fwd+bwd uses the identity STE x + (q - x).detach()
 //   qrelu_*        heteroq::ops::quantized_relu(x, 6, 0)
+//   qautopo2_*     heteroq::ops::quantized_bits_auto(x.view(4096, 4096), 6, 0) (alpha="auto_po2"):
+//                  one scale per row, QKeras's 5 least-squares iterations
+//   qauto_*        the same with po2=False (alpha="auto": the scale is the row's maximum)
+//                    fused: the fused CPU kernel (default); generic: FusedKernelsGuard(false)
 //   copy_clone     x.clone(): allocation + read + write, like an op producing a new tensor
 //   copy_into      out.copy_(x) into a preallocated tensor: read + write only
 //   copy_clone2    x.clone() and grad.clone(): the bound for a forward + backward that each
@@ -146,6 +150,12 @@ at::Tensor qternary(const at::Tensor& x) { return heteroq::ops::ternary(x, 1.0, 
 // alpha="auto_po2" on a (4096, 4096) view: one scale per row (axis 0), QKeras's 5 iterations.
 at::Tensor qautopo2(const at::Tensor& x) {
   return std::get<0>(heteroq::ops::quantized_bits_auto(x.view({4096, -1}), kBits, kInteger));
+}
+
+// alpha="auto": the scale is the row's maximum, no iterations.
+at::Tensor qauto(const at::Tensor& x) {
+  return std::get<0>(heteroq::ops::quantized_bits_auto(x.view({4096, -1}), kBits, kInteger,
+                                                       /*keep_negative=*/true, /*po2=*/false));
 }
 
 at::Tensor fakequant(const at::Tensor& x) {
@@ -299,9 +309,20 @@ HQ_FWD_CASE(qrelupo2_fused_fwd, qrelupo2)
 HQ_FWD_CASE(qbinary_fused_fwd, qbinary)
 HQ_FWD_CASE(qternary_fused_fwd, qternary)
 
+HQ_FWD_CASE(qautopo2_fused_fwd, qautopo2)
+HQ_FWD_CASE(qauto_fused_fwd, qauto)
+
 void BM_qautopo2_generic_fwd(benchmark::State& state) {
   setup_threads(state);
+  heteroq::ops::FusedKernelsGuard guard(false);
   run_fwd(state, qautopo2);
+  finish(state, kFwdBytesPerElement);
+}
+
+void BM_qauto_generic_fwd(benchmark::State& state) {
+  setup_threads(state);
+  heteroq::ops::FusedKernelsGuard guard(false);
+  run_fwd(state, qauto);
   finish(state, kFwdBytesPerElement);
 }
 
@@ -418,7 +439,10 @@ HQ_BENCH(BM_qrelu_generic_fwdbwd);
 HQ_BENCH(BM_qrelu_generic_fwdgrad);
 HQ_BENCH(BM_qtanh_fused_fwd);
 HQ_BENCH(BM_qtanh_fused_fwdgrad);
+HQ_BENCH(BM_qautopo2_fused_fwd);
 HQ_BENCH(BM_qautopo2_generic_fwd);
+HQ_BENCH(BM_qauto_fused_fwd);
+HQ_BENCH(BM_qauto_generic_fwd);
 HQ_BENCH(BM_qsigmoid_fused_fwd);
 HQ_BENCH(BM_qpo2_fused_fwd);
 HQ_BENCH(BM_qrelupo2_fused_fwd);
@@ -445,6 +469,21 @@ int main(int argc, char** argv) {
   if (!same) {
     std::fprintf(stderr, "bench_quantizers: quantized_bits, fake_quantize_per_tensor_affine and "
                          "the composite disagree on the input\n");
+    return 1;
+  }
+  // The fused and generic auto-scale kernels agree (output and scale) on the input.
+  bool auto_same = true;
+  for (bool po2 : {true, false}) {
+    const at::Tensor v = x.view({4096, -1});
+    const auto fused = heteroq::ops::quantized_bits_auto(v, kBits, kInteger, true, po2);
+    heteroq::ops::FusedKernelsGuard guard(false);
+    const auto generic = heteroq::ops::quantized_bits_auto(v, kBits, kInteger, true, po2);
+    auto_same = auto_same && at::equal(std::get<0>(fused), std::get<0>(generic)) &&
+                at::equal(std::get<1>(fused), std::get<1>(generic));
+  }
+  benchmark::AddCustomContext("auto_fused_matches_generic", auto_same ? "yes" : "NO");
+  if (!auto_same) {
+    std::fprintf(stderr, "bench_quantizers: the fused and generic quantized_bits_auto disagree\n");
     return 1;
   }
   benchmark::RunSpecifiedBenchmarks();

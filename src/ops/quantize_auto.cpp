@@ -71,18 +71,56 @@ at::Tensor least_squares_scale(const at::Tensor& x, const at::Tensor& q,
   return po2 ? po2_scale(s) : s;
 }
 
+namespace {
+
+// The least-squares step of the auto_po2 loop: s = po2(mean(x' z) / (mean(z z) + eps)) per channel.
+//
+// The two means are sums in double of the products x' z and z z (each rounded to the tensor's
+// dtype, as QKeras's element-wise products are), divided by the channel size; the ratio is taken
+// in double and rounded once to the tensor's dtype before the po2 rounding (in that dtype, as
+// QKeras). The fused CPU kernel (cpu/quantize_auto_kernel.cpp) computes the same sums with its own
+// summation order; why that cannot change the scale in practice:
+//   - every term is >= 0 (x' z = |x'| |z|), so there is no cancellation: any order of summing n
+//     doubles has a relative error below (n - 1) 2^-53 (about 2^-29 for n = 2^24; typically
+//     sqrt(n) 2^-53). Special values do not depend on the order (NaN if any term is NaN, else inf
+//     if any is inf; there are no negative terms);
+//   - sum(z z) is exact, hence order-independent, while z z < 2^24 (float32: bits <= 13) and
+//     n (levels/2)^2 < 2^53;
+//   - the ratio is rounded to float32 (24 bits) and then to a power of two: two summation orders
+//     can give different scales only if the ratio lies within ~2^-29 (relative) of one of the
+//     float32 rounding boundaries that are also po2 rounding boundaries (the one or two float32
+//     values next to sqrt(2) 2^k where log(s + eps) / ln 2 rounds the other way): a relative
+//     window of ~2^-29 per octave, i.e. about 1e-9 of the possible ratios. For float64 tensors the
+//     window is ~n 2^-53 around the same boundaries.
+// The previous float32 at::mean had the same kind of order dependence (ATen's cascade sum differs
+// from TF's reduction and from NumPy's pairwise sum) with a 2^-24 window instead.
+//
+// Channels without reduced axes (rank <= 1, or every axis kept) get per-element scales, in the
+// tensor's dtype: QKeras does not average there (K.mean over axis=[] reduces nothing).
+at::Tensor bits_least_squares_scale(const at::Tensor& xs, const at::Tensor& z,
+                                    const std::vector<int64_t>& dims, double n) {
+  if (xs.dim() <= 1 || dims.empty()) return po2_scale((xs * z) / (z * z + 1e-7));
+  const at::Tensor qx = at::sum(xs * z, dims, true, at::kDouble).div_(n);
+  const at::Tensor qq = at::sum(z * z, dims, true, at::kDouble).div_(n);
+  return po2_scale(qx.div_(qq.add_(1e-7)).to(xs.scalar_type()));
+}
+
+}  // namespace
+
 // QKeras (quantizers.py, quantized_bits.__call__ with a string alpha, and
 // _get_least_squares_scale), operation by operation in float of the tensor's dtype:
 //   x' = x / 2^integer;  levels = 2 (2^(bits-1) - 1)
 //   s = max|x'| * 2 / levels                                  (max over the reduced axes)
 //   auto_po2: s = 2^round(log(s + eps) / ln 2), then 5 times:
 //       z = sign(x') min(floor(|x'| / s + 0.5), levels/2);  s = po2(mean(x' z) / (mean(z z) + eps))
+//     (the means: sums in double, see bits_least_squares_scale)
 //   z = sign(x') min(floor(|x'| / s + 0.5), levels/2)   (with the final s: QKeras master, commit
 //     78ea90f, recomputes the codes after the loop; the 2021 PyPI release kept the last loop's z)
 //   scale = s m (QKeras's quantizer.scale, m = 2^(bits - keep_negative));
 //   xq = scale ((2^integer z) / m)
 // Deviation (a QKeras bug, documented): with "auto", an all-zero channel has s = 0 and QKeras
 // computes 0/0 = NaN; here its codes are 0.
+// The fused CPU kernel (cpu/quantize_auto_kernel.cpp) gives the same bits; keep the two in step.
 std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor& x, int64_t bits,
                                                                int64_t integer, bool keep_negative,
                                                                bool po2,
@@ -98,6 +136,8 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor&
     return std::make_tuple(out.to(x.scalar_type()), scale);
   }
   const std::vector<int64_t> dims = reduce_dims(x, scale_axis);
+  double n = 1.0;  // elements per channel
+  for (int64_t d : dims) n *= static_cast<double>(x.size(d));
   const double m_i = std::ldexp(1.0, static_cast<int>(integer));
   const double m = std::ldexp(1.0, static_cast<int>(bits - (keep_negative ? 1 : 0)));
   const double levels = 2.0 * (std::ldexp(1.0, static_cast<int>(bits - 1)) - 1.0);
@@ -116,7 +156,7 @@ std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(const at::Tensor&
   at::Tensor z;
   if (po2) {
     s = po2_scale(s);
-    for (int i = 0; i < 5; ++i) s = least_squares_scale(xs, codes(s), dims, true);
+    for (int i = 0; i < 5; ++i) s = bits_least_squares_scale(xs, codes(s), dims, n);
   }
   z = codes(s);
   const at::Tensor scale = s * m;
