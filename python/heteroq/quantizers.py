@@ -194,18 +194,7 @@ class quantized_bits(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
             use_ste=use_ste, use_variables=use_variables, elements_per_scale=elements_per_scale,
             min_po2_exponent=min_po2_exponent, max_po2_exponent=max_po2_exponent,
             post_training_scale=post_training_scale)))
-        self.__dict__["_unlocked"] = True
-        try:
-            if self.elements_per_scale is not None:
-                self.elements_per_scale = [int(e) for e in self.elements_per_scale]
-            self._elements_per_scale = self.elements_per_scale
-            self._min_po2_exponent = self.min_po2_exponent
-            self._max_po2_exponent = self.max_po2_exponent
-            self._grouped = (self.elements_per_scale is not None or
-                             self.min_po2_exponent is not None or
-                             self.max_po2_exponent is not None)
-        finally:
-            self.__dict__["_unlocked"] = False
+        _set_group_options(self)
         self._init_scale()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -543,11 +532,16 @@ class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
 
     Args (QKeras's order): use_01, alpha, use_stochastic_rounding (training mode: QKeras's
     stochastic pre-rounding of x at 1/8 of the channel range and a random sign for zeros),
-    scale_axis; ``elements_per_scale`` and the po2 exponent limits at their defaults only.
+    scale_axis, elements_per_scale (one scale per group of that many consecutive channels),
+    min_po2_exponent/max_po2_exponent (clip an ``"auto_po2"`` scale), as QKeras.
     """
 
     use_01: bool
     use_stochastic_rounding: bool
+    _grouped: bool
+    _elements_per_scale: Optional[List[int]]
+    _min_po2_exponent: Optional[int]
+    _max_po2_exponent: Optional[int]
 
     def __init__(self, use_01=False, alpha=None, use_stochastic_rounding=False, scale_axis=None,
                  elements_per_scale=None, min_po2_exponent=None, max_po2_exponent=None):
@@ -556,20 +550,26 @@ class binary(_AutoScaleQuantizer):  # noqa: N801  (QKeras's name)
             use_01=use_01, alpha=alpha, use_stochastic_rounding=use_stochastic_rounding,
             scale_axis=scale_axis, elements_per_scale=elements_per_scale,
             min_po2_exponent=min_po2_exponent, max_po2_exponent=max_po2_exponent)))
+        _set_group_options(self)
         self._init_scale()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_stochastic_rounding and self.training:
             noise = torch.rand([2] + list(x.shape), dtype=x.dtype, device=x.device)
-            out, scale = torch.ops.heteroq.binary_stochastic(x, noise, self.use_01,
-                                                             self._alpha_value, self._auto,
-                                                             self._scale_axis)
+            out, scale = torch.ops.heteroq.binary_stochastic(
+                x, noise, self.use_01, self._alpha_value, self._auto, self._scale_axis,
+                self._elements_per_scale, self._min_po2_exponent, self._max_po2_exponent)
             if self._auto != 0:
                 self.scale = scale
             return out
         if self._auto != 0:
-            out, scale = torch.ops.heteroq.binary_auto(x, self.use_01, self._auto == 2,
-                                                       self._scale_axis)
+            if self._grouped:
+                out, scale = torch.ops.heteroq.binary_auto_grouped(
+                    x, self.use_01, self._auto == 2, self._scale_axis, self._elements_per_scale,
+                    self._min_po2_exponent, self._max_po2_exponent)
+            else:
+                out, scale = torch.ops.heteroq.binary_auto(x, self.use_01, self._auto == 2,
+                                                           self._scale_axis)
             self.scale = scale
             return out
         return torch.ops.heteroq.binary(x, self.use_01, self._alpha_value)
@@ -770,6 +770,21 @@ def _python_config(impl: "_C.Quantizer") -> Dict[str, Any]:
         if config.get(key) is not None:
             config[key] = [int(a) for a in config[key]]
     return config
+
+
+def _set_group_options(q: Quantizer) -> None:
+    """Script-friendly copies of QKeras's auto_po2 scale options (quantized_bits, binary)."""
+    q.__dict__["_unlocked"] = True
+    try:
+        if q.elements_per_scale is not None:
+            q.elements_per_scale = [int(e) for e in q.elements_per_scale]
+        q._elements_per_scale = q.elements_per_scale
+        q._min_po2_exponent = q.min_po2_exponent
+        q._max_po2_exponent = q.max_po2_exponent
+        q._grouped = (q.elements_per_scale is not None or q.min_po2_exponent is not None or
+                      q.max_po2_exponent is not None)
+    finally:
+        q.__dict__["_unlocked"] = False
 
 
 def _alpha_argument(alpha: Any) -> Any:

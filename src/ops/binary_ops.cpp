@@ -54,15 +54,22 @@ std::tuple<at::Tensor, at::Tensor> ternary_auto(const at::Tensor& x, bool po2,
 
 std::tuple<at::Tensor, at::Tensor> binary_stochastic(
     const at::Tensor& x, const at::Tensor& noise, bool use_01, std::optional<double> alpha,
-    int64_t auto_mode, std::optional<std::vector<int64_t>> scale_axis) {
+    int64_t auto_mode, std::optional<std::vector<int64_t>> scale_axis,
+    std::optional<std::vector<int64_t>> elements_per_scale, std::optional<int64_t> min_po2_exponent,
+    std::optional<int64_t> max_po2_exponent) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("heteroq::binary_stochastic", "")
                        .typed<std::tuple<at::Tensor, at::Tensor>(
                            const at::Tensor&, const at::Tensor&, bool, c10::optional<double>,
-                           int64_t, at::OptionalIntArrayRef)>();
-  at::OptionalIntArrayRef axes;
+                           int64_t, at::OptionalIntArrayRef, at::OptionalIntArrayRef,
+                           c10::optional<int64_t>, c10::optional<int64_t>)>();
+  at::OptionalIntArrayRef axes, groups;
   if (scale_axis) axes = at::IntArrayRef(*scale_axis);
-  return op.call(x, noise, use_01, detail::to_c10(alpha), auto_mode, axes);
+  if (elements_per_scale) groups = at::IntArrayRef(*elements_per_scale);
+  c10::optional<int64_t> lo, hi;
+  if (min_po2_exponent) lo = *min_po2_exponent;
+  if (max_po2_exponent) hi = *max_po2_exponent;
+  return op.call(x, noise, use_01, detail::to_c10(alpha), auto_mode, axes, groups, lo, hi);
 }
 
 std::tuple<at::Tensor, at::Tensor> ternary_stochastic(
@@ -236,12 +243,11 @@ std::tuple<at::Tensor, at::Tensor> ternary_stochastic_composite(const at::Tensor
 //   scale = 1 (alpha None), alpha, or lsq(alpha, x', k) ("auto"/"auto_po2", auto_mode 1/2);
 //   output scale k exactly; gradient: the STE of x' = x + sg(x' - x) (identity), through tanh for
 //   alpha None (QKeras's x + sg(scale k - x) with x = tanh(x')).
-std::tuple<at::Tensor, at::Tensor> binary_stochastic_composite(const at::Tensor& x,
-                                                               const at::Tensor& noise,
-                                                               bool use_01,
-                                                               c10::optional<double> alpha,
-                                                               int64_t auto_mode,
-                                                               at::OptionalIntArrayRef scale_axis) {
+std::tuple<at::Tensor, at::Tensor> binary_stochastic_composite(
+    const at::Tensor& x, const at::Tensor& noise, bool use_01, c10::optional<double> alpha,
+    int64_t auto_mode, at::OptionalIntArrayRef scale_axis,
+    at::OptionalIntArrayRef elements_per_scale, c10::optional<int64_t> min_po2_exponent,
+    c10::optional<int64_t> max_po2_exponent) {
   check_binary(x, alpha);
   TORCH_CHECK_VALUE(auto_mode >= 0 && auto_mode <= 2,
                     "heteroq::binary_stochastic: `auto_mode` must be 0 (fixed alpha), 1 ('auto') "
@@ -253,8 +259,10 @@ std::tuple<at::Tensor, at::Tensor> binary_stochastic_composite(const at::Tensor&
                     at::IntArrayRef(shape), " and the input's dtype, got ", noise.sizes(), " ",
                     noise.scalar_type());
   if (!is_float_or_double(x)) {
-    auto [out, scale] = binary_stochastic_composite(x.to(at::kFloat), noise.to(at::kFloat), use_01,
-                                                    alpha, auto_mode, scale_axis);
+    auto [out, scale] =
+        binary_stochastic_composite(x.to(at::kFloat), noise.to(at::kFloat), use_01, alpha,
+                                    auto_mode, scale_axis, elements_per_scale, min_po2_exponent,
+                                    max_po2_exponent);
     return std::make_tuple(out.to(x.scalar_type()), scale);
   }
   const at::Tensor xd = x.detach();
@@ -275,7 +283,8 @@ std::tuple<at::Tensor, at::Tensor> binary_stochastic_composite(const at::Tensor&
   const at::Tensor ref = alpha.has_value() || auto_mode != 0 ? x_ste : at::tanh(x_ste);
   at::Tensor scale;
   if (auto_mode != 0) {
-    scale = least_squares_scale(xs, k, dims, auto_mode == 2);
+    scale = least_squares_scale_grouped(xs, k, scale_axis, elements_per_scale, auto_mode == 2,
+                                        min_po2_exponent, max_po2_exponent);
   } else {
     scale = at::full({}, alpha.value_or(1.0), x.options());
   }
@@ -299,7 +308,8 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
         "int[]? scale_axis=None) -> (Tensor, Tensor)");
   m.def("_tanh_ste_backward(Tensor grad, Tensor x) -> Tensor");
   m.def("binary_stochastic(Tensor x, Tensor noise, bool use_01=False, float? alpha=None, "
-        "int auto_mode=0, int[]? scale_axis=None) -> (Tensor, Tensor)");
+        "int auto_mode=0, int[]? scale_axis=None, int[]? elements_per_scale=None, "
+        "int? min_po2_exponent=None, int? max_po2_exponent=None) -> (Tensor, Tensor)");
   m.def("ternary_stochastic(Tensor x, Tensor noise, bool po2=True, int number_of_unrolls=5, "
         "int[]? scale_axis=None) -> (Tensor, Tensor)");
 }

@@ -64,6 +64,14 @@ at::Tensor least_squares_scale(const at::Tensor& x, const at::Tensor& q,
                                const std::vector<int64_t>& dims, bool po2);
 /// 2^round(log(s + eps) / ln 2), eps = 1e-7 (QKeras's po2 rounding of a scale).
 at::Tensor po2_scale(const at::Tensor& s);
+/// least_squares_scale with QKeras's options (quantize_auto_grouped.cpp): the means also run over
+/// groups of `elements_per_scale` consecutive channels of each kept axis (rank > 1), and a po2
+/// scale is clipped to [2^min_po2_exponent, 2^max_po2_exponent].
+at::Tensor least_squares_scale_grouped(const at::Tensor& x, const at::Tensor& q,
+                                       at::OptionalIntArrayRef scale_axis,
+                                       at::OptionalIntArrayRef elements_per_scale, bool po2,
+                                       c10::optional<int64_t> min_po2_exponent,
+                                       c10::optional<int64_t> max_po2_exponent);
 
 std::tuple<at::Tensor, at::Tensor> quantized_bits_auto_generic(
     const at::Tensor& x, int64_t bits, int64_t integer, bool keep_negative, bool po2,

@@ -189,11 +189,12 @@ std::optional<int64_t> as_optional_int(const Values& v, const char* k) {
   return std::nullopt;
 }
 // QKeras asserts that elements_per_scale and the po2 exponents come with alpha "auto_po2".
-void check_po2_only_args(const std::string& q, const Values& v, bool auto_po2) {
-  if (auto_po2) return;
+void check_po2_only_args(const std::string& q, const Values& v, bool allowed,
+                         const std::string& needs = "alpha 'auto_po2'") {
+  if (allowed) return;
   for (const char* k : {"elements_per_scale", "min_po2_exponent", "max_po2_exponent"}) {
     if (!std::holds_alternative<std::monostate>(v.at(k))) {
-      throw InvalidArgument(q + ": `" + k + "` applies to alpha 'auto_po2' only (as in QKeras)");
+      throw InvalidArgument(q + ": `" + k + "` applies to " + needs + " only (as in QKeras)");
     }
   }
 }
@@ -325,9 +326,9 @@ const std::map<std::string, Entry>& registry() {
          {"alpha", Kind::Alpha, std::monostate{}, Support::Yes},
          {"use_stochastic_rounding", Kind::Bool, false, Support::Yes},
          {"scale_axis", Kind::AxisList, std::monostate{}, Support::Yes},
-         {"elements_per_scale", Kind::AxisList, std::monostate{}, Support::DefaultOnly},
-         {"min_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::DefaultOnly},
-         {"max_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::DefaultOnly}},
+         {"elements_per_scale", Kind::AxisList, std::monostate{}, Support::Yes},
+         {"min_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::Yes},
+         {"max_po2_exponent", Kind::OptionalInt, std::monostate{}, Support::Yes}},
         [](const Values& v) -> QuantizerPtr {
           const auto& alpha = v.at("alpha");
           const bool stochastic = as_bool(v, "use_stochastic_rounding");
@@ -336,8 +337,12 @@ const std::map<std::string, Entry>& registry() {
                                   "'auto' or 'auto_po2'");
           }
           if (auto mode = std::get_if<std::string>(&alpha)) {
-            return std::make_shared<Binary>(as_bool(v, "use_01"), *mode, axis_list(v), stochastic);
+            return std::make_shared<Binary>(as_bool(v, "use_01"), *mode, axis_list(v), stochastic,
+                                            axis_list(v, "elements_per_scale"),
+                                            as_optional_int(v, "min_po2_exponent"),
+                                            as_optional_int(v, "max_po2_exponent"));
           }
+          check_po2_only_args("binary", v, false, "alpha 'auto' or 'auto_po2'");
           if (axis_list(v)) throw InvalidArgument("binary: `scale_axis` applies to alpha 'auto' or 'auto_po2' only");
           return std::make_shared<Binary>(as_bool(v, "use_01"), as_optional_real(v, "alpha"),
                                           stochastic);
@@ -965,10 +970,15 @@ Binary::Binary(bool use_01, std::optional<double> alpha, bool use_stochastic_rou
 }
 
 Binary::Binary(bool use_01, const std::string& alpha,
-               std::optional<std::vector<int64_t>> scale_axis, bool use_stochastic_rounding)
+               std::optional<std::vector<int64_t>> scale_axis, bool use_stochastic_rounding,
+               std::optional<std::vector<int64_t>> elements_per_scale,
+               std::optional<int64_t> min_po2_exponent, std::optional<int64_t> max_po2_exponent)
     : use_01_(use_01), auto_alpha_(alpha), scale_axis_(std::move(scale_axis)),
-      stochastic_(use_stochastic_rounding) {
+      stochastic_(use_stochastic_rounding), elements_per_scale_(std::move(elements_per_scale)),
+      min_po2_exponent_(min_po2_exponent), max_po2_exponent_(max_po2_exponent) {
   check_auto_alpha("binary", alpha, scale_axis_);
+  throw_if(detail::check_po2_scale_args("binary", scale_axis_, elements_per_scale_,
+                                        min_po2_exponent_, max_po2_exponent_));
 }
 
 at::Tensor Binary::forward_train(const at::Tensor& x) const {
@@ -977,14 +987,22 @@ at::Tensor Binary::forward_train(const at::Tensor& x) const {
   shape.insert(shape.end(), x.sizes().begin(), x.sizes().end());
   const int64_t mode = auto_alpha_.empty() ? 0 : (auto_alpha_ == "auto_po2" ? 2 : 1);
   auto [out, scale] = ops::binary_stochastic(x, at::rand(shape, x.options()), use_01_, alpha_,
-                                             mode, scale_axis_);
+                                             mode, scale_axis_, elements_per_scale_,
+                                             min_po2_exponent_, max_po2_exponent_);
   if (mode != 0) last_scale_.set(scale);
   return out;
 }
 
 at::Tensor Binary::forward(const at::Tensor& x) const {
   if (auto_alpha_.empty()) return ops::binary(x, use_01_, alpha_);
-  auto [out, scale] = ops::binary_auto(x, use_01_, auto_alpha_ == "auto_po2", scale_axis_);
+  at::Tensor out, scale;
+  if (elements_per_scale_ || min_po2_exponent_ || max_po2_exponent_) {
+    std::tie(out, scale) =
+        ops::binary_auto_grouped(x, use_01_, auto_alpha_ == "auto_po2", scale_axis_,
+                                 elements_per_scale_, min_po2_exponent_, max_po2_exponent_);
+  } else {
+    std::tie(out, scale) = ops::binary_auto(x, use_01_, auto_alpha_ == "auto_po2", scale_axis_);
+  }
   last_scale_.set(scale);
   return out;
 }
@@ -1001,6 +1019,11 @@ std::string Binary::to_string() const {
   if (!std::holds_alternative<std::monostate>(a)) args.push_back("alpha=" + format_spec_value(a));
   if (scale_axis_) args.push_back(axes_string(scale_axis_));
   if (stochastic_) args.push_back("use_stochastic_rounding=1");
+  if (elements_per_scale_) {
+    args.push_back("elements_per_scale=" + format_spec_value(axes_value(elements_per_scale_)));
+  }
+  if (min_po2_exponent_) args.push_back("min_po2_exponent=" + std::to_string(*min_po2_exponent_));
+  if (max_po2_exponent_) args.push_back("max_po2_exponent=" + std::to_string(*max_po2_exponent_));
   return join_args(name(), args);
 }
 
@@ -1008,7 +1031,12 @@ SpecKeywords Binary::config() const {
   return {{"use_01", use_01_},
           {"alpha", alpha_value(alpha_, auto_alpha_)},
           {"use_stochastic_rounding", stochastic_},
-          {"scale_axis", axes_value(scale_axis_)}};
+          {"scale_axis", axes_value(scale_axis_)},
+          {"elements_per_scale", axes_value(elements_per_scale_)},
+          {"min_po2_exponent", min_po2_exponent_ ? SpecValue(*min_po2_exponent_)
+                                                 : SpecValue(std::monostate{})},
+          {"max_po2_exponent", max_po2_exponent_ ? SpecValue(*max_po2_exponent_)
+                                                 : SpecValue(std::monostate{})}};
 }
 
 Ternary::Ternary(std::optional<double> alpha, std::optional<double> threshold,

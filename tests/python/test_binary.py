@@ -105,7 +105,7 @@ def test_spec_bounds_and_errors():
                          ("ternary(threshold=-1)", "`threshold` must be None or a finite number >= 0"),
                          ("binary(alpha=-1)", "`alpha` must be None, a finite number > 0"),
                          ("binary(scale_axis=1)", "applies to alpha 'auto' or 'auto_po2' only"),
-                         ("binary(elements_per_scale=2)", "not supported yet"),
+                         ("binary(elements_per_scale=2)", "applies to alpha .auto. or .auto_po2. only"),
                          ("ternary(alpha=1, use_stochastic_rounding=1)", "needs alpha 'auto'")]:
         with pytest.raises(ValueError, match=needle):
             get_quantizer(spec)

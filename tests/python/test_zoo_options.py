@@ -405,3 +405,27 @@ def test_grouped_auto_po2_equals_plain_without_options_and_errors():
     q = quantized_bits(4, 0, alpha="auto_po2", max_po2_exponent=-4)
     q(x * 10)
     assert bool((q.scale <= 2.0 ** -4 * 8).all())
+
+
+@pytest.mark.parametrize("alpha,group,lo,hi", [("auto", 2, None, None), ("auto_po2", 4, -2, None),
+                                               ("auto_po2", 1, None, -1)])
+def test_binary_grouped_scales_match_qkeras_transcription(alpha, group, lo, hi):
+    torch.manual_seed(9)
+    x = torch.randn(8, 10, dtype=torch.float64) * torch.logspace(-2, 1, 8, dtype=torch.float64).view(8, 1)
+    q = binary(alpha=alpha, elements_per_scale=group, min_po2_exponent=lo, max_po2_exponent=hi)
+    y = q(x)
+    k = np.where(x.numpy() < 0, -1.0, 1.0)
+    g = lambda v: np.repeat(v.reshape(8 // group, -1).mean(axis=1), group).reshape(8, 1)  # noqa: E731
+    s = g(x.numpy() * k) / (g(k * k) + 1e-7)
+    if alpha == "auto_po2":
+        s = np.exp2(np.round(np.log(s + 1e-7) / np.log(2.0)))
+        if lo is not None or hi is not None:
+            s = np.clip(s, None if lo is None else 2.0 ** lo, None if hi is None else 2.0 ** hi)
+    np.testing.assert_allclose(q.scale.numpy(), s, rtol=1e-12)
+    np.testing.assert_allclose(y.numpy(), s * k, rtol=1e-12)
+    assert get_quantizer(q.to_string()).to_string() == q.to_string()
+    qs = binary(alpha=alpha, elements_per_scale=group, use_stochastic_rounding=True).train()
+    assert qs(x).shape == x.shape and qs.scale.shape == (8, 1)
+    torch.jit.script(q)
+    with pytest.raises(ValueError, match="applies to alpha 'auto' or 'auto_po2' only"):
+        binary(alpha=1.0, elements_per_scale=2)

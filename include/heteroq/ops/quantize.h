@@ -229,7 +229,21 @@ HETEROQ_API at::Tensor quantized_relu_po2_stochastic(
 HETEROQ_API std::tuple<at::Tensor, at::Tensor> binary_stochastic(
     const at::Tensor& x, const at::Tensor& noise, bool use_01 = false,
     std::optional<double> alpha = std::nullopt, int64_t auto_mode = 0,
-    std::optional<std::vector<int64_t>> scale_axis = std::nullopt);
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
+    std::optional<std::vector<int64_t>> elements_per_scale = std::nullopt,
+    std::optional<int64_t> min_po2_exponent = std::nullopt,
+    std::optional<int64_t> max_po2_exponent = std::nullopt);
+
+/// `heteroq::binary_auto_grouped(Tensor x, bool use_01=False, bool po2=True,
+/// int[]? scale_axis=None, int[]? elements_per_scale=None, int? min_po2_exponent=None,
+/// int? max_po2_exponent=None) -> (Tensor, Tensor)`: binary with alpha "auto"/"auto_po2" and
+/// QKeras's scale options (one least-squares scale per group of channels; the po2 scale clipped).
+HETEROQ_API std::tuple<at::Tensor, at::Tensor> binary_auto_grouped(
+    const at::Tensor& x, bool use_01 = false, bool po2 = true,
+    std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
+    std::optional<std::vector<int64_t>> elements_per_scale = std::nullopt,
+    std::optional<int64_t> min_po2_exponent = std::nullopt,
+    std::optional<int64_t> max_po2_exponent = std::nullopt);
 
 /// `heteroq::ternary_stochastic(Tensor x, Tensor noise, bool po2=True, int number_of_unrolls=5,
 /// int[]? scale_axis=None) -> (Tensor, Tensor)`: QKeras ternary(alpha "auto"/"auto_po2",

@@ -376,9 +376,14 @@ class HETEROQ_API Binary final : public Quantizer {
  public:
   explicit Binary(bool use_01 = false, std::optional<double> alpha = std::nullopt,
                   bool use_stochastic_rounding = false);
+  /// `elements_per_scale` (one scale per group of channels) and the po2 exponent limits (for
+  /// "auto_po2") as QKeras's binary.
   Binary(bool use_01, const std::string& alpha,
          std::optional<std::vector<int64_t>> scale_axis = std::nullopt,
-         bool use_stochastic_rounding = false);
+         bool use_stochastic_rounding = false,
+         std::optional<std::vector<int64_t>> elements_per_scale = std::nullopt,
+         std::optional<int64_t> min_po2_exponent = std::nullopt,
+         std::optional<int64_t> max_po2_exponent = std::nullopt);
   std::string name() const override { return "binary"; }
   at::Tensor forward(const at::Tensor& x) const override;
   at::Tensor forward_train(const at::Tensor& x) const override;
@@ -397,6 +402,8 @@ class HETEROQ_API Binary final : public Quantizer {
   std::string auto_alpha_;
   std::optional<std::vector<int64_t>> scale_axis_;
   bool stochastic_ = false;
+  std::optional<std::vector<int64_t>> elements_per_scale_;
+  std::optional<int64_t> min_po2_exponent_, max_po2_exponent_;
   detail::LastScale last_scale_;
 };
 
