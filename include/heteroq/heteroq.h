@@ -8,3 +8,5 @@
 #include "heteroq/quantizers/quantizer.h"
 #include "heteroq/ops/quantize.h"
 #include "heteroq/nn/layers.h"
+#include "heteroq/nn/conv.h"
+#include "heteroq/nn/norm_pool.h"

@@ -6,7 +6,7 @@ The quantizers are applied exactly as given: QKeras's implicit switch of weight 
 ``alpha="auto_po2"`` is not applied.
 """
 import math
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,11 @@ from torch import Tensor
 
 from .quantizers import Quantizer, get_quantizer
 
-__all__ = ["QLinear", "QDense", "QActivation"]
+__all__ = ["QLinear", "QDense", "QActivation", "QConv1d", "QConv1D", "QConv2d", "QConv2D",
+           "QConvTranspose2d", "QConv2DTranspose", "QDepthwiseConv2d", "QDepthwiseConv2D",
+           "QSeparableConv1d", "QSeparableConv1D", "QSeparableConv2d", "QSeparableConv2D",
+           "QBatchNorm1d", "QBatchNorm2d", "QBatchNormalization", "QAvgPool2d", "QAveragePooling2D",
+           "QGlobalAvgPool2d", "QGlobalAveragePooling2D"]
 
 QuantizerLike = Union[Quantizer, str, None]
 
@@ -112,3 +116,381 @@ class QActivation(torch.nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self.quantizer(input)
+
+
+class QConv1d(torch.nn.Conv1d):
+    """``torch.nn.Conv1d`` with a quantized kernel and bias: ``conv1d(x, q_k(W)) + q_b(b)``.
+
+    Args: those of ``torch.nn.Conv1d`` (``padding_mode`` included), then ``kernel_quantizer`` and
+    ``bias_quantizer`` (quantizer objects, spec strings or None). Alias: ``QConv1D``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 kernel_quantizer: QuantizerLike = None, bias_quantizer: QuantizerLike = None,
+                 device=None, dtype=None) -> None:
+        _check_conv_args("QConv1d", in_channels, out_channels, groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device, dtype)
+        self.kernel_quantizer = _as_quantizer(kernel_quantizer, "QConv1d.kernel_quantizer")
+        self.bias_quantizer = _as_quantizer(bias_quantizer, "QConv1d.bias_quantizer")
+
+    def quantized_weight(self) -> Tensor:
+        """The kernel as the forward pass uses it."""
+        if self.kernel_quantizer is not None:
+            return self.kernel_quantizer(self.weight)
+        return self.weight
+
+    def quantized_bias(self) -> Optional[Tensor]:
+        """The bias as the forward pass uses it (None without bias)."""
+        b = self.bias
+        if b is not None and self.bias_quantizer is not None:
+            return self.bias_quantizer(b)
+        return b
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return self._conv_forward(input, self.quantized_weight(), self.quantized_bias())
+
+
+class QConv2d(torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` with a quantized kernel and bias: ``conv2d(x, q_k(W)) + q_b(b)``.
+
+    Args: those of ``torch.nn.Conv2d``, then ``kernel_quantizer`` and ``bias_quantizer``.
+    Layout NCHW, kernel ``(out, in/groups, kh, kw)``. Alias: ``QConv2D``.
+
+    Example usage::
+
+        conv = heteroq.nn.QConv2d(3, 16, 3, padding=1,
+                                  kernel_quantizer="quantized_bits(6,0,alpha=1)",
+                                  bias_quantizer="quantized_bits(8,3,alpha=1)")
+        y = conv(torch.randn(2, 3, 32, 32))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 kernel_quantizer: QuantizerLike = None, bias_quantizer: QuantizerLike = None,
+                 device=None, dtype=None) -> None:
+        _check_conv_args("QConv2d", in_channels, out_channels, groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device, dtype)
+        self.kernel_quantizer = _as_quantizer(kernel_quantizer, "QConv2d.kernel_quantizer")
+        self.bias_quantizer = _as_quantizer(bias_quantizer, "QConv2d.bias_quantizer")
+
+    def quantized_weight(self) -> Tensor:
+        """The kernel as the forward pass uses it."""
+        if self.kernel_quantizer is not None:
+            return self.kernel_quantizer(self.weight)
+        return self.weight
+
+    def quantized_bias(self) -> Optional[Tensor]:
+        """The bias as the forward pass uses it (None without bias)."""
+        b = self.bias
+        if b is not None and self.bias_quantizer is not None:
+            return self.bias_quantizer(b)
+        return b
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return self._conv_forward(input, self.quantized_weight(), self.quantized_bias())
+
+
+class QConvTranspose2d(torch.nn.ConvTranspose2d):
+    """``torch.nn.ConvTranspose2d`` with a quantized kernel ``(in, out/groups, kh, kw)`` and bias.
+
+    Args: those of ``torch.nn.ConvTranspose2d``, then ``kernel_quantizer`` and
+    ``bias_quantizer``. For a per-channel weight scale, note that PyTorch's axis 0 of this kernel
+    is the *input* channel (as Keras's Conv2DTranspose keeps it). Alias: ``QConv2DTranspose``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", kernel_quantizer: QuantizerLike = None,
+                 bias_quantizer: QuantizerLike = None, device=None, dtype=None) -> None:
+        _check_conv_args("QConvTranspose2d", in_channels, out_channels, groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding,
+                         groups, bias, dilation, padding_mode, device, dtype)
+        self.kernel_quantizer = _as_quantizer(kernel_quantizer, "QConvTranspose2d.kernel_quantizer")
+        self.bias_quantizer = _as_quantizer(bias_quantizer, "QConvTranspose2d.bias_quantizer")
+
+    def quantized_weight(self) -> Tensor:
+        """The kernel as the forward pass uses it."""
+        if self.kernel_quantizer is not None:
+            return self.kernel_quantizer(self.weight)
+        return self.weight
+
+    def quantized_bias(self) -> Optional[Tensor]:
+        """The bias as the forward pass uses it (None without bias)."""
+        b = self.bias
+        if b is not None and self.bias_quantizer is not None:
+            return self.bias_quantizer(b)
+        return b
+
+    def forward(self, input: Tensor, output_size: Optional[List[int]] = None) -> Tensor:  # noqa: A002
+        if self.padding_mode != "zeros":
+            raise ValueError("QConvTranspose2d: only `zeros` padding mode is supported")
+        assert isinstance(self.padding, tuple)
+        output_padding = self._output_padding(input, output_size, self.stride,  # type: ignore[arg-type]
+                                              self.padding, self.kernel_size,  # type: ignore[arg-type]
+                                              2, self.dilation)  # type: ignore[arg-type]
+        return F.conv_transpose2d(input, self.quantized_weight(), self.quantized_bias(),
+                                  self.stride, self.padding, output_padding, self.groups,
+                                  self.dilation)
+
+
+class QDepthwiseConv2d(QConv2d):
+    """QKeras ``QDepthwiseConv2D``: a ``QConv2d`` with ``groups = in_channels`` and
+    ``in_channels * depth_multiplier`` outputs, its kernel ``(in*dm, 1, kh, kw)`` quantized by
+    ``depthwise_quantizer``. Alias: ``QDepthwiseConv2D``.
+    """
+
+    __jit_unused_properties__ = ["depthwise_quantizer"]
+
+    def __init__(self, in_channels: int, kernel_size, depth_multiplier: int = 1, stride=1,
+                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
+                 depthwise_quantizer: QuantizerLike = None, bias_quantizer: QuantizerLike = None,
+                 device=None, dtype=None) -> None:
+        if depth_multiplier <= 0:
+            raise ValueError(f"QDepthwiseConv2d: `depth_multiplier` must be > 0, got {depth_multiplier}")
+        super().__init__(in_channels, in_channels * depth_multiplier, kernel_size, stride, padding,
+                         dilation, in_channels, bias, padding_mode, depthwise_quantizer,
+                         bias_quantizer, device, dtype)
+        self.depth_multiplier = depth_multiplier
+
+    @property
+    def depthwise_quantizer(self) -> Optional[Quantizer]:
+        return self.kernel_quantizer
+
+
+class _QSeparableConv(torch.nn.Module):
+    """A depthwise convolution (no bias) followed directly by a 1x1 pointwise one (QKeras)."""
+
+    def __init__(self, conv, who: str, in_channels: int, out_channels: int, kernel_size,
+                 depth_multiplier: int, stride, padding, dilation, bias: bool,
+                 depthwise_quantizer: QuantizerLike, pointwise_quantizer: QuantizerLike,
+                 bias_quantizer: QuantizerLike, device, dtype) -> None:
+        super().__init__()
+        if depth_multiplier <= 0:
+            raise ValueError(f"{who}: `depth_multiplier` must be > 0, got {depth_multiplier}")
+        _check_conv_args(who, in_channels, out_channels, 1)
+        mid = in_channels * depth_multiplier
+        self.depthwise = conv(in_channels, mid, kernel_size, stride, padding, dilation,
+                              in_channels, False, kernel_quantizer=depthwise_quantizer,
+                              device=device, dtype=dtype)
+        self.pointwise = conv(mid, out_channels, 1, bias=bias, kernel_quantizer=pointwise_quantizer,
+                              bias_quantizer=bias_quantizer, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return self.pointwise(self.depthwise(input))
+
+
+class QSeparableConv1d(_QSeparableConv):
+    """QKeras ``QSeparableConv1D``: depthwise ``QConv1d`` (``depthwise_quantizer``, no bias), then
+    a pointwise 1x1 ``QConv1d`` (``pointwise_quantizer``, ``bias_quantizer``); no activation in
+    between. Alias: ``QSeparableConv1D``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, depth_multiplier: int = 1,
+                 stride=1, padding=0, dilation=1, bias: bool = True,
+                 depthwise_quantizer: QuantizerLike = None, pointwise_quantizer: QuantizerLike = None,
+                 bias_quantizer: QuantizerLike = None, device=None, dtype=None) -> None:
+        super().__init__(QConv1d, "QSeparableConv1d", in_channels, out_channels, kernel_size,
+                         depth_multiplier, stride, padding, dilation, bias, depthwise_quantizer,
+                         pointwise_quantizer, bias_quantizer, device, dtype)
+
+
+class QSeparableConv2d(_QSeparableConv):
+    """QKeras ``QSeparableConv2D``: depthwise ``QConv2d`` then pointwise 1x1 ``QConv2d``, as
+    :class:`QSeparableConv1d`. Alias: ``QSeparableConv2D``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, depth_multiplier: int = 1,
+                 stride=1, padding=0, dilation=1, bias: bool = True,
+                 depthwise_quantizer: QuantizerLike = None, pointwise_quantizer: QuantizerLike = None,
+                 bias_quantizer: QuantizerLike = None, device=None, dtype=None) -> None:
+        super().__init__(QConv2d, "QSeparableConv2d", in_channels, out_channels, kernel_size,
+                         depth_multiplier, stride, padding, dilation, bias, depthwise_quantizer,
+                         pointwise_quantizer, bias_quantizer, device, dtype)
+
+
+def _check_conv_args(who: str, in_channels: int, out_channels: int, groups: int) -> None:
+    if in_channels <= 0 or out_channels <= 0:
+        raise ValueError(f"{who}: `in_channels` and `out_channels` must be > 0, got "
+                         f"{in_channels} and {out_channels}")
+    if groups <= 0 or in_channels % groups or out_channels % groups:
+        raise ValueError(f"{who}: `groups` ({groups}) must be > 0 and divide in_channels "
+                         f"({in_channels}) and out_channels ({out_channels})")
+
+
+QConv1D = QConv1d
+QConv2D = QConv2d
+QConv2DTranspose = QConvTranspose2d
+QDepthwiseConv2D = QDepthwiseConv2d
+QSeparableConv1D = QSeparableConv1d
+QSeparableConv2D = QSeparableConv2d
+
+
+class _QBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """QKeras ``QBatchNormalization`` in PyTorch's layout and conventions (see QBatchNorm2d)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 gamma_quantizer: QuantizerLike = None, beta_quantizer: QuantizerLike = None,
+                 mean_quantizer: QuantizerLike = None, variance_quantizer: QuantizerLike = None,
+                 inverse_quantizer: QuantizerLike = None, device=None, dtype=None) -> None:
+        who = type(self).__name__
+        if num_features <= 0:
+            raise ValueError(f"{who}: `num_features` must be > 0, got {num_features}")
+        if not eps >= 0:
+            raise ValueError(f"{who}: `eps` must be >= 0, got {eps}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{who}: `momentum` must be in [0, 1] or None, got {momentum}")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.gamma_quantizer = _as_quantizer(gamma_quantizer, f"{who}.gamma_quantizer")
+        self.beta_quantizer = _as_quantizer(beta_quantizer, f"{who}.beta_quantizer")
+        self.mean_quantizer = _as_quantizer(mean_quantizer, f"{who}.mean_quantizer")
+        self.variance_quantizer = _as_quantizer(variance_quantizer, f"{who}.variance_quantizer")
+        self.inverse_quantizer = _as_quantizer(inverse_quantizer, f"{who}.inverse_quantizer")
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        self._check_input_dim(input)
+        running_mean = self.running_mean
+        running_var = self.running_var
+        if self.training or running_mean is None or running_var is None:
+            dims = [0] + list(range(2, input.dim()))
+            mean = input.mean(dims)
+            var = input.var(dims, unbiased=False)
+            if self.training and running_mean is not None and running_var is not None:
+                with torch.no_grad():
+                    tracked = self.num_batches_tracked
+                    assert tracked is not None
+                    tracked.add_(1)
+                    momentum = self.momentum
+                    m = 1.0 / float(tracked.item()) if momentum is None else momentum
+                    n = input.numel() / input.size(1)
+                    running_mean.mul_(1 - m).add_(mean.detach() * m)
+                    running_var.mul_(1 - m).add_(var.detach() * (n / max(n - 1.0, 1.0) * m))
+        else:
+            mean = running_mean
+            var = running_var
+        gamma = self.weight
+        beta = self.bias
+        if self.inverse_quantizer is not None:
+            inv = self.inverse_quantizer(torch.ops.heteroq._bn_inverse(var, gamma, self.eps))
+        else:
+            if self.variance_quantizer is not None:
+                var = self.variance_quantizer(var)
+            if gamma is not None and self.gamma_quantizer is not None:
+                gamma = self.gamma_quantizer(gamma)
+            inv = torch.ops.heteroq._bn_inverse(var, gamma, self.eps)
+        if self.mean_quantizer is not None:
+            mean = self.mean_quantizer(mean)
+        if beta is not None and self.beta_quantizer is not None:
+            beta = self.beta_quantizer(beta)
+        return torch.ops.heteroq._bn_apply(input, inv, mean, beta)
+
+
+class QBatchNorm1d(_QBatchNorm):
+    """QKeras ``QBatchNormalization`` for ``(N, C)`` or ``(N, C, L)`` inputs; see
+    :class:`QBatchNorm2d`."""
+
+    def _check_input_dim(self, input: Tensor) -> None:  # noqa: A002
+        if input.dim() != 2 and input.dim() != 3:
+            raise ValueError(f"QBatchNorm1d: expected input of shape (N, C) or (N, C, L), got "
+                             f"{list(input.shape)}")
+
+
+class QBatchNorm2d(_QBatchNorm):
+    """QKeras ``QBatchNormalization`` for NCHW inputs, with ``torch.nn.BatchNorm2d``'s arguments
+    and state (``weight`` = gamma, ``bias`` = beta, ``running_mean``, ``running_var``).
+
+    With m, v the batch statistics in training (the running ones in eval mode)::
+
+        inv = rsqrt(Qv(v) + eps) * Qg(gamma)      # or Qinv(rsqrt(v + eps) * gamma)
+        y   = x * inv + (Qb(beta) - Qm(m) * inv)  # per channel
+
+    Training normalizes with the quantized batch moments and updates the running statistics with
+    the unquantized ones (as QKeras), with PyTorch's momentum (Keras's 0.99 is PyTorch's 0.01)
+    and eps (1e-5; Keras: 1e-3). Quantizers default to None; QKeras's defaults are
+    ``gamma_quantizer="quantized_relu_po2(6,2048)"``, ``beta_quantizer="quantized_po2(5)"``,
+    ``mean_quantizer="quantized_po2(5)"``,
+    ``variance_quantizer="quantized_relu_po2(6,quadratic_approximation=True)"``. Aliases:
+    ``QBatchNormalization``.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:  # noqa: A002
+        if input.dim() != 4:
+            raise ValueError(f"QBatchNorm2d: expected input of shape (N, C, H, W), got "
+                             f"{list(input.shape)}")
+
+
+QBatchNormalization = QBatchNorm2d
+
+
+class QAvgPool2d(torch.nn.Module):
+    """QKeras ``QAveragePooling2D``: ``AvgPool(x * kh*kw) * average_quantizer(1/(kh*kw))``, then
+    ``activation``; without an average quantizer, ``torch.nn.AvgPool2d``. Arguments: those of
+    ``torch.nn.AvgPool2d`` (``divisor_override`` excepted), ``average_quantizer``, ``activation``.
+    Alias: ``QAveragePooling2D``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, average_quantizer: QuantizerLike = None,
+                 activation: QuantizerLike = None) -> None:
+        super().__init__()
+        pair = torch.nn.modules.utils._pair
+        self.kernel_size: List[int] = list(pair(kernel_size))
+        self.stride: List[int] = list(pair(stride if stride is not None else kernel_size))
+        self.padding: List[int] = list(pair(padding))
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"QAvgPool2d: `kernel_size` and `stride` must be >= 1 and `padding` "
+                             f">= 0, got {self.kernel_size}, {self.stride}, {self.padding}")
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.average_quantizer = _as_quantizer(average_quantizer, "QAvgPool2d.average_quantizer")
+        self.activation = _as_quantizer(activation, "QAvgPool2d.activation")
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if self.average_quantizer is not None:
+            area = self.kernel_size[0] * self.kernel_size[1]
+            factor = self.average_quantizer(torch.full([], 1.0 / area, dtype=input.dtype,
+                                                       device=input.device))
+            y = torch.ops.heteroq._sum_pool2d_scaled(input, self.kernel_size, self.stride,
+                                                     self.padding, self.ceil_mode,
+                                                     self.count_include_pad, factor)
+        else:
+            y = F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                             self.count_include_pad)
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class QGlobalAvgPool2d(torch.nn.Module):
+    """QKeras ``QGlobalAveragePooling2D``: ``sum_{H,W}(x) * average_quantizer(1/(H*W))`` (the
+    mean without an average quantizer), then ``activation``. Output ``(N, C)`` as Keras
+    (``keepdim=True``: ``(N, C, 1, 1)``). Alias: ``QGlobalAveragePooling2D``."""
+
+    def __init__(self, average_quantizer: QuantizerLike = None, activation: QuantizerLike = None,
+                 keepdim: bool = False) -> None:
+        super().__init__()
+        self.average_quantizer = _as_quantizer(average_quantizer,
+                                               "QGlobalAvgPool2d.average_quantizer")
+        self.activation = _as_quantizer(activation, "QGlobalAvgPool2d.activation")
+        self.keepdim = keepdim
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if input.dim() != 4:
+            raise ValueError("QGlobalAvgPool2d: expected input of shape (N, C, H, W)")
+        if self.average_quantizer is not None:
+            area = input.size(2) * input.size(3)
+            factor = self.average_quantizer(torch.full([], 1.0 / area, dtype=input.dtype,
+                                                       device=input.device))
+            y = input.sum([2, 3], keepdim=self.keepdim) * factor
+        else:
+            y = input.mean([2, 3], keepdim=self.keepdim)
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+
+QAveragePooling2D = QAvgPool2d
+QGlobalAveragePooling2D = QGlobalAvgPool2d

@@ -290,6 +290,20 @@ HETEROQ_API at::Tensor _relu_upper_bound(const at::Tensor& xq, const at::Tensor&
                                          std::optional<double> relu_upper_bound = std::nullopt,
                                          double qnoise_factor = 1.0);
 
+/// Layer arithmetic shared by the C++ and Python modules (src/ops/layer_ops.cpp):
+/// `heteroq::_bn_inverse(Tensor var, Tensor? gamma, float eps)`: rsqrt(var + eps) * gamma;
+/// `heteroq::_bn_apply(Tensor x, Tensor inv, Tensor mean, Tensor? beta)`: x inv + (beta - mean inv)
+/// on channel axis 1 (QKeras QBatchNormalization's order);
+/// `heteroq::_sum_pool2d_scaled(...)`: avg_pool2d(x * area) * factor (QKeras QAveragePooling2D).
+HETEROQ_API at::Tensor _bn_inverse(const at::Tensor& var, const std::optional<at::Tensor>& gamma,
+                                   double eps);
+HETEROQ_API at::Tensor _bn_apply(const at::Tensor& x, const at::Tensor& inv,
+                                 const at::Tensor& mean, const std::optional<at::Tensor>& beta);
+HETEROQ_API at::Tensor _sum_pool2d_scaled(const at::Tensor& x, at::IntArrayRef kernel_size,
+                                          at::IntArrayRef stride, at::IntArrayRef padding,
+                                          bool ceil_mode, bool count_include_pad,
+                                          const at::Tensor& factor);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();
