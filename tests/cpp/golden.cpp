@@ -5,6 +5,7 @@
 // results. Usage: heteroq_golden SPEC...
 //   {"quantizers": {SPEC: [uint32 bits of q(linspace(-5, 5, 2001))], ...},
 //    "qlinear": {SPEC: [uint32 bits of QLinear(6, 4) with deterministic parameters], ...},
+//    "layers": {NAME: [uint32 bits of a conv/BN/pooling layer with deterministic parameters]},
 //    "train": {SPEC: [uint32 bits of forward_train(linspace(-5, 5, 2001)) after manual_seed(0)]}}
 #include <torch/torch.h>
 
@@ -48,6 +49,50 @@ int main(int argc, char** argv) {
       fc->bias.copy_(torch::linspace(-0.7, 0.4, 4));
       std::cout << (i > 1 ? "," : "") << "\"" << argv[i] << "\": ";
       print_bits(fc(torch::linspace(-2, 2, 30).view({5, 6})));
+    }
+    std::cout << "}, \"layers\": {";
+    {
+      // Deterministic parameters: every parameter and buffer gets linspace values.
+      auto fill = [](torch::nn::Module& m) {
+        torch::NoGradGuard no_grad;
+        m.eval();
+        for (auto& p : m.named_parameters()) {
+          p.value().copy_(torch::linspace(-0.9, 1.1, p.value().numel()).view_as(p.value()));
+        }
+      };
+      const std::string q = "quantized_bits(6,2,alpha=1)";
+      const torch::Tensor x4 = torch::linspace(-3, 3, 2 * 4 * 6 * 6).view({2, 4, 6, 6});
+      const torch::Tensor x3 = torch::linspace(-3, 3, 2 * 4 * 9).view({2, 4, 9});
+      using namespace heteroq::nn;
+      QConv2d c2(QConv2dOptions(4, 6, 3).padding(1).stride(2).kernel_quantizer(q).bias_quantizer(q));
+      QConv1d c1(QConv1dOptions(4, 5, 3).kernel_quantizer(q).bias_quantizer(q));
+      QConvTranspose2d ct(QConv2dOptions(4, 3, 3).stride(2).kernel_quantizer(q).bias_quantizer(q));
+      QDepthwiseConv2d dw(QDepthwiseConv2dOptions(4, 3).depth_multiplier(2).depthwise_quantizer(q)
+                              .bias_quantizer(q));
+      QSeparableConv2d sc(QSeparableConv2dOptions(4, 5, 3).depthwise_quantizer(q)
+                              .pointwise_quantizer(q).bias_quantizer(q));
+      QBatchNorm2d bn(QBatchNormOptions(4).gamma_quantizer("quantized_relu_po2(6,2048)")
+                          .beta_quantizer("quantized_po2(5)").mean_quantizer("quantized_po2(5)")
+                          .variance_quantizer("quantized_relu_po2(6,quadratic_approximation=1)"));
+      QAvgPool2d ap(QAvgPool2dOptions(2).average_quantizer("quantized_bits(8,0,alpha=1)")
+                        .activation("quantized_relu(6,2)"));
+      QGlobalAvgPool2d gp(QGlobalAvgPool2dOptions().average_quantizer("quantized_bits(8,0,alpha=1)"));
+      fill(*c2); fill(*c1); fill(*ct); fill(*dw); fill(*sc); fill(*bn); fill(*ap); fill(*gp);
+      {
+        torch::NoGradGuard no_grad;
+        bn->running_mean.copy_(torch::linspace(-0.5, 0.5, 4));
+        bn->running_var.copy_(torch::linspace(0.5, 2.0, 4));
+      }
+      const std::pair<const char*, torch::Tensor> outs[] = {
+          {"conv2d", c2(x4)}, {"conv1d", c1(x3)}, {"convtranspose2d", ct(x4)},
+          {"depthwise", dw(x4)}, {"separable", sc(x4)}, {"batchnorm", bn(x4)},
+          {"avgpool", ap(x4)}, {"globalavgpool", gp(x4)}};
+      bool first = true;
+      for (const auto& [name, y] : outs) {
+        std::cout << (first ? "" : ",") << "\"" << name << "\": ";
+        print_bits(y.detach());
+        first = false;
+      }
     }
     std::cout << "}, \"train\": {";
     for (int i = 1; i < argc; ++i) {
