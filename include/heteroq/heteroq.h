@@ -10,3 +10,4 @@
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/convert.h"

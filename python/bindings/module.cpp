@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "heteroq/errors.h"
+#include "heteroq/nn/plan.h"
 #include "heteroq/ops/quantize.h"
 #include "heteroq/quantizers/quantizer.h"
 #include "heteroq/quantizers/spec.h"
@@ -158,6 +159,26 @@ PYBIND11_MODULE(_C, m) {
   m.def("quantizer_names", &heteroq::quantizer_names);
   m.def("quantizer_from_json", &heteroq::quantizer_from_json, py::arg("json"),
         "Reads Quantizer.to_json()'s format: {\"class_name\": ..., \"config\": {...}}.");
+  m.def(
+      "plan_model_quantize",
+      [](const std::string& config_json, const std::vector<std::tuple<std::string, std::string,
+                                                                        std::string>>& layers,
+         std::optional<int64_t> activation_bits) {
+        std::vector<heteroq::nn::FloatLayer> in;
+        for (const auto& [name, kind, activation] : layers) in.push_back({name, kind, activation});
+        py::list out;
+        for (const auto& plan : heteroq::nn::plan_model_quantize(config_json, in, activation_bits)) {
+          if (!plan) {
+            out.append(py::none());
+          } else {
+            out.append(py::make_tuple(plan->qclass, plan->quantizers));
+          }
+        }
+        return out;
+      },
+      py::arg("config_json"), py::arg("layers"), py::arg("activation_bits") = py::none(),
+      "QKeras's model_quantize rules: for (name, kind, activation) layers, (QClass, {slot: spec}) "
+      "or None (keep the float layer).");
   m.def("fused_kernels_enabled", &heteroq::ops::fused_kernels_enabled);
   m.def("set_fused_kernels_enabled", &heteroq::ops::set_fused_kernels_enabled, py::arg("enabled"));
 }

@@ -14,6 +14,7 @@ import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
 from . import nn, ops
+from .convert import model_quantize
 from .quantizers import (Quantizer, bernoulli, binary, get_quantizer, quantized_bits,
                          quantized_hswish, quantized_po2, quantized_relu, quantized_relu_po2,
                          quantized_sigmoid, quantized_tanh, quantized_ulaw, stochastic_binary,
@@ -26,6 +27,7 @@ __all__ = [
     "bernoulli",
     "binary",
     "get_quantizer",
+    "model_quantize",
     "nn",
     "ops",
     "quantized_bits",

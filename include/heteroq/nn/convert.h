@@ -1,0 +1,33 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// model_quantize: converts float layers to quantized ones from a QKeras-format config.
+#pragma once
+
+#include <torch/nn/modules/container/sequential.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "heteroq/export.h"
+#include "heteroq/nn/plan.h"
+
+namespace heteroq::nn {
+
+/**
+ * QKeras model_quantize for a torch::nn::Sequential: returns a new Sequential in which Linear,
+ * Conv1d, Conv2d (depthwise when groups == in_channels > 1), ConvTranspose2d, BatchNorm1d/2d,
+ * ReLU/Tanh/Sigmoid/LeakyReLU, AvgPool2d and AdaptiveAvgPool2d(1) children are replaced
+ * by their quantized versions per plan_model_quantize (layer names are the child indices "0",
+ * "1", ...). With transfer_weights the parameters and running statistics are copied.
+ * @throws heteroq::InvalidArgument as plan_model_quantize, or for a configured layer heteroq cannot
+ *         convert.
+ */
+HETEROQ_API torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
+                                                 const std::string& config_json,
+                                                 std::optional<int64_t> activation_bits = std::nullopt,
+                                                 bool transfer_weights = false);
+
+}  // namespace heteroq::nn

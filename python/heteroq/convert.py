@@ -1,0 +1,179 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""``model_quantize``: converts the float layers of a PyTorch model to heteroq's quantized layers
+from a QKeras-format config (QKeras's ``utils.model_quantize``). The rules (which key applies,
+which layers stay float, the activation defaults, the checks) are the C++ core's
+``heteroq::nn::plan_model_quantize``, shared with the C++ converter."""
+import copy
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from . import _C
+from . import nn as qnn
+from .quantizers import Quantizer
+
+__all__ = ["model_quantize"]
+
+_QUANTIZED = (qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QConvTranspose2d, qnn.QDepthwiseConv2d,
+              qnn._QSeparableConv, qnn._QBatchNorm, qnn.QActivation, qnn.QAvgPool2d,
+              qnn.QGlobalAvgPool2d)
+
+
+def _describe(m: torch.nn.Module) -> Tuple[str, str]:
+    """(Keras kind, activation name) of a float module; the kind is the class name otherwise."""
+    if isinstance(m, _QUANTIZED):
+        return type(m).__name__, ""
+    if isinstance(m, torch.nn.Linear):
+        return "Dense", ""
+    if isinstance(m, torch.nn.Conv1d):
+        return "Conv1D", ""
+    if isinstance(m, torch.nn.Conv2d):
+        depthwise = m.groups > 1 and m.groups == m.in_channels and m.out_channels % m.in_channels == 0
+        return ("DepthwiseConv2D" if depthwise else "Conv2D"), ""
+    if isinstance(m, torch.nn.ConvTranspose2d):
+        return "Conv2DTranspose", ""
+    if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+        return "BatchNormalization", ""
+    for cls, name in ((torch.nn.ReLU, "relu"), (torch.nn.Tanh, "tanh"), (torch.nn.Sigmoid, "sigmoid"),
+                      (torch.nn.Hardswish, "hard_swish"), (torch.nn.LeakyReLU, "leakyrelu")):
+        if isinstance(m, cls):
+            return "Activation", name
+    if isinstance(m, torch.nn.AvgPool2d):
+        return "AveragePooling2D", ""
+    if isinstance(m, torch.nn.AdaptiveAvgPool2d):
+        size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
+        return ("GlobalAveragePooling2D" if tuple(size) == (1, 1) else "AdaptiveAvgPool2d"), ""
+    return type(m).__name__, ""
+
+
+def _leaves(model: torch.nn.Module) -> List[Tuple[str, torch.nn.Module]]:
+    """The modules model_quantize considers: leaves, and heteroq layers (not entered)."""
+    out = []
+
+    def walk(prefix: str, m: torch.nn.Module) -> None:
+        for name, child in m.named_children():
+            full = f"{prefix}.{name}" if prefix else name
+            if isinstance(child, _QUANTIZED) or not any(True for _ in child.children()):
+                out.append((full, child))
+            else:
+                walk(full, child)
+
+    walk("", model)
+    return out
+
+
+def _jsonable(config: Dict[str, Any]) -> Any:
+    if isinstance(config, Quantizer):
+        return config.to_string()
+    if isinstance(config, dict):
+        return {str(k): _jsonable(v) for k, v in config.items()}
+    return config
+
+
+def _int_padding(m, name: str):
+    if isinstance(m.padding, str):
+        raise ValueError(f"model_quantize: layer '{name}': padding={m.padding!r} is not supported; "
+                         f"give integer padding")
+    return m.padding
+
+
+def _build(m: torch.nn.Module, qclass: str, quantizers: Dict[str, str], name: str) -> torch.nn.Module:
+    q = quantizers.get
+    if qclass == "QDense":
+        return qnn.QLinear(m.in_features, m.out_features, m.bias is not None,
+                           q("kernel_quantizer"), q("bias_quantizer"))
+    if qclass == "QConv1D":
+        return qnn.QConv1d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                           _int_padding(m, name), m.dilation, m.groups, m.bias is not None,
+                           m.padding_mode, q("kernel_quantizer"), q("bias_quantizer"))
+    if qclass == "QConv2D":
+        return qnn.QConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                           _int_padding(m, name), m.dilation, m.groups, m.bias is not None,
+                           m.padding_mode, q("kernel_quantizer"), q("bias_quantizer"))
+    if qclass == "QDepthwiseConv2D":
+        return qnn.QDepthwiseConv2d(m.in_channels, m.kernel_size, m.out_channels // m.in_channels,
+                                    m.stride, _int_padding(m, name), m.dilation, m.bias is not None,
+                                    m.padding_mode, q("depthwise_quantizer"), q("bias_quantizer"))
+    if qclass == "QConv2DTranspose":
+        return qnn.QConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                    m.padding, m.output_padding, m.groups, m.bias is not None,
+                                    m.dilation, m.padding_mode, q("kernel_quantizer"),
+                                    q("bias_quantizer"))
+    if qclass == "QBatchNormalization":
+        cls = qnn.QBatchNorm1d if isinstance(m, torch.nn.BatchNorm1d) else qnn.QBatchNorm2d
+        return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats,
+                   q("gamma_quantizer"), q("beta_quantizer"), q("mean_quantizer"),
+                   q("variance_quantizer"), q("inverse_quantizer"))
+    if qclass == "QActivation":
+        return qnn.QActivation(q("activation"))
+    if qclass == "QAveragePooling2D":
+        if m.divisor_override is not None:
+            raise ValueError(f"model_quantize: layer '{name}': divisor_override is not supported")
+        return qnn.QAvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                              m.count_include_pad, q("average_quantizer"), q("activation"))
+    if qclass == "QGlobalAveragePooling2D":
+        return qnn.QGlobalAvgPool2d(q("average_quantizer"), q("activation"), keepdim=True)
+    raise AssertionError(f"model_quantize: no builder for {qclass}")  # pragma: no cover
+
+
+def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
+                   activation_bits: Optional[int] = None, transfer_weights: bool = False,
+                   inplace: bool = False) -> torch.nn.Module:
+    """QKeras's ``model_quantize`` for PyTorch models.
+
+    Replaces ``Linear``, ``Conv1d``, ``Conv2d`` (a depthwise ``QDepthwiseConv2d`` when
+    ``groups == in_channels``), ``ConvTranspose2d``, ``BatchNorm1d/2d``, ``ReLU``/``Tanh``/
+    ``Sigmoid``/``Hardswish``/``LeakyReLU``, ``AvgPool2d`` and ``AdaptiveAvgPool2d(1)`` by heteroq's
+    quantized layers, per ``quantizer_config``: a dict keyed by layer name (the dotted name of
+    ``named_modules``), by QKeras class (``"QDense"``, ``"QConv2D"``, ``"QDepthwiseConv2D"``,
+    ``"QConv2DTranspose"``, ``"QConv1D"``, ``"QBatchNormalization"``, ``"QActivation"``,
+    ``"QAveragePooling2D"``, ``"QGlobalAveragePooling2D"``; PyTorch spellings such as ``"QLinear"``
+    work too), or ``"default"`` -- the first that exists applies. Values are dicts of quantizer slots
+    (spec strings, quantizer objects or Keras-format dicts); a ``QActivation`` entry is a quantizer
+    or ``{activation name: quantizer}``. As QKeras, a weight layer without a kernel quantizer stays
+    float, and activations without an entry become ``quantized_relu/tanh/sigmoid(activation_bits)``
+    when ``activation_bits`` is given.
+
+    Args:
+        model: the float model (not modified unless ``inplace``).
+        quantizer_config: the config described above.
+        activation_bits: bits of the default activation quantizers.
+        transfer_weights: copy parameters and running statistics into the new layers (QKeras's
+            default is False: the new layers are freshly initialised).
+        inplace: convert ``model`` itself instead of a deep copy.
+
+    Returns: the converted model (``model`` itself when ``inplace``).
+
+    Raises:
+        ValueError: a config key that names no layer and no known class, a bad quantizer (with key
+            and slot), a quantizer that cannot serve its slot (e.g. ``quantized_relu`` as a kernel
+            quantizer), a configured layer heteroq cannot convert.
+    """
+    if not isinstance(quantizer_config, dict):
+        raise TypeError(f"model_quantize: `quantizer_config` must be a dict, got "
+                        f"{type(quantizer_config).__name__}")
+    target = model if inplace else copy.deepcopy(model)
+    leaves = _leaves(target)
+    described = [(name, *_describe(m)) for name, m in leaves]
+    plans = _C.plan_model_quantize(json.dumps(_jsonable(quantizer_config)), described,
+                                   activation_bits)
+    for (name, m), plan in zip(leaves, plans):
+        if plan is None:
+            continue
+        qclass, quantizers = plan
+        new = _build(m, qclass, dict(quantizers), name)
+        params = list(m.parameters()) + list(m.buffers())
+        if params:
+            new = new.to(device=params[0].device)
+            if params[0].is_floating_point():
+                new = new.to(dtype=params[0].dtype)
+        if transfer_weights:
+            new.load_state_dict(m.state_dict())
+        new.train(m.training)
+        parent = target
+        *path, leaf = name.split(".")
+        for p in path:
+            parent = getattr(parent, p)
+        setattr(parent, leaf, new)
+    return target

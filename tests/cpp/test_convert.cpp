@@ -1,0 +1,81 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "heteroq/heteroq.h"
+
+namespace {
+
+torch::nn::Sequential float_cnn() {
+  torch::manual_seed(0);
+  return torch::nn::Sequential(
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)), torch::nn::BatchNorm2d(4),
+      torch::nn::ReLU(), torch::nn::AvgPool2d(2),
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3).groups(4)), torch::nn::Tanh(),
+      torch::nn::AdaptiveAvgPool2d(1), torch::nn::Flatten(), torch::nn::Linear(8, 3));
+}
+
+const char* kConfig = R"J({
+  "QConv2D": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"},
+  "QDepthwiseConv2D": {"depthwise_quantizer": "quantized_bits(3,0,alpha=1)"},
+  "QBatchNormalization": {"gamma_quantizer": "quantized_relu_po2(6,2048)"},
+  "8": {"kernel_quantizer": "quantized_bits(6,0,alpha=1)"},
+  "QGlobalAveragePooling2D": {"average_quantizer": "quantized_bits(8,0,alpha=1)"},
+  "QActivation": {"relu": "quantized_relu(4,1)"}
+})J";
+
+TEST(ModelQuantize, ConvertsSequentialAsPlanned) {
+  auto f = float_cnn();
+  f->eval();
+  auto q = heteroq::nn::model_quantize(f, kConfig, 5, /*transfer_weights=*/true);
+  q->eval();
+  EXPECT_TRUE(q[0]->as<heteroq::nn::QConv2d>());
+  EXPECT_TRUE(q[1]->as<heteroq::nn::QBatchNorm2d>());
+  EXPECT_TRUE(q[2]->as<heteroq::nn::QActivation>());
+  EXPECT_EQ(q[2]->as<heteroq::nn::QActivation>()->quantizer()->to_string(), "quantized_relu(4,1)");
+  EXPECT_TRUE(q[3]->as<torch::nn::AvgPool2d>());  // no QAveragePooling2D entry
+  EXPECT_TRUE(q[4]->as<heteroq::nn::QDepthwiseConv2d>());
+  EXPECT_EQ(q[5]->as<heteroq::nn::QActivation>()->quantizer()->to_string(), "quantized_tanh(5)");
+  EXPECT_TRUE(q[6]->as<heteroq::nn::QGlobalAvgPool2d>());
+  EXPECT_TRUE(q[8]->as<heteroq::nn::QLinear>());
+  // Weights transferred: the first layer is the float conv of the quantized kernel.
+  const torch::Tensor x = torch::randn({2, 1, 8, 8});
+  auto* c = q[0]->as<heteroq::nn::QConv2d>();
+  auto* fc = f[0]->as<torch::nn::Conv2d>();
+  EXPECT_TRUE(torch::equal(c->weight, fc->weight));
+  EXPECT_TRUE(torch::equal(c->forward(x),
+                           torch::conv2d(x, heteroq::ops::quantized_bits(fc->weight, 4, 0, false,
+                                                                         true, 1.0),
+                                         fc->bias, 1, torch::IntArrayRef{1, 1})));
+  EXPECT_TRUE(torch::equal(q[4]->as<heteroq::nn::QDepthwiseConv2d>()->conv->weight,
+                           f[4]->as<torch::nn::Conv2d>()->weight));
+  EXPECT_EQ(q->forward(x).sizes(), torch::IntArrayRef({2, 3}));
+}
+
+TEST(ModelQuantize, BadConfigsThrow) {
+  auto f = float_cnn();
+  auto expect_error = [&](const std::string& cfg, const std::string& needle) {
+    try {
+      heteroq::nn::model_quantize(f, cfg);
+      ADD_FAILURE() << "no error for " << cfg;
+    } catch (const heteroq::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"J({"QConv3D": {}})J", "names no layer of the model and no known class");
+  expect_error(R"J({"QDense": {"kernel_quantizer": "quantized_relu(4,0)"}})J",
+               "cannot quantize weights");
+  expect_error(R"J({"QDense": {"kernel_quantizer": "quantized_bits(4"}})J", "'QDense'.kernel_quantizer");
+  expect_error(R"J({"7": {"kernel_quantizer": "quantized_bits(4)"}})J", "cannot convert this kind");
+  expect_error("{", "not valid JSON");
+  // The planner is the one Python uses: same decisions for the same layers.
+  const auto plans = heteroq::nn::plan_model_quantize(
+      R"J({"default": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}})J",
+      {{"a", "Dense", ""}, {"b", "BatchNormalization", ""}, {"c", "Activation", "relu"}}, 3);
+  ASSERT_EQ(plans.size(), 3u);
+  EXPECT_EQ(plans[0]->qclass, "QDense");
+  EXPECT_FALSE(plans[1].has_value());
+  EXPECT_EQ(plans[2]->quantizers.at("activation"), "quantized_relu(3,0)");
+}
+
+}  // namespace
