@@ -13,6 +13,10 @@
 //   qautopo2_*     heteroq::ops::quantized_bits_auto(x.view(4096, 4096), 6, 0) (alpha="auto_po2"):
 //                  one scale per row, QKeras's 5 least-squares iterations
 //   qauto_*        the same with po2=False (alpha="auto": the scale is the row's maximum)
+//   qbinary_auto_* heteroq::ops::binary_auto(x.view(4096, 4096)) (binary(alpha="auto_po2")): one
+//                  least-squares scale per row
+//   qternary_auto_* heteroq::ops::ternary_auto(x.view(4096, 4096)) (ternary(alpha="auto_po2")):
+//                  one scale per row, QKeras's 5 iterations (number_of_unrolls)
 //                    fused: the fused CPU kernel (default); generic: FusedKernelsGuard(false)
 //   copy_clone     x.clone(): allocation + read + write, like an op producing a new tensor
 //   copy_into      out.copy_(x) into a preallocated tensor: read + write only
@@ -156,6 +160,16 @@ at::Tensor qautopo2(const at::Tensor& x) {
 at::Tensor qauto(const at::Tensor& x) {
   return std::get<0>(heteroq::ops::quantized_bits_auto(x.view({4096, -1}), kBits, kInteger,
                                                        /*keep_negative=*/true, /*po2=*/false));
+}
+
+// binary(alpha="auto_po2") and ternary(alpha="auto_po2") on a (4096, 4096) view: one scale per row.
+at::Tensor qbinary_auto(const at::Tensor& x) {
+  return std::get<0>(heteroq::ops::binary_auto(x.view({4096, -1}), /*use_01=*/false, /*po2=*/true));
+}
+
+at::Tensor qternary_auto(const at::Tensor& x) {
+  return std::get<0>(heteroq::ops::ternary_auto(x.view({4096, -1}), /*po2=*/true,
+                                                /*number_of_unrolls=*/5));
 }
 
 at::Tensor fakequant(const at::Tensor& x) {
@@ -326,6 +340,23 @@ void BM_qauto_generic_fwd(benchmark::State& state) {
   finish(state, kFwdBytesPerElement);
 }
 
+HQ_FWD_CASE(qbinary_auto_fused_fwd, qbinary_auto)
+HQ_FWD_CASE(qternary_auto_fused_fwd, qternary_auto)
+
+void BM_qbinary_auto_generic_fwd(benchmark::State& state) {
+  setup_threads(state);
+  heteroq::ops::FusedKernelsGuard guard(false);
+  run_fwd(state, qbinary_auto);
+  finish(state, kFwdBytesPerElement);
+}
+
+void BM_qternary_auto_generic_fwd(benchmark::State& state) {
+  setup_threads(state);
+  heteroq::ops::FusedKernelsGuard guard(false);
+  run_fwd(state, qternary_auto);
+  finish(state, kFwdBytesPerElement);
+}
+
 // Forward into the preallocated output (out= variants), the like-for-like case of copy_into.
 template <typename F>
 void run_out(benchmark::State& state, F&& fwd_out) {
@@ -443,6 +474,10 @@ HQ_BENCH(BM_qautopo2_fused_fwd);
 HQ_BENCH(BM_qautopo2_generic_fwd);
 HQ_BENCH(BM_qauto_fused_fwd);
 HQ_BENCH(BM_qauto_generic_fwd);
+HQ_BENCH(BM_qbinary_auto_fused_fwd);
+HQ_BENCH(BM_qbinary_auto_generic_fwd);
+HQ_BENCH(BM_qternary_auto_fused_fwd);
+HQ_BENCH(BM_qternary_auto_generic_fwd);
 HQ_BENCH(BM_qsigmoid_fused_fwd);
 HQ_BENCH(BM_qpo2_fused_fwd);
 HQ_BENCH(BM_qrelupo2_fused_fwd);
@@ -484,6 +519,26 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("auto_fused_matches_generic", auto_same ? "yes" : "NO");
   if (!auto_same) {
     std::fprintf(stderr, "bench_quantizers: the fused and generic quantized_bits_auto disagree\n");
+    return 1;
+  }
+  // The same for binary_auto and ternary_auto ("auto" and "auto_po2").
+  bool binary_same = true;
+  for (bool po2 : {true, false}) {
+    const at::Tensor v = x.view({4096, -1});
+    const auto fused_b = heteroq::ops::binary_auto(v, false, po2);
+    const auto fused_t = heteroq::ops::ternary_auto(v, po2, 5);
+    heteroq::ops::FusedKernelsGuard guard(false);
+    const auto generic_b = heteroq::ops::binary_auto(v, false, po2);
+    const auto generic_t = heteroq::ops::ternary_auto(v, po2, 5);
+    binary_same = binary_same && at::equal(std::get<0>(fused_b), std::get<0>(generic_b)) &&
+                  at::equal(std::get<1>(fused_b), std::get<1>(generic_b)) &&
+                  at::equal(std::get<0>(fused_t), std::get<0>(generic_t)) &&
+                  at::equal(std::get<1>(fused_t), std::get<1>(generic_t));
+  }
+  benchmark::AddCustomContext("binary_auto_fused_matches_generic", binary_same ? "yes" : "NO");
+  if (!binary_same) {
+    std::fprintf(stderr, "bench_quantizers: the fused and generic binary_auto/ternary_auto "
+                         "disagree\n");
     return 1;
   }
   benchmark::RunSpecifiedBenchmarks();

@@ -13,7 +13,8 @@ throughput, and two ratios:
   of bound = time(copy bound) / time(case): the bound is x.clone() for a forward and two clones
              (y and the gradient) for a forward + backward; target >= 0.7 for heteroq's fused
              quantized_bits, >= 0.35 for the fused quantized_bits(alpha='auto_po2') (which also
-             finds a scale per row: 5 least-squares iterations on the cached row). An identity
+             finds a scale per row: 5 least-squares iterations on the cached row) and for the
+             fused binary(alpha='auto_po2') and ternary(alpha='auto_po2'). An identity
              STE under torch::autograd::grad needs no second tensor, so it can exceed 1.
 
 Kinds: fwd; fwd+bwd (x.grad) = y.backward(grad) into a leaf's x.grad, reset every iteration;
@@ -49,6 +50,14 @@ _OPS = [
                     "(4096, 4096) view, fused CPU kernel"),
     ("qauto_generic", "heteroq quantized_bits(6,0,alpha='auto'), per-row scales over a "
                       "(4096, 4096) view, generic ATen path"),
+    ("qbinary_auto_fused", "heteroq binary(alpha='auto_po2'), per-row scales over a (4096, 4096) "
+                           "view, fused CPU kernel"),
+    ("qbinary_auto_generic", "heteroq binary(alpha='auto_po2'), per-row scales over a "
+                             "(4096, 4096) view, generic ATen path"),
+    ("qternary_auto_fused", "heteroq ternary(alpha='auto_po2'), per-row scales over a "
+                            "(4096, 4096) view, 5 iterations, fused CPU kernel"),
+    ("qternary_auto_generic", "heteroq ternary(alpha='auto_po2'), per-row scales over a "
+                              "(4096, 4096) view, 5 iterations, generic ATen path"),
     ("qsigmoid_fused", "heteroq quantized_sigmoid(6), fused CPU kernel"),
     ("qpo2_fused", "heteroq quantized_po2(6), fused CPU kernel"),
     ("qrelupo2_fused", "heteroq quantized_relu_po2(6), fused CPU kernel"),
@@ -78,7 +87,8 @@ REFERENCE = {"fwd": "fakequant_fwd", "fwdbwd": "fakequant_fwdbwd", "fwdgrad": "f
 BOUND = {"fwd": "copy_clone", "fwdbwd": "copy_clone2", "fwdgrad": "copy_clone2", "out": "copy_into"}
 TARGETED = {"qbits_fused_fwd", "qbits_fused_fwdbwd", "qbits_fused_fwdgrad", "qbits_fused_out"}
 # Cases with a copy-bound target only (no fake_quantize equivalent): case -> minimum "of bound".
-BOUND_ONLY_TARGETS = {"qautopo2_fused_fwd": 0.35}
+BOUND_ONLY_TARGETS = {"qautopo2_fused_fwd": 0.35, "qbinary_auto_fused_fwd": 0.35,
+                      "qternary_auto_fused_fwd": 0.35}
 NO_RATIOS = {"copy_clone", "copy_into", "copy_clone2"}
 
 NAME_RE = re.compile(r"^BM_(?P<case>\w+)/threads:(?P<threads>\d+)")
@@ -146,7 +156,8 @@ def main(argv):
         f"{ctx.get('elements', '?')} {ctx.get('dtype', '?')} elements, "
         f"{ctx.get('quantizer', '')}; forward values match: "
         f"{ctx.get('forward_values_match', '?')}; auto-scale fused == generic: "
-        f"{ctx.get('auto_fused_matches_generic', '?')}  "
+        f"{ctx.get('auto_fused_matches_generic', '?')}; binary/ternary auto fused == generic: "
+        f"{ctx.get('binary_auto_fused_matches_generic', '?')}  "
     )
     print(
         "Times: wall-clock median of the repetitions. GB/s: nominal traffic (fwd 8 B/element, "

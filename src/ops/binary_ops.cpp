@@ -143,8 +143,83 @@ at::Tensor ternary_generic(const at::Tensor& x, c10::optional<double> alpha,
   return ternary_codes(x, t).mul_(alpha.value_or(1.0)).add_(0.0);
 }
 
+namespace {
+
+// The least-squares scale of binary and ternary with a string alpha (QKeras's
+// _get_least_squares_scale): s = mean(x q) / (mean(q q) + eps) per channel, po2-rounded for
+// "auto_po2" (detail::po2_scale, in the tensor's dtype).
+//
+// The means are sums in double divided by the channel size n; the ratio is taken in double and
+// rounded once to the tensor's dtype (QKeras: float32 means). The fused CPU kernel
+// (cpu/binary_auto_kernel.cpp) must give the same bits, also for "auto", whose scale is returned
+// unrounded (a float64 scale would show any difference in the summation order in its last bit,
+// with probability near 1). So both paths sum in one fixed order instead of relying on the
+// order-independence argument of bits_least_squares_scale:
+//   - sum(x q): the channel's products x q (in the tensor's dtype, as QKeras's element-wise
+//     product) in the channel's logical order (kept axes first, reduced axes last, row-major), in
+//     kLsqLanes = 16 lanes: lane j adds the products j, j + 16, j + 32, ... sequentially from +0.0
+//     (here at::cumsum over a (rows, n/16, 16) view, which ATen's CPU kernel runs as a sequential
+//     loop in double; the zero padding of the last group changes no sum: +0.0 + y = y for every y
+//     but -0.0, and a lane starting from +0.0 never holds -0.0); then the 16 lane sums are
+//     combined in a fixed tree, ((L[j] + L[4+j]) + (L[8+j] + L[12+j])) for j = 0..3, then
+//     (C0 + C1) + (C2 + C3); + 0.0 at the end (no -0.0 sum). The fused kernel keeps the same
+//     16 lanes in four AVX2 registers of doubles and combines them in the same tree;
+//   - sum(q q): a sum of zeros and ones (NaN where q is NaN), exact in double in any order.
+// Channels without reduced axes (rank <= 1, or every axis kept) get per-element scales in the
+// tensor's dtype: QKeras does not average there (K.mean over axis=[] reduces nothing).
+// The stochastic ternary keeps least_squares_scale (float means; no fused kernel to agree with).
+constexpr int64_t kLsqLanes = 16;
+
+// The lane-ordered sum of each row of p (rows, n), float64 (see above): (rows,) float64.
+at::Tensor lane_ordered_sum(const at::Tensor& p) {
+  const int64_t rows = p.size(0), n = p.size(1);
+  if (rows == 0 || n == 0) return at::zeros({rows}, p.options());
+  const int64_t m = (n + kLsqLanes - 1) / kLsqLanes;
+  const at::Tensor padded =
+      n == m * kLsqLanes ? p : at::constant_pad_nd(p, {0, m * kLsqLanes - n}, 0.0);
+  const at::Tensor lanes =
+      at::cumsum(padded.reshape({rows, m, kLsqLanes}), 1, at::kDouble).select(1, m - 1);
+  const at::Tensor c = (lanes.narrow(1, 0, 4) + lanes.narrow(1, 4, 4)) +
+                       (lanes.narrow(1, 8, 4) + lanes.narrow(1, 12, 4));
+  return ((c.select(1, 0) + c.select(1, 1)) + (c.select(1, 2) + c.select(1, 3))).add_(0.0);
+}
+
+at::Tensor auto_lsq_scale(const at::Tensor& x, const at::Tensor& q,
+                          const std::vector<int64_t>& dims, bool po2) {
+  if (x.dim() <= 1 || dims.empty()) {
+    const at::Tensor s = (x * q) / (q * q + 1e-7);
+    return po2 ? po2_scale(s) : s;
+  }
+  const int64_t rank = x.dim();
+  std::vector<bool> reduced(rank, false);
+  for (int64_t d : dims) reduced[d] = true;
+  std::vector<int64_t> perm, scale_shape(x.sizes().begin(), x.sizes().end());
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!reduced[d]) perm.push_back(d);
+  }
+  int64_t n = 1, rows = 1;
+  for (int64_t d : dims) {
+    perm.push_back(d);
+    n *= x.size(d);
+    scale_shape[d] = 1;
+  }
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!reduced[d]) rows *= x.size(d);
+  }
+  const double dn = static_cast<double>(n);
+  const at::Tensor sx =
+      lane_ordered_sum((x * q).to(at::kDouble).permute(perm).reshape({rows, n}));
+  const at::Tensor qx = sx.view(scale_shape).div_(dn);
+  const at::Tensor qq = at::sum(q * q, dims, true, at::kDouble).div_(dn);
+  const at::Tensor s = qx.div_(qq.add_(1e-7)).to(x.scalar_type());
+  return po2 ? po2_scale(s) : s;
+}
+
+}  // namespace
+
 // QKeras binary.__call__ with a string alpha: k = sign(x) (0 -> +1; use_01: (k + 1)/2), and
-// scale = _get_least_squares_scale(alpha, x, k) per channel.
+// scale = _get_least_squares_scale(alpha, x, k) per channel (auto_lsq_scale).
+// The fused CPU kernel (cpu/binary_auto_kernel.cpp) gives the same bits; keep the two in step.
 std::tuple<at::Tensor, at::Tensor> binary_auto_generic(const at::Tensor& x, bool use_01, bool po2,
                                                        at::OptionalIntArrayRef scale_axis) {
   check_float_input(x, "heteroq::binary_auto");
@@ -154,7 +229,7 @@ std::tuple<at::Tensor, at::Tensor> binary_auto_generic(const at::Tensor& x, bool
   }
   const auto dims = reduce_dims(x, scale_axis);
   const at::Tensor k = binary_codes(x, use_01);
-  const at::Tensor scale = least_squares_scale(x, k, dims, po2);
+  const at::Tensor scale = auto_lsq_scale(x, k, dims, po2);
   return std::make_tuple((scale * k).add_(0.0), scale);
 }
 
@@ -164,6 +239,9 @@ namespace {
 //   v = s round(x / s);  q = (|v| >= s/2) sign(x);  s = lsq(alpha, x, q).
 // With noise (use_stochastic_rounding, training; noise[i] for iteration i), QKeras rounds x / s
 // stochastically at precision 1/3: r = sround(3 x / s), v = s r / 3, so |v| >= s/2 iff |r| >= 2.
+// lsq: auto_lsq_scale (sums in double in a fixed order, as the fused CPU kernel
+// cpu/binary_auto_kernel.cpp, which gives the same bits: keep the two in step); with noise,
+// least_squares_scale (float means) as before.
 std::tuple<at::Tensor, at::Tensor> ternary_auto_impl(const at::Tensor& x, bool po2,
                                                      int64_t number_of_unrolls,
                                                      at::OptionalIntArrayRef scale_axis,
@@ -182,7 +260,7 @@ std::tuple<at::Tensor, at::Tensor> ternary_auto_impl(const at::Tensor& x, bool p
     const at::Tensor keep = noise ? stochastic_round(x / s * 3.0, (*noise)[i]).abs() >= 2.0
                                   : (s * at::round(x / s)).abs() >= s / 2.0;
     q = at::where(keep, sgn, zero);
-    s = least_squares_scale(x, q, dims, po2);
+    s = noise ? least_squares_scale(x, q, dims, po2) : auto_lsq_scale(x, q, dims, po2);
   }
   return std::make_tuple((s * q).add_(0.0), s);
 }

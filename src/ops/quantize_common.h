@@ -115,6 +115,13 @@ void check_ternary(const at::Tensor& x, c10::optional<double> alpha,
 at::Tensor binary_generic(const at::Tensor& x, bool use_01, c10::optional<double> alpha);
 at::Tensor ternary_generic(const at::Tensor& x, c10::optional<double> alpha,
                            c10::optional<double> threshold);
+/// binary / ternary with alpha "auto" / "auto_po2": the generic kernels, which the fused CPU
+/// kernels (cpu/binary_auto_kernel.cpp) fall back to and agree with bit for bit.
+std::tuple<at::Tensor, at::Tensor> binary_auto_generic(const at::Tensor& x, bool use_01, bool po2,
+                                                       at::OptionalIntArrayRef scale_axis);
+std::tuple<at::Tensor, at::Tensor> ternary_auto_generic(const at::Tensor& x, bool po2,
+                                                        int64_t number_of_unrolls,
+                                                        at::OptionalIntArrayRef scale_axis);
 
 // stochastic (the generic kernels and checks the fused CPU kernels fall back to)
 void check_noise(const at::Tensor& x, const at::Tensor& noise, const char* op);
