@@ -11,3 +11,4 @@
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/convert.h"
+#include "heteroq/nn/folded.h"

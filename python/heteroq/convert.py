@@ -15,7 +15,7 @@ from .quantizers import Quantizer
 
 __all__ = ["model_quantize"]
 
-_QUANTIZED = (qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QConvTranspose2d, qnn.QDepthwiseConv2d,
+_QUANTIZED = (qnn.QConv2dBatchNorm, qnn.QLinearBatchNorm, qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QConvTranspose2d, qnn.QDepthwiseConv2d,
               qnn._QSeparableConv, qnn._QBatchNorm, qnn.QActivation, qnn.QAvgPool2d,
               qnn.QGlobalAvgPool2d)
 
@@ -78,8 +78,21 @@ def _int_padding(m, name: str):
     return m.padding
 
 
-def _build(m: torch.nn.Module, qclass: str, quantizers: Dict[str, str], name: str) -> torch.nn.Module:
+def _build(m: torch.nn.Module, qclass: str, quantizers: Dict[str, str], name: str,
+           bn: Optional[torch.nn.Module] = None) -> torch.nn.Module:
     q = quantizers.get
+    if qclass in ("QConv2DBatchnorm", "QDenseBatchnorm"):
+        assert bn is not None
+        delay = q("ema_freeze_delay")
+        folding = dict(eps=bn.eps, momentum=bn.momentum, kernel_quantizer=q("kernel_quantizer"),
+                       bias_quantizer=q("bias_quantizer"),
+                       folding_mode=q("folding_mode") or "ema_stats_folding",
+                       ema_freeze_delay=None if delay is None else int(delay))
+        if qclass == "QDenseBatchnorm":
+            return qnn.QLinearBatchNorm(m.in_features, m.out_features, m.bias is not None, **folding)
+        return qnn.QConv2dBatchNorm(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                    _int_padding(m, name), m.dilation, m.groups, m.bias is not None,
+                                    **folding)
     if qclass == "QDense":
         return qnn.QLinear(m.in_features, m.out_features, m.bias is not None,
                            q("kernel_quantizer"), q("bias_quantizer"))
@@ -117,9 +130,26 @@ def _build(m: torch.nn.Module, qclass: str, quantizers: Dict[str, str], name: st
     raise AssertionError(f"model_quantize: no builder for {qclass}")  # pragma: no cover
 
 
+def _fold_pairs(leaves: List[Tuple[str, torch.nn.Module]]) -> Dict[int, int]:
+    """Index of each Conv2d/Linear leaf directly followed (in the same parent) by a matching
+    BatchNorm2d/BatchNorm1d leaf -> index of that batch norm."""
+    pairs = {}
+    for i in range(len(leaves) - 1):
+        (n1, a), (n2, b) = leaves[i], leaves[i + 1]
+        same_parent = n1.rsplit(".", 1)[0] == n2.rsplit(".", 1)[0] if "." in n1 else "." not in n2
+        if not same_parent or not getattr(b, "affine", False) or not b.track_running_stats:
+            continue
+        kind = _describe(a)[0]
+        if kind == "Conv2D" and isinstance(b, torch.nn.BatchNorm2d) and b.num_features == a.out_channels:
+            pairs[i] = i + 1
+        elif kind == "Dense" and isinstance(b, torch.nn.BatchNorm1d) and b.num_features == a.out_features:
+            pairs[i] = i + 1
+    return pairs
+
+
 def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
                    activation_bits: Optional[int] = None, transfer_weights: bool = False,
-                   inplace: bool = False) -> torch.nn.Module:
+                   inplace: bool = False, enable_bn_folding: bool = False) -> torch.nn.Module:
     """QKeras's ``model_quantize`` for PyTorch models.
 
     Replaces ``Linear``, ``Conv1d``, ``Conv2d`` (a depthwise ``QDepthwiseConv2d`` when
@@ -142,6 +172,12 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
         transfer_weights: copy parameters and running statistics into the new layers (QKeras's
             default is False: the new layers are freshly initialised).
         inplace: convert ``model`` itself instead of a deep copy.
+        enable_bn_folding: a ``Conv2d`` (``Linear``) directly followed by a ``BatchNorm2d``
+            (``BatchNorm1d``) in the same container becomes one ``QConv2dBatchNorm``
+            (``QLinearBatchNorm``), configured by ``"QConv2DBatchnorm"`` (``"QDenseBatchnorm"``) or,
+            as QKeras, the plain layer's key, with optional ``folding_mode`` and
+            ``ema_freeze_delay``; the batch norm becomes ``Identity``. Without a kernel quantizer
+            both stay float.
 
     Returns: the converted model (``model`` itself when ``inplace``).
 
@@ -156,21 +192,37 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
     target = model if inplace else copy.deepcopy(model)
     leaves = _leaves(target)
     described = [(name, *_describe(m)) for name, m in leaves]
+    pairs = _fold_pairs(leaves) if enable_bn_folding else {}
+    for i, j in pairs.items():
+        kind = "Conv2DBatchnorm" if described[i][1] == "Conv2D" else "DenseBatchnorm"
+        described[i] = (described[i][0], kind, "")
+        described[j] = (described[j][0], "FoldedBatchNormalization", "")
     plans = _C.plan_model_quantize(json.dumps(_jsonable(quantizer_config)), described,
                                    activation_bits)
-    for (name, m), plan in zip(leaves, plans):
+    replacements = []
+    for i, ((name, m), plan) in enumerate(zip(leaves, plans)):
         if plan is None:
             continue
         qclass, quantizers = plan
-        new = _build(m, qclass, dict(quantizers), name)
+        bn = leaves[pairs[i]][1] if i in pairs else None
+        new = _build(m, qclass, dict(quantizers), name, bn)
+        if bn is not None:
+            replacements.append((leaves[pairs[i]][0], torch.nn.Identity()))
         params = list(m.parameters()) + list(m.buffers())
         if params:
             new = new.to(device=params[0].device)
             if params[0].is_floating_point():
                 new = new.to(dtype=params[0].dtype)
         if transfer_weights:
-            new.load_state_dict(m.state_dict())
+            state = dict(m.state_dict())
+            if bn is not None:
+                state.update({"gamma": bn.weight, "beta": bn.bias, "running_mean": bn.running_mean,
+                              "running_var": bn.running_var,
+                              "num_batches_tracked": bn.num_batches_tracked})
+            new.load_state_dict(state)
         new.train(m.training)
+        replacements.append((name, new))
+    for name, new in replacements:
         parent = target
         *path, leaf = name.split(".")
         for p in path:

@@ -18,7 +18,8 @@ __all__ = ["QLinear", "QDense", "QActivation", "QConv1d", "QConv1D", "QConv2d", 
            "QConvTranspose2d", "QConv2DTranspose", "QDepthwiseConv2d", "QDepthwiseConv2D",
            "QSeparableConv1d", "QSeparableConv1D", "QSeparableConv2d", "QSeparableConv2D",
            "QBatchNorm1d", "QBatchNorm2d", "QBatchNormalization", "QAvgPool2d", "QAveragePooling2D",
-           "QGlobalAvgPool2d", "QGlobalAveragePooling2D"]
+           "QGlobalAvgPool2d", "QGlobalAveragePooling2D", "QConv2dBatchNorm",
+           "QConv2DBatchnorm", "QLinearBatchNorm", "QDenseBatchnorm"]
 
 QuantizerLike = Union[Quantizer, str, None]
 
@@ -494,3 +495,163 @@ class QGlobalAvgPool2d(torch.nn.Module):
 
 QAveragePooling2D = QAvgPool2d
 QGlobalAveragePooling2D = QGlobalAvgPool2d
+
+
+class _QFoldedBatchNorm:
+    """Batch norm folded into the quantized kernel (QKeras QConv2DBatchnorm). Subclasses are a
+    ``torch.nn.Conv2d`` / ``torch.nn.Linear`` (``weight``, ``bias``) plus the batch-norm state
+    ``gamma``, ``beta``, ``running_mean``, ``running_var``, ``num_batches_tracked``."""
+
+    def _init_bn(self, channels: int, eps: float, momentum: Optional[float],
+                 kernel_quantizer: QuantizerLike, bias_quantizer: QuantizerLike, folding_mode: str,
+                 ema_freeze_delay: Optional[int], who: str, factory) -> None:
+        if folding_mode not in ("ema_stats_folding", "batch_stats_folding"):
+            raise ValueError(f"{who}: `folding_mode` must be 'ema_stats_folding' or "
+                             f"'batch_stats_folding', got {folding_mode!r}")
+        if not eps >= 0:
+            raise ValueError(f"{who}: `eps` must be >= 0, got {eps}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{who}: `momentum` must be in [0, 1] or None, got {momentum}")
+        self.eps = eps
+        self.momentum = momentum
+        self.folding_mode = folding_mode
+        self.ema_freeze_delay = ema_freeze_delay
+        self.gamma = torch.nn.Parameter(torch.ones(channels, **factory))
+        self.beta = torch.nn.Parameter(torch.zeros(channels, **factory))
+        self.register_buffer("running_mean", torch.zeros(channels, **factory))
+        self.register_buffer("running_var", torch.ones(channels, **factory))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self.kernel_quantizer = _as_quantizer(kernel_quantizer, f"{who}.kernel_quantizer")
+        self.bias_quantizer = _as_quantizer(bias_quantizer, f"{who}.bias_quantizer")
+
+    def get_folded_weights(self) -> List[Tensor]:
+        """QKeras's ``get_folded_weights``: the kernel and bias folded with the running
+        statistics, ``[gamma W / sqrt(var + eps), beta + gamma (b - mean) / sqrt(var + eps)]``
+        (unquantized)."""
+        return [torch.ops.heteroq._bn_fold_weight(self.weight, self.running_var, self.gamma,
+                                                  self.eps),
+                torch.ops.heteroq._bn_fold_bias(self.bias, self.running_mean, self.running_var,
+                                                self.gamma, self.beta, self.eps)]
+
+    def _folded_forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        training = self.training
+        delay = self.ema_freeze_delay
+        tracked = self.num_batches_tracked
+        bn_training = training and (delay is None or delay < 0 or int(tracked.item()) < delay)
+        eps = self.eps
+        correction: Optional[Tensor] = None
+        if bn_training:
+            y = self._float_forward(input)
+            dims = [0] + list(range(2, y.dim()))
+            mean = y.mean(dims)
+            var = y.var(dims, unbiased=False)
+            with torch.no_grad():
+                tracked.add_(1)
+                momentum = self.momentum
+                m = 1.0 / float(tracked.item()) if momentum is None else momentum
+                n = y.numel() / y.size(1)
+                self.running_mean.mul_(1 - m).add_(mean.detach() * m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / max(n - 1.0, 1.0) * m))
+            if self.folding_mode == "batch_stats_folding":
+                w = torch.ops.heteroq._bn_fold_weight(self.weight, var, self.gamma, eps)
+            else:
+                w = torch.ops.heteroq._bn_fold_weight(self.weight, self.running_var, self.gamma, eps)
+                correction = torch.sqrt(self.running_var + eps) * torch.rsqrt(var + eps)
+            b = torch.ops.heteroq._bn_fold_bias(self.bias, mean, var, self.gamma, self.beta, eps)
+        else:
+            if training:
+                with torch.no_grad():
+                    tracked.add_(1)
+            w = torch.ops.heteroq._bn_fold_weight(self.weight, self.running_var, self.gamma, eps)
+            b = torch.ops.heteroq._bn_fold_bias(self.bias, self.running_mean, self.running_var,
+                                                self.gamma, self.beta, eps)
+        if self.kernel_quantizer is not None:
+            w = self.kernel_quantizer(w)
+        if self.bias_quantizer is not None:
+            b = self.bias_quantizer(b)
+        out = self._float_forward_with(input, w)
+        shape = [1, -1] + [1] * (out.dim() - 2)
+        if correction is not None:
+            out = out * correction.view(shape)
+        return out + b.view(shape)
+
+
+class QConv2dBatchNorm(torch.nn.Conv2d, _QFoldedBatchNorm):
+    """QKeras ``QConv2DBatchnorm``: a ``Conv2d`` followed by a batch norm, folded into the
+    quantized kernel and bias as QKeras trains them.
+
+    With the running statistics (mean ``mm``, variance ``mv``; batch statistics ``m``, ``v`` of the
+    float convolution while the batch norm trains)::
+
+        ema_stats_folding (default):  y = conv(x, Qk(W γ/√(mv+ε))) · √(mv+ε)/√(v+ε) + Qb(β + γ(b − m)/√(v+ε))
+        batch_stats_folding:          y = conv(x, Qk(W γ/√(v+ε))) + Qb(β + γ(b − m)/√(v+ε))
+        eval (or after ema_freeze_delay training steps): y = conv(x, Qk(W γ/√(mv+ε))) + Qb(β + γ(b − mm)/√(mv+ε))
+
+    Arguments: those of ``torch.nn.Conv2d`` (integer padding), then ``eps``, ``momentum``
+    (PyTorch's conventions), ``kernel_quantizer``, ``bias_quantizer``, ``folding_mode`` and
+    ``ema_freeze_delay`` (the number of training steps after which the statistics freeze; None:
+    never). Alias: ``QConv2DBatchnorm``.
+    """
+
+    momentum: Optional[float]
+    ema_freeze_delay: Optional[int]
+    eps: float
+    folding_mode: str
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1, kernel_quantizer: QuantizerLike = None,
+                 bias_quantizer: QuantizerLike = None, folding_mode: str = "ema_stats_folding",
+                 ema_freeze_delay: Optional[int] = None, device=None, dtype=None) -> None:
+        _check_conv_args("QConv2dBatchNorm", in_channels, out_channels, groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, "zeros", device, dtype)
+        self._init_bn(out_channels, eps, momentum, kernel_quantizer, bias_quantizer, folding_mode,
+                      ema_freeze_delay, "QConv2dBatchNorm", {"device": device, "dtype": dtype})
+
+    def _float_forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return self._conv_forward(input, self.weight, self.bias)
+
+    def _float_forward_with(self, input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
+        return self._conv_forward(input, weight, None)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return self._folded_forward(input)
+
+
+class QLinearBatchNorm(torch.nn.Linear, _QFoldedBatchNorm):
+    """A ``Linear`` followed by a batch norm over its features, folded as
+    :class:`QConv2dBatchNorm` (QKeras's ``QDenseBatchnorm``, unmerged PR #74). Alias:
+    ``QDenseBatchnorm``."""
+
+    momentum: Optional[float]
+    ema_freeze_delay: Optional[int]
+    eps: float
+    folding_mode: str
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1, kernel_quantizer: QuantizerLike = None,
+                 bias_quantizer: QuantizerLike = None, folding_mode: str = "ema_stats_folding",
+                 ema_freeze_delay: Optional[int] = None, device=None, dtype=None) -> None:
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"QLinearBatchNorm: `in_features` and `out_features` must be > 0, "
+                             f"got {in_features} and {out_features}")
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self._init_bn(out_features, eps, momentum, kernel_quantizer, bias_quantizer, folding_mode,
+                      ema_freeze_delay, "QLinearBatchNorm", {"device": device, "dtype": dtype})
+
+    def _float_forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.linear(input, self.weight, self.bias)
+
+    def _float_forward_with(self, input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
+        return F.linear(input, weight, None)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if input.dim() != 2:
+            raise ValueError(f"QLinearBatchNorm: expected input of shape (N, in_features), got "
+                             f"{list(input.shape)}")
+        return self._folded_forward(input)
+
+
+QConv2DBatchnorm = QConv2dBatchNorm
+QDenseBatchnorm = QLinearBatchNorm

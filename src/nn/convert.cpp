@@ -13,6 +13,7 @@
 
 #include "heteroq/errors.h"
 #include "heteroq/nn/conv.h"
+#include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/quantizers/quantizer.h"
@@ -46,6 +47,16 @@ const std::map<std::string, KindRule>& rules() {
          "inverse_quantizer"},
         ""}},
       {"Activation", {{"QActivation"}, {"activation_quantizer"}, ""}},
+      // With enable_bn_folding: a Conv2d / Linear followed by a batch norm (QKeras falls back to
+      // the plain layer's key).
+      {"Conv2DBatchnorm",
+       {{"QConv2DBatchnorm", "QConv2dBatchNorm", "QConv2D", "QConv2d"},
+        {"kernel_quantizer", "bias_quantizer", "folding_mode", "ema_freeze_delay"},
+        "kernel_quantizer"}},
+      {"DenseBatchnorm",
+       {{"QDenseBatchnorm", "QLinearBatchNorm", "QDense", "QLinear"},
+        {"kernel_quantizer", "bias_quantizer", "folding_mode", "ema_freeze_delay"},
+        "kernel_quantizer"}},
       {"AveragePooling2D",
        {{"QAveragePooling2D", "QAvgPool2d"}, {"average_quantizer", "activation_quantizer"},
         "average_quantizer"}},
@@ -125,7 +136,7 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
       }
       if (key.empty() && config.contains("default")) key = "default";
     }
-    LayerPlan plan{rule.keys[0], {}};
+    LayerPlan plan{rule.keys[0], {}};  // folded kinds stay folded under a fallback key
     const json* entry = key.empty() ? nullptr : &config[key];
     if (layer.kind == "Activation") {
       std::optional<std::string> spec;
@@ -180,6 +191,22 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
                               layer.kind + " layers (slots: " + allowed + ")");
       }
       if (value.is_null()) continue;
+      if (slot == "folding_mode") {
+        if (!value.is_string() || (value != "ema_stats_folding" && value != "batch_stats_folding")) {
+          throw InvalidArgument("model_quantize: '" + key + "'.folding_mode must be "
+                                "'ema_stats_folding' or 'batch_stats_folding', got " + value.dump());
+        }
+        plan.quantizers[slot] = value.get<std::string>();
+        continue;
+      }
+      if (slot == "ema_freeze_delay") {
+        if (!value.is_number_integer()) {
+          throw InvalidArgument("model_quantize: '" + key + "'.ema_freeze_delay must be an integer "
+                                "or null, got " + value.dump());
+        }
+        plan.quantizers[slot] = std::to_string(value.get<int64_t>());
+        continue;
+      }
       const std::string spec = spec_of(value, "'" + key + "'." + slot);
       const bool weight_slot = slot == "kernel_quantizer" || slot == "depthwise_quantizer" ||
                                slot == "bias_quantizer";
@@ -285,15 +312,104 @@ void copy_state(torch::nn::Module& from, torch::nn::Module& to, const std::strin
 torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
                                      const std::string& config_json,
                                      std::optional<int64_t> activation_bits,
-                                     bool transfer_weights) {
+                                     bool transfer_weights, bool enable_bn_folding) {
   std::vector<FloatLayer> layers;
   const auto children = model->named_children();
   for (const auto& item : children) layers.push_back(describe(item.key(), item.value()));
+  // Batch-norm folding: a Conv2d / Linear directly followed by a matching batch norm.
+  std::map<size_t, size_t> pairs;
+  if (enable_bn_folding) {
+    for (size_t i = 0; i + 1 < children.size(); ++i) {
+      const auto& a = children[i].value();
+      const auto& b = children[i + 1].value();
+      if (layers[i].kind == "Conv2D" && b->as<torch::nn::BatchNorm2d>()) {
+        const auto& bo = b->as<torch::nn::BatchNorm2d>()->options;
+        if (bo.affine() && bo.track_running_stats() &&
+            bo.num_features() == a->as<torch::nn::Conv2d>()->options.out_channels()) {
+          pairs[i] = i + 1;
+        }
+      } else if (layers[i].kind == "Dense" && b->as<torch::nn::BatchNorm1d>()) {
+        const auto& bo = b->as<torch::nn::BatchNorm1d>()->options;
+        if (bo.affine() && bo.track_running_stats() &&
+            bo.num_features() == a->as<torch::nn::Linear>()->options.out_features()) {
+          pairs[i] = i + 1;
+        }
+      }
+    }
+    for (const auto& [i, j] : pairs) {
+      layers[i].kind = layers[i].kind == "Conv2D" ? "Conv2DBatchnorm" : "DenseBatchnorm";
+      layers[j].kind = "FoldedBatchNormalization";
+    }
+  }
   const auto plans = plan_model_quantize(config_json, layers, activation_bits);
+  std::set<size_t> folded_away;
+  for (const auto& [i, j] : pairs) {
+    if (plans[i]) folded_away.insert(j);
+  }
   torch::nn::Sequential out;
   for (size_t i = 0; i < children.size(); ++i) {
     const std::string& name = children[i].key();
     const auto& m = children[i].value();
+    if (folded_away.count(i)) {
+      add(out, name, torch::nn::Identity());
+      continue;
+    }
+    if (plans[i]) {
+      const LayerPlan& p = *plans[i];
+      if (p.qclass == "QConv2DBatchnorm" || p.qclass == "QDenseBatchnorm") {
+        const auto& bnm = children[pairs.at(i)].value();
+        const auto& bo = p.qclass == "QConv2DBatchnorm" ? bnm->as<torch::nn::BatchNorm2d>()->options
+                                                        : bnm->as<torch::nn::BatchNorm1d>()->options;
+        FoldingOptions fo;
+        fo.eps(bo.eps()).momentum(bo.momentum() ? std::optional<double>(*bo.momentum())
+                                                : std::nullopt);
+        if (p.quantizers.count("folding_mode")) fo.folding_mode(p.quantizers.at("folding_mode"));
+        if (p.quantizers.count("ema_freeze_delay")) {
+          fo.ema_freeze_delay(std::stoll(p.quantizers.at("ema_freeze_delay")));
+        }
+        std::shared_ptr<torch::nn::Module> q;
+        if (p.qclass == "QConv2DBatchnorm") {
+          const auto& o = m->as<torch::nn::Conv2d>()->options;
+          auto l = QConv2dBatchNorm(
+              QConv2dBatchNormOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+                  .stride(o.stride())
+                  .padding(int_padding<2>(o.padding(), name))
+                  .dilation(o.dilation())
+                  .groups(o.groups())
+                  .bias(o.bias())
+                  .kernel_quantizer(slot(p, "kernel_quantizer"))
+                  .bias_quantizer(slot(p, "bias_quantizer"))
+                  .folding(fo));
+          add(out, name, l);
+          q = l.ptr();
+        } else {
+          const auto& o = m->as<torch::nn::Linear>()->options;
+          auto l = QLinearBatchNorm(QLinearBatchNormOptions(o.in_features(), o.out_features())
+                                        .bias(o.bias())
+                                        .kernel_quantizer(slot(p, "kernel_quantizer"))
+                                        .bias_quantizer(slot(p, "bias_quantizer"))
+                                        .folding(fo));
+          add(out, name, l);
+          q = l.ptr();
+        }
+        if (transfer_weights) {
+          torch::NoGradGuard no_grad;
+          auto qp = q->named_parameters();
+          auto qb = q->named_buffers();
+          auto mp = m->named_parameters();
+          auto bp = bnm->named_parameters();
+          auto bb = bnm->named_buffers();
+          qp["weight"].copy_(mp["weight"]);
+          if (mp.contains("bias") && mp["bias"].defined()) qp["bias"].copy_(mp["bias"]);
+          qp["gamma"].copy_(bp["weight"]);
+          qp["beta"].copy_(bp["bias"]);
+          qb["running_mean"].copy_(bb["running_mean"]);
+          qb["running_var"].copy_(bb["running_var"]);
+          qb["num_batches_tracked"].copy_(bb["num_batches_tracked"]);
+        }
+        continue;
+      }
+    }
     if (!plans[i]) {
       out->push_back(std::string(name), *(model->begin() + static_cast<std::ptrdiff_t>(i)));
       continue;

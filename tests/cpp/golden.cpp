@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
       QAvgPool2d ap(QAvgPool2dOptions(2).average_quantizer("quantized_bits(8,0,alpha=1)")
                         .activation("quantized_relu(6,2)"));
       QGlobalAvgPool2d gp(QGlobalAvgPool2dOptions().average_quantizer("quantized_bits(8,0,alpha=1)"));
+      QConv2dBatchNorm fold(QConv2dBatchNormOptions(4, 3, 3).kernel_quantizer(q).bias_quantizer(q));
+      fill(*fold);
+      fold->train();  // batch statistics, ema_stats_folding
       fill(*c2); fill(*c1); fill(*ct); fill(*dw); fill(*sc); fill(*bn); fill(*ap); fill(*gp);
       {
         torch::NoGradGuard no_grad;
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
       const std::pair<const char*, torch::Tensor> outs[] = {
           {"conv2d", c2(x4)}, {"conv1d", c1(x3)}, {"convtranspose2d", ct(x4)},
           {"depthwise", dw(x4)}, {"separable", sc(x4)}, {"batchnorm", bn(x4)},
-          {"avgpool", ap(x4)}, {"globalavgpool", gp(x4)}};
+          {"avgpool", ap(x4)}, {"globalavgpool", gp(x4)}, {"folded_train", fold(x4)}};
       bool first = true;
       for (const auto& [name, y] : outs) {
         std::cout << (first ? "" : ",") << "\"" << name << "\": ";

@@ -118,3 +118,64 @@ TEST(QConv, BadArgumentsThrow) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(QFolded, MatchesFloatConvBatchNormAndFreezes) {
+  torch::manual_seed(5);
+  const torch::Tensor x = torch::randn({16, 3, 6, 6});
+  const std::string fine = "quantized_bits(24,4,alpha=1)";
+  QConv2dBatchNorm f(QConv2dBatchNormOptions(3, 4, 3).kernel_quantizer(fine));
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3));
+  torch::nn::BatchNorm2d bn(4);
+  {
+    torch::NoGradGuard g;
+    conv->weight.copy_(f->weight);
+    conv->bias.copy_(f->bias);
+  }
+  EXPECT_TRUE(torch::allclose(f(x), bn(conv(x)), 0, 1e-4));
+  EXPECT_TRUE(torch::allclose(f->running_var, bn->running_var));
+  f->eval();
+  bn->eval();
+  EXPECT_TRUE(torch::allclose(f(x), bn(conv(x)), 0, 1e-4));
+  const auto folded = f->get_folded_weights();
+  EXPECT_TRUE(torch::allclose(
+      folded[0], f->weight * (f->gamma / torch::sqrt(f->running_var + 1e-5)).view({4, 1, 1, 1})));
+  QConv2dBatchNorm g(QConv2dBatchNormOptions(3, 4, 3).kernel_quantizer(fine).folding(
+      FoldingOptions().ema_freeze_delay(2)));
+  g(x);
+  g(x);
+  const torch::Tensor frozen = g->running_mean.clone();
+  g(x * 3);
+  EXPECT_TRUE(torch::equal(g->running_mean, frozen));
+  QLinearBatchNorm lin(QLinearBatchNormOptions(5, 3).kernel_quantizer(fine));
+  lin(torch::randn({8, 5})).sum().backward();
+  for (const auto& p : lin->parameters()) EXPECT_TRUE(p.grad().defined());
+  EXPECT_THROW(QConv2dBatchNorm(QConv2dBatchNormOptions(3, 4, 3).folding(
+                   FoldingOptions().folding_mode("fold"))),
+               heteroq::InvalidArgument);
+}
+
+TEST(QFolded, ModelQuantizeFoldsBatchNorm) {
+  torch::manual_seed(6);
+  torch::nn::Sequential m(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3)),
+                          torch::nn::BatchNorm2d(4), torch::nn::ReLU(), torch::nn::Flatten(),
+                          torch::nn::Linear(144, 5), torch::nn::BatchNorm1d(5));
+  const torch::Tensor x = torch::randn({16, 1, 8, 8});
+  m->forward(x);
+  m->eval();
+  auto q = heteroq::nn::model_quantize(
+      m,
+      R"J({"QConv2D": {"kernel_quantizer": "quantized_bits(24,4,alpha=1)"},
+           "QDenseBatchnorm": {"kernel_quantizer": "quantized_bits(24,4,alpha=1)",
+                               "folding_mode": "batch_stats_folding"}})J",
+      std::nullopt, /*transfer_weights=*/true, /*enable_bn_folding=*/true);
+  EXPECT_TRUE(q[0]->as<QConv2dBatchNorm>());
+  EXPECT_TRUE(q[1]->as<torch::nn::Identity>());
+  EXPECT_TRUE(q[4]->as<QLinearBatchNorm>());
+  EXPECT_EQ(q[4]->as<QLinearBatchNorm>()->options.folding().folding_mode(), "batch_stats_folding");
+  q->eval();
+  EXPECT_TRUE(torch::allclose(q->forward(x), m->forward(x), 0, 1e-4));
+}
+
+}  // namespace

@@ -128,3 +128,28 @@ def test_bad_configs():
         model_quantize(m, "QDense")
     # Nothing was modified by the failed calls.
     assert type(m[0]) is torch.nn.Conv2d
+
+
+def test_bn_folding_conversion():
+    torch.manual_seed(6)
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                            torch.nn.Flatten(), torch.nn.Linear(144, 5), torch.nn.BatchNorm1d(5))
+    x = torch.randn(16, 1, 8, 8)
+    m(x)  # running statistics
+    m.eval()
+    fine = "quantized_bits(24,4,alpha=1)"
+    cfg = {"QConv2D": {"kernel_quantizer": fine},  # QKeras: the plain key serves the folded layer
+           "QDenseBatchnorm": {"kernel_quantizer": fine, "folding_mode": "batch_stats_folding",
+                               "ema_freeze_delay": 10}}
+    q = model_quantize(m, cfg, transfer_weights=True, enable_bn_folding=True)
+    assert [type(l).__name__ for l in q] == ["QConv2dBatchNorm", "Identity", "ReLU", "Flatten",
+                                             "QLinearBatchNorm", "Identity"]
+    assert q[4].folding_mode == "batch_stats_folding" and q[4].ema_freeze_delay == 10
+    assert torch.equal(q[0].running_var, m[1].running_var) and torch.equal(q[0].gamma, m[1].weight)
+    assert torch.allclose(q.eval()(x), m(x), atol=1e-4)
+    # Without a kernel quantizer nothing is folded.
+    q2 = model_quantize(m, {}, enable_bn_folding=True)
+    assert type(q2[0]) is torch.nn.Conv2d and type(q2[1]) is torch.nn.BatchNorm2d
+    with pytest.raises(ValueError, match="folding_mode must be"):
+        model_quantize(m, {"QConv2D": {"kernel_quantizer": fine, "folding_mode": "x"}},
+                       enable_bn_folding=True)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import heteroq
 from heteroq import get_quantizer
+from heteroq import nn as qnn
 from heteroq.nn import (QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d, QConv2d,
                         QConvTranspose2d, QDepthwiseConv2d, QGlobalAvgPool2d, QSeparableConv1d,
                         QSeparableConv2d)
@@ -184,7 +185,9 @@ def test_layers_identical_to_cpp(golden):
                            variance_quantizer="quantized_relu_po2(6,quadratic_approximation=1)"))
     bn.running_mean.copy_(torch.linspace(-0.5, 0.5, 4))
     bn.running_var.copy_(torch.linspace(0.5, 2.0, 4))
+    fold = fill(qnn.QConv2dBatchNorm(4, 3, 3, kernel_quantizer=Q, bias_quantizer=Q)).train()
     outs = {
+        "folded_train": fold(x4),
         "conv2d": fill(QConv2d(4, 6, 3, stride=2, padding=1, kernel_quantizer=Q, bias_quantizer=Q))(x4),
         "conv1d": fill(QConv1d(4, 5, 3, kernel_quantizer=Q, bias_quantizer=Q))(x3),
         "convtranspose2d": fill(QConvTranspose2d(4, 3, 3, stride=2, kernel_quantizer=Q,
@@ -201,3 +204,62 @@ def test_layers_identical_to_cpp(golden):
     for name, y in outs.items():
         bits = [v & 0xFFFFFFFF for v in y.detach().contiguous().view(torch.int32).flatten().tolist()]
         assert bits == golden[name], name
+
+
+@pytest.mark.parametrize("mode", ["ema_stats_folding", "batch_stats_folding"])
+def test_folded_conv_batch_norm(mode):
+    torch.manual_seed(4)
+    x = torch.randn(16, 3, 6, 6)
+    f = qnn.QConv2dBatchNorm(3, 4, 3, padding=1, folding_mode=mode,
+                             kernel_quantizer="quantized_bits(6,2,alpha=1)",
+                             bias_quantizer="quantized_bits(8,3,alpha=1)")
+    with torch.no_grad():
+        f.gamma.copy_(torch.tensor([0.5, 1.5, 2.0, 0.8]))
+        f.beta.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+    y = f(x)
+    # The QKeras formulas, written out with torch ops.
+    z = F.conv2d(x, f.weight, f.bias, padding=1)
+    m, v = z.mean([0, 2, 3]), z.var([0, 2, 3], unbiased=False)
+    mv = 0.9 + 0.1 * z.var([0, 2, 3], unbiased=True)
+    assert torch.allclose(f.running_var, mv) and torch.allclose(f.running_mean, 0.1 * m)
+    s = mv if mode == "ema_stats_folding" else v
+    w = q(f.weight * (f.gamma / torch.sqrt(s + 1e-5)).view(4, 1, 1, 1))
+    b = q(f.beta + f.gamma * (f.bias - m) / torch.sqrt(v + 1e-5), "quantized_bits(8,3,alpha=1)")
+    ref = F.conv2d(x, w, None, padding=1)
+    if mode == "ema_stats_folding":
+        ref = ref * (torch.sqrt(mv + 1e-5) / torch.sqrt(v + 1e-5)).view(1, 4, 1, 1)
+    assert torch.allclose(y, ref + b.view(1, 4, 1, 1), atol=1e-5)
+    # Eval: folded with the running statistics; get_folded_weights as QKeras.
+    f.eval()
+    fw, fb = f.get_folded_weights()
+    assert torch.allclose(fw, f.weight * (f.gamma / torch.sqrt(f.running_var + 1e-5)).view(4, 1, 1, 1))
+    assert torch.equal(f(x), F.conv2d(x, q(fw), None, padding=1)
+                       + q(fb, "quantized_bits(8,3,alpha=1)").view(1, 4, 1, 1))
+
+
+def test_folded_layers_match_float_conv_bn_and_freeze():
+    torch.manual_seed(5)
+    x = torch.randn(16, 3, 6, 6)
+    fine = "quantized_bits(24,4,alpha=1)"  # fine enough to compare with the float pair
+    f = qnn.QConv2dBatchNorm(3, 4, 3, kernel_quantizer=fine)
+    conv, bn = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
+    conv.load_state_dict({"weight": f.weight, "bias": f.bias})
+    assert torch.allclose(f(x), bn(conv(x)), atol=1e-4)
+    f.eval(), bn.eval()
+    assert torch.allclose(f(x), bn(conv(x)), atol=1e-4)
+    # ema_freeze_delay: the statistics stop moving after that many training steps.
+    g = qnn.QConv2dBatchNorm(3, 4, 3, kernel_quantizer=fine, ema_freeze_delay=2)
+    for _ in range(2):
+        g(x)
+    frozen = g.running_mean.clone()
+    g(x * 3)
+    assert torch.equal(g.running_mean, frozen) and int(g.num_batches_tracked) == 3
+    lin = qnn.QLinearBatchNorm(5, 3, kernel_quantizer=fine)
+    xl = torch.randn(32, 5)
+    ref_l, ref_bn = torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3)
+    ref_l.load_state_dict({"weight": lin.weight, "bias": lin.bias})
+    assert torch.allclose(lin(xl), ref_bn(ref_l(xl)), atol=1e-4)
+    lin(xl).sum().backward()
+    assert all(p.grad is not None for p in lin.parameters())
+    with pytest.raises(ValueError, match="folding_mode"):
+        qnn.QConv2dBatchNorm(3, 4, 3, folding_mode="fold")

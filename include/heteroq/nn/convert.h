@@ -21,13 +21,16 @@ namespace heteroq::nn {
  * Conv1d, Conv2d (depthwise when groups == in_channels > 1), ConvTranspose2d, BatchNorm1d/2d,
  * ReLU/Tanh/Sigmoid/LeakyReLU, AvgPool2d and AdaptiveAvgPool2d(1) children are replaced
  * by their quantized versions per plan_model_quantize (layer names are the child indices "0",
- * "1", ...). With transfer_weights the parameters and running statistics are copied.
+ * "1", ...). With transfer_weights the parameters and running statistics are copied. With
+ * enable_bn_folding a Conv2d (Linear) directly followed by a matching BatchNorm2d (BatchNorm1d)
+ * becomes QConv2dBatchNorm (QLinearBatchNorm) and the batch norm an Identity, as in Python.
  * @throws heteroq::InvalidArgument as plan_model_quantize, or for a configured layer heteroq cannot
  *         convert.
  */
 HETEROQ_API torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
                                                  const std::string& config_json,
                                                  std::optional<int64_t> activation_bits = std::nullopt,
-                                                 bool transfer_weights = false);
+                                                 bool transfer_weights = false,
+                                                 bool enable_bn_folding = false);
 
 }  // namespace heteroq::nn

@@ -15,7 +15,8 @@ namespace heteroq::nn {
 
 /// A float layer as model_quantize sees it: its name in the model, its Keras kind ("Dense",
 /// "Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "BatchNormalization", "Activation",
-/// "AveragePooling2D", "GlobalAveragePooling2D"), and for activations their Keras name ("relu",
+/// "AveragePooling2D", "GlobalAveragePooling2D"; with batch-norm folding "Conv2DBatchnorm" or
+/// "DenseBatchnorm" for a layer followed by a batch norm), and for activations their Keras name ("relu",
 /// "tanh", "sigmoid", "hard_swish", ...).
 struct HETEROQ_API FloatLayer {
   std::string name;
@@ -25,7 +26,8 @@ struct HETEROQ_API FloatLayer {
 
 /// What a float layer becomes: the QKeras class (e.g. "QConv2D") and a quantizer spec per slot
 /// (`kernel_quantizer`, `bias_quantizer`, `depthwise_quantizer`, `gamma_quantizer`, ...,
-/// `activation`, `average_quantizer`). Slots absent from the map stay unquantized.
+/// `activation`, `average_quantizer`). Slots absent from the map stay unquantized. The folded
+/// classes may also carry the options `folding_mode` and `ema_freeze_delay` (as text).
 struct HETEROQ_API LayerPlan {
   std::string qclass;
   std::map<std::string, std::string> quantizers;

@@ -299,6 +299,15 @@ HETEROQ_API at::Tensor _bn_inverse(const at::Tensor& var, const std::optional<at
                                    double eps);
 HETEROQ_API at::Tensor _bn_apply(const at::Tensor& x, const at::Tensor& inv,
                                  const at::Tensor& mean, const std::optional<at::Tensor>& beta);
+/// Batch-norm folding: `heteroq::_bn_fold_weight(Tensor weight, Tensor var, Tensor? gamma,
+/// float eps)` = weight * gamma / sqrt(var + eps) per output channel (axis 0);
+/// `heteroq::_bn_fold_bias(Tensor? bias, Tensor mean, Tensor var, Tensor? gamma, Tensor? beta,
+/// float eps)` = beta + gamma (bias - mean) / sqrt(var + eps).
+HETEROQ_API at::Tensor _bn_fold_weight(const at::Tensor& weight, const at::Tensor& var,
+                                       const std::optional<at::Tensor>& gamma, double eps);
+HETEROQ_API at::Tensor _bn_fold_bias(const std::optional<at::Tensor>& bias, const at::Tensor& mean,
+                                     const at::Tensor& var, const std::optional<at::Tensor>& gamma,
+                                     const std::optional<at::Tensor>& beta, double eps);
 HETEROQ_API at::Tensor _sum_pool2d_scaled(const at::Tensor& x, at::IntArrayRef kernel_size,
                                           at::IntArrayRef stride, at::IntArrayRef padding,
                                           bool ceil_mode, bool count_include_pad,
