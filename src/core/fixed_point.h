@@ -381,22 +381,71 @@ inline bool po2_exponents_normal(const Po2GridT<T>& g) {
   return lo >= T(FloatBits<T>::kMinExp) && hi <= T(FloatBits<T>::kMaxExp);
 }
 
+/// 2^e(a) for a magnitude a >= 0 (po2_power(po2_exponent(a))) when every exponent of the grid is
+/// normal, in the integer domain: the exponent from the bits of f, clamped as an integer, the
+/// power assembled as bits. The same values as the floating-point formulation (tested bit for bit
+/// against the generic kernels), without int <-> float conversions, so the loops vectorize into
+/// integer lanes. NaN gives garbage: the callers return x for NaN.
+template <typename T, bool kQuadratic, bool kFloor>
+inline T po2_magnitude_normal(T a, const Po2GridT<T>& g) {
+  using B = FloatBits<T>;
+  using U = typename B::U;
+  using S = typename B::S;
+  T f = a < g.eps ? g.eps : a;
+  f = f >= g.max_value ? g.max_value : f;
+  if constexpr (kQuadratic) f = std::sqrt(f);
+  U u;
+  std::memcpy(&u, &f, sizeof(T));
+  if constexpr (!kFloor) {
+    // Rounding: adding 2^kMant - 1 - kSqrt2Mant carries into the exponent field exactly when the
+    // mantissa exceeds sqrt(2)'s (one add instead of a compare and a select).
+    u += (U(1) << B::kMant) - 1 - B::kSqrt2Mant;
+  }
+  S e = static_cast<S>(u >> B::kMant) - B::kBias;
+  const S lo = static_cast<S>(g.min_exp), hi = static_cast<S>(g.max_exp);
+  e = e < lo ? lo : (e > hi ? hi : e);
+  if constexpr (kQuadratic) e *= 2;
+  e = a < g.eps ? lo : e;
+  const U bits = static_cast<U>(e + B::kBias) << B::kMant;
+  T q;
+  std::memcpy(&q, &bits, sizeof(T));
+  return q;
+}
+
+/// 2^e(a) for a >= 0: the integer-domain form for normal grids, else the floating-point one.
+template <typename T, bool kQuadratic, bool kFloor, bool kNormal>
+inline T po2_magnitude(T a, const Po2GridT<T>& g) {
+  if constexpr (kNormal) {
+    return po2_magnitude_normal<T, kQuadratic, kFloor>(a, g);
+  } else {
+    return po2_power<T, kNormal>(po2_exponent<T, kQuadratic, kFloor>(a, g));
+  }
+}
+
 template <typename T, bool kQuadratic, bool kFloor, bool kNormal>
 inline T quantize_po2_element(T x, const Po2GridT<T>& g) {
-  const T mag = po2_power<T, kNormal>(po2_exponent<T, kQuadratic, kFloor>(std::fabs(x), g));
-  const T q = x < T(0) ? -mag : mag;
+  const T mag = po2_magnitude<T, kQuadratic, kFloor, kNormal>(std::fabs(x), g);
+  T q;
+  if constexpr (kNormal) {  // the sign as a bit: integer lanes throughout
+    using U = typename FloatBits<T>::U;
+    U bits;
+    std::memcpy(&bits, &mag, sizeof(T));
+    bits |= x < T(0) ? (U(1) << (sizeof(T) * 8 - 1)) : U(0);
+    std::memcpy(&q, &bits, sizeof(T));
+  } else {
+    q = x < T(0) ? -mag : mag;
+  }
   return x != x ? x : q;
 }
 
 template <typename T, bool kQuadratic, bool kFloor, bool kNormal, bool kSlope>
 inline T quantize_relu_po2_element(T x, const Po2GridT<T>& g) {
-  const T pos =
-      po2_power<T, kNormal>(po2_exponent<T, kQuadratic, kFloor>(x > T(0) ? x : T(0), g));
+  const T pos = po2_magnitude<T, kQuadratic, kFloor, kNormal>(x > T(0) ? x : T(0), g);
   if constexpr (!kSlope) {
     return x != x ? x : pos;  // x <= 0 gives 2^e(0) = 2^min_exp
   } else {
-    const T neg = -po2_power<T, kNormal>(
-        po2_exponent<T, kQuadratic, kFloor>((x < T(0) ? -x : T(0)) * g.slope, g));
+    const T neg =
+        -po2_magnitude<T, kQuadratic, kFloor, kNormal>((x < T(0) ? -x : T(0)) * g.slope, g);
     const T q = x >= T(0) ? pos : neg;
     return x != x ? x : q;
   }
