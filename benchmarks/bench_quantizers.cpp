@@ -317,6 +317,14 @@ void BM_qtanh_fused_fwdgrad(benchmark::State& state) {
     run_fwd(state, fn);                    \
     finish(state, kFwdBytesPerElement);    \
   }
+// forward + torch::autograd::grad for every other fused family (the STE each one uses); the
+// auto-scale cases view x as (4096, 4096), so the output is viewed back to x's shape.
+#define HQ_FWDGRAD_CASE(name, fn)              \
+  void BM_##name(benchmark::State& state) {    \
+    setup_threads(state);                      \
+    run_fwd_grad(state, [](const at::Tensor& x) { return fn(x).view(x.sizes()); }); \
+    finish(state, kFwdBwdBytesPerElement);     \
+  }
 HQ_FWD_CASE(qsigmoid_fused_fwd, qsigmoid)
 HQ_FWD_CASE(qpo2_fused_fwd, qpo2)
 HQ_FWD_CASE(qrelupo2_fused_fwd, qrelupo2)
@@ -342,6 +350,14 @@ void BM_qauto_generic_fwd(benchmark::State& state) {
 
 HQ_FWD_CASE(qbinary_auto_fused_fwd, qbinary_auto)
 HQ_FWD_CASE(qternary_auto_fused_fwd, qternary_auto)
+HQ_FWDGRAD_CASE(qsigmoid_fused_fwdgrad, qsigmoid)
+HQ_FWDGRAD_CASE(qpo2_fused_fwdgrad, qpo2)
+HQ_FWDGRAD_CASE(qrelupo2_fused_fwdgrad, qrelupo2)
+HQ_FWDGRAD_CASE(qbinary_fused_fwdgrad, qbinary)
+HQ_FWDGRAD_CASE(qternary_fused_fwdgrad, qternary)
+HQ_FWDGRAD_CASE(qautopo2_fused_fwdgrad, qautopo2)
+HQ_FWDGRAD_CASE(qbinary_auto_fused_fwdgrad, qbinary_auto)
+HQ_FWDGRAD_CASE(qternary_auto_fused_fwdgrad, qternary_auto)
 
 void BM_qbinary_auto_generic_fwd(benchmark::State& state) {
   setup_threads(state);
@@ -483,6 +499,14 @@ HQ_BENCH(BM_qpo2_fused_fwd);
 HQ_BENCH(BM_qrelupo2_fused_fwd);
 HQ_BENCH(BM_qbinary_fused_fwd);
 HQ_BENCH(BM_qternary_fused_fwd);
+HQ_BENCH(BM_qsigmoid_fused_fwdgrad);
+HQ_BENCH(BM_qpo2_fused_fwdgrad);
+HQ_BENCH(BM_qrelupo2_fused_fwdgrad);
+HQ_BENCH(BM_qbinary_fused_fwdgrad);
+HQ_BENCH(BM_qternary_fused_fwdgrad);
+HQ_BENCH(BM_qautopo2_fused_fwdgrad);
+HQ_BENCH(BM_qbinary_auto_fused_fwdgrad);
+HQ_BENCH(BM_qternary_auto_fused_fwdgrad);
 HQ_BENCH(BM_qbits_fused_out);
 HQ_BENCH(BM_qbits_generic_out);
 HQ_BENCH(BM_qrelu_fused_out);

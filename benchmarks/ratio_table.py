@@ -87,8 +87,15 @@ REFERENCE = {"fwd": "fakequant_fwd", "fwdbwd": "fakequant_fwdbwd", "fwdgrad": "f
 BOUND = {"fwd": "copy_clone", "fwdbwd": "copy_clone2", "fwdgrad": "copy_clone2", "out": "copy_into"}
 TARGETED = {"qbits_fused_fwd", "qbits_fused_fwdbwd", "qbits_fused_fwdgrad", "qbits_fused_out"}
 # Cases with a copy-bound target only (no fake_quantize equivalent): case -> minimum "of bound".
-BOUND_ONLY_TARGETS = {"qautopo2_fused_fwd": 0.35, "qbinary_auto_fused_fwd": 0.35,
-                      "qternary_auto_fused_fwd": 0.35}
+# The issue's targets: every fixed-scale family >= 0.7 of the copy bound, auto-scale ones >= 0.35,
+# forward and forward + gradient.
+BOUND_ONLY_TARGETS = {f"{op}_{kind}": 0.7 for op in ("qrelu_fused", "qtanh_fused", "qsigmoid_fused",
+                                                    "qpo2_fused", "qrelupo2_fused", "qbinary_fused",
+                                                    "qternary_fused")
+                      for kind in ("fwd", "fwdgrad")}
+BOUND_ONLY_TARGETS.update({f"{op}_{kind}": 0.35 for op in ("qautopo2_fused", "qbinary_auto_fused",
+                                                           "qternary_auto_fused")
+                           for kind in ("fwd", "fwdgrad")})
 NO_RATIOS = {"copy_clone", "copy_into", "copy_clone2"}
 
 NAME_RE = re.compile(r"^BM_(?P<case>\w+)/threads:(?P<threads>\d+)")

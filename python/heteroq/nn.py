@@ -119,7 +119,25 @@ class QActivation(torch.nn.Module):
         return self.quantizer(input)
 
 
-class QConv1d(torch.nn.Conv1d):
+class _QuantizedWeights:
+    """``quantized_weight()`` / ``quantized_bias()`` of the layers with ``kernel_quantizer`` and
+    ``bias_quantizer`` slots (mixed into subclasses of torch's conv layers)."""
+
+    def quantized_weight(self) -> Tensor:
+        """The kernel as the forward pass uses it."""
+        if self.kernel_quantizer is not None:
+            return self.kernel_quantizer(self.weight)
+        return self.weight
+
+    def quantized_bias(self) -> Optional[Tensor]:
+        """The bias as the forward pass uses it (None without bias)."""
+        b = self.bias
+        if b is not None and self.bias_quantizer is not None:
+            return self.bias_quantizer(b)
+        return b
+
+
+class QConv1d(_QuantizedWeights, torch.nn.Conv1d):
     """``torch.nn.Conv1d`` with a quantized kernel and bias: ``conv1d(x, q_k(W)) + q_b(b)``.
 
     Args: those of ``torch.nn.Conv1d`` (``padding_mode`` included), then ``kernel_quantizer`` and
@@ -136,24 +154,11 @@ class QConv1d(torch.nn.Conv1d):
         self.kernel_quantizer = _as_quantizer(kernel_quantizer, "QConv1d.kernel_quantizer")
         self.bias_quantizer = _as_quantizer(bias_quantizer, "QConv1d.bias_quantizer")
 
-    def quantized_weight(self) -> Tensor:
-        """The kernel as the forward pass uses it."""
-        if self.kernel_quantizer is not None:
-            return self.kernel_quantizer(self.weight)
-        return self.weight
-
-    def quantized_bias(self) -> Optional[Tensor]:
-        """The bias as the forward pass uses it (None without bias)."""
-        b = self.bias
-        if b is not None and self.bias_quantizer is not None:
-            return self.bias_quantizer(b)
-        return b
-
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self._conv_forward(input, self.quantized_weight(), self.quantized_bias())
 
 
-class QConv2d(torch.nn.Conv2d):
+class QConv2d(_QuantizedWeights, torch.nn.Conv2d):
     """``torch.nn.Conv2d`` with a quantized kernel and bias: ``conv2d(x, q_k(W)) + q_b(b)``.
 
     Args: those of ``torch.nn.Conv2d``, then ``kernel_quantizer`` and ``bias_quantizer``.
@@ -177,24 +182,11 @@ class QConv2d(torch.nn.Conv2d):
         self.kernel_quantizer = _as_quantizer(kernel_quantizer, "QConv2d.kernel_quantizer")
         self.bias_quantizer = _as_quantizer(bias_quantizer, "QConv2d.bias_quantizer")
 
-    def quantized_weight(self) -> Tensor:
-        """The kernel as the forward pass uses it."""
-        if self.kernel_quantizer is not None:
-            return self.kernel_quantizer(self.weight)
-        return self.weight
-
-    def quantized_bias(self) -> Optional[Tensor]:
-        """The bias as the forward pass uses it (None without bias)."""
-        b = self.bias
-        if b is not None and self.bias_quantizer is not None:
-            return self.bias_quantizer(b)
-        return b
-
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self._conv_forward(input, self.quantized_weight(), self.quantized_bias())
 
 
-class QConvTranspose2d(torch.nn.ConvTranspose2d):
+class QConvTranspose2d(_QuantizedWeights, torch.nn.ConvTranspose2d):
     """``torch.nn.ConvTranspose2d`` with a quantized kernel ``(in, out/groups, kh, kw)`` and bias.
 
     Args: those of ``torch.nn.ConvTranspose2d``, then ``kernel_quantizer`` and
@@ -211,19 +203,6 @@ class QConvTranspose2d(torch.nn.ConvTranspose2d):
                          groups, bias, dilation, padding_mode, device, dtype)
         self.kernel_quantizer = _as_quantizer(kernel_quantizer, "QConvTranspose2d.kernel_quantizer")
         self.bias_quantizer = _as_quantizer(bias_quantizer, "QConvTranspose2d.bias_quantizer")
-
-    def quantized_weight(self) -> Tensor:
-        """The kernel as the forward pass uses it."""
-        if self.kernel_quantizer is not None:
-            return self.kernel_quantizer(self.weight)
-        return self.weight
-
-    def quantized_bias(self) -> Optional[Tensor]:
-        """The bias as the forward pass uses it (None without bias)."""
-        b = self.bias
-        if b is not None and self.bias_quantizer is not None:
-            return self.bias_quantizer(b)
-        return b
 
     def forward(self, input: Tensor, output_size: Optional[List[int]] = None) -> Tensor:  # noqa: A002
         if self.padding_mode != "zeros":

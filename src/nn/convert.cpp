@@ -281,6 +281,19 @@ QuantizerArg slot(const LayerPlan& p, const std::string& s) {
   return it == p.quantizers.end() ? QuantizerArg() : QuantizerArg(it->second);
 }
 
+// The quantized convolution's options from a torch::nn::Conv{1,2}d's.
+template <size_t D, typename TorchOptions>
+QConvOptions<D> conv_options(const TorchOptions& o, const LayerPlan& p, const std::string& name) {
+  return QConvOptions<D>(o.in_channels(), o.out_channels(), o.kernel_size())
+      .stride(o.stride())
+      .padding(int_padding<D>(o.padding(), name))
+      .dilation(o.dilation())
+      .groups(o.groups())
+      .bias(o.bias())
+      .kernel_quantizer(slot(p, "kernel_quantizer"))
+      .bias_quantizer(slot(p, "bias_quantizer"));
+}
+
 void copy_state(torch::nn::Module& from, torch::nn::Module& to, const std::string& name) {
   torch::NoGradGuard no_grad;
   auto src = from.named_parameters(true);
@@ -426,30 +439,14 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
       add(out, name, l);
       q = l.ptr();
     } else if (kind == "Conv1D") {
-      const auto& o = m->as<torch::nn::Conv1d>()->options;
-      const auto pad = int_padding<1>(o.padding(), name);
-      auto l = QConv1d(QConv1dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                           .stride(o.stride())
-                           .padding(pad)
-                           .dilation(o.dilation())
-                           .groups(o.groups())
-                           .bias(o.bias())
-                           .kernel_quantizer(slot(p, "kernel_quantizer"))
-                           .bias_quantizer(slot(p, "bias_quantizer")));
+      auto l = QConv1d(conv_options<1>(m->as<torch::nn::Conv1d>()->options, p, name));
       add(out, name, l);
       q = l.ptr();
     } else if (kind == "Conv2D" || kind == "DepthwiseConv2D") {
       const auto& o = m->as<torch::nn::Conv2d>()->options;
       const auto pad = int_padding<2>(o.padding(), name);
       if (kind == "Conv2D") {
-        auto l = QConv2d(QConv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                             .stride(o.stride())
-                             .padding(pad)
-                             .dilation(o.dilation())
-                             .groups(o.groups())
-                             .bias(o.bias())
-                             .kernel_quantizer(slot(p, "kernel_quantizer"))
-                             .bias_quantizer(slot(p, "bias_quantizer")));
+        auto l = QConv2d(conv_options<2>(o, p, name));
         add(out, name, l);
         q = l.ptr();
       } else {

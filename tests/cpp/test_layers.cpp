@@ -115,6 +115,15 @@ TEST(Readme, CppUsageSnippet) {
                               .kernel_quantizer("quantized_bits(6,0,alpha=1)")));
   model->forward(torch::randn({8, 16})).sum().backward();  // C++ autograd kernels
   for (const auto& p : model->parameters()) EXPECT_TRUE(p.grad().defined());
+
+  torch::nn::Sequential cnn(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 8, 3)),
+                            torch::nn::BatchNorm2d(8), torch::nn::ReLU());
+  auto qcnn = heteroq::nn::model_quantize(  // the same config, as JSON
+      cnn, R"J({"QConv2D": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}})J", 4,
+      /*transfer_weights=*/true, /*enable_bn_folding=*/true);
+  qcnn->forward(torch::randn({2, 1, 28, 28}));
+  EXPECT_TRUE(qcnn[0]->as<heteroq::nn::QConv2dBatchNorm>());
+  EXPECT_TRUE(qcnn[2]->as<heteroq::nn::QActivation>());
 }
 
 }  // namespace

@@ -18,3 +18,6 @@ def test_readme_python_usage_runs():
     assert q(torch.tensor([0.3, -1.2, 0.99])).tolist() == [0.25, -1.0, 0.875]
     assert r(torch.tensor([-1.0, 0.6, 9.0])).tolist() == [0.0, 0.5, 3.75]
     assert (q.bits, q.min(), q.max(), q.to_string()) == (4, -1.0, 1.0, "quantized_bits(4,0,0,alpha=1.0)")
+    qcnn = namespace["qcnn"]
+    assert [type(m).__name__ for m in qcnn] == ["QConv2dBatchNorm", "Identity", "QActivation",
+                                               "Flatten", "QLinear"]
