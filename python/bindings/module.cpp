@@ -163,11 +163,12 @@ PYBIND11_MODULE(_C, m) {
       "plan_model_quantize",
       [](const std::string& config_json, const std::vector<std::tuple<std::string, std::string,
                                                                         std::string>>& layers,
-         std::optional<int64_t> activation_bits) {
+         std::optional<int64_t> activation_bits, bool qkeras_compatible) {
         std::vector<heteroq::nn::FloatLayer> in;
         for (const auto& [name, kind, activation] : layers) in.push_back({name, kind, activation});
         py::list out;
-        for (const auto& plan : heteroq::nn::plan_model_quantize(config_json, in, activation_bits)) {
+        for (const auto& plan :
+             heteroq::nn::plan_model_quantize(config_json, in, activation_bits, qkeras_compatible)) {
           if (!plan) {
             out.append(py::none());
           } else {
@@ -177,8 +178,15 @@ PYBIND11_MODULE(_C, m) {
         return out;
       },
       py::arg("config_json"), py::arg("layers"), py::arg("activation_bits") = py::none(),
+      py::arg("qkeras_compatible") = false,
       "QKeras's model_quantize rules: for (name, kind, activation) layers, (QClass, {slot: spec}) "
       "or None (keep the float layer).");
+  m.def(
+      "qkeras_weight_spec",
+      [](const std::string& spec) {
+        return heteroq::qkeras_weight_quantizer(heteroq::get_quantizer(spec))->to_string();
+      },
+      py::arg("spec"), "QKeras's implicit alpha='auto_po2' rule for a weight quantizer's spec.");
   m.def("fused_kernels_enabled", &heteroq::ops::fused_kernels_enabled);
   m.def("set_fused_kernels_enabled", &heteroq::ops::set_fused_kernels_enabled, py::arg("enabled"));
 }

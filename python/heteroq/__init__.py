@@ -17,8 +17,8 @@ from . import nn, ops
 from .convert import model_quantize
 from .quantizers import (Quantizer, bernoulli, binary, get_quantizer, quantized_bits,
                          quantized_hswish, quantized_po2, quantized_relu, quantized_relu_po2,
-                         quantized_sigmoid, quantized_tanh, quantized_ulaw, stochastic_binary,
-                         stochastic_ternary, ternary)
+                         quantized_sigmoid, quantized_tanh, quantized_ulaw, qkeras_weight_quantizer,
+                         stochastic_binary, stochastic_ternary, ternary)
 
 __version__ = _C.__version__
 
@@ -38,6 +38,7 @@ __all__ = [
     "quantized_sigmoid",
     "quantized_tanh",
     "quantized_ulaw",
+    "qkeras_weight_quantizer",
     "stochastic_binary",
     "stochastic_ternary",
     "ternary",

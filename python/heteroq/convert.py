@@ -149,7 +149,8 @@ def _fold_pairs(leaves: List[Tuple[str, torch.nn.Module]]) -> Dict[int, int]:
 
 def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
                    activation_bits: Optional[int] = None, transfer_weights: bool = False,
-                   inplace: bool = False, enable_bn_folding: bool = False) -> torch.nn.Module:
+                   inplace: bool = False, enable_bn_folding: bool = False,
+                   qkeras_compatible: bool = False) -> torch.nn.Module:
     """QKeras's ``model_quantize`` for PyTorch models.
 
     Replaces ``Linear``, ``Conv1d``, ``Conv2d`` (a depthwise ``QDepthwiseConv2d`` when
@@ -178,6 +179,11 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
             as QKeras, the plain layer's key, with optional ``folding_mode`` and
             ``ema_freeze_delay``; the batch norm becomes ``Identity``. Without a kernel quantizer
             both stay float.
+        qkeras_compatible: apply QKeras's implicit rule to the weight quantizers (kernel,
+            depthwise, batch-norm gamma and variance): without alpha, ``quantized_bits``,
+            ``binary``, ``ternary`` and the stochastic ones train with ``alpha="auto_po2"`` (see
+            :func:`heteroq.qkeras_weight_quantizer`). Off by default: heteroq applies quantizers
+            exactly as given.
 
     Returns: the converted model (``model`` itself when ``inplace``).
 
@@ -198,7 +204,7 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
         described[i] = (described[i][0], kind, "")
         described[j] = (described[j][0], "FoldedBatchNormalization", "")
     plans = _C.plan_model_quantize(json.dumps(_jsonable(quantizer_config)), described,
-                                   activation_bits)
+                                   activation_bits, qkeras_compatible)
     replacements = []
     for i, ((name, m), plan) in enumerate(zip(leaves, plans)):
         if plan is None:

@@ -13,7 +13,8 @@ from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
            "quantized_po2", "quantized_relu_po2", "quantized_ulaw", "quantized_hswish", "binary",
-           "ternary", "stochastic_binary", "stochastic_ternary", "bernoulli", "get_quantizer"]
+           "ternary", "stochastic_binary", "stochastic_ternary", "bernoulli", "get_quantizer",
+           "qkeras_weight_quantizer"]
 
 
 class Quantizer(torch.nn.Module):
@@ -762,6 +763,26 @@ def get_quantizer(spec: Union[str, Dict[str, Any], Quantizer, None]) -> Optional
     # Positional arguments are checked against QKeras's signature in C++, then passed by name.
     impl = _C.make_quantizer(name, args, kwargs)
     return _CLASSES[name](**_python_config(impl))
+
+
+def qkeras_weight_quantizer(q: Union[str, Quantizer]) -> Quantizer:
+    """QKeras's implicit rule for weight quantizers (its layers' ``_set_trainable_parameter``): a
+    ``quantized_bits`` (2 bits or more), ``binary``, ``ternary``, ``stochastic_binary``,
+    ``stochastic_ternary`` or ``bernoulli`` without alpha gets ``alpha="auto_po2"``
+    (``quantized_bits`` also ``symmetric``): per-channel power-of-two scales. Other quantizers are
+    returned as they are. heteroq's layers apply quantizers exactly as given; call this (or
+    ``model_quantize(..., qkeras_compatible=True)``) to train as QKeras does.
+
+    Example usage::
+
+        heteroq.qkeras_weight_quantizer("quantized_bits(4,0,1)").to_string()
+        # "quantized_bits(4,0,1,alpha='auto_po2')"
+    """
+    q = get_quantizer(q)
+    if q is None:
+        raise ValueError("qkeras_weight_quantizer: expected a quantizer or a spec string, got None")
+    spec = _C.qkeras_weight_spec(q.to_string())
+    return q if spec == q.to_string() else get_quantizer(spec)
 
 
 def _python_config(impl: "_C.Quantizer") -> Dict[str, Any]:

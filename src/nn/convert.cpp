@@ -89,7 +89,8 @@ std::string spec_of(const json& v, const std::string& where) {
 
 std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& config_json,
                                                           const std::vector<FloatLayer>& layers,
-                                                          std::optional<int64_t> activation_bits) {
+                                                          std::optional<int64_t> activation_bits,
+                                                          bool qkeras_compatible) {
   json config;
   try {
     config = json::parse(config_json);
@@ -207,7 +208,13 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
         plan.quantizers[slot] = std::to_string(value.get<int64_t>());
         continue;
       }
-      const std::string spec = spec_of(value, "'" + key + "'." + slot);
+      std::string spec = spec_of(value, "'" + key + "'." + slot);
+      const bool trainable_slot = slot == "kernel_quantizer" || slot == "depthwise_quantizer" ||
+                                  slot == "pointwise_quantizer" || slot == "gamma_quantizer" ||
+                                  slot == "variance_quantizer";
+      if (qkeras_compatible && trainable_slot) {
+        spec = qkeras_weight_quantizer(get_quantizer(spec))->to_string();
+      }
       const bool weight_slot = slot == "kernel_quantizer" || slot == "depthwise_quantizer" ||
                                slot == "bias_quantizer";
       const std::string qname = spec.substr(0, spec.find('('));
@@ -325,7 +332,8 @@ void copy_state(torch::nn::Module& from, torch::nn::Module& to, const std::strin
 torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
                                      const std::string& config_json,
                                      std::optional<int64_t> activation_bits,
-                                     bool transfer_weights, bool enable_bn_folding) {
+                                     bool transfer_weights, bool enable_bn_folding,
+                                     bool qkeras_compatible) {
   std::vector<FloatLayer> layers;
   const auto children = model->named_children();
   for (const auto& item : children) layers.push_back(describe(item.key(), item.value()));
@@ -354,7 +362,7 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
       layers[j].kind = "FoldedBatchNormalization";
     }
   }
-  const auto plans = plan_model_quantize(config_json, layers, activation_bits);
+  const auto plans = plan_model_quantize(config_json, layers, activation_bits, qkeras_compatible);
   std::set<size_t> folded_away;
   for (const auto& [i, j] : pairs) {
     if (plans[i]) folded_away.insert(j);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -1463,6 +1464,26 @@ QuantizerPtr make_quantizer(const std::string& name, const std::vector<SpecValue
 QuantizerPtr get_quantizer(const std::string& spec) {
   const ParsedSpec parsed = parse_spec(spec);
   return make_quantizer(parsed.name, parsed.positional, parsed.keywords);
+}
+
+QuantizerPtr qkeras_weight_quantizer(const QuantizerPtr& q) {
+  if (!q) return q;
+  static const std::set<std::string> names = {"quantized_bits", "binary", "ternary",
+                                              "stochastic_binary", "stochastic_ternary",
+                                              "bernoulli"};
+  if (!names.count(q->name())) return q;
+  SpecKeywords config = q->config();
+  bool has_alpha = false;
+  for (auto& [k, v] : config) {
+    if (k == "alpha") has_alpha = !std::holds_alternative<std::monostate>(v);
+  }
+  if (has_alpha || (q->name() == "quantized_bits" && q->bits() < 2)) return q;
+  // QKeras's stochastic_ternary keeps its threshold argument; with "auto_po2" it must be None.
+  for (auto& [k, v] : config) {
+    if (k == "alpha") v = std::string("auto_po2");
+    if (k == "symmetric" && q->name() == "quantized_bits") v = true;
+  }
+  return make_quantizer(q->name(), {}, config);
 }
 
 std::vector<std::string> quantizer_names() {

@@ -79,3 +79,20 @@ TEST(ModelQuantize, BadConfigsThrow) {
 }
 
 }  // namespace
+
+namespace {
+TEST(ModelQuantize, QKerasCompatibleWeightQuantizers) {
+  EXPECT_EQ(heteroq::qkeras_weight_quantizer(heteroq::get_quantizer("quantized_bits(4,0)"))
+                ->to_string(),
+            "quantized_bits(4,0,1,alpha='auto_po2')");
+  const auto kept = heteroq::get_quantizer("quantized_bits(4,0,alpha=1)");
+  EXPECT_EQ(heteroq::qkeras_weight_quantizer(kept), kept);
+  torch::nn::Sequential m(torch::nn::Linear(4, 3));
+  auto q = heteroq::nn::model_quantize(
+      m, R"J({"QDense": {"kernel_quantizer": "quantized_bits(4,0)", "bias_quantizer": "quantized_bits(4,0)"}})J",
+      std::nullopt, false, false, /*qkeras_compatible=*/true);
+  const auto& o = q[0]->as<heteroq::nn::QLinear>()->options;
+  EXPECT_EQ(o.kernel_quantizer().get()->to_string(), "quantized_bits(4,0,1,alpha='auto_po2')");
+  EXPECT_EQ(o.bias_quantizer().get()->to_string(), "quantized_bits(4,0,0)");
+}
+}  // namespace

@@ -153,3 +153,31 @@ def test_bn_folding_conversion():
     with pytest.raises(ValueError, match="folding_mode must be"):
         model_quantize(m, {"QConv2D": {"kernel_quantizer": fine, "folding_mode": "x"}},
                        enable_bn_folding=True)
+
+
+def test_qkeras_compatible_weight_quantizers():
+    # QKeras's _set_trainable_parameter: alpha None -> "auto_po2" (quantized_bits: symmetric).
+    assert heteroq.qkeras_weight_quantizer("quantized_bits(4,0)").to_string() == \
+        "quantized_bits(4,0,1,alpha='auto_po2')"
+    assert heteroq.qkeras_weight_quantizer("binary()").to_string() == "binary(alpha='auto_po2')"
+    assert heteroq.qkeras_weight_quantizer("ternary()").to_string() == "ternary(alpha='auto_po2')"
+    kept = heteroq.quantized_bits(4, 0, alpha=1)
+    assert heteroq.qkeras_weight_quantizer(kept) is kept            # an alpha is kept
+    assert heteroq.qkeras_weight_quantizer("quantized_relu(4)").to_string() == "quantized_relu(4,0)"
+    assert heteroq.qkeras_weight_quantizer("quantized_bits(1,0)").to_string() == "quantized_bits(1,0,0)"
+    with pytest.raises(ValueError, match="`threshold` must be None"):
+        heteroq.qkeras_weight_quantizer("ternary(threshold=0.3)")
+    m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    cfg = {"QDense": {"kernel_quantizer": "quantized_bits(4,0)", "bias_quantizer": "quantized_bits(4,0)"},
+           "QBatchNormalization": {"gamma_quantizer": "quantized_bits(6,2)",
+                                   "beta_quantizer": "quantized_bits(6,2)"}}
+    q = model_quantize(m, cfg, qkeras_compatible=True)
+    assert q[0].kernel_quantizer.alpha == "auto_po2" and q[0].bias_quantizer.alpha is None
+    assert q[1].gamma_quantizer.alpha == "auto_po2" and q[1].beta_quantizer.alpha is None
+    plain = model_quantize(m, cfg)  # the default applies quantizers as given
+    assert plain[0].kernel_quantizer.alpha is None
+    # The auto_po2 kernel trains with per-output-channel power-of-two scales.
+    w = q[0].quantized_weight()
+    assert q[0].kernel_quantizer.scale.shape == (3, 1)
+    assert torch.equal(torch.log2(q[0].kernel_quantizer.scale), torch.round(torch.log2(q[0].kernel_quantizer.scale)))
+    assert w.shape == (3, 4)

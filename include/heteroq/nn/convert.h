@@ -24,6 +24,8 @@ namespace heteroq::nn {
  * "1", ...). With transfer_weights the parameters and running statistics are copied. With
  * enable_bn_folding a Conv2d (Linear) directly followed by a matching BatchNorm2d (BatchNorm1d)
  * becomes QConv2dBatchNorm (QLinearBatchNorm) and the batch norm an Identity, as in Python.
+ * qkeras_compatible applies QKeras's implicit alpha="auto_po2" to weight quantizers
+ * (heteroq::qkeras_weight_quantizer).
  * @throws heteroq::InvalidArgument as plan_model_quantize, or for a configured layer heteroq cannot
  *         convert.
  */
@@ -31,6 +33,7 @@ HETEROQ_API torch::nn::Sequential model_quantize(const torch::nn::Sequential& mo
                                                  const std::string& config_json,
                                                  std::optional<int64_t> activation_bits = std::nullopt,
                                                  bool transfer_weights = false,
-                                                 bool enable_bn_folding = false);
+                                                 bool enable_bn_folding = false,
+                                                 bool qkeras_compatible = false);
 
 }  // namespace heteroq::nn

@@ -44,6 +44,9 @@ struct HETEROQ_API LayerPlan {
  * float; an activation takes the entry's string, or its value for the activation's name when the
  * entry is a dict, or else `quantized_relu/tanh/sigmoid(activation_bits)` for relu/tanh/sigmoid.
  *
+ * With qkeras_compatible, the weight slots (kernel, depthwise, pointwise, and the batch norm's
+ * gamma and variance) go through qkeras_weight_quantizer(), as QKeras's layers do.
+ *
  * @returns one plan per layer (nullopt: keep the float layer).
  * @throws heteroq::InvalidArgument for malformed JSON, a key that names neither a layer nor a known
  *         class, a bad quantizer spec (with the key and slot), or a quantizer that cannot serve its
@@ -51,6 +54,6 @@ struct HETEROQ_API LayerPlan {
  */
 HETEROQ_API std::vector<std::optional<LayerPlan>> plan_model_quantize(
     const std::string& config_json, const std::vector<FloatLayer>& layers,
-    std::optional<int64_t> activation_bits = std::nullopt);
+    std::optional<int64_t> activation_bits = std::nullopt, bool qkeras_compatible = false);
 
 }  // namespace heteroq::nn

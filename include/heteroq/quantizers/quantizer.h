@@ -580,6 +580,16 @@ HETEROQ_API QuantizerPtr get_quantizer(const std::string& spec);
  */
 HETEROQ_API QuantizerPtr quantizer_from_json(const std::string& json);
 
+/**
+ * QKeras's implicit rule for weight quantizers (`_set_trainable_parameter`, applied by QKeras's
+ * weight layers): a quantized_bits (2 bits or more), binary, ternary, stochastic_binary,
+ * stochastic_ternary or bernoulli without alpha gets alpha "auto_po2" (quantized_bits also
+ * symmetric), i.e. per-channel power-of-two scales. Other quantizers, and ones with an alpha, are
+ * returned unchanged. heteroq's layers do not apply it unless asked (model_quantize's
+ * qkeras_compatible, or this function).
+ */
+HETEROQ_API QuantizerPtr qkeras_weight_quantizer(const QuantizerPtr& q);
+
 /// The names get_quantizer() knows.
 HETEROQ_API std::vector<std::string> quantizer_names();
 
