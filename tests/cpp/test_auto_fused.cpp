@@ -15,42 +15,13 @@
 #include <tuple>
 #include <vector>
 
+#include "auto_fused_helpers.h"
 #include "heteroq/ops/quantize.h"
 
 namespace {
 
-using Axes = std::optional<std::vector<int64_t>>;
-
-at::Tensor bits_of(const at::Tensor& x) {
-  const at::Tensor c = x.contiguous();
-  switch (c.scalar_type()) {
-    case at::kDouble: return c.view(at::kLong);
-    case at::kFloat: return c.view(at::kInt);
-    default: return c.view(at::kShort);
-  }
-}
-
-::testing::AssertionResult bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes()) {
-    return ::testing::AssertionFailure() << "shapes " << a.sizes() << " vs " << b.sizes();
-  }
-  if (a.scalar_type() != b.scalar_type()) return ::testing::AssertionFailure() << "dtypes differ";
-  const at::Tensor nan_a = at::isnan(a), nan_b = at::isnan(b);
-  if (!at::equal(nan_a, nan_b)) return ::testing::AssertionFailure() << "NaN positions differ";
-  const at::Tensor keep = at::logical_not(nan_a);
-  const at::Tensor ba = bits_of(a).masked_select(keep.contiguous());
-  const at::Tensor bb = bits_of(b).masked_select(keep.contiguous());
-  const at::Tensor diff = ba.ne(bb);
-  const int64_t n = diff.sum().item<int64_t>();
-  if (n != 0) {
-    const int64_t i = diff.nonzero()[0][0].item<int64_t>();
-    const at::Tensor va = a.masked_select(keep).flatten(), vb = b.masked_select(keep).flatten();
-    return ::testing::AssertionFailure()
-           << n << " of " << ba.numel() << " values differ, first: " << va[i].item<double>()
-           << " vs " << vb[i].item<double>();
-  }
-  return ::testing::AssertionSuccess();
-}
+using heteroq_test::Axes;
+using heteroq_test::bitwise_equal;
 
 std::tuple<at::Tensor, at::Tensor> run(bool fused, const at::Tensor& x, int64_t bits,
                                        int64_t integer, bool keep_negative, bool po2,
@@ -74,24 +45,8 @@ void expect_same(const at::Tensor& x, int64_t bits, int64_t integer, bool keep_n
 // Rows of very different magnitudes, plus an all-zero row, a row with NaN, a row with +-inf, a
 // row with huge values, exact ties of the code rounding and signed zeros.
 at::Tensor channels_input(at::ScalarType dtype, std::vector<int64_t> shape) {
-  const auto opts = at::TensorOptions().dtype(dtype);
-  at::Tensor x = at::randn(shape, opts);
-  const int64_t c = shape[0];
-  at::Tensor mag = at::pow(10.0, at::randint(-4, 4, {c}, opts));
-  std::vector<int64_t> bshape(shape.size(), 1);
-  bshape[0] = c;
-  x = x * mag.view(bshape);
-  if (c >= 6 && x[0].numel() >= 4) {
-    x[0].zero_();
-    x[1].view({-1})[3] = std::numeric_limits<double>::quiet_NaN();
-    x[2].view({-1})[0] = std::numeric_limits<double>::infinity();
-    x[2].view({-1})[1] = -std::numeric_limits<double>::infinity();
-    x[3].mul_(1e30);
-    // Ties: multiples of 1/16 around a power-of-two scale.
-    x[4].copy_(at::round(x[4] * 16) / 16);
-    x[5].view({-1})[0] = -0.0;
-    x[5].view({-1})[1] = 0.0;
-  }
+  at::Tensor x = heteroq_test::spread_channels(dtype, shape);
+  if (shape[0] >= 6 && x[0].numel() >= 4) heteroq_test::set_special_channels(x);
   return x;
 }
 
@@ -146,16 +101,9 @@ TEST(QuantizedBitsAutoFused, Po2RoundingAtTheBoundaries) {
   for (auto dtype : {at::kFloat, at::kDouble}) {
     std::vector<double> v;
     for (int k = -20; k <= 40; ++k) {
-      const double b = std::ldexp(std::sqrt(2.0), k);
-      if (dtype == at::kFloat) {
-        float f = static_cast<float>(b);
-        for (int i = 0; i < 64; ++i) f = std::nextafter(f, 0.0f);
-        for (int i = 0; i < 128; ++i, f = std::nextafter(f, 1e30f)) v.push_back(f);
-      } else {
-        double d = b;
-        for (int i = 0; i < 64; ++i) d = std::nextafter(d, 0.0);
-        for (int i = 0; i < 128; ++i, d = std::nextafter(d, 1e300)) v.push_back(d);
-      }
+      const std::vector<double> near =
+          heteroq_test::values_near(std::ldexp(std::sqrt(2.0), k), dtype, 64, 128);
+      v.insert(v.end(), near.begin(), near.end());
     }
     const at::Tensor x = at::tensor(v, at::TensorOptions().dtype(dtype)).view({-1, 1});
     expect_same(x, 2, 0, true, true, std::nullopt, 1.0, "po2 boundaries, one element per row");

@@ -16,42 +16,13 @@
 #include <tuple>
 #include <vector>
 
+#include "auto_fused_helpers.h"
 #include "heteroq/ops/quantize.h"
 
 namespace {
 
-using Axes = std::optional<std::vector<int64_t>>;
-
-at::Tensor bits_of(const at::Tensor& x) {
-  const at::Tensor c = x.contiguous();
-  switch (c.scalar_type()) {
-    case at::kDouble: return c.view(at::kLong);
-    case at::kFloat: return c.view(at::kInt);
-    default: return c.view(at::kShort);
-  }
-}
-
-::testing::AssertionResult bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes()) {
-    return ::testing::AssertionFailure() << "shapes " << a.sizes() << " vs " << b.sizes();
-  }
-  if (a.scalar_type() != b.scalar_type()) return ::testing::AssertionFailure() << "dtypes differ";
-  const at::Tensor nan_a = at::isnan(a), nan_b = at::isnan(b);
-  if (!at::equal(nan_a, nan_b)) return ::testing::AssertionFailure() << "NaN positions differ";
-  const at::Tensor keep = at::logical_not(nan_a).contiguous();
-  const at::Tensor ba = bits_of(a).masked_select(keep);
-  const at::Tensor bb = bits_of(b).masked_select(keep);
-  const at::Tensor diff = ba.ne(bb);
-  const int64_t n = diff.sum().item<int64_t>();
-  if (n != 0) {
-    const int64_t i = diff.nonzero()[0][0].item<int64_t>();
-    const at::Tensor va = a.masked_select(keep).flatten(), vb = b.masked_select(keep).flatten();
-    return ::testing::AssertionFailure()
-           << n << " of " << ba.numel() << " values differ, first: " << va[i].item<double>()
-           << " vs " << vb[i].item<double>();
-  }
-  return ::testing::AssertionSuccess();
-}
+using heteroq_test::Axes;
+using heteroq_test::bitwise_equal;
 
 // op: binary (arg = use_01) or ternary (arg = number_of_unrolls).
 enum class Op { kBinary, kTernary };
@@ -85,24 +56,11 @@ void expect_same_all(const at::Tensor& x, bool po2, const Axes& axes, const std:
 // row with huge values, exact multiples of 1/16, signed zeros, a lone -inf (binary use_01:
 // -inf * 0 = NaN in its sum) and values whose double overflows (2 max|x| = inf).
 at::Tensor channels_input(at::ScalarType dtype, std::vector<int64_t> shape) {
-  const auto opts = at::TensorOptions().dtype(dtype);
-  at::Tensor x = at::randn(shape, opts);
-  const int64_t c = shape[0];
-  at::Tensor mag = at::pow(10.0, at::randint(-4, 4, {c}, opts));
-  std::vector<int64_t> bshape(shape.size(), 1);
-  bshape[0] = c;
-  x = x * mag.view(bshape);
-  if (c >= 8 && x[0].numel() >= 4) {
+  at::Tensor x = heteroq_test::spread_channels(dtype, shape);
+  if (shape[0] >= 8 && x[0].numel() >= 4) {
     const double big = (dtype == at::kFloat ? std::numeric_limits<float>::max()
                                             : std::numeric_limits<double>::max()) / 1.5;
-    x[0].zero_();
-    x[1].view({-1})[3] = std::numeric_limits<double>::quiet_NaN();
-    x[2].view({-1})[0] = std::numeric_limits<double>::infinity();
-    x[2].view({-1})[1] = -std::numeric_limits<double>::infinity();
-    x[3].mul_(1e30);
-    x[4].copy_(at::round(x[4] * 16) / 16);
-    x[5].view({-1})[0] = -0.0;
-    x[5].view({-1})[1] = 0.0;
+    heteroq_test::set_special_channels(x);
     x[6].view({-1})[1] = -std::numeric_limits<double>::infinity();
     x[7].view({-1})[2] = big;
     x[7].view({-1})[0] = -big;
@@ -186,20 +144,9 @@ TEST(BinaryAutoFused, TernaryCodeBoundaries) {
       v.push_back(m);
       v.push_back(-m);
       for (double base : {s0 / 2, std::exp2(std::round(std::log2(s0))) / 2}) {
-        if (f) {
-          float b = static_cast<float>(base);
-          for (int i = 0; i < 6; ++i) b = std::nextafter(b, 0.0f);
-          for (int i = 0; i < 12; ++i, b = std::nextafter(b, 1e30f)) {
-            v.push_back(b);
-            v.push_back(-b);
-          }
-        } else {
-          double b = base;
-          for (int i = 0; i < 6; ++i) b = std::nextafter(b, 0.0);
-          for (int i = 0; i < 12; ++i, b = std::nextafter(b, 1e300)) {
-            v.push_back(b);
-            v.push_back(-b);
-          }
+        for (double b : heteroq_test::values_near(base, dtype, 6, 12)) {
+          v.push_back(b);
+          v.push_back(-b);
         }
       }
     }
@@ -219,15 +166,8 @@ TEST(BinaryAutoFused, Po2RoundingAtTheBoundaries) {
     std::vector<double> v;
     for (int k = -20; k <= 40; ++k) {
       for (double b : {std::ldexp(std::sqrt(2.0), k), 1.5 * std::ldexp(std::sqrt(2.0), k)}) {
-        if (dtype == at::kFloat) {
-          float f = static_cast<float>(b);
-          for (int i = 0; i < 64; ++i) f = std::nextafter(f, 0.0f);
-          for (int i = 0; i < 128; ++i, f = std::nextafter(f, 1e30f)) v.push_back(f);
-        } else {
-          double d = b;
-          for (int i = 0; i < 64; ++i) d = std::nextafter(d, 0.0);
-          for (int i = 0; i < 128; ++i, d = std::nextafter(d, 1e300)) v.push_back(d);
-        }
+        const std::vector<double> near = heteroq_test::values_near(b, dtype, 64, 128);
+        v.insert(v.end(), near.begin(), near.end());
       }
     }
     const at::Tensor x = at::tensor(v, at::TensorOptions().dtype(at::kDouble)).to(dtype).view({-1, 1});

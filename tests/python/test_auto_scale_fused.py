@@ -11,6 +11,9 @@ import heteroq
 
 OP = "heteroq::quantized_bits_auto"
 
+# test_binary_auto_fused.py imports assert_bitwise_equal, values_near, spread_channels and
+# set_special_channels from here (pytest puts tests/python on sys.path).
+
 
 def bits_view(t: torch.Tensor) -> torch.Tensor:
     t = t.contiguous()
@@ -18,13 +21,25 @@ def bits_view(t: torch.Tensor) -> torch.Tensor:
 
 
 def assert_bitwise_equal(a: torch.Tensor, b: torch.Tensor, what: str = ""):
-    assert a.shape == b.shape and a.dtype == b.dtype, what
+    assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
     nan = torch.isnan(a)
     assert torch.equal(nan, torch.isnan(b)), f"NaN positions differ: {what}"
     ba, bb = bits_view(a)[~nan], bits_view(b)[~nan]
     diff = (ba != bb).nonzero().flatten()
     assert diff.numel() == 0, (f"{what}: {diff.numel()} of {ba.numel()} values differ, first "
                                f"{a[~nan][diff[0]].item()!r} vs {b[~nan][diff[0]].item()!r}")
+
+
+def values_near(bases, dtype: torch.dtype) -> torch.Tensor:
+    """The 128 consecutive values of dtype (float32/float64) from 64 below each base (rounded to
+    dtype), concatenated."""
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    int_dtype = np.int32 if dtype == torch.float32 else np.int64
+    vals = []
+    for base in bases:
+        b = np.array([base], dtype=np_dtype).view(int_dtype)[0]
+        vals.append(np.arange(b - 64, b + 64, dtype=int_dtype).view(np_dtype))
+    return torch.from_numpy(np.concatenate(vals))
 
 
 def fused_and_generic(x, *args):
@@ -43,23 +58,34 @@ def check(x, *args):
     return out_f, scale_f
 
 
-def channels(shape, dtype, seed):
-    """Rows of magnitudes 1e-4..1e3, with an all-zero row, NaN, +-inf, huge values, exact ties
-    of the code rounding and signed zeros."""
+def spread_channels(shape, dtype, seed):
+    """N(0, 1) values, each channel (axis 0) scaled by its own 10^k, k in [-4, 4)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g, dtype=dtype)
     c = shape[0]
     mag = 10.0 ** torch.randint(-4, 4, (c,), generator=g).to(dtype)
-    x = x * mag.view((c,) + (1,) * (len(shape) - 1))
-    if c >= 6 and x[0].numel() >= 4:
-        x[0] = 0
-        x[1].view(-1)[3] = math.nan
-        x[2].view(-1)[0] = math.inf
-        x[2].view(-1)[1] = -math.inf
-        x[3] *= 1e30
-        x[4] = torch.round(x[4] * 16) / 16
-        x[5].view(-1)[0] = -0.0
-        x[5].view(-1)[1] = 0.0
+    return x * mag.view((c,) + (1,) * (len(shape) - 1))
+
+
+def set_special_channels(x):
+    """Channels 0..5 (at least 6, of at least 4 elements): all zero, a NaN, +-inf, huge values,
+    exact multiples of 1/16 (ties of the code rounding) and signed zeros."""
+    x[0] = 0
+    x[1].view(-1)[3] = math.nan
+    x[2].view(-1)[0] = math.inf
+    x[2].view(-1)[1] = -math.inf
+    x[3] *= 1e30
+    x[4] = torch.round(x[4] * 16) / 16
+    x[5].view(-1)[0] = -0.0
+    x[5].view(-1)[1] = 0.0
+
+
+def channels(shape, dtype, seed):
+    """Rows of magnitudes 1e-4..1e3, with an all-zero row, NaN, +-inf, huge values, exact ties
+    of the code rounding and signed zeros."""
+    x = spread_channels(shape, dtype, seed)
+    if shape[0] >= 6 and x[0].numel() >= 4:
+        set_special_channels(x)
     return x
 
 
@@ -126,13 +152,7 @@ def test_po2_rounding_boundaries(dtype):
     # Scales near sqrt(2) 2^k: whether log(s + eps) / ln 2 rounds up depends on the last bit of the
     # logarithm (ATen's vectorized log vs libm), so the fused kernel must round where at::log does.
     # With bits = 2, the first scale of a one-element row is the element itself.
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    int_dtype = np.int32 if dtype == torch.float32 else np.int64
-    vals = []
-    for k in range(-20, 41):
-        b = np.array([math.sqrt(2.0) * 2.0 ** k], dtype=np_dtype).view(int_dtype)[0]
-        vals.append(np.arange(b - 64, b + 64, dtype=int_dtype).view(np_dtype))
-    x = torch.from_numpy(np.concatenate(vals)).view(-1, 1)
+    x = values_near([math.sqrt(2.0) * 2.0 ** k for k in range(-20, 41)], dtype).view(-1, 1)
     check(x, 2, 0, True, True)
     check(x.view(-1, 2), 2, 0, True, True)
     check(x, 3, 0, True, True)

@@ -9,23 +9,10 @@ import pytest
 import torch
 
 import heteroq
+from test_auto_scale_fused import (assert_bitwise_equal, set_special_channels, spread_channels,
+                                   values_near)
 
 OPS = torch.ops.heteroq
-
-
-def bits_view(t: torch.Tensor) -> torch.Tensor:
-    t = t.contiguous()
-    return t.view({torch.float64: torch.int64, torch.float32: torch.int32}.get(t.dtype, torch.int16))
-
-
-def assert_bitwise_equal(a: torch.Tensor, b: torch.Tensor, what: str = ""):
-    assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
-    nan = torch.isnan(a)
-    assert torch.equal(nan, torch.isnan(b)), f"NaN positions differ: {what}"
-    ba, bb = bits_view(a)[~nan], bits_view(b)[~nan]
-    diff = (ba != bb).nonzero().flatten()
-    assert diff.numel() == 0, (f"{what}: {diff.numel()} of {ba.numel()} values differ, first "
-                               f"{a[~nan][diff[0]].item()!r} vs {b[~nan][diff[0]].item()!r}")
 
 
 def call(op, x, *args):
@@ -58,21 +45,10 @@ def check_all(x, po2, axes=None, unrolls=(0, 1, 2, 5)):
 def channels(shape, dtype, seed):
     """Rows of magnitudes 1e-4..1e3, with an all-zero row, NaN, +-inf, -inf alone, huge values
     (2 max|x| overflows), exact multiples of 1/16 and signed zeros."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g, dtype=dtype)
-    c = shape[0]
-    mag = 10.0 ** torch.randint(-4, 4, (c,), generator=g).to(dtype)
-    x = x * mag.view((c,) + (1,) * (len(shape) - 1))
-    if c >= 8 and x[0].numel() >= 4:
+    x = spread_channels(shape, dtype, seed)
+    if shape[0] >= 8 and x[0].numel() >= 4:
         big = torch.finfo(dtype).max / 1.5
-        x[0] = 0
-        x[1].view(-1)[3] = math.nan
-        x[2].view(-1)[0] = math.inf
-        x[2].view(-1)[1] = -math.inf
-        x[3] *= 1e30
-        x[4] = torch.round(x[4] * 16) / 16
-        x[5].view(-1)[0] = -0.0
-        x[5].view(-1)[1] = 0.0
+        set_special_channels(x)
         x[6].view(-1)[1] = -math.inf  # binary use_01: -inf * 0 = NaN in the sum
         x[7].view(-1)[2] = big
         x[7].view(-1)[0] = -big
@@ -240,14 +216,8 @@ def test_po2_rounding_boundaries(dtype):
     # Scales near sqrt(2) 2^k: whether log(s + eps) / ln 2 rounds up depends on the last bit of the
     # logarithm (ATen's vectorized log vs libm), so the fused kernels must round where at::log does.
     # binary: a one-element row's scale is |x| / (1 + 1e-7); ternary: its first scale is 2 |x| / 3.
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    int_dtype = np.int32 if dtype == torch.float32 else np.int64
-    vals = []
-    for k in range(-20, 41):
-        for base in (math.sqrt(2.0) * 2.0 ** k, 1.5 * math.sqrt(2.0) * 2.0 ** k):
-            b = np.array([base], dtype=np_dtype).view(int_dtype)[0]
-            vals.append(np.arange(b - 64, b + 64, dtype=int_dtype).view(np_dtype))
-    x = torch.from_numpy(np.concatenate(vals)).view(-1, 1)
+    bases = [f * math.sqrt(2.0) * 2.0 ** k for k in range(-20, 41) for f in (1.0, 1.5)]
+    x = values_near(bases, dtype).view(-1, 1)
     for u in (0, 1, 5):
         check("ternary", x, True, u)
     check("binary", x, False, True)

@@ -5,13 +5,12 @@
 // (ops/binary_ops.cpp: binary_auto_generic, ternary_auto_impl) compute them, which they must match
 // bit for bit (output and scale).
 //
-// The channels are rows: the kept axes first, the reduced axes last (a contiguous tensor with the
-// default axis 0 is already (C, n); other layouts are permuted into a contiguous copy). Rows are
-// split across threads; each thread takes its rows in blocks that fit in L2 (kBlockBytes). binary:
-// one pass per block computes the least-squares sums (reading the block from memory), a second
-// writes the output (reading it from cache). ternary: one pass finds the maxima, the
-// number_of_unrolls iterations re-read the block from cache (the sums per row), and a last pass
-// writes the output. Apart from the permuted copy, no temporary is input-sized.
+// The channels are rows, split across threads in blocks that fit in L2 (the layout, the blocks and
+// the entry glue are shared with cpu/quantize_auto_kernel.cpp: cpu/auto_rows.h). binary: one pass
+// per block computes the least-squares sums (reading the block from memory), a second writes the
+// output (reading it from cache). ternary: one pass finds the maxima, the number_of_unrolls
+// iterations re-read the block from cache (the sums per row), and a last pass writes the output.
+// Apart from the permuted copy, no temporary is input-sized.
 //
 // Bit-exactness with the generic kernels:
 //   - the least-squares sums are the same double additions in the same order: 16 lanes, lane j
@@ -26,7 +25,7 @@
 //   - the ratio (sum(x q) / n) / (sum(q q) / n + 1e-7) is taken in double and rounded once to the
 //     dtype, as the generic kernel does;
 //   - the po2 rounding 2^round(log(s + eps) / ln 2) calls at::log itself, on the block's scales,
-//     so it rounds exactly where detail::po2_scale does (see cpu/quantize_auto_kernel.cpp);
+//     so it rounds exactly where detail::po2_scale does (po2_round in cpu/auto_rows.h);
 //   - ternary's codes: the generic kernel keeps x where |s round(x / s)| >= s / 2. That test is
 //     monotone in |x|, so for a finite s > 0 it is |x| >= a_min(s), a_min the smallest value it
 //     keeps, found once per row and iteration by evaluating that same expression (same IEEE
@@ -40,8 +39,6 @@
 //   - the outputs are s k + 0 and s q + 0 in the dtype, as in the generic kernels.
 // Rank <= 1 (one scale per element), every axis kept, and empty tensors take the generic path;
 // float16/bfloat16 are computed in float32 as the generic kernels do.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -50,21 +47,16 @@
 #include <cstring>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
-#include "ops/cpu/loops.h"
-
-#ifdef HETEROQ_X86_DISPATCH
-#include <immintrin.h>
-#endif
+#include "ops/cpu/auto_rows.h"
 
 namespace heteroq::ops {
 namespace {
 
 using namespace heteroq::ops::cpu;  // NOLINT: the shared loops (a .cpp file, not a header)
 
-// A block of rows: the passes after the first read it from L2.
-constexpr int64_t kBlockBytes = int64_t{256} << 10;
 // The lanes of the least-squares sums: kLsqLanes in ops/binary_ops.cpp.
 constexpr int kLanes = 16;
 // The AVX2 loops count in 32-bit lanes (at most 2 increments per lane and group of 16 elements);
@@ -139,56 +131,21 @@ void row_out_scalar(const T* x, T* out, int64_t n, T s, T thr) {
   for (int64_t i = 0; i < n; ++i) out[i] = out_element<M>(x[i], s, thr);
 }
 
-// max |x| over a row; NaN if any element is NaN (at::amax propagates NaN).
-template <typename T>
-T row_absmax_scalar(const T* x, int64_t n) {
-  T m = T(0);
-  bool nan = false;
-  for (int64_t i = 0; i < n; ++i) {
-    const T a = std::abs(x[i]);
-    nan |= std::isnan(a);
-    m = a > m ? a : m;
-  }
-  return nan ? std::numeric_limits<T>::quiet_NaN() : m;
-}
-
 // ------------------------------------------------------------------------------------------------
 // AVX2 loops (the same operations, 8 floats or 4 doubles at a time; the tails run the scalar
 // code).
 
 #ifdef HETEROQ_X86_DISPATCH
 
-struct F8 {
-  using T = float;
-  using V = __m256;
-  static constexpr int kLanes = 8;
-  static HETEROQ_TARGET_AVX2 V set1(T v) { return _mm256_set1_ps(v); }
+struct F8 : VecF8 {
   static HETEROQ_TARGET_AVX2 V zero() { return _mm256_setzero_ps(); }
-  static HETEROQ_TARGET_AVX2 V load(const T* p) { return _mm256_loadu_ps(p); }
-  static HETEROQ_TARGET_AVX2 void store(T* p, V v) { _mm256_storeu_ps(p, v); }
-  static HETEROQ_TARGET_AVX2 V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static HETEROQ_TARGET_AVX2 V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static HETEROQ_TARGET_AVX2 V max(V a, V b) { return _mm256_max_ps(a, b); }
   static HETEROQ_TARGET_AVX2 V vand(V a, V b) { return _mm256_and_ps(a, b); }
-  static HETEROQ_TARGET_AVX2 V vor(V a, V b) { return _mm256_or_ps(a, b); }
   static HETEROQ_TARGET_AVX2 V blend(V a, V b, V m) { return _mm256_blendv_ps(a, b, m); }
-  static HETEROQ_TARGET_AVX2 V abs(V a) {
-    return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
-  }
   static HETEROQ_TARGET_AVX2 V signbit() {
     return _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
   }
   static HETEROQ_TARGET_AVX2 V ge(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
   static HETEROQ_TARGET_AVX2 V lt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-  static HETEROQ_TARGET_AVX2 V unord(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
-  static HETEROQ_TARGET_AVX2 bool any(V m) { return _mm256_movemask_ps(m) != 0; }
-  static HETEROQ_TARGET_AVX2 T hmax(V v) {
-    alignas(32) T t[kLanes];
-    _mm256_store_ps(t, v);
-    T m = t[0];
-    for (int i = 1; i < kLanes; ++i) m = t[i] > m ? t[i] : m;
-    return m;
-  }
   // Vector k of a group of 16 (k = 0, 1): its 8 products widened into the lanes 8k..8k+7.
   static HETEROQ_TARGET_AVX2 void accumulate(__m256d* acc, int k, V p) {
     acc[2 * k] = _mm256_add_pd(acc[2 * k], _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
@@ -207,37 +164,15 @@ struct F8 {
   }
 };
 
-struct D4 {
-  using T = double;
-  using V = __m256d;
-  static constexpr int kLanes = 4;
-  static HETEROQ_TARGET_AVX2 V set1(T v) { return _mm256_set1_pd(v); }
+struct D4 : VecD4 {
   static HETEROQ_TARGET_AVX2 V zero() { return _mm256_setzero_pd(); }
-  static HETEROQ_TARGET_AVX2 V load(const T* p) { return _mm256_loadu_pd(p); }
-  static HETEROQ_TARGET_AVX2 void store(T* p, V v) { _mm256_storeu_pd(p, v); }
-  static HETEROQ_TARGET_AVX2 V add(V a, V b) { return _mm256_add_pd(a, b); }
-  static HETEROQ_TARGET_AVX2 V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static HETEROQ_TARGET_AVX2 V max(V a, V b) { return _mm256_max_pd(a, b); }
   static HETEROQ_TARGET_AVX2 V vand(V a, V b) { return _mm256_and_pd(a, b); }
-  static HETEROQ_TARGET_AVX2 V vor(V a, V b) { return _mm256_or_pd(a, b); }
   static HETEROQ_TARGET_AVX2 V blend(V a, V b, V m) { return _mm256_blendv_pd(a, b, m); }
-  static HETEROQ_TARGET_AVX2 V abs(V a) {
-    return _mm256_and_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL)));
-  }
   static HETEROQ_TARGET_AVX2 V signbit() {
     return _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ull)));
   }
   static HETEROQ_TARGET_AVX2 V ge(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GE_OQ); }
   static HETEROQ_TARGET_AVX2 V lt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
-  static HETEROQ_TARGET_AVX2 V unord(V a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
-  static HETEROQ_TARGET_AVX2 bool any(V m) { return _mm256_movemask_pd(m) != 0; }
-  static HETEROQ_TARGET_AVX2 T hmax(V v) {
-    alignas(32) T t[kLanes];
-    _mm256_store_pd(t, v);
-    T m = t[0];
-    for (int i = 1; i < kLanes; ++i) m = t[i] > m ? t[i] : m;
-    return m;
-  }
   // Vector k of a group of 16 (k = 0..3): lanes 4k..4k+3.
   static HETEROQ_TARGET_AVX2 void accumulate(__m256d* acc, int k, V p) {
     acc[k] = _mm256_add_pd(acc[k], p);
@@ -251,27 +186,6 @@ struct D4 {
     return (t[0] + t[1]) + (t[2] + t[3]);
   }
 };
-
-template <typename S>
-HETEROQ_TARGET_AVX2 typename S::T row_absmax_avx2(const typename S::T* x, int64_t n) {
-  using T = typename S::T;
-  using V = typename S::V;
-  constexpr int L = S::kLanes;
-  V m0 = S::zero(), m1 = m0, nan = m0;
-  int64_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    const V a0 = S::abs(S::load(x + i));
-    const V a1 = S::abs(S::load(x + i + L));
-    nan = S::vor(nan, S::vor(S::unord(a0), S::unord(a1)));
-    m0 = S::max(m0, a0);
-    m1 = S::max(m1, a1);
-  }
-  if (S::any(nan)) return std::numeric_limits<T>::quiet_NaN();
-  const T head = S::hmax(S::max(m0, m1));
-  const T tail = row_absmax_scalar(x + i, n - i);
-  if (std::isnan(tail)) return tail;
-  return tail > head ? tail : head;
-}
 
 // One vector of products (lsq_term) and its count mask.
 template <typename S, Mode M>
@@ -347,33 +261,15 @@ HETEROQ_TARGET_AVX2 void row_out_avx2(const typename S::T* x, typename S::T* out
   row_out_scalar<M>(x + i, out + i, n - i, s, thr);
 }
 
-inline bool use_avx2() { return cpu_has_avx2(); }
-
 template <typename T>
-struct Simd;
-template <>
-struct Simd<float> {
-  using type = F8;
-};
-template <>
-struct Simd<double> {
-  using type = D4;
-};
+using Simd = VecFor<T, F8, D4>;
 
 #endif  // HETEROQ_X86_DISPATCH
-
-template <typename T>
-T row_absmax(const T* x, int64_t n) {
-#ifdef HETEROQ_X86_DISPATCH
-  if (use_avx2()) return row_absmax_avx2<typename Simd<T>::type>(x, n);
-#endif
-  return row_absmax_scalar(x, n);
-}
 
 template <Mode M, typename T>
 void row_sums(const T* x, int64_t n, T thr, double* sx, int64_t* count) {
 #ifdef HETEROQ_X86_DISPATCH
-  if (use_avx2()) return row_sums_avx2<typename Simd<T>::type, M>(x, n, thr, sx, count);
+  if (cpu_has_avx2()) return row_sums_avx2<Simd<T>, M>(x, n, thr, sx, count);
 #endif
   row_sums_scalar<M>(x, n, thr, sx, count);
 }
@@ -381,61 +277,9 @@ void row_sums(const T* x, int64_t n, T thr, double* sx, int64_t* count) {
 template <Mode M, typename T>
 void row_out(const T* x, T* out, int64_t n, T s, T thr) {
 #ifdef HETEROQ_X86_DISPATCH
-  if (use_avx2()) return row_out_avx2<typename Simd<T>::type, M>(x, out, n, s, thr);
+  if (cpu_has_avx2()) return row_out_avx2<Simd<T>, M>(x, out, n, s, thr);
 #endif
   row_out_scalar<M>(x, out, n, s, thr);
-}
-
-// ------------------------------------------------------------------------------------------------
-// po2 rounding, as detail::po2_scale computes it: exp2(round(log(s + 1e-7) / ln 2)) in T (the
-// same as cpu/quantize_auto_kernel.cpp's).
-
-// at::exp2 of every integer a rounded logarithm can be (|log2| of a finite double is < 1100), and
-// of +-inf; filled once per dtype.
-template <typename T>
-class Exp2Table {
- public:
-  static constexpr int kMin = -1100, kMax = 1100;
-  static const Exp2Table& get() {
-    static const Exp2Table table;
-    return table;
-  }
-  T operator()(T r) const {
-    if (std::isnan(r)) return r;  // exp2(NaN) is NaN
-    if (r == std::numeric_limits<T>::infinity()) return pos_inf_;
-    if (r == -std::numeric_limits<T>::infinity()) return neg_inf_;
-    if (r >= T(kMin) && r <= T(kMax)) return values_[static_cast<int>(r) - kMin];
-    return at::exp2(at::full({}, r, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)))
-        .template item<T>();  // unreachable for the scales here (s + 1e-7 is in [1e-7, inf])
-  }
-
- private:
-  Exp2Table() {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-    const at::Tensor e = at::exp2(at::arange(kMin, kMax + 1, opts)).contiguous();
-    values_.assign(e.data_ptr<T>(), e.data_ptr<T>() + e.numel());
-    const T inf = std::numeric_limits<T>::infinity();
-    const at::Tensor special = at::exp2(at::tensor(std::vector<T>{inf, -inf}, opts));
-    pos_inf_ = special[0].template item<T>();
-    neg_inf_ = special[1].template item<T>();
-  }
-  std::vector<T> values_;
-  T pos_inf_{}, neg_inf_{};
-};
-
-// Rounds s[0..k) to powers of two in place; u and lg are scratch tensors of at least k elements.
-template <typename T>
-void po2_round(T* s, int64_t k, at::Tensor& u, at::Tensor& lg) {
-  if (k == 0) return;
-  T* pu = u.data_ptr<T>();
-  for (int64_t i = 0; i < k; ++i) pu[i] = s[i] + T(1e-7);
-  at::Tensor lgk = lg.narrow(0, 0, k);
-  at::log_out(lgk, u.narrow(0, 0, k));
-  const T* pl = lgk.data_ptr<T>();
-  const T ln2 = static_cast<T>(std::log(2.0));
-  const Exp2Table<T>& exp2 = Exp2Table<T>::get();
-  for (int64_t i = 0; i < k; ++i) s[i] = exp2(std::nearbyint(pl[i] / ln2));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -515,69 +359,46 @@ T lsq_ratio(double sx, int64_t count, double dn) {
   return static_cast<T>((sx / dn) / (static_cast<double>(count) / dn + 1e-7));
 }
 
-template <typename T>
-struct Scratch {
-  at::Tensor u, lg;
-  Scratch(int64_t k) {
-    const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-    u = at::empty({k}, opts);
-    lg = at::empty({k}, opts);
-  }
-};
-
 template <Mode M, typename T>
 void binary_rows(const T* src, T* dst, T* scales, int64_t rows, int64_t n, bool po2) {
-  if (po2) Exp2Table<T>::get();  // filled here, not inside the parallel region
-  const int64_t row_bytes = n * static_cast<int64_t>(sizeof(T));
-  const int64_t block = std::max<int64_t>(1, kBlockBytes / row_bytes);
-  const int64_t grain = std::max<int64_t>(1, kGrain / n);
   const double dn = static_cast<double>(n);
-  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    at::AutoDispatchBelowADInplaceOrView guard;  // the at::log calls below skip autograd
-    const int64_t cap_rows = std::min(block, end - begin);
-    Scratch<T> scratch(cap_rows);
-    std::vector<T> s(cap_rows);
-    for (int64_t r0 = begin; r0 < end; r0 += block) {
-      const int64_t nb = std::min(block, end - r0);
+  parallel_row_blocks<T>(rows, n, po2, [&](const RowBlocks& blocks) {
+    Po2Scratch<T> scratch(blocks.max_rows());
+    std::vector<T> s(blocks.max_rows());
+    blocks.each([&](int64_t r0, int64_t nb) {
       for (int64_t j = 0; j < nb; ++j) {
         double sx = 0.0;
         int64_t count = 0;
         row_sums<M>(src + (r0 + j) * n, n, T(0), &sx, &count);
         s[j] = lsq_ratio<T>(sx, M == Mode::kBinary ? n : count, dn);
       }
-      if (po2) po2_round(s.data(), nb, scratch.u, scratch.lg);
+      if (po2) po2_round(s.data(), nb, scratch);
       for (int64_t j = 0; j < nb; ++j) {
         row_out<M>(src + (r0 + j) * n, dst + (r0 + j) * n, n, s[j], T(0));
         scales[r0 + j] = s[j];
       }
-    }
+    });
   });
 }
 
 template <typename T>
 void ternary_rows(const T* src, T* dst, T* scales, int64_t rows, int64_t n, bool po2,
                   int64_t unrolls) {
-  if (po2) Exp2Table<T>::get();
-  const int64_t row_bytes = n * static_cast<int64_t>(sizeof(T));
-  const int64_t block = std::max<int64_t>(1, kBlockBytes / row_bytes);
-  const int64_t grain = std::max<int64_t>(1, kGrain / n);
   const double dn = static_cast<double>(n);
   const T none = std::numeric_limits<T>::quiet_NaN();
-  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    const int64_t cap_rows = std::min(block, end - begin);
-    Scratch<T> scratch(cap_rows);
+  parallel_row_blocks<T>(rows, n, po2, [&](const RowBlocks& blocks) {
+    const int64_t cap_rows = blocks.max_rows();
+    Po2Scratch<T> scratch(cap_rows);
     std::vector<T> s(cap_rows), thr(cap_rows), next(cap_rows);
     std::vector<char> finite(cap_rows);
     std::vector<int64_t> active(cap_rows);
-    for (int64_t r0 = begin; r0 < end; r0 += block) {
-      const int64_t nb = std::min(block, end - r0);
+    blocks.each([&](int64_t r0, int64_t nb) {
       for (int64_t j = 0; j < nb; ++j) {
-        const T mx = row_absmax(src + (r0 + j) * n, n);
+        const T mx = row_absmax(src + (r0 + j) * n, n, T(1));  // x * 1 is x
         finite[j] = std::isfinite(mx);
         s[j] = (mx * T(2)) / T(3);
       }
-      if (po2) po2_round(s.data(), nb, scratch.u, scratch.lg);
+      if (po2) po2_round(s.data(), nb, scratch);
       // thr[j]: the codes of the current iteration (from the previous scale); NaN: all zero.
       for (int64_t j = 0; j < nb; ++j) thr[j] = unrolls > 0 ? code_threshold(s[j]) : none;
       int64_t na = unrolls > 0 ? nb : 0;
@@ -595,7 +416,7 @@ void ternary_rows(const T* src, T* dst, T* scales, int64_t rows, int64_t n, bool
           }
           next[a] = lsq_ratio<T>(sx, count, dn);
         }
-        if (po2) po2_round(next.data(), na, scratch.u, scratch.lg);
+        if (po2) po2_round(next.data(), na, scratch);
         const bool last = it + 1 == unrolls;
         int64_t still = 0;
         for (int64_t a = 0; a < na; ++a) {
@@ -620,111 +441,41 @@ void ternary_rows(const T* src, T* dst, T* scales, int64_t rows, int64_t n, bool
         }
         scales[r0 + j] = s[j];
       }
-    }
+    });
   });
-}
-
-// ------------------------------------------------------------------------------------------------
-// Layout: the rows view of x (kept axes first, reduced axes last), and back.
-
-struct Rows {
-  std::vector<int64_t> perm, scale_shape;
-  int64_t n = 1, rows = 1;
-  at::Tensor src;  // contiguous (rows, n) data in x's dtype
-  bool direct = false;
-};
-
-Rows rows_of(const at::Tensor& x, const std::vector<int64_t>& dims) {
-  Rows r;
-  const int64_t rank = x.dim();
-  std::vector<bool> reduced(rank, false);
-  for (int64_t d : dims) reduced[d] = true;
-  r.scale_shape.assign(x.sizes().begin(), x.sizes().end());
-  for (int64_t d = 0; d < rank; ++d) {
-    if (!reduced[d]) r.perm.push_back(d);
-  }
-  for (int64_t d : dims) {
-    r.perm.push_back(d);
-    r.n *= x.size(d);
-    r.scale_shape[d] = 1;
-  }
-  r.rows = x.numel() / r.n;
-  const at::Tensor xp = x.permute(r.perm);
-  r.direct = xp.is_contiguous();
-  r.src = r.direct ? xp : xp.contiguous();
-  return r;
-}
-
-// Back to x's axes: a view when x's permuted view was contiguous, else a copy in x's layout.
-at::Tensor to_x_layout(const at::Tensor& dst, const Rows& r, const at::Tensor& x) {
-  const int64_t rank = x.dim();
-  std::vector<int64_t> inverse(rank);
-  for (int64_t d = 0; d < rank; ++d) inverse[r.perm[d]] = d;
-  at::Tensor out = dst.permute(inverse);
-  if (!r.direct) {
-    at::Tensor laid = at::empty_like(x);
-    laid.copy_(out);
-    out = laid;
-  }
-  return out;
-}
-
-bool fusable(const at::Tensor& x) {
-  return fused_kernels_enabled() && x.dim() >= 2 && x.numel() > 0 &&
-         at::isFloatingType(x.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> binary_auto_cpu(const at::Tensor& x, bool use_01, bool po2,
                                                    at::OptionalIntArrayRef scale_axis) {
-  if (!fusable(x)) return detail::binary_auto_generic(x, use_01, po2, scale_axis);
+  auto generic = [&](const at::Tensor& t) {
+    return detail::binary_auto_generic(t, use_01, po2, scale_axis);
+  };
+  if (!auto_fusable(x)) return generic(x);
   detail::check_float_input(x, "heteroq::binary_auto");
-  if (detail::is_reduced_precision(x)) {
-    // As the generic kernel: computed in float32, the output rounded to x's dtype.
-    auto [out, scale] = binary_auto_cpu(x.to(at::kFloat), use_01, po2, scale_axis);
-    return std::make_tuple(out.to(x.scalar_type()), scale);
-  }
-  const std::vector<int64_t> dims = detail::reduce_dims(x, scale_axis);
-  if (dims.empty()) return detail::binary_auto_generic(x, use_01, po2, scale_axis);
-  const Rows r = rows_of(x, dims);
-  at::Tensor dst = detail::empty_output(r.src);
-  at::Tensor scale = at::empty(r.scale_shape, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "heteroq_binary_auto", [&] {
-    using T = scalar_t;
-    auto run = [&](auto mode) {
-      binary_rows<decltype(mode)::value, T>(r.src.data_ptr<T>(), dst.data_ptr<T>(),
-                                             scale.data_ptr<T>(), r.rows, r.n, po2);
-    };
-    if (use_01) {
-      run(std::integral_constant<Mode, Mode::kBinary01>{});
-    } else {
-      run(std::integral_constant<Mode, Mode::kBinary>{});
-    }
-  });
-  return std::make_tuple(to_x_layout(dst, r, x), scale);
+  return fused_rows(x, scale_axis, generic,
+                    [&](auto* src, auto* dst, auto* scales, int64_t rows, int64_t n) {
+                      using T = std::remove_pointer_t<decltype(dst)>;
+                      if (use_01) {
+                        binary_rows<Mode::kBinary01, T>(src, dst, scales, rows, n, po2);
+                      } else {
+                        binary_rows<Mode::kBinary, T>(src, dst, scales, rows, n, po2);
+                      }
+                    });
 }
 
 std::tuple<at::Tensor, at::Tensor> ternary_auto_cpu(const at::Tensor& x, bool po2,
                                                     int64_t number_of_unrolls,
                                                     at::OptionalIntArrayRef scale_axis) {
-  if (!fusable(x) || number_of_unrolls < 0 || number_of_unrolls > 100) {
-    return detail::ternary_auto_generic(x, po2, number_of_unrolls, scale_axis);  // or its error
-  }
+  auto generic = [&](const at::Tensor& t) {
+    return detail::ternary_auto_generic(t, po2, number_of_unrolls, scale_axis);  // or its error
+  };
+  if (!auto_fusable(x) || number_of_unrolls < 0 || number_of_unrolls > 100) return generic(x);
   detail::check_float_input(x, "heteroq::ternary_auto");
-  if (detail::is_reduced_precision(x)) {
-    auto [out, scale] = ternary_auto_cpu(x.to(at::kFloat), po2, number_of_unrolls, scale_axis);
-    return std::make_tuple(out.to(x.scalar_type()), scale);
-  }
-  const std::vector<int64_t> dims = detail::reduce_dims(x, scale_axis);
-  if (dims.empty()) return detail::ternary_auto_generic(x, po2, number_of_unrolls, scale_axis);
-  const Rows r = rows_of(x, dims);
-  at::Tensor dst = detail::empty_output(r.src);
-  at::Tensor scale = at::empty(r.scale_shape, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "heteroq_ternary_auto", [&] {
-    using T = scalar_t;
-    ternary_rows<T>(r.src.data_ptr<T>(), dst.data_ptr<T>(), scale.data_ptr<T>(), r.rows, r.n, po2,
-                    number_of_unrolls);
-  });
-  return std::make_tuple(to_x_layout(dst, r, x), scale);
+  return fused_rows(x, scale_axis, generic,
+                    [&](auto* src, auto* dst, auto* scales, int64_t rows, int64_t n) {
+                      using T = std::remove_pointer_t<decltype(dst)>;
+                      ternary_rows<T>(src, dst, scales, rows, n, po2, number_of_unrolls);
+                    });
 }
 
 }  // namespace
