@@ -52,7 +52,11 @@ def _leaves(model: torch.nn.Module) -> List[Tuple[str, torch.nn.Module]]:
     out = []
 
     def walk(prefix: str, m: torch.nn.Module) -> None:
-        for name, child in m.named_children():
+        # _modules rather than named_children(): a module registered under two names must be
+        # seen under both (named_children() yields it once).
+        for name, child in m._modules.items():
+            if child is None:
+                continue
             full = f"{prefix}.{name}" if prefix else name
             if isinstance(child, _QUANTIZED) or not any(True for _ in child.children()):
                 out.append((full, child))
@@ -130,14 +134,33 @@ def _build(m: torch.nn.Module, qclass: str, quantizers: Dict[str, str], name: st
     raise AssertionError(f"model_quantize: no builder for {qclass}")  # pragma: no cover
 
 
-def _fold_pairs(leaves: List[Tuple[str, torch.nn.Module]]) -> Dict[int, int]:
-    """Index of each Conv2d/Linear leaf directly followed (in the same parent) by a matching
-    BatchNorm2d/BatchNorm1d leaf -> index of that batch norm."""
+def _parent(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    parent = model
+    for p in name.split(".")[:-1]:
+        parent = getattr(parent, p)
+    return parent
+
+
+def _fold_pairs(model: torch.nn.Module,
+                leaves: List[Tuple[str, torch.nn.Module]]) -> Dict[int, int]:
+    """Index of each Conv2d/Linear leaf directly followed by a matching BatchNorm2d/BatchNorm1d
+    leaf in the same ``nn.Sequential`` (so the batch norm is applied to that layer's output and
+    only to it) -> index of that batch norm. Shared modules and convolutions with a padding mode
+    other than zeros are not folded."""
+    counts: Dict[int, int] = {}
+    for _, m in leaves:
+        counts[id(m)] = counts.get(id(m), 0) + 1
     pairs = {}
     for i in range(len(leaves) - 1):
         (n1, a), (n2, b) = leaves[i], leaves[i + 1]
-        same_parent = n1.rsplit(".", 1)[0] == n2.rsplit(".", 1)[0] if "." in n1 else "." not in n2
-        if not same_parent or not getattr(b, "affine", False) or not b.track_running_stats:
+        p1, p2 = _parent(model, n1), _parent(model, n2)
+        if p1 is not p2 or not isinstance(p1, torch.nn.Sequential):
+            continue
+        if counts[id(a)] > 1 or counts[id(b)] > 1:
+            continue
+        if not getattr(b, "affine", False) or not b.track_running_stats:
+            continue
+        if getattr(a, "padding_mode", "zeros") != "zeros":
             continue
         kind = _describe(a)[0]
         if kind == "Conv2D" and isinstance(b, torch.nn.BatchNorm2d) and b.num_features == a.out_channels:
@@ -198,7 +221,7 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
     target = model if inplace else copy.deepcopy(model)
     leaves = _leaves(target)
     described = [(name, *_describe(m)) for name, m in leaves]
-    pairs = _fold_pairs(leaves) if enable_bn_folding else {}
+    pairs = _fold_pairs(target, leaves) if enable_bn_folding else {}
     for i, j in pairs.items():
         kind = "Conv2DBatchnorm" if described[i][1] == "Conv2D" else "DenseBatchnorm"
         described[i] = (described[i][0], kind, "")
@@ -206,8 +229,17 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
     plans = _C.plan_model_quantize(json.dumps(_jsonable(quantizer_config)), described,
                                    activation_bits, qkeras_compatible)
     replacements = []
+    built: Dict[int, Tuple[Any, torch.nn.Module, str]] = {}  # id(float module) -> (plan, new, name)
     for i, ((name, m), plan) in enumerate(zip(leaves, plans)):
+        if id(m) in built:  # a module registered under several names: one replacement, shared
+            first_plan, new, first_name = built[id(m)]
+            if plan != first_plan:
+                raise ValueError(f"model_quantize: layers '{first_name}' and '{name}' are the same "
+                                 f"module but the config converts them differently")
+            replacements.append((name, new))
+            continue
         if plan is None:
+            built[id(m)] = (None, m, name)
             continue
         qclass, quantizers = plan
         bn = leaves[pairs[i]][1] if i in pairs else None
@@ -227,11 +259,8 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
                               "num_batches_tracked": bn.num_batches_tracked})
             new.load_state_dict(state)
         new.train(m.training)
+        built[id(m)] = (plan, new, name)
         replacements.append((name, new))
     for name, new in replacements:
-        parent = target
-        *path, leaf = name.split(".")
-        for p in path:
-            parent = getattr(parent, p)
-        setattr(parent, leaf, new)
+        setattr(_parent(target, name), name.split(".")[-1], new)
     return target

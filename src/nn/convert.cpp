@@ -139,6 +139,7 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
     }
     LayerPlan plan{rule.keys[0], {}};  // folded kinds stay folded under a fallback key
     const json* entry = key.empty() ? nullptr : &config[key];
+    if (entry && entry->is_null()) entry = nullptr;  // a null entry: as if absent
     if (layer.kind == "Activation") {
       std::optional<std::string> spec;
       if (entry) {
@@ -149,7 +150,7 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
           spec = spec_of(*entry, where);
         } else if (entry->is_object()) {
           // {activation_name: quantizer}; "default" entries may give "activation_quantizer".
-          if (entry->contains(layer.activation)) {
+          if (entry->contains(layer.activation) && !(*entry)[layer.activation].is_null()) {
             spec = spec_of((*entry)[layer.activation], where + "." + layer.activation);
           } else if (entry->contains("activation_quantizer")) {
             spec = spec_of((*entry)["activation_quantizer"], where + ".activation_quantizer");
@@ -288,9 +289,39 @@ QuantizerArg slot(const LayerPlan& p, const std::string& s) {
   return it == p.quantizers.end() ? QuantizerArg() : QuantizerArg(it->second);
 }
 
+// Whether a convolution pads with zeros (the quantized layers do; the option is a c10::variant in
+// LibTorch 1.x and a std::variant in 2.x, found by argument-dependent lookup).
+template <typename TorchOptions>
+bool zero_padding_mode(const TorchOptions& o) {
+  using std::get_if;
+  return get_if<torch::enumtype::kZeros>(&o.padding_mode()) != nullptr;
+}
+
+template <typename TorchOptions>
+void require_zero_padding_mode(const TorchOptions& o, const std::string& name) {
+  if (!zero_padding_mode(o)) {
+    throw InvalidArgument("model_quantize: layer '" + name +
+                          "': only padding_mode zeros is supported by the quantized layers");
+  }
+}
+
+// The module's parameters' (or buffers') device and dtype: the converted layer moves there.
+void match_device_and_dtype(torch::nn::Module& from, torch::nn::Module& to) {
+  auto params = from.parameters();
+  auto buffers = from.buffers();
+  const torch::Tensor* ref = !params.empty() ? &params[0] : (!buffers.empty() ? &buffers[0] : nullptr);
+  if (!ref) return;
+  if (ref->is_floating_point()) {
+    to.to(ref->device(), ref->scalar_type());
+  } else {
+    to.to(ref->device());
+  }
+}
+
 // The quantized convolution's options from a torch::nn::Conv{1,2}d's.
 template <size_t D, typename TorchOptions>
 QConvOptions<D> conv_options(const TorchOptions& o, const LayerPlan& p, const std::string& name) {
+  require_zero_padding_mode(o, name);
   return QConvOptions<D>(o.in_channels(), o.out_channels(), o.kernel_size())
       .stride(o.stride())
       .padding(int_padding<D>(o.padding(), name))
@@ -343,7 +374,8 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
     for (size_t i = 0; i + 1 < children.size(); ++i) {
       const auto& a = children[i].value();
       const auto& b = children[i + 1].value();
-      if (layers[i].kind == "Conv2D" && b->as<torch::nn::BatchNorm2d>()) {
+      if (layers[i].kind == "Conv2D" && b->as<torch::nn::BatchNorm2d>() &&
+          zero_padding_mode(a->as<torch::nn::Conv2d>()->options)) {
         const auto& bo = b->as<torch::nn::BatchNorm2d>()->options;
         if (bo.affine() && bo.track_running_stats() &&
             bo.num_features() == a->as<torch::nn::Conv2d>()->options.out_channels()) {
@@ -391,6 +423,7 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
         std::shared_ptr<torch::nn::Module> q;
         if (p.qclass == "QConv2DBatchnorm") {
           const auto& o = m->as<torch::nn::Conv2d>()->options;
+          require_zero_padding_mode(o, name);
           auto l = QConv2dBatchNorm(
               QConv2dBatchNormOptions(o.in_channels(), o.out_channels(), o.kernel_size())
                   .stride(o.stride())
@@ -413,6 +446,7 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
           add(out, name, l);
           q = l.ptr();
         }
+        match_device_and_dtype(*m, *q);
         if (transfer_weights) {
           torch::NoGradGuard no_grad;
           auto qp = q->named_parameters();
@@ -432,7 +466,10 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
       }
     }
     if (!plans[i]) {
-      out->push_back(std::string(name), *(model->begin() + static_cast<std::ptrdiff_t>(i)));
+      // An independent copy, as the converted layers are: training the result leaves the
+      // original model (e.g. its batch-norm statistics) untouched.
+      out->push_back(std::string(name),
+                     (model->begin() + static_cast<std::ptrdiff_t>(i))->clone());
       continue;
     }
     const LayerPlan& p = *plans[i];
@@ -458,6 +495,7 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
         add(out, name, l);
         q = l.ptr();
       } else {
+        require_zero_padding_mode(o, name);
         auto l = QDepthwiseConv2d(QDepthwiseConv2dOptions(o.in_channels(), o.kernel_size())
                                       .depth_multiplier(o.out_channels() / o.in_channels())
                                       .stride(o.stride())
@@ -533,6 +571,7 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
                                                 .keepdim(true)));
       continue;
     }
+    if (q) match_device_and_dtype(*m, *q);
     if (transfer_weights && q) copy_state(*m, *q, name);
   }
   out->train(model->is_training());

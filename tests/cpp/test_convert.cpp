@@ -96,3 +96,25 @@ TEST(ModelQuantize, QKerasCompatibleWeightQuantizers) {
   EXPECT_EQ(o.bias_quantizer().get()->to_string(), "quantized_bits(4,0,0)");
 }
 }  // namespace
+
+namespace {
+TEST(ModelQuantize, CopiesFloatLayersMatchesDtypeAndRefusesPaddingModes) {
+  torch::nn::Sequential m(torch::nn::Linear(3, 3), torch::nn::BatchNorm1d(3));
+  auto q = heteroq::nn::model_quantize(
+      m, R"J({"QDense": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}})J");
+  q->train();
+  q->forward(torch::randn({8, 3}) + 2);
+  // The unconverted batch norm is a copy: the original's statistics did not move.
+  EXPECT_TRUE(torch::equal(m[1]->as<torch::nn::BatchNorm1d>()->running_mean, torch::zeros({3})));
+  torch::nn::Sequential d(torch::nn::Linear(3, 2));
+  d->to(torch::kDouble);
+  auto qd = heteroq::nn::model_quantize(
+      d, R"J({"QDense": {"kernel_quantizer": "quantized_bits(8,2,alpha=1)"}})J", std::nullopt, true);
+  EXPECT_EQ(qd->forward(torch::randn({4, 3}, torch::kDouble)).scalar_type(), torch::kDouble);
+  torch::nn::Sequential r(torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(2, 3, 3).padding(1).padding_mode(torch::kReflect)));
+  EXPECT_THROW(heteroq::nn::model_quantize(
+                   r, R"J({"QConv2D": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}})J"),
+               heteroq::InvalidArgument);
+}
+}  // namespace

@@ -181,3 +181,40 @@ def test_qkeras_compatible_weight_quantizers():
     assert q[0].kernel_quantizer.scale.shape == (3, 1)
     assert torch.equal(torch.log2(q[0].kernel_quantizer.scale), torch.round(torch.log2(q[0].kernel_quantizer.scale)))
     assert w.shape == (3, 4)
+
+
+def test_shared_modules_padding_modes_and_null_entries():
+    # A module registered under two names becomes one shared quantized module.
+    lin, relu = torch.nn.Linear(4, 4), torch.nn.ReLU()
+    q = model_quantize(torch.nn.Sequential(lin, relu, lin, relu),
+                       {"QDense": {"kernel_quantizer": K4}}, activation_bits=4)
+    assert type(q[2]) is qnn.QLinear and q[0] is q[2] and type(q[3]) is qnn.QActivation
+    with pytest.raises(ValueError, match="are the same module but the config converts them differently"):
+        model_quantize(torch.nn.Sequential(lin, lin), {"0": {"kernel_quantizer": K4}})
+    # Folding needs a zero-padded conv followed by its batch norm in a Sequential.
+    fine = "quantized_bits(24,4,alpha=1)"
+    m = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"),
+                            torch.nn.BatchNorm2d(3)).eval()
+    q = model_quantize(m, {"QConv2D": {"kernel_quantizer": fine}}, transfer_weights=True,
+                       enable_bn_folding=True).eval()
+    assert type(q[0]) is qnn.QConv2d and q[0].padding_mode == "reflect"
+    x = torch.randn(2, 2, 6, 6)
+    assert torch.allclose(q(x), m(x), atol=1e-4)
+
+    class TwoUses(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 3, 3)
+            self.bn = torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.bn(self.conv(x)) + self.conv(x)
+
+    t = TwoUses().eval()
+    qt = model_quantize(t, {"QConv2D": {"kernel_quantizer": fine}}, transfer_weights=True,
+                        enable_bn_folding=True).eval()
+    assert type(qt.conv) is qnn.QConv2d and type(qt.bn) is torch.nn.BatchNorm2d  # not folded
+    assert torch.allclose(qt(x), t(x), atol=1e-4)
+    # A null entry or slot is as if absent.
+    q = model_quantize(float_cnn(), {"0": None, "QActivation": {"relu": None}}, activation_bits=3)
+    assert type(q[0]) is torch.nn.Conv2d and q[2].quantizer.to_string() == "quantized_relu(3,0)"
