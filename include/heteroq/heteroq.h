@@ -12,3 +12,6 @@
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/convert.h"
 #include "heteroq/nn/folded.h"
+#include "heteroq/nn/rnn.h"
+#include "heteroq/nn/serialize.h"
+#include "heteroq/cost/qstats.h"

@@ -18,6 +18,10 @@
 
 namespace py = pybind11;
 
+// Defined in serialize.cpp and cost.cpp (one file per part of the API).
+void bind_serialize(py::module_& m);
+void bind_cost(py::module_& m);
+
 namespace {
 
 std::string repr_of(const py::handle& h) { return py::str(py::repr(h)); }
@@ -189,4 +193,6 @@ PYBIND11_MODULE(_C, m) {
       py::arg("spec"), "QKeras's implicit alpha='auto_po2' rule for a weight quantizer's spec.");
   m.def("fused_kernels_enabled", &heteroq::ops::fused_kernels_enabled);
   m.def("set_fused_kernels_enabled", &heteroq::ops::set_fused_kernels_enabled, py::arg("enabled"));
+  bind_serialize(m);
+  bind_cost(m);
 }

@@ -634,3 +634,9 @@ class QLinearBatchNorm(torch.nn.Linear, _QFoldedBatchNorm):
 
 QConv2DBatchnorm = QConv2dBatchNorm
 QDenseBatchnorm = QLinearBatchNorm
+
+# The recurrent layers live in their own module; they are part of heteroq.nn.
+from . import _rnn  # noqa: E402
+from ._rnn import *  # noqa: E402,F401,F403
+
+__all__ += _rnn.__all__
