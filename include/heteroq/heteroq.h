@@ -14,4 +14,5 @@
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/rnn.h"
 #include "heteroq/nn/serialize.h"
+#include "heteroq/nn/config.h"
 #include "heteroq/cost/qstats.h"
