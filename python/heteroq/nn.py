@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .quantizers import Quantizer, get_quantizer
 
-__all__ = ["QLinear", "QDense", "QActivation", "QConv1d", "QConv1D", "QConv2d", "QConv2D",
+__all__ = ["QLinear", "QDense", "QActivation", "QAdaptiveActivation", "QConv1d", "QConv1D", "QConv2d", "QConv2D",
            "QConvTranspose2d", "QConv2DTranspose", "QDepthwiseConv2d", "QDepthwiseConv2D",
            "QSeparableConv1d", "QSeparableConv1D", "QSeparableConv2d", "QSeparableConv2D",
            "QBatchNorm1d", "QBatchNorm2d", "QBatchNormalization", "QAvgPool2d", "QAveragePooling2D",
@@ -117,6 +117,132 @@ class QActivation(torch.nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self.quantizer(input)
+
+
+class QAdaptiveActivation(torch.nn.Module):
+    """QKeras's ``QAdaptiveActivation``: a ``quantized_bits`` or ``quantized_relu`` activation
+    with ``total_bits`` bits whose integer bits follow an exponential moving average of the
+    unquantized activation's min and max (QKeras's ``_get_integer_bits``).
+
+    Args:
+        activation: ``"quantized_bits"`` or ``"quantized_relu"``, without arguments.
+        total_bits: the quantizer's bits.
+        current_step: the initial step count (default -1: the first training call is step 0).
+        symmetric: symmetric range for the integer-bit estimate (and quantized_bits).
+        quantization_delay: training calls with ``step < quantization_delay`` return the
+            unquantized activation.
+        ema_freeze_delay: the moving statistics are updated while ``step <= ema_freeze_delay``
+            (None: always).
+        ema_decay: the moving-average decay (Keras's ``moving_average_update``).
+        per_channel: one integer-bit value per channel (axis 1); needs ``num_channels``
+            (PyTorch layers name their size up front, as ``BatchNorm2d(num_features)`` does).
+        po2_rounding: integer bits from ``round(log2)`` of the range (True) or ``ceil`` (False).
+        relu_neg_slope, relu_upper_bound: quantized_relu's slope and bound.
+
+    Buffers ``ema_min``, ``ema_max``, ``integer_bits`` and ``step`` are in the ``state_dict``.
+    Each training call counts a step, quantizes with the current integer bits, then updates the
+    statistics and the integer bits. Evaluation calls change nothing (QKeras also updates the
+    statistics in inference calls while an ``ema_freeze_delay`` is set: not copied).
+
+    Example usage::
+
+        act = heteroq.nn.QAdaptiveActivation("quantized_relu", 8, quantization_delay=100)
+    """
+
+    __constants__ = ["activation", "total_bits", "symmetric", "quantization_delay",
+                     "ema_decay", "per_channel", "po2_rounding", "relu_neg_slope"]
+    activation: str
+    total_bits: int
+    symmetric: bool
+    quantization_delay: int
+    ema_freeze_delay: Optional[int]
+    ema_decay: float
+    per_channel: bool
+    po2_rounding: bool
+    relu_neg_slope: float
+    relu_upper_bound: Optional[float]
+
+    def __init__(self, activation: str, total_bits: int, current_step: Optional[int] = None,
+                 symmetric: bool = True, quantization_delay: int = 0,
+                 ema_freeze_delay: Optional[int] = None, ema_decay: float = 0.9999,
+                 per_channel: bool = False, po2_rounding: bool = False,
+                 relu_neg_slope: float = 0.0, relu_upper_bound: Optional[float] = None,
+                 num_channels: Optional[int] = None) -> None:
+        super().__init__()
+        if activation not in ("quantized_bits", "quantized_relu"):
+            raise ValueError("QAdaptiveActivation: `activation` must be \"quantized_bits\" or "
+                             "\"quantized_relu\" without arguments (the layer sets them), got "
+                             f"{activation!r}")
+        if per_channel and (num_channels is None or num_channels <= 0):
+            raise ValueError("QAdaptiveActivation: per_channel=True needs `num_channels` > 0, "
+                             f"got {num_channels}")
+        if not 0.0 <= ema_decay <= 1.0:
+            raise ValueError(f"QAdaptiveActivation: `ema_decay` must be in [0, 1], got {ema_decay}")
+        if quantization_delay < 0:
+            raise ValueError("QAdaptiveActivation: `quantization_delay` must be >= 0, got "
+                             f"{quantization_delay}")
+        self.activation = activation
+        self.total_bits = int(total_bits)
+        self.symmetric = bool(symmetric)
+        self.quantization_delay = int(quantization_delay)
+        self.ema_freeze_delay = None if ema_freeze_delay is None else int(ema_freeze_delay)
+        self.ema_decay = float(ema_decay)
+        self.per_channel = bool(per_channel)
+        self.po2_rounding = bool(po2_rounding)
+        self.relu_neg_slope = float(relu_neg_slope)
+        self.relu_upper_bound = None if relu_upper_bound is None else float(relu_upper_bound)
+        self.quantizer()  # checks total_bits, the slope and the bound now
+        n = int(num_channels) if per_channel and num_channels is not None else 1
+        self.register_buffer("ema_min", torch.zeros(n))
+        self.register_buffer("ema_max", torch.zeros(n))
+        self.register_buffer("integer_bits", torch.zeros(n, dtype=torch.int32))
+        self.register_buffer("step", torch.tensor(-1 if current_step is None else int(current_step),
+                                                  dtype=torch.int64))
+
+    @torch.jit.unused
+    def quantizer(self, channel: int = 0) -> Quantizer:
+        """The quantizer the next call applies (per channel: channel ``channel``'s)."""
+        integer = int(self.integer_bits[channel]) if hasattr(self, "integer_bits") else 0
+        if self.activation == "quantized_bits":
+            return get_quantizer(f"quantized_bits({self.total_bits},{integer},"
+                                 f"symmetric={int(self.symmetric)},keep_negative=1,alpha=1)")
+        spec = (f"quantized_relu({self.total_bits},{integer},negative_slope={self.relu_neg_slope!r},"
+                "is_quantized_clip=0")
+        if self.relu_upper_bound is not None:
+            spec += f",relu_upper_bound={self.relu_upper_bound!r}"
+        return get_quantizer(spec + ")")
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        training = self.training
+        if training:
+            self.step.add_(1)
+        step = int(self.step.item())
+        qnoise = 1.0 if (not training or step >= self.quantization_delay) else 0.0
+        out = torch.ops.heteroq.adaptive_activation(
+            input, self.integer_bits, self.activation, self.total_bits, self.symmetric,
+            self.relu_neg_slope, self.relu_upper_bound, qnoise)
+        freeze = self.ema_freeze_delay
+        if training and (freeze is None or step <= freeze):
+            torch.ops.heteroq._adaptive_ema_update(
+                input, self.ema_min, self.ema_max, self.integer_bits, self.activation,
+                self.total_bits, self.symmetric, self.relu_neg_slope, self.relu_upper_bound,
+                self.ema_decay, self.po2_rounding)
+        return out
+
+    def extra_repr(self) -> str:
+        s = (f"activation={self.activation!r}, total_bits={self.total_bits}, "
+             f"symmetric={self.symmetric}, quantization_delay={self.quantization_delay}")
+        if self.ema_freeze_delay is not None:
+            s += f", ema_freeze_delay={self.ema_freeze_delay}"
+        s += f", ema_decay={self.ema_decay}, per_channel={self.per_channel}"
+        if self.per_channel:
+            s += f", num_channels={self.integer_bits.numel()}"
+        s += f", po2_rounding={self.po2_rounding}"
+        if self.relu_neg_slope != 0.0:
+            s += f", relu_neg_slope={self.relu_neg_slope}"
+        if self.relu_upper_bound is not None:
+            s += f", relu_upper_bound={self.relu_upper_bound}"
+        return s
 
 
 class _QuantizedWeights:

@@ -4,6 +4,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
+
+#include "heteroq/ops/quantize.h"
 
 namespace heteroq::nn {
 
@@ -89,6 +93,85 @@ torch::Tensor QActivationImpl::forward(const torch::Tensor& input) {
 
 void QActivationImpl::pretty_print(std::ostream& stream) const {
   stream << "heteroq::nn::QActivation(" << quantizer_->to_string() << ")";
+}
+
+QAdaptiveActivationOptions::QAdaptiveActivationOptions(std::string activation, int64_t total_bits)
+    : activation_(std::move(activation)), total_bits_(total_bits) {}
+
+QAdaptiveActivationImpl::QAdaptiveActivationImpl(const QAdaptiveActivationOptions& options_)
+    : options(options_) {
+  const std::string& a = options.activation();
+  if (a != "quantized_bits" && a != "quantized_relu") {
+    throw InvalidArgument("QAdaptiveActivation: `activation` must be \"quantized_bits\" or "
+                          "\"quantized_relu\" without arguments (the layer sets them), got \"" +
+                          a + "\"");
+  }
+  if (options.per_channel() && options.num_channels() <= 0) {
+    throw InvalidArgument("QAdaptiveActivation: per_channel=true needs `num_channels` > 0, got " +
+                          std::to_string(options.num_channels()));
+  }
+  if (!(options.ema_decay() >= 0.0 && options.ema_decay() <= 1.0)) {
+    throw InvalidArgument("QAdaptiveActivation: `ema_decay` must be in [0, 1], got " +
+                          std::to_string(options.ema_decay()));
+  }
+  if (options.quantization_delay() < 0) {
+    throw InvalidArgument("QAdaptiveActivation: `quantization_delay` must be >= 0, got " +
+                          std::to_string(options.quantization_delay()));
+  }
+  // Checks total_bits, the slope and the bound now rather than at the first call.
+  quantizer();
+  reset();
+}
+
+void QAdaptiveActivationImpl::reset() {
+  const int64_t n = options.per_channel() ? options.num_channels() : 1;
+  ema_min = register_buffer("ema_min", torch::zeros({n}));
+  ema_max = register_buffer("ema_max", torch::zeros({n}));
+  integer_bits = register_buffer("integer_bits", torch::zeros({n}, torch::kInt));
+  step = register_buffer("step", torch::full({}, options.current_step().value_or(-1), torch::kLong));
+}
+
+QuantizerPtr QAdaptiveActivationImpl::quantizer(int64_t channel) const {
+  const int64_t integer = integer_bits.defined() ? integer_bits[channel].item<int64_t>() : 0;
+  if (options.activation() == "quantized_bits") {
+    return std::make_shared<QuantizedBits>(options.total_bits(), integer, options.symmetric(),
+                                           /*keep_negative=*/true, /*alpha=*/1.0);
+  }
+  return std::make_shared<QuantizedRelu>(options.total_bits(), integer, /*use_sigmoid=*/false,
+                                         options.relu_neg_slope(), /*qnoise_factor=*/1.0,
+                                         /*use_stochastic_rounding=*/false,
+                                         options.relu_upper_bound(), /*is_quantized_clip=*/false);
+}
+
+torch::Tensor QAdaptiveActivationImpl::forward(const torch::Tensor& input) {
+  const bool training = is_training();
+  if (training) step.add_(1);
+  const int64_t s = step.item<int64_t>();
+  const double qnoise = (!training || s >= options.quantization_delay()) ? 1.0 : 0.0;
+  torch::Tensor out = ops::adaptive_activation(
+      input, integer_bits, options.activation(), options.total_bits(), options.symmetric(),
+      options.relu_neg_slope(), options.relu_upper_bound(), qnoise);
+  const auto& freeze = options.ema_freeze_delay();
+  if (training && (!freeze || s <= *freeze)) {
+    ops::_adaptive_ema_update(input, ema_min, ema_max, integer_bits, options.activation(),
+                              options.total_bits(), options.symmetric(), options.relu_neg_slope(),
+                              options.relu_upper_bound(), options.ema_decay(),
+                              options.po2_rounding());
+  }
+  return out;
+}
+
+void QAdaptiveActivationImpl::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::QAdaptiveActivation(activation=" << options.activation()
+         << ", total_bits=" << options.total_bits() << ", symmetric=" << std::boolalpha
+         << options.symmetric() << ", quantization_delay=" << options.quantization_delay();
+  if (options.ema_freeze_delay()) stream << ", ema_freeze_delay=" << *options.ema_freeze_delay();
+  stream << ", ema_decay=" << options.ema_decay() << ", per_channel=" << options.per_channel();
+  if (options.per_channel()) stream << ", num_channels=" << options.num_channels();
+  stream << ", po2_rounding=" << options.po2_rounding();
+  if (options.relu_neg_slope() != 0.0) stream << ", relu_neg_slope=" << options.relu_neg_slope();
+  if (options.relu_upper_bound()) stream << ", relu_upper_bound=" << *options.relu_upper_bound();
+  stream << ")";
 }
 
 }  // namespace heteroq::nn

@@ -7,6 +7,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "heteroq/export.h"
@@ -88,5 +89,57 @@ class HETEROQ_API QActivationImpl : public torch::nn::Cloneable<QActivationImpl>
   QuantizerPtr quantizer_;
 };
 TORCH_MODULE(QActivation);
+
+struct HETEROQ_API QAdaptiveActivationOptions {
+  QAdaptiveActivationOptions(std::string activation, int64_t total_bits);
+  /// "quantized_bits" or "quantized_relu", without arguments (the layer sets them).
+  TORCH_ARG(std::string, activation);
+  TORCH_ARG(int64_t, total_bits);
+  /// The initial step count (default -1: the first training call is step 0).
+  TORCH_ARG(std::optional<int64_t>, current_step) = std::nullopt;
+  TORCH_ARG(bool, symmetric) = true;
+  /// Training calls with step < quantization_delay pass the unquantized activation.
+  TORCH_ARG(int64_t, quantization_delay) = 0;
+  /// The moving min/max are updated while step <= ema_freeze_delay (None: always).
+  TORCH_ARG(std::optional<int64_t>, ema_freeze_delay) = std::nullopt;
+  TORCH_ARG(double, ema_decay) = 0.9999;
+  /// One integer-bit value per channel (axis 1) instead of one for the tensor; needs num_channels.
+  TORCH_ARG(bool, per_channel) = false;
+  TORCH_ARG(int64_t, num_channels) = 0;
+  /// Integer bits from round(log2) of the moving range (true) or ceil(log2) (false).
+  TORCH_ARG(bool, po2_rounding) = false;
+  TORCH_ARG(double, relu_neg_slope) = 0.0;
+  TORCH_ARG(std::optional<double>, relu_upper_bound) = std::nullopt;
+};
+
+/**
+ * QKeras's QAdaptiveActivation: a quantized_bits or quantized_relu activation with `total_bits`
+ * bits whose integer bits follow an exponential moving average of the unquantized activation's
+ * min and max (QKeras's _get_integer_bits). Buffers: `ema_min`, `ema_max`, `integer_bits` (one
+ * value, or one per channel) and `step`. Each training call counts a step, quantizes with the
+ * current integer bits (not at all while step < quantization_delay), then updates the moving
+ * statistics and the integer bits. Evaluation calls quantize and change nothing (QKeras also
+ * updates the statistics in inference calls while an ema_freeze_delay is set: not copied).
+ *
+ * Example:
+ *   heteroq::nn::QAdaptiveActivation act(
+ *       heteroq::nn::QAdaptiveActivationOptions("quantized_relu", 8).quantization_delay(100));
+ */
+class HETEROQ_API QAdaptiveActivationImpl
+    : public torch::nn::Cloneable<QAdaptiveActivationImpl> {
+ public:
+  QAdaptiveActivationImpl(std::string activation, int64_t total_bits)
+      : QAdaptiveActivationImpl(QAdaptiveActivationOptions(std::move(activation), total_bits)) {}
+  explicit QAdaptiveActivationImpl(const QAdaptiveActivationOptions& options);
+  void reset() override;
+  void pretty_print(std::ostream& stream) const override;
+  torch::Tensor forward(const torch::Tensor& input);
+  /// The quantizer the next call applies (one per tensor; per channel: channel c's).
+  QuantizerPtr quantizer(int64_t channel = 0) const;
+
+  QAdaptiveActivationOptions options;
+  torch::Tensor ema_min, ema_max, integer_bits, step;
+};
+TORCH_MODULE(QAdaptiveActivation);
 
 }  // namespace heteroq::nn

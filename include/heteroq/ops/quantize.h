@@ -313,6 +313,36 @@ HETEROQ_API at::Tensor _sum_pool2d_scaled(const at::Tensor& x, at::IntArrayRef k
                                           bool ceil_mode, bool count_include_pad,
                                           const at::Tensor& factor);
 
+/// QKeras QAdaptiveActivation (src/ops/adaptive_ops.cpp), shared by the C++ and Python modules:
+/// `heteroq::adaptive_activation(Tensor x, Tensor integer_bits, str activation, int total_bits,
+/// bool symmetric=True, float relu_neg_slope=0.0, float? relu_upper_bound=None,
+/// float qnoise_factor=1.0)`: `activation` ("quantized_bits" or "quantized_relu") with
+/// `total_bits` bits and `integer_bits` integer bits (one value, or one per channel of axis 1):
+/// quantized_bits(total_bits, i, symmetric, keep_negative=True, alpha=1) or
+/// quantized_relu(total_bits, i, negative_slope=relu_neg_slope, relu_upper_bound,
+/// is_quantized_clip=False), at `qnoise_factor`.
+HETEROQ_API at::Tensor adaptive_activation(const at::Tensor& x, const at::Tensor& integer_bits,
+                                           const std::string& activation, int64_t total_bits,
+                                           bool symmetric = true, double relu_neg_slope = 0.0,
+                                           std::optional<double> relu_upper_bound = std::nullopt,
+                                           double qnoise_factor = 1.0);
+/// `heteroq::_adaptive_integer_bits(Tensor min_value, Tensor max_value, int bits, bool symmetric,
+/// bool keep_negative, bool is_clipping)`: QKeras's _get_integer_bits (int32, float32 arithmetic).
+HETEROQ_API at::Tensor _adaptive_integer_bits(const at::Tensor& min_value,
+                                              const at::Tensor& max_value, int64_t bits,
+                                              bool symmetric, bool keep_negative, bool is_clipping);
+/// `heteroq::_adaptive_ema_update(Tensor x, Tensor(a!) ema_min, Tensor(b!) ema_max,
+/// Tensor(c!) integer_bits, ...)`: updates the moving min/max of the unquantized activation of x
+/// (per tensor when the buffers hold one value, else per channel of axis 1) as Keras's
+/// moving_average_update, then sets integer_bits from them (_adaptive_integer_bits, with
+/// is_clipping = po2_rounding).
+HETEROQ_API void _adaptive_ema_update(const at::Tensor& x, at::Tensor& ema_min,
+                                      at::Tensor& ema_max, at::Tensor& integer_bits,
+                                      const std::string& activation, int64_t total_bits,
+                                      bool symmetric, double relu_neg_slope,
+                                      std::optional<double> relu_upper_bound, double ema_decay,
+                                      bool po2_rounding);
+
 /// Whether CPU tensors use the fused kernels (true, the default) or the device-generic ATen
 /// composition. Both give identical bits; the switch exists to test and benchmark that.
 HETEROQ_API bool fused_kernels_enabled();
