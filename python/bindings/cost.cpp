@@ -1,7 +1,142 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
-// Python bindings of heteroq/cost: in progress.
+//
+// Python bindings of heteroq/cost: plain data only. heteroq.cost describes each layer as a dict
+// of numbers, strings and quantizer objects (the accumulator sums come from the operator
+// torch.ops.heteroq._qstats_channel_sums, as lists of floats); the statistics come back as JSON
+// and as the printed table.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "heteroq/cost/qstats.h"
+#include "heteroq/errors.h"
+#include "heteroq/quantizers/quantizer.h"
 
 namespace py = pybind11;
 
-void bind_cost(py::module_& m) {}
+namespace {
+
+using heteroq::InvalidArgument;
+using heteroq::QuantizerPtr;
+using heteroq::cost::LayerInfo;
+
+std::string where_of(const LayerInfo& info, size_t index) {
+  return "qstats: layer " + (info.name.empty() ? std::to_string(index) : "'" + info.name + "'");
+}
+
+template <typename T>
+T field(const py::dict& d, const char* key, const std::string& where, T fallback) {
+  if (!d.contains(key)) return fallback;
+  try {
+    return d[key].cast<T>();
+  } catch (const py::cast_error&) {
+    throw InvalidArgument(where + ": `" + key + "` has the wrong type: " +
+                          std::string(py::str(py::repr(d[key]))));
+  }
+}
+
+QuantizerPtr to_quantizer(const py::handle& h, const std::string& where) {
+  if (h.is_none()) return nullptr;
+  try {
+    return h.cast<QuantizerPtr>();
+  } catch (const py::cast_error&) {
+    throw InvalidArgument(where + ": expected a heteroq quantizer (the C++ object) or None, got " +
+                          std::string(py::str(py::repr(h))));
+  }
+}
+
+LayerInfo to_layer(const py::handle& h, size_t index) {
+  if (!py::isinstance<py::dict>(h)) {
+    throw InvalidArgument("qstats: layer " + std::to_string(index) + " must be a dict, got " +
+                          std::string(py::str(py::repr(h))));
+  }
+  const auto d = py::reinterpret_borrow<py::dict>(h);
+  LayerInfo info;
+  std::string where = "qstats: layer " + std::to_string(index);
+  info.name = field<std::string>(d, "name", where, "");
+  where = where_of(info, index);
+  info.type = field<std::string>(d, "type", where, "");
+  info.kind = heteroq::cost::layer_kind_from_name(field<std::string>(d, "kind", where, "other"));
+  info.input_shape = field<std::vector<int64_t>>(d, "input_shape", where, {});
+  info.output_shape = field<std::vector<int64_t>>(d, "output_shape", where, {});
+  info.parameters = field<int64_t>(d, "parameters", where, 0);
+  info.in_channels = field<int64_t>(d, "in_channels", where, 0);
+  info.out_channels = field<int64_t>(d, "out_channels", where, 0);
+  info.groups = field<int64_t>(d, "groups", where, 1);
+  info.depth_multiplier = field<int64_t>(d, "depth_multiplier", where, 1);
+  info.kernel_size = field<std::vector<int64_t>>(d, "kernel_size", where, {});
+  info.bias = field<bool>(d, "bias", where, false);
+  info.channel_sums =
+      field<std::vector<std::array<double, 3>>>(d, "channel_sums", where, {});
+  if (d.contains("quantizers")) {
+    for (const auto& item : py::reinterpret_borrow<py::iterable>(d["quantizers"])) {
+      const auto pair = py::reinterpret_borrow<py::sequence>(item);
+      if (py::len(pair) != 2) {
+        throw InvalidArgument(where + ": `quantizers` items must be (slot, quantizer) pairs");
+      }
+      const auto slot = pair[0].cast<std::string>();
+      info.quantizers.emplace_back(slot, to_quantizer(pair[1], where + " slot " + slot));
+    }
+  }
+  return info;
+}
+
+py::tuple operand_tuple(const heteroq::cost::OperandType& t) {
+  return py::make_tuple(static_cast<int>(t.mode), t.bits, t.is_signed);
+}
+
+heteroq::cost::OperandMode to_mode(int mode) {
+  if (mode < 0 || mode > 5) {
+    throw InvalidArgument("qstats: an operand mode must be in [0, 5], got " +
+                          std::to_string(mode));
+  }
+  return static_cast<heteroq::cost::OperandMode>(mode);
+}
+
+}  // namespace
+
+void bind_cost(py::module_& m) {
+  m.def(
+      "qstats",
+      [](const py::list& layers, const py::object& input_quantizer) {
+        std::vector<LayerInfo> infos;
+        size_t i = 0;
+        for (const auto& item : layers) infos.push_back(to_layer(item, i++));
+        const QuantizerPtr q = to_quantizer(input_quantizer, "qstats: `input_quantizer`");
+        const auto stats = heteroq::cost::qstats(infos, heteroq::nn::QuantizerArg(q));
+        return py::make_tuple(stats.to_json(), stats.to_string());
+      },
+      py::arg("layers"), py::arg("input_quantizer"),
+      "heteroq::cost::qstats over layer descriptions (dicts); returns (JSON, printed table).");
+  m.def(
+      "qstats_operand_type",
+      [](const py::object& q) {
+        return operand_tuple(heteroq::cost::operand_type(to_quantizer(q, "operand_type")));
+      },
+      py::arg("quantizer"), "QKeras's (mode, bits, signed) of a quantizer (None: float).");
+  m.def(
+      "qstats_op_type",
+      [](int weight_mode, int input_mode) {
+        return std::string(heteroq::cost::op_type_name(
+            heteroq::cost::op_type(to_mode(weight_mode), to_mode(input_mode))));
+      },
+      py::arg("weight_mode"), py::arg("input_mode"), "QKeras's wx_table[weight][input].");
+  m.def(
+      "qstats_operation_name",
+      [](std::tuple<int, int64_t, bool> weight, std::optional<std::tuple<int, int64_t, bool>> input) {
+        const auto to_type = [](const std::tuple<int, int64_t, bool>& t) {
+          return heteroq::cost::OperandType{to_mode(std::get<0>(t)), std::get<1>(t),
+                                            std::get<2>(t)};
+        };
+        std::optional<heteroq::cost::OperandType> x;
+        if (input) x = to_type(*input);
+        return heteroq::cost::operation_name(to_type(weight), x);
+      },
+      py::arg("weight"), py::arg("input"), "QKeras's operation name, e.g. 'smult_6_8'.");
+}

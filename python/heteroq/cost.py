@@ -1,3 +1,409 @@
 # Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
-"""Cost models: print_qstats (in progress)."""
-__all__ = []
+"""Cost models: ``print_qstats`` (QKeras ``estimate.py``).
+
+``qstats(model, input_shape)`` runs one forward pass on zeros with hooks, describes each layer
+(kind, quantizers, geometry, the per-channel sums of its quantized weights) and hands the
+descriptions to the C++ core (``heteroq::cost::qstats``), which computes the operand modes,
+operation names and counts, weight bits, accumulator widths and totals, exactly as for C++ models.
+
+Example usage::
+
+    model = torch.nn.Sequential(
+        heteroq.nn.QDense(16, 64, kernel_quantizer="quantized_bits(6,0,alpha=1)"),
+        heteroq.nn.QActivation("quantized_relu(6,0)"),
+        heteroq.nn.QDense(64, 5, kernel_quantizer="quantized_bits(6,0,alpha=1)"))
+    stats = heteroq.cost.print_qstats(model, (1, 16))   # prints QKeras's tables
+    stats.operation_totals                                # {'smult_6_6': 320, 'smult_6_8': 1024}
+"""
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
+
+import torch
+
+from . import _C
+from . import nn as qnn
+from .quantizers import Quantizer, get_quantizer
+
+__all__ = ["DEFAULT_INPUT_QUANTIZER", "Operand", "Operation", "WeightStats", "AccumulatorStats",
+           "LayerStats", "QStats", "qstats", "print_qstats", "operand_type", "op_type",
+           "operation_name"]
+
+#: QKeras's assumption for the model input (``create_activation_cache``): 8-bit unsigned values.
+DEFAULT_INPUT_QUANTIZER = "quantized_relu(8,0)"
+
+QuantizerLike = Union[Quantizer, str, None]
+
+
+@dataclass(frozen=True)
+class Operand:
+    """QKeras's operand type ``(mode, bits, signed)``. Modes: 0 fixed point, 1 power of two,
+    2 ternary, 3 binary (+-1), 4 binary (0/1), 5 float (not quantized)."""
+
+    mode: int
+    bits: int
+    signed: bool
+
+    @property
+    def mode_name(self) -> str:
+        return ("fixed", "po2", "ternary", "binary", "binary01", "float")[self.mode]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One kind of multiply-accumulate operation of a layer (``count`` per sample)."""
+
+    part: str                 # "" or, for separable convolutions, "depthwise" / "pointwise"
+    name: str                 # QKeras's name, e.g. "smult_6_8" ("unull_6_-1": unknown input)
+    type: Optional[str]       # "mult", "barrel", "mux", "xor", "adder", "fmult"; None: unknown
+    weight: Operand
+    input: Optional[Operand]  # None: the input's type is unknown
+    count: int
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    """A group of stored values (QKeras's weight profiling): "weights" ("weights_0"/"weights_1"
+    for separable convolutions) or "bias"."""
+
+    name: str
+    count: int
+    bits: int
+    quantizer: Optional[str]
+
+
+@dataclass(frozen=True)
+class AccumulatorStats:
+    """The accumulator's range over every output channel for inputs in the input quantizer's
+    range; ``bits = ceil(log2(max(|min|, |max|)))`` (QKeras's ``analyze_accumulator``)."""
+
+    min: float
+    max: float
+    bits: int
+
+
+@dataclass
+class LayerStats:
+    name: str
+    type: str
+    kind: str
+    input_shape: List[int]
+    output_shape: List[int]
+    quantizers: Dict[str, Optional[str]]
+    input_quantizer: Optional[str]  # None: float (input.mode 5) or unknown (input None)
+    input: Optional[Operand]
+    parameters: int
+    operations: List[Operation]
+    weights: List[WeightStats]
+    accumulator: Optional[AccumulatorStats]
+
+
+@dataclass
+class QStats:
+    """What :func:`qstats` returns; ``str(stats)`` is the table :func:`print_qstats` prints."""
+
+    layers: List[LayerStats]
+    operation_totals: Dict[str, int]
+    total_operations: int
+    total_bits: int
+    total_parameters: int
+    table: str = field(repr=False, default="")
+
+    def layer(self, name: str) -> LayerStats:
+        """The layer called ``name`` (its module path, e.g. ``"0"`` or ``"features.3"``)."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"qstats: no layer named {name!r}; layers: {[l.name for l in self.layers]}")
+
+    def __str__(self) -> str:
+        return self.table
+
+
+def _operand(d: Optional[Dict[str, Any]]) -> Optional[Operand]:
+    return None if d is None else Operand(d["mode"], d["bits"], d["signed"])
+
+
+def _from_json(text: str, table: str) -> QStats:
+    root = json.loads(text)
+    layers = []
+    for d in root["layers"]:
+        acc = d["accumulator"]
+        layers.append(LayerStats(
+            name=d["name"], type=d["type"], kind=d["kind"], input_shape=d["input_shape"],
+            output_shape=d["output_shape"], quantizers=dict(d["quantizers"]),
+            input_quantizer=d["input_quantizer"], input=_operand(d["input"]),
+            parameters=d["parameters"],
+            operations=[Operation(o["part"], o["name"], o["type"], _operand(o["weight"]),
+                                  _operand(o["input"]), o["count"]) for o in d["operations"]],
+            weights=[WeightStats(w["name"], w["count"], w["bits"], w["quantizer"])
+                     for w in d["weights"]],
+            accumulator=None if acc is None else AccumulatorStats(acc["min"], acc["max"],
+                                                                  acc["bits"])))
+    return QStats(layers, dict(root["operation_totals"]), root["total_operations"],
+                  root["total_bits"], root["total_parameters"], table)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared tables (implemented in C++)
+
+def _impl(q: QuantizerLike, where: str):
+    if q is None:
+        return None
+    if not isinstance(q, (Quantizer, str, dict)):
+        raise TypeError(f"{where}: expected a heteroq quantizer, a spec string or None, got "
+                        f"{type(q).__name__}")
+    return get_quantizer(q)._impl
+
+
+def operand_type(quantizer: QuantizerLike) -> Operand:
+    """QKeras's ``get_quant_mode``: the operand type of a quantizer's values (None: float)."""
+    return Operand(*_C.qstats_operand_type(_impl(quantizer, "operand_type")))
+
+
+def op_type(weight_mode: int, input_mode: int) -> str:
+    """QKeras's operation type ``wx_table[weight_mode][input_mode]``, e.g. ``"mult"``."""
+    return _C.qstats_op_type(weight_mode, input_mode)
+
+
+def operation_name(weight: Operand, input: Optional[Operand]) -> str:  # noqa: A002
+    """QKeras's operation name, e.g. ``"smult_6_8"`` (``input`` None: ``"unull_6_-1"``)."""
+    as_tuple = lambda o: (o.mode, o.bits, o.signed)  # noqa: E731
+    return _C.qstats_operation_name(as_tuple(weight), None if input is None else as_tuple(input))
+
+
+# ---------------------------------------------------------------------------------------------
+# Describing the modules
+
+def _sums(weight: torch.Tensor, bias: Optional[torch.Tensor], groups: int, transposed: bool,
+          input_sums: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.ops.heteroq._qstats_channel_sums(weight, bias, groups, transposed, input_sums)
+
+
+def _conv_geometry(m: torch.nn.Module) -> Dict[str, Any]:
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels, "groups": m.groups,
+            "kernel_size": list(m.kernel_size)}
+
+
+def _describe(m: torch.nn.Module) -> Optional[Dict[str, Any]]:
+    """The kind-specific part of a layer's description (see heteroq::cost::LayerInfo), or None
+    if ``m`` is not a layer heteroq describes (a container, or a layer without
+    multiply-accumulates or quantizers, described by its type name alone)."""
+    if isinstance(m, (qnn.QLinearBatchNorm, qnn.QConv2dBatchNorm)):
+        w, b = m.get_folded_weights()
+        if m.kernel_quantizer is not None:
+            w = m.kernel_quantizer(w)
+        if m.bias_quantizer is not None:
+            b = m.bias_quantizer(b)
+        d: Dict[str, Any]
+        if isinstance(m, qnn.QLinearBatchNorm):
+            d = {"kind": "dense", "in_channels": m.in_features, "out_channels": m.out_features}
+            groups = 1
+        else:
+            d = {"kind": "conv", **_conv_geometry(m)}
+            groups = m.groups
+        d.update(bias=True, quantizers=[("kernel_quantizer", m.kernel_quantizer),
+                                        ("bias_quantizer", m.bias_quantizer)],
+                 sums=_sums(w, b, groups, False))
+        return d
+    if isinstance(m, qnn.QLinear):
+        return {"kind": "dense", "in_channels": m.in_features, "out_channels": m.out_features,
+                "bias": m.bias is not None,
+                "quantizers": [("kernel_quantizer", m.kernel_quantizer),
+                               ("bias_quantizer", m.bias_quantizer)],
+                "sums": _sums(m.quantized_weight(), m.quantized_bias(), 1, False)}
+    if isinstance(m, (qnn.QConv1d, qnn.QConv2d, qnn.QConvTranspose2d)):
+        transposed = isinstance(m, qnn.QConvTranspose2d)
+        kernel_slot = "depthwise_quantizer" if isinstance(m, qnn.QDepthwiseConv2d) else \
+            "kernel_quantizer"
+        return {"kind": "conv_transpose" if transposed else "conv", **_conv_geometry(m),
+                "bias": m.bias is not None,
+                "quantizers": [(kernel_slot, m.kernel_quantizer),
+                               ("bias_quantizer", m.bias_quantizer)],
+                "sums": _sums(m.quantized_weight(), m.quantized_bias(), m.groups, transposed)}
+    if isinstance(m, (qnn.QSeparableConv1d, qnn.QSeparableConv2d)):
+        dw, pw = m.depthwise, m.pointwise
+        depthwise = _sums(dw.quantized_weight(), None, dw.groups, False)
+        return {"kind": "separable_conv", "in_channels": dw.in_channels,
+                "out_channels": pw.out_channels,
+                "depth_multiplier": dw.out_channels // dw.in_channels,
+                "kernel_size": list(dw.kernel_size), "bias": pw.bias is not None,
+                "quantizers": [("depthwise_quantizer", dw.kernel_quantizer),
+                               ("pointwise_quantizer", pw.kernel_quantizer),
+                               ("bias_quantizer", pw.bias_quantizer)],
+                "sums": _sums(pw.quantized_weight(), pw.quantized_bias(), 1, False, depthwise)}
+    if isinstance(m, qnn.QActivation):
+        return {"kind": "activation", "quantizers": [("activation", m.quantizer)]}
+    if isinstance(m, (qnn.QBatchNorm1d, qnn.QBatchNorm2d)):
+        return {"kind": "other", "quantizers": [
+            (slot, getattr(m, slot)) for slot in ("gamma_quantizer", "beta_quantizer",
+                                                   "mean_quantizer", "variance_quantizer",
+                                                   "inverse_quantizer")]}
+    if isinstance(m, (qnn.QAvgPool2d, qnn.QGlobalAvgPool2d)):
+        return {"kind": "other", "quantizers": [("average_quantizer", m.average_quantizer),
+                                                ("activation", m.activation)]}
+    if isinstance(m, torch.nn.Linear):
+        return {"kind": "dense", "in_channels": m.in_features, "out_channels": m.out_features,
+                "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, 1, False)}
+    if isinstance(m, torch.nn.modules.conv._ConvNd):
+        return {"kind": "conv_transpose" if m.transposed else "conv", **_conv_geometry(m),
+                "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, m.groups, m.transposed)}
+    # Recurrent layers (QSimpleRNN/QLSTM/QGRU): a branch here (see heteroq::cost::LayerKind).
+    return None
+
+
+def _is_layer(m: torch.nn.Module) -> bool:
+    """Whether ``m`` is described as one layer (else its children are)."""
+    if isinstance(m, (qnn.QLinear, qnn.QLinearBatchNorm, qnn.QConv2dBatchNorm, qnn.QConv1d,
+                      qnn.QConv2d, qnn.QConvTranspose2d, qnn.QSeparableConv1d,
+                      qnn.QSeparableConv2d, qnn.QActivation, qnn.QBatchNorm1d, qnn.QBatchNorm2d,
+                      qnn.QAvgPool2d, qnn.QGlobalAvgPool2d, torch.nn.Linear,
+                      torch.nn.modules.conv._ConvNd)):
+        return True
+    return next(m.children(), None) is None
+
+
+def _layers(m: torch.nn.Module, prefix: str) -> Iterator[Tuple[str, torch.nn.Module]]:
+    if _is_layer(m):
+        yield (prefix or type(m).__name__), m
+        return
+    own = [n for n, _ in m.named_parameters(recurse=False)]
+    if own:
+        raise ValueError(f"qstats: module {prefix or type(m).__name__!r} "
+                         f"({type(m).__name__}) uses parameters of its own ({', '.join(own)}) "
+                         f"outside its submodules; heteroq cannot count their operations")
+    for name, child in m.named_children():
+        yield from _layers(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _first_tensor(value: Any) -> Optional[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            t = _first_tensor(v)
+            if t is not None:
+                return t
+    return None
+
+
+def _check_shape(input_shape: Sequence[int]) -> List[int]:
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise TypeError(f"qstats: `input_shape` must be a sequence of sizes, got "
+                        f"{type(input_shape).__name__}")
+    shape = list(input_shape)
+    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
+        raise ValueError(f"qstats: `input_shape` must be a non-empty list of sizes > 0, batch "
+                         f"dimension first, got {shape}")
+    return shape
+
+
+def qstats(model: torch.nn.Module, input_shape: Sequence[int],
+           input_quantizer: QuantizerLike = DEFAULT_INPUT_QUANTIZER) -> QStats:
+    """QKeras's ``print_qstats`` statistics of ``model``, without printing.
+
+    Args:
+        model: any ``torch.nn.Module`` tree of heteroq and torch layers. The layers are the heteroq
+            layers, torch's ``Linear``/``Conv*``/``ConvTranspose*`` and the leaf modules, in the
+            order the forward pass calls them; each one's input is taken to be the previous one's
+            output (exact for ``nn.Sequential``).
+        input_shape: the input's shape, batch dimension first (the counts are per sample).
+        input_quantizer: the quantizer the model's input comes from (QKeras assumes
+            ``quantized_relu(8,0)``); None: a float input.
+
+    Returns:
+        :class:`QStats`: per layer the quantizers, parameter count, weight groups and bits, the
+        multiply-accumulate operations by QKeras name (``smult_6_8``) and count, the accumulator
+        range and width; the totals.
+
+    Raises:
+        ValueError: a bad ``input_shape`` (the forward pass fails: the message names the layer),
+            a layer heteroq cannot count (parameters of an unknown type).
+        TypeError: ``model`` is not a module, ``input_shape`` not a sequence.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"qstats: `model` must be a torch.nn.Module, got {type(model).__name__}")
+    shape = _check_shape(input_shape)
+    input_impl = _impl(input_quantizer, "qstats: `input_quantizer`")
+    layers = list(_layers(model, ""))
+    param = next(model.parameters(), None)
+    x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
+                    device=param.device if param is not None else None)
+
+    calls: List[Tuple[str, torch.nn.Module, List[int], List[int]]] = []
+    running: List[Tuple[str, torch.nn.Module, List[int]]] = []
+    seen: Dict[str, int] = {}
+
+    def pre_hook(name: str):
+        def hook(module, inputs):
+            t = _first_tensor(inputs)
+            running.append((name, module, list(t.shape) if t is not None else []))
+        return hook
+
+    def post_hook(module, inputs, output):
+        name, _, in_shape = running.pop()
+        t = _first_tensor(output)
+        if t is None:
+            raise ValueError(f"qstats: layer {name!r} ({type(module).__name__}) returned no "
+                             f"tensor")
+        seen[name] = seen.get(name, 0) + 1
+        calls.append((name if seen[name] == 1 else f"{name}#{seen[name]}", module, in_shape,
+                      list(t.shape)))
+
+    handles = []
+    training = [(m, m.training) for m in model.modules()]
+    try:
+        for name, m in layers:
+            handles.append(m.register_forward_pre_hook(pre_hook(name)))
+            handles.append(m.register_forward_hook(post_hook))
+        model.eval()
+        with torch.no_grad():
+            try:
+                model(x)
+            except Exception as e:  # noqa: BLE001  (re-raised with the layer's name)
+                if running:
+                    name, module, in_shape = running[-1]
+                    raise ValueError(
+                        f"qstats: the forward pass of layer {name!r} ({type(module).__name__}) "
+                        f"failed on an input of shape {in_shape} (check `input_shape`, batch "
+                        f"dimension included): {e}") from e
+                raise ValueError(f"qstats: the forward pass on an input of shape {shape} failed "
+                                 f"(check `input_shape`, batch dimension included): {e}") from e
+            infos = []
+            for name, m, in_shape, out_shape in calls:
+                info: Dict[str, Any] = {
+                    "name": name, "type": type(m).__name__, "input_shape": in_shape,
+                    "output_shape": out_shape, "parameters": sum(p.numel() for p in m.parameters())}
+                described = _describe(m)
+                if described is not None:
+                    sums = described.pop("sums", None)
+                    if sums is not None:
+                        info["channel_sums"] = sums.tolist()
+                    described["quantizers"] = [(slot, q._impl if q is not None else None)
+                                               for slot, q in described.get("quantizers", [])]
+                    info.update(described)
+                infos.append(info)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in training:
+            m.train(flag)
+    text, table = _C.qstats(infos, input_impl)
+    return _from_json(text, table)
+
+
+def print_qstats(model: torch.nn.Module, input_shape: Sequence[int],
+                 input_quantizer: QuantizerLike = DEFAULT_INPUT_QUANTIZER,
+                 file: Optional[TextIO] = None) -> QStats:
+    """Prints QKeras's ``print_qstats`` tables for ``model`` (to ``file``, default stdout) and
+    returns the statistics (see :func:`qstats` for the arguments).
+
+    Example usage::
+
+        stats = heteroq.cost.print_qstats(model, (1, 16))
+        stats.layer("0").operations[0].name      # 'smult_6_8'
+    """
+    stats = qstats(model, input_shape, input_quantizer)
+    print(stats.table, file=file if file is not None else sys.stdout, end="")
+    return stats

@@ -1,4 +1,976 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// print_qstats (QKeras estimate.py): operand modes, the operation-type table, operation counts,
+// accumulator analysis, the printer; the walk of a torch::nn::Sequential; the operator
+// heteroq::_qstats_channel_sums that both languages use for the accumulator analysis.
 #include "heteroq/cost/qstats.h"
 
-namespace heteroq::cost {}  // namespace heteroq::cost
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "heteroq/errors.h"
+#include "heteroq/nn/conv.h"
+#include "heteroq/nn/folded.h"
+#include "heteroq/nn/layers.h"
+#include "heteroq/nn/norm_pool.h"
+
+namespace heteroq::cost {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+// ---- quantizer parameters, read from Quantizer::config() (QKeras's names) ----
+
+const SpecValue* config_value(const SpecKeywords& config, const char* key) {
+  for (const auto& [k, v] : config) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+double config_number(const SpecKeywords& config, const char* key, double fallback) {
+  const SpecValue* v = config_value(config, key);
+  if (!v) return fallback;
+  if (const auto* i = std::get_if<int64_t>(v)) return static_cast<double>(*i);
+  if (const auto* d = std::get_if<double>(v)) return *d;
+  if (const auto* b = std::get_if<bool>(v)) return *b ? 1.0 : 0.0;
+  return fallback;
+}
+
+bool config_flag(const SpecKeywords& config, const char* key, bool fallback) {
+  return config_number(config, key, fallback ? 1.0 : 0.0) != 0.0;
+}
+
+bool config_is_string(const SpecKeywords& config, const char* key) {
+  const SpecValue* v = config_value(config, key);
+  return v && std::holds_alternative<std::string>(*v);
+}
+
+// ---- the values an operand takes, for the accumulator analysis ----
+
+// [lo, hi], the smallest and largest value the quantizer outputs.
+std::pair<double, double> value_range(const QuantizerPtr& q) {
+  const SpecKeywords config = q->config();
+  const std::string name = q->name();
+  const auto bounds = [&] { return std::make_pair(q->min(), q->max()); };
+  // Data-dependent scales (alpha "auto"/"auto_po2"): QKeras's constraint bounds.
+  if (config_is_string(config, "alpha")) return bounds();
+  // Outputs not monotone in x (hswish), random (bernoulli) or blended with x (qnoise_factor < 1):
+  // the ends of the grid (QKeras's range()), else the bounds.
+  if (name == "quantized_hswish" || name == "bernoulli" ||
+      config_number(config, "qnoise_factor", 1.0) < 1.0) {
+    try {
+      const std::vector<double> r = q->range();
+      if (!r.empty()) {
+        const auto [lo, hi] = std::minmax_element(r.begin(), r.end());
+        return {*lo, *hi};
+      }
+    } catch (const InvalidArgument&) {
+    }
+    return bounds();
+  }
+  // Monotone quantizers: their outputs at the ends of the real line (tighter than range() where a
+  // max_value caps a power-of-two grid).
+  const at::Tensor y =
+      q->forward(at::tensor({-1e30f, 1e30f}, at::kFloat)).to(at::kDouble).contiguous();
+  return {y[0].item<double>(), y[1].item<double>()};
+}
+
+// ---- layer types without multiply-accumulates whose output keeps the input's type ----
+
+const std::set<std::string>& pass_through_types() {
+  static const std::set<std::string> types = {
+      // heteroq
+      "QBatchNorm1d", "QBatchNorm2d", "QAvgPool2d", "QGlobalAvgPool2d",
+      // normalization
+      "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d",
+      "InstanceNorm3d", "LayerNorm", "GroupNorm", "LocalResponseNorm",
+      // pooling
+      "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+      "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+      "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
+      // shapes, padding, dropout
+      "Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+      "AlphaDropout", "FeatureAlphaDropout", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d",
+      "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d",
+      "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "Upsample", "PixelShuffle",
+      "PixelUnshuffle", "ChannelShuffle",
+      // float activations
+      "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+      "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softmax", "Softmin",
+      "LogSoftmax", "Softmax2d", "Softplus", "Softsign", "Tanhshrink", "Hardshrink",
+      "Softshrink", "Threshold", "LogSigmoid"};
+  return types;
+}
+
+bool is_mac(LayerKind kind) {
+  return kind == LayerKind::kDense || kind == LayerKind::kConv ||
+         kind == LayerKind::kConvTranspose || kind == LayerKind::kSeparableConv;
+}
+
+int64_t product(const std::vector<int64_t>& v, size_t from, size_t to) {
+  int64_t p = 1;
+  for (size_t i = from; i < to && i < v.size(); ++i) p *= v[i];
+  return p;
+}
+
+// ---- checks of a LayerInfo's geometry ----
+
+[[noreturn]] void bad_layer(const LayerInfo& l, const std::string& what) {
+  throw InvalidArgument("qstats: layer '" + l.name + "' (" + l.type + "): " + what);
+}
+
+void check_geometry(const LayerInfo& l) {
+  const auto rank_in = l.input_shape.size(), rank_out = l.output_shape.size();
+  if (l.in_channels <= 0 || l.out_channels <= 0) {
+    bad_layer(l, "`in_channels` and `out_channels` must be > 0, got " +
+                     std::to_string(l.in_channels) + " and " + std::to_string(l.out_channels));
+  }
+  for (const auto* shape : {&l.input_shape, &l.output_shape}) {
+    for (int64_t d : *shape) {
+      if (d < 0) bad_layer(l, "negative size in shape " + shape_string(*shape));
+    }
+  }
+  if (l.kind == LayerKind::kDense) {
+    if (rank_in < 2 || rank_out < 2) {
+      bad_layer(l, "expects a batched input of rank >= 2 (the batch dimension first), got input " +
+                       shape_string(l.input_shape) + " and output " +
+                       shape_string(l.output_shape));
+    }
+    if (l.input_shape.back() != l.in_channels || l.output_shape.back() != l.out_channels) {
+      bad_layer(l, "shapes " + shape_string(l.input_shape) + " -> " +
+                       shape_string(l.output_shape) + " do not match " +
+                       std::to_string(l.in_channels) + " -> " + std::to_string(l.out_channels) +
+                       " features");
+    }
+    return;
+  }
+  if (l.kernel_size.empty()) bad_layer(l, "`kernel_size` is empty");
+  for (int64_t k : l.kernel_size) {
+    if (k <= 0) bad_layer(l, "`kernel_size` must be > 0, got " + shape_string(l.kernel_size));
+  }
+  const size_t rank = l.kernel_size.size() + 2;
+  if (rank_in != rank || rank_out != rank) {
+    bad_layer(l, "expects a batched input of rank " + std::to_string(rank) +
+                     " (N, C, ...), got input " + shape_string(l.input_shape) + " and output " +
+                     shape_string(l.output_shape) +
+                     " (the input shape must include the batch dimension)");
+  }
+  if (l.input_shape[1] != l.in_channels || l.output_shape[1] != l.out_channels) {
+    bad_layer(l, "shapes " + shape_string(l.input_shape) + " -> " + shape_string(l.output_shape) +
+                     " do not match " + std::to_string(l.in_channels) + " -> " +
+                     std::to_string(l.out_channels) + " channels");
+  }
+  if (l.groups <= 0 || l.in_channels % l.groups || l.out_channels % l.groups) {
+    bad_layer(l, "`groups` (" + std::to_string(l.groups) + ") must be > 0 and divide " +
+                     std::to_string(l.in_channels) + " and " + std::to_string(l.out_channels));
+  }
+  if (l.kind == LayerKind::kSeparableConv && l.depth_multiplier <= 0) {
+    bad_layer(l, "`depth_multiplier` must be > 0, got " + std::to_string(l.depth_multiplier));
+  }
+}
+
+// ---- operations and weights per layer kind ----
+
+// One multiply-accumulate stage: its part name, weight quantizer, count of products per sample
+// and count of kernel values.
+struct Stage {
+  std::string part;
+  QuantizerPtr weight_quantizer;
+  int64_t operations;
+  int64_t weights;
+};
+
+QuantizerPtr kernel_quantizer(const LayerInfo& l) {
+  for (const auto& [slot, q] : l.quantizers) {
+    if (slot == "kernel_quantizer" || slot == "depthwise_quantizer") return q;
+  }
+  return nullptr;
+}
+
+std::vector<Stage> layer_stages(const LayerInfo& l) {
+  const int64_t k = product(l.kernel_size, 0, l.kernel_size.size());
+  const int64_t in = l.in_channels, out = l.out_channels, g = l.groups;
+  switch (l.kind) {
+    case LayerKind::kDense: {
+      // Every position of (N, ..., in) is one vector-matrix product (QKeras: size_i * size_o).
+      const int64_t positions = product(l.input_shape, 1, l.input_shape.size() - 1);
+      return {{"", kernel_quantizer(l), positions * in * out, in * out}};
+    }
+    case LayerKind::kConv: {
+      // Each output value sums (in / groups) * k products (QKeras QConv2D: Ho Wo Co Kh Kw Ci;
+      // QDepthwiseConv2D: Kh Kw Ho Wo Ci, the same for depth_multiplier 1).
+      const int64_t outputs = product(l.output_shape, 2, l.output_shape.size()) * out;
+      return {{"", kernel_quantizer(l), outputs * (in / g) * k, out * (in / g) * k}};
+    }
+    case LayerKind::kConvTranspose: {
+      // Each input value is multiplied by (out / groups) * k kernel values.
+      const int64_t inputs = product(l.input_shape, 2, l.input_shape.size()) * in;
+      return {{"", kernel_quantizer(l), inputs * (out / g) * k, in * (out / g) * k}};
+    }
+    case LayerKind::kSeparableConv: {
+      const int64_t mid = in * l.depth_multiplier;
+      const int64_t positions = product(l.output_shape, 2, l.output_shape.size());
+      return {{"depthwise", l.quantizer("depthwise_quantizer"), positions * mid * k, mid * k},
+              {"pointwise", l.quantizer("pointwise_quantizer"), positions * out * mid,
+               out * mid}};
+    }
+    default:
+      return {};
+  }
+}
+
+// The accumulator range for inputs in [lo, hi] (widened to contain 0: zero padding, and QKeras's
+// `(x_max > 0) * x_max`, `(x_min < 0) * x_min`).
+AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input) {
+  if (static_cast<int64_t>(l.channel_sums.size()) != l.out_channels) {
+    bad_layer(l, "`channel_sums` has " + std::to_string(l.channel_sums.size()) +
+                     " rows, expected one per output channel (" + std::to_string(l.out_channels) +
+                     ")");
+  }
+  auto [lo, hi] = value_range(input);
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  AccumulatorStats a;
+  a.min = std::numeric_limits<double>::infinity();
+  a.max = -std::numeric_limits<double>::infinity();
+  for (const auto& [p, n, c] : l.channel_sums) {
+    if (!(p >= 0) || !(n <= 0) || !std::isfinite(c)) {
+      bad_layer(l, "`channel_sums` rows must be {P >= 0, N <= 0, finite bias}");
+    }
+    a.min = std::min(a.min, p * lo + n * hi + c);
+    a.max = std::max(a.max, p * hi + n * lo + c);
+  }
+  const double magnitude = std::max(std::fabs(a.min), std::fabs(a.max));
+  if (!std::isfinite(magnitude)) bad_layer(l, "the accumulator range is not finite");
+  a.bits = magnitude > 0 ? static_cast<int64_t>(std::ceil(std::log2(magnitude))) : 0;
+  return a;
+}
+
+// The type flowing between layers: a quantizer's values, float, or unknown.
+struct Flow {
+  enum State { kQuantized, kFloat, kUnknown } state;
+  QuantizerPtr quantizer;
+};
+
+std::string spec_or_empty(const QuantizerPtr& q) { return q ? q->to_string() : ""; }
+
+// ---- printing ----
+
+// Python's "{:N}" for a string: left-aligned, padded to N.
+std::string pad(const std::string& s, size_t n) {
+  return s.size() >= n ? s : s + std::string(n - s.size(), ' ');
+}
+
+std::string number(double v) {
+  std::ostringstream os;
+  os << std::setprecision(6) << v;
+  return os.str();
+}
+
+std::string operation_label(const LayerStats& layer, const Operation& op) {
+  return op.part.empty() ? layer.name : layer.name + "." + op.part;
+}
+
+json operand_json(const std::optional<OperandType>& t) {
+  if (!t) return nullptr;
+  return json{{"mode", static_cast<int>(t->mode)},
+              {"mode_name", operand_mode_name(t->mode)},
+              {"bits", t->bits},
+              {"signed", t->is_signed}};
+}
+
+// ---- the channel-sums operator ----
+
+at::Tensor channel_sums_kernel(const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                               int64_t groups, bool transposed,
+                               const c10::optional<at::Tensor>& input_sums) {
+  TORCH_CHECK_VALUE(weight.dim() >= 2, "_qstats_channel_sums: `weight` must have rank >= 2 "
+                    "((out, in/groups, k...) or, transposed, (in, out/groups, k...)), got shape ",
+                    weight.sizes());
+  TORCH_CHECK_VALUE(groups >= 1, "_qstats_channel_sums: `groups` must be >= 1, got ", groups);
+  TORCH_CHECK_VALUE(weight.is_floating_point(), "_qstats_channel_sums: `weight` must be a "
+                    "floating-point tensor, got ", weight.scalar_type());
+  at::Tensor w = weight.detach().to(at::kDouble);
+  const int64_t taps = w.numel() / (w.size(0) * w.size(1));
+  int64_t out = 0, in_per_group = 0;
+  if (transposed) {
+    TORCH_CHECK_VALUE(w.size(0) % groups == 0, "_qstats_channel_sums: `groups` (", groups,
+                      ") must divide the input channels (", w.size(0), ")");
+    in_per_group = w.size(0) / groups;
+    out = w.size(1) * groups;
+    // (in, out/g, k) -> (g, in/g, out/g, k) -> (g, out/g, in/g, k) -> (out, in/g, k)
+    w = w.reshape({groups, in_per_group, w.size(1), taps})
+            .permute({0, 2, 1, 3})
+            .reshape({out, in_per_group, taps});
+  } else {
+    TORCH_CHECK_VALUE(w.size(0) % groups == 0, "_qstats_channel_sums: `groups` (", groups,
+                      ") must divide the output channels (", w.size(0), ")");
+    out = w.size(0);
+    in_per_group = w.size(1);
+    w = w.reshape({out, in_per_group, taps});
+  }
+  at::Tensor c = at::zeros({out}, w.options());
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK_VALUE(bias->numel() == out, "_qstats_channel_sums: `bias` has ", bias->numel(),
+                      " values, expected one per output channel (", out, ")");
+    c = bias->detach().to(at::kDouble).reshape({out}).clone();
+  }
+  const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
+  at::Tensor p, n;
+  if (input_sums.has_value() && input_sums->defined()) {
+    const int64_t in = in_per_group * groups;
+    TORCH_CHECK_VALUE(input_sums->dim() == 2 && input_sums->size(0) == in &&
+                          input_sums->size(1) == 3,
+                      "_qstats_channel_sums: `input_sums` must have shape (", in, ", 3), got ",
+                      input_sums->sizes());
+    const at::Tensor s = input_sums->detach().to(at::kDouble);
+    // The input channel each (output channel, j) pair reads: group(o) * in/g + j.
+    const at::Tensor group = at::arange(out, w.options().dtype(at::kLong)).div(out / groups,
+                                                                                "floor");
+    const at::Tensor index =
+        (group.unsqueeze(1) * in_per_group +
+         at::arange(in_per_group, w.options().dtype(at::kLong)).unsqueeze(0));
+    const auto gather = [&](int64_t column) {  // (out, in/g, 1)
+      return s.select(1, column).index_select(0, index.flatten()).reshape({out, in_per_group, 1});
+    };
+    const at::Tensor sp = gather(0), sn = gather(1), sc = gather(2);
+    // For inputs of channel j in [P_j lo + N_j hi + c_j, P_j hi + N_j lo + c_j]: see the header.
+    p = (wp * sp + wn * sn).sum({1, 2});
+    n = (wp * sn + wn * sp).sum({1, 2});
+    c = c + (w * sc).sum({1, 2});
+  } else {
+    p = wp.sum({1, 2});
+    n = wn.sum({1, 2});
+  }
+  return at::stack({p, n, c}, 1);
+}
+
+// Runs forward passes without changing the model: eval mode (restored), no gradients.
+class EvalGuard {
+ public:
+  explicit EvalGuard(torch::nn::Module& root) {
+    for (const auto& m : root.modules(/*include_self=*/true)) flags_.emplace_back(m, m->is_training());
+    root.eval();
+  }
+  ~EvalGuard() {
+    for (const auto& [m, training] : flags_) m->train(training);
+  }
+  EvalGuard(const EvalGuard&) = delete;
+  EvalGuard& operator=(const EvalGuard&) = delete;
+
+ private:
+  std::vector<std::pair<std::shared_ptr<torch::nn::Module>, bool>> flags_;
+  torch::NoGradGuard no_grad_;
+};
+
+std::string type_name(const torch::nn::Module& module) {
+  std::string name = module.name();
+  const auto template_start = name.find('<');
+  if (template_start != std::string::npos) name = name.substr(0, template_start);
+  const auto colon = name.rfind("::");
+  if (colon != std::string::npos) name = name.substr(colon + 2);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "Impl") == 0) {
+    name = name.substr(0, name.size() - 4);
+  }
+  return name;
+}
+
+std::vector<std::array<double, 3>> to_rows(const at::Tensor& sums) {
+  const at::Tensor s = sums.contiguous();
+  std::vector<std::array<double, 3>> rows(static_cast<size_t>(s.size(0)));
+  const double* d = s.data_ptr<double>();
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = {d[3 * i], d[3 * i + 1], d[3 * i + 2]};
+  return rows;
+}
+
+std::optional<at::Tensor> defined_or_null(const at::Tensor& t) {
+  if (t.defined()) return t;
+  return std::nullopt;
+}
+
+template <size_t D>
+std::vector<int64_t> to_vector(const torch::ExpandingArray<D>& a) {
+  return std::vector<int64_t>(a->begin(), a->end());
+}
+
+// A heteroq convolution (QConv1d/2d, QConvTranspose2d).
+template <typename Conv>
+void describe_qconv(const Conv& m, LayerInfo& info, LayerKind kind) {
+  info.kind = kind;
+  info.in_channels = m.options.in_channels();
+  info.out_channels = m.options.out_channels();
+  info.groups = m.options.groups();
+  info.kernel_size = to_vector(m.options.kernel_size());
+  info.bias = m.bias.defined();
+  info.quantizers = {{"kernel_quantizer", m.options.kernel_quantizer().get()},
+                     {"bias_quantizer", m.options.bias_quantizer().get()}};
+  info.channel_sums = to_rows(accumulator_channel_sums(
+      m.quantized_weight(), defined_or_null(m.quantized_bias()), info.groups,
+      kind == LayerKind::kConvTranspose));
+}
+
+// A torch convolution (Conv1d/2d/3d, ConvTranspose1d/2d/3d).
+template <typename Conv>
+void describe_torch_conv(const Conv& m, LayerInfo& info) {
+  const bool transposed = m.options.transposed();
+  info.kind = transposed ? LayerKind::kConvTranspose : LayerKind::kConv;
+  info.in_channels = m.options.in_channels();
+  info.out_channels = m.options.out_channels();
+  info.groups = m.options.groups();
+  info.kernel_size = to_vector(m.options.kernel_size());
+  info.bias = m.bias.defined();
+  info.channel_sums = to_rows(accumulator_channel_sums(m.weight, defined_or_null(m.bias),
+                                                       info.groups, transposed));
+}
+
+template <typename Separable>
+void describe_separable(const Separable& m, LayerInfo& info) {
+  info.kind = LayerKind::kSeparableConv;
+  info.in_channels = m.options.in_channels();
+  info.out_channels = m.options.out_channels();
+  info.depth_multiplier = m.options.depth_multiplier();
+  info.kernel_size = to_vector(m.options.kernel_size());
+  info.bias = m.pointwise->bias.defined();
+  info.quantizers = {{"depthwise_quantizer", m.options.depthwise_quantizer().get()},
+                     {"pointwise_quantizer", m.options.pointwise_quantizer().get()},
+                     {"bias_quantizer", m.options.bias_quantizer().get()}};
+  const at::Tensor depthwise = accumulator_channel_sums(m.depthwise->quantized_weight(),
+                                                        std::nullopt, info.in_channels, false);
+  info.channel_sums = to_rows(accumulator_channel_sums(
+      m.pointwise->quantized_weight(), defined_or_null(m.pointwise->quantized_bias()), 1, false,
+      depthwise));
+}
+
+template <typename Folded>
+void describe_folded(const Folded& m, LayerInfo& info, LayerKind kind) {
+  info.kind = kind;
+  const auto folded = m.get_folded_weights();
+  const QuantizerPtr& kq = m.options.kernel_quantizer().get();
+  const QuantizerPtr& bq = m.options.bias_quantizer().get();
+  const at::Tensor w = kq ? kq->forward(folded[0]) : folded[0];
+  const at::Tensor b = bq ? bq->forward(folded[1]) : folded[1];
+  info.bias = true;  // the folded bias beta + gamma (b - mean) / sqrt(var + eps)
+  info.quantizers = {{"kernel_quantizer", kq}, {"bias_quantizer", bq}};
+  if constexpr (std::is_same_v<Folded, nn::QConv2dBatchNormImpl>) {
+    info.in_channels = m.options.in_channels();
+    info.out_channels = m.options.out_channels();
+    info.groups = m.options.groups();
+    info.kernel_size = to_vector(m.options.kernel_size());
+  } else {
+    info.in_channels = m.options.in_features();
+    info.out_channels = m.options.out_features();
+  }
+  info.channel_sums = to_rows(accumulator_channel_sums(w, b, info.groups, false));
+}
+
+void walk(torch::nn::SequentialImpl& seq, const std::string& prefix, torch::Tensor& x,
+          std::vector<LayerInfo>& layers) {
+  const auto names = seq.named_children();
+  size_t i = 0;
+  for (auto it = seq.begin(); it != seq.end(); ++it, ++i) {
+    const std::shared_ptr<torch::nn::Module> module = it->ptr();
+    const std::string key =
+        (i < names.size() && names[i].value() == module) ? names[i].key() : std::to_string(i);
+    const std::string name = prefix.empty() ? key : prefix + "." + key;
+    if (auto nested = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(module)) {
+      walk(*nested, name, x, layers);
+      continue;
+    }
+    const std::vector<int64_t> input_shape = x.sizes().vec();
+    torch::Tensor y;
+    try {
+      y = it->forward(x);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+        what = c10_error->what_without_backtrace();
+      }
+      throw InvalidArgument("qstats: the forward pass of layer '" + name + "' (" +
+                            type_name(*module) + ") failed on an input of shape " +
+                            shape_string(input_shape) + " (check `input_shape`, batch dimension "
+                            "included): " + what);
+    }
+    layers.push_back(describe_layer(*module, name, input_shape, y.sizes().vec()));
+    x = y;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Operand modes and operation types
+
+OperandType operand_type(const QuantizerPtr& q) {
+  if (!q) return {OperandMode::kFloat, 32, true};
+  const std::string name = q->name();
+  const SpecKeywords config = q->config();
+  const int64_t bits = q->bits();
+  const auto integer = static_cast<int64_t>(config_number(config, "integer", 0));
+  if (name == "quantized_bits") {
+    // The auto-scale path ignores keep_negative (always signed), as QKeras.
+    const bool is_signed =
+        config_flag(config, "keep_negative", true) || config_is_string(config, "alpha");
+    const bool ternary = bits == 2 && integer == 1 && is_signed;
+    return {ternary ? OperandMode::kTernary : OperandMode::kFixed, bits, is_signed};
+  }
+  if (name == "quantized_ulaw") {
+    return {bits == 2 && integer == 1 ? OperandMode::kTernary : OperandMode::kFixed, bits, true};
+  }
+  if (name == "quantized_tanh" || name == "quantized_hswish") {
+    return {OperandMode::kFixed, bits, true};
+  }
+  if (name == "quantized_sigmoid") return {OperandMode::kFixed, bits, false};
+  if (name == "quantized_relu") {
+    const bool is_signed = config_number(config, "negative_slope", 0.0) != 0.0;
+    const bool binary01 = bits == 1 && integer == 1 && !is_signed;
+    return {binary01 ? OperandMode::kBinary01 : OperandMode::kFixed, bits, is_signed};
+  }
+  if (name == "quantized_po2") return {OperandMode::kPo2, bits, true};
+  if (name == "quantized_relu_po2") {
+    return {OperandMode::kPo2, bits, config_number(config, "negative_slope", 0.0) != 0.0};
+  }
+  if (name == "binary") {
+    if (config_flag(config, "use_01", false)) return {OperandMode::kBinary01, 1, false};
+    return {OperandMode::kBinary, 1, true};
+  }
+  if (name == "stochastic_binary") return {OperandMode::kBinary, 1, true};
+  if (name == "bernoulli") return {OperandMode::kBinary01, 1, false};
+  if (name == "ternary" || name == "stochastic_ternary") return {OperandMode::kTernary, 2, true};
+  throw InvalidArgument("qstats: no operand mode is known for the quantizer " + q->to_string());
+}
+
+const char* operand_mode_name(OperandMode mode) {
+  switch (mode) {
+    case OperandMode::kFixed: return "fixed";
+    case OperandMode::kPo2: return "po2";
+    case OperandMode::kTernary: return "ternary";
+    case OperandMode::kBinary: return "binary";
+    case OperandMode::kBinary01: return "binary01";
+    case OperandMode::kFloat: return "float";
+  }
+  throw InvalidArgument("operand_mode_name: unknown mode " + std::to_string(static_cast<int>(mode)));
+}
+
+OpType op_type(OperandMode weight, OperandMode input) {
+  using T = OpType;
+  static constexpr T table[6][6] = {
+      {T::kMult, T::kBarrel, T::kMux, T::kMux, T::kMux, T::kFmult},
+      {T::kBarrel, T::kAdder, T::kMux, T::kXor, T::kMux, T::kFmult},
+      {T::kMux, T::kMux, T::kMux, T::kMux, T::kXor, T::kFmult},
+      {T::kMux, T::kXor, T::kMux, T::kXor, T::kXor, T::kFmult},
+      {T::kMux, T::kMux, T::kXor, T::kXor, T::kXor, T::kFmult},
+      {T::kFmult, T::kFmult, T::kFmult, T::kFmult, T::kFmult, T::kFmult},
+  };
+  const int w = static_cast<int>(weight), x = static_cast<int>(input);
+  if (w < 0 || w > 5 || x < 0 || x > 5) {
+    throw InvalidArgument("op_type: modes must be in [0, 5], got " + std::to_string(w) + " and " +
+                          std::to_string(x));
+  }
+  return table[w][x];
+}
+
+const char* op_type_name(OpType type) {
+  switch (type) {
+    case OpType::kMult: return "mult";
+    case OpType::kBarrel: return "barrel";
+    case OpType::kMux: return "mux";
+    case OpType::kXor: return "xor";
+    case OpType::kAdder: return "adder";
+    case OpType::kFmult: return "fmult";
+  }
+  throw InvalidArgument("op_type_name: unknown type " + std::to_string(static_cast<int>(type)));
+}
+
+std::string operation_name(const OperandType& weight, const std::optional<OperandType>& input) {
+  // QKeras: sign = "s" if sum(signs) > 0, the unknown input's sign being -1.
+  const int signs = (weight.is_signed ? 1 : 0) + (input ? (input->is_signed ? 1 : 0) : -1);
+  const std::string type = input ? op_type_name(op_type(weight.mode, input->mode)) : "null";
+  return std::string(signs > 0 ? "s" : "u") + type + "_" + std::to_string(weight.bits) + "_" +
+         std::to_string(input ? input->bits : -1);
+}
+
+const char* layer_kind_name(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kDense: return "dense";
+    case LayerKind::kConv: return "conv";
+    case LayerKind::kConvTranspose: return "conv_transpose";
+    case LayerKind::kSeparableConv: return "separable_conv";
+    case LayerKind::kActivation: return "activation";
+    case LayerKind::kOther: return "other";
+  }
+  throw InvalidArgument("layer_kind_name: unknown kind " + std::to_string(static_cast<int>(kind)));
+}
+
+LayerKind layer_kind_from_name(const std::string& name) {
+  for (LayerKind k : {LayerKind::kDense, LayerKind::kConv, LayerKind::kConvTranspose,
+                      LayerKind::kSeparableConv, LayerKind::kActivation, LayerKind::kOther}) {
+    if (name == layer_kind_name(k)) return k;
+  }
+  throw InvalidArgument("qstats: unknown layer kind '" + name +
+                        "' (expected dense, conv, conv_transpose, separable_conv, activation or "
+                        "other)");
+}
+
+QuantizerPtr LayerInfo::quantizer(const std::string& slot) const {
+  for (const auto& [s, q] : quantizers) {
+    if (s == slot) return q;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The statistics
+
+QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& input_quantizer) {
+  QStats stats;
+  Flow flow{input_quantizer ? Flow::kQuantized : Flow::kFloat, input_quantizer.get()};
+  std::map<std::string, int64_t> totals;
+  for (const LayerInfo& l : layers) {
+    LayerStats s;
+    s.name = l.name;
+    s.type = l.type;
+    s.kind = l.kind;
+    s.input_shape = l.input_shape;
+    s.output_shape = l.output_shape;
+    s.parameters = l.parameters;
+    if (l.parameters < 0) bad_layer(l, "`parameters` must be >= 0");
+    for (const auto& [slot, q] : l.quantizers) s.quantizers.emplace_back(slot, spec_or_empty(q));
+    switch (flow.state) {
+      case Flow::kQuantized:
+        s.input_quantizer = flow.quantizer->to_string();
+        s.input = operand_type(flow.quantizer);
+        break;
+      case Flow::kFloat:
+        s.input_quantizer = "";
+        s.input = OperandType{};
+        break;
+      case Flow::kUnknown:
+        break;
+    }
+    if (is_mac(l.kind)) {
+      check_geometry(l);
+      for (const Stage& stage : layer_stages(l)) {
+        Operation op;
+        op.part = stage.part;
+        op.weight = operand_type(stage.weight_quantizer);
+        op.input = s.input;
+        if (op.input) op.type = op_type(op.weight.mode, op.input->mode);
+        op.count = stage.operations;
+        op.name = operation_name(op.weight, op.input);
+        totals[op.name] += op.count;
+        stats.total_operations += op.count;
+        s.operations.push_back(op);
+      }
+      const auto stages = layer_stages(l);
+      for (size_t i = 0; i < stages.size(); ++i) {
+        WeightStats w;
+        w.name = stages.size() == 1 ? "weights" : "weights_" + std::to_string(i);
+        w.count = stages[i].weights;
+        w.bits = operand_type(stages[i].weight_quantizer).bits;
+        w.quantizer = spec_or_empty(stages[i].weight_quantizer);
+        s.weights.push_back(w);
+      }
+      const QuantizerPtr bq = l.quantizer("bias_quantizer");
+      s.weights.push_back({"bias", l.bias ? l.out_channels : 0, operand_type(bq).bits,
+                           spec_or_empty(bq)});
+      for (const WeightStats& w : s.weights) stats.total_bits += w.count * w.bits;
+      if (flow.state == Flow::kQuantized && !l.channel_sums.empty()) {
+        s.accumulator = accumulator(l, flow.quantizer);
+      }
+      flow = {Flow::kFloat, nullptr};
+    } else if (l.kind == LayerKind::kActivation) {
+      const QuantizerPtr q = l.quantizer("activation");
+      if (!q) bad_layer(l, "an activation layer needs a quantizer in slot \"activation\"");
+      flow = {Flow::kQuantized, q};
+    } else if (pass_through_types().count(l.type)) {
+      if (const QuantizerPtr q = l.quantizer("activation")) flow = {Flow::kQuantized, q};
+    } else if (l.parameters > 0) {
+      bad_layer(l, "layers of this type are not supported (heteroq cannot count their "
+                   "operations); supported: heteroq's layers, torch's Linear, Conv, "
+                   "ConvTranspose, and parameter-free layers");
+    } else {
+      flow = {Flow::kUnknown, nullptr};
+    }
+    stats.total_parameters += l.parameters;
+    stats.layers.push_back(std::move(s));
+  }
+  for (const auto& [name, count] : totals) {
+    if (count > 0) stats.operation_totals.emplace_back(name, count);
+  }
+  return stats;
+}
+
+std::string QStats::to_string() const {
+  std::ostringstream os;
+  os << "\nNumber of operations in model:\n";
+  for (const LayerStats& l : layers) {
+    for (const Operation& op : l.operations) {
+      os << "    " << pad(operation_label(l, op), 30) << ": " << pad(std::to_string(op.count), 5)
+         << " (" << op.name << ")\n";
+    }
+  }
+  os << "\nNumber of operation types in model:\n";
+  for (const auto& [name, count] : operation_totals) {
+    os << "    " << pad(name, 30) << ": " << count << "\n";
+  }
+  os << "\nWeight profiling:\n";
+  for (const LayerStats& l : layers) {
+    for (const WeightStats& w : l.weights) {
+      os << "    " << pad(l.name + "_" + w.name, 30) << " : " << pad(std::to_string(w.count), 5)
+         << " (" << w.bits << "-bit unit)\n";
+    }
+  }
+  os << "    " << std::string(40, '-') << "\n";
+  os << "    " << pad("Total Bits", 30) << " : " << std::setw(5) << total_bits << "\n";
+
+  os << "\nLayers:\n";
+  for (const LayerStats& l : layers) {
+    std::string input = "unknown";
+    if (l.input_quantizer) input = l.input_quantizer->empty() ? "float" : *l.input_quantizer;
+    os << "    " << pad(l.name, 30) << " : " << l.type << ", " << l.parameters
+       << " parameters, input " << input << ", output " << shape_string(l.output_shape) << "\n";
+    for (const auto& [slot, spec] : l.quantizers) {
+      if (!spec.empty()) os << "        " << slot << " = " << spec << "\n";
+    }
+  }
+  os << "    " << std::string(40, '-') << "\n";
+  os << "    " << pad("Total Parameters", 30) << " : " << std::setw(5) << total_parameters << "\n";
+
+  os << "\nAccumulators (bits = ceil(log2(max |sum|)), for inputs in the input quantizer's "
+        "range):\n";
+  for (const LayerStats& l : layers) {
+    if (l.operations.empty()) continue;
+    os << "    " << pad(l.name, 30) << " : ";
+    if (l.accumulator) {
+      os << l.accumulator->bits << " bits, range [" << number(l.accumulator->min) << ", "
+         << number(l.accumulator->max) << "]\n";
+    } else {
+      os << "- (input " << (l.input ? "not quantized" : "unknown") << ")\n";
+    }
+  }
+  return os.str();
+}
+
+std::string QStats::to_json() const {
+  json root;
+  json jl = json::array();
+  for (const LayerStats& l : layers) {
+    json j;
+    j["name"] = l.name;
+    j["type"] = l.type;
+    j["kind"] = layer_kind_name(l.kind);
+    j["input_shape"] = l.input_shape;
+    j["output_shape"] = l.output_shape;
+    json q = json::object();
+    for (const auto& [slot, spec] : l.quantizers) {
+      q[slot] = spec.empty() ? json(nullptr) : json(spec);
+    }
+    j["quantizers"] = q;
+    // null for a float input (then "input" is the float type) and for an unknown one ("input"
+    // null).
+    j["input_quantizer"] = (l.input_quantizer && !l.input_quantizer->empty())
+                               ? json(*l.input_quantizer)
+                               : json(nullptr);
+    j["input"] = operand_json(l.input);
+    j["parameters"] = l.parameters;
+    json ops = json::array();
+    for (const Operation& op : l.operations) {
+      ops.push_back(json{{"part", op.part},
+                         {"name", op.name},
+                         {"type", op.type ? json(op_type_name(*op.type)) : json(nullptr)},
+                         {"weight", operand_json(op.weight)},
+                         {"input", operand_json(op.input)},
+                         {"count", op.count}});
+    }
+    j["operations"] = ops;
+    json ws = json::array();
+    for (const WeightStats& w : l.weights) {
+      ws.push_back(json{{"name", w.name},
+                        {"count", w.count},
+                        {"bits", w.bits},
+                        {"quantizer", w.quantizer.empty() ? json(nullptr) : json(w.quantizer)}});
+    }
+    j["weights"] = ws;
+    if (l.accumulator) {
+      j["accumulator"] = json{{"min", l.accumulator->min},
+                              {"max", l.accumulator->max},
+                              {"bits", l.accumulator->bits}};
+    } else {
+      j["accumulator"] = nullptr;
+    }
+    jl.push_back(j);
+  }
+  root["layers"] = jl;
+  json totals = json::object();
+  for (const auto& [name, count] : operation_totals) totals[name] = count;
+  root["operation_totals"] = totals;
+  root["total_operations"] = total_operations;
+  root["total_bits"] = total_bits;
+  root["total_parameters"] = total_parameters;
+  return root.dump();
+}
+
+std::ostream& operator<<(std::ostream& os, const QStats& stats) { return os << stats.to_string(); }
+
+// ---------------------------------------------------------------------------------------------
+// Modules
+
+LayerInfo describe_layer(const torch::nn::Module& module, const std::string& name,
+                         const std::vector<int64_t>& input_shape,
+                         const std::vector<int64_t>& output_shape) {
+  LayerInfo info;
+  info.name = name;
+  info.type = type_name(module);
+  info.input_shape = input_shape;
+  info.output_shape = output_shape;
+  for (const auto& p : module.parameters(/*recurse=*/true)) info.parameters += p.numel();
+  if (const auto* m = dynamic_cast<const nn::QLinearImpl*>(&module)) {
+    info.kind = LayerKind::kDense;
+    info.in_channels = m->options.in_features();
+    info.out_channels = m->options.out_features();
+    info.bias = m->bias.defined();
+    info.quantizers = {{"kernel_quantizer", m->options.kernel_quantizer().get()},
+                       {"bias_quantizer", m->options.bias_quantizer().get()}};
+    info.channel_sums = to_rows(accumulator_channel_sums(
+        m->quantized_weight(), defined_or_null(m->quantized_bias()), 1, false));
+  } else if (const auto* m = dynamic_cast<const nn::QConv1dImpl*>(&module)) {
+    describe_qconv(*m, info, LayerKind::kConv);
+  } else if (const auto* m = dynamic_cast<const nn::QConv2dImpl*>(&module)) {
+    describe_qconv(*m, info, LayerKind::kConv);
+  } else if (const auto* m = dynamic_cast<const nn::QConvTranspose2dImpl*>(&module)) {
+    describe_qconv(*m, info, LayerKind::kConvTranspose);
+  } else if (const auto* m = dynamic_cast<const nn::QDepthwiseConv2dImpl*>(&module)) {
+    describe_qconv(*m->conv, info, LayerKind::kConv);
+    info.quantizers = {{"depthwise_quantizer", m->options.depthwise_quantizer().get()},
+                       {"bias_quantizer", m->options.bias_quantizer().get()}};
+  } else if (const auto* m = dynamic_cast<const nn::QSeparableConv1dImpl*>(&module)) {
+    describe_separable(*m, info);
+  } else if (const auto* m = dynamic_cast<const nn::QSeparableConv2dImpl*>(&module)) {
+    describe_separable(*m, info);
+  } else if (const auto* m = dynamic_cast<const nn::QConv2dBatchNormImpl*>(&module)) {
+    describe_folded(*m, info, LayerKind::kConv);
+  } else if (const auto* m = dynamic_cast<const nn::QLinearBatchNormImpl*>(&module)) {
+    describe_folded(*m, info, LayerKind::kDense);
+  } else if (const auto* m = dynamic_cast<const nn::QActivationImpl*>(&module)) {
+    info.kind = LayerKind::kActivation;
+    info.quantizers = {{"activation", m->quantizer()}};
+  } else if (const auto* m = dynamic_cast<const nn::QBatchNorm1dImpl*>(&module)) {
+    const auto& o = m->options;
+    info.quantizers = {{"gamma_quantizer", o.gamma_quantizer().get()},
+                       {"beta_quantizer", o.beta_quantizer().get()},
+                       {"mean_quantizer", o.mean_quantizer().get()},
+                       {"variance_quantizer", o.variance_quantizer().get()},
+                       {"inverse_quantizer", o.inverse_quantizer().get()}};
+  } else if (const auto* m = dynamic_cast<const nn::QBatchNorm2dImpl*>(&module)) {
+    const auto& o = m->options;
+    info.quantizers = {{"gamma_quantizer", o.gamma_quantizer().get()},
+                       {"beta_quantizer", o.beta_quantizer().get()},
+                       {"mean_quantizer", o.mean_quantizer().get()},
+                       {"variance_quantizer", o.variance_quantizer().get()},
+                       {"inverse_quantizer", o.inverse_quantizer().get()}};
+  } else if (const auto* m = dynamic_cast<const nn::QAvgPool2dImpl*>(&module)) {
+    info.quantizers = {{"average_quantizer", m->options.average_quantizer().get()},
+                       {"activation", m->options.activation().get()}};
+  } else if (const auto* m = dynamic_cast<const nn::QGlobalAvgPool2dImpl*>(&module)) {
+    info.quantizers = {{"average_quantizer", m->options.average_quantizer().get()},
+                       {"activation", m->options.activation().get()}};
+  } else if (const auto* m = dynamic_cast<const torch::nn::LinearImpl*>(&module)) {
+    info.kind = LayerKind::kDense;
+    info.in_channels = m->options.in_features();
+    info.out_channels = m->options.out_features();
+    info.bias = m->bias.defined();
+    info.channel_sums =
+        to_rows(accumulator_channel_sums(m->weight, defined_or_null(m->bias), 1, false));
+  } else if (const auto* m = dynamic_cast<const torch::nn::Conv1dImpl*>(&module)) {
+    describe_torch_conv(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::Conv2dImpl*>(&module)) {
+    describe_torch_conv(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::Conv3dImpl*>(&module)) {
+    describe_torch_conv(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::ConvTranspose1dImpl*>(&module)) {
+    describe_torch_conv(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::ConvTranspose2dImpl*>(&module)) {
+    describe_torch_conv(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::ConvTranspose3dImpl*>(&module)) {
+    describe_torch_conv(*m, info);
+  }
+  // Recurrent layers (QSimpleRNN/QLSTM/QGRU): a LayerKind and a branch here (see LayerKind).
+  return info;
+}
+
+QStats qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
+              const nn::QuantizerArg& input_quantizer) {
+  if (!model) throw InvalidArgument("qstats: `model` is empty (a null Sequential)");
+  if (input_shape.empty() ||
+      std::any_of(input_shape.begin(), input_shape.end(), [](int64_t d) { return d <= 0; })) {
+    throw InvalidArgument("qstats: `input_shape` must be a non-empty list of sizes > 0, batch "
+                          "dimension first, got " + shape_string(input_shape));
+  }
+  at::TensorOptions options = at::TensorOptions().dtype(at::kFloat);
+  const auto parameters = model->parameters();
+  if (!parameters.empty()) options = options.dtype(parameters[0].dtype()).device(parameters[0].device());
+  std::vector<LayerInfo> layers;
+  {
+    EvalGuard guard(*model);
+    torch::Tensor x = at::zeros(input_shape, options);
+    walk(*model, "", x, layers);
+  }
+  return qstats(layers, input_quantizer);
+}
+
+QStats print_qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
+                    const nn::QuantizerArg& input_quantizer, std::ostream& os) {
+  QStats stats = qstats(std::move(model), input_shape, input_quantizer);
+  os << stats.to_string();
+  return stats;
+}
+
+at::Tensor accumulator_channel_sums(const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                                    int64_t groups, bool transposed,
+                                    const std::optional<at::Tensor>& input_sums) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_qstats_channel_sums", "")
+                       .typed<at::Tensor(const at::Tensor&, const c10::optional<at::Tensor>&,
+                                         int64_t, bool, const c10::optional<at::Tensor>&)>();
+  c10::optional<at::Tensor> b, s;
+  if (bias) b = *bias;
+  if (input_sums) s = *input_sums;
+  return op.call(weight, b, groups, transposed, s);
+}
+
+}  // namespace heteroq::cost
+
+TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("_qstats_channel_sums(Tensor weight, Tensor? bias, int groups, bool transposed, "
+        "Tensor? input_sums=None) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {
+  m.impl("_qstats_channel_sums", &heteroq::cost::channel_sums_kernel);
+}

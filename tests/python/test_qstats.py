@@ -1,0 +1,525 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""print_qstats: QKeras's operand modes, operation table and names; operation counts, weight bits,
+totals and accumulator ranges of small models against values computed here from the formulas;
+errors; the same numbers as C++ (tests/cpp/test_qstats.cpp builds the same models)."""
+import dataclasses
+import io
+import json
+import math
+import os
+import subprocess
+
+import pytest
+import torch
+
+import heteroq
+from heteroq import cost
+from heteroq.nn import (QActivation, QAvgPool2d, QBatchNorm2d, QConv1d, QConv2d,
+                        QConv2dBatchNorm, QConvTranspose2d, QDense, QDepthwiseConv2d,
+                        QGlobalAvgPool2d, QSeparableConv2d)
+
+W6 = "quantized_bits(6,0,alpha=1)"
+W4 = "quantized_bits(4,0,alpha=1)"
+B8 = "quantized_bits(8,3,alpha=1)"
+
+
+# ---- deterministic parameters, the same formula in tests/cpp/test_qstats.cpp ----
+
+def pattern(n, a, b, m, offset, scale, shift=0.0):
+    f = torch.arange(n, dtype=torch.long)
+    return ((f * a + b).remainder(m) - offset).float() / scale + shift
+
+
+def fill_deterministic(model):
+    """By the last component of the tensor's name: weights in {-6..6}/8, biases in {-3..3}/16,
+    batch-norm statistics positive where they must be."""
+    roles = {"weight": (7, 3, 13, 6, 8, 0.0), "bias": (5, 1, 7, 3, 16, 0.0),
+             "beta": (5, 1, 7, 3, 16, 0.0), "gamma": (3, 0, 5, 0, 4, 0.5),
+             "running_mean": (1, 0, 5, 2, 4, 0.0), "running_var": (1, 0, 3, 0, 4, 0.5)}
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            role = name.rsplit(".", 1)[-1]
+            if role in roles:
+                t.copy_(pattern(t.numel(), *roles[role]).reshape(t.shape))
+    return model
+
+
+# ---- the three models, built identically in tests/cpp/test_qstats.cpp ----
+
+def jet_mlp():
+    """QKeras's jet-tagging MLP 16-64-32-32-5."""
+    layers = []
+    sizes = [(16, 64), (64, 32), (32, 32), (32, 5)]
+    for i, (n_in, n_out) in enumerate(sizes):
+        layers.append(QDense(n_in, n_out, kernel_quantizer=W6, bias_quantizer=W6))
+        if i + 1 < len(sizes):
+            layers.append(QActivation("quantized_relu(6)"))
+    return fill_deterministic(torch.nn.Sequential(*layers))
+
+
+def small_cnn():
+    return fill_deterministic(torch.nn.Sequential(
+        QConv2d(3, 8, 3, padding=1, kernel_quantizer=W4, bias_quantizer=B8),
+        QBatchNorm2d(8, gamma_quantizer="quantized_relu_po2(6,2048)",
+                     beta_quantizer="quantized_po2(5)"),
+        QActivation("quantized_relu(4,2)"),
+        QDepthwiseConv2d(8, 3, depth_multiplier=2, depthwise_quantizer=W4, bias_quantizer=B8),
+        QActivation(W4),
+        QSeparableConv2d(16, 12, 3, depthwise_quantizer=W4, pointwise_quantizer=W6,
+                         bias_quantizer=B8),
+        QActivation("quantized_relu(6,0)"),
+        QAvgPool2d(2, average_quantizer="quantized_bits(8,0,alpha=1)",
+                   activation="quantized_relu(4,0)"),
+        torch.nn.MaxPool2d(2),
+        QConv2dBatchNorm(12, 6, 1, kernel_quantizer=W6,
+                         bias_quantizer="quantized_bits(10,4,alpha=1)"),
+        QGlobalAvgPool2d(), torch.nn.Linear(6, 3)))
+
+
+def po2_mix():
+    """Powers of two, ternary and binary operands (QKeras's wx_table off the diagonal)."""
+    return fill_deterministic(torch.nn.Sequential(
+        QDense(8, 16, kernel_quantizer="quantized_po2(4,1)", bias_quantizer="quantized_po2(4,8)"),
+        QActivation("quantized_relu_po2(4,4)"),
+        QDense(16, 16, kernel_quantizer="ternary(alpha=1)"),
+        QActivation("binary(alpha=1)"),
+        QDense(16, 8, kernel_quantizer="binary(alpha=1)"),
+        QActivation("quantized_po2(4)"),
+        QDense(8, 4, kernel_quantizer="quantized_po2(4,1)"),
+        QActivation("quantized_relu(1,1)"),
+        QDense(4, 4, kernel_quantizer="quantized_bits(2,1,alpha=1)"),
+        QActivation("quantized_bits(4,2,alpha=1)"),
+        QDense(4, 2)))  # float weights
+
+
+# ---- expectations from the formulas ----
+
+def q(spec, t):
+    return heteroq.get_quantizer(spec).eval()(t)
+
+
+def relu_top(bits):
+    """quantized_relu(bits, 0): values k 2^-bits, k = 0 .. 2^bits - 1."""
+    return 1.0 - 2.0 ** -bits
+
+
+def expected_accumulator(w, b, lo, hi):
+    """Per output channel max = sum_{w>0} w hi + sum_{w<0} w lo + b (min symmetric), the input
+    range widened to contain 0."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    k = w.double().reshape(w.shape[0], -1)
+    p, n = k.clamp(min=0).sum(1), k.clamp(max=0).sum(1)
+    c = b.double() if b is not None else torch.zeros_like(p)
+    top = (p * hi + n * lo + c).max().item()
+    bottom = (p * lo + n * hi + c).min().item()
+    return cost.AccumulatorStats(bottom, top, math.ceil(math.log2(max(abs(bottom), abs(top)))))
+
+
+def ops(layer):
+    return [(o.part, o.name, o.count) for o in layer.operations]
+
+
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,mode,bits,signed", [
+    ("quantized_bits(6,0,alpha=1)", 0, 6, True),
+    ("quantized_bits(4,0,alpha='auto_po2')", 0, 4, True),
+    ("quantized_bits(2,1)", 2, 2, True),
+    ("quantized_bits(2,1,0,0)", 0, 2, False),  # keep_negative=0: unsigned
+    ("quantized_bits(4,2,0,0)", 0, 4, False),
+    ("quantized_relu(6)", 0, 6, False),
+    ("quantized_relu(1,1)", 4, 1, False),
+    ("quantized_relu(4,0,0,0.25)", 0, 4, True),  # negative slope: signed
+    ("quantized_tanh(4)", 0, 4, True),
+    ("quantized_ulaw(2,1)", 2, 2, True),
+    ("quantized_ulaw(8)", 0, 8, True),
+    ("quantized_sigmoid(4)", 0, 4, False),
+    ("quantized_hswish(5)", 0, 5, True),
+    ("quantized_po2(4)", 1, 4, True),
+    ("quantized_relu_po2(4)", 1, 4, False),
+    ("quantized_relu_po2(4,None,0.5)", 1, 4, True),
+    ("binary", 3, 1, True),
+    ("binary(1)", 4, 1, False),  # use_01
+    ("stochastic_binary", 3, 1, True),
+    ("bernoulli", 4, 1, False),
+    ("ternary", 2, 2, True),
+    ("stochastic_ternary(alpha='auto')", 2, 2, True),
+    (None, 5, 32, True),
+])
+def test_operand_types_as_qkeras(spec, mode, bits, signed):
+    t = cost.operand_type(spec)
+    assert t == cost.Operand(mode, bits, signed)
+    assert cost.operand_type(heteroq.get_quantizer(spec)) == t
+
+
+def test_operation_type_table_is_qkeras():
+    # QKeras estimate.py, get_operation_type: wx_table[weight mode][input mode].
+    table = [["mult", "barrel", "mux", "mux", "mux", "fmult"],
+             ["barrel", "adder", "mux", "xor", "mux", "fmult"],
+             ["mux", "mux", "mux", "mux", "xor", "fmult"],
+             ["mux", "xor", "mux", "xor", "xor", "fmult"],
+             ["mux", "mux", "xor", "xor", "xor", "fmult"],
+             ["fmult"] * 6]
+    assert [[cost.op_type(w, x) for x in range(6)] for w in range(6)] == table
+    with pytest.raises(ValueError, match="mode"):
+        cost.op_type(6, 0)
+
+
+def test_operation_names():
+    w6, x8 = cost.Operand(0, 6, True), cost.Operand(0, 8, False)
+    assert cost.operation_name(w6, x8) == "smult_6_8"
+    assert cost.operation_name(cost.Operand(0, 4, False), cost.Operand(0, 4, False)) == "umult_4_4"
+    assert cost.operation_name(cost.Operand(1, 4, True), x8) == "sbarrel_4_8"
+    assert cost.operation_name(w6, cost.Operand(5, 32, True)) == "sfmult_6_32"
+    # An unknown input: QKeras's "null", bits -1, sign -1 (google/qkeras#39: unull_4_-1).
+    assert cost.operation_name(cost.Operand(0, 4, True), None) == "unull_4_-1"
+    assert cost.Operand(4, 1, False).mode_name == "binary01"
+
+
+def test_jet_mlp_counts_bits_and_accumulators():
+    model = jet_mlp()
+    s = cost.qstats(model, (1, 16))
+    assert [l.name for l in s.layers] == [str(i) for i in range(7)]
+    dense = [("0", 16, 64, "smult_6_8"), ("2", 64, 32, "smult_6_6"), ("4", 32, 32, "smult_6_6"),
+             ("6", 32, 5, "smult_6_6")]
+    for name, n_in, n_out, op in dense:
+        layer = s.layer(name)
+        assert (layer.type, layer.kind) == ("QLinear", "dense")
+        assert ops(layer) == [("", op, n_in * n_out)]
+        assert layer.operations[0].type == "mult"
+        assert layer.weights == [
+            cost.WeightStats("weights", n_in * n_out, 6, "quantized_bits(6,0,0,alpha=1.0)"),
+            cost.WeightStats("bias", n_out, 6, "quantized_bits(6,0,0,alpha=1.0)")]
+        assert layer.parameters == n_in * n_out + n_out
+    assert s.total_bits == sum(6 * (i * o + o) for _, i, o, _ in dense) == 6 * 4389
+    assert s.total_parameters == sum(p.numel() for p in model.parameters())
+    assert s.operation_totals == {"smult_6_6": 64 * 32 + 32 * 32 + 32 * 5, "smult_6_8": 16 * 64}
+    assert list(s.operation_totals) == sorted(s.operation_totals)
+    assert s.total_operations == sum(s.operation_totals.values())
+
+    # Types propagate: activations follow each QDense, whose output is float.
+    assert s.layer("0").input_quantizer == "quantized_relu(8,0)"
+    assert s.layer("1").input_quantizer is None and s.layer("1").input == cost.Operand(5, 32, True)
+    assert s.layer("2").input_quantizer == "quantized_relu(6,0)"
+    assert s.layer("2").input == cost.Operand(0, 6, False)
+    assert s.layer("3").quantizers == {"activation": "quantized_relu(6,0)"}
+
+    # Accumulators: inputs in [0, 255/256] (quantized_relu(8,0)), then [0, 63/64].
+    for name, n_in, n_out, _ in dense:
+        fc = model[int(name)]
+        hi = relu_top(8 if name == "0" else 6)
+        qw, qb = q(W6, fc.weight), q(W6, fc.bias)
+        e = expected_accumulator(qw, qb, 0.0, hi)
+        assert s.layer(name).accumulator == e
+        # The maximum is reached: x = hi where the kernel is positive.
+        x = torch.where(qw > 0, torch.full_like(qw, hi), torch.zeros_like(qw))
+        with torch.no_grad():
+            assert torch.nn.functional.linear(x, qw, qb).diagonal().max().item() == \
+                pytest.approx(e.max, abs=1e-6)
+
+    # Counts are per sample.
+    s8 = cost.qstats(model, [8, 16])
+    assert (s8.operation_totals, s8.total_bits) == (s.operation_totals, s.total_bits)
+
+
+def test_print_qstats_prints_qkeras_tables(capsys):
+    stats = cost.print_qstats(jet_mlp(), (1, 16))
+    out = capsys.readouterr().out
+    assert out == str(stats) == stats.table
+    # QKeras's layout: "    {:30}: {:5} ({})", the count as a string (left-aligned).
+    assert ("Number of operations in model:\n"
+            "    0                             : 1024  (smult_6_8)\n") in out
+    assert ("Number of operation types in model:\n"
+            "    smult_6_6                     : 3232\n") in out
+    assert "    0_weights                      : 1024  (6-bit unit)\n" in out
+    assert "    Total Bits                     : 26334\n" in out
+    assert "    Total Parameters               :  4389\n" in out
+    assert "        kernel_quantizer = quantized_bits(6,0,0,alpha=1.0)\n" in out
+    buf = io.StringIO()
+    cost.print_qstats(jet_mlp(), (1, 16), file=buf)
+    assert buf.getvalue() == out
+
+
+def test_small_cnn_conv_depthwise_separable_pooling_folded():
+    model = small_cnn()
+    s = cost.qstats(model, (2, 3, 12, 12))
+    assert len(s.layers) == 12
+    # QConv2d 3->8, 3x3, padding 1 on 12x12: Ho Wo Co Kh Kw Ci.
+    assert ops(s.layer("0")) == [("", "smult_4_8", 12 * 12 * 8 * 3 * 3 * 3)]
+    # The batch norm and the activation pass on; the depthwise conv sees quantized_relu(4,2).
+    bn = s.layer("1")
+    assert bn.input_quantizer is None and bn.operations == [] and bn.parameters == 16
+    assert list(bn.quantizers) == ["gamma_quantizer", "beta_quantizer", "mean_quantizer",
+                                   "variance_quantizer", "inverse_quantizer"]
+    assert bn.quantizers["gamma_quantizer"] == "quantized_relu_po2(6,2048.0)"
+    assert bn.quantizers["mean_quantizer"] is None
+    # QDepthwiseConv2d 8 channels x 2, 3x3 on 12x12 -> 10x10: Kh Kw Ho Wo Ci dm.
+    dw = s.layer("3")
+    assert dw.type == "QDepthwiseConv2d" and list(dw.quantizers)[0] == "depthwise_quantizer"
+    assert ops(dw) == [("", "smult_4_4", 3 * 3 * 10 * 10 * 8 * 2)]
+    assert [(w.name, w.count, w.bits) for w in dw.weights] == [("weights", 16 * 9, 4),
+                                                                ("bias", 16, 8)]
+    # QSeparableConv2d 16 -> 12, 3x3 on 10x10 -> 8x8: depthwise Kh Kw Ho Wo Ci, pointwise
+    # Ho Wo Co Ci; both take the layer's input type (QKeras).
+    sep = s.layer("5")
+    assert ops(sep) == [("depthwise", "smult_4_4", 3 * 3 * 8 * 8 * 16),
+                        ("pointwise", "smult_6_4", 8 * 8 * 12 * 16)]
+    assert [(w.name, w.count, w.bits) for w in sep.weights] == [
+        ("weights_0", 16 * 9, 4), ("weights_1", 12 * 16, 6), ("bias", 12, 8)]
+    assert sep.parameters == 16 * 9 + 12 * 16 + 12
+    # QAvgPool2d's activation quantizer types its output, MaxPool2d passes it to the folded conv.
+    assert s.layer("7").input_quantizer == "quantized_relu(6,0)"
+    assert s.layer("8").input_quantizer == "quantized_relu(4,0)"
+    assert s.layer("8").type == "MaxPool2d"
+    folded = s.layer("9")
+    assert ops(folded) == [("", "smult_6_4", 2 * 2 * 6 * 12)]
+    assert (folded.weights[1].count, folded.weights[1].bits) == (6, 10)  # the folded bias
+    assert folded.parameters == 6 * 12 + 6 + 6 + 6
+    assert s.layer("10").output_shape == [2, 6]
+    assert ops(s.layer("11")) == [("", "sfmult_32_32", 18)]
+    assert s.layer("11").accumulator is None and s.layer("11").weights[0].bits == 32
+    assert s.total_bits == sum(w.count * w.bits for l in s.layers for w in l.weights)
+    assert s.total_bits == (216 * 4 + 8 * 8 + 144 * 4 + 16 * 8 + 144 * 4 + 192 * 6 + 12 * 8 +
+                            72 * 6 + 6 * 10 + 18 * 32 + 3 * 32)
+    assert s.total_parameters == sum(p.numel() for p in model.parameters())
+
+    # Accumulators.
+    conv = model[0]
+    assert s.layer("0").accumulator == expected_accumulator(q(W4, conv.weight), q(B8, conv.bias),
+                                                            0.0, relu_top(8))
+    # quantized_relu(4,2): step 2^(2-4), top 4 - 1/4.
+    assert dw.accumulator == expected_accumulator(q(W4, model[3].weight), q(B8, model[3].bias),
+                                                  0.0, 3.75)
+    fw, fb = model[9].get_folded_weights()
+    assert folded.accumulator == expected_accumulator(
+        q(W6, fw), q("quantized_bits(10,4,alpha=1)", fb), 0.0, relu_top(4))
+    # Separable: depthwise channel j lies in [lo_j, hi_j] for inputs in [-1, 7/8]
+    # (quantized_bits(4,0)); the pointwise sums take each channel's extreme by the weight's sign.
+    dk = q(W4, model[5].depthwise.weight).double().reshape(16, 9)
+    lo_j = dk.clamp(min=0).sum(1) * -1.0 + dk.clamp(max=0).sum(1) * 0.875
+    hi_j = dk.clamp(min=0).sum(1) * 0.875 + dk.clamp(max=0).sum(1) * -1.0
+    pk = q(W6, model[5].pointwise.weight).double().reshape(12, 16)
+    pb = q(B8, model[5].pointwise.bias).double()
+    top = (torch.maximum(pk * hi_j, pk * lo_j).sum(1) + pb).max().item()
+    bottom = (torch.minimum(pk * hi_j, pk * lo_j).sum(1) + pb).min().item()
+    assert sep.accumulator.max == pytest.approx(top, abs=1e-9)
+    assert sep.accumulator.min == pytest.approx(bottom, abs=1e-9)
+    assert sep.accumulator.bits == math.ceil(math.log2(max(abs(top), abs(bottom))))
+
+
+def test_po2_ternary_binary_mix():
+    model = po2_mix()
+    s = cost.qstats(model, (1, 8))
+    assert {name: ops(s.layer(name)) for name in ("0", "2", "4", "6", "8", "10")} == {
+        "0": [("", "sbarrel_4_8", 8 * 16)],   # po2 x fixed
+        "2": [("", "smux_2_4", 16 * 16)],     # ternary x po2 (relu_po2: unsigned)
+        "4": [("", "sxor_1_1", 16 * 8)],      # binary x binary
+        "6": [("", "sadder_4_4", 8 * 4)],     # po2 x po2
+        "8": [("", "sxor_2_1", 4 * 4)],       # quantized_bits(2,1) (ternary) x relu(1,1) (0/1)
+        "10": [("", "sfmult_32_4", 4 * 2)],   # float weights
+    }
+    assert s.layer("0").weights[1].bits == 4
+    assert [w.bits for w in s.layer("2").weights] == [2, 32]  # no bias quantizer
+    assert s.layer("4").weights[0].bits == 1 and s.layer("10").weights[0].bits == 32
+    assert len(s.operation_totals) == 6
+    # quantized_relu_po2(4,4): values 2^e capped at 4 (its grid's codes reach 2^7).
+    assert s.layer("2").accumulator == expected_accumulator(
+        q("ternary(alpha=1)", model[2].weight), model[2].bias, 0.0, 4.0)
+    assert s.layer("4").accumulator == expected_accumulator(
+        q("binary(alpha=1)", model[4].weight), model[4].bias, -1.0, 1.0)
+    # quantized_po2(4) (max_value None): exponents up to 3.
+    assert s.layer("6").accumulator == expected_accumulator(
+        q("quantized_po2(4,1)", model[6].weight), model[6].bias, -8.0, 8.0)
+    # Float weights still bound the accumulator (inputs quantized_bits(4,2): [-4, 3.5]).
+    assert s.layer("10").accumulator == expected_accumulator(model[10].weight, model[10].bias,
+                                                             -4.0, 3.5)
+
+
+class Double(torch.nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+def test_float_and_unknown_inputs():
+    model = torch.nn.Sequential(QDense(4, 3, kernel_quantizer=W6), Double(),
+                                QDense(3, 2, kernel_quantizer="quantized_bits(4,0)"),
+                                QActivation("quantized_relu(3)"), torch.nn.Flatten(),
+                                torch.nn.Dropout(0.5), QDense(2, 2, kernel_quantizer=W6))
+    # A float input (no quantizer): QKeras's mode 5.
+    s = cost.qstats(model, (1, 4), input_quantizer=None)
+    assert ops(s.layer("0")) == [("", "sfmult_6_32", 12)]
+    assert s.layer("0").operations[0].type == "fmult" and s.layer("0").accumulator is None
+    # After a layer heteroq does not know (no parameters), the type is unknown: "null".
+    assert s.layer("1").type == "Double"
+    assert s.layer("2").input is None and s.layer("2").input_quantizer is None
+    assert ops(s.layer("2")) == [("", "unull_4_-1", 6)]
+    assert s.layer("2").operations[0].type is None and s.layer("2").accumulator is None
+    # Flatten and Dropout pass quantized_relu(3) on.
+    assert ops(s.layer("6")) == [("", "smult_6_3", 4)]
+    assert "input unknown" in s.table
+    # A user-given input quantizer (object or spec).
+    for iq in ("quantized_bits(4,2,alpha=1)", heteroq.quantized_bits(4, 2, alpha=1)):
+        s2 = cost.qstats(model, (1, 4), input_quantizer=iq)
+        assert ops(s2.layer("0")) == [("", "smult_6_4", 12)]
+        assert s2.layer("0").accumulator == expected_accumulator(
+            q(W6, model[0].weight), model[0].bias, -4.0, 3.5)
+
+
+class Scale(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.w
+
+
+class OwnParameters(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = QDense(4, 4)
+        self.gain = torch.nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return self.fc(x) * self.gain
+
+
+def test_bad_input_raises_naming_the_layer():
+    mlp = torch.nn.Sequential(QDense(16, 4, kernel_quantizer=W6), Scale())
+    with pytest.raises(ValueError, match=r"layer '1' \(Scale\).*not supported"):
+        cost.qstats(mlp, (1, 16))
+    with pytest.raises(ValueError, match=r"layer '0' \(QLinear\).*\[1, 15\]"):
+        cost.qstats(mlp, (1, 15))
+    for shape in ([], [0, 16], [1, -2], [1, 2.0], [True, 16]):
+        with pytest.raises(ValueError, match="`input_shape`"):
+            cost.qstats(mlp, shape)
+    with pytest.raises(TypeError, match="`input_shape`"):
+        cost.qstats(mlp, "1,16")
+    with pytest.raises(TypeError, match="`model`"):
+        cost.qstats("model", (1, 16))
+    with pytest.raises(TypeError, match="`input_quantizer`"):
+        cost.qstats(mlp, (1, 16), input_quantizer=3)
+    with pytest.raises(ValueError):
+        cost.qstats(mlp, (1, 16), input_quantizer="quantized_bits(4,")
+    # An unbatched input to a convolution (PyTorch runs it, the counts would be wrong).
+    with pytest.raises(ValueError, match=r"layer '0' \(QConv1d\).*batch"):
+        cost.qstats(torch.nn.Sequential(QConv1d(4, 2, 3, kernel_quantizer=W6)), (4, 20))
+    with pytest.raises(ValueError, match=r"'gain'|gain"):
+        cost.qstats(OwnParameters(), (1, 4))
+    # Nothing half-done: the hooks are gone, the training flags back.
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in mlp.modules())
+    assert mlp.training and mlp[0].training
+
+
+def test_transposed_conv_and_torch_layers():
+    # (1, 4, 5, 5) -> transposed 3x3 stride 2 -> (1, 6, 11, 11) -> 3x3 -> (1, 5, 9, 9).
+    model = fill_deterministic(torch.nn.Sequential(
+        QConvTranspose2d(4, 6, 3, stride=2, groups=2, kernel_quantizer=W4),
+        QActivation("quantized_relu(4)"), torch.nn.Conv2d(6, 5, 3),
+        QActivation("quantized_relu(3)"), torch.nn.Flatten(), torch.nn.Linear(5 * 9 * 9, 3)))
+    s = cost.qstats(model, (1, 4, 5, 5))
+    # Transposed: every input value times (out / groups) * Kh * Kw kernel values.
+    assert s.layer("0").kind == "conv_transpose" and s.layer("0").output_shape == [1, 6, 11, 11]
+    assert ops(s.layer("0")) == [("", "smult_4_8", 5 * 5 * 4 * (6 // 2) * 9)]
+    assert s.layer("0").weights[0].count == 4 * 3 * 9
+    assert ops(s.layer("2")) == [("", "sfmult_32_4", 9 * 9 * 5 * 6 * 9)]
+    assert s.layer("4").type == "Flatten"
+    assert ops(s.layer("5")) == [("", "sfmult_32_3", 5 * 9 * 9 * 3)]  # Flatten passes relu(3) on
+    # Output channel o of group g sums kernel[i, o % 3] over the group's 2 input channels i (an
+    # upper bound: not every output sees every tap).
+    k = q(W4, model[0].weight)  # (4, 3, 3, 3)
+    per_out = torch.cat([k[0:2].transpose(0, 1), k[2:4].transpose(0, 1)], 0)
+    assert s.layer("0").accumulator == expected_accumulator(per_out, model[0].bias, 0.0,
+                                                            relu_top(8))
+
+
+class Net(torch.nn.Module):
+    """A module tree whose forward is not a Sequential: functional calls in between."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(QConv2d(1, 4, 3, kernel_quantizer=W4),
+                                        QActivation("quantized_relu(4)"))
+        self.head = QDense(4 * 4 * 4, 3, kernel_quantizer=W6)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.body(x), 1))
+
+
+def test_any_module_tree_in_execution_order():
+    net = fill_deterministic(Net())
+    s = cost.qstats(net, (1, 1, 6, 6))
+    assert [l.name for l in s.layers] == ["body.0", "body.1", "head"]
+    assert ops(s.layer("head")) == [("", "smult_6_4", 64 * 3)]
+    seq = torch.nn.Sequential(net.body[0], net.body[1], torch.nn.Flatten(), net.head)
+    s2 = cost.qstats(seq, (1, 1, 6, 6))
+    assert s2.operation_totals == s.operation_totals and s2.total_bits == s.total_bits
+    assert s2.layer("3").accumulator == s.layer("head").accumulator
+    # A single layer is a model too.
+    one = cost.qstats(QDense(4, 2, kernel_quantizer=W6), (3, 4))
+    assert [l.name for l in one.layers] == ["QLinear"]
+
+
+def test_model_left_unchanged():
+    model = small_cnn()
+    model.train()
+    model[1].eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    cost.qstats(model, (2, 3, 12, 12))
+    assert model.training and not model[1].training and model[9].training
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_channel_sums_operator_composes_stages():
+    torch.manual_seed(1)
+    op = torch.ops.heteroq._qstats_channel_sums
+    assert "bool transposed" in str(op.default._schema)
+    dw, pw, pb = torch.randn(6, 1, 3, 3), torch.randn(4, 6, 1, 1), torch.randn(4)
+    first = op(dw, None, 3, False)
+    assert first.shape == (6, 3) and first.dtype == torch.float64
+    sums = op(pw, pb, 1, False, first)
+    lo, hi = -0.5, 1.5
+    x = torch.rand(200, 3, 5, 5) * (hi - lo) + lo
+    y = torch.nn.functional.conv2d(torch.nn.functional.conv2d(x, dw, groups=3), pw, pb).double()
+    p, n, c = sums.unbind(1)
+    assert (y <= (p * hi + n * lo + c).view(1, 4, 1, 1) + 1e-5).all()
+    assert (y >= (p * lo + n * hi + c).view(1, 4, 1, 1) - 1e-5).all()
+    assert torch.allclose(c, pb.double())
+    with pytest.raises(ValueError, match="`weight`"):
+        op(torch.randn(4), None, 1, False)
+    with pytest.raises(ValueError, match="`bias`"):
+        op(dw, torch.randn(5), 3, False)
+    with pytest.raises(ValueError, match="`input_sums`"):
+        op(pw, None, 1, False, torch.zeros(5, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="`groups`"):
+        op(dw, None, 4, False)
+
+
+@pytest.fixture(scope="module")
+def cpp_stats(build_dir, tmp_path_factory):
+    exe = build_dir / "tests" / "cpp" / "heteroq_tests"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: build the target heteroq_tests")
+    path = tmp_path_factory.mktemp("qstats") / "stats.json"
+    subprocess.run([str(exe), "--gtest_filter=QStatsCrossLanguage.*"], check=True,
+                   capture_output=True, env={**os.environ, "HETEROQ_QSTATS_JSON": str(path)})
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("name,make,shape", [("jet", jet_mlp, (1, 16)),
+                                             ("cnn", small_cnn, (2, 3, 12, 12)),
+                                             ("mix", po2_mix, (1, 8))])
+def test_identical_to_cpp(cpp_stats, name, make, shape):
+    mine = cost.qstats(make(), shape)
+    theirs = cost._from_json(cpp_stats[name]["json"], cpp_stats[name]["table"])
+    assert mine.table == theirs.table
+    assert dataclasses.asdict(mine) == dataclasses.asdict(theirs)
+
+
+def test_a_module_called_twice_counts_twice():
+    fc = QDense(4, 4, kernel_quantizer=W6)
+    model = torch.nn.Sequential(fc, QActivation("quantized_relu(4)"), fc)
+    s = cost.qstats(model, (1, 4))
+    assert [l.name for l in s.layers] == ["0", "1", "0#2"]
+    assert s.operation_totals == {"smult_6_8": 16, "smult_6_4": 16}
