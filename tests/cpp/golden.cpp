@@ -6,12 +6,17 @@
 //   {"quantizers": {SPEC: [uint32 bits of q(linspace(-5, 5, 2001))], ...},
 //    "qlinear": {SPEC: [uint32 bits of QLinear(6, 4) with deterministic parameters], ...},
 //    "layers": {NAME: [uint32 bits of a conv/BN/pooling layer with deterministic parameters]},
-//    "train": {SPEC: [uint32 bits of forward_train(linspace(-5, 5, 2001)) after manual_seed(0)]}}
+//    "train": {SPEC: [uint32 bits of forward_train(linspace(-5, 5, 2001)) after manual_seed(0)]},
+//    "rnn": {NAME: [uint32 bits of a recurrent layer's outputs (and gradients) with deterministic
+//                   parameters and input; see rnn_golden()]}}
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <cstring>
 #include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "heteroq/heteroq.h"
 
@@ -27,6 +32,80 @@ void print_bits(const torch::Tensor& t) {
     std::cout << (i ? "," : "") << u;
   }
   std::cout << "]";
+}
+
+// Deterministic values: sin(0.37 k) * scale, k = 0, 1, ...
+torch::Tensor wave(torch::IntArrayRef shape, double scale) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return (torch::sin(torch::arange(n, torch::kFloat) * 0.37) * scale).view(shape);
+}
+
+void fill_wave(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.named_parameters()) p.value().copy_(wave(p.value().sizes(), 0.6));
+}
+
+// The recurrent layers (tests/python/test_cross_language.py::test_rnn_identical_to_cpp builds
+// the same ones).
+void rnn_golden() {
+  using namespace heteroq::nn;
+  const std::string kq = "quantized_bits(6,0,alpha=1)", rq = "quantized_bits(5,0,alpha=1)",
+                    bq = "quantized_bits(8,2,alpha=1)", sq = "quantized_bits(8,1,alpha=1)";
+  std::vector<std::pair<std::string, torch::Tensor>> outs;
+  {
+    QLSTM m(QLSTMOptions(4, 5).num_layers(2).bidirectional(true).batch_first(true)
+                .kernel_quantizer(kq).recurrent_quantizer(rq).bias_quantizer(bq)
+                .state_quantizer(sq));
+    fill_wave(*m);
+    m->eval();
+    auto [y, s] = m(wave({2, 6, 4}, 1.5), std::make_tuple(wave({4, 2, 5}, 0.5),
+                                                          wave({4, 2, 5}, 0.8)));
+    outs.emplace_back("lstm", torch::cat({y.flatten(), std::get<0>(s).flatten(),
+                                          std::get<1>(s).flatten()}));
+    (y.square().sum() + std::get<1>(s).sum()).backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : m->parameters()) grads.push_back(p.grad().flatten());
+    outs.emplace_back("lstm_grad", torch::cat(grads));
+  }
+  for (const bool reset_after : {true, false}) {
+    QGRU m(QGRUOptions(4, 5).num_layers(2).kernel_quantizer(kq).recurrent_quantizer(rq)
+               .bias_quantizer(bq).state_quantizer(sq).recurrent_activation("quantized_sigmoid(6)")
+               .reset_after(reset_after));
+    fill_wave(*m);
+    m->eval();
+    auto [y, h] = m(wave({6, 2, 4}, 1.5));
+    outs.emplace_back(reset_after ? "gru" : "gru_reset_before",
+                      torch::cat({y.flatten(), h.flatten()}));
+  }
+  {
+    QSimpleRNN m(QSimpleRNNOptions(4, 5).bidirectional(true).kernel_quantizer(kq)
+                     .recurrent_quantizer(rq).activation("quantized_relu(6,2)"));
+    fill_wave(*m);
+    m->eval();
+    auto [y, h] = m(wave({6, 4}, 1.5));  // unbatched
+    outs.emplace_back("simple_rnn", torch::cat({y.flatten(), h.flatten()}));
+  }
+  {
+    // Training mode: stochastic rounding and dropout draw from the global generator in the same
+    // order in both languages.
+    QLSTM m(QLSTMOptions(4, 5).num_layers(2).dropout(0.4)
+                .kernel_quantizer("quantized_bits(6,0,alpha=1,use_stochastic_rounding=1)")
+                .state_quantizer("quantized_bits(8,1,alpha=1,use_stochastic_rounding=1)")
+                .activation("quantized_tanh(6,use_stochastic_rounding=1)")
+                .recurrent_activation("sigmoid"));
+    fill_wave(*m);
+    m->train();
+    torch::manual_seed(0);
+    auto [y, s] = m(wave({6, 2, 4}, 1.5));
+    outs.emplace_back("lstm_train", y.flatten());
+  }
+  bool first = true;
+  for (const auto& [name, y] : outs) {
+    std::cout << (first ? "" : ",") << "\"" << name << "\": ";
+    print_bits(y.detach());
+    first = false;
+  }
 }
 
 }  // namespace
@@ -103,6 +182,8 @@ int main(int argc, char** argv) {
       std::cout << (i > 1 ? "," : "") << "\"" << argv[i] << "\": ";
       print_bits(heteroq::get_quantizer(argv[i])->forward_train(x));
     }
+    std::cout << "}, \"rnn\": {";
+    rnn_golden();
     std::cout << "}}\n";
   } catch (const std::exception& e) {
     std::cerr << "heteroq_golden: " << e.what() << "\n";

@@ -61,3 +61,58 @@ def test_training_outputs_identical(golden, spec):
     torch.manual_seed(0)
     y = q(torch.linspace(-5, 5, 2001))
     assert to_unsigned(as_bits(y)) == golden["train"][spec]
+
+
+# -- rnn: the recurrent layers (tests/cpp/golden.cpp, rnn_golden) ---------------------------------
+
+def _wave(shape, scale):
+    n = 1
+    for d in shape:
+        n *= d
+    return (torch.sin(torch.arange(n, dtype=torch.float32) * 0.37) * scale).view(shape)
+
+
+def _fill_wave(m):
+    with torch.no_grad():
+        for _, p in m.named_parameters():
+            p.copy_(_wave(p.shape, 0.6))
+    return m
+
+
+def test_rnn_identical_to_cpp(golden):
+    qn = heteroq.nn
+    kq, rq = "quantized_bits(6,0,alpha=1)", "quantized_bits(5,0,alpha=1)"
+    bq, sq = "quantized_bits(8,2,alpha=1)", "quantized_bits(8,1,alpha=1)"
+    outs = {}
+    lstm = _fill_wave(qn.QLSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True,
+                               kernel_quantizer=kq, recurrent_quantizer=rq, bias_quantizer=bq,
+                               state_quantizer=sq)).eval()
+    y, (h, c) = lstm(_wave((2, 6, 4), 1.5), (_wave((4, 2, 5), 0.5), _wave((4, 2, 5), 0.8)))
+    outs["lstm"] = torch.cat([y.flatten(), h.flatten(), c.flatten()])
+    (y.square().sum() + c.sum()).backward()
+    outs["lstm_grad"] = torch.cat([p.grad.flatten() for p in lstm.parameters()])
+    for reset_after, name in ((True, "gru"), (False, "gru_reset_before")):
+        gru = _fill_wave(qn.QGRU(4, 5, num_layers=2, kernel_quantizer=kq, recurrent_quantizer=rq,
+                                 bias_quantizer=bq, state_quantizer=sq,
+                                 recurrent_activation="quantized_sigmoid(6)",
+                                 reset_after=reset_after)).eval()
+        y, h = gru(_wave((6, 2, 4), 1.5))
+        outs[name] = torch.cat([y.flatten(), h.flatten()])
+    rnn = _fill_wave(qn.QSimpleRNN(4, 5, bidirectional=True, kernel_quantizer=kq,
+                                   recurrent_quantizer=rq, activation="quantized_relu(6,2)")).eval()
+    y, h = rnn(_wave((6, 4), 1.5))
+    outs["simple_rnn"] = torch.cat([y.flatten(), h.flatten()])
+    # Training mode: stochastic rounding and dropout, same seed, same draws in the same order.
+    train = _fill_wave(qn.QLSTM(4, 5, num_layers=2, dropout=0.4,
+                                kernel_quantizer="quantized_bits(6,0,alpha=1,use_stochastic_rounding=1)",
+                                state_quantizer="quantized_bits(8,1,alpha=1,use_stochastic_rounding=1)",
+                                activation="quantized_tanh(6,use_stochastic_rounding=1)",
+                                recurrent_activation="sigmoid")).train()
+    torch.manual_seed(0)
+    outs["lstm_train"] = train(_wave((6, 2, 4), 1.5))[0].flatten()
+    assert set(outs) == set(golden["rnn"])
+    for name, y in outs.items():
+        assert to_unsigned(as_bits(y)) == golden["rnn"][name], name
+    # The scripted modules give the same bits.
+    scripted = torch.jit.script(gru)
+    assert torch.equal(scripted(_wave((6, 2, 4), 1.5))[0], gru(_wave((6, 2, 4), 1.5))[0])
