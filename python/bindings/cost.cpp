@@ -36,8 +36,8 @@ T field(const py::dict& d, const char* key, const std::string& where, T fallback
   try {
     return d[key].cast<T>();
   } catch (const py::cast_error&) {
-    throw InvalidArgument(where + ": `" + key + "` has the wrong type: " +
-                          std::string(py::str(py::repr(d[key]))));
+    throw InvalidArgument(where + ": `" + key +
+                          "` has the wrong type: " + std::string(py::str(py::repr(d[key]))));
   }
 }
 
@@ -72,8 +72,7 @@ LayerInfo to_layer(const py::handle& h, size_t index) {
   info.depth_multiplier = field<int64_t>(d, "depth_multiplier", where, 1);
   info.kernel_size = field<std::vector<int64_t>>(d, "kernel_size", where, {});
   info.bias = field<bool>(d, "bias", where, false);
-  info.channel_sums =
-      field<std::vector<std::array<double, 3>>>(d, "channel_sums", where, {});
+  info.channel_sums = field<std::vector<std::array<double, 3>>>(d, "channel_sums", where, {});
   if (d.contains("quantizers")) {
     for (const auto& item : py::reinterpret_borrow<py::iterable>(d["quantizers"])) {
       const auto pair = py::reinterpret_borrow<py::sequence>(item);
@@ -93,8 +92,7 @@ py::tuple operand_tuple(const heteroq::cost::OperandType& t) {
 
 heteroq::cost::OperandMode to_mode(int mode) {
   if (mode < 0 || mode > 5) {
-    throw InvalidArgument("qstats: an operand mode must be in [0, 5], got " +
-                          std::to_string(mode));
+    throw InvalidArgument("qstats: an operand mode must be in [0, 5], got " + std::to_string(mode));
   }
   return static_cast<heteroq::cost::OperandMode>(mode);
 }
@@ -129,7 +127,8 @@ void bind_cost(py::module_& m) {
       py::arg("weight_mode"), py::arg("input_mode"), "QKeras's wx_table[weight][input].");
   m.def(
       "qstats_operation_name",
-      [](std::tuple<int, int64_t, bool> weight, std::optional<std::tuple<int, int64_t, bool>> input) {
+      [](std::tuple<int, int64_t, bool> weight,
+         std::optional<std::tuple<int, int64_t, bool>> input) {
         const auto to_type = [](const std::tuple<int, int64_t, bool>& t) {
           return heteroq::cost::OperandType{to_mode(std::get<0>(t)), std::get<1>(t),
                                             std::get<2>(t)};

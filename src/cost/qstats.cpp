@@ -18,11 +18,10 @@
 #include <iomanip>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 #include "heteroq/errors.h"
 #include "heteroq/nn/conv.h"
@@ -117,14 +116,14 @@ const std::set<std::string>& pass_through_types() {
       // shapes, padding, dropout
       "Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
       "AlphaDropout", "FeatureAlphaDropout", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d",
-      "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d",
-      "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "Upsample", "PixelShuffle",
-      "PixelUnshuffle", "ChannelShuffle",
+      "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
+      "ReplicationPad2d", "ReplicationPad3d", "Upsample", "PixelShuffle", "PixelUnshuffle",
+      "ChannelShuffle",
       // float activations
-      "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
-      "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softmax", "Softmin",
-      "LogSoftmax", "Softmax2d", "Softplus", "Softsign", "Tanhshrink", "Hardshrink",
-      "Softshrink", "Threshold", "LogSigmoid"};
+      "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
+      "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softmax", "Softmin", "LogSoftmax",
+      "Softmax2d", "Softplus", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink", "Threshold",
+      "LogSigmoid"};
   return types;
 }
 
@@ -159,14 +158,12 @@ void check_geometry(const LayerInfo& l) {
   if (l.kind == LayerKind::kDense) {
     if (rank_in < 2 || rank_out < 2) {
       bad_layer(l, "expects a batched input of rank >= 2 (the batch dimension first), got input " +
-                       shape_string(l.input_shape) + " and output " +
-                       shape_string(l.output_shape));
+                       shape_string(l.input_shape) + " and output " + shape_string(l.output_shape));
     }
     if (l.input_shape.back() != l.in_channels || l.output_shape.back() != l.out_channels) {
-      bad_layer(l, "shapes " + shape_string(l.input_shape) + " -> " +
-                       shape_string(l.output_shape) + " do not match " +
-                       std::to_string(l.in_channels) + " -> " + std::to_string(l.out_channels) +
-                       " features");
+      bad_layer(l, "shapes " + shape_string(l.input_shape) + " -> " + shape_string(l.output_shape) +
+                       " do not match " + std::to_string(l.in_channels) + " -> " +
+                       std::to_string(l.out_channels) + " features");
     }
     return;
   }
@@ -237,8 +234,7 @@ std::vector<Stage> layer_stages(const LayerInfo& l) {
       const int64_t mid = in * l.depth_multiplier;
       const int64_t positions = product(l.output_shape, 2, l.output_shape.size());
       return {{"depthwise", l.quantizer("depthwise_quantizer"), positions * mid * k, mid * k},
-              {"pointwise", l.quantizer("pointwise_quantizer"), positions * out * mid,
-               out * mid}};
+              {"pointwise", l.quantizer("pointwise_quantizer"), positions * out * mid, out * mid}};
     }
     default:
       return {};
@@ -310,12 +306,15 @@ json operand_json(const std::optional<OperandType>& t) {
 at::Tensor channel_sums_kernel(const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                                int64_t groups, bool transposed,
                                const c10::optional<at::Tensor>& input_sums) {
-  TORCH_CHECK_VALUE(weight.dim() >= 2, "_qstats_channel_sums: `weight` must have rank >= 2 "
+  TORCH_CHECK_VALUE(weight.dim() >= 2,
+                    "_qstats_channel_sums: `weight` must have rank >= 2 "
                     "((out, in/groups, k...) or, transposed, (in, out/groups, k...)), got shape ",
                     weight.sizes());
   TORCH_CHECK_VALUE(groups >= 1, "_qstats_channel_sums: `groups` must be >= 1, got ", groups);
-  TORCH_CHECK_VALUE(weight.is_floating_point(), "_qstats_channel_sums: `weight` must be a "
-                    "floating-point tensor, got ", weight.scalar_type());
+  TORCH_CHECK_VALUE(weight.is_floating_point(),
+                    "_qstats_channel_sums: `weight` must be a "
+                    "floating-point tensor, got ",
+                    weight.scalar_type());
   at::Tensor w = weight.detach().to(at::kDouble);
   const int64_t taps = w.numel() / (w.size(0) * w.size(1));
   int64_t out = 0, in_per_group = 0;
@@ -345,17 +344,16 @@ at::Tensor channel_sums_kernel(const at::Tensor& weight, const c10::optional<at:
   at::Tensor p, n;
   if (input_sums.has_value() && input_sums->defined()) {
     const int64_t in = in_per_group * groups;
-    TORCH_CHECK_VALUE(input_sums->dim() == 2 && input_sums->size(0) == in &&
-                          input_sums->size(1) == 3,
-                      "_qstats_channel_sums: `input_sums` must have shape (", in, ", 3), got ",
-                      input_sums->sizes());
+    TORCH_CHECK_VALUE(
+        input_sums->dim() == 2 && input_sums->size(0) == in && input_sums->size(1) == 3,
+        "_qstats_channel_sums: `input_sums` must have shape (", in, ", 3), got ",
+        input_sums->sizes());
     const at::Tensor s = input_sums->detach().to(at::kDouble);
     // The input channel each (output channel, j) pair reads: group(o) * in/g + j.
-    const at::Tensor group = at::arange(out, w.options().dtype(at::kLong)).div(out / groups,
-                                                                                "floor");
-    const at::Tensor index =
-        (group.unsqueeze(1) * in_per_group +
-         at::arange(in_per_group, w.options().dtype(at::kLong)).unsqueeze(0));
+    const at::Tensor group =
+        at::arange(out, w.options().dtype(at::kLong)).div(out / groups, "floor");
+    const at::Tensor index = (group.unsqueeze(1) * in_per_group +
+                              at::arange(in_per_group, w.options().dtype(at::kLong)).unsqueeze(0));
     const auto gather = [&](int64_t column) {  // (out, in/g, 1)
       return s.select(1, column).index_select(0, index.flatten()).reshape({out, in_per_group, 1});
     };
@@ -375,7 +373,8 @@ at::Tensor channel_sums_kernel(const at::Tensor& weight, const c10::optional<at:
 class EvalGuard {
  public:
   explicit EvalGuard(torch::nn::Module& root) {
-    for (const auto& m : root.modules(/*include_self=*/true)) flags_.emplace_back(m, m->is_training());
+    for (const auto& m : root.modules(/*include_self=*/true))
+      flags_.emplace_back(m, m->is_training());
     root.eval();
   }
   ~EvalGuard() {
@@ -430,9 +429,9 @@ void describe_qconv(const Conv& m, LayerInfo& info, LayerKind kind) {
   info.bias = m.bias.defined();
   info.quantizers = {{"kernel_quantizer", m.options.kernel_quantizer().get()},
                      {"bias_quantizer", m.options.bias_quantizer().get()}};
-  info.channel_sums = to_rows(accumulator_channel_sums(
-      m.quantized_weight(), defined_or_null(m.quantized_bias()), info.groups,
-      kind == LayerKind::kConvTranspose));
+  info.channel_sums =
+      to_rows(accumulator_channel_sums(m.quantized_weight(), defined_or_null(m.quantized_bias()),
+                                       info.groups, kind == LayerKind::kConvTranspose));
 }
 
 // A torch convolution (Conv1d/2d/3d, ConvTranspose1d/2d/3d).
@@ -445,8 +444,8 @@ void describe_torch_conv(const Conv& m, LayerInfo& info) {
   info.groups = m.options.groups();
   info.kernel_size = to_vector(m.options.kernel_size());
   info.bias = m.bias.defined();
-  info.channel_sums = to_rows(accumulator_channel_sums(m.weight, defined_or_null(m.bias),
-                                                       info.groups, transposed));
+  info.channel_sums =
+      to_rows(accumulator_channel_sums(m.weight, defined_or_null(m.bias), info.groups, transposed));
 }
 
 template <typename Separable>
@@ -513,8 +512,10 @@ void walk(torch::nn::SequentialImpl& seq, const std::string& prefix, torch::Tens
       }
       throw InvalidArgument("qstats: the forward pass of layer '" + name + "' (" +
                             type_name(*module) + ") failed on an input of shape " +
-                            shape_string(input_shape) + " (check `input_shape`, batch dimension "
-                            "included): " + what);
+                            shape_string(input_shape) +
+                            " (check `input_shape`, batch dimension "
+                            "included): " +
+                            what);
     }
     layers.push_back(describe_layer(*module, name, input_shape, y.sizes().vec()));
     x = y;
@@ -567,14 +568,21 @@ OperandType operand_type(const QuantizerPtr& q) {
 
 const char* operand_mode_name(OperandMode mode) {
   switch (mode) {
-    case OperandMode::kFixed: return "fixed";
-    case OperandMode::kPo2: return "po2";
-    case OperandMode::kTernary: return "ternary";
-    case OperandMode::kBinary: return "binary";
-    case OperandMode::kBinary01: return "binary01";
-    case OperandMode::kFloat: return "float";
+    case OperandMode::kFixed:
+      return "fixed";
+    case OperandMode::kPo2:
+      return "po2";
+    case OperandMode::kTernary:
+      return "ternary";
+    case OperandMode::kBinary:
+      return "binary";
+    case OperandMode::kBinary01:
+      return "binary01";
+    case OperandMode::kFloat:
+      return "float";
   }
-  throw InvalidArgument("operand_mode_name: unknown mode " + std::to_string(static_cast<int>(mode)));
+  throw InvalidArgument("operand_mode_name: unknown mode " +
+                        std::to_string(static_cast<int>(mode)));
 }
 
 OpType op_type(OperandMode weight, OperandMode input) {
@@ -597,12 +605,18 @@ OpType op_type(OperandMode weight, OperandMode input) {
 
 const char* op_type_name(OpType type) {
   switch (type) {
-    case OpType::kMult: return "mult";
-    case OpType::kBarrel: return "barrel";
-    case OpType::kMux: return "mux";
-    case OpType::kXor: return "xor";
-    case OpType::kAdder: return "adder";
-    case OpType::kFmult: return "fmult";
+    case OpType::kMult:
+      return "mult";
+    case OpType::kBarrel:
+      return "barrel";
+    case OpType::kMux:
+      return "mux";
+    case OpType::kXor:
+      return "xor";
+    case OpType::kAdder:
+      return "adder";
+    case OpType::kFmult:
+      return "fmult";
   }
   throw InvalidArgument("op_type_name: unknown type " + std::to_string(static_cast<int>(type)));
 }
@@ -617,12 +631,18 @@ std::string operation_name(const OperandType& weight, const std::optional<Operan
 
 const char* layer_kind_name(LayerKind kind) {
   switch (kind) {
-    case LayerKind::kDense: return "dense";
-    case LayerKind::kConv: return "conv";
-    case LayerKind::kConvTranspose: return "conv_transpose";
-    case LayerKind::kSeparableConv: return "separable_conv";
-    case LayerKind::kActivation: return "activation";
-    case LayerKind::kOther: return "other";
+    case LayerKind::kDense:
+      return "dense";
+    case LayerKind::kConv:
+      return "conv";
+    case LayerKind::kConvTranspose:
+      return "conv_transpose";
+    case LayerKind::kSeparableConv:
+      return "separable_conv";
+    case LayerKind::kActivation:
+      return "activation";
+    case LayerKind::kOther:
+      return "other";
   }
   throw InvalidArgument("layer_kind_name: unknown kind " + std::to_string(static_cast<int>(kind)));
 }
@@ -675,7 +695,8 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
     }
     if (is_mac(l.kind)) {
       check_geometry(l);
-      for (const Stage& stage : layer_stages(l)) {
+      const std::vector<Stage> stages = layer_stages(l);
+      for (const Stage& stage : stages) {
         Operation op;
         op.part = stage.part;
         op.weight = operand_type(stage.weight_quantizer);
@@ -687,7 +708,6 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
         stats.total_operations += op.count;
         s.operations.push_back(op);
       }
-      const auto stages = layer_stages(l);
       for (size_t i = 0; i < stages.size(); ++i) {
         WeightStats w;
         w.name = stages.size() == 1 ? "weights" : "weights_" + std::to_string(i);
@@ -697,8 +717,8 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
         s.weights.push_back(w);
       }
       const QuantizerPtr bq = l.quantizer("bias_quantizer");
-      s.weights.push_back({"bias", l.bias ? l.out_channels : 0, operand_type(bq).bits,
-                           spec_or_empty(bq)});
+      s.weights.push_back(
+          {"bias", l.bias ? l.out_channels : 0, operand_type(bq).bits, spec_or_empty(bq)});
       for (const WeightStats& w : s.weights) stats.total_bits += w.count * w.bits;
       if (flow.state == Flow::kQuantized && !l.channel_sums.empty()) {
         s.accumulator = accumulator(l, flow.quantizer);
@@ -711,9 +731,10 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
     } else if (pass_through_types().count(l.type)) {
       if (const QuantizerPtr q = l.quantizer("activation")) flow = {Flow::kQuantized, q};
     } else if (l.parameters > 0) {
-      bad_layer(l, "layers of this type are not supported (heteroq cannot count their "
-                   "operations); supported: heteroq's layers, torch's Linear, Conv, "
-                   "ConvTranspose, and parameter-free layers");
+      bad_layer(l,
+                "layers of this type are not supported (heteroq cannot count their "
+                "operations); supported: heteroq's layers, torch's Linear, Conv, "
+                "ConvTranspose, and parameter-free layers");
     } else {
       flow = {Flow::kUnknown, nullptr};
     }
@@ -818,9 +839,8 @@ std::string QStats::to_json() const {
     }
     j["weights"] = ws;
     if (l.accumulator) {
-      j["accumulator"] = json{{"min", l.accumulator->min},
-                              {"max", l.accumulator->max},
-                              {"bits", l.accumulator->bits}};
+      j["accumulator"] = json{
+          {"min", l.accumulator->min}, {"max", l.accumulator->max}, {"bits", l.accumulator->bits}};
     } else {
       j["accumulator"] = nullptr;
     }
@@ -929,12 +949,15 @@ QStats qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_sha
   if (!model) throw InvalidArgument("qstats: `model` is empty (a null Sequential)");
   if (input_shape.empty() ||
       std::any_of(input_shape.begin(), input_shape.end(), [](int64_t d) { return d <= 0; })) {
-    throw InvalidArgument("qstats: `input_shape` must be a non-empty list of sizes > 0, batch "
-                          "dimension first, got " + shape_string(input_shape));
+    throw InvalidArgument(
+        "qstats: `input_shape` must be a non-empty list of sizes > 0, batch "
+        "dimension first, got " +
+        shape_string(input_shape));
   }
   at::TensorOptions options = at::TensorOptions().dtype(at::kFloat);
   const auto parameters = model->parameters();
-  if (!parameters.empty()) options = options.dtype(parameters[0].dtype()).device(parameters[0].device());
+  if (!parameters.empty())
+    options = options.dtype(parameters[0].dtype()).device(parameters[0].device());
   std::vector<LayerInfo> layers;
   {
     EvalGuard guard(*model);
@@ -967,8 +990,9 @@ at::Tensor accumulator_channel_sums(const at::Tensor& weight, const std::optiona
 }  // namespace heteroq::cost
 
 TORCH_LIBRARY_FRAGMENT(heteroq, m) {
-  m.def("_qstats_channel_sums(Tensor weight, Tensor? bias, int groups, bool transposed, "
-        "Tensor? input_sums=None) -> Tensor");
+  m.def(
+      "_qstats_channel_sums(Tensor weight, Tensor? bias, int groups, bool transposed, "
+      "Tensor? input_sums=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(heteroq, CompositeExplicitAutograd, m) {

@@ -12,12 +12,11 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "heteroq/heteroq.h"
 
@@ -47,7 +46,8 @@ torch::Tensor pattern(int64_t n, int64_t a, int64_t b, int64_t m, int64_t offset
 void fill_deterministic(torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
   const auto fill = [](const std::string& name, torch::Tensor& t) {
-    const std::string role = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+    const std::string role =
+        name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
     const int64_t n = t.numel();
     torch::Tensor v;
     if (role == "weight") {
@@ -76,9 +76,8 @@ torch::nn::Sequential jet_mlp() {
   torch::nn::Sequential m;
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{16, 64}, {64, 32}, {32, 32}, {32, 5}};
   for (size_t i = 0; i < sizes.size(); ++i) {
-    m->push_back(QDense(QLinearOptions(sizes[i].first, sizes[i].second)
-                            .kernel_quantizer(kW6)
-                            .bias_quantizer(kW6)));
+    m->push_back(QDense(
+        QLinearOptions(sizes[i].first, sizes[i].second).kernel_quantizer(kW6).bias_quantizer(kW6)));
     if (i + 1 < sizes.size()) m->push_back(QActivation("quantized_relu(6)"));
   }
   fill_deterministic(*m);
@@ -92,10 +91,9 @@ torch::nn::Sequential small_cnn() {
                        .gamma_quantizer("quantized_relu_po2(6,2048)")
                        .beta_quantizer("quantized_po2(5)")),
       QActivation("quantized_relu(4,2)"),
-      QDepthwiseConv2d(QDepthwiseConv2dOptions(8, 3)
-                           .depth_multiplier(2)
-                           .depthwise_quantizer(kW4)
-                           .bias_quantizer(kB8)),
+      QDepthwiseConv2d(
+          QDepthwiseConv2dOptions(8, 3).depth_multiplier(2).depthwise_quantizer(kW4).bias_quantizer(
+              kB8)),
       QActivation(kW4),
       QSeparableConv2d(QSeparableConv2dOptions(16, 12, 3)
                            .depthwise_quantizer(kW4)
@@ -106,9 +104,8 @@ torch::nn::Sequential small_cnn() {
                      .average_quantizer("quantized_bits(8,0,alpha=1)")
                      .activation("quantized_relu(4,0)")),
       torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)),
-      QConv2dBatchNorm(QConv2dBatchNormOptions(12, 6, 1)
-                           .kernel_quantizer(kW6)
-                           .bias_quantizer("quantized_bits(10,4,alpha=1)")),
+      QConv2dBatchNorm(QConv2dBatchNormOptions(12, 6, 1).kernel_quantizer(kW6).bias_quantizer(
+          "quantized_bits(10,4,alpha=1)")),
       QGlobalAvgPool2d(), torch::nn::Linear(6, 3));
   fill_deterministic(*m);
   return m;
@@ -117,7 +114,8 @@ torch::nn::Sequential small_cnn() {
 // Powers of two, ternary and binary operands (QKeras's wx_table off the diagonal).
 torch::nn::Sequential po2_mix() {
   torch::nn::Sequential m(
-      QDense(QLinearOptions(8, 16).kernel_quantizer("quantized_po2(4,1)")
+      QDense(QLinearOptions(8, 16)
+                 .kernel_quantizer("quantized_po2(4,1)")
                  .bias_quantizer("quantized_po2(4,8)")),
       QActivation("quantized_relu_po2(4,4)"),
       QDense(QLinearOptions(16, 16).kernel_quantizer("ternary(alpha=1)")),
@@ -127,8 +125,7 @@ torch::nn::Sequential po2_mix() {
       QDense(QLinearOptions(8, 4).kernel_quantizer("quantized_po2(4,1)")),
       QActivation("quantized_relu(1,1)"),
       QDense(QLinearOptions(4, 4).kernel_quantizer("quantized_bits(2,1,alpha=1)")),
-      QActivation("quantized_bits(4,2,alpha=1)"),
-      QDense(QLinearOptions(4, 2)));  // float weights
+      QActivation("quantized_bits(4,2,alpha=1)"), QDense(QLinearOptions(4, 2)));  // float weights
   fill_deterministic(*m);
   return m;
 }
@@ -228,8 +225,8 @@ TEST(QStatsModes, OperationTypeTableIsQKeras) {
   };
   for (int w = 0; w < 6; ++w) {
     for (int x = 0; x < 6; ++x) {
-      EXPECT_STREQ(heteroq::cost::op_type_name(heteroq::cost::op_type(
-                       static_cast<OperandMode>(w), static_cast<OperandMode>(x))),
+      EXPECT_STREQ(heteroq::cost::op_type_name(heteroq::cost::op_type(static_cast<OperandMode>(w),
+                                                                      static_cast<OperandMode>(x))),
                    table[w][x])
           << w << " " << x;
     }
@@ -256,7 +253,9 @@ TEST(QStats, JetMlpCountsBitsAndAccumulators) {
   ASSERT_EQ(s.layers.size(), 7u);
   // Layer i: QDense(in, out), its input the default quantized_relu(8,0), then quantized_relu(6,0).
   const std::vector<std::tuple<std::string, int64_t, int64_t, std::string>> dense = {
-      {"0", 16, 64, "smult_6_8"}, {"2", 64, 32, "smult_6_6"}, {"4", 32, 32, "smult_6_6"},
+      {"0", 16, 64, "smult_6_8"},
+      {"2", 64, 32, "smult_6_6"},
+      {"4", 32, 32, "smult_6_6"},
       {"6", 32, 5, "smult_6_6"}};
   int64_t bits = 0, ops68 = 0, ops66 = 0;
   for (const auto& [name, in, out, op] : dense) {
@@ -305,10 +304,9 @@ TEST(QStats, JetMlpCountsBitsAndAccumulators) {
     expect_accumulator(layer(s, name), e);
     // The maximum is reached: x = hi where the kernel is positive.
     const torch::Tensor qw = q(kW6, fc->weight);
-    const torch::Tensor y =
-        torch::linear(torch::where(qw > 0, torch::full_like(qw, hi), torch::zeros_like(qw)).view(
-                          {out, 1, in}),
-                      qw, q(kW6, fc->bias));  // row o: the input that maximizes channel o
+    const torch::Tensor y = torch::linear(
+        torch::where(qw > 0, torch::full_like(qw, hi), torch::zeros_like(qw)).view({out, 1, in}),
+        qw, q(kW6, fc->bias));  // row o: the input that maximizes channel o
     const torch::Tensor diag = y.squeeze(1).diagonal();
     EXPECT_NEAR(diag.max().item<double>(), e.max, 1e-6);
   }
@@ -416,8 +414,8 @@ TEST(QStats, SmallCnnConvDepthwiseSeparablePoolingFolded) {
     for (const auto& w : l.weights) bits += w.count * w.bits;
   }
   EXPECT_EQ(s.total_bits, bits);
-  EXPECT_EQ(s.total_bits, 216 * 4 + 8 * 8 + 144 * 4 + 16 * 8 + 144 * 4 + 192 * 6 + 12 * 8 +
-                              72 * 6 + 6 * 10 + 18 * 32 + 3 * 32);
+  EXPECT_EQ(s.total_bits, 216 * 4 + 8 * 8 + 144 * 4 + 16 * 8 + 144 * 4 + 192 * 6 + 12 * 8 + 72 * 6 +
+                              6 * 10 + 18 * 32 + 3 * 32);
   EXPECT_EQ(s.total_parameters, parameter_count(*model));
 
   // Accumulators.
@@ -483,20 +481,19 @@ TEST(QStats, Po2TernaryBinaryMix) {
   EXPECT_EQ(s.operation_totals.size(), 6u);
   // quantized_relu_po2(4,4): values 2^e capped at 4 (its grid's codes reach 2^7).
   auto fc2 = model[2]->as<QLinearImpl>();
-  expect_accumulator(layer(s, "2"), expected_accumulator(q("ternary(alpha=1)", fc2->weight),
-                                                         fc2->bias, 0.0, 4.0));
+  expect_accumulator(layer(s, "2"),
+                     expected_accumulator(q("ternary(alpha=1)", fc2->weight), fc2->bias, 0.0, 4.0));
   // binary(alpha=1) inputs: -1 or +1.
   auto fc4 = model[4]->as<QLinearImpl>();
-  expect_accumulator(layer(s, "4"), expected_accumulator(q("binary(alpha=1)", fc4->weight),
-                                                         fc4->bias, -1.0, 1.0));
+  expect_accumulator(layer(s, "4"),
+                     expected_accumulator(q("binary(alpha=1)", fc4->weight), fc4->bias, -1.0, 1.0));
   // quantized_po2(4) (max_value None): exponents up to 3.
   auto fc6 = model[6]->as<QLinearImpl>();
   expect_accumulator(layer(s, "6"), expected_accumulator(q("quantized_po2(4,1)", fc6->weight),
                                                          fc6->bias, -8.0, 8.0));
   // Float weights still bound the accumulator (inputs quantized_bits(4,2): [-4, 3.5]).
   auto fc10 = model[10]->as<QLinearImpl>();
-  expect_accumulator(layer(s, "10"),
-                     expected_accumulator(fc10->weight, fc10->bias, -4.0, 3.5));
+  expect_accumulator(layer(s, "10"), expected_accumulator(fc10->weight, fc10->bias, -4.0, 3.5));
 }
 
 TEST(QStats, FloatAndUnknownInputs) {
@@ -556,7 +553,9 @@ TEST(QStats, BadInputThrowsNamingTheLayer) {
   EXPECT_NE(what.find("[1, 15]"), std::string::npos) << what;
   EXPECT_NE(message([&] { heteroq::cost::qstats(mlp, {}); }).find("`input_shape`"),
             std::string::npos);
-  EXPECT_NE(message([&] { heteroq::cost::qstats(mlp, {0, 16}); }).find("`input_shape`"),
+  EXPECT_NE(message([&] {
+              heteroq::cost::qstats(mlp, {0, 16});
+            }).find("`input_shape`"),
             std::string::npos);
   // An unbatched input to a convolution (PyTorch runs it, the counts would be wrong).
   torch::nn::Sequential conv(QConv1d(QConv1dOptions(4, 2, 3).kernel_quantizer(kW6)));
@@ -625,8 +624,8 @@ TEST(QStats, ChannelSumsOperatorComposesStages) {
   // Random inputs in [lo, hi] stay within the composed bounds.
   const double lo = -0.5, hi = 1.5;
   const torch::Tensor x = torch::rand({200, 3, 5, 5}) * (hi - lo) + lo;
-  const torch::Tensor y = torch::conv2d(
-      torch::conv2d(x, dw, {}, 1, std::vector<int64_t>{0}, 1, 3), pw, pb);
+  const torch::Tensor y =
+      torch::conv2d(torch::conv2d(x, dw, {}, 1, std::vector<int64_t>{0}, 1, 3), pw, pb);
   const torch::Tensor p = sums.select(1, 0), n = sums.select(1, 1), c = sums.select(1, 2);
   const torch::Tensor top = (p * hi + n * lo + c).view({1, 4, 1, 1});
   const torch::Tensor bottom = (p * lo + n * hi + c).view({1, 4, 1, 1});
@@ -649,9 +648,10 @@ TEST(QStats, ChannelSumsOperatorComposesStages) {
 // HETEROQ_QSTATS_JSON names a file; always checks that the JSON holds the totals.
 TEST(QStatsCrossLanguage, WritesStatsForPython) {
   nlohmann::json out;
-  const std::vector<std::tuple<std::string, torch::nn::Sequential, std::vector<int64_t>>> models =
-      {{"jet", jet_mlp(), {1, 16}}, {"cnn", small_cnn(), {2, 3, 12, 12}},
-       {"mix", po2_mix(), {1, 8}}};
+  const std::vector<std::tuple<std::string, torch::nn::Sequential, std::vector<int64_t>>> models = {
+      {"jet", jet_mlp(), {1, 16}},
+      {"cnn", small_cnn(), {2, 3, 12, 12}},
+      {"mix", po2_mix(), {1, 8}}};
   for (const auto& [name, model, shape] : models) {
     const QStats s = heteroq::cost::qstats(model, shape);
     const auto j = nlohmann::json::parse(s.to_json());

@@ -7,6 +7,8 @@ import io
 import json
 import math
 import os
+import pathlib
+import re
 import subprocess
 
 import pytest
@@ -404,7 +406,7 @@ def test_bad_input_raises_naming_the_layer():
     # An unbatched input to a convolution (PyTorch runs it, the counts would be wrong).
     with pytest.raises(ValueError, match=r"layer '0' \(QConv1d\).*batch"):
         cost.qstats(torch.nn.Sequential(QConv1d(4, 2, 3, kernel_quantizer=W6)), (4, 20))
-    with pytest.raises(ValueError, match=r"'gain'|gain"):
+    with pytest.raises(ValueError, match=r"parameters of its own \(gain\)"):
         cost.qstats(OwnParameters(), (1, 4))
     # Nothing half-done: the hooks are gone, the training flags back.
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in mlp.modules())
@@ -523,3 +525,18 @@ def test_a_module_called_twice_counts_twice():
     s = cost.qstats(model, (1, 4))
     assert [l.name for l in s.layers] == ["0", "1", "0#2"]
     assert s.operation_totals == {"smult_6_8": 16, "smult_6_4": 16}
+
+
+def test_docs_example_prints_what_the_page_shows(capsys):
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "cost.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    namespace = {}
+    exec(compile(code, "docs/cost.md", "exec"), namespace)  # noqa: S102  (our own docs)
+    printed = capsys.readouterr().out.splitlines()
+    shown = re.findall(r"```\n(Number of operations in model:.*?)```", text, flags=re.S)[0]
+    for line in shown.splitlines():
+        if line.strip() != "...":
+            assert line in printed
+    stats = namespace["stats"]
+    assert stats.operation_totals == {"smult_6_6": 3232, "smult_6_8": 1024}
+    assert stats.total_bits == 26334 and stats.layer("2").accumulator.bits == 2

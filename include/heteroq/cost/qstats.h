@@ -30,12 +30,12 @@ namespace heteroq::cost {
 /// QKeras's operand modes, numbered as QKeras numbers them (the rows and columns of the
 /// operation-type table).
 enum class OperandMode : int {
-  kFixed = 0,      ///< fixed point: quantized_bits, quantized_relu, quantized_tanh, ... ("qb(n)")
-  kPo2 = 1,        ///< signed powers of two: quantized_po2, quantized_relu_po2 ("+/-,exp")
-  kTernary = 2,    ///< {-1, 0, +1}: ternary, stochastic_ternary, quantized_bits(2,1)
-  kBinary = 3,     ///< {-1, +1}: binary, stochastic_binary
-  kBinary01 = 4,   ///< {0, 1}: bernoulli, binary(use_01), quantized_relu(1,1)
-  kFloat = 5,      ///< not quantized (no quantizer): 32-bit float
+  kFixed = 0,     ///< fixed point: quantized_bits, quantized_relu, quantized_tanh, ... ("qb(n)")
+  kPo2 = 1,       ///< signed powers of two: quantized_po2, quantized_relu_po2 ("+/-,exp")
+  kTernary = 2,   ///< {-1, 0, +1}: ternary, stochastic_ternary, quantized_bits(2,1)
+  kBinary = 3,    ///< {-1, +1}: binary, stochastic_binary
+  kBinary01 = 4,  ///< {0, 1}: bernoulli, binary(use_01), quantized_relu(1,1)
+  kFloat = 5,     ///< not quantized (no quantizer): 32-bit float
 };
 
 /// The type of one multiplication operand: QKeras's `(mode, bits, signed)` triple.
@@ -114,8 +114,9 @@ HETEROQ_API std::string operation_name(const OperandType& weight,
  *
  * Adding a layer family (the recurrent layers QSimpleRNN/QLSTM/QGRU are next): a kind here, its
  * name in layer_kind_name()/layer_kind_from_name(), its operations and weights in qstats.cpp
- * (`layer_operations`, `layer_weights`), its description in describe_layer() (C++) and in
- * `heteroq/cost.py` (`_describe`, Python).
+ * (`layer_stages`), its description in describe_layer() (C++) and in `heteroq/cost.py`
+ * (`_describe`, Python). A layer without multiply-accumulates only needs its type name in
+ * qstats.cpp's `pass_through_types`.
  */
 enum class LayerKind {
   /// `y = x W^T + b` per position (QLinear, torch Linear, QLinearBatchNorm with its folded
@@ -164,9 +165,9 @@ struct HETEROQ_API LayerInfo {
   int64_t in_channels = 0;   ///< in_features for kDense
   int64_t out_channels = 0;  ///< out_features for kDense
   int64_t groups = 1;
-  int64_t depth_multiplier = 1;       ///< kSeparableConv
-  std::vector<int64_t> kernel_size;   ///< empty for kDense
-  bool bias = false;                  ///< whether the layer adds a bias (folded layers always do)
+  int64_t depth_multiplier = 1;      ///< kSeparableConv
+  std::vector<int64_t> kernel_size;  ///< empty for kDense
+  bool bias = false;                 ///< whether the layer adds a bias (folded layers always do)
   /**
    * Per output channel `{P, N, c}`: the sums of the positive (P) and of the negative (N) weight
    * values the forward pass uses (quantized, folded), and the bias (c). For inputs in [lo, hi]
@@ -195,7 +196,7 @@ struct HETEROQ_API Operation {
 
 /// A group of stored values of a layer (QKeras's "weight profiling").
 struct HETEROQ_API WeightStats {
-  std::string name;       ///< "weights", or "weights_0"/"weights_1" (separable), "bias"
+  std::string name;  ///< "weights", or "weights_0"/"weights_1" (separable), "bias"
   int64_t count = 0;
   int64_t bits = 32;      ///< the operand width of its quantizer (32: not quantized)
   std::string quantizer;  ///< its quantizer's spec, "" if not quantized
@@ -282,7 +283,8 @@ HETEROQ_API QStats qstats(torch::nn::Sequential model, const std::vector<int64_t
                           const nn::QuantizerArg& input_quantizer = "quantized_relu(8,0)");
 
 /// qstats(model, input_shape, input_quantizer), printed to `os` (QKeras's print_qstats).
-HETEROQ_API QStats print_qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
+HETEROQ_API QStats print_qstats(torch::nn::Sequential model,
+                                const std::vector<int64_t>& input_shape,
                                 const nn::QuantizerArg& input_quantizer = "quantized_relu(8,0)",
                                 std::ostream& os = std::cout);
 
@@ -307,10 +309,8 @@ HETEROQ_API LayerInfo describe_layer(const torch::nn::Module& module, const std:
  * inputs x in [lo, hi] (containing 0) the output channel lies in
  * `[P lo + N hi + c, P hi + N lo + c]`.
  */
-HETEROQ_API at::Tensor accumulator_channel_sums(const at::Tensor& weight,
-                                                const std::optional<at::Tensor>& bias,
-                                                int64_t groups, bool transposed,
-                                                const std::optional<at::Tensor>& input_sums =
-                                                    std::nullopt);
+HETEROQ_API at::Tensor accumulator_channel_sums(
+    const at::Tensor& weight, const std::optional<at::Tensor>& bias, int64_t groups,
+    bool transposed, const std::optional<at::Tensor>& input_sums = std::nullopt);
 
 }  // namespace heteroq::cost
