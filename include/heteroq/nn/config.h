@@ -45,8 +45,9 @@ inline constexpr int64_t kConfigVersion = 1;
 class HETEROQ_API NestedSequentialImpl : public torch::nn::SequentialImpl {
  public:
   using torch::nn::SequentialImpl::SequentialImpl;
+  /// The children in order; an empty NestedSequential returns its input (as Python's).
   torch::Tensor forward(const torch::Tensor& input) {
-    return torch::nn::SequentialImpl::forward(input);
+    return is_empty() ? input : torch::nn::SequentialImpl::forward(input);
   }
   /// A deep copy that keeps the children's names and the NestedSequential type (LibTorch's
   /// Sequential::clone renames the children "0", "1", ...).
