@@ -113,6 +113,10 @@ def _gather(model: torch.nn.Module, who: str) -> Tuple[List[Dict[str, Any]], Lis
     batch-norm epsilon, in ``named_modules()`` order (C++: heteroq::nn::detail::LayerState)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{who}: `model` must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        # A scripted model has lost its quantizer objects (and layer classes).
+        raise TypeError(f"{who}: `model` is a TorchScript module; save or load the eager model "
+                        f"(then script it)")
     layers: List[Dict[str, Any]] = []
     tensors: List[Tensor] = []
     for path, module in model.named_modules():

@@ -45,6 +45,17 @@ using ojson = nlohmann::ordered_json;
 
 std::string quote(const std::string& s) { return "`" + s + "`"; }
 
+// A JSON parser's message without the bytes it quotes from a corrupt file (which need not be
+// UTF-8, and Python decodes error messages as UTF-8): non-ASCII bytes become '?'.
+std::string printable(const char* text) {
+  std::string s = text;
+  for (char& c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80 || (u < 0x20 && c != '\n')) c = '?';
+  }
+  return s;
+}
+
 std::string shape_string(at::IntArrayRef shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -603,7 +614,7 @@ TensorFile read_tensor_file(const std::string& path) {
   try {
     header = ojson::parse(data.begin() + 8, data.begin() + 8 + static_cast<std::ptrdiff_t>(n));
   } catch (const nlohmann::json::exception& e) {
-    throw InvalidArgument(where + ": the header is not valid JSON (" + e.what() + ")");
+    throw InvalidArgument(where + ": the header is not valid JSON (" + printable(e.what()) + ")");
   }
   if (!header.is_object()) throw InvalidArgument(where + ": the header is not a JSON object");
   const uint64_t data_size = size - 8 - n;
@@ -1013,8 +1024,8 @@ std::vector<at::Tensor> load_layers(const std::vector<LayerState>& layers,
   try {
     entries = ojson::parse(file.meta("entries").value_or(""));
   } catch (const nlohmann::json::exception& e) {
-    throw InvalidArgument(where + ": \"__metadata__\" \"entries\" is not valid JSON (" + e.what() +
-                          ")");
+    throw InvalidArgument(where + ": \"__metadata__\" \"entries\" is not valid JSON (" +
+                          printable(e.what()) + ")");
   }
   if (!entries.is_object()) {
     throw InvalidArgument(where + ": \"__metadata__\" \"entries\" is not a JSON object");
