@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import _C
+from . import _C, _rnn
 from . import nn as qnn
 from .quantizers import Quantizer
 
@@ -17,7 +17,10 @@ __all__ = ["model_quantize"]
 
 _QUANTIZED = (qnn.QConv2dBatchNorm, qnn.QLinearBatchNorm, qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QConvTranspose2d, qnn.QDepthwiseConv2d,
               qnn._QSeparableConv, qnn._QBatchNorm, qnn.QActivation, qnn.QAvgPool2d,
-              qnn.QGlobalAvgPool2d)
+              qnn.QGlobalAvgPool2d, _rnn._QRNNBase)
+
+# Float recurrent layers -> Keras kind (a bidirectional one is "Bidirectional" + kind).
+_RNN_KINDS = ((torch.nn.LSTM, "LSTM"), (torch.nn.GRU, "GRU"), (torch.nn.RNN, "SimpleRNN"))
 
 
 def _describe(m: torch.nn.Module) -> Tuple[str, str]:
@@ -39,6 +42,10 @@ def _describe(m: torch.nn.Module) -> Tuple[str, str]:
                       (torch.nn.Hardswish, "hard_swish"), (torch.nn.LeakyReLU, "leakyrelu")):
         if isinstance(m, cls):
             return "Activation", name
+    for cls, kind in _RNN_KINDS:
+        if isinstance(m, cls):
+            nonlinearity = "relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "tanh"
+            return ("Bidirectional" if m.bidirectional else "") + kind, nonlinearity
     if isinstance(m, torch.nn.AvgPool2d):
         return "AveragePooling2D", ""
     if isinstance(m, torch.nn.AdaptiveAvgPool2d):
@@ -85,6 +92,23 @@ def _int_padding(m, name: str):
 def _build(m: torch.nn.Module, qclass: str, quantizers: Dict[str, str], name: str,
            bn: Optional[torch.nn.Module] = None) -> torch.nn.Module:
     q = quantizers.get
+    if qclass in ("QSimpleRNN", "QLSTM", "QGRU"):
+        if getattr(m, "proj_size", 0) > 0:
+            raise ValueError(f"model_quantize: layer '{name}': LSTM with proj_size is not "
+                             f"supported by QLSTM")
+        # The activations the plan gives, else the float layer's (tanh or relu; sigmoid gates).
+        float_act = "relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "tanh"
+        args = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first,
+                    dropout=m.dropout, bidirectional=m.bidirectional,
+                    kernel_quantizer=q("kernel_quantizer"),
+                    recurrent_quantizer=q("recurrent_quantizer"),
+                    bias_quantizer=q("bias_quantizer"), state_quantizer=q("state_quantizer"),
+                    activation=q("activation") or float_act)
+        if qclass == "QSimpleRNN":
+            return qnn.QSimpleRNN(m.input_size, m.hidden_size, **args)
+        cls = qnn.QLSTM if qclass == "QLSTM" else qnn.QGRU
+        return cls(m.input_size, m.hidden_size,
+                   recurrent_activation=q("recurrent_activation") or "sigmoid", **args)
     if qclass in ("QConv2DBatchnorm", "QDenseBatchnorm"):
         assert bn is not None
         delay = q("ema_freeze_delay")
@@ -178,16 +202,24 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
 
     Replaces ``Linear``, ``Conv1d``, ``Conv2d`` (a depthwise ``QDepthwiseConv2d`` when
     ``groups == in_channels``), ``ConvTranspose2d``, ``BatchNorm1d/2d``, ``ReLU``/``Tanh``/
-    ``Sigmoid``/``Hardswish``/``LeakyReLU``, ``AvgPool2d`` and ``AdaptiveAvgPool2d(1)`` by heteroq's
-    quantized layers, per ``quantizer_config``: a dict keyed by layer name (the dotted name of
-    ``named_modules``), by QKeras class (``"QDense"``, ``"QConv2D"``, ``"QDepthwiseConv2D"``,
-    ``"QConv2DTranspose"``, ``"QConv1D"``, ``"QBatchNormalization"``, ``"QActivation"``,
-    ``"QAveragePooling2D"``, ``"QGlobalAveragePooling2D"``; PyTorch spellings such as ``"QLinear"``
-    work too), or ``"default"`` -- the first that exists applies. Values are dicts of quantizer slots
+    ``Sigmoid``/``Hardswish``/``LeakyReLU``, ``AvgPool2d``, ``AdaptiveAvgPool2d(1)`` and
+    ``RNN``/``LSTM``/``GRU`` (``QSimpleRNN``/``QLSTM``/``QGRU``; not LSTMs with ``proj_size``) by
+    heteroq's quantized layers, per ``quantizer_config``: a dict keyed by layer name (the dotted
+    name of ``named_modules``), by QKeras class (``"QDense"``, ``"QConv2D"``,
+    ``"QDepthwiseConv2D"``, ``"QConv2DTranspose"``, ``"QConv1D"``, ``"QBatchNormalization"``,
+    ``"QActivation"``, ``"QAveragePooling2D"``, ``"QGlobalAveragePooling2D"``, ``"QSimpleRNN"``,
+    ``"QLSTM"``, ``"QGRU"``, and ``"QBidirectional"`` before the class for bidirectional recurrent
+    layers; PyTorch spellings such as ``"QLinear"`` or ``"QRNN"`` work too), or ``"default"`` -- the
+    first that exists applies. Values are dicts of quantizer slots
     (spec strings, quantizer objects or Keras-format dicts); a ``QActivation`` entry is a quantizer
     or ``{activation name: quantizer}``. As QKeras, a weight layer without a kernel quantizer stays
     float, and activations without an entry become ``quantized_relu/tanh/sigmoid(activation_bits)``
-    when ``activation_bits`` is given.
+    when ``activation_bits`` is given. A recurrent layer's entry has QKeras's slots
+    ``kernel_quantizer``, ``recurrent_quantizer``, ``bias_quantizer``, ``state_quantizer``,
+    ``activation_quantizer`` and (LSTM, GRU) ``recurrent_activation_quantizer`` (quantizers, or float
+    activation names such as ``"hard_sigmoid"``); without an activation quantizer its tanh/relu
+    becomes ``quantized_tanh/quantized_relu(activation_bits)`` when ``activation_bits`` is given,
+    and stays float otherwise, as do the gates (sigmoid) without a recurrent activation quantizer.
 
     Args:
         model: the float model (not modified unless ``inplace``).
@@ -203,7 +235,7 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
             ``ema_freeze_delay``; the batch norm becomes ``Identity``. Without a kernel quantizer
             both stay float.
         qkeras_compatible: apply QKeras's implicit rule to the weight quantizers (kernel,
-            depthwise, batch-norm gamma and variance): without alpha, ``quantized_bits``,
+            recurrent, depthwise, batch-norm gamma and variance): without alpha, ``quantized_bits``,
             ``binary``, ``ternary`` and the stochastic ones train with ``alpha="auto_po2"`` (see
             :func:`heteroq.qkeras_weight_quantizer`). Off by default: heteroq applies quantizers
             exactly as given.

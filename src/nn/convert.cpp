@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <set>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,7 @@
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/rnn.h"
 #include "heteroq/quantizers/quantizer.h"
 
 namespace heteroq::nn {
@@ -28,7 +30,24 @@ struct KindRule {
   std::vector<std::string> keys;   // QKeras class first, then PyTorch spellings
   std::vector<std::string> slots;  // quantizer slots the entry may set
   std::string required;            // slot without which the layer stays float ("" = entry)
+  std::string qclass = "";         // the class it becomes ("" = keys[0])
 };
+
+// The recurrent layers' slots (QKeras's quantize_rnn), SimpleRNN without the gates' activation.
+const std::vector<std::string> kRnnSlots = {"kernel_quantizer", "recurrent_quantizer",
+                                            "bias_quantizer", "state_quantizer",
+                                            "activation_quantizer"};
+std::vector<std::string> gated_rnn_slots() {
+  auto s = kRnnSlots;
+  s.push_back("recurrent_activation_quantizer");
+  return s;
+}
+
+bool is_rnn_kind(const std::string& kind) {
+  return kind == "SimpleRNN" || kind == "LSTM" || kind == "GRU" ||
+         kind == "BidirectionalSimpleRNN" || kind == "BidirectionalLSTM" ||
+         kind == "BidirectionalGRU";
+}
 
 const std::map<std::string, KindRule>& rules() {
   static const std::map<std::string, KindRule> r = {
@@ -63,6 +82,17 @@ const std::map<std::string, KindRule>& rules() {
       {"GlobalAveragePooling2D",
        {{"QGlobalAveragePooling2D", "QGlobalAvgPool2d"}, {"average_quantizer", "activation_quantizer"},
         "average_quantizer"}},
+      // Recurrent layers (QKeras: skipped without a kernel quantizer). A bidirectional layer
+      // takes QKeras's QBidirectional entry first, then its class's.
+      {"SimpleRNN", {{"QSimpleRNN", "QRNN"}, kRnnSlots, "kernel_quantizer"}},
+      {"LSTM", {{"QLSTM"}, gated_rnn_slots(), "kernel_quantizer"}},
+      {"GRU", {{"QGRU"}, gated_rnn_slots(), "kernel_quantizer"}},
+      {"BidirectionalSimpleRNN",
+       {{"QBidirectional", "QSimpleRNN", "QRNN"}, kRnnSlots, "kernel_quantizer", "QSimpleRNN"}},
+      {"BidirectionalLSTM",
+       {{"QBidirectional", "QLSTM"}, gated_rnn_slots(), "kernel_quantizer", "QLSTM"}},
+      {"BidirectionalGRU",
+       {{"QBidirectional", "QGRU"}, gated_rnn_slots(), "kernel_quantizer", "QGRU"}},
   };
   return r;
 }
@@ -137,7 +167,8 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
       }
       if (key.empty() && config.contains("default")) key = "default";
     }
-    LayerPlan plan{rule.keys[0], {}};  // folded kinds stay folded under a fallback key
+    // Folded kinds stay folded under a fallback key.
+    LayerPlan plan{rule.qclass.empty() ? rule.keys[0] : rule.qclass, {}};
     const json* entry = key.empty() ? nullptr : &config[key];
     if (entry && entry->is_null()) entry = nullptr;  // a null entry: as if absent
     if (layer.kind == "Activation") {
@@ -185,8 +216,10 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
     for (const auto& [slot, value] : entry->items()) {
       const bool known = std::find(rule.slots.begin(), rule.slots.end(), slot) != rule.slots.end();
       if (!known) {
-        // "default" serves every kind: it may hold slots of other kinds.
+        // "default" serves every kind: it may hold slots of other kinds; so does QKeras's
+        // QBidirectional for the gates' activation, which a SimpleRNN does not have.
         if (key == "default") continue;
+        if (key == "QBidirectional" && slot == "recurrent_activation_quantizer") continue;
         std::string allowed;
         for (const auto& s : rule.slots) allowed += (allowed.empty() ? "" : ", ") + s;
         throw InvalidArgument("model_quantize: '" + key + "' has no slot '" + slot + "' for " +
@@ -209,15 +242,29 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
         plan.quantizers[slot] = std::to_string(value.get<int64_t>());
         continue;
       }
+      const bool rnn_activation_slot =
+          is_rnn_kind(layer.kind) &&
+          (slot == "activation_quantizer" || slot == "recurrent_activation_quantizer");
+      if (rnn_activation_slot && value.is_string()) {
+        // The recurrent layers' activations may also be float functions ("hard_sigmoid", ...).
+        const auto& names = rnn_float_activations();
+        const std::string name = value.get<std::string>();
+        if (std::find(names.begin(), names.end(), name) != names.end()) {
+          plan.quantizers[slot == "activation_quantizer" ? "activation" : "recurrent_activation"] =
+              name;
+          continue;
+        }
+      }
       std::string spec = spec_of(value, "'" + key + "'." + slot);
-      const bool trainable_slot = slot == "kernel_quantizer" || slot == "depthwise_quantizer" ||
+      const bool trainable_slot = slot == "kernel_quantizer" || slot == "recurrent_quantizer" ||
+                                  slot == "depthwise_quantizer" ||
                                   slot == "pointwise_quantizer" || slot == "gamma_quantizer" ||
                                   slot == "variance_quantizer";
       if (qkeras_compatible && trainable_slot) {
         spec = qkeras_weight_quantizer(get_quantizer(spec))->to_string();
       }
       const bool weight_slot = slot == "kernel_quantizer" || slot == "depthwise_quantizer" ||
-                               slot == "bias_quantizer";
+                               slot == "recurrent_quantizer" || slot == "bias_quantizer";
       const std::string qname = spec.substr(0, spec.find('('));
       if (weight_slot && unsigned_only(qname)) {
         throw InvalidArgument("model_quantize: '" + key + "'." + slot + " = " + spec +
@@ -225,11 +272,30 @@ std::vector<std::optional<LayerPlan>> plan_model_quantize(const std::string& con
                               " has no negative values (use quantized_bits, quantized_po2, "
                               "binary or ternary)");
       }
-      plan.quantizers[slot == "activation_quantizer" ? "activation" : slot] = spec;
+      const std::string target = slot == "activation_quantizer"             ? "activation"
+                                 : slot == "recurrent_activation_quantizer" ? "recurrent_activation"
+                                                                            : slot;
+      plan.quantizers[target] = spec;
     }
     if (!rule.required.empty() && !plan.quantizers.count(rule.required)) {
       plans.emplace_back(std::nullopt);  // QKeras: no kernel quantizer, no conversion
       continue;
+    }
+    if (is_rnn_kind(layer.kind)) {
+      // QKeras: a SimpleRNN ignores the gates' activation (its QBidirectional entry may give one).
+      if (layer.kind.find("SimpleRNN") != std::string::npos) {
+        plan.quantizers.erase("recurrent_activation");
+      }
+      // QKeras's quantize_activation: without an activation quantizer, the float layer's
+      // activation ("tanh", "relu") becomes quantized_tanh/quantized_relu(activation_bits).
+      if (!plan.quantizers.count("activation") && activation_bits) {
+        const std::string b = std::to_string(*activation_bits);
+        if (layer.activation == "tanh") {
+          plan.quantizers["activation"] = get_quantizer("quantized_tanh(" + b + ")")->to_string();
+        } else if (layer.activation == "relu") {
+          plan.quantizers["activation"] = get_quantizer("quantized_relu(" + b + ",0)")->to_string();
+        }
+      }
     }
     if (layer.kind == "BatchNormalization" && key == "default" && plan.quantizers.empty()) {
       plans.emplace_back(std::nullopt);
@@ -261,6 +327,18 @@ FloatLayer describe(const std::string& name, const std::shared_ptr<torch::nn::Mo
   if (m->as<torch::nn::Sigmoid>()) return {name, "Activation", "sigmoid"};
   if (m->as<torch::nn::LeakyReLU>()) return {name, "Activation", "leakyrelu"};
   if (m->as<torch::nn::AvgPool2d>()) return {name, "AveragePooling2D", ""};
+  if (auto r = m->as<torch::nn::RNN>()) {
+    using std::get_if;
+    const bool relu = get_if<torch::enumtype::kReLU>(&r->options.nonlinearity()) != nullptr;
+    return {name, std::string(r->options.bidirectional() ? "Bidirectional" : "") + "SimpleRNN",
+            relu ? "relu" : "tanh"};
+  }
+  if (auto l = m->as<torch::nn::LSTM>()) {
+    return {name, std::string(l->options.bidirectional() ? "Bidirectional" : "") + "LSTM", "tanh"};
+  }
+  if (auto g = m->as<torch::nn::GRU>()) {
+    return {name, std::string(g->options.bidirectional() ? "Bidirectional" : "") + "GRU", "tanh"};
+  }
   if (auto a = m->as<torch::nn::AdaptiveAvgPool2d>()) {
     const auto& size = a->options.output_size();
     const bool global = size->at(0) == 1 && size->at(1) == 1;
@@ -330,6 +408,29 @@ QConvOptions<D> conv_options(const TorchOptions& o, const LayerPlan& p, const st
       .bias(o.bias())
       .kernel_quantizer(slot(p, "kernel_quantizer"))
       .bias_quantizer(slot(p, "bias_quantizer"));
+}
+
+// The recurrent layer's options from a torch::nn::RNN/LSTM/GRU's: the activations the plan gives,
+// else the float layer's (tanh or relu; sigmoid for the gates).
+template <typename QOptions, typename TorchOptions>
+QOptions rnn_options(const TorchOptions& o, const LayerPlan& p, const std::string& activation) {
+  QOptions q(o.input_size(), o.hidden_size());
+  q.num_layers(o.num_layers())
+      .bias(o.bias())
+      .batch_first(o.batch_first())
+      .dropout(o.dropout())
+      .bidirectional(o.bidirectional())
+      .kernel_quantizer(slot(p, "kernel_quantizer"))
+      .recurrent_quantizer(slot(p, "recurrent_quantizer"))
+      .bias_quantizer(slot(p, "bias_quantizer"))
+      .state_quantizer(slot(p, "state_quantizer"));
+  auto it = p.quantizers.find("activation");
+  q.activation(RNNActivation(it == p.quantizers.end() ? activation : it->second));
+  if constexpr (!std::is_same_v<QOptions, QSimpleRNNOptions>) {
+    auto r = p.quantizers.find("recurrent_activation");
+    q.recurrent_activation(RNNActivation(r == p.quantizers.end() ? "sigmoid" : r->second));
+  }
+  return q;
 }
 
 void copy_state(torch::nn::Module& from, torch::nn::Module& to, const std::string& name) {
@@ -545,6 +646,24 @@ torch::nn::Sequential model_quantize(const torch::nn::Sequential& model,
         q = l.ptr();
       } else {
         auto l = QBatchNorm2d(bo);
+        add(out, name, l);
+        q = l.ptr();
+      }
+    } else if (is_rnn_kind(kind)) {
+      if (auto r = m->as<torch::nn::RNN>()) {
+        auto l = QSimpleRNN(rnn_options<QSimpleRNNOptions>(r->options, p, layers[i].activation));
+        add(out, name, l);
+        q = l.ptr();
+      } else if (auto lstm = m->as<torch::nn::LSTM>()) {
+        if (lstm->options.proj_size() > 0) {
+          throw InvalidArgument("model_quantize: layer '" + name +
+                                "': LSTM with proj_size is not supported by QLSTM");
+        }
+        auto l = QLSTM(rnn_options<QLSTMOptions>(lstm->options, p, "tanh"));
+        add(out, name, l);
+        q = l.ptr();
+      } else {
+        auto l = QGRU(rnn_options<QGRUOptions>(m->as<torch::nn::GRU>()->options, p, "tanh"));
         add(out, name, l);
         q = l.ptr();
       }

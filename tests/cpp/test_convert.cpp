@@ -118,3 +118,95 @@ TEST(ModelQuantize, CopiesFloatLayersMatchesDtypeAndRefusesPaddingModes) {
                heteroq::InvalidArgument);
 }
 }  // namespace
+
+namespace {
+// Recurrent layers: QKeras's quantize_rnn slots, QBidirectional first for bidirectional layers,
+// the float layer's activations without activation quantizers, weights transferred.
+TEST(ModelQuantize, ConvertsRecurrentLayers) {
+  torch::manual_seed(0);
+  torch::nn::Sequential m(
+      torch::nn::LSTM(torch::nn::LSTMOptions(3, 4).num_layers(2).bidirectional(true)),
+      torch::nn::GRU(torch::nn::GRUOptions(8, 4).batch_first(true)),
+      torch::nn::RNN(torch::nn::RNNOptions(4, 4).nonlinearity(torch::kReLU)),
+      torch::nn::LSTM(torch::nn::LSTMOptions(3, 4)));
+  m->eval();
+  auto q = heteroq::nn::model_quantize(m, R"J({
+    "QBidirectional": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)",
+                       "recurrent_activation_quantizer": "hard_sigmoid"},
+    "QLSTM": {"kernel_quantizer": "quantized_bits(8,0,alpha=1)"},
+    "QGRU": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)",
+             "recurrent_quantizer": "quantized_bits(5,0,alpha=1)",
+             "recurrent_activation_quantizer": "quantized_sigmoid(6)"},
+    "2": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}
+  })J", 6, /*transfer_weights=*/true);
+  auto* lstm = q[0]->as<heteroq::nn::QLSTM>();
+  auto* gru = q[1]->as<heteroq::nn::QGRU>();
+  auto* rnn = q[2]->as<heteroq::nn::QSimpleRNN>();
+  auto* plain = q[3]->as<heteroq::nn::QLSTM>();
+  ASSERT_TRUE(lstm && gru && rnn && plain);
+  EXPECT_EQ(lstm->options.kernel_quantizer().get()->bits(), 4);  // QBidirectional's
+  EXPECT_EQ(lstm->options.recurrent_activation().function(), "hard_sigmoid");
+  EXPECT_EQ(lstm->options.activation().quantizer()->to_string(), "quantized_tanh(6)");
+  EXPECT_TRUE(lstm->options.bidirectional() && lstm->options.num_layers() == 2);
+  EXPECT_EQ(plain->options.kernel_quantizer().get()->bits(), 8);  // QLSTM's
+  EXPECT_EQ(plain->options.recurrent_activation().function(), "sigmoid");  // the float layer's
+  EXPECT_EQ(gru->options.recurrent_activation().quantizer()->to_string(), "quantized_sigmoid(6)");
+  EXPECT_TRUE(gru->options.batch_first());
+  EXPECT_EQ(rnn->options.activation().quantizer()->to_string(), "quantized_relu(6,0)");
+  // Weights transferred: the converted GRU is the hand-built one with the float weights.
+  heteroq::nn::QGRU by_hand(heteroq::nn::QGRUOptions(8, 4).batch_first(true)
+                                .kernel_quantizer("quantized_bits(4,0,alpha=1)")
+                                .recurrent_quantizer("quantized_bits(5,0,alpha=1)")
+                                .recurrent_activation("quantized_sigmoid(6)")
+                                .activation("quantized_tanh(6)"));
+  {
+    torch::NoGradGuard no_grad;
+    auto src = m[1]->named_parameters();
+    for (auto& p : by_hand->named_parameters()) p.value().copy_(src[p.key()]);
+    for (auto& p : src) EXPECT_TRUE(torch::equal(gru->named_parameters()[p.key()], p.value()));
+  }
+  by_hand->eval();
+  const torch::Tensor x = torch::randn({2, 5, 8});
+  EXPECT_TRUE(torch::equal(std::get<0>(gru->forward(x)), std::get<0>(by_hand->forward(x))));
+}
+
+TEST(ModelQuantize, RecurrentLayerChecks) {
+  torch::nn::Sequential m(torch::nn::GRU(torch::nn::GRUOptions(3, 4)),
+                          torch::nn::LSTM(torch::nn::LSTMOptions(3, 4).proj_size(2)),
+                          torch::nn::RNN(torch::nn::RNNOptions(3, 4)));
+  auto expect_error = [&](const std::string& cfg, const std::string& needle) {
+    try {
+      heteroq::nn::model_quantize(m, cfg);
+      ADD_FAILURE() << "no error for " << cfg;
+    } catch (const heteroq::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"J({"QGRU": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)",
+                              "recurrent_quantizer": "quantized_relu(4,0)"}})J",
+               "'QGRU'.recurrent_quantizer = quantized_relu(4,0) cannot quantize weights");
+  expect_error(R"J({"QLSTM": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}})J",
+               "proj_size");
+  expect_error(R"J({"QSimpleRNN": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)",
+                                    "recurrent_activation_quantizer": "hard_sigmoid"}})J",
+               "has no slot 'recurrent_activation_quantizer'");
+  // Without a kernel quantizer the layer stays float; without activation_bits its tanh stays.
+  auto q = heteroq::nn::model_quantize(
+      m, R"J({"QRNN": {"kernel_quantizer": "quantized_bits(4,0)"},
+              "QGRU": {"recurrent_quantizer": "quantized_bits(4,0)"}})J",
+      std::nullopt, false, false, /*qkeras_compatible=*/true);
+  EXPECT_TRUE(q[0]->as<torch::nn::GRU>());
+  auto* rnn = q[2]->as<heteroq::nn::QSimpleRNN>();
+  ASSERT_TRUE(rnn);
+  EXPECT_EQ(rnn->options.activation().function(), "tanh");
+  EXPECT_EQ(rnn->options.kernel_quantizer().get()->to_string(),
+            "quantized_bits(4,0,1,alpha='auto_po2')");  // qkeras_compatible
+  // The planner is the one Python uses.
+  const auto plans = heteroq::nn::plan_model_quantize(
+      R"J({"QBidirectional": {"kernel_quantizer": "quantized_bits(4,0,alpha=1)"}})J",
+      {{"a", "BidirectionalGRU", "tanh"}, {"b", "GRU", "tanh"}}, 3);
+  EXPECT_EQ(plans[0]->qclass, "QGRU");
+  EXPECT_EQ(plans[0]->quantizers.at("activation"), "quantized_tanh(3)");
+  EXPECT_FALSE(plans[1].has_value());
+}
+}  // namespace

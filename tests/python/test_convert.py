@@ -218,3 +218,108 @@ def test_shared_modules_padding_modes_and_null_entries():
     # A null entry or slot is as if absent.
     q = model_quantize(float_cnn(), {"0": None, "QActivation": {"relu": None}}, activation_bits=3)
     assert type(q[0]) is torch.nn.Conv2d and q[2].quantizer.to_string() == "quantized_relu(3,0)"
+
+
+# -- recurrent layers --------------------------------------------------------------------------
+
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lstm = torch.nn.LSTM(3, 4, 2, batch_first=True, bidirectional=True)
+        self.gru = torch.nn.GRU(8, 4)
+        self.rnn = torch.nn.RNN(4, 4, nonlinearity="relu")
+        self.fc = torch.nn.Linear(4, 2)
+
+
+def test_rnn_conversion_keys_slots_and_activations():
+    cfg = {"QBidirectional": {"kernel_quantizer": K4, "recurrent_quantizer": K4,
+                              "state_quantizer": "quantized_bits(8,1,alpha=1)",
+                              "recurrent_activation_quantizer": "hard_sigmoid"},
+           "QLSTM": {"kernel_quantizer": "quantized_bits(8,0,alpha=1)"},  # QBidirectional first
+           "QGRU": {"kernel_quantizer": K4, "bias_quantizer": "quantized_bits(8,2,alpha=1)",
+                    "activation_quantizer": "quantized_tanh(4)",
+                    "recurrent_activation_quantizer": "quantized_sigmoid(6)"},
+           "rnn": {"kernel_quantizer": K4}}
+    f = _Recurrent()
+    q = model_quantize(f, cfg, activation_bits=6)
+    lstm, gru, rnn = q.lstm, q.gru, q.rnn
+    assert type(lstm) is qnn.QLSTM and type(gru) is qnn.QGRU and type(rnn) is qnn.QSimpleRNN
+    assert type(q.fc) is torch.nn.Linear and type(f.lstm) is torch.nn.LSTM  # f untouched
+    assert (lstm.num_layers, lstm.batch_first, lstm.bidirectional) == (2, True, True)
+    assert lstm.kernel_quantizer.to_string() == K4.replace("4,0", "4,0,0").replace("=1", "=1.0")
+    assert lstm.recurrent_quantizer.bits == 4 and lstm.state_quantizer.bits == 8
+    assert lstm.activation.to_string() == "quantized_tanh(6)"          # activation_bits
+    assert lstm.recurrent_activation is None and lstm._recurrent_activation_fn == "hard_sigmoid"
+    assert gru.activation.to_string() == "quantized_tanh(4)"
+    assert gru.recurrent_activation.to_string() == "quantized_sigmoid(6)"
+    assert gru.recurrent_quantizer is None and gru.bias_quantizer.bits == 8 and gru.reset_after
+    assert rnn.activation.to_string() == "quantized_relu(6,0)"         # nn.RNN's relu
+    # Without activation_bits the float layer's activations stay (tanh/relu, sigmoid gates).
+    q2 = model_quantize(_Recurrent(), {"QGRU": {"kernel_quantizer": K4},
+                                       "QSimpleRNN": {"kernel_quantizer": K4}})
+    assert q2.gru.activation is None and q2.gru._activation_fn == "tanh"
+    assert q2.gru.recurrent_activation is None and q2.gru._recurrent_activation_fn == "sigmoid"
+    assert q2.rnn._activation_fn == "relu" and type(q2.lstm) is torch.nn.LSTM
+    # A SimpleRNN has no gates' activation: QBidirectional's is ignored, its own key's an error.
+    f3 = torch.nn.Sequential(torch.nn.RNN(3, 4, bidirectional=True))
+    q3 = model_quantize(f3, {"QBidirectional": {"kernel_quantizer": K4,
+                                                "recurrent_activation_quantizer": "hard_sigmoid"}})
+    assert type(q3[0]) is qnn.QSimpleRNN and q3[0].bidirectional
+    with pytest.raises(ValueError, match="has no slot 'recurrent_activation_quantizer'"):
+        model_quantize(f3, {"QSimpleRNN": {"kernel_quantizer": K4,
+                                           "recurrent_activation_quantizer": "hard_sigmoid"}})
+
+
+def test_rnn_conversion_transfers_weights():
+    f = _Recurrent().eval()
+    fine = "quantized_bits(24,0,alpha=1)"  # a step of 2^-23: the weights move by < 6e-8
+    q = model_quantize(f, {"QLSTM": {"kernel_quantizer": fine}, "QBidirectional": {
+        "kernel_quantizer": fine}, "QGRU": {"kernel_quantizer": fine},
+        "QSimpleRNN": {"kernel_quantizer": fine}}, transfer_weights=True).eval()
+    for name in ("lstm", "gru", "rnn"):
+        for key, value in getattr(f, name).state_dict().items():
+            assert torch.equal(getattr(q, name).state_dict()[key], value), (name, key)
+    x = torch.randn(2, 5, 3)
+    y, (h, c) = f.lstm(x)
+    qy, (qh, qc) = q.lstm(x)
+    torch.testing.assert_close(qy, y, atol=1e-5, rtol=0)
+    torch.testing.assert_close(qc, c, atol=1e-5, rtol=0)
+    xs = torch.randn(5, 2, 8)
+    torch.testing.assert_close(q.gru(xs)[0], f.gru(xs)[0], atol=1e-5, rtol=0)
+    xr = torch.randn(5, 2, 4)
+    torch.testing.assert_close(q.rnn(xr)[0], f.rnn(xr)[0], atol=1e-5, rtol=0)
+    # Quantized: the same as building the layer by hand with the float layer's weights.
+    q2 = model_quantize(f, {"QLSTM": {"kernel_quantizer": K4, "bias_quantizer": K4}},
+                        transfer_weights=True)
+    by_hand = qnn.QLSTM(3, 4, 2, batch_first=True, bidirectional=True, kernel_quantizer=K4,
+                        bias_quantizer=K4, activation="tanh", recurrent_activation="sigmoid")
+    by_hand.load_state_dict(f.lstm.state_dict())
+    q2.lstm.eval()
+    assert torch.equal(q2.lstm(x)[0], by_hand.eval()(x)[0])
+    torch.jit.script(q2.lstm)
+
+
+def test_rnn_conversion_checks():
+    f = _Recurrent()
+    with pytest.raises(ValueError, match="'QGRU'.recurrent_quantizer = quantized_relu"):
+        model_quantize(f, {"QGRU": {"kernel_quantizer": K4,
+                                    "recurrent_quantizer": "quantized_relu(4,0)"}})
+    with pytest.raises(ValueError, match="'QLSTM'.state_quantizer"):
+        model_quantize(f, {"QLSTM": {"kernel_quantizer": K4, "state_quantizer": "quantized_bits(4"}})
+    with pytest.raises(ValueError, match="proj_size"):
+        model_quantize(torch.nn.Sequential(torch.nn.LSTM(3, 4, proj_size=2)),
+                       {"QLSTM": {"kernel_quantizer": K4}})
+    # No kernel quantizer: stays float (QKeras).
+    q = model_quantize(f, {"QGRU": {"recurrent_quantizer": K4}})
+    assert type(q.gru) is torch.nn.GRU
+    # qkeras_compatible: kernel and recurrent quantizers get QKeras's alpha="auto_po2".
+    q = model_quantize(f, {"QGRU": {"kernel_quantizer": "quantized_bits(4,0)",
+                                    "recurrent_quantizer": "quantized_bits(4,0)",
+                                    "bias_quantizer": "quantized_bits(4,0)"}},
+                       qkeras_compatible=True)
+    assert q.gru.kernel_quantizer.alpha == "auto_po2"
+    assert q.gru.recurrent_quantizer.alpha == "auto_po2" and q.gru.bias_quantizer.alpha is None
+    # A model already holding a QLSTM is left alone.
+    q2 = model_quantize(q, {"QGRU": {"kernel_quantizer": K4}})
+    assert q2.gru.kernel_quantizer.alpha == "auto_po2"

@@ -19,8 +19,9 @@ namespace heteroq::nn {
 /**
  * QKeras model_quantize for a torch::nn::Sequential: returns a new Sequential in which Linear,
  * Conv1d, Conv2d (depthwise when groups == in_channels > 1), ConvTranspose2d, BatchNorm1d/2d,
- * ReLU/Tanh/Sigmoid/LeakyReLU, AvgPool2d and AdaptiveAvgPool2d(1) children are replaced
- * by their quantized versions per plan_model_quantize (layer names are the child indices "0",
+ * ReLU/Tanh/Sigmoid/LeakyReLU, AvgPool2d, AdaptiveAvgPool2d(1) and RNN/LSTM/GRU (QSimpleRNN,
+ * QLSTM, QGRU; not LSTMs with proj_size) children are replaced by their quantized versions per
+ * plan_model_quantize (layer names are the child indices "0",
  * "1", ...). With transfer_weights the parameters and running statistics are copied. With
  * enable_bn_folding a Conv2d (Linear) directly followed by a matching BatchNorm2d (BatchNorm1d)
  * becomes QConv2dBatchNorm (QLinearBatchNorm) and the batch norm an Identity, as in Python.

@@ -15,9 +15,11 @@ namespace heteroq::nn {
 
 /// A float layer as model_quantize sees it: its name in the model, its Keras kind ("Dense",
 /// "Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "BatchNormalization", "Activation",
-/// "AveragePooling2D", "GlobalAveragePooling2D"; with batch-norm folding "Conv2DBatchnorm" or
-/// "DenseBatchnorm" for a layer followed by a batch norm), and for activations their Keras name ("relu",
-/// "tanh", "sigmoid", "hard_swish", ...).
+/// "AveragePooling2D", "GlobalAveragePooling2D", "SimpleRNN", "LSTM", "GRU" and, for bidirectional
+/// ones, "BidirectionalSimpleRNN", "BidirectionalLSTM", "BidirectionalGRU"; with batch-norm folding
+/// "Conv2DBatchnorm" or "DenseBatchnorm" for a layer followed by a batch norm), and for activations
+/// their Keras name ("relu", "tanh", "sigmoid", "hard_swish", ...; for the recurrent layers the
+/// float activation, "tanh" or "relu").
 struct HETEROQ_API FloatLayer {
   std::string name;
   std::string kind;
@@ -37,15 +39,21 @@ struct HETEROQ_API LayerPlan {
  * QKeras's model_quantize rules, shared by the Python and C++ converters. `config_json` is a
  * QKeras quantizer config (a JSON object) keyed by layer name, by QKeras class ("QDense",
  * "QConv2D", "QDepthwiseConv2D", "QConv2DTranspose", "QConv1D", "QBatchNormalization",
- * "QActivation", "QAveragePooling2D", "QGlobalAveragePooling2D"; PyTorch spellings such as
- * "QLinear", "QConv2d" are accepted too), or "default"; the first that exists is used. Values are
+ * "QActivation", "QAveragePooling2D", "QGlobalAveragePooling2D", "QSimpleRNN", "QLSTM", "QGRU",
+ * and "QBidirectional" for bidirectional recurrent layers before their class; PyTorch spellings
+ * such as "QLinear", "QConv2d", "QRNN" are accepted too), or "default"; the first that exists is
+ * used. Values are
  * spec strings or Keras-format quantizer dicts. As QKeras: a weight layer without a
  * kernel (depthwise) quantizer and a BatchNormalization or pooling layer without an entry stay
  * float; an activation takes the entry's string, or its value for the activation's name when the
  * entry is a dict, or else `quantized_relu/tanh/sigmoid(activation_bits)` for relu/tanh/sigmoid.
+ * A recurrent layer (QKeras's quantize_rnn) needs a kernel quantizer; its slots are
+ * kernel_quantizer, recurrent_quantizer, bias_quantizer, state_quantizer, activation_quantizer and
+ * (LSTM, GRU) recurrent_activation_quantizer; without an activation quantizer its tanh/relu becomes
+ * quantized_tanh/quantized_relu(activation_bits) when activation_bits is given.
  *
- * With qkeras_compatible, the weight slots (kernel, depthwise, pointwise, and the batch norm's
- * gamma and variance) go through qkeras_weight_quantizer(), as QKeras's layers do.
+ * With qkeras_compatible, the weight slots (kernel, recurrent, depthwise, pointwise, and the batch
+ * norm's gamma and variance) go through qkeras_weight_quantizer(), as QKeras's layers do.
  *
  * @returns one plan per layer (nullopt: keep the float layer).
  * @throws heteroq::InvalidArgument for malformed JSON, a key that names neither a layer nor a known
