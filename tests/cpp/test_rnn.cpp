@@ -443,3 +443,31 @@ TEST(QRNN, BadArgumentsThrow) {
 }
 
 }  // namespace
+
+namespace {
+
+// docs/layers.md, section "Recurrent layers": the C++ example, verbatim.
+TEST(QRNN, DocsExample) {
+  using namespace heteroq::nn;
+  QLSTM lstm(QLSTMOptions(8, 16).num_layers(2).batch_first(true)
+                 .kernel_quantizer("quantized_bits(8,0,alpha=1)")
+                 .recurrent_quantizer("quantized_bits(8,0,alpha=1)")
+                 .bias_quantizer("quantized_bits(8,2,alpha=1)")
+                 .state_quantizer("quantized_bits(8,2,alpha=1)"));
+  auto [output, state] = lstm(torch::randn({4, 10, 8}));  // (4, 10, 16), (h_n, c_n)
+  QDense head(QLinearOptions(16, 3).kernel_quantizer("quantized_bits(8,1,alpha=1)"));
+  torch::Tensor logits = head(std::get<0>(state)[-1]);     // (4, 3)
+
+  QGRU gru(QGRUOptions(8, 16).bidirectional(true).reset_after(false)
+               .kernel_quantizer("quantized_bits(6,0,alpha=1)")
+               .activation(nullptr).recurrent_activation("hard_sigmoid"));  // float tanh gates
+  auto [gru_output, h_n] = gru(torch::randn({10, 8}));    // (10, 32), (2, 16)
+
+  EXPECT_EQ(output.sizes(), torch::IntArrayRef({4, 10, 16}));
+  EXPECT_EQ(std::get<1>(state).sizes(), torch::IntArrayRef({2, 4, 16}));
+  EXPECT_EQ(logits.sizes(), torch::IntArrayRef({4, 3}));
+  EXPECT_EQ(gru_output.sizes(), torch::IntArrayRef({10, 32}));
+  EXPECT_EQ(h_n.sizes(), torch::IntArrayRef({2, 16}));
+}
+
+}  // namespace

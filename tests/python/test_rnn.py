@@ -349,3 +349,21 @@ def test_bad_arguments():
     # The scripted layer raises too (TorchScript reports the C++ error as a RuntimeError).
     with pytest.raises(RuntimeError, match="expected input of shape"):
         torch.jit.script(m)(torch.randn(5, 2, 4))
+
+
+def test_docs_examples_run():
+    # docs/layers.md, section "Recurrent layers": the Python blocks run as written.
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "layers.md").read_text()
+    section = text[text.index("## Recurrent layers"):]
+    nxt = section.find("\n## ", 1)
+    section = section if nxt < 0 else section[:nxt]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2
+    ns = {}
+    for block in blocks:
+        exec(compile(block, "docs/layers.md", "exec"), ns)  # noqa: S102  (our own docs)
+    assert ns["output"].shape == (10, 32) and ns["h_n"].shape == (2, 16)
+    assert ns["logits"].shape == (4, 3) and ns["c_n"].shape == (2, 4, 16)
+    assert type(ns["qmodel"][0]) is QLSTM and ns["qmodel"][0].activation.bits == 8
