@@ -130,6 +130,22 @@ torch::nn::Sequential po2_mix() {
   return m;
 }
 
+// The 1-D and dense variants: QConv1d, QBatchNorm1d, QSeparableConv1d, QLinearBatchNorm.
+torch::nn::Sequential one_d() {
+  torch::nn::Sequential m(
+      QConv1d(QConv1dOptions(2, 4, 3).kernel_quantizer(kW4).bias_quantizer(kB8)),
+      QBatchNorm1d(QBatchNormOptions(4).inverse_quantizer("quantized_bits(8,3,alpha=1)")),
+      QActivation("quantized_relu(4,1)"),
+      QSeparableConv1d(QSeparableConv1dOptions(4, 6, 3)
+                           .depth_multiplier(2)
+                           .depthwise_quantizer("quantized_po2(4,1)")
+                           .pointwise_quantizer(kW4)),
+      QActivation("ternary(alpha=1)"), torch::nn::Flatten(),
+      QLinearBatchNorm(QLinearBatchNormOptions(36, 3).kernel_quantizer(kW6).bias_quantizer(kB8)));
+  fill_deterministic(*m);
+  return m;
+}
+
 // ---- expectations from the formulas ----
 
 // The accumulator of a layer with quantized kernel `w` (out, ...) and bias `b` for inputs in
@@ -496,6 +512,41 @@ TEST(QStats, Po2TernaryBinaryMix) {
   expect_accumulator(layer(s, "10"), expected_accumulator(fc10->weight, fc10->bias, -4.0, 3.5));
 }
 
+TEST(QStats, OneDimensionalAndFoldedDense) {
+  auto model = one_d();
+  const QStats s = heteroq::cost::qstats(model, {1, 2, 10});
+  // QConv1d 2 -> 4, k 3 on 10 -> 8: To Co K Ci.
+  EXPECT_EQ(layer(s, "0").operations[0].name, "smult_4_8");
+  EXPECT_EQ(layer(s, "0").operations[0].count, 8 * 4 * 3 * 2);
+  EXPECT_EQ(layer(s, "1").quantizers[4],
+            std::make_pair(std::string("inverse_quantizer"),
+                           std::string("quantized_bits(8,3,0,alpha=1.0)")));
+  // QSeparableConv1d 4 (x 2) -> 6, k 3 on 8 -> 6: depthwise K To Ci dm, pointwise To Co Ci dm;
+  // po2 weights on quantized_relu(4,1) inputs: barrel shifts, then multiplies.
+  const auto& sep = layer(s, "3");
+  ASSERT_EQ(sep.operations.size(), 2u);
+  EXPECT_EQ(sep.operations[0].name, "sbarrel_4_4");
+  EXPECT_EQ(sep.operations[0].count, 3 * 6 * 4 * 2);
+  EXPECT_EQ(sep.operations[1].name, "smult_4_4");
+  EXPECT_EQ(sep.operations[1].count, 6 * 6 * 4 * 2);
+  EXPECT_EQ(sep.weights[0].count, 8 * 3);
+  EXPECT_EQ(sep.weights[1].count, 6 * 8);
+  EXPECT_EQ(sep.weights[2].count, 6);  // the pointwise bias, not quantized
+  EXPECT_EQ(sep.weights[2].bits, 32);
+  // QLinearBatchNorm 36 -> 3 on ternary inputs: the folded kernel and bias.
+  const auto& fc = layer(s, "6");
+  EXPECT_EQ(fc.kind, LayerKind::kDense);
+  EXPECT_EQ(fc.operations[0].name, "smux_6_2");
+  EXPECT_EQ(fc.operations[0].count, 36 * 3);
+  EXPECT_EQ(fc.weights[1].count, 3);
+  EXPECT_EQ(fc.weights[1].bits, 8);
+  EXPECT_EQ(fc.parameters, 36 * 3 + 3 + 3 + 3);
+  auto folded = model[6]->as<QLinearBatchNormImpl>();
+  const auto fw = folded->get_folded_weights();
+  expect_accumulator(fc, expected_accumulator(q(kW6, fw[0]), q(kB8, fw[1]), -1.0, 1.0));
+  EXPECT_EQ(s.total_parameters, parameter_count(*model));
+}
+
 TEST(QStats, FloatAndUnknownInputs) {
   torch::nn::Sequential m(QDense(QLinearOptions(4, 3).kernel_quantizer(kW6)),
                           torch::nn::Functional([](const torch::Tensor& x) { return x * 2; }),
@@ -651,7 +702,8 @@ TEST(QStatsCrossLanguage, WritesStatsForPython) {
   const std::vector<std::tuple<std::string, torch::nn::Sequential, std::vector<int64_t>>> models = {
       {"jet", jet_mlp(), {1, 16}},
       {"cnn", small_cnn(), {2, 3, 12, 12}},
-      {"mix", po2_mix(), {1, 8}}};
+      {"mix", po2_mix(), {1, 8}},
+      {"one_d", one_d(), {1, 2, 10}}};
   for (const auto& [name, model, shape] : models) {
     const QStats s = heteroq::cost::qstats(model, shape);
     const auto j = nlohmann::json::parse(s.to_json());

@@ -16,9 +16,9 @@ import torch
 
 import heteroq
 from heteroq import cost
-from heteroq.nn import (QActivation, QAvgPool2d, QBatchNorm2d, QConv1d, QConv2d,
+from heteroq.nn import (QActivation, QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d, QConv2d,
                         QConv2dBatchNorm, QConvTranspose2d, QDense, QDepthwiseConv2d,
-                        QGlobalAvgPool2d, QSeparableConv2d)
+                        QGlobalAvgPool2d, QLinearBatchNorm, QSeparableConv1d, QSeparableConv2d)
 
 W6 = "quantized_bits(6,0,alpha=1)"
 W4 = "quantized_bits(4,0,alpha=1)"
@@ -92,6 +92,18 @@ def po2_mix():
         QDense(4, 4, kernel_quantizer="quantized_bits(2,1,alpha=1)"),
         QActivation("quantized_bits(4,2,alpha=1)"),
         QDense(4, 2)))  # float weights
+
+
+def one_d():
+    """The 1-D and dense variants: QConv1d, QBatchNorm1d, QSeparableConv1d, QLinearBatchNorm."""
+    return fill_deterministic(torch.nn.Sequential(
+        QConv1d(2, 4, 3, kernel_quantizer=W4, bias_quantizer=B8),
+        QBatchNorm1d(4, inverse_quantizer="quantized_bits(8,3,alpha=1)"),
+        QActivation("quantized_relu(4,1)"),
+        QSeparableConv1d(4, 6, 3, depth_multiplier=2, depthwise_quantizer="quantized_po2(4,1)",
+                         pointwise_quantizer=W4),
+        QActivation("ternary(alpha=1)"), torch.nn.Flatten(),
+        QLinearBatchNorm(36, 3, kernel_quantizer=W6, bias_quantizer=B8)))
 
 
 # ---- expectations from the formulas ----
@@ -337,6 +349,28 @@ def test_po2_ternary_binary_mix():
                                                              -4.0, 3.5)
 
 
+def test_one_dimensional_and_folded_dense():
+    model = one_d()
+    s = cost.qstats(model, (1, 2, 10))
+    # QConv1d 2 -> 4, k 3 on 10 -> 8: To Co K Ci.
+    assert ops(s.layer("0")) == [("", "smult_4_8", 8 * 4 * 3 * 2)]
+    assert s.layer("1").quantizers["inverse_quantizer"] == "quantized_bits(8,3,0,alpha=1.0)"
+    # QSeparableConv1d 4 (x 2) -> 6, k 3 on 8 -> 6: depthwise K To Ci dm, pointwise To Co Ci dm;
+    # po2 weights on quantized_relu(4,1) inputs: barrel shifts, then multiplies.
+    sep = s.layer("3")
+    assert ops(sep) == [("depthwise", "sbarrel_4_4", 3 * 6 * 4 * 2),
+                        ("pointwise", "smult_4_4", 6 * 6 * 4 * 2)]
+    assert [(w.count, w.bits) for w in sep.weights] == [(8 * 3, 4), (6 * 8, 4), (6, 32)]
+    # QLinearBatchNorm 36 -> 3 on ternary inputs: the folded kernel and bias.
+    fc = s.layer("6")
+    assert fc.kind == "dense" and ops(fc) == [("", "smux_6_2", 36 * 3)]
+    assert (fc.weights[1].count, fc.weights[1].bits) == (3, 8)
+    assert fc.parameters == 36 * 3 + 3 + 3 + 3
+    fw, fb = model[6].get_folded_weights()
+    assert fc.accumulator == expected_accumulator(q(W6, fw), q(B8, fb), -1.0, 1.0)
+    assert s.total_parameters == sum(p.numel() for p in model.parameters())
+
+
 class Double(torch.nn.Module):
     def forward(self, x):
         return x * 2
@@ -511,7 +545,8 @@ def cpp_stats(build_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("name,make,shape", [("jet", jet_mlp, (1, 16)),
                                              ("cnn", small_cnn, (2, 3, 12, 12)),
-                                             ("mix", po2_mix, (1, 8))])
+                                             ("mix", po2_mix, (1, 8)),
+                                             ("one_d", one_d, (1, 2, 10))])
 def test_identical_to_cpp(cpp_stats, name, make, shape):
     mine = cost.qstats(make(), shape)
     theirs = cost._from_json(cpp_stats[name]["json"], cpp_stats[name]["table"])
