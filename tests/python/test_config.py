@@ -596,3 +596,16 @@ def test_cpp_rejects_what_only_python_builds(cpp, name, factory, message):
     model = factory()
     assert to_config(from_config(to_config(model))) == to_config(model)  # fine in Python
     assert cpp[("python_only", name)] == {"error": "from_config: " + message}
+
+
+def test_docs_example():
+    """docs/config.md: the Python example runs, and the JSON shown is what it writes."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    python = re.findall(r"```python\n(.*?)```", text, re.S)
+    shown = re.findall(r"```json\n(.*?)```", text, re.S)
+    assert len(python) == 1 and len(shown) == 1
+    scope = {}
+    exec(compile(python[0], "docs/config.md", "exec"), scope)  # noqa: S102
+    assert json.loads(shown[0]) == scope["config"]
