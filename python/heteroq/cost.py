@@ -235,6 +235,11 @@ def _describe(m: torch.nn.Module) -> Optional[Dict[str, Any]]:
                 "sums": _sums(pw.quantized_weight(), pw.quantized_bias(), 1, False, depthwise)}
     if isinstance(m, qnn.QActivation):
         return {"kind": "activation", "quantizers": [("activation", m.quantizer)]}
+    if isinstance(m, qnn.QAdaptiveActivation):
+        # Its current quantizer (QKeras); per channel, the one with the most integer bits (the
+        # widest range; the same mode and width as the others).
+        widest = int(m.integer_bits.argmax()) if m.integer_bits.numel() > 1 else 0
+        return {"kind": "activation", "quantizers": [("activation", m.quantizer(widest))]}
     if isinstance(m, (qnn.QBatchNorm1d, qnn.QBatchNorm2d)):
         return {"kind": "other", "quantizers": [
             (slot, getattr(m, slot)) for slot in ("gamma_quantizer", "beta_quantizer",

@@ -900,6 +900,14 @@ LayerInfo describe_layer(const torch::nn::Module& module, const std::string& nam
   } else if (const auto* m = dynamic_cast<const nn::QActivationImpl*>(&module)) {
     info.kind = LayerKind::kActivation;
     info.quantizers = {{"activation", m->quantizer()}};
+  } else if (const auto* m = dynamic_cast<const nn::QAdaptiveActivationImpl*>(&module)) {
+    // Its current quantizer (QKeras); per channel, the one with the most integer bits (the
+    // widest range; the same mode and width as the others).
+    info.kind = LayerKind::kActivation;
+    const int64_t widest = m->integer_bits.defined() && m->integer_bits.numel() > 1
+                               ? m->integer_bits.argmax().item<int64_t>()
+                               : 0;
+    info.quantizers = {{"activation", m->quantizer(widest)}};
   } else if (const auto* m = dynamic_cast<const nn::QBatchNorm1dImpl*>(&module)) {
     const auto& o = m->options;
     info.quantizers = {{"gamma_quantizer", o.gamma_quantizer().get()},

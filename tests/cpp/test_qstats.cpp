@@ -547,6 +547,25 @@ TEST(QStats, OneDimensionalAndFoldedDense) {
   EXPECT_EQ(s.total_parameters, parameter_count(*model));
 }
 
+TEST(QStats, AdaptiveActivationTypesItsOutput) {
+  QAdaptiveActivation act(
+      QAdaptiveActivationOptions("quantized_relu", 6).per_channel(true).num_channels(3));
+  torch::nn::Sequential m(QDense(QLinearOptions(4, 3).kernel_quantizer(kW6)), act,
+                          QDense(QLinearOptions(3, 2).kernel_quantizer(kW4)));
+  {
+    torch::NoGradGuard no_grad;
+    act->integer_bits.copy_(torch::tensor({0, 2, 1}, act->integer_bits.options()));
+  }
+  const QStats s = heteroq::cost::qstats(m, {1, 4});
+  EXPECT_EQ(layer(s, "1").kind, LayerKind::kActivation);
+  // The widest channel's quantizer: quantized_relu(6,2), values up to 4 - 2^-4.
+  EXPECT_EQ(*layer(s, "2").input_quantizer, act->quantizer(1)->to_string());
+  EXPECT_EQ(layer(s, "2").operations[0].name, "smult_4_6");
+  auto fc = m[2]->as<QLinearImpl>();
+  expect_accumulator(layer(s, "2"),
+                     expected_accumulator(q(kW4, fc->weight), fc->bias, 0.0, 4.0 - 1.0 / 16));
+}
+
 TEST(QStats, FloatAndUnknownInputs) {
   torch::nn::Sequential m(QDense(QLinearOptions(4, 3).kernel_quantizer(kW6)),
                           torch::nn::Functional([](const torch::Tensor& x) { return x * 2; }),

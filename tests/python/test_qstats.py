@@ -371,6 +371,21 @@ def test_one_dimensional_and_folded_dense():
     assert s.total_parameters == sum(p.numel() for p in model.parameters())
 
 
+def test_adaptive_activation_types_its_output():
+    act = heteroq.nn.QAdaptiveActivation("quantized_relu", 6, per_channel=True, num_channels=3)
+    model = torch.nn.Sequential(QDense(4, 3, kernel_quantizer=W6), act,
+                                QDense(3, 2, kernel_quantizer=W4))
+    with torch.no_grad():
+        act.integer_bits.copy_(torch.tensor([0, 2, 1]))
+    s = cost.qstats(model, (1, 4))
+    assert s.layer("1").kind == "activation"
+    # The widest channel's quantizer: quantized_relu(6,2), values up to 4 - 2^-4.
+    assert s.layer("2").input_quantizer == act.quantizer(1).to_string()
+    assert ops(s.layer("2")) == [("", "smult_4_6", 6)]
+    assert s.layer("2").accumulator == expected_accumulator(q(W4, model[2].weight),
+                                                            model[2].bias, 0.0, 4.0 - 1 / 16)
+
+
 class Double(torch.nn.Module):
     def forward(self, x):
         return x * 2

@@ -131,7 +131,8 @@ enum class LayerKind {
   /// QSeparableConv1d/2d: a depthwise convolution (in -> in * depth_multiplier, no bias), then a
   /// 1x1 pointwise one.
   kSeparableConv,
-  /// QActivation: the output takes the type of the quantizer in slot "activation".
+  /// QActivation, QAdaptiveActivation: the output takes the type of the quantizer in slot
+  /// "activation".
   kActivation,
   /// No multiply-accumulate operations: batch norms, pooling, reshapes, dropout, float
   /// activations (their type name is looked up in a table: the output keeps the input's type, or
@@ -253,7 +254,8 @@ HETEROQ_API std::ostream& operator<<(std::ostream& os, const QStats& stats);
  * layer's output; the first one's comes from `input_quantizer`, QKeras's default
  * quantized_relu(8,0); an empty QuantizerArg: a float input).
  *
- * Types propagate as in QKeras: a QActivation's output has its quantizer's type; a
+ * Types propagate as in QKeras: a QActivation's output has its quantizer's type (describe_layer
+ * gives a QAdaptiveActivation its current quantizer, per channel the widest); a
  * multiply-accumulate layer's output is not quantized (float, QKeras's "linear" activation);
  * batch norms, pooling, reshapes and float activations keep their input's type (QAvgPool2d and
  * QGlobalAvgPool2d take their `activation` quantizer's type if they have one); a parameter-free
