@@ -235,6 +235,8 @@ def _describe(m: torch.nn.Module) -> Optional[Dict[str, Any]]:
                 "sums": _sums(pw.quantized_weight(), pw.quantized_bias(), 1, False, depthwise)}
     if isinstance(m, qnn.QActivation):
         return {"kind": "activation", "quantizers": [("activation", m.quantizer)]}
+    if isinstance(m, Quantizer):  # a quantizer module applied to activations, as QActivation
+        return {"kind": "activation", "quantizers": [("activation", m)]}
     if isinstance(m, qnn.QAdaptiveActivation):
         # Its current quantizer (QKeras); per channel, the one with the most integer bits (the
         # widest range; the same mode and width as the others).

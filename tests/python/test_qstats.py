@@ -386,6 +386,14 @@ def test_adaptive_activation_types_its_output():
                                                             model[2].bias, 0.0, 4.0 - 1 / 16)
 
 
+def test_a_quantizer_module_is_an_activation():
+    model = torch.nn.Sequential(QDense(4, 3, kernel_quantizer=W6), heteroq.quantized_relu(5),
+                                QDense(3, 2, kernel_quantizer=W6))
+    s = cost.qstats(model, (1, 4))
+    assert (s.layer("1").type, s.layer("1").kind) == ("quantized_relu", "activation")
+    assert ops(s.layer("2")) == [("", "smult_6_5", 6)]
+
+
 class Double(torch.nn.Module):
     def forward(self, x):
         return x * 2
