@@ -261,11 +261,9 @@ class _QGatedRNN(_QRNNBase):
 
     _recurrent_activation_fn: str
 
-    def _init_gates(self, recurrent_activation: QuantizerLike) -> None:
-        ract, ract_fn = _activation_slot(recurrent_activation, "sigmoid",
-                                         f"{self._layer}.recurrent_activation")
-        self.recurrent_activation = ract
-        self._recurrent_activation_fn = ract_fn
+    def _set_gates(self, recurrent_activation: Tuple[Optional[Quantizer], str]) -> None:
+        self.recurrent_activation = recurrent_activation[0]
+        self._recurrent_activation_fn = recurrent_activation[1]
 
     def _ract(self, x: Tensor) -> Tensor:
         if self.recurrent_activation is not None:
@@ -320,11 +318,11 @@ class QLSTM(_QGatedRNN):
                  activation: QuantizerLike = "quantized_tanh",
                  recurrent_activation: QuantizerLike = "hard_sigmoid",
                  unit_forget_bias: bool = True, device=None, dtype=None) -> None:
-        _activation_slot(recurrent_activation, "sigmoid", "QLSTM.recurrent_activation")  # check
+        ract = _activation_slot(recurrent_activation, "sigmoid", "QLSTM.recurrent_activation")
         super().__init__("LSTM", "QLSTM", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, kernel_quantizer, recurrent_quantizer,
                          bias_quantizer, state_quantizer, activation, device, dtype)
-        self._init_gates(recurrent_activation)
+        self._set_gates(ract)
         self.unit_forget_bias = unit_forget_bias
         if unit_forget_bias:
             self._set_forget_bias()
@@ -419,11 +417,11 @@ class QGRU(_QGatedRNN):
                  activation: QuantizerLike = "quantized_tanh",
                  recurrent_activation: QuantizerLike = "hard_sigmoid", reset_after: bool = True,
                  device=None, dtype=None) -> None:
-        _activation_slot(recurrent_activation, "sigmoid", "QGRU.recurrent_activation")  # check
+        ract = _activation_slot(recurrent_activation, "sigmoid", "QGRU.recurrent_activation")
         super().__init__("GRU", "QGRU", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, kernel_quantizer, recurrent_quantizer,
                          bias_quantizer, state_quantizer, activation, device, dtype)
-        self._init_gates(recurrent_activation)
+        self._set_gates(ract)
         self.reset_after = bool(reset_after)
 
     def _direction(self, x_gates: Tensor, h: Tensor, c: Optional[Tensor], w_hh: Tensor,

@@ -358,6 +358,14 @@ TEST(QRNN, CloneAndSequential) {
     copy->named_parameters()["weight_hh_l0"].add_(1.0);
   }
   EXPECT_FALSE(torch::equal(std::get<0>(m(x)), std::get<0>(copy->forward(x))));
+  // Save and load (by parameter name), and dtype conversion (the weights are converted in place).
+  std::stringstream buffer;
+  torch::save(m, buffer);
+  QLSTM loaded(QLSTMOptions(3, 4).kernel_quantizer("quantized_bits(6,0,alpha=1)"));
+  torch::load(loaded, buffer);
+  EXPECT_TRUE(torch::equal(std::get<0>(loaded(x)), std::get<0>(m(x))));
+  loaded->to(torch::kDouble);
+  EXPECT_EQ(std::get<0>(loaded(x.to(torch::kDouble))).scalar_type(), torch::kDouble);
   // In an AnyModule (Sequential) the state argument is optional.
   torch::nn::Sequential seq(QGRU(QGRUOptions(3, 4)));
   auto out = seq->forward<std::tuple<torch::Tensor, torch::Tensor>>(x);
