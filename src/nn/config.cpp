@@ -275,8 +275,8 @@ class Args {
     return out;
   }
   QuantizerArg q(const std::string& k) const {
-    auto it = quantizers_.find(k);
-    return it == quantizers_.end() ? QuantizerArg() : QuantizerArg(it->second);
+    auto it = quantizers.find(k);
+    return it == quantizers.end() ? QuantizerArg() : QuantizerArg(it->second);
   }
   /// Integer padding for heteroq's C++ convolutions (which take no "same"/"valid").
   template <size_t D>
@@ -298,7 +298,7 @@ class Args {
   }
 
   json values = json::object();
-  std::map<std::string, QuantizerPtr> quantizers_;
+  std::map<std::string, QuantizerPtr> quantizers;
 
  private:
   const json& at(const std::string& k) const { return values.at(k); }
@@ -852,7 +852,7 @@ Args read_args(const json& config, const LayerEntry& e, const std::string& path)
     }
     QuantizerPtr q;
     args.values[a.name] = check_value(it == config.end() ? a.default_value : *it, a, p, &q);
-    if (q) args.quantizers_[a.name] = q;
+    if (q) args.quantizers[a.name] = q;
   }
   return args;
 }
