@@ -35,6 +35,7 @@
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/rnn.h"
 #include "heteroq/ops/quantize.h"
 #include "heteroq/version.h"
 
@@ -756,6 +757,11 @@ const std::vector<Rule>& rules() {
   static const std::vector<Rule> table = [] {
     const std::vector<Slot> kernel_bias = {{"weight", "kernel_quantizer", nullptr},
                                            {"bias", "bias_quantizer", nullptr}};
+    // A trailing '*' matches any suffix.
+    const std::vector<Slot> recurrent = {{"weight_ih_l*", "kernel_quantizer", nullptr},
+                                         {"weight_hh_l*", "recurrent_quantizer", nullptr},
+                                         {"bias_ih_l*", "bias_quantizer", nullptr},
+                                         {"bias_hh_l*", "bias_quantizer", nullptr}};
     const std::vector<Slot> bn = {{"weight", "gamma_quantizer", "inverse_quantizer"},
                                   {"bias", "beta_quantizer", nullptr}};
     return std::vector<Rule>{
@@ -769,9 +775,20 @@ const std::vector<Rule>& rules() {
         {"QBatchNorm2d", bn, Derived::BatchNorm},
         {"QConv2dBatchNorm", {}, Derived::Folded},
         {"QLinearBatchNorm", {}, Derived::Folded},
+        // Recurrent layers: PyTorch's per-layer/direction names (weight_ih_l0, ..._reverse).
+        {"QSimpleRNN", recurrent, Derived::None},
+        {"QLSTM", recurrent, Derived::None},
+        {"QGRU", recurrent, Derived::None},
     };
   }();
   return table;
+}
+
+bool slot_matches(const std::string& pattern, const std::string& name) {
+  if (!pattern.empty() && pattern.back() == '*') {
+    return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  }
+  return name == pattern;
 }
 
 const Rule* rule_for(const std::string& layer_class) {
@@ -833,7 +850,7 @@ std::vector<Record> plan(const std::vector<LayerState>& layers) {
       Record r{s.path, s.class_name, name, "parameter", t.detach(), nullptr, index++};
       if (rule) {
         for (const auto& slot : rule->slots) {
-          if (name == slot.tensor && !find_quantizer(s, slot.unless)) {
+          if (slot_matches(slot.tensor, name) && !find_quantizer(s, slot.unless)) {
             r.quantizer = find_quantizer(s, slot.quantizer);
           }
         }
@@ -1227,6 +1244,12 @@ LayerState gather_one(const std::string& path, const torch::nn::Module& m) {
   auto slot = [&](const char* name, const QuantizerArg& q) {
     if (q) s.quantizers.emplace_back(name, q.get());
   };
+  auto recurrent_slots = [&](const auto& o) {
+    slot("kernel_quantizer", o.kernel_quantizer());
+    slot("recurrent_quantizer", o.recurrent_quantizer());
+    slot("bias_quantizer", o.bias_quantizer());
+    slot("state_quantizer", o.state_quantizer());
+  };
   if (auto l = as<QLinearImpl>(m)) {
     s.class_name = "QLinear";
     slot("kernel_quantizer", l->options.kernel_quantizer());
@@ -1277,6 +1300,15 @@ LayerState gather_one(const std::string& path, const torch::nn::Module& m) {
     slot("kernel_quantizer", fl->options.kernel_quantizer());
     slot("bias_quantizer", fl->options.bias_quantizer());
     s.eps = fl->options.folding().eps();
+  } else if (auto r = as<QSimpleRNNImpl>(m)) {
+    s.class_name = "QSimpleRNN";
+    recurrent_slots(r->options);
+  } else if (auto l2 = as<QLSTMImpl>(m)) {
+    s.class_name = "QLSTM";
+    recurrent_slots(l2->options);
+  } else if (auto g2 = as<QGRUImpl>(m)) {
+    s.class_name = "QGRU";
+    recurrent_slots(g2->options);
   } else if (auto a = as<QActivationImpl>(m)) {
     s.class_name = "QActivation";
     if (a->quantizer()) s.quantizers.emplace_back("quantizer", a->quantizer());

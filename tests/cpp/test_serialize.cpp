@@ -629,4 +629,38 @@ TEST(QuantizedWeights, UnknownQuantizedLayerIsAnError) {
                {"rnn", "QFancy", "does not know"});
 }
 
+TEST(QuantizedWeights, RecurrentLayersRoundTrip) {
+  auto build = [](int seed) {
+    torch::manual_seed(seed);
+    torch::nn::Sequential m(
+        heteroq::nn::QLSTM(heteroq::nn::QLSTMOptions(4, 3)
+                               .num_layers(2)
+                               .bidirectional(true)
+                               .kernel_quantizer("quantized_po2(4)")
+                               .recurrent_quantizer("quantized_bits(4,0,alpha='auto_po2')")
+                               .state_quantizer("quantized_bits(8,1,alpha=1)")),
+        heteroq::nn::QGRU(heteroq::nn::QGRUOptions(4, 3)
+                              .recurrent_quantizer("ternary(alpha='auto')")
+                              .bias_quantizer("quantized_bits(8,2,alpha=1)")));
+    m->eval();
+    return m;
+  };
+  auto src = build(0);
+  auto dst = build(1);
+  TempDir dir;
+  const auto saved = save_quantized_weights(*src, dir.file("rnn.safetensors"));
+  int integer_entries = 0;
+  for (const auto& e : saved) integer_entries += e.integer ? 1 : 0;
+  // LSTM: 4 kernels + 4 recurrent kernels per direction/layer; GRU: recurrent kernel + 2 biases.
+  EXPECT_EQ(integer_entries, 8 + 3);
+  load_quantized_weights(*dst, dir.file("rnn.safetensors"));
+  const torch::Tensor x = torch::randn({7, 2, 4});
+  auto* lstm_src = src[0]->as<heteroq::nn::QLSTMImpl>();
+  auto* lstm_dst = dst[0]->as<heteroq::nn::QLSTMImpl>();
+  EXPECT_TRUE(torch::equal(std::get<0>(lstm_src->forward(x)), std::get<0>(lstm_dst->forward(x))));
+  auto* gru_src = src[1]->as<heteroq::nn::QGRUImpl>();
+  auto* gru_dst = dst[1]->as<heteroq::nn::QGRUImpl>();
+  EXPECT_TRUE(torch::equal(std::get<0>(gru_src->forward(x)), std::get<0>(gru_dst->forward(x))));
+}
+
 }  // namespace

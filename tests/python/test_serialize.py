@@ -431,3 +431,31 @@ def test_layer_table_matches_the_python_layers():
         assert layer_cls.__name__ == cls
     assert ("weight", "kernel_quantizer") in table["QLinear"]
     assert ("folded_weight", "kernel_quantizer") in table["QConv2dBatchNorm"]
+
+
+def test_recurrent_layers_round_trip(tmp_path):
+    """QSimpleRNN/QLSTM/QGRU (bidirectional, 2 layers): weights as integers, identical outputs."""
+    def build(seed):
+        torch.manual_seed(seed)
+        return torch.nn.ModuleDict({
+            "rnn": qnn.QSimpleRNN(4, 5, kernel_quantizer="quantized_bits(6,0,alpha=1)",
+                                  recurrent_quantizer="quantized_bits(5,0,alpha=1)",
+                                  bias_quantizer="quantized_bits(8,2,alpha=1)"),
+            "lstm": qnn.QLSTM(4, 3, num_layers=2, bidirectional=True,
+                              kernel_quantizer="quantized_po2(4)",
+                              recurrent_quantizer="quantized_bits(4,0,alpha='auto_po2')",
+                              state_quantizer="quantized_bits(8,1,alpha=1)"),
+            "gru": qnn.QGRU(4, 3, recurrent_quantizer="ternary(alpha='auto')",
+                            bias_quantizer="quantized_bits(8,2,alpha=1)"),
+        }).eval()
+    src, dst = build(0), build(1)
+    x = torch.randn(7, 2, 4)
+    info = S.save_quantized_weights(src, tmp_path / "rnn.safetensors")
+    assert info["lstm"]["weight_hh_l1_reverse"]["encoding"] == "fixed_point"
+    assert info["lstm"]["weight_ih_l1"]["encoding"] == "po2"
+    assert info["gru"]["weight_hh_l0"]["encoding"] == "ternary"
+    assert info["gru"]["weight_ih_l0"]["encoding"] == "float"  # no kernel quantizer
+    assert info["rnn"]["bias_hh_l0"]["values"].dtype == torch.int8
+    S.load_quantized_weights(dst, tmp_path / "rnn.safetensors")
+    for name in ("rnn", "lstm", "gru"):
+        assert torch.equal(dst[name](x)[0], src[name](x)[0]), name
