@@ -13,8 +13,10 @@ Example usage::
 import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
-from . import nn, ops
+from . import config, nn, ops, serialize
+from .config import from_config, to_config
 from .convert import model_quantize
+from .serialize import load_quantized_weights, save_quantized_weights
 from .quantizers import (Quantizer, bernoulli, binary, get_quantizer, quantized_bits,
                          quantized_hswish, quantized_po2, quantized_relu, quantized_relu_po2,
                          quantized_sigmoid, quantized_tanh, quantized_ulaw, qkeras_weight_quantizer,
@@ -26,7 +28,10 @@ __all__ = [
     "Quantizer",
     "bernoulli",
     "binary",
+    "config",
+    "from_config",
     "get_quantizer",
+    "load_quantized_weights",
     "model_quantize",
     "nn",
     "ops",
@@ -39,8 +44,11 @@ __all__ = [
     "quantized_tanh",
     "quantized_ulaw",
     "qkeras_weight_quantizer",
+    "save_quantized_weights",
+    "serialize",
     "stochastic_binary",
     "stochastic_ternary",
     "ternary",
+    "to_config",
     "__version__",
 ]
