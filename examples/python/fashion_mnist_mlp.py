@@ -10,49 +10,23 @@ dataset-fashion-mnist package (real images; 60,000 training and 10,000 test).
     /usr/bin/python3 examples/python/fashion_mnist_mlp.py [--epochs 2] [--train-limit N]
 """
 import argparse
-import gzip
 import pathlib
-import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 import heteroq
+from heteroq import datasets
 
-DEFAULT_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-           "Bag", "Ankle boot"]
-
-
-def read_idx(path: pathlib.Path) -> np.ndarray:
-    """Reads a (gzip-compressed) IDX file of unsigned bytes."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: install Debian's dataset-fashion-mnist package "
-                                f"(apt-get install dataset-fashion-mnist) or pass --data-dir")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
-    ndim = data[3]
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: expected {int(np.prod(dims))} values for shape {dims}, "
-                         f"found {body.size} (truncated file?)")
-    return body.reshape(dims)
+DEFAULT_DIR = pathlib.Path(datasets.FASHION_MNIST_DIR)
+CLASSES = list(datasets.FASHION_MNIST_CLASSES)
 
 
 def load(data_dir: pathlib.Path, split: str, limit: int = 0):
-    images = read_idx(data_dir / f"{split}-images-idx3-ubyte.gz")
-    labels = read_idx(data_dir / f"{split}-labels-idx1-ubyte.gz")
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
-    return x, torch.from_numpy(labels.astype(np.int64))
+    """The split as float32 (n, 784) images in [0, 1] and int64 labels (heteroq.datasets)."""
+    return datasets.load_fashion_mnist(split, data_dir, limit or None, as_tensors=True)
 
 
 def float_mlp() -> torch.nn.Module:
@@ -120,7 +94,7 @@ def main(argv=None) -> int:
     start = time.time()
     try:
         x_train, y_train = load(args.data_dir, "train", args.train_limit)
-        x_test, y_test = load(args.data_dir, "t10k")
+        x_test, y_test = load(args.data_dir, "test")
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
