@@ -376,8 +376,9 @@ def _label_error(where: str, value: str, file_label_order: Any) -> ValueError:
         return ValueError(f"{where}: numeric class label {text!r}: say which order the file's "
                           f"integer labels are in with file_label_order='openml' (g,q,t,w,z) or "
                           f"'gqwzt'")
+    ints = ", or integers 0-4" if file_label_order is not None else ""
     return ValueError(f"{where}: unknown class label {text!r} (expected one of g, q, w, z, t, "
-                      f"or gluon, quark, top, j_g...j_t{', or integers 0-4' if file_label_order is not None else ''})")
+                      f"or gluon, quark, top, j_g...j_t{ints})")
 
 
 def _is_number(text: str) -> bool:
@@ -722,7 +723,10 @@ _READERS: Dict[str, Callable[[pathlib.Path, Any], Tuple[np.ndarray, np.ndarray]]
     "arff": _read_arff, "csv": _read_csv, "parquet": _read_parquet}
 
 
-def _read_table(fmt: str, path: pathlib.Path, file_label_order: Any) -> Tuple[np.ndarray, np.ndarray]:
+_Table = Tuple[np.ndarray, np.ndarray]
+
+
+def _read_table(fmt: str, path: pathlib.Path, file_label_order: Any) -> _Table:
     try:
         return _READERS[fmt](path, file_label_order)
     except UnicodeDecodeError as e:
@@ -746,7 +750,7 @@ def _detect_format(path: pathlib.Path) -> str:
 
 def read_jets_file(path: PathLike, *, format: Optional[str] = None,
                    file_label_order: Optional[Union[str, Sequence[str]]] = None,
-                   label_order: Union[str, Sequence[str]] = "gqwzt") -> Tuple[np.ndarray, np.ndarray]:
+                   label_order: Union[str, Sequence[str]] = "gqwzt") -> _Table:
     """Reads the raw jet table of an ARFF, CSV or parquet file: ``(features, labels)``.
 
     ``features`` is float64 ``(n, 16)`` in :data:`JET_FEATURES` order, ``labels`` int64 indices
@@ -779,9 +783,9 @@ def _check_format(format: Optional[str], path: pathlib.Path) -> str:
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles a NumPy object array of strings and nothing else (classes.npy)."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar")}
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
@@ -820,7 +824,8 @@ def _load_npy(path: pathlib.Path, allow_object: bool = False) -> np.ndarray:
 
 
 def _read_npy_dir(directory: pathlib.Path, file_label_order: Any, label_order: Tuple[str, ...],
-                  limit: Optional[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+                  limit: Optional[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                 str]:
     xs, ys = {}, {}
     for part in ("train_val", "test"):
         x = _load_npy(directory / f"X_{part}.npy")
@@ -833,8 +838,9 @@ def _read_npy_dir(directory: pathlib.Path, file_label_order: Any, label_order: T
         if y.ndim == 2 and y.shape[1] == 5 and np.issubdtype(y.dtype, np.number):
             ok = (np.sort(y, axis=1) == [0, 0, 0, 0, 1]).all(axis=1)
             if not ok.all():
-                raise ValueError(f"{directory / f'y_{part}.npy'}, row {int(np.flatnonzero(~ok)[0])}: "
-                                 f"a one-hot row must hold one 1 and four 0s")
+                row = int(np.flatnonzero(~ok)[0])
+                raise ValueError(f"{directory / f'y_{part}.npy'}, row {row}: a one-hot row must "
+                                 f"hold one 1 and four 0s")
             y = y.argmax(axis=1)
         elif y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
             if y.size and (y.min() < 0 or y.max() > 4):
@@ -944,7 +950,8 @@ def _write_cache(file: pathlib.Path, key: Dict[str, Any], features: np.ndarray,
 
 
 def _load_table(path: pathlib.Path, fmt: str, file_label_order: Any, cache: bool,
-                cache_dir: Optional[PathLike]) -> Tuple[np.ndarray, np.ndarray, Optional[str], bool]:
+                cache_dir: Optional[PathLike]) -> Tuple[np.ndarray, np.ndarray, Optional[str],
+                                                        bool]:
     if not cache:
         features, codes = _read_table(fmt, path, file_label_order)
         return features, codes, None, False
