@@ -13,7 +13,7 @@ Example usage::
 import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
-from . import config, nn, ops, serialize
+from . import config, datasets, nn, ops, serialize
 from .config import from_config, to_config
 from .convert import model_quantize
 from .serialize import load_quantized_weights, save_quantized_weights
@@ -29,6 +29,7 @@ __all__ = [
     "bernoulli",
     "binary",
     "config",
+    "datasets",
     "from_config",
     "get_quantizer",
     "load_quantized_weights",
