@@ -13,9 +13,10 @@ Example usage::
 import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
-from . import config, datasets, nn, ops, serialize
+from . import config, cost, datasets, nn, ops, serialize
 from .config import from_config, to_config
 from .convert import model_quantize
+from .cost import print_qstats
 from .serialize import load_quantized_weights, save_quantized_weights
 from .quantizers import (Quantizer, bernoulli, binary, get_quantizer, quantized_bits,
                          quantized_hswish, quantized_po2, quantized_relu, quantized_relu_po2,
@@ -29,6 +30,7 @@ __all__ = [
     "bernoulli",
     "binary",
     "config",
+    "cost",
     "datasets",
     "from_config",
     "get_quantizer",
@@ -36,6 +38,7 @@ __all__ = [
     "model_quantize",
     "nn",
     "ops",
+    "print_qstats",
     "quantized_bits",
     "quantized_hswish",
     "quantized_po2",
