@@ -313,7 +313,7 @@ HETEROQ_API at::Tensor _sum_pool2d_scaled(const at::Tensor& x, at::IntArrayRef k
                                           bool ceil_mode, bool count_include_pad,
                                           const at::Tensor& factor);
 
-/// QKeras QAdaptiveActivation (src/ops/adaptive_ops.cpp), shared by the C++ and Python modules:
+/// QKeras QAdaptiveActivation (src/nn/adaptive_ops.cpp), shared by the C++ and Python modules:
 /// `heteroq::adaptive_activation(Tensor x, Tensor integer_bits, str activation, int total_bits,
 /// bool symmetric=True, float relu_neg_slope=0.0, float? relu_upper_bound=None,
 /// float qnoise_factor=1.0)`: `activation` ("quantized_bits" or "quantized_relu") with

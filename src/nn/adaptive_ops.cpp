@@ -1,7 +1,8 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
 //
-// QKeras's QAdaptiveActivation, registered once as operators so that the C++ module (src/nn/) and
-// the Python module (python/heteroq/nn.py) compute the same thing:
+// QKeras's QAdaptiveActivation, registered once as operators so that the C++ module (layers.cpp) and
+// the Python module (python/heteroq/nn.py) compute the same thing (in nn/ because the operators build
+// quantizer objects, which ops/ may not use):
 //   heteroq::adaptive_activation: the quantized activation for given integer bits (one value, or
 //     one per channel of axis 1), built from quantized_bits / quantized_relu;
 //   heteroq::_adaptive_integer_bits: QKeras's _get_integer_bits(min, max, bits, symmetric,
