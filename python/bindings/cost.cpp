@@ -72,6 +72,11 @@ LayerInfo to_layer(const py::handle& h, size_t index) {
   info.depth_multiplier = field<int64_t>(d, "depth_multiplier", where, 1);
   info.kernel_size = field<std::vector<int64_t>>(d, "kernel_size", where, {});
   info.bias = field<bool>(d, "bias", where, false);
+  info.gates = field<int64_t>(d, "gates", where, 1);
+  info.num_layers = field<int64_t>(d, "num_layers", where, 1);
+  info.bidirectional = field<bool>(d, "bidirectional", where, false);
+  info.batch_first = field<bool>(d, "batch_first", where, false);
+  info.reset_after = field<bool>(d, "reset_after", where, true);
   info.channel_sums = field<std::vector<std::array<double, 3>>>(d, "channel_sums", where, {});
   if (d.contains("quantizers")) {
     for (const auto& item : py::reinterpret_borrow<py::iterable>(d["quantizers"])) {

@@ -186,10 +186,47 @@ def _conv_geometry(m: torch.nn.Module) -> Dict[str, Any]:
             "kernel_size": list(m.kernel_size)}
 
 
-def _describe(m: torch.nn.Module) -> Optional[Dict[str, Any]]:
-    """The kind-specific part of a layer's description (see heteroq::cost::LayerInfo), or None
-    if ``m`` is not a layer heteroq describes (a container, or a layer without
-    multiply-accumulates or quantizers, described by its type name alone)."""
+# The gates G of a recurrent layer by torch.nn.RNNBase's mode.
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _input_projection_sums(params: Dict[str, torch.Tensor], m: torch.nn.RNNBase) -> torch.Tensor:
+    """The channel sums of a recurrent layer's first input projection ``x W_ih^T + b_ih``, both
+    directions stacked (``params``: the parameters as the forward pass uses them)."""
+    suffixes = ["_l0", "_l0_reverse"] if m.bidirectional else ["_l0"]
+    w = torch.cat([params["weight_ih" + s] for s in suffixes], 0)
+    b = torch.cat([params["bias_ih" + s] for s in suffixes], 0) if m.bias else None
+    return _sums(w, b, 1, False)
+
+
+def _describe_recurrent(m: torch.nn.RNNBase, name: str) -> Dict[str, Any]:
+    d: Dict[str, Any] = {"kind": "recurrent", "in_channels": m.input_size,
+                         "out_channels": m.hidden_size, "gates": _GATES[m.mode],
+                         "num_layers": m.num_layers, "bidirectional": bool(m.bidirectional),
+                         "batch_first": bool(m.batch_first), "bias": bool(m.bias)}
+    if isinstance(m, (qnn.QSimpleRNN, qnn.QLSTM, qnn.QGRU)):
+        d["quantizers"] = [("kernel_quantizer", m.kernel_quantizer),
+                           ("recurrent_quantizer", m.recurrent_quantizer),
+                           ("bias_quantizer", m.bias_quantizer),
+                           ("state_quantizer", m.state_quantizer),
+                           ("activation", m.activation)]  # None: a float function
+        if not isinstance(m, qnn.QSimpleRNN):
+            d["quantizers"].append(("recurrent_activation", m.recurrent_activation))
+        if isinstance(m, qnn.QGRU):
+            d["reset_after"] = m.reset_after
+        d["sums"] = _input_projection_sums(m.quantized_parameters(), m)
+    else:
+        if m.proj_size > 0:
+            raise ValueError(f"qstats: layer {name!r} ({type(m).__name__}): `proj_size` "
+                             f"({m.proj_size}) is not supported")
+        d["sums"] = _input_projection_sums(dict(m.named_parameters()), m)
+    return d
+
+
+def _describe(m: torch.nn.Module, name: str) -> Optional[Dict[str, Any]]:
+    """The kind-specific part of the description of layer ``name`` (see
+    heteroq::cost::LayerInfo), or None if ``m`` is not a layer heteroq describes (a container, or
+    a layer without multiply-accumulates or quantizers, described by its type name alone)."""
     if isinstance(m, (qnn.QLinearBatchNorm, qnn.QConv2dBatchNorm)):
         w, b = m.get_folded_weights()
         if m.kernel_quantizer is not None:
@@ -256,7 +293,8 @@ def _describe(m: torch.nn.Module) -> Optional[Dict[str, Any]]:
     if isinstance(m, torch.nn.modules.conv._ConvNd):
         return {"kind": "conv_transpose" if m.transposed else "conv", **_conv_geometry(m),
                 "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, m.groups, m.transposed)}
-    # Recurrent layers (QSimpleRNN/QLSTM/QGRU): a branch here (see heteroq::cost::LayerKind).
+    if isinstance(m, torch.nn.RNNBase):  # QSimpleRNN, QLSTM, QGRU; torch's RNN, LSTM, GRU
+        return _describe_recurrent(m, name)
     return None
 
 
@@ -266,7 +304,7 @@ def _is_layer(m: torch.nn.Module) -> bool:
                       qnn.QConv2d, qnn.QConvTranspose2d, qnn.QSeparableConv1d,
                       qnn.QSeparableConv2d, qnn.QActivation, qnn.QBatchNorm1d, qnn.QBatchNorm2d,
                       qnn.QAvgPool2d, qnn.QGlobalAvgPool2d, torch.nn.Linear,
-                      torch.nn.modules.conv._ConvNd)):
+                      torch.nn.modules.conv._ConvNd, torch.nn.RNNBase)):
         return True
     return next(m.children(), None) is None
 
@@ -312,9 +350,10 @@ def qstats(model: torch.nn.Module, input_shape: Sequence[int],
 
     Args:
         model: any ``torch.nn.Module`` tree of heteroq and torch layers. The layers are the heteroq
-            layers, torch's ``Linear``/``Conv*``/``ConvTranspose*`` and the leaf modules, in the
-            order the forward pass calls them; each one's input is taken to be the previous one's
-            output (exact for ``nn.Sequential``).
+            layers, torch's ``Linear``/``Conv*``/``ConvTranspose*``/``RNN``/``LSTM``/``GRU`` and
+            the leaf modules, in the order the forward pass calls them; each one's input is taken
+            to be the previous one's output (exact for ``nn.Sequential``; a recurrent layer's
+            output is its output sequence, the first element of ``(output, state)``).
         input_shape: the input's shape, batch dimension first (the counts are per sample).
         input_quantizer: the quantizer the model's input comes from (QKeras assumes
             ``quantized_relu(8,0)``); None: a float input.
@@ -382,7 +421,7 @@ def qstats(model: torch.nn.Module, input_shape: Sequence[int],
                 info: Dict[str, Any] = {
                     "name": name, "type": type(m).__name__, "input_shape": in_shape,
                     "output_shape": out_shape, "parameters": sum(p.numel() for p in m.parameters())}
-                described = _describe(m)
+                described = _describe(m, name)
                 if described is not None:
                     sums = described.pop("sums", None)
                     if sums is not None:

@@ -11,10 +11,12 @@
 #include <torch/library.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/rnn.h>
 #include <torch/utils.h>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <iomanip>
 #include <map>
 #include <memory>
@@ -28,6 +30,7 @@
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/rnn.h"
 
 namespace heteroq::cost {
 
@@ -129,7 +132,8 @@ const std::set<std::string>& pass_through_types() {
 
 bool is_mac(LayerKind kind) {
   return kind == LayerKind::kDense || kind == LayerKind::kConv ||
-         kind == LayerKind::kConvTranspose || kind == LayerKind::kSeparableConv;
+         kind == LayerKind::kConvTranspose || kind == LayerKind::kSeparableConv ||
+         kind == LayerKind::kRecurrent;
 }
 
 int64_t product(const std::vector<int64_t>& v, size_t from, size_t to) {
@@ -154,6 +158,33 @@ void check_geometry(const LayerInfo& l) {
     for (int64_t d : *shape) {
       if (d < 0) bad_layer(l, "negative size in shape " + shape_string(*shape));
     }
+  }
+  if (l.kind == LayerKind::kRecurrent) {
+    if (l.gates != 1 && l.gates != 3 && l.gates != 4) {
+      bad_layer(
+          l, "`gates` must be 1 (simple RNN), 4 (LSTM) or 3 (GRU), got " + std::to_string(l.gates));
+    }
+    if (l.num_layers < 1) {
+      bad_layer(l, "`num_layers` must be >= 1, got " + std::to_string(l.num_layers));
+    }
+    if (rank_in != 3 || rank_out != 3) {
+      bad_layer(l,
+                std::string("expects a batched input of rank 3 (") +
+                    (l.batch_first ? "(N, L, input_size) with batch_first" : "(L, N, input_size)") +
+                    "), got input " + shape_string(l.input_shape) + " and output " +
+                    shape_string(l.output_shape) +
+                    " (the input shape must include the batch dimension)");
+    }
+    const int64_t features = (l.bidirectional ? 2 : 1) * l.out_channels;
+    if (l.input_shape[2] != l.in_channels || l.output_shape[2] != features ||
+        l.input_shape[0] != l.output_shape[0] || l.input_shape[1] != l.output_shape[1]) {
+      bad_layer(l, "shapes " + shape_string(l.input_shape) + " -> " + shape_string(l.output_shape) +
+                       " do not match input_size " + std::to_string(l.in_channels) +
+                       " -> output features " + std::to_string(features) + " (hidden_size " +
+                       std::to_string(l.out_channels) + (l.bidirectional ? ", bidirectional" : "") +
+                       ")");
+    }
+    return;
   }
   if (l.kind == LayerKind::kDense) {
     if (rank_in < 2 || rank_out < 2) {
@@ -194,13 +225,32 @@ void check_geometry(const LayerInfo& l) {
 
 // ---- operations and weights per layer kind ----
 
-// One multiply-accumulate stage: its part name, weight quantizer, count of products per sample
-// and count of kernel values.
+// The type flowing between layers: a quantizer's values, float, or unknown.
+struct Flow {
+  enum State { kQuantized, kFloat, kUnknown } state;
+  QuantizerPtr quantizer;
+};
+
+Flow quantized_or_float(const QuantizerPtr& q) {
+  return q ? Flow{Flow::kQuantized, q} : Flow{Flow::kFloat, nullptr};
+}
+
+// A recurrent layer's output: a simple RNN's h = act(.) has its activation's type; an LSTM's
+// h = o act(c) and a GRU's h = (1 - z) n + z h are products and blends of gate values, float.
+Flow recurrent_output(const LayerInfo& l) {
+  return l.gates == 1 ? quantized_or_float(l.quantizer("activation")) : Flow{Flow::kFloat, nullptr};
+}
+
+// One multiply-accumulate stage: its part name, weight quantizer, count of products per sample,
+// count of kernel values and their group's name ("": counted in another stage's group), and the
+// type of the values the kernel multiplies.
 struct Stage {
   std::string part;
   QuantizerPtr weight_quantizer;
   int64_t operations;
   int64_t weights;
+  std::string weight_name;
+  Flow input;
 };
 
 QuantizerPtr kernel_quantizer(const LayerInfo& l) {
@@ -210,43 +260,94 @@ QuantizerPtr kernel_quantizer(const LayerInfo& l) {
   return nullptr;
 }
 
-std::vector<Stage> layer_stages(const LayerInfo& l) {
+// The stages of layer `l` whose input has the type `input`.
+std::vector<Stage> layer_stages(const LayerInfo& l, const Flow& input) {
   const int64_t k = product(l.kernel_size, 0, l.kernel_size.size());
   const int64_t in = l.in_channels, out = l.out_channels, g = l.groups;
   switch (l.kind) {
     case LayerKind::kDense: {
       // Every position of (N, ..., in) is one vector-matrix product (QKeras: size_i * size_o).
       const int64_t positions = product(l.input_shape, 1, l.input_shape.size() - 1);
-      return {{"", kernel_quantizer(l), positions * in * out, in * out}};
+      return {{"", kernel_quantizer(l), positions * in * out, in * out, "weights", input}};
     }
     case LayerKind::kConv: {
       // Each output value sums (in / groups) * k products (QKeras QConv2D: Ho Wo Co Kh Kw Ci;
       // QDepthwiseConv2D: Kh Kw Ho Wo Ci, the same for depth_multiplier 1).
       const int64_t outputs = product(l.output_shape, 2, l.output_shape.size()) * out;
-      return {{"", kernel_quantizer(l), outputs * (in / g) * k, out * (in / g) * k}};
+      return {
+          {"", kernel_quantizer(l), outputs * (in / g) * k, out * (in / g) * k, "weights", input}};
     }
     case LayerKind::kConvTranspose: {
       // Each input value is multiplied by (out / groups) * k kernel values.
       const int64_t inputs = product(l.input_shape, 2, l.input_shape.size()) * in;
-      return {{"", kernel_quantizer(l), inputs * (out / g) * k, in * (out / g) * k}};
+      return {
+          {"", kernel_quantizer(l), inputs * (out / g) * k, in * (out / g) * k, "weights", input}};
     }
     case LayerKind::kSeparableConv: {
       const int64_t mid = in * l.depth_multiplier;
       const int64_t positions = product(l.output_shape, 2, l.output_shape.size());
-      return {{"depthwise", l.quantizer("depthwise_quantizer"), positions * mid * k, mid * k},
-              {"pointwise", l.quantizer("pointwise_quantizer"), positions * out * mid, out * mid}};
+      return {{"depthwise", l.quantizer("depthwise_quantizer"), positions * mid * k, mid * k,
+               "weights_0", input},
+              {"pointwise", l.quantizer("pointwise_quantizer"), positions * out * mid, out * mid,
+               "weights_1", input}};
+    }
+    case LayerKind::kRecurrent: {
+      // Per layer and direction, at each of the T steps: the gates' G H rows of the input kernel
+      // times x_t (layer 0: the layer's input; later layers: the previous layer's output, D H
+      // features), and of the recurrent kernel times the previous state h.
+      const int64_t directions = l.bidirectional ? 2 : 1, rows = l.gates * out;
+      const int64_t steps = l.input_shape[l.batch_first ? 1 : 0];
+      const Flow output = recurrent_output(l);
+      const QuantizerPtr state_quantizer = l.quantizer("state_quantizer");
+      const Flow state = state_quantizer ? Flow{Flow::kQuantized, state_quantizer} : output;
+      // Keras's reset_after = false GRU: the candidate's H rows multiply r h, a product of gate and
+      // state values that no quantizer requantizes.
+      const bool reset_before = l.gates == 3 && !l.reset_after;
+      const int64_t state_rows = reset_before ? rows - out : rows;
+      const QuantizerPtr recurrent_quantizer = l.quantizer("recurrent_quantizer");
+      std::vector<Stage> stages;
+      for (int64_t layer = 0; layer < l.num_layers; ++layer) {
+        const std::string suffix = l.num_layers == 1 ? "" : "_l" + std::to_string(layer);
+        const int64_t width = layer == 0 ? in : directions * out;
+        stages.push_back({"kernel" + suffix, l.quantizer("kernel_quantizer"),
+                          directions * steps * rows * width, directions * rows * width,
+                          "kernel" + suffix, layer == 0 ? input : output});
+        stages.push_back({"recurrent" + suffix, recurrent_quantizer,
+                          directions * steps * state_rows * out, directions * rows * out,
+                          "recurrent" + suffix, state});
+        if (reset_before) {  // its weights are in the group "recurrent"
+          stages.push_back({"recurrent_n" + suffix, recurrent_quantizer,
+                            directions * steps * out * out, 0, "", Flow{Flow::kFloat, nullptr}});
+        }
+      }
+      return stages;
     }
     default:
       return {};
   }
 }
 
+// The stored bias values: one per output channel; a recurrent layer's bias_ih and bias_hh, G H
+// each per layer and direction.
+int64_t bias_count(const LayerInfo& l) {
+  if (!l.bias) return 0;
+  if (l.kind == LayerKind::kRecurrent) {
+    return l.num_layers * (l.bidirectional ? 2 : 1) * 2 * l.gates * l.out_channels;
+  }
+  return l.out_channels;
+}
+
 // The accumulator range for inputs in [lo, hi] (widened to contain 0: zero padding, and QKeras's
 // `(x_max > 0) * x_max`, `(x_min < 0) * x_min`).
 AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input) {
-  if (static_cast<int64_t>(l.channel_sums.size()) != l.out_channels) {
+  // A recurrent layer: the first layer's input projection, G H rows per direction.
+  const int64_t rows = l.kind == LayerKind::kRecurrent
+                           ? (l.bidirectional ? 2 : 1) * l.gates * l.out_channels
+                           : l.out_channels;
+  if (static_cast<int64_t>(l.channel_sums.size()) != rows) {
     bad_layer(l, "`channel_sums` has " + std::to_string(l.channel_sums.size()) +
-                     " rows, expected one per output channel (" + std::to_string(l.out_channels) +
+                     " rows, expected one per output channel (" + std::to_string(rows) +
+                     (l.kind == LayerKind::kRecurrent ? ": directions x gates x hidden_size" : "") +
                      ")");
   }
   auto [lo, hi] = value_range(input);
@@ -268,13 +369,19 @@ AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input) {
   return a;
 }
 
-// The type flowing between layers: a quantizer's values, float, or unknown.
-struct Flow {
-  enum State { kQuantized, kFloat, kUnknown } state;
-  QuantizerPtr quantizer;
-};
-
 std::string spec_or_empty(const QuantizerPtr& q) { return q ? q->to_string() : ""; }
+
+std::optional<OperandType> operand_of(const Flow& flow) {
+  switch (flow.state) {
+    case Flow::kQuantized:
+      return operand_type(flow.quantizer);
+    case Flow::kFloat:
+      return OperandType{};
+    case Flow::kUnknown:
+      break;
+  }
+  return std::nullopt;
+}
 
 // ---- printing ----
 
@@ -488,6 +595,74 @@ void describe_folded(const Folded& m, LayerInfo& info, LayerKind kind) {
   info.channel_sums = to_rows(accumulator_channel_sums(w, b, info.groups, false));
 }
 
+// The channel sums of a recurrent layer's first input projection `x W_ih^T + b_ih`, both
+// directions stacked; `param` gives a parameter as the forward pass uses it, by PyTorch's name.
+at::Tensor input_projection_sums(const std::function<at::Tensor(const std::string&)>& param,
+                                 bool bidirectional, bool bias) {
+  std::vector<at::Tensor> w = {param("weight_ih_l0")}, b;
+  if (bidirectional) w.push_back(param("weight_ih_l0_reverse"));
+  if (bias) {
+    b.push_back(param("bias_ih_l0"));
+    if (bidirectional) b.push_back(param("bias_ih_l0_reverse"));
+  }
+  std::optional<at::Tensor> bias_sums;
+  if (bias) bias_sums = at::cat(b, 0);
+  return accumulator_channel_sums(at::cat(w, 0), bias_sums, 1, false);
+}
+
+// The recurrent geometry of a heteroq or torch RNN's options.
+template <typename Options>
+void recurrent_geometry(const Options& o, int64_t gates, LayerInfo& info) {
+  info.kind = LayerKind::kRecurrent;
+  info.in_channels = o.input_size();
+  info.out_channels = o.hidden_size();
+  info.gates = gates;
+  info.num_layers = o.num_layers();
+  info.bidirectional = o.bidirectional();
+  info.batch_first = o.batch_first();
+  info.bias = o.bias();
+}
+
+// QSimpleRNN (G = 1), QLSTM (4), QGRU (3).
+template <typename RNN>
+void describe_qrnn(const RNN& m, int64_t gates, LayerInfo& info) {
+  const auto& o = m.options;
+  recurrent_geometry(o, gates, info);
+  info.quantizers = {{"kernel_quantizer", o.kernel_quantizer().get()},
+                     {"recurrent_quantizer", o.recurrent_quantizer().get()},
+                     {"bias_quantizer", o.bias_quantizer().get()},
+                     {"state_quantizer", o.state_quantizer().get()},
+                     {"activation", o.activation().quantizer()}};
+  if constexpr (!std::is_same_v<RNN, nn::QSimpleRNNImpl>) {
+    info.quantizers.emplace_back("recurrent_activation", o.recurrent_activation().quantizer());
+  }
+  const auto params = m.quantized_parameters();
+  info.channel_sums = to_rows(input_projection_sums(
+      [&](const std::string& name) { return params[name]; }, info.bidirectional, info.bias));
+}
+
+// torch's RNN (G = 1), LSTM (4), GRU (3): float weights.
+template <typename RNN>
+void describe_torch_rnn(const RNN& m, int64_t gates, LayerInfo& info) {
+  recurrent_geometry(m.options_base, gates, info);
+  const auto params = m.named_parameters(/*recurse=*/false);
+  info.channel_sums = to_rows(input_projection_sums(
+      [&](const std::string& name) { return params[name]; }, info.bidirectional, info.bias));
+}
+
+// The tensor a layer passes on: a recurrent layer's output sequence (the first element of its
+// `(output, state)`), else the layer's output.
+torch::Tensor layer_forward(torch::nn::AnyModule& any, const std::shared_ptr<torch::nn::Module>& m,
+                            const torch::Tensor& x) {
+  if (auto r = std::dynamic_pointer_cast<nn::QSimpleRNNImpl>(m)) return std::get<0>(r->forward(x));
+  if (auto r = std::dynamic_pointer_cast<nn::QLSTMImpl>(m)) return std::get<0>(r->forward(x));
+  if (auto r = std::dynamic_pointer_cast<nn::QGRUImpl>(m)) return std::get<0>(r->forward(x));
+  if (auto r = std::dynamic_pointer_cast<torch::nn::RNNImpl>(m)) return std::get<0>(r->forward(x));
+  if (auto r = std::dynamic_pointer_cast<torch::nn::LSTMImpl>(m)) return std::get<0>(r->forward(x));
+  if (auto r = std::dynamic_pointer_cast<torch::nn::GRUImpl>(m)) return std::get<0>(r->forward(x));
+  return any.forward(x);
+}
+
 void walk(torch::nn::SequentialImpl& seq, const std::string& prefix, torch::Tensor& x,
           std::vector<LayerInfo>& layers) {
   const auto names = seq.named_children();
@@ -504,7 +679,7 @@ void walk(torch::nn::SequentialImpl& seq, const std::string& prefix, torch::Tens
     const std::vector<int64_t> input_shape = x.sizes().vec();
     torch::Tensor y;
     try {
-      y = it->forward(x);
+      y = layer_forward(*it, module, x);
     } catch (const std::exception& e) {
       std::string what = e.what();
       if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
@@ -641,6 +816,8 @@ const char* layer_kind_name(LayerKind kind) {
       return "separable_conv";
     case LayerKind::kActivation:
       return "activation";
+    case LayerKind::kRecurrent:
+      return "recurrent";
     case LayerKind::kOther:
       return "other";
   }
@@ -648,13 +825,14 @@ const char* layer_kind_name(LayerKind kind) {
 }
 
 LayerKind layer_kind_from_name(const std::string& name) {
-  for (LayerKind k : {LayerKind::kDense, LayerKind::kConv, LayerKind::kConvTranspose,
-                      LayerKind::kSeparableConv, LayerKind::kActivation, LayerKind::kOther}) {
+  for (LayerKind k :
+       {LayerKind::kDense, LayerKind::kConv, LayerKind::kConvTranspose, LayerKind::kSeparableConv,
+        LayerKind::kActivation, LayerKind::kRecurrent, LayerKind::kOther}) {
     if (name == layer_kind_name(k)) return k;
   }
   throw InvalidArgument("qstats: unknown layer kind '" + name +
-                        "' (expected dense, conv, conv_transpose, separable_conv, activation or "
-                        "other)");
+                        "' (expected dense, conv, conv_transpose, separable_conv, activation, "
+                        "recurrent or other)");
 }
 
 QuantizerPtr LayerInfo::quantizer(const std::string& slot) const {
@@ -684,23 +862,22 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
     switch (flow.state) {
       case Flow::kQuantized:
         s.input_quantizer = flow.quantizer->to_string();
-        s.input = operand_type(flow.quantizer);
         break;
       case Flow::kFloat:
         s.input_quantizer = "";
-        s.input = OperandType{};
         break;
       case Flow::kUnknown:
         break;
     }
+    s.input = operand_of(flow);
     if (is_mac(l.kind)) {
       check_geometry(l);
-      const std::vector<Stage> stages = layer_stages(l);
+      const std::vector<Stage> stages = layer_stages(l, flow);
       for (const Stage& stage : stages) {
         Operation op;
         op.part = stage.part;
         op.weight = operand_type(stage.weight_quantizer);
-        op.input = s.input;
+        op.input = operand_of(stage.input);
         if (op.input) op.type = op_type(op.weight.mode, op.input->mode);
         op.count = stage.operations;
         op.name = operation_name(op.weight, op.input);
@@ -708,22 +885,24 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
         stats.total_operations += op.count;
         s.operations.push_back(op);
       }
-      for (size_t i = 0; i < stages.size(); ++i) {
+      for (const Stage& stage : stages) {
+        if (stage.weight_name.empty()) continue;
         WeightStats w;
-        w.name = stages.size() == 1 ? "weights" : "weights_" + std::to_string(i);
-        w.count = stages[i].weights;
-        w.bits = operand_type(stages[i].weight_quantizer).bits;
-        w.quantizer = spec_or_empty(stages[i].weight_quantizer);
+        w.name = stage.weight_name;
+        w.count = stage.weights;
+        w.bits = operand_type(stage.weight_quantizer).bits;
+        w.quantizer = spec_or_empty(stage.weight_quantizer);
         s.weights.push_back(w);
       }
       const QuantizerPtr bq = l.quantizer("bias_quantizer");
-      s.weights.push_back(
-          {"bias", l.bias ? l.out_channels : 0, operand_type(bq).bits, spec_or_empty(bq)});
+      s.weights.push_back({"bias", bias_count(l), operand_type(bq).bits, spec_or_empty(bq)});
       for (const WeightStats& w : s.weights) stats.total_bits += w.count * w.bits;
       if (flow.state == Flow::kQuantized && !l.channel_sums.empty()) {
         s.accumulator = accumulator(l, flow.quantizer);
       }
-      flow = {Flow::kFloat, nullptr};
+      // The accumulator is not requantized (QKeras's "linear" activation); a recurrent layer's
+      // output: see recurrent_output().
+      flow = l.kind == LayerKind::kRecurrent ? recurrent_output(l) : Flow{Flow::kFloat, nullptr};
     } else if (l.kind == LayerKind::kActivation) {
       const QuantizerPtr q = l.quantizer("activation");
       if (!q) bad_layer(l, "an activation layer needs a quantizer in slot \"activation\"");
@@ -734,7 +913,7 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
       bad_layer(l,
                 "layers of this type are not supported (heteroq cannot count their "
                 "operations); supported: heteroq's layers, torch's Linear, Conv, "
-                "ConvTranspose, and parameter-free layers");
+                "ConvTranspose, RNN, LSTM, GRU, and parameter-free layers");
     } else {
       flow = {Flow::kUnknown, nullptr};
     }
@@ -787,7 +966,10 @@ std::string QStats::to_string() const {
         "range):\n";
   for (const LayerStats& l : layers) {
     if (l.operations.empty()) continue;
-    os << "    " << pad(l.name, 30) << " : ";
+    // A recurrent layer's accumulator is its first stage's (the first layer's input projection).
+    const std::string label =
+        l.kind == LayerKind::kRecurrent ? operation_label(l, l.operations[0]) : l.name;
+    os << "    " << pad(label, 30) << " : ";
     if (l.accumulator) {
       os << l.accumulator->bits << " bits, range [" << number(l.accumulator->min) << ", "
          << number(l.accumulator->max) << "]\n";
@@ -947,8 +1129,24 @@ LayerInfo describe_layer(const torch::nn::Module& module, const std::string& nam
     describe_torch_conv(*m, info);
   } else if (const auto* m = dynamic_cast<const torch::nn::ConvTranspose3dImpl*>(&module)) {
     describe_torch_conv(*m, info);
+  } else if (const auto* m = dynamic_cast<const nn::QSimpleRNNImpl*>(&module)) {
+    describe_qrnn(*m, 1, info);
+  } else if (const auto* m = dynamic_cast<const nn::QLSTMImpl*>(&module)) {
+    describe_qrnn(*m, 4, info);
+  } else if (const auto* m = dynamic_cast<const nn::QGRUImpl*>(&module)) {
+    describe_qrnn(*m, 3, info);
+    info.reset_after = m->options.reset_after();
+  } else if (const auto* m = dynamic_cast<const torch::nn::RNNImpl*>(&module)) {
+    describe_torch_rnn(*m, 1, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::LSTMImpl*>(&module)) {
+    if (m->options_base.proj_size() > 0) {
+      throw InvalidArgument("qstats: layer '" + name + "' (LSTM): `proj_size` (" +
+                            std::to_string(m->options_base.proj_size()) + ") is not supported");
+    }
+    describe_torch_rnn(*m, 4, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::GRUImpl*>(&module)) {
+    describe_torch_rnn(*m, 3, info);
   }
-  // Recurrent layers (QSimpleRNN/QLSTM/QGRU): a LayerKind and a branch here (see LayerKind).
   return info;
 }
 

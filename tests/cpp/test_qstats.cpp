@@ -42,16 +42,21 @@ torch::Tensor pattern(int64_t n, int64_t a, int64_t b, int64_t m, int64_t offset
 }
 
 // By the last component of the tensor's name: weights in {-6..6}/8, biases in {-3..3}/16, batch
-// norm statistics positive where they must be.
+// norm statistics positive where they must be; a recurrent layer's weight_ih_l0, bias_hh_l1, ...
+// shifted by the parameter's index k, so that no two are equal.
 void fill_deterministic(torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
-  const auto fill = [](const std::string& name, torch::Tensor& t) {
+  const auto fill = [](const std::string& name, torch::Tensor& t, int64_t k) {
     const std::string role =
         name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
     const int64_t n = t.numel();
     torch::Tensor v;
     if (role == "weight") {
       v = pattern(n, 7, 3, 13, 6, 8);
+    } else if (role.rfind("weight_", 0) == 0) {
+      v = pattern(n, 7, 3 + k, 13, 6, 8);
+    } else if (role.rfind("bias_", 0) == 0) {
+      v = pattern(n, 5, 1 + k, 7, 3, 16);
     } else if (role == "bias" || role == "beta") {
       v = pattern(n, 5, 1, 7, 3, 16);
     } else if (role == "gamma") {
@@ -65,8 +70,9 @@ void fill_deterministic(torch::nn::Module& model) {
     }
     t.copy_(v.reshape(t.sizes()));
   };
-  for (auto& p : model.named_parameters()) fill(p.key(), p.value());
-  for (auto& b : model.named_buffers()) fill(b.key(), b.value());
+  int64_t k = 0;
+  for (auto& p : model.named_parameters()) fill(p.key(), p.value(), k++);
+  for (auto& b : model.named_buffers()) fill(b.key(), b.value(), 0);
 }
 
 // ---- the three models, built identically in tests/python/test_qstats.py ----
@@ -142,6 +148,49 @@ torch::nn::Sequential one_d() {
                            .pointwise_quantizer(kW4)),
       QActivation("ternary(alpha=1)"), torch::nn::Flatten(),
       QLinearBatchNorm(QLinearBatchNormOptions(36, 3).kernel_quantizer(kW6).bias_quantizer(kB8)));
+  fill_deterministic(*m);
+  return m;
+}
+
+// ---- recurrent models, built identically in tests/python/test_qstats.py (the walk passes a
+// recurrent layer's output sequence on) ----
+
+const char* kState = "quantized_bits(8,2,alpha=1)";
+
+// QLSTM 8 -> 16 on (L, N, 8), no state quantizer: its recurrence and output are float.
+torch::nn::Sequential lstm_model() {
+  torch::nn::Sequential m(
+      QLSTM(QLSTMOptions(8, 16).kernel_quantizer(kW6).recurrent_quantizer(kW4).bias_quantizer(kB8)),
+      QActivation("quantized_relu(4)"));
+  fill_deterministic(*m);
+  return m;
+}
+
+// A bidirectional 2-layer QGRU 4 -> 6 (x 2) on (N, L, 4) with a state quantizer, then a head on
+// every step.
+torch::nn::Sequential gru_model() {
+  torch::nn::Sequential m(QGRU(QGRUOptions(4, 6)
+                                   .num_layers(2)
+                                   .bidirectional(true)
+                                   .batch_first(true)
+                                   .kernel_quantizer(kW6)
+                                   .recurrent_quantizer(kW4)
+                                   .bias_quantizer(kB8)
+                                   .state_quantizer(kState)),
+                          QActivation("quantized_relu(4)"),
+                          QDense(QLinearOptions(12, 3).kernel_quantizer(kW6)));
+  fill_deterministic(*m);
+  return m;
+}
+
+// QSimpleRNN 6 -> 10 on (L, N, 6) without bias: its state and output have its activation's type.
+torch::nn::Sequential rnn_model() {
+  torch::nn::Sequential m(QSimpleRNN(QSimpleRNNOptions(6, 10)
+                                         .bias(false)
+                                         .kernel_quantizer(kW6)
+                                         .recurrent_quantizer(kW4)
+                                         .activation("quantized_tanh(6)")),
+                          QActivation("quantized_relu(4)"));
   fill_deterministic(*m);
   return m;
 }
@@ -714,15 +763,296 @@ TEST(QStats, ChannelSumsOperatorComposesStages) {
   EXPECT_THROW(heteroq::cost::accumulator_channel_sums(dw, std::nullopt, 4, false), c10::Error);
 }
 
+// ---- recurrent layers ----
+
+using OpRow = std::tuple<std::string, std::string, int64_t>;  // part, name, count
+
+std::vector<OpRow> ops_of(const heteroq::cost::LayerStats& l) {
+  std::vector<OpRow> out;
+  for (const auto& op : l.operations) out.emplace_back(op.part, op.name, op.count);
+  return out;
+}
+
+using WeightRow = std::tuple<std::string, int64_t, int64_t>;  // name, count, bits
+
+std::vector<WeightRow> weights_of(const heteroq::cost::LayerStats& l) {
+  std::vector<WeightRow> out;
+  for (const auto& w : l.weights) out.emplace_back(w.name, w.count, w.bits);
+  return out;
+}
+
+torch::Tensor param(torch::nn::Module& m, const std::string& name) {
+  return m.named_parameters()[name];
+}
+
+TEST(QStatsRecurrent, LstmCountsBitsTypesAndAccumulator) {
+  auto model = lstm_model();
+  const QStats s = heteroq::cost::qstats(model, {5, 2, 8});  // L = 5, N = 2
+  ASSERT_EQ(s.layers.size(), 2u);
+  const auto& l = layer(s, "0");
+  EXPECT_EQ(l.type, "QLSTM");
+  EXPECT_EQ(l.kind, LayerKind::kRecurrent);
+  EXPECT_EQ(l.output_shape, (std::vector<int64_t>{5, 2, 16}));
+  // T = 5, G = 4, H = 16, I = 8: the input kernel T G H I on quantized_relu(8,0); the recurrent
+  // kernel T G H H on the previous h = o act(c), not quantized (no state quantizer).
+  const int64_t t = 5, g = 4, h = 16, i = 8;
+  EXPECT_EQ(ops_of(l), (std::vector<OpRow>{{"kernel", "smult_6_8", t * g * h * i},
+                                           {"recurrent", "sfmult_4_32", t * g * h * h}}));
+  EXPECT_EQ(l.operations[1].type, heteroq::cost::OpType::kFmult);
+  // Weights G H I at 6 bits, G H H at 4, bias_ih and bias_hh G H each at 8.
+  EXPECT_EQ(weights_of(l),
+            (std::vector<WeightRow>{
+                {"kernel", g * h * i, 6}, {"recurrent", g * h * h, 4}, {"bias", 2 * g * h, 8}}));
+  EXPECT_EQ(l.weights[0].quantizer, "quantized_bits(6,0,0,alpha=1.0)");
+  EXPECT_EQ(l.parameters, g * h * i + g * h * h + 2 * g * h);
+  EXPECT_EQ(s.total_bits, 6 * g * h * i + 4 * g * h * h + 8 * 2 * g * h);
+  EXPECT_EQ(s.total_bits, 8192);
+  EXPECT_EQ(s.total_parameters, parameter_count(*model));
+  // Slots in QKeras's order; the float hard_sigmoid is an empty slot.
+  std::vector<std::string> slots;
+  for (const auto& [slot, spec] : l.quantizers) slots.push_back(slot);
+  EXPECT_EQ(slots,
+            (std::vector<std::string>{"kernel_quantizer", "recurrent_quantizer", "bias_quantizer",
+                                      "state_quantizer", "activation", "recurrent_activation"}));
+  EXPECT_EQ(l.quantizers[4].second, heteroq::get_quantizer("quantized_tanh")->to_string());
+  EXPECT_EQ(l.quantizers[5].second, "");
+  // The output is float.
+  EXPECT_EQ(*layer(s, "1").input_quantizer, "");
+  EXPECT_EQ(layer(s, "1").input, OperandType{});
+  // The accumulator of the input projection x W_ih^T + b_ih, inputs in [0, 255/256].
+  auto lstm = model[0]->as<QLSTMImpl>();
+  const torch::Tensor w = q(kW6, param(*lstm, "weight_ih_l0"));
+  const torch::Tensor b = q(kB8, param(*lstm, "bias_ih_l0"));
+  const auto e = expected_accumulator(w, b, 0.0, relu_top(8));
+  expect_accumulator(l, e);
+  // ... reached: x = hi where row o of the kernel is positive.
+  const torch::Tensor x =
+      torch::where(w > 0, torch::full_like(w, relu_top(8)), torch::zeros_like(w));
+  EXPECT_NEAR(torch::linear(x, w, b).diagonal().max().item<double>(), e.max, 1e-6);
+  EXPECT_NE(s.to_string().find("    0.kernel                       : " + std::to_string(e.bits) +
+                               " bits"),
+            std::string::npos)
+      << s.to_string();
+  EXPECT_NE(s.to_string().find("    0_recurrent                    : 1024  (4-bit unit)\n"),
+            std::string::npos);
+  // The counts are per sequence, whatever the batch.
+  const QStats s9 = heteroq::cost::qstats(model, {5, 9, 8});
+  EXPECT_EQ(s9.operation_totals, s.operation_totals);
+}
+
+TEST(QStatsRecurrent, BidirectionalTwoLayerGruWithStateQuantizer) {
+  auto model = gru_model();
+  const QStats s = heteroq::cost::qstats(model, {3, 7, 4});  // batch_first: N = 3, L = 7
+  const auto& l = layer(s, "0");
+  EXPECT_EQ(l.type, "QGRU");
+  EXPECT_EQ(l.output_shape, (std::vector<int64_t>{3, 7, 12}));
+  // D = 2, T = 7, G = 3, H = 6, I = 4; layer 1 reads both directions of layer 0 (D H = 12
+  // features, float: the GRU's output); every recurrence reads Qs(h), quantized_bits(8,2).
+  const int64_t d = 2, t = 7, g = 3, h = 6, i = 4;
+  EXPECT_EQ(ops_of(l), (std::vector<OpRow>{{"kernel_l0", "smult_6_8", d * t * g * h * i},
+                                           {"recurrent_l0", "smult_4_8", d * t * g * h * h},
+                                           {"kernel_l1", "sfmult_6_32", d * t * g * h * d * h},
+                                           {"recurrent_l1", "smult_4_8", d * t * g * h * h}}));
+  EXPECT_EQ(weights_of(l), (std::vector<WeightRow>{{"kernel_l0", d * g * h * i, 6},
+                                                   {"recurrent_l0", d * g * h * h, 4},
+                                                   {"kernel_l1", d * g * h * d * h, 6},
+                                                   {"recurrent_l1", d * g * h * h, 4},
+                                                   {"bias", 2 * d * 2 * g * h, 8}}));
+  EXPECT_EQ(l.parameters, parameter_count(*model[0]));
+  EXPECT_EQ(l.parameters, 144 + 216 + 432 + 216 + 144);
+  // The head: 7 steps x 12 x 3 on quantized_relu(4,0).
+  EXPECT_EQ(ops_of(layer(s, "2")), (std::vector<OpRow>{{"", "smult_6_4", 7 * 12 * 3}}));
+  EXPECT_EQ(layer(s, "1").input, OperandType{});
+  EXPECT_EQ(s.total_bits, 6 * (144 + 432) + 4 * (216 + 216) + 8 * 144 + 6 * 36 + 32 * 3);
+  EXPECT_EQ(s.total_operations, 1008 + 1512 + 3024 + 1512 + 252);
+  // The accumulator: both directions' input projections, forward then reverse rows.
+  auto gru = model[0]->as<QGRUImpl>();
+  const torch::Tensor w = torch::cat(
+      {q(kW6, param(*gru, "weight_ih_l0")), q(kW6, param(*gru, "weight_ih_l0_reverse"))});
+  const torch::Tensor b =
+      torch::cat({q(kB8, param(*gru, "bias_ih_l0")), q(kB8, param(*gru, "bias_ih_l0_reverse"))});
+  ASSERT_EQ(w.size(0), d * g * h);
+  expect_accumulator(l, expected_accumulator(w, b, 0.0, relu_top(8)));
+  EXPECT_NE(s.to_string().find("    0.kernel_l0                    : "), std::string::npos);
+  const QStats s1 = heteroq::cost::qstats(model, {1, 7, 4});
+  EXPECT_EQ(s1.operation_totals, s.operation_totals);
+  // The sequence length is the input's: 2 steps.
+  const QStats s2 = heteroq::cost::qstats(model, {3, 2, 4});
+  EXPECT_EQ(layer(s2, "0").operations[1].count, d * 2 * g * h * h);
+
+  // Keras's reset_after = false: the candidate's H rows multiply r h (float); the recurrent
+  // kernel's G H H values stay one group.
+  torch::nn::Sequential keras(QGRU(QGRUOptions(4, 6)
+                                       .reset_after(false)
+                                       .kernel_quantizer(kW6)
+                                       .recurrent_quantizer(kW4)
+                                       .state_quantizer(kState)));
+  const QStats k = heteroq::cost::qstats(keras, {7, 1, 4});
+  EXPECT_EQ(ops_of(layer(k, "0")), (std::vector<OpRow>{{"kernel", "smult_6_8", 7 * 18 * 4},
+                                                       {"recurrent", "smult_4_8", 7 * 12 * 6},
+                                                       {"recurrent_n", "sfmult_4_32", 7 * 6 * 6}}));
+  EXPECT_EQ(weights_of(layer(k, "0")),
+            (std::vector<WeightRow>{{"kernel", 72, 6}, {"recurrent", 108, 4}, {"bias", 36, 32}}));
+}
+
+TEST(QStatsRecurrent, SimpleRnnStateAndOutputHaveItsActivationType) {
+  auto model = rnn_model();
+  const QStats s = heteroq::cost::qstats(model, {4, 2, 6});  // L = 4, N = 2
+  const auto& l = layer(s, "0");
+  EXPECT_EQ(l.type, "QSimpleRNN");
+  // h = act(.) on the grid of quantized_tanh(6): the recurrence multiplies 6-bit signed values.
+  EXPECT_EQ(ops_of(l), (std::vector<OpRow>{{"kernel", "smult_6_8", 4 * 10 * 6},
+                                           {"recurrent", "smult_4_6", 4 * 10 * 10}}));
+  EXPECT_EQ(weights_of(l),
+            (std::vector<WeightRow>{{"kernel", 60, 6}, {"recurrent", 100, 4}, {"bias", 0, 32}}));
+  EXPECT_EQ(l.quantizers.size(), 5u);  // no recurrent_activation
+  const std::string tanh6 = heteroq::get_quantizer("quantized_tanh(6)")->to_string();
+  EXPECT_EQ(*layer(s, "1").input_quantizer, tanh6);
+  EXPECT_EQ(layer(s, "1").input, (OperandType{OperandMode::kFixed, 6, true}));
+  auto rnn = model[0]->as<QSimpleRNNImpl>();
+  expect_accumulator(
+      l, expected_accumulator(q(kW6, param(*rnn, "weight_ih_l0")), {}, 0.0, relu_top(8)));
+
+  // A float activation: float state and output.
+  torch::nn::Sequential relu(QSimpleRNN(QSimpleRNNOptions(6, 10)
+                                            .batch_first(true)
+                                            .kernel_quantizer(kW6)
+                                            .recurrent_quantizer(kW4)
+                                            .activation("relu")),
+                             QDense(QLinearOptions(10, 2).kernel_quantizer(kW4)));
+  const QStats r = heteroq::cost::qstats(relu, {1, 3, 6}, "quantized_bits(4,2,alpha=1)");
+  EXPECT_EQ(ops_of(layer(r, "0")), (std::vector<OpRow>{{"kernel", "smult_6_4", 3 * 10 * 6},
+                                                       {"recurrent", "sfmult_4_32", 3 * 10 * 10}}));
+  EXPECT_EQ(weights_of(layer(r, "0"))[2], (WeightRow{"bias", 20, 32}));
+  EXPECT_EQ(layer(r, "0").quantizers[4].second, "");  // "relu": an empty slot
+  EXPECT_EQ(ops_of(layer(r, "1")), (std::vector<OpRow>{{"", "sfmult_4_32", 3 * 10 * 2}}));
+  // A state quantizer types the recurrence (not the output).
+  torch::nn::Sequential sq(QSimpleRNN(
+      QSimpleRNNOptions(6, 10).kernel_quantizer(kW6).recurrent_quantizer(kW4).state_quantizer(
+          "quantized_bits(3,0,alpha=1)")));
+  const QStats t = heteroq::cost::qstats(sq, {2, 1, 6});
+  EXPECT_EQ(layer(t, "0").operations[1].name, "smult_4_3");
+}
+
+TEST(QStatsRecurrent, DescribeLayerAndHandMadeDescriptions) {
+  auto model = lstm_model();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const heteroq::cost::LayerInfo info =
+      heteroq::cost::describe_layer(*model[0], "lstm", {5, 2, 8}, {5, 2, 16});
+  EXPECT_EQ(info.kind, LayerKind::kRecurrent);
+  EXPECT_EQ(info.type, "QLSTM");
+  EXPECT_EQ(info.in_channels, 8);
+  EXPECT_EQ(info.out_channels, 16);
+  EXPECT_EQ(info.gates, 4);
+  EXPECT_EQ(info.num_layers, 1);
+  EXPECT_FALSE(info.bidirectional);
+  EXPECT_FALSE(info.batch_first);
+  EXPECT_TRUE(info.bias);
+  EXPECT_EQ(info.channel_sums.size(), 64u);
+  const QStats s = heteroq::cost::qstats({info});
+  const QStats walked = heteroq::cost::qstats(model, {5, 2, 8});
+  EXPECT_EQ(ops_of(s.layers[0]), ops_of(walked.layers[0]));
+  EXPECT_EQ(s.layers[0].accumulator->max, walked.layers[0].accumulator->max);
+  EXPECT_EQ(heteroq::cost::layer_kind_from_name("recurrent"), LayerKind::kRecurrent);
+  EXPECT_STREQ(heteroq::cost::layer_kind_name(LayerKind::kRecurrent), "recurrent");
+
+  // By hand: a GRU layer of 2 x 3 x 5 rows.
+  heteroq::cost::LayerInfo gru;
+  gru.name = "enc";
+  gru.type = "MyGRU";
+  gru.kind = LayerKind::kRecurrent;
+  gru.in_channels = 3;
+  gru.out_channels = 5;
+  gru.gates = 3;
+  gru.bidirectional = true;
+  gru.batch_first = true;
+  gru.input_shape = {1, 4, 3};
+  gru.output_shape = {1, 4, 10};
+  gru.quantizers = {{"kernel_quantizer", heteroq::get_quantizer(kW4)}};
+  const QStats g = heteroq::cost::qstats({gru});
+  EXPECT_EQ(ops_of(g.layers[0]),
+            (std::vector<OpRow>{{"kernel", "smult_4_8", 2 * 4 * 15 * 3},
+                                {"recurrent", "sfmult_32_32", 2 * 4 * 15 * 5}}));
+  EXPECT_FALSE(g.layers[0].accumulator.has_value());  // no channel sums
+  const auto message = [](const heteroq::cost::LayerInfo& l) {
+    try {
+      heteroq::cost::qstats({l});
+    } catch (const heteroq::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no exception)");
+  };
+  auto bad = gru;
+  bad.gates = 2;
+  EXPECT_NE(message(bad).find("layer 'enc' (MyGRU): `gates`"), std::string::npos) << message(bad);
+  bad = gru;
+  bad.output_shape = {1, 4, 5};  // one direction's features
+  EXPECT_NE(message(bad).find("hidden_size 5, bidirectional"), std::string::npos) << message(bad);
+  bad = gru;
+  bad.input_shape = {4, 3};
+  bad.output_shape = {4, 10};
+  EXPECT_NE(message(bad).find("batched input of rank 3"), std::string::npos) << message(bad);
+  bad = gru;
+  bad.num_layers = 0;
+  EXPECT_NE(message(bad).find("`num_layers`"), std::string::npos);
+  bad = gru;
+  bad.channel_sums = std::vector<std::array<double, 3>>(15, {1.0, -1.0, 0.0});  // one direction
+  EXPECT_NE(message(bad).find("expected one per output channel (30"), std::string::npos)
+      << message(bad);
+  // An unbatched input, which the layer accepts, is refused (the counts would be wrong).
+  torch::nn::Sequential one(QLSTM(QLSTMOptions(8, 16)));
+  try {
+    heteroq::cost::qstats(one, {5, 8});
+    ADD_FAILURE() << "no exception";
+  } catch (const heteroq::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("layer '0' (QLSTM)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batched input of rank 3"), std::string::npos);
+  }
+}
+
+TEST(QStatsRecurrent, TorchRecurrentLayersAreFloat) {
+  torch::nn::Sequential m(torch::nn::GRU(torch::nn::GRUOptions(3, 5).num_layers(2)),
+                          torch::nn::RNN(torch::nn::RNNOptions(5, 4).batch_first(false)),
+                          torch::nn::LSTM(torch::nn::LSTMOptions(4, 2).bias(false)));
+  fill_deterministic(*m);
+  const QStats s = heteroq::cost::qstats(m, {6, 2, 3});
+  EXPECT_EQ(ops_of(layer(s, "0")),
+            (std::vector<OpRow>{{"kernel_l0", "sfmult_32_8", 6 * 15 * 3},
+                                {"recurrent_l0", "sfmult_32_32", 6 * 15 * 5},
+                                {"kernel_l1", "sfmult_32_32", 6 * 15 * 5},
+                                {"recurrent_l1", "sfmult_32_32", 6 * 15 * 5}}));
+  EXPECT_EQ(ops_of(layer(s, "1")), (std::vector<OpRow>{{"kernel", "sfmult_32_32", 6 * 4 * 5},
+                                                       {"recurrent", "sfmult_32_32", 6 * 4 * 4}}));
+  EXPECT_EQ(ops_of(layer(s, "2")), (std::vector<OpRow>{{"kernel", "sfmult_32_32", 6 * 8 * 4},
+                                                       {"recurrent", "sfmult_32_32", 6 * 8 * 2}}));
+  EXPECT_EQ(layer(s, "2").weights[2].count, 0);
+  EXPECT_EQ(s.total_parameters, parameter_count(*m));
+  EXPECT_EQ(s.total_bits, 32 * s.total_parameters);
+  auto gru = m[0]->as<torch::nn::GRUImpl>();
+  expect_accumulator(layer(s, "0"),
+                     expected_accumulator(param(*gru, "weight_ih_l0"), param(*gru, "bias_ih_l0"),
+                                          0.0, relu_top(8)));
+  EXPECT_FALSE(layer(s, "1").accumulator.has_value());  // a float input
+  torch::nn::Sequential proj(torch::nn::LSTM(torch::nn::LSTMOptions(4, 3).proj_size(2)));
+  try {
+    heteroq::cost::qstats(proj, {2, 1, 4});
+    ADD_FAILURE() << "no exception";
+  } catch (const heteroq::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("layer '0' (LSTM): `proj_size`"), std::string::npos)
+        << e.what();
+  }
+}
+
 // Writes the statistics of the three models for tests/python/test_qstats.py when
 // HETEROQ_QSTATS_JSON names a file; always checks that the JSON holds the totals.
 TEST(QStatsCrossLanguage, WritesStatsForPython) {
   nlohmann::json out;
   const std::vector<std::tuple<std::string, torch::nn::Sequential, std::vector<int64_t>>> models = {
-      {"jet", jet_mlp(), {1, 16}},
-      {"cnn", small_cnn(), {2, 3, 12, 12}},
-      {"mix", po2_mix(), {1, 8}},
-      {"one_d", one_d(), {1, 2, 10}}};
+      {"jet", jet_mlp(), {1, 16}},       {"cnn", small_cnn(), {2, 3, 12, 12}},
+      {"mix", po2_mix(), {1, 8}},        {"one_d", one_d(), {1, 2, 10}},
+      {"lstm", lstm_model(), {5, 2, 8}}, {"gru", gru_model(), {3, 7, 4}},
+      {"rnn", rnn_model(), {4, 2, 6}}};
   for (const auto& [name, model, shape] : models) {
     const QStats s = heteroq::cost::qstats(model, shape);
     const auto j = nlohmann::json::parse(s.to_json());

@@ -16,9 +16,10 @@ import torch
 
 import heteroq
 from heteroq import cost
-from heteroq.nn import (QActivation, QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d, QConv2d,
-                        QConv2dBatchNorm, QConvTranspose2d, QDense, QDepthwiseConv2d,
-                        QGlobalAvgPool2d, QLinearBatchNorm, QSeparableConv1d, QSeparableConv2d)
+from heteroq.nn import (QGRU, QLSTM, QActivation, QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d,
+                        QConv2d, QConv2dBatchNorm, QConvTranspose2d, QDense, QDepthwiseConv2d,
+                        QGlobalAvgPool2d, QLinearBatchNorm, QSeparableConv1d, QSeparableConv2d,
+                        QSimpleRNN)
 
 W6 = "quantized_bits(6,0,alpha=1)"
 W4 = "quantized_bits(4,0,alpha=1)"
@@ -34,11 +35,18 @@ def pattern(n, a, b, m, offset, scale, shift=0.0):
 
 def fill_deterministic(model):
     """By the last component of the tensor's name: weights in {-6..6}/8, biases in {-3..3}/16,
-    batch-norm statistics positive where they must be."""
+    batch-norm statistics positive where they must be; a recurrent layer's weight_ih_l0,
+    bias_hh_l1, ... shifted by the parameter's index k, so that no two are equal."""
     roles = {"weight": (7, 3, 13, 6, 8, 0.0), "bias": (5, 1, 7, 3, 16, 0.0),
              "beta": (5, 1, 7, 3, 16, 0.0), "gamma": (3, 0, 5, 0, 4, 0.5),
              "running_mean": (1, 0, 5, 2, 4, 0.0), "running_var": (1, 0, 3, 0, 4, 0.5)}
     with torch.no_grad():
+        for k, (name, t) in enumerate(model.named_parameters()):
+            role = name.rsplit(".", 1)[-1]
+            if role.startswith("weight_"):
+                t.copy_(pattern(t.numel(), 7, 3 + k, 13, 6, 8).reshape(t.shape))
+            elif role.startswith("bias_"):
+                t.copy_(pattern(t.numel(), 5, 1 + k, 7, 3, 16).reshape(t.shape))
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
             role = name.rsplit(".", 1)[-1]
             if role in roles:
@@ -104,6 +112,47 @@ def one_d():
                          pointwise_quantizer=W4),
         QActivation("ternary(alpha=1)"), torch.nn.Flatten(),
         QLinearBatchNorm(36, 3, kernel_quantizer=W6, bias_quantizer=B8)))
+
+
+# ---- recurrent models, built identically in tests/cpp/test_qstats.cpp ----
+
+STATE = "quantized_bits(8,2,alpha=1)"
+
+
+class FirstOutput(torch.nn.Sequential):
+    """A Sequential that passes a recurrent layer's output sequence on, as the C++ walk does."""
+
+    def forward(self, x):
+        for m in self:
+            x = m(x)
+            if isinstance(x, tuple):
+                x = x[0]
+        return x
+
+
+def lstm_model():
+    """QLSTM 8 -> 16 on (L, N, 8), no state quantizer: its recurrence and output are float."""
+    return fill_deterministic(FirstOutput(
+        QLSTM(8, 16, kernel_quantizer=W6, recurrent_quantizer=W4, bias_quantizer=B8),
+        QActivation("quantized_relu(4)")))
+
+
+def gru_model():
+    """A bidirectional 2-layer QGRU 4 -> 6 (x 2) on (N, L, 4) with a state quantizer, then a head
+    on every step."""
+    return fill_deterministic(FirstOutput(
+        QGRU(4, 6, num_layers=2, bidirectional=True, batch_first=True, kernel_quantizer=W6,
+             recurrent_quantizer=W4, bias_quantizer=B8, state_quantizer=STATE),
+        QActivation("quantized_relu(4)"), QDense(12, 3, kernel_quantizer=W6)))
+
+
+def rnn_model():
+    """QSimpleRNN 6 -> 10 on (L, N, 6) without bias: its state and output have its activation's
+    type."""
+    return fill_deterministic(FirstOutput(
+        QSimpleRNN(6, 10, bias=False, kernel_quantizer=W6, recurrent_quantizer=W4,
+                   activation="quantized_tanh(6)"),
+        QActivation("quantized_relu(4)")))
 
 
 # ---- expectations from the formulas ----
@@ -555,6 +604,203 @@ def test_channel_sums_operator_composes_stages():
         op(dw, None, 4, False)
 
 
+# ---- recurrent layers ----
+
+def weights(layer):
+    return [(w.name, w.count, w.bits) for w in layer.weights]
+
+
+def test_lstm_counts_bits_types_and_accumulator():
+    model = lstm_model()
+    s = cost.qstats(model, (5, 2, 8))  # L = 5, N = 2
+    assert len(s.layers) == 2
+    layer = s.layer("0")
+    assert (layer.type, layer.kind, layer.output_shape) == ("QLSTM", "recurrent", [5, 2, 16])
+    # T = 5, G = 4, H = 16, I = 8: the input kernel T G H I on quantized_relu(8,0); the recurrent
+    # kernel T G H H on the previous h = o act(c), not quantized (no state quantizer).
+    t, g, h, i = 5, 4, 16, 8
+    assert ops(layer) == [("kernel", "smult_6_8", t * g * h * i),
+                          ("recurrent", "sfmult_4_32", t * g * h * h)]
+    assert layer.operations[1].type == "fmult"
+    # Weights G H I at 6 bits, G H H at 4, bias_ih and bias_hh G H each at 8.
+    assert weights(layer) == [("kernel", g * h * i, 6), ("recurrent", g * h * h, 4),
+                              ("bias", 2 * g * h, 8)]
+    assert layer.weights[0].quantizer == "quantized_bits(6,0,0,alpha=1.0)"
+    assert layer.parameters == g * h * i + g * h * h + 2 * g * h
+    assert s.total_bits == 6 * g * h * i + 4 * g * h * h + 8 * 2 * g * h == 8192
+    assert s.total_parameters == sum(p.numel() for p in model.parameters())
+    # Slots in QKeras's order; the float hard_sigmoid is an empty slot.
+    assert layer.quantizers == {
+        "kernel_quantizer": "quantized_bits(6,0,0,alpha=1.0)",
+        "recurrent_quantizer": "quantized_bits(4,0,0,alpha=1.0)",
+        "bias_quantizer": "quantized_bits(8,3,0,alpha=1.0)", "state_quantizer": None,
+        "activation": heteroq.get_quantizer("quantized_tanh").to_string(),
+        "recurrent_activation": None}
+    # The output is float.
+    assert s.layer("1").input_quantizer is None and s.layer("1").input == cost.Operand(5, 32, True)
+    # The accumulator of the input projection x W_ih^T + b_ih, inputs in [0, 255/256] ...
+    lstm = model[0]
+    w, b = q(W6, lstm.weight_ih_l0), q(B8, lstm.bias_ih_l0)
+    e = expected_accumulator(w, b, 0.0, relu_top(8))
+    assert layer.accumulator == e
+    # ... reached: x = hi where row o of the kernel is positive.
+    x = torch.where(w > 0, torch.full_like(w, relu_top(8)), torch.zeros_like(w))
+    with torch.no_grad():
+        assert torch.nn.functional.linear(x, w, b).diagonal().max().item() == \
+            pytest.approx(e.max, abs=1e-6)
+    assert f"    0.kernel                       : {e.bits} bits" in s.table
+    assert "    0_recurrent                    : 1024  (4-bit unit)\n" in s.table
+    # The counts are per sequence, whatever the batch.
+    assert cost.qstats(model, (5, 9, 8)).operation_totals == s.operation_totals
+
+
+def test_bidirectional_two_layer_gru_with_state_quantizer():
+    model = gru_model()
+    s = cost.qstats(model, (3, 7, 4))  # batch_first: N = 3, L = 7
+    layer = s.layer("0")
+    assert (layer.type, layer.output_shape) == ("QGRU", [3, 7, 12])
+    # D = 2, T = 7, G = 3, H = 6, I = 4; layer 1 reads both directions of layer 0 (D H = 12
+    # features, float: the GRU's output); every recurrence reads Qs(h), quantized_bits(8,2).
+    d, t, g, h, i = 2, 7, 3, 6, 4
+    assert ops(layer) == [("kernel_l0", "smult_6_8", d * t * g * h * i),
+                          ("recurrent_l0", "smult_4_8", d * t * g * h * h),
+                          ("kernel_l1", "sfmult_6_32", d * t * g * h * d * h),
+                          ("recurrent_l1", "smult_4_8", d * t * g * h * h)]
+    assert weights(layer) == [("kernel_l0", d * g * h * i, 6), ("recurrent_l0", d * g * h * h, 4),
+                              ("kernel_l1", d * g * h * d * h, 6),
+                              ("recurrent_l1", d * g * h * h, 4), ("bias", 2 * d * 2 * g * h, 8)]
+    assert layer.parameters == sum(p.numel() for p in model[0].parameters()) == \
+        144 + 216 + 432 + 216 + 144
+    # The head: 7 steps x 12 x 3 on quantized_relu(4,0).
+    assert ops(s.layer("2")) == [("", "smult_6_4", 7 * 12 * 3)]
+    assert s.layer("1").input == cost.Operand(5, 32, True)
+    assert s.total_bits == 6 * (144 + 432) + 4 * (216 + 216) + 8 * 144 + 6 * 36 + 32 * 3
+    assert s.total_operations == 1008 + 1512 + 3024 + 1512 + 252
+    # The accumulator: both directions' input projections, forward then reverse rows.
+    gru = model[0]
+    w = torch.cat([q(W6, gru.weight_ih_l0), q(W6, gru.weight_ih_l0_reverse)])
+    b = torch.cat([q(B8, gru.bias_ih_l0), q(B8, gru.bias_ih_l0_reverse)])
+    assert w.shape[0] == d * g * h
+    assert layer.accumulator == expected_accumulator(w, b, 0.0, relu_top(8))
+    assert "    0.kernel_l0                    : " in s.table
+    assert cost.qstats(model, (1, 7, 4)).operation_totals == s.operation_totals
+    # The sequence length is the input's: 2 steps.
+    assert cost.qstats(model, (3, 2, 4)).layer("0").operations[1].count == d * 2 * g * h * h
+
+    # Keras's reset_after=False: the candidate's H rows multiply r h (float); the recurrent
+    # kernel's G H H values stay one group.
+    keras = QGRU(4, 6, reset_after=False, kernel_quantizer=W6, recurrent_quantizer=W4,
+                 state_quantizer=STATE)
+    k = cost.qstats(keras, (7, 1, 4)).layers[0]
+    assert ops(k) == [("kernel", "smult_6_8", 7 * 18 * 4), ("recurrent", "smult_4_8", 7 * 12 * 6),
+                      ("recurrent_n", "sfmult_4_32", 7 * 6 * 6)]
+    assert weights(k) == [("kernel", 72, 6), ("recurrent", 108, 4), ("bias", 36, 32)]
+
+
+def test_simple_rnn_state_and_output_have_its_activation_type():
+    model = rnn_model()
+    s = cost.qstats(model, (4, 2, 6))  # L = 4, N = 2
+    layer = s.layer("0")
+    assert layer.type == "QSimpleRNN"
+    # h = act(.) on the grid of quantized_tanh(6): the recurrence multiplies 6-bit signed values.
+    assert ops(layer) == [("kernel", "smult_6_8", 4 * 10 * 6),
+                          ("recurrent", "smult_4_6", 4 * 10 * 10)]
+    assert weights(layer) == [("kernel", 60, 6), ("recurrent", 100, 4), ("bias", 0, 32)]
+    assert "recurrent_activation" not in layer.quantizers
+    assert s.layer("1").input_quantizer == heteroq.get_quantizer("quantized_tanh(6)").to_string()
+    assert s.layer("1").input == cost.Operand(0, 6, True)
+    assert layer.accumulator == expected_accumulator(q(W6, model[0].weight_ih_l0), None, 0.0,
+                                                     relu_top(8))
+
+    # A float activation: float state and output.
+    relu = FirstOutput(QSimpleRNN(6, 10, batch_first=True, kernel_quantizer=W6,
+                                  recurrent_quantizer=W4, activation="relu"),
+                       QDense(10, 2, kernel_quantizer=W4))
+    r = cost.qstats(relu, (1, 3, 6), input_quantizer="quantized_bits(4,2,alpha=1)")
+    assert ops(r.layer("0")) == [("kernel", "smult_6_4", 3 * 10 * 6),
+                                 ("recurrent", "sfmult_4_32", 3 * 10 * 10)]
+    assert weights(r.layer("0"))[2] == ("bias", 20, 32)
+    assert r.layer("0").quantizers["activation"] is None  # "relu": an empty slot
+    assert ops(r.layer("1")) == [("", "sfmult_4_32", 3 * 10 * 2)]
+    # A state quantizer types the recurrence (not the output).
+    sq = QSimpleRNN(6, 10, kernel_quantizer=W6, recurrent_quantizer=W4,
+                    state_quantizer="quantized_bits(3,0,alpha=1)")
+    assert cost.qstats(sq, (2, 1, 6)).layers[0].operations[1].name == "smult_4_3"
+
+
+class Tagger(torch.nn.Module):
+    """A QLSTM whose last state feeds a head: the usual recurrent model."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = QLSTM(8, 16, batch_first=True, kernel_quantizer=W6, recurrent_quantizer=W4,
+                          state_quantizer=STATE)
+        self.act = QActivation("quantized_relu(6)")
+        self.head = QDense(16, 5, kernel_quantizer=W6)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return self.head(self.act(h_n[-1]))
+
+
+def test_recurrent_layer_in_a_module_tree():
+    s = cost.qstats(fill_deterministic(Tagger()), (2, 10, 8))
+    assert [l.name for l in s.layers] == ["lstm", "act", "head"]
+    assert ops(s.layer("lstm")) == [("kernel", "smult_6_8", 10 * 64 * 8),
+                                    ("recurrent", "smult_4_8", 10 * 64 * 16)]
+    assert s.layer("act").input_shape == [2, 16]
+    assert ops(s.layer("head")) == [("", "smult_6_6", 16 * 5)]
+
+
+def test_torch_recurrent_layers_are_float():
+    model = fill_deterministic(FirstOutput(torch.nn.GRU(3, 5, num_layers=2), torch.nn.RNN(5, 4),
+                                           torch.nn.LSTM(4, 2, bias=False)))
+    s = cost.qstats(model, (6, 2, 3))
+    assert ops(s.layer("0")) == [("kernel_l0", "sfmult_32_8", 6 * 15 * 3),
+                                 ("recurrent_l0", "sfmult_32_32", 6 * 15 * 5),
+                                 ("kernel_l1", "sfmult_32_32", 6 * 15 * 5),
+                                 ("recurrent_l1", "sfmult_32_32", 6 * 15 * 5)]
+    assert ops(s.layer("1")) == [("kernel", "sfmult_32_32", 6 * 4 * 5),
+                                 ("recurrent", "sfmult_32_32", 6 * 4 * 4)]
+    assert ops(s.layer("2")) == [("kernel", "sfmult_32_32", 6 * 8 * 4),
+                                 ("recurrent", "sfmult_32_32", 6 * 8 * 2)]
+    assert s.layer("2").weights[2].count == 0
+    assert s.total_parameters == sum(p.numel() for p in model.parameters())
+    assert s.total_bits == 32 * s.total_parameters
+    gru = model[0]
+    assert s.layer("0").accumulator == expected_accumulator(gru.weight_ih_l0, gru.bias_ih_l0, 0.0,
+                                                            relu_top(8))
+    assert s.layer("1").accumulator is None  # a float input
+    with pytest.raises(ValueError, match=r"layer '0' \(LSTM\): `proj_size`"):
+        cost.qstats(FirstOutput(torch.nn.LSTM(4, 3, proj_size=2)), (2, 1, 4))
+
+
+def test_recurrent_descriptions_are_checked():
+    # By hand (the dicts heteroq.cost hands to C++): a GRU layer of 2 x 3 x 5 rows.
+    gru = {"name": "enc", "type": "MyGRU", "kind": "recurrent", "in_channels": 3,
+           "out_channels": 5, "gates": 3, "bidirectional": True, "batch_first": True,
+           "input_shape": [1, 4, 3], "output_shape": [1, 4, 10],
+           "quantizers": [("kernel_quantizer", heteroq.get_quantizer(W4)._impl)]}
+    relu8 = heteroq.get_quantizer(cost.DEFAULT_INPUT_QUANTIZER)._impl
+    g = cost._from_json(*heteroq._C.qstats([gru], relu8))
+    assert ops(g.layers[0]) == [("kernel", "smult_4_8", 2 * 4 * 15 * 3),
+                                ("recurrent", "sfmult_32_32", 2 * 4 * 15 * 5)]
+    assert g.layers[0].accumulator is None  # no channel sums
+    for change, message in [({"gates": 2}, r"layer 'enc' \(MyGRU\): `gates`"),
+                            ({"output_shape": [1, 4, 5]}, "hidden_size 5, bidirectional"),
+                            ({"input_shape": [4, 3], "output_shape": [4, 10]},
+                             "batched input of rank 3"),
+                            ({"num_layers": 0}, "`num_layers`"),
+                            ({"channel_sums": [[1.0, -1.0, 0.0]] * 15},
+                             r"expected one per output channel \(30"),
+                            ({"kind": "lstm"}, "unknown layer kind 'lstm'")]:
+        with pytest.raises(ValueError, match=message):
+            heteroq._C.qstats([{**gru, **change}], relu8)
+    # An unbatched input, which the layer accepts, is refused (the counts would be wrong).
+    with pytest.raises(ValueError, match=r"layer 'QLSTM' \(QLSTM\).*batched input of rank 3"):
+        cost.qstats(QLSTM(8, 16), (5, 8))
+
+
 @pytest.fixture(scope="module")
 def cpp_stats(build_dir, tmp_path_factory):
     exe = build_dir / "tests" / "cpp" / "heteroq_tests"
@@ -569,7 +815,10 @@ def cpp_stats(build_dir, tmp_path_factory):
 @pytest.mark.parametrize("name,make,shape", [("jet", jet_mlp, (1, 16)),
                                              ("cnn", small_cnn, (2, 3, 12, 12)),
                                              ("mix", po2_mix, (1, 8)),
-                                             ("one_d", one_d, (1, 2, 10))])
+                                             ("one_d", one_d, (1, 2, 10)),
+                                             ("lstm", lstm_model, (5, 2, 8)),
+                                             ("gru", gru_model, (3, 7, 4)),
+                                             ("rnn", rnn_model, (4, 2, 6))])
 def test_identical_to_cpp(cpp_stats, name, make, shape):
     mine = cost.qstats(make(), shape)
     theirs = cost._from_json(cpp_stats[name]["json"], cpp_stats[name]["table"])
@@ -598,3 +847,21 @@ def test_docs_example_prints_what_the_page_shows(capsys):
     stats = namespace["stats"]
     assert stats.operation_totals == {"smult_6_6": 3232, "smult_6_8": 1024}
     assert stats.total_bits == 26334 and stats.layer("2").accumulator.bits == 2
+
+
+def test_docs_recurrent_example_prints_what_the_page_shows(capsys):
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "cost.md").read_text()
+    first, recurrent = re.findall(r"```python\n(.*?)```", text, flags=re.S)[:2]
+    namespace = {}
+    exec(compile(first, "docs/cost.md", "exec"), namespace)  # noqa: S102  (our own docs)
+    capsys.readouterr()
+    exec(compile(recurrent, "docs/cost.md", "exec"), namespace)  # noqa: S102
+    printed = capsys.readouterr().out.splitlines()
+    shown = re.findall(r"```\n(Number of operations in model:.*?)```", text, flags=re.S)[1]
+    assert "lstm.recurrent" in shown
+    for line in shown.splitlines():
+        if line.strip() != "...":
+            assert line in printed
+    stats = namespace["stats"]
+    assert stats.operation_totals == {"smult_6_6": 80, "smult_6_8": 15360}
+    assert stats.total_bits == 10880

@@ -112,11 +112,10 @@ HETEROQ_API std::string operation_name(const OperandType& weight,
 /**
  * How qstats treats a layer.
  *
- * Adding a layer family (the recurrent layers QSimpleRNN/QLSTM/QGRU are next): a kind here, its
- * name in layer_kind_name()/layer_kind_from_name(), its operations and weights in qstats.cpp
- * (`layer_stages`), its description in describe_layer() (C++) and in `heteroq/cost.py`
- * (`_describe`, Python). A layer without multiply-accumulates only needs its type name in
- * qstats.cpp's `pass_through_types`.
+ * Adding a layer family: a kind here, its name in layer_kind_name()/layer_kind_from_name(), its
+ * operations and weights in qstats.cpp (`layer_stages`), its description in describe_layer()
+ * (C++) and in `heteroq/cost.py` (`_describe`, Python). A layer without multiply-accumulates
+ * only needs its type name in qstats.cpp's `pass_through_types`.
  */
 enum class LayerKind {
   /// `y = x W^T + b` per position (QLinear, torch Linear, QLinearBatchNorm with its folded
@@ -134,6 +133,15 @@ enum class LayerKind {
   /// QActivation, QAdaptiveActivation: the output takes the type of the quantizer in slot
   /// "activation".
   kActivation,
+  /**
+   * A recurrent layer, every layer and direction of it (QSimpleRNN, QLSTM, QGRU, torch's RNN,
+   * LSTM, GRU): in_channels = input_size, out_channels = hidden_size H, `gates` G (1, 4, 3),
+   * `num_layers`, `bidirectional`, `batch_first`, `reset_after`; the sequence length T comes
+   * from the input shape. Per layer l and direction: a stage "kernel" (T·G·H·I_l products of the
+   * input kernel, I_0 = in_channels, I_l = D·H) and a stage "recurrent" (T·G·H·H products of the
+   * recurrent kernel); see qstats() for their operand types.
+   */
+  kRecurrent,
   /// No multiply-accumulate operations: batch norms, pooling, reshapes, dropout, float
   /// activations (their type name is looked up in a table: the output keeps the input's type, or
   /// takes the quantizer in slot "activation" if the layer has one, as QAvgPool2d); a type
@@ -141,7 +149,7 @@ enum class LayerKind {
   kOther,
 };
 
-/// "dense", "conv", "conv_transpose", "separable_conv", "activation", "other".
+/// "dense", "conv", "conv_transpose", "separable_conv", "activation", "recurrent", "other".
 HETEROQ_API const char* layer_kind_name(LayerKind kind);
 /// The inverse of layer_kind_name(). @throws heteroq::InvalidArgument for another name.
 HETEROQ_API LayerKind layer_kind_from_name(const std::string& name);
@@ -158,22 +166,36 @@ struct HETEROQ_API LayerInfo {
   std::vector<int64_t> output_shape;  ///< with the batch dimension
   /// The layer's quantizer slots in its order, by QKeras's slot name ("kernel_quantizer",
   /// "depthwise_quantizer", "pointwise_quantizer", "bias_quantizer", "activation",
-  /// "average_quantizer", "gamma_quantizer", ...); nullptr for an empty slot.
+  /// "average_quantizer", "gamma_quantizer", "recurrent_quantizer", "state_quantizer",
+  /// "recurrent_activation", ...); nullptr for an empty slot (a float function in an activation
+  /// slot of a recurrent layer is an empty slot).
   std::vector<std::pair<std::string, QuantizerPtr>> quantizers;
   int64_t parameters = 0;  ///< the number of values in the module's parameters (PyTorch's count)
 
-  // The multiply-accumulate kinds (kDense, kConv, kConvTranspose, kSeparableConv):
-  int64_t in_channels = 0;   ///< in_features for kDense
-  int64_t out_channels = 0;  ///< out_features for kDense
+  // The multiply-accumulate kinds (kDense, kConv, kConvTranspose, kSeparableConv, kRecurrent):
+  int64_t in_channels = 0;   ///< in_features for kDense, input_size for kRecurrent
+  int64_t out_channels = 0;  ///< out_features for kDense, hidden_size for kRecurrent
   int64_t groups = 1;
   int64_t depth_multiplier = 1;      ///< kSeparableConv
-  std::vector<int64_t> kernel_size;  ///< empty for kDense
-  bool bias = false;                 ///< whether the layer adds a bias (folded layers always do)
+  std::vector<int64_t> kernel_size;  ///< empty for kDense and kRecurrent
+  /// Whether the layer adds a bias (folded layers always do; recurrent layers: bias_ih and
+  /// bias_hh, both quantized by "bias_quantizer").
+  bool bias = false;
+  // kRecurrent:
+  int64_t gates = 1;           ///< G: 1 (simple RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n)
+  int64_t num_layers = 1;      ///< stacked layers
+  bool bidirectional = false;  ///< a reversed pass per layer (D = 2 directions)
+  bool batch_first = false;    ///< the input is (N, L, in) rather than (L, N, in)
+  /// A GRU's formulation (gates 3): true (PyTorch's), the candidate's recurrent products take
+  /// the state h; false (Keras's), they take `r h`, a product of gate and state values.
+  bool reset_after = true;
   /**
    * Per output channel `{P, N, c}`: the sums of the positive (P) and of the negative (N) weight
    * values the forward pass uses (quantized, folded), and the bias (c). For inputs in [lo, hi]
    * (containing 0) the channel's accumulator lies in `[P lo + N hi + c, P hi + N lo + c]`.
-   * accumulator_channel_sums() computes them; empty: no accumulator analysis.
+   * accumulator_channel_sums() computes them; empty: no accumulator analysis. kRecurrent: the
+   * first layer's input projection `x W_ih^T + b_ih`, D·G·H rows (the forward direction's G·H
+   * rows, then the reverse one's).
    */
   std::vector<std::array<double, 3>> channel_sums;
 
@@ -186,7 +208,10 @@ struct HETEROQ_API LayerInfo {
 
 /// One kind of multiply-accumulate operation of a layer.
 struct HETEROQ_API Operation {
-  /// "" for single-stage layers; "depthwise" and "pointwise" for separable convolutions.
+  /// "" for single-stage layers; "depthwise" and "pointwise" for separable convolutions;
+  /// "kernel" and "recurrent" for recurrent layers ("kernel_l0", "recurrent_l0", "kernel_l1", ...
+  /// with num_layers > 1), and "recurrent_n" for the candidate's rows of a GRU with
+  /// reset_after = false.
   std::string part;
   OperandType weight;
   std::optional<OperandType> input;  ///< nullopt: the input's type is unknown
@@ -197,14 +222,17 @@ struct HETEROQ_API Operation {
 
 /// A group of stored values of a layer (QKeras's "weight profiling").
 struct HETEROQ_API WeightStats {
-  std::string name;  ///< "weights", or "weights_0"/"weights_1" (separable), "bias"
+  /// "weights", or "weights_0"/"weights_1" (separable), or the stage's part (recurrent:
+  /// "kernel", "recurrent", ...), "bias"
+  std::string name;
   int64_t count = 0;
   int64_t bits = 32;      ///< the operand width of its quantizer (32: not quantized)
   std::string quantizer;  ///< its quantizer's spec, "" if not quantized
 };
 
 /// The range of a layer's accumulator (the sum before any activation, bias included) over every
-/// output channel, for inputs in the range of the layer's input quantizer.
+/// output channel, for inputs in the range of the layer's input quantizer. Recurrent layers: the
+/// first layer's input projection `x W_ih^T + b_ih` (its first operation, the stage "kernel").
 struct HETEROQ_API AccumulatorStats {
   double min = 0, max = 0;
   /// `ceil(log2(max(|min|, |max|)))`, the integer bits QKeras's analyze_accumulator reports
@@ -262,6 +290,16 @@ HETEROQ_API std::ostream& operator<<(std::ostream& os, const QStats& stats);
  * layer of unknown type makes the type unknown, and multiply-accumulates on an unknown input get
  * QKeras's "null" name.
  *
+ * Recurrent layers (QKeras's estimate.py skips them and passes their input's type on): the
+ * output of a simple RNN (G = 1) has the type of its "activation" quantizer (float for a float
+ * function), that of an LSTM or GRU is float (`o act(c)`, `(1 - z) n + z h`: products and blends
+ * of gate values that no quantizer requantizes). The first layer's stage "kernel" multiplies the
+ * layer's input; a later layer's, the previous layer's output (the output type); every stage
+ * "recurrent" multiplies the previous state h, of the type of "state_quantizer" if there is one,
+ * else the output type. A GRU with reset_after = false multiplies the candidate's H rows of the
+ * recurrent kernel by `r h` instead (float): a stage "recurrent_n" (whose weights are counted in
+ * "recurrent").
+ *
  * @throws heteroq::InvalidArgument for a layer of unknown type with parameters, inconsistent
  *         shapes or geometry (the message names the layer).
  */
@@ -273,6 +311,8 @@ HETEROQ_API QStats qstats(const std::vector<LayerInfo>& layers,
  * counts are per sample): runs one forward pass on zeros layer by layer (in eval mode without
  * gradients; the training flags are restored), describes each layer with describe_layer()
  * (nested Sequentials are walked; their layers are named "0.1", ...) and calls qstats(layers).
+ * A recurrent layer (which returns `(output, state)`, so that Sequential::forward cannot chain
+ * it) passes its output sequence on to the next layer.
  *
  * Example:
  *   auto stats = heteroq::cost::qstats(model, {1, 16});
@@ -294,8 +334,10 @@ HETEROQ_API QStats print_qstats(torch::nn::Sequential model,
  * Describes one module for qstats(layers): its kind, quantizer slots, parameter count, geometry
  * and accumulator sums (from the weights its forward pass uses: quantized, and folded for
  * QConv2dBatchNorm/QLinearBatchNorm with the running statistics, as QKeras's unfold_model; call
- * it in eval mode). Every heteroq layer and torch's Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d
- * are multiply-accumulate layers; any other module is LayerKind::kOther.
+ * it in eval mode). Every heteroq layer and torch's Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d,
+ * RNN, LSTM and GRU are multiply-accumulate layers; any other module is LayerKind::kOther.
+ *
+ * @throws heteroq::InvalidArgument for a torch::nn::LSTM with `proj_size` (not supported).
  */
 HETEROQ_API LayerInfo describe_layer(const torch::nn::Module& module, const std::string& name,
                                      const std::vector<int64_t>& input_shape,
