@@ -25,6 +25,7 @@ import torch
 
 from . import _C
 from . import nn as qnn
+from ._rnn import FLOAT_ACTIVATIONS
 from .quantizers import Quantizer, get_quantizer
 
 __all__ = ["FORMAT", "VERSION", "to_config", "from_config", "config_classes"]
@@ -109,6 +110,9 @@ class _Arg:
             s = "a number" + self.range_text
         elif self.kind == "choice":
             s = "one of " + ", ".join(f'"{c}"' for c in self.choices)
+        elif self.kind == "activation":
+            return (f"a float activation ({_float_activations_text()}), a quantizer spec string"
+                    + (" or null" if self.nullable else ""))
         else:
             s = "a quantizer spec string"
         return s + " or null" if self.nullable else s
@@ -144,6 +148,18 @@ class _Arg:
         elif kind == "choice":
             if isinstance(v, str) and v in self.choices:
                 return v, None
+        elif kind == "activation":
+            if isinstance(v, str):
+                if v in FLOAT_ACTIVATIONS:
+                    return v, None
+                try:
+                    impl = _C.get_quantizer(v)
+                except ValueError as e:
+                    raise _ConfigError(path, f"{_dump(v)} is neither a float activation "
+                                             f"({_float_activations_text()}) nor a quantizer spec: "
+                                             f"{e}") from None
+                spec = impl.to_string()
+                return spec, get_quantizer(spec)
         elif isinstance(v, str):  # quantizer
             try:
                 impl = _C.get_quantizer(v)  # the C++ parser: the same checks and messages
@@ -152,6 +168,10 @@ class _Arg:
             spec = impl.to_string()
             return spec, get_quantizer(spec)
         raise _ConfigError(path, f"expected {self.describe()}, got {_dump(v)}")
+
+
+def _float_activations_text() -> str:
+    return ", ".join(f'"{n}"' for n in FLOAT_ACTIVATIONS)
 
 
 def _count(name):
@@ -201,6 +221,12 @@ def _folding_mode():
 
 def _quantizer(name, required=False):
     return _Arg(name, "quantizer", _REQUIRED if required else None, nullable=not required)
+
+
+def _activation(name, default):
+    """An activation slot of the recurrent layers: a float function's name or a quantizer spec;
+    None is the layer's float default (tanh, sigmoid)."""
+    return _Arg(name, "activation", default, nullable=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -266,6 +292,31 @@ def _folding_args():
             _folding_mode(), _integer("ema_freeze_delay", None, nullable=True)]
 
 
+def _rnn_args(extra):
+    return [_count("input_size"), _count("hidden_size"), _integer("num_layers", 1, 1),
+            _flag("bias", True), _flag("batch_first", False),
+            _number("dropout", 0.0, 0, 1, " in [0, 1]"), _flag("bidirectional", False),
+            _quantizer("kernel_quantizer"), _quantizer("recurrent_quantizer"),
+            _quantizer("bias_quantizer"), _quantizer("state_quantizer"),
+            _activation("activation", "quantized_tanh")] + extra
+
+
+def _activation_value(m):
+    """An activation slot as written: the quantizer (its spec), or the float function's name (for
+    None, the float function it stands for)."""
+    return m.activation if m.activation is not None else m._activation_fn
+
+
+def _recurrent_activation_value(m):
+    return (m.recurrent_activation if m.recurrent_activation is not None
+            else m._recurrent_activation_fn)
+
+
+_RNN_GET = {"activation": _activation_value}
+_GATED_RNN_GET = {"activation": _activation_value,
+                  "recurrent_activation": _recurrent_activation_value}
+
+
 def _max_pool_get_stride(m):
     if m.return_indices:
         raise _ConfigError("return_indices", "True is not supported (a config describes "
@@ -297,6 +348,20 @@ _LAYERS: Dict[str, _Layer] = {
     "QSeparableConv2d": _separable(qnn.QSeparableConv2d, 2),
     "QActivation": _Layer(qnn.QActivation, [_quantizer("activation", required=True)],
                           get={"activation": lambda m: m.quantizer}),
+    "QAdaptiveActivation": _Layer(
+        qnn.QAdaptiveActivation,
+        [_Arg("activation", "choice", choices=("quantized_bits", "quantized_relu")),
+         _count("total_bits"), _integer("current_step", None, nullable=True),
+         _flag("symmetric", True), _integer("quantization_delay", 0, 0),
+         _integer("ema_freeze_delay", None, nullable=True),
+         _number("ema_decay", 0.9999, 0, 1, " in [0, 1]"), _flag("per_channel", False),
+         _integer("num_channels", None, 1, nullable=True), _flag("po2_rounding", False),
+         _number("relu_neg_slope", 0.0, -math.inf, math.inf, ""),
+         _number("relu_upper_bound", None, -math.inf, math.inf, "", nullable=True)],
+        # current_step: the step count now (the `step` buffer), so that the rebuilt layer goes on
+        # from there; num_channels only means something per channel.
+        get={"current_step": lambda m: int(m.step),
+             "num_channels": lambda m: m.integer_bits.numel() if m.per_channel else None}),
     "QBatchNorm1d": _Layer(qnn.QBatchNorm1d, _bn_args(True)),
     "QBatchNorm2d": _Layer(qnn.QBatchNorm2d, _bn_args(True)),
     "QAvgPool2d": _Layer(
@@ -317,6 +382,11 @@ _LAYERS: Dict[str, _Layer] = {
         qnn.QLinearBatchNorm,
         [_count("in_features"), _count("out_features"), _flag("bias", True)] + _folding_args(),
         get={"bias": _has_bias}),
+    "QSimpleRNN": _Layer(qnn.QSimpleRNN, _rnn_args([]), get=_RNN_GET),
+    "QLSTM": _Layer(qnn.QLSTM, _rnn_args([_activation("recurrent_activation", "hard_sigmoid"),
+                                          _flag("unit_forget_bias", True)]), get=_GATED_RNN_GET),
+    "QGRU": _Layer(qnn.QGRU, _rnn_args([_activation("recurrent_activation", "hard_sigmoid"),
+                                        _flag("reset_after", True)]), get=_GATED_RNN_GET),
     # torch's layers
     "Linear": _Layer(torch.nn.Linear, [_count("in_features"), _count("out_features"),
                                        _flag("bias", True)], get={"bias": _has_bias}),
@@ -488,7 +558,7 @@ def _build(node: _Node) -> torch.nn.Module:
     kwargs = {}
     for a in layer.args:
         v = node.args[a.name]
-        if a.kind == "quantizer" and v is not None:
+        if a.name in node.quantizers:  # a quantizer (or an activation slot holding one)
             v = node.quantizers[a.name]
         elif isinstance(v, list):
             v = tuple(v)
@@ -596,12 +666,16 @@ def to_config(model: torch.nn.Module) -> Dict[str, Any]:
 
     Supported: ``nn.Sequential`` trees (nested, with named children) and single layers of
     heteroq's layers (``QLinear``, ``QConv1d``, ``QConv2d``, ``QConvTranspose2d``,
-    ``QDepthwiseConv2d``, ``QSeparableConv1d/2d``, ``QActivation``, ``QBatchNorm1d/2d``,
-    ``QAvgPool2d``, ``QGlobalAvgPool2d``, ``QConv2dBatchNorm``, ``QLinearBatchNorm``) and of
+    ``QDepthwiseConv2d``, ``QSeparableConv1d/2d``, ``QActivation``, ``QAdaptiveActivation``,
+    ``QBatchNorm1d/2d``, ``QAvgPool2d``, ``QGlobalAvgPool2d``, ``QConv2dBatchNorm``,
+    ``QLinearBatchNorm``, ``QSimpleRNN``, ``QLSTM``, ``QGRU``) and of
     ``torch.nn``'s ``Linear``, ``Conv1d/2d``, ``BatchNorm1d/2d``, ``ReLU``, ``Tanh``, ``Sigmoid``,
     ``Hardswish``, ``Flatten``, ``Dropout``, ``AvgPool2d``, ``MaxPool2d``, ``Identity``
     (:func:`config_classes`). Classes match exactly: a subclass (which may change ``forward``) is
-    not one of them.
+    not one of them. The recurrent layers' activation slots are written as their quantizer's spec
+    or their float function's name (``"tanh"``, ``"hard_sigmoid"``, ...);
+    ``QAdaptiveActivation``'s ``current_step`` as its step count at the time (its ``step``
+    buffer).
 
     Raises:
         ValueError: any other module (the message names its path in the model and its class), a

@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <typeindex>
 #include <utility>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/rnn.h"
 #include "heteroq/quantizers/quantizer.h"
 
 namespace heteroq::nn {
@@ -79,7 +81,9 @@ std::string dump(const json& v) { return v.dump(-1, ' ', false, json::error_hand
 // ---------------------------------------------------------------------------------------------
 // Argument types.
 
-enum class Kind { Int, Ints, ConvPadding, Bool, Number, Choice, Quantizer };
+// Activation: an activation slot of the recurrent layers, a float function's name
+// (rnn_float_activations()) or a quantizer spec.
+enum class Kind { Int, Ints, ConvPadding, Bool, Number, Choice, Quantizer, Activation };
 
 struct ArgSpec {
   ArgSpec(std::string name_, Kind kind_) : name(std::move(name_)), kind(kind_) {}
@@ -152,6 +156,12 @@ ArgSpec choice(const std::string& name, const std::string& dflt, std::vector<std
   a.choices = std::move(choices);
   return a;
 }
+ArgSpec required_choice(const std::string& name, std::vector<std::string> choices) {
+  ArgSpec a{name, Kind::Choice};
+  a.required = true;
+  a.choices = std::move(choices);
+  return a;
+}
 ArgSpec padding_mode() {
   return choice("padding_mode", "zeros", {"zeros", "reflect", "replicate", "circular"});
 }
@@ -163,6 +173,22 @@ ArgSpec quantizer(const std::string& name, bool required = false) {
   a.required = required;
   a.nullable = !required;
   return a;
+}
+
+// An activation slot of the recurrent layers: a float function's name or a quantizer spec; null is
+// the layer's float default (tanh, sigmoid). `dflt` is the constructor's default.
+ArgSpec activation(const std::string& name, const std::string& dflt) {
+  ArgSpec a{name, Kind::Activation};
+  a.default_value = dflt;
+  a.nullable = true;
+  return a;
+}
+
+// The float activations by name, for messages: "tanh", "sigmoid", ...
+std::string float_activations_text() {
+  std::string s;
+  for (const auto& n : rnn_float_activations()) s += (s.empty() ? "\"" : ", \"") + n + "\"";
+  return s;
 }
 
 // What an argument accepts, for messages (the same words as heteroq/config.py).
@@ -187,6 +213,9 @@ std::string describe(const ArgSpec& a) {
       for (size_t i = 0; i < a.choices.size(); ++i) s += (i ? ", \"" : " \"") + a.choices[i] + "\"";
       break;
     case Kind::Quantizer: s = "a quantizer spec string"; break;
+    case Kind::Activation:
+      return "a float activation (" + float_activations_text() + "), a quantizer spec string" +
+             (a.nullable ? " or null" : "");
   }
   return a.nullable ? s + " or null" : s;
 }
@@ -244,6 +273,20 @@ json check_value(const json& v, const ArgSpec& a, const std::string& path, Quant
         return (*q)->to_string();
       }
       break;
+    case Kind::Activation:
+      if (v.is_string()) {
+        const auto& names = rnn_float_activations();
+        if (std::find(names.begin(), names.end(), v.get<std::string>()) != names.end()) return v;
+        try {
+          *q = get_quantizer(v.get<std::string>());
+        } catch (const std::invalid_argument& e) {
+          throw ConfigError{path, dump(v) + " is neither a float activation (" +
+                                      float_activations_text() + ") nor a quantizer spec: " +
+                                      e.what()};
+        }
+        return (*q)->to_string();
+      }
+      break;
   }
   throw ConfigError{path, "expected " + describe(a) + ", got " + dump(v)};
 }
@@ -277,6 +320,14 @@ class Args {
   QuantizerArg q(const std::string& k) const {
     auto it = quantizers.find(k);
     return it == quantizers.end() ? QuantizerArg() : QuantizerArg(it->second);
+  }
+  /// An activation slot of the recurrent layers: the quantizer, the float function's name, or
+  /// empty (null: the layer's float default).
+  RNNActivation act(const std::string& k) const {
+    auto it = quantizers.find(k);
+    if (it != quantizers.end()) return RNNActivation(it->second);
+    if (is_null(k)) return RNNActivation();
+    return RNNActivation(s(k));
   }
   /// Integer padding for heteroq's C++ convolutions (which take no "same"/"valid").
   template <size_t D>
@@ -511,6 +562,65 @@ LayerEntry no_args(const std::string& cls) {
           [](const Args&) { return torch::nn::AnyModule(Holder()); }};
 }
 
+// The value an activation slot writes: the quantizer's spec, the float function's name, or for an
+// empty slot the float function it stands for (`float_default`).
+json activation_value(const RNNActivation& a, const char* float_default) {
+  if (a.quantizer()) return a.quantizer()->to_string();
+  return a.function().empty() ? json(float_default) : json(a.function());
+}
+
+// heteroq's recurrent layers: torch::nn::RNN/LSTM/GRU's arguments, the quantizer slots, the
+// activations and the options of each layer (QLSTM: recurrent_activation, unit_forget_bias; QGRU:
+// recurrent_activation, reset_after).
+template <typename Impl, typename Holder, typename Options>
+LayerEntry qrnn(const std::string& cls) {
+  constexpr bool kLSTM = std::is_same_v<Options, QLSTMOptions>;
+  constexpr bool kGRU = std::is_same_v<Options, QGRUOptions>;
+  std::vector<ArgSpec> args = {
+      count("input_size"), count("hidden_size"), integer("num_layers", 1, 1), flag("bias", true),
+      flag("batch_first", false), number("dropout", 0.0, 0, 1, " in [0, 1]"),
+      flag("bidirectional", false), quantizer("kernel_quantizer"),
+      quantizer("recurrent_quantizer"), quantizer("bias_quantizer"),
+      quantizer("state_quantizer"), activation("activation", "quantized_tanh")};
+  if constexpr (kLSTM || kGRU) args.push_back(activation("recurrent_activation", "hard_sigmoid"));
+  if constexpr (kLSTM) args.push_back(flag("unit_forget_bias", true));
+  if constexpr (kGRU) args.push_back(flag("reset_after", true));
+  return {cls,
+          {typeid(Impl)},
+          std::move(args),
+          [](const Module& m) {
+            const auto& o = as<Impl>(m).options;
+            json out{{"input_size", o.input_size()}, {"hidden_size", o.hidden_size()},
+                     {"num_layers", o.num_layers()}, {"bias", o.bias()},
+                     {"batch_first", o.batch_first()}, {"dropout", o.dropout()},
+                     {"bidirectional", o.bidirectional()},
+                     {"kernel_quantizer", spec(o.kernel_quantizer())},
+                     {"recurrent_quantizer", spec(o.recurrent_quantizer())},
+                     {"bias_quantizer", spec(o.bias_quantizer())},
+                     {"state_quantizer", spec(o.state_quantizer())},
+                     {"activation", activation_value(o.activation(), "tanh")}};
+            if constexpr (kLSTM || kGRU) {
+              out["recurrent_activation"] = activation_value(o.recurrent_activation(), "sigmoid");
+            }
+            if constexpr (kLSTM) out["unit_forget_bias"] = o.unit_forget_bias();
+            if constexpr (kGRU) out["reset_after"] = o.reset_after();
+            return out;
+          },
+          [](const Args& a) {
+            Options o(a.i("input_size"), a.i("hidden_size"));
+            o.num_layers(a.i("num_layers")).bias(a.b("bias")).batch_first(a.b("batch_first"))
+                .dropout(a.f("dropout")).bidirectional(a.b("bidirectional"))
+                .kernel_quantizer(a.q("kernel_quantizer"))
+                .recurrent_quantizer(a.q("recurrent_quantizer"))
+                .bias_quantizer(a.q("bias_quantizer")).state_quantizer(a.q("state_quantizer"))
+                .activation(a.act("activation"));
+            if constexpr (kLSTM || kGRU) o.recurrent_activation(a.act("recurrent_activation"));
+            if constexpr (kLSTM) o.unit_forget_bias(a.b("unit_forget_bias"));
+            if constexpr (kGRU) o.reset_after(a.b("reset_after"));
+            return torch::nn::AnyModule(Holder(o));
+          }};
+}
+
 std::vector<LayerEntry> make_layers() {
   std::vector<LayerEntry> t;
   // ---- heteroq's layers
@@ -595,6 +705,44 @@ std::vector<LayerEntry> make_layers() {
                  return json{{"activation", spec(as<QActivationImpl>(m).quantizer())}};
                },
                [](const Args& a) { return torch::nn::AnyModule(QActivation(a.q("activation"))); }});
+  t.push_back({"QAdaptiveActivation",
+               {typeid(QAdaptiveActivationImpl)},
+               {required_choice("activation", {"quantized_bits", "quantized_relu"}),
+                count("total_bits"), integer("current_step", nullptr, kNoMin, /*nullable=*/true),
+                flag("symmetric", true), integer("quantization_delay", 0, 0),
+                integer("ema_freeze_delay", nullptr, kNoMin, /*nullable=*/true),
+                number("ema_decay", 0.9999, 0, 1, " in [0, 1]"), flag("per_channel", false),
+                integer("num_channels", nullptr, 1, /*nullable=*/true), flag("po2_rounding", false),
+                number("relu_neg_slope", 0.0, -INFINITY, INFINITY, ""),
+                number("relu_upper_bound", nullptr, -INFINITY, INFINITY, "", /*nullable=*/true)},
+               [](const Module& m) {
+                 const auto& layer = as<QAdaptiveActivationImpl>(m);
+                 const auto& o = layer.options;
+                 // current_step: the step count now (the `step` buffer), so that the rebuilt
+                 // layer goes on from there; num_channels only means something per channel.
+                 return json{{"activation", o.activation()}, {"total_bits", o.total_bits()},
+                             {"current_step", layer.step.item<int64_t>()},
+                             {"symmetric", o.symmetric()},
+                             {"quantization_delay", o.quantization_delay()},
+                             {"ema_freeze_delay", opt(o.ema_freeze_delay())},
+                             {"ema_decay", o.ema_decay()}, {"per_channel", o.per_channel()},
+                             {"num_channels",
+                              o.per_channel() ? json(o.num_channels()) : json(nullptr)},
+                             {"po2_rounding", o.po2_rounding()},
+                             {"relu_neg_slope", o.relu_neg_slope()},
+                             {"relu_upper_bound", opt(o.relu_upper_bound())}};
+               },
+               [](const Args& a) {
+                 QAdaptiveActivationOptions o(a.s("activation"), a.i("total_bits"));
+                 o.current_step(a.opt_i("current_step")).symmetric(a.b("symmetric"))
+                     .quantization_delay(a.i("quantization_delay"))
+                     .ema_freeze_delay(a.opt_i("ema_freeze_delay")).ema_decay(a.f("ema_decay"))
+                     .per_channel(a.b("per_channel"))
+                     .num_channels(a.opt_i("num_channels").value_or(0))
+                     .po2_rounding(a.b("po2_rounding")).relu_neg_slope(a.f("relu_neg_slope"))
+                     .relu_upper_bound(a.opt_f("relu_upper_bound"));
+                 return torch::nn::AnyModule(QAdaptiveActivation(o));
+               }});
   t.push_back(qbatchnorm<QBatchNorm1dImpl, QBatchNorm1d>("QBatchNorm1d"));
   t.push_back(qbatchnorm<QBatchNorm2dImpl, QBatchNorm2d>("QBatchNorm2d"));
   t.push_back({"QAvgPool2d",
@@ -694,6 +842,9 @@ std::vector<LayerEntry> make_layers() {
                                   .ema_freeze_delay(a.opt_i("ema_freeze_delay")));
                  return torch::nn::AnyModule(QLinearBatchNorm(o));
                }});
+  t.push_back(qrnn<QSimpleRNNImpl, QSimpleRNN, QSimpleRNNOptions>("QSimpleRNN"));
+  t.push_back(qrnn<QLSTMImpl, QLSTM, QLSTMOptions>("QLSTM"));
+  t.push_back(qrnn<QGRUImpl, QGRU, QGRUOptions>("QGRU"));
   // ---- LibTorch's layers (PyTorch's names and arguments)
   t.push_back({"Linear",
                {typeid(torch::nn::LinearImpl)},

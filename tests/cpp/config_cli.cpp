@@ -4,8 +4,11 @@
 // cross-language tests (tests/python/test_config.py). Usage: heteroq_config_cli FILE SHAPE ...
 // (pairs; SHAPE is "2,4,6,6", or "-" for no forward pass). Prints one JSON line per FILE:
 //   {"config": <to_config of the rebuilt model>, "parameters": [[NAME, [SHAPE]], ...],
-//    "buffers": [[NAME, [SHAPE]], ...], "output": [uint32 bits of the output]}
-// or {"error": MESSAGE} when the config is rejected. The forward pass runs in eval mode with
+//    "buffers": [[NAME, [SHAPE]], ...], "output": [uint32 bits of the outputs]}
+// or {"error": MESSAGE} when the config is rejected. "output" holds every output tensor in order,
+// one after the other: the output, or a recurrent layer's (output, h_n) / (output, (h_n, c_n)); a
+// Sequential root runs its children in turn (so one that ends in a recurrent layer returns that
+// layer's outputs, as Python's nn.Sequential). The forward pass runs in eval mode with
 // deterministic parameters: every parameter (in named_parameters() order) holds
 // linspace(-0.9, 1.1, numel), every floating-point buffer linspace(0.5, 2.0, numel) if its name
 // ends in "running_var", else linspace(-0.5, 0.5, numel); the input is linspace(-3, 3, numel).
@@ -17,7 +20,9 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "heteroq/heteroq.h"
@@ -52,14 +57,41 @@ std::string shape_of(const torch::Tensor& t) {
   return s + "]";
 }
 
-std::string bits_of(const torch::Tensor& t) {
-  const torch::Tensor c = t.detach().contiguous().to(torch::kFloat);
-  const float* p = c.data_ptr<float>();
+// The output tensors of a layer, in order.
+std::vector<torch::Tensor> tensors_of(torch::nn::AnyValue value) {
+  using Tensor = torch::Tensor;
+  if (const auto* t = value.try_get<Tensor>()) return {*t};
+  if (const auto* t = value.try_get<std::tuple<Tensor, Tensor>>()) {
+    return {std::get<0>(*t), std::get<1>(*t)};
+  }
+  if (const auto* t = value.try_get<std::tuple<Tensor, std::tuple<Tensor, Tensor>>>()) {
+    return {std::get<0>(*t), std::get<0>(std::get<1>(*t)), std::get<1>(std::get<1>(*t))};
+  }
+  throw std::runtime_error("unexpected output type " + std::string(value.type_info().name()));
+}
+
+// model(input); a Sequential's children in turn, whatever the last one returns.
+torch::nn::AnyValue forward(torch::nn::AnyModule& model, const torch::Tensor& input) {
+  if (auto* seq = model.ptr()->as<heteroq::nn::NestedSequentialImpl>()) {
+    torch::nn::AnyValue value(input);
+    for (auto& child : *seq) value = child.any_forward(std::move(value));
+    return value;
+  }
+  return model.any_forward(input);
+}
+
+std::string bits_of(const std::vector<torch::Tensor>& tensors) {
   std::string s = "[";
-  for (int64_t i = 0; i < c.numel(); ++i) {
-    uint32_t u;
-    std::memcpy(&u, p + i, sizeof(u));
-    s += (i ? "," : "") + std::to_string(u);
+  bool first = true;
+  for (const auto& t : tensors) {
+    const torch::Tensor c = t.detach().contiguous().to(torch::kFloat);
+    const float* p = c.data_ptr<float>();
+    for (int64_t i = 0; i < c.numel(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, p + i, sizeof(u));
+      s += (first ? "" : ",") + std::to_string(u);
+      first = false;
+    }
   }
   return s + "]";
 }
@@ -106,7 +138,8 @@ std::string run(const std::string& file, const std::string& shape) {
     int64_t n = 1;
     for (const auto d : dims) n *= d;
     m.eval();
-    out += ", \"output\": " + bits_of(model.forward(torch::linspace(-3, 3, n).view(dims)));
+    out += ", \"output\": " +
+           bits_of(tensors_of(forward(model, torch::linspace(-3, 3, n).view(dims))));
   }
   return out + "}";
 }

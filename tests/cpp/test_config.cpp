@@ -22,6 +22,7 @@ using namespace heteroq::nn;  // NOLINT(build/namespaces)
 
 const char* const kQ = "quantized_bits(6,2,alpha=1)";
 const char* const kQB = "quantized_bits(8,3,alpha=1)";
+const char* const kQS = "quantized_bits(8,2,alpha=1)";  // the recurrent layers' state quantizer
 
 struct Case {
   std::string name;
@@ -100,6 +101,21 @@ std::vector<Case> cases() {
        },
        {2, 4, 6, 6}},
       {"QActivation", [] { return any(QActivation("quantized_relu(4,1)")); }, {2, 4, 6, 6}},
+      {"QAdaptiveActivation",
+       [] {
+         return any(QAdaptiveActivation(QAdaptiveActivationOptions("quantized_relu", 6)
+                                            .current_step(3).quantization_delay(5)
+                                            .ema_freeze_delay(50).ema_decay(0.9)
+                                            .relu_neg_slope(0.25).relu_upper_bound(4.0)));
+       },
+       {2, 4, 6, 6}},
+      {"QAdaptiveActivation_per_channel",
+       [] {
+         return any(QAdaptiveActivation(QAdaptiveActivationOptions("quantized_bits", 8)
+                                            .symmetric(false).per_channel(true).num_channels(4)
+                                            .po2_rounding(true)));
+       },
+       {2, 4, 6, 6}},
       {"QBatchNorm1d",
        [] {
          return any(QBatchNorm1d(QBatchNormOptions(4).eps(1e-3).momentum(0.01)
@@ -142,6 +158,40 @@ std::vector<Case> cases() {
                                          .folding(FoldingOptions().momentum(std::nullopt))));
        },
        {3, 6}},
+      {"QSimpleRNN",
+       [] {
+         return any(QSimpleRNN(QSimpleRNNOptions(6, 5).num_layers(2).dropout(0.25)
+                                   .kernel_quantizer(kQ).recurrent_quantizer(kQ)
+                                   .bias_quantizer(kQB).state_quantizer(kQS).activation("relu")));
+       },
+       {4, 3, 6}},
+      {"QSimpleRNN_defaults",
+       [] { return any(QSimpleRNN(QSimpleRNNOptions(6, 5).batch_first(true).bidirectional(true))); },
+       {3, 4, 6}},
+      {"QLSTM",
+       [] {
+         return any(QLSTM(QLSTMOptions(6, 5).batch_first(true).bidirectional(true)
+                              .kernel_quantizer(kQ).recurrent_quantizer(kQ).state_quantizer(kQS)
+                              .activation(nullptr).recurrent_activation("quantized_sigmoid(8)")
+                              .unit_forget_bias(false)));
+       },
+       {3, 4, 6}},
+      {"QLSTM_defaults",
+       [] { return any(QLSTM(QLSTMOptions(6, 5).num_layers(2).dropout(0.5).bias(false))); },
+       {4, 3, 6}},
+      {"QGRU",
+       [] {
+         return any(QGRU(QGRUOptions(6, 5).kernel_quantizer(kQ).bias_quantizer(kQB)
+                             .activation("quantized_tanh(6)").recurrent_activation("sigmoid")
+                             .reset_after(false)));
+       },
+       {4, 6}},
+      {"QGRU_float",
+       [] {
+         return any(QGRU(QGRUOptions(6, 5).num_layers(2).bidirectional(true).activation("linear")
+                             .recurrent_activation(nullptr)));
+       },
+       {4, 3, 6}},
       {"Linear", [] { return any(torch::nn::Linear(torch::nn::LinearOptions(6, 4).bias(false))); },
        {3, 6}},
       {"Conv1d",
@@ -197,7 +247,42 @@ std::vector<Case> cases() {
       {"Sequential",
        [] { return any(cnn<NestedSequential>()); },
        {2, 4, 6, 6}},
+      // A recurrent layer returns (output, state): as a Sequential's last member it still runs.
+      {"Sequential_rnn",
+       [] {
+         NestedSequential seq;
+         seq->push_back("act", QActivation("quantized_bits(8,2,alpha=1)"));
+         seq->push_back("rnn", QLSTM(QLSTMOptions(4, 3).batch_first(true).kernel_quantizer(kQ)));
+         return any(seq);
+       },
+       {2, 5, 4}},
   };
+}
+
+// The output tensors of a layer, in order: the output, or a recurrent layer's (output, h_n) /
+// (output, (h_n, c_n)).
+std::vector<torch::Tensor> tensors_of(torch::nn::AnyValue value) {
+  using torch::Tensor;
+  if (const auto* t = value.try_get<Tensor>()) return {*t};
+  if (const auto* t = value.try_get<std::tuple<Tensor, Tensor>>()) {
+    return {std::get<0>(*t), std::get<1>(*t)};
+  }
+  if (const auto* t = value.try_get<std::tuple<Tensor, std::tuple<Tensor, Tensor>>>()) {
+    return {std::get<0>(*t), std::get<0>(std::get<1>(*t)), std::get<1>(std::get<1>(*t))};
+  }
+  ADD_FAILURE() << "unexpected output type " << value.type_info().name();
+  return {};
+}
+
+// model(input): a Sequential's children in turn, whatever the last one returns (as Python's
+// nn.Sequential; NestedSequential::forward returns a Tensor).
+std::vector<torch::Tensor> run(torch::nn::AnyModule& model, const torch::Tensor& input) {
+  if (auto* seq = model.ptr()->as<NestedSequentialImpl>()) {
+    torch::nn::AnyValue value(input);
+    for (auto& child : *seq) value = child.any_forward(std::move(value));
+    return tensors_of(std::move(value));
+  }
+  return tensors_of(model.any_forward(input));
 }
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> shapes(torch::nn::Module& m) {
@@ -247,10 +332,18 @@ TEST_P(ConfigRoundTrip, SameStructureQuantizersAndOutputs) {
     model.ptr()->train(train);
     copy.ptr()->train(train);
     torch::manual_seed(1);
-    const torch::Tensor want = model.forward(x.clone());
+    const auto want = run(model, x.clone());
     torch::manual_seed(1);
-    const torch::Tensor got = copy.forward(x.clone());
-    EXPECT_TRUE(torch::equal(got, want)) << c.name << (train ? " (train)" : " (eval)");
+    const auto got = run(copy, x.clone());
+    ASSERT_EQ(got.size(), want.size()) << c.name;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_TRUE(torch::equal(got[i], want[i])) << c.name << (train ? " (train)" : " (eval)");
+    }
+  }
+  // The state the training calls changed (QAdaptiveActivation's statistics and step) is the same.
+  const auto buffers = copy.ptr()->named_buffers();
+  for (const auto& b : model.ptr()->named_buffers()) {
+    EXPECT_TRUE(torch::equal(buffers[b.key()], b.value())) << c.name << ": " << b.key();
   }
 }
 
@@ -267,7 +360,7 @@ TEST(Config, EveryClassIsCovered) {
   }
   const auto all = config_classes();
   EXPECT_EQ(std::vector<std::string>(covered.begin(), covered.end()), all);
-  EXPECT_EQ(all.size(), 29u);
+  EXPECT_EQ(all.size(), 33u);
   EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
 }
 
@@ -358,6 +451,81 @@ TEST(Config, Hardswish) {
   EXPECT_EQ(s.str(), "heteroq::nn::Hardswish(inplace=true)");
 }
 
+// Absent: the constructor's defaults (QKeras's); null: the float function PyTorch uses there,
+// written as its name; a name or a spec: that function or quantizer.
+TEST(Config, RecurrentActivationSlots) {
+  const auto lstm = [](const std::string& config) {
+    return module_from_config(
+        with_config(R"J("class": "QLSTM", "config": {"input_size": 4, "hidden_size": 3)J" + config +
+                    "}"));
+  };
+  auto by_default = lstm("");
+  EXPECT_EQ(to_config(*by_default.ptr()), to_config(QLSTM(4, 3)));
+  const auto& o = by_default.get<QLSTM>()->options;
+  ASSERT_NE(o.activation().quantizer(), nullptr);
+  EXPECT_EQ(o.activation().quantizer()->to_string(), "quantized_tanh(8)");
+  EXPECT_EQ(o.recurrent_activation().function(), "hard_sigmoid");
+  EXPECT_NE(to_config(*by_default.ptr(), -1)
+                .find(R"J("activation":"quantized_tanh(8)","recurrent_activation":"hard_sigmoid")J"),
+            std::string::npos);
+
+  auto null = lstm(R"J(, "activation": null, "recurrent_activation": null)J");
+  EXPECT_TRUE(null.get<QLSTM>()->options.activation().empty());
+  EXPECT_TRUE(null.get<QLSTM>()->options.recurrent_activation().empty());
+  EXPECT_NE(to_config(*null.ptr(), -1).find(R"J("activation":"tanh","recurrent_activation":"sigmoid")J"),
+            std::string::npos);
+  const QLSTM null_direct(QLSTMOptions(4, 3).activation(nullptr).recurrent_activation(nullptr));
+  EXPECT_EQ(to_config(*null.ptr()), to_config(null_direct));
+
+  auto named = lstm(R"J(, "activation": "quantized_tanh(6,use_real_tanh=True)", "recurrent_activation": "relu")J");
+  EXPECT_EQ(named.get<QLSTM>()->options.recurrent_activation().function(), "relu");
+  const QLSTM named_direct(QLSTMOptions(4, 3).activation("quantized_tanh(6,use_real_tanh=True)")
+                               .recurrent_activation("relu"));
+  EXPECT_EQ(to_config(*named.ptr()), to_config(named_direct));
+  // The same outputs as the layers built directly (the slots act as written).
+  const torch::Tensor x = torch::randn({5, 2, 4});
+  for (auto [config, direct] : {std::make_pair(null, torch::nn::AnyModule(null_direct)),
+                                std::make_pair(named, torch::nn::AnyModule(named_direct))}) {
+    copy_state(*direct.ptr(), *config.ptr());
+    const auto want = run(direct, x);
+    const auto got = run(config, x);
+    ASSERT_EQ(got.size(), 3u);
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::equal(got[i], want[i]));
+  }
+}
+
+TEST(Config, AdaptiveActivationWritesItsStepCount) {
+  QAdaptiveActivation act("quantized_bits", 8);
+  EXPECT_NE(to_config(act, -1).find(R"J("current_step":-1,)J"), std::string::npos);
+  EXPECT_NE(to_config(act, -1).find(R"J("num_channels":null,)J"), std::string::npos);
+  const torch::Tensor x = torch::randn({2, 4, 3});
+  for (int i = 0; i < 3; ++i) act(x);  // training calls count steps
+  EXPECT_NE(to_config(act, -1).find(R"J("current_step":2,)J"), std::string::npos);
+  auto copy = module_from_config(to_config(act));
+  EXPECT_EQ(copy.get<QAdaptiveActivation>()->step.item<int64_t>(), 2);
+  // The constructor's default (none) is the same as -1.
+  auto from_null = module_from_config(with_config(R"J("class": "QAdaptiveActivation",
+      "config": {"activation": "quantized_relu", "total_bits": 4, "current_step": null})J"));
+  EXPECT_EQ(to_config(*from_null.ptr()), to_config(QAdaptiveActivation("quantized_relu", 4)));
+}
+
+TEST(Config, RecurrentLayerInASequential) {
+  torch::nn::Sequential model;
+  model->push_back("rnn", QGRU(QGRUOptions(4, 3).batch_first(true).kernel_quantizer(kQ)));
+  torch::nn::Sequential copy = from_config(to_config(model));
+  EXPECT_EQ(to_config(copy), to_config(model));
+  EXPECT_EQ(copy->named_parameters().keys(),
+            (std::vector<std::string>{"rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0",
+                                      "rnn.bias_hh_l0"}));
+  copy_state(*model, *copy);
+  using Out = std::tuple<torch::Tensor, torch::Tensor>;
+  const torch::Tensor x = torch::randn({2, 5, 4});
+  const auto want = model->forward<Out>(x);
+  const auto got = copy->forward<Out>(x);
+  EXPECT_TRUE(torch::equal(std::get<0>(got), std::get<0>(want)));
+  EXPECT_TRUE(torch::equal(std::get<1>(got), std::get<1>(want)));
+}
+
 // ------------------------------------------------------------------------------------------------
 // Errors: the messages of test_config.py (which also checks that C++ and Python agree on every one).
 
@@ -402,9 +570,10 @@ TEST(ConfigErrors, NameTheJsonPath) {
       {valid(R"J("class": "QLinear")J", R"J("class": "QDense")J"),
        R"J(layers[0].class: unknown class "QDense" (known: AvgPool2d, BatchNorm1d, BatchNorm2d, )J"
        R"J(Conv1d, Conv2d, Dropout, Flatten, Hardswish, Identity, Linear, MaxPool2d, QActivation, )J"
-       R"J(QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d, QConv2d, QConv2dBatchNorm, )J"
-       R"J(QConvTranspose2d, QDepthwiseConv2d, QGlobalAvgPool2d, QLinear, QLinearBatchNorm, )J"
-       R"J(QSeparableConv1d, QSeparableConv2d, ReLU, Sequential, Sigmoid, Tanh))J"},
+       R"J(QAdaptiveActivation, QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d, QConv2d, )J"
+       R"J(QConv2dBatchNorm, QConvTranspose2d, QDepthwiseConv2d, QGRU, QGlobalAvgPool2d, QLSTM, )J"
+       R"J(QLinear, QLinearBatchNorm, QSeparableConv1d, QSeparableConv2d, QSimpleRNN, ReLU, )J"
+       R"J(Sequential, Sigmoid, Tanh))J"},
       {valid(R"J("class": "QLinear")J", R"J("class": 5)J"), "layers[0].class: expected a string, got 5"},
       {valid(R"J({"class": "QActivation", "name": "act", "config": {"activation": "quantized_relu(4,1)"}})J", "3"),
        "layers[1]: expected a layer (a JSON object), got 3"},
@@ -504,6 +673,84 @@ TEST(ConfigErrors, CppConvolutionsPadWithIntegerZeros) {
   // LibTorch's own Conv2d takes every padding.
   EXPECT_NO_THROW(module_from_config(with_config(R"J("class": "Conv2d", "config": {"in_channels": 2,
       "out_channels": 2, "kernel_size": 3, "padding": "same", "padding_mode": "reflect"})J")));
+}
+
+// The recurrent layers and QAdaptiveActivation: the messages of test_config.py's ERRORS and
+// SPEC_ERRORS (there on layers[3] and layers[4] of its BASE).
+TEST(ConfigErrors, RecurrentAndAdaptiveLayers) {
+  const std::string lstm = R"J("class": "QLSTM", "config": {"input_size": 4, "hidden_size": 3)J";
+  const std::string adapt =
+      R"J("class": "QAdaptiveActivation", "config": {"activation": "quantized_relu", "total_bits": 8)J";
+  const std::string names = R"J("tanh", "sigmoid", "hard_sigmoid", "relu", "linear")J";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"J("class": "QLSTM", "config": {"input_size": 4})J",
+       "config.hidden_size: missing (QLSTM requires it)"},
+      {lstm + R"J(, "reset_after": true})J",
+       "config.reset_after: unexpected argument (QLSTM takes input_size, hidden_size, num_layers, "
+       "bias, batch_first, dropout, bidirectional, kernel_quantizer, recurrent_quantizer, "
+       "bias_quantizer, state_quantizer, activation, recurrent_activation, unit_forget_bias)"},
+      {lstm + R"J(, "num_layers": 0})J", "config.num_layers: expected an integer >= 1, got 0"},
+      {lstm + R"J(, "dropout": 2})J", "config.dropout: expected a number in [0, 1], got 2"},
+      {lstm + R"J(, "unit_forget_bias": "yes"})J",
+       R"J(config.unit_forget_bias: expected true or false, got "yes")J"},
+      {lstm + R"J(, "activation": 3})J",
+       "config.activation: expected a float activation (" + names +
+           "), a quantizer spec string or null, got 3"},
+      {lstm + R"J(, "recurrent_activation": ["sigmoid"]})J",
+       "config.recurrent_activation: expected a float activation (" + names +
+           R"J(), a quantizer spec string or null, got ["sigmoid"])J"},
+      {R"J("class": "QAdaptiveActivation", "config": {"total_bits": 8})J",
+       "config.activation: missing (QAdaptiveActivation requires it)"},
+      {R"J("class": "QAdaptiveActivation", "config": {"activation": "quantized_relu(8,2)", "total_bits": 8})J",
+       R"J(config.activation: expected one of "quantized_bits", "quantized_relu", got "quantized_relu(8,2)")J"},
+      {R"J("class": "QAdaptiveActivation", "config": {"activation": "quantized_relu", "total_bits": 0})J",
+       "config.total_bits: expected an integer >= 1, got 0"},
+      {adapt + R"J(, "current_step": 1.5})J", "config.current_step: expected an integer or null, got 1.5"},
+      {adapt + R"J(, "quantization_delay": -1})J",
+       "config.quantization_delay: expected an integer >= 0, got -1"},
+      {adapt + R"J(, "ema_decay": 1.5})J", "config.ema_decay: expected a number in [0, 1], got 1.5"},
+      {adapt + R"J(, "num_channels": 0})J", "config.num_channels: expected an integer >= 1 or null, got 0"},
+      {adapt + R"J(, "relu_neg_slope": null})J", "config.relu_neg_slope: expected a number, got null"},
+      {adapt + R"J(, "relu_upper_bound": "6"})J",
+       R"J(config.relu_upper_bound: expected a number or null, got "6")J"},
+  };
+  for (const auto& [text, message] : cases) {
+    EXPECT_EQ(error_of([&] { module_from_config(with_config(text)); }), "from_config: " + message)
+        << text;
+  }
+  // A string that is neither a float activation nor a valid spec: the parser's words follow.
+  for (const std::string spec : {"tanhh", "quantized_sigmoid(0)", "quantized_tanh(8"}) {
+    std::string parser;
+    try {
+      heteroq::get_quantizer(spec);
+    } catch (const std::invalid_argument& e) {
+      parser = e.what();
+    }
+    ASSERT_FALSE(parser.empty()) << spec;
+    const std::string quoted = "\"" + spec + "\"";
+    EXPECT_EQ(error_of([&] { module_from_config(with_config(lstm + R"J(, "activation": )J" + quoted + "}")); }),
+              "from_config: config.activation: " + quoted + " is neither a float activation (" +
+                  names + ") nor a quantizer spec: " + parser);
+    EXPECT_EQ(error_of([&] {
+                module_from_config(with_config(lstm + R"J(, "recurrent_activation": )J" + quoted + "}"));
+              }),
+              "from_config: config.recurrent_activation: " + quoted +
+                  " is neither a float activation (" + names + ") nor a quantizer spec: " + parser);
+  }
+  // The layers' own checks, after the class.
+  const std::string weights = error_of([&] {
+    module_from_config(with_config(lstm + R"J(, "kernel_quantizer": "quantized_relu(4,0)"})J"));
+  });
+  EXPECT_EQ(weights.rfind("from_config: QLSTM: QLSTM: `kernel_quantizer` = quantized_relu(4,0) "
+                          "cannot hold negative weights",
+                          0),
+            0u)
+      << weights;
+  const std::string channels =
+      error_of([&] { module_from_config(with_config(adapt + R"J(, "per_channel": true})J")); });
+  EXPECT_EQ(channels.rfind("from_config: QAdaptiveActivation: QAdaptiveActivation: per_channel=", 0),
+            0u)
+      << channels;
 }
 
 struct MyBlockImpl : torch::nn::Cloneable<MyBlockImpl> {

@@ -15,6 +15,7 @@ from heteroq.config import FORMAT, VERSION, config_classes, from_config, to_conf
 
 Q = "quantized_bits(6,2,alpha=1)"
 QB = "quantized_bits(8,3,alpha=1)"
+QS = "quantized_bits(8,2,alpha=1)"  # the recurrent layers' state quantizer
 
 
 def _cnn():
@@ -53,6 +54,12 @@ CASES = [
                                                      depthwise_quantizer=Q,
                                                      pointwise_quantizer=Q), (2, 4, 6, 6)),
     ("QActivation", lambda: nn.QActivation("quantized_relu(4,1)"), (2, 4, 6, 6)),
+    ("QAdaptiveActivation", lambda: nn.QAdaptiveActivation(
+        "quantized_relu", 6, current_step=3, quantization_delay=5, ema_freeze_delay=50,
+        ema_decay=0.9, relu_neg_slope=0.25, relu_upper_bound=4.0), (2, 4, 6, 6)),
+    ("QAdaptiveActivation_per_channel", lambda: nn.QAdaptiveActivation(
+        "quantized_bits", 8, symmetric=False, per_channel=True, num_channels=4, po2_rounding=True),
+     (2, 4, 6, 6)),
     ("QBatchNorm1d", lambda: nn.QBatchNorm1d(
         4, eps=1e-3, momentum=0.01, gamma_quantizer="quantized_relu_po2(6,2048)",
         beta_quantizer="quantized_po2(5)", mean_quantizer="quantized_po2(5)",
@@ -69,6 +76,21 @@ CASES = [
                                                      ema_freeze_delay=100), (2, 4, 6, 6)),
     ("QLinearBatchNorm", lambda: nn.QLinearBatchNorm(6, 4, momentum=None, kernel_quantizer=Q),
      (3, 6)),
+    ("QSimpleRNN", lambda: nn.QSimpleRNN(6, 5, num_layers=2, dropout=0.25, kernel_quantizer=Q,
+                                         recurrent_quantizer=Q, bias_quantizer=QB,
+                                         state_quantizer=QS, activation="relu"), (4, 3, 6)),
+    ("QSimpleRNN_defaults", lambda: nn.QSimpleRNN(6, 5, batch_first=True, bidirectional=True),
+     (3, 4, 6)),
+    ("QLSTM", lambda: nn.QLSTM(6, 5, batch_first=True, bidirectional=True, kernel_quantizer=Q,
+                               recurrent_quantizer=Q, state_quantizer=QS, activation=None,
+                               recurrent_activation="quantized_sigmoid(8)", unit_forget_bias=False),
+     (3, 4, 6)),
+    ("QLSTM_defaults", lambda: nn.QLSTM(6, 5, num_layers=2, dropout=0.5, bias=False), (4, 3, 6)),
+    ("QGRU", lambda: nn.QGRU(6, 5, kernel_quantizer=Q, bias_quantizer=QB,
+                             activation="quantized_tanh(6)", recurrent_activation="sigmoid",
+                             reset_after=False), (4, 6)),
+    ("QGRU_float", lambda: nn.QGRU(6, 5, num_layers=2, bidirectional=True, activation="linear",
+                                   recurrent_activation=None), (4, 3, 6)),
     ("Linear", lambda: torch.nn.Linear(6, 4, bias=False), (3, 6)),
     ("Conv1d", lambda: torch.nn.Conv1d(4, 5, 3, padding="same", padding_mode="reflect"), (2, 4, 9)),
     ("Conv2d", lambda: torch.nn.Conv2d(4, 6, (3, 1), stride=(2, 1), padding=(1, 0), groups=2,
@@ -90,6 +112,10 @@ CASES = [
     ("Sequential", _cnn, (2, 4, 6, 6)),
     ("Sequential_empty_block", lambda: torch.nn.Sequential(torch.nn.Sequential(), torch.nn.ReLU()),
      (2, 3)),
+    # A recurrent layer returns (output, state): as a Sequential's last member it still runs.
+    ("Sequential_rnn", lambda: torch.nn.Sequential(OrderedDict([
+        ("act", nn.QActivation("quantized_bits(8,2,alpha=1)")),
+        ("rnn", nn.QLSTM(4, 3, batch_first=True, kernel_quantizer=Q))])), (2, 5, 4)),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -122,6 +148,13 @@ def _fill(model):
                 b.copy_(torch.linspace(lo, hi, b.numel()).view_as(b))
 
 
+def _outputs(y):
+    """A layer's outputs as a flat list of tensors: (output, h_n), (output, (h_n, c_n)) in order."""
+    if isinstance(y, torch.Tensor):
+        return [y]
+    return [t for item in y for t in _outputs(item)]
+
+
 def _input(shape):
     n = 1
     for d in shape:
@@ -148,10 +181,14 @@ def test_round_trip(factory, shape):
         model.train(train)
         copy_.train(train)
         torch.manual_seed(1)
-        want = model(x.clone())
+        want = _outputs(model(x.clone()))
         torch.manual_seed(1)
-        got = copy_(x.clone())
-        assert torch.equal(got, want)
+        got = _outputs(copy_(x.clone()))
+        assert len(got) == len(want)
+        assert all(torch.equal(g, w) for g, w in zip(got, want))
+    # The state the training calls changed (QAdaptiveActivation's statistics and step) is the same.
+    for (name, b), (copy_name, copy_b) in zip(model.state_dict().items(), copy_.state_dict().items()):
+        assert name == copy_name and torch.equal(b, copy_b)
 
 
 def test_every_class_is_covered():
@@ -204,6 +241,54 @@ def test_optional_arguments_take_the_constructors_defaults():
     assert to_config(layer)["config"]["kernel_quantizer"] == "quantized_bits(4,0,0,alpha=1.0)"
 
 
+def test_recurrent_activation_slots():
+    """Absent: the constructor's defaults (QKeras's); null: the float function PyTorch uses
+    there, written as its name; a name or a spec: that function or quantizer."""
+    def lstm(**config):
+        return from_config({"format": FORMAT, "version": 1, "class": "QLSTM",
+                            "config": {"input_size": 4, "hidden_size": 3, **config}})
+
+    default = lstm()
+    assert to_config(default) == to_config(nn.QLSTM(4, 3))
+    assert to_config(default)["config"]["activation"] == "quantized_tanh(8)"
+    assert to_config(default)["config"]["recurrent_activation"] == "hard_sigmoid"
+    assert default.activation.to_string() == "quantized_tanh(8)"
+    assert default.recurrent_activation is None and default._recurrent_activation_fn == "hard_sigmoid"
+    null = lstm(activation=None, recurrent_activation=None)
+    assert null.activation is None and null.recurrent_activation is None
+    assert (null._activation_fn, null._recurrent_activation_fn) == ("tanh", "sigmoid")
+    written = to_config(null)["config"]
+    assert (written["activation"], written["recurrent_activation"]) == ("tanh", "sigmoid")
+    assert to_config(null) == to_config(nn.QLSTM(4, 3, activation=None, recurrent_activation=None))
+    spec = lstm(activation="quantized_tanh(6,use_real_tanh=True)", recurrent_activation="relu")
+    assert to_config(spec) == to_config(nn.QLSTM(4, 3, activation="quantized_tanh(6,use_real_tanh=True)",
+                                                 recurrent_activation="relu"))
+    assert spec._recurrent_activation_fn == "relu"
+    # The same outputs as the layer built directly (the slots act as written).
+    x = torch.randn(5, 2, 4)
+    for config, direct in ((null, nn.QLSTM(4, 3, activation=None, recurrent_activation=None)),
+                           (spec, nn.QLSTM(4, 3, activation="quantized_tanh(6,use_real_tanh=True)",
+                                           recurrent_activation="relu"))):
+        config.load_state_dict(direct.state_dict())
+        assert all(torch.equal(a, b) for a, b in zip(_outputs(config(x)), _outputs(direct(x))))
+
+
+def test_adaptive_activation_writes_its_step_count():
+    act = nn.QAdaptiveActivation("quantized_bits", 8)
+    config = to_config(act)["config"]
+    assert (config["current_step"], config["num_channels"]) == (-1, None)
+    x = torch.randn(2, 4, 3)
+    for _ in range(3):
+        act(x)  # training calls count steps
+    assert to_config(act)["config"]["current_step"] == 2
+    copy_ = from_config(to_config(act))
+    assert int(copy_.step) == 2
+    # The constructor's default (None) is the same as -1.
+    config = {"format": FORMAT, "version": 1, "class": "QAdaptiveActivation",
+              "config": {"activation": "quantized_relu", "total_bits": 4, "current_step": None}}
+    assert to_config(from_config(config)) == to_config(nn.QAdaptiveActivation("quantized_relu", 4))
+
+
 def test_module_names_and_nesting():
     model = _cnn()
     copy_ = from_config(json.dumps(to_config(model)))
@@ -227,11 +312,16 @@ BASE = {"format": FORMAT, "version": 1, "class": "Sequential", "layers": [
         {"class": "QConv2dBatchNorm", "name": "fold", "config": {"in_channels": 2, "out_channels": 2,
                                                                  "kernel_size": 1}},
     ]},
+    {"class": "QLSTM", "name": "rnn", "config": {"input_size": 4, "hidden_size": 3,
+                                                 "activation": "tanh"}},
+    {"class": "QAdaptiveActivation", "name": "adapt",
+     "config": {"activation": "quantized_relu", "total_bits": 8}},
 ]}
 KNOWN = ", ".join(sorted(["Sequential", "QLinear", "QConv1d", "QConv2d", "QConvTranspose2d",
                           "QDepthwiseConv2d", "QSeparableConv1d", "QSeparableConv2d", "QActivation",
-                          "QBatchNorm1d", "QBatchNorm2d", "QAvgPool2d", "QGlobalAvgPool2d",
-                          "QConv2dBatchNorm", "QLinearBatchNorm", "Linear", "Conv1d", "Conv2d",
+                          "QAdaptiveActivation", "QBatchNorm1d", "QBatchNorm2d", "QAvgPool2d",
+                          "QGlobalAvgPool2d", "QConv2dBatchNorm", "QLinearBatchNorm", "QSimpleRNN",
+                          "QLSTM", "QGRU", "Linear", "Conv1d", "Conv2d",
                           "BatchNorm1d", "BatchNorm2d", "ReLU", "Tanh", "Sigmoid", "Hardswish",
                           "Flatten", "Dropout", "AvgPool2d", "MaxPool2d", "Identity"]))
 
@@ -242,6 +332,20 @@ def _fc(c):
 
 def _conv(c):
     return c["layers"][2]["layers"][0]["config"]
+
+
+def _rnn(c):
+    return c["layers"][3]["config"]
+
+
+def _adapt(c):
+    return c["layers"][4]["config"]
+
+
+FLOAT_NAMES = '"tanh", "sigmoid", "hard_sigmoid", "relu", "linear"'
+LSTM_ARGS = ("input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, "
+             "kernel_quantizer, recurrent_quantizer, bias_quantizer, state_quantizer, activation, "
+             "recurrent_activation, unit_forget_bias")
 
 
 def _set(getter, key, value):
@@ -352,6 +456,42 @@ ERRORS = [
     ("first_error_wins", lambda c: (_fc(c).update(in_features="x", units=1)),
      "layers[0].config.units: unexpected argument (QLinear takes in_features, out_features, bias, "
      "kernel_quantizer, bias_quantizer)"),
+    # The recurrent layers.
+    ("rnn_hidden_size_missing", _del(_rnn, "hidden_size"),
+     "layers[3].config.hidden_size: missing (QLSTM requires it)"),
+    ("rnn_reset_after_on_lstm", _set(_rnn, "reset_after", True),
+     f"layers[3].config.reset_after: unexpected argument (QLSTM takes {LSTM_ARGS})"),
+    ("rnn_num_layers", _set(_rnn, "num_layers", 0),
+     "layers[3].config.num_layers: expected an integer >= 1, got 0"),
+    ("rnn_dropout", _set(_rnn, "dropout", 2), "layers[3].config.dropout: expected a number in [0, 1], got 2"),
+    ("rnn_unit_forget_bias", _set(_rnn, "unit_forget_bias", "yes"),
+     'layers[3].config.unit_forget_bias: expected true or false, got "yes"'),
+    ("activation_not_string", _set(_rnn, "activation", 3),
+     f"layers[3].config.activation: expected a float activation ({FLOAT_NAMES}), a quantizer spec "
+     f"string or null, got 3"),
+    ("recurrent_activation_list", _set(_rnn, "recurrent_activation", ["sigmoid"]),
+     f'layers[3].config.recurrent_activation: expected a float activation ({FLOAT_NAMES}), a '
+     f'quantizer spec string or null, got ["sigmoid"]'),
+    # QAdaptiveActivation.
+    ("adaptive_activation_missing", _del(_adapt, "activation"),
+     "layers[4].config.activation: missing (QAdaptiveActivation requires it)"),
+    ("adaptive_activation_choice", _set(_adapt, "activation", "quantized_relu(8,2)"),
+     'layers[4].config.activation: expected one of "quantized_bits", "quantized_relu", got '
+     '"quantized_relu(8,2)"'),
+    ("adaptive_total_bits", _set(_adapt, "total_bits", 0),
+     "layers[4].config.total_bits: expected an integer >= 1, got 0"),
+    ("adaptive_current_step", _set(_adapt, "current_step", 1.5),
+     "layers[4].config.current_step: expected an integer or null, got 1.5"),
+    ("adaptive_quantization_delay", _set(_adapt, "quantization_delay", -1),
+     "layers[4].config.quantization_delay: expected an integer >= 0, got -1"),
+    ("adaptive_ema_decay", _set(_adapt, "ema_decay", 1.5),
+     "layers[4].config.ema_decay: expected a number in [0, 1], got 1.5"),
+    ("adaptive_num_channels", _set(_adapt, "num_channels", 0),
+     "layers[4].config.num_channels: expected an integer >= 1 or null, got 0"),
+    ("adaptive_relu_neg_slope", _set(_adapt, "relu_neg_slope", None),
+     "layers[4].config.relu_neg_slope: expected a number, got null"),
+    ("adaptive_relu_upper_bound", _set(_adapt, "relu_upper_bound", "6"),
+     'layers[4].config.relu_upper_bound: expected a number or null, got "6"'),
 ]
 # Messages the C++ quantizer parser writes (the same parser in both languages).
 SPEC_ERRORS = [
@@ -361,6 +501,14 @@ SPEC_ERRORS = [
      "layers[0].config.kernel_quantizer: "),
     ("quantizer_spec_value", _set(_fc, "kernel_quantizer", "quantized_bits(0,0)"),
      "layers[0].config.kernel_quantizer: "),
+    ("rnn_state_quantizer_spec", _set(_rnn, "state_quantizer", "quantized_bits(4,0"),
+     "layers[3].config.state_quantizer: "),
+    ("activation_unknown_name", _set(_rnn, "activation", "tanhh"),
+     f'layers[3].config.activation: "tanhh" is neither a float activation ({FLOAT_NAMES}) nor a '
+     f'quantizer spec: '),
+    ("recurrent_activation_bad_spec", _set(_rnn, "recurrent_activation", "quantized_sigmoid(0)"),
+     f'layers[3].config.recurrent_activation: "quantized_sigmoid(0)" is neither a float activation '
+     f'({FLOAT_NAMES}) nor a quantizer spec: '),
 ]
 # Values the layer's constructor rejects: the path and class, then the layer's own message.
 LAYER_ERRORS = [
@@ -370,6 +518,11 @@ LAYER_ERRORS = [
         "class": "Conv2d", "name": "c", "config": {"in_channels": 1, "out_channels": 1,
                                                    "kernel_size": 3, "stride": 2, "padding": "same"}}),
      "layers[1] (Conv2d): "),
+    ("rnn_weight_quantizer_without_negatives", _set(_rnn, "kernel_quantizer", "quantized_relu(4,0)"),
+     "layers[3] (QLSTM): QLSTM: `kernel_quantizer` = quantized_relu(4,0) cannot hold negative "
+     "weights"),
+    ("adaptive_per_channel_without_channels", _set(_adapt, "per_channel", True),
+     "layers[4] (QAdaptiveActivation): QAdaptiveActivation: per_channel="),
 ]
 # Malformed JSON text (the parsers' own words follow the prefix).
 TEXT_ERRORS = [
@@ -392,6 +545,8 @@ def _broken(mutate):
 def test_base_is_valid():
     model = from_config(BASE)
     assert isinstance(model.head.fold, nn.QConv2dBatchNorm)
+    assert isinstance(model.rnn, nn.QLSTM) and model.rnn._activation_fn == "tanh"
+    assert isinstance(model.adapt, nn.QAdaptiveActivation)
 
 
 @pytest.mark.parametrize("mutate,message", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
@@ -418,6 +573,21 @@ def test_spec_error_is_the_parser_message():
     with pytest.raises(ValueError) as config:
         from_config(_broken(_set(_fc, "kernel_quantizer", "quantized_bits(4,0")))
     assert str(config.value) == f"from_config: layers[0].config.kernel_quantizer: {parser.value}"
+
+
+def test_activation_error_is_the_parser_message():
+    """A string that is neither a float activation nor a valid spec: the parser's words follow."""
+    for spec in ("tanhh", "quantized_sigmoid(0)", "quantized_tanh(8"):
+        with pytest.raises(ValueError) as parser:
+            heteroq.get_quantizer(spec)
+        with pytest.raises(ValueError) as config:
+            from_config(_broken(_set(_rnn, "activation", spec)))
+        assert str(config.value) == (f"from_config: layers[3].config.activation: {json.dumps(spec)} "
+                                     f"is neither a float activation ({FLOAT_NAMES}) nor a "
+                                     f"quantizer spec: {parser.value}")
+        # The layer's own check says the same of the spec.
+        with pytest.raises(ValueError, match="is neither a float activation"):
+            nn.QLSTM(4, 3, activation=spec)
 
 
 @pytest.mark.parametrize("text,message", [e[1:] for e in TEXT_ERRORS], ids=[e[0] for e in TEXT_ERRORS])
@@ -565,8 +735,8 @@ def test_cpp_builds_the_same_model(cpp, request, factory, shape):
     # The same outputs, bit for bit, with the same deterministic parameters.
     _fill(model)
     model.eval()
-    y = model(_input(shape))
-    assert result["output"] == [v & 0xFFFFFFFF
+    ys = _outputs(model(_input(shape)))  # every output tensor, in order (output, h_n, c_n)
+    assert result["output"] == [v & 0xFFFFFFFF for y in ys
                                 for v in y.detach().contiguous().view(torch.int32).flatten().tolist()]
 
 

@@ -80,10 +80,15 @@ TORCH_MODULE(Hardswish);
  * copy by parameter name).
  *
  * Supported: heteroq's layers (QLinear, QConv1d, QConv2d, QConvTranspose2d, QDepthwiseConv2d,
- * QSeparableConv1d/2d, QActivation, QBatchNorm1d/2d, QAvgPool2d, QGlobalAvgPool2d,
- * QConv2dBatchNorm, QLinearBatchNorm), LibTorch's Linear, Conv1d/2d, BatchNorm1d/2d, ReLU, Tanh,
- * Sigmoid, Flatten, Dropout, AvgPool2d, MaxPool2d, Identity, heteroq::nn::Hardswish, and
- * torch::nn::Sequential / NestedSequential trees of them (config_classes()).
+ * QSeparableConv1d/2d, QActivation, QAdaptiveActivation, QBatchNorm1d/2d, QAvgPool2d,
+ * QGlobalAvgPool2d, QConv2dBatchNorm, QLinearBatchNorm, QSimpleRNN, QLSTM, QGRU), LibTorch's
+ * Linear, Conv1d/2d, BatchNorm1d/2d, ReLU, Tanh, Sigmoid, Flatten, Dropout, AvgPool2d, MaxPool2d,
+ * Identity, heteroq::nn::Hardswish, and torch::nn::Sequential / NestedSequential trees of them
+ * (config_classes()). The recurrent layers return (output, state), so a Sequential holding one
+ * does not chain; a config still describes them, as the root or as a Sequential's member. The
+ * activation slots of the recurrent layers are written as their quantizer's spec or their float
+ * function's name ("tanh", "hard_sigmoid", ...); QAdaptiveActivation's current_step as its step
+ * count at the time (the `step` buffer).
  *
  * Example:
  *   std::string text = heteroq::nn::to_config(*model);
