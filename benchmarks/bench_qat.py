@@ -47,12 +47,18 @@ weights behind them do not, every heteroq activation output (caught with forward
 quantized_relu(6,0) grid (multiples of 1/64 in [0, 63/64]), and torch.ao's fake-quantizers
 must have observed data (scales moved off their initial value). The losses are printed.
 
-Torch threads are set explicitly for each measurement (``torch.set_num_threads``); the command
-line, the versions, the CPU and the load average (at start and end) are printed with the table.
+Torch threads are set explicitly for each measurement (``torch.set_num_threads``), and so are
+OpenBLAS's (``openblas_set_num_threads`` through ctypes; ``--blas-threads``, default 1): on
+Debian torch's matmuls run in OpenBLAS's own pthread pool, which ``torch.set_num_threads`` does
+not reach. Left at its default (one thread per core, spinning after each call) next to 2 torch
+(libgomp) threads, the two pools oversubscribe a 2-core machine: a float MLP step took 42 ms
+instead of 2 ms. The plain table's ``thr`` column is "torch/OpenBLAS" threads. The command line, the versions, the CPU and the load average (at start
+and end) are printed with the table.
 Standard library and torch only.
 """
 import argparse
 import copy
+import ctypes
 import math
 import os
 import platform
@@ -245,6 +251,51 @@ class Trainer:
 
 
 # ------------------------------------------------------------------------------------------------
+# BLAS threads
+
+_BLAS = None
+
+
+def openblas() -> Optional[Tuple[str, ctypes.CDLL]]:
+    """The OpenBLAS library this process loaded (Debian's torch links libblas.so.3, which is
+    OpenBLAS with libopenblas0-pthread), or None. torch.set_num_threads does not reach it
+    (BLAS_INFO=generic): left alone it runs its own pthreads, as many as cores, which spin after
+    each call and compete with torch's OpenMP threads."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ("", None)
+        try:
+            with open("/proc/self/maps") as f:
+                paths = sorted({line.split()[-1] for line in f if "blas" in line.split()[-1]})
+        except OSError:
+            paths = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+                lib.openblas_get_num_threads.restype = ctypes.c_int
+                lib.openblas_set_num_threads.argtypes = [ctypes.c_int]
+            except (OSError, AttributeError):
+                continue
+            _BLAS = (path, lib)
+            break
+    return None if _BLAS[1] is None else _BLAS
+
+
+def blas_threads() -> Optional[int]:
+    b = openblas()
+    return None if b is None else int(b[1].openblas_get_num_threads())
+
+
+def set_threads(threads: int, blas: str) -> None:
+    """torch's threads, and OpenBLAS's as --blas-threads says (a count, "match": the torch
+    threads, "leave": untouched)."""
+    torch.set_num_threads(threads)
+    b = openblas()
+    if b is not None and blas != "leave":
+        b[1].openblas_set_num_threads(threads if blas == "match" else int(blas))
+
+
+# ------------------------------------------------------------------------------------------------
 # Checks
 
 
@@ -344,7 +395,7 @@ def calibrate(trainer: Trainer, min_time: float) -> int:
 
 
 def time_model(spec: ModelSpec, threads: int, args) -> Dict[str, object]:
-    torch.set_num_threads(threads)
+    set_threads(threads, args.blas_threads)
     models = build_versions(spec, args.seed, args.ao_backend)
     data = make_data(spec, args.batches, args.seed)
     initial = {v: {k: p.detach().clone() for k, p in models[v].named_parameters()}
@@ -364,7 +415,7 @@ def time_model(spec: ModelSpec, threads: int, args) -> Dict[str, object]:
     r_float = [h / f for h, f in zip(hq, fl)]
     r_ao = [h / a for h, a in zip(hq, ao)]
     return {
-        "threads": threads, "model": spec.name, "steps": steps,
+        "threads": threads, "blas_threads": blas_threads(), "model": spec.name, "steps": steps,
         "ms": {v: statistics.median(per_step[v]) for v in VERSIONS},
         "spread": {v: _iqr(per_step[v]) / 2 / statistics.median(per_step[v]) * 100
                    for v in VERSIONS},
@@ -405,6 +456,11 @@ def environment_lines(args) -> List[str]:
         f"(supported: {', '.join(torch.backends.quantized.supported_engines)})",
         f"cpu: {_cpu_name()}, {os.cpu_count()} logical cores; torch threads set per row: "
         f"{', '.join(map(str, args.threads))} (default here was {args.default_threads})",
+        f"BLAS: {openblas()[0] if openblas() else 'not OpenBLAS (threads not controlled)'}; "
+        f"OpenBLAS threads: " + (f"{args.default_blas_threads} by default, " + (
+            {"match": "set to the torch threads", "leave": "left alone"}.get(
+                args.blas_threads, f"set to {args.blas_threads}")) if openblas() else "-")
+        + f"; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}",
         f"repeats {args.repeats} (interleaved, rotating order), warm-up {args.warmup} steps, "
         f"block {'%d steps' % args.steps if args.steps else '~%.2f s' % args.min_time}, "
         f"seed {args.seed}, Adam lr 1e-3, cross-entropy, {args.clock} clock",
@@ -422,7 +478,10 @@ def print_table(rows, markdown: bool) -> None:
         print("|---:|---|---:|---:|---:|---:|---|---:|---|")
         for r in rows:
             ms, sp = r["ms"], r["spread"]
-            cells = [str(r["threads"]), SPECS[r["model"]].description]
+            thr = str(r["threads"])
+            if r["blas_threads"] and r["blas_threads"] != r["threads"]:
+                thr += f" (OpenBLAS {r['blas_threads']})"
+            cells = [thr, SPECS[r["model"]].description]
             cells += [f"{ms[v]:.3f} ±{sp[v]:.0f}%" for v in VERSIONS]
             cells += [f"{r['r_float']:.2f}", ("✅ " if r["r_float"] <= FLOAT_TARGET else "❌ ")
                       + _mark(r["r_float"] <= FLOAT_TARGET),
@@ -437,7 +496,8 @@ def print_table(rows, markdown: bool) -> None:
     for r in rows:
         ms, sp = r["ms"], r["spread"]
         cells = "".join(f" {ms[v]:>8.3f} ±{sp[v]:>3.0f}% " for v in VERSIONS)
-        print(f"{r['threads']:>3}  {r['model']:<5} {r['steps']:>6} {cells} "
+        thr = f"{r['threads']}/{r['blas_threads']}" if r["blas_threads"] else str(r["threads"])
+        print(f"{thr:>3}  {r['model']:<5} {r['steps']:>6} {cells} "
               f"{r['r_float']:>6.3f} ±{r['r_float_iqr'] / 2:.3f} {_mark(r['r_float'] <= FLOAT_TARGET):<8} "
               f"{r['r_ao']:>6.3f} ±{r['r_ao_iqr'] / 2:.3f} {_mark(r['r_ao'] < AO_TARGET):<8}")
 
@@ -467,11 +527,21 @@ def parse_args(argv=None):
                         "process's CPU time, less sensitive to other processes on a loaded "
                         "machine at 1 thread (at 2+ threads it adds the threads' times, spin-waits "
                         "included, so it is not a wall time)")
+    p.add_argument("--blas-threads", default="1",
+                   help="OpenBLAS's threads (torch.set_num_threads does not set them): a count "
+                        "(default 1), match (the torch threads of each row) or leave (its own "
+                        "default, one per core). With 2 torch threads and 2 OpenBLAS threads "
+                        "libgomp's spinning workers and OpenBLAS's oversubscribe 2 cores (a "
+                        "20x slower MLP step measured here) unless OMP_WAIT_POLICY=PASSIVE")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 3 repeats, 3 warm-up steps, 0.02 s blocks, 5 check steps")
     args = p.parse_args(argv)
     args.default_threads = torch.get_num_threads()
+    args.default_blas_threads = blas_threads()
+    if args.blas_threads not in ("match", "leave") and not (
+            args.blas_threads.isdigit() and int(args.blas_threads) >= 1):
+        p.error("--blas-threads: a count >= 1, match or leave")
     args.threads = [int(t) for t in args.threads.split(",") if t]
     args.models = [m for m in args.models.split(",") if m]
     for m in args.models:
@@ -496,7 +566,7 @@ def main(argv=None) -> int:
         print(line)
     print(f"load average at start: {_load()}")
     try:
-        torch.set_num_threads(args.threads[0])
+        set_threads(args.threads[0], args.blas_threads)
         for name in args.models:
             losses = check_training(SPECS[name], args.seed, args.ao_backend, args.check_steps)
             print(f"check {name}: {args.check_steps} steps from the same weights, loss first -> "
