@@ -147,6 +147,7 @@ std::string run(const std::string& file, const std::string& shape) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  at::set_num_threads(1);  // as the Python side (tests/python/conftest.py): outputs compared bit for bit
   if (argc < 3 || argc % 2 != 1) {
     std::cerr << "usage: heteroq_config_cli FILE SHAPE [FILE SHAPE ...]\n";
     return 2;

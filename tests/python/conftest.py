@@ -7,14 +7,15 @@ import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
-# One intra-op thread, as the C++ programs the cross-language tests run (tests/cpp/golden.cpp):
-# ATen's convolutions may split their sums differently across threads (an ulp apart).
-torch.set_num_threads(1)
-
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed_and_threads():
+    """Every test starts from seed 0 and one intra-op thread, as the C++ programs the
+    cross-language tests run (tests/cpp/golden.cpp): ATen's convolutions split their sums
+    differently across thread counts (an ulp apart), and a test that changes the thread count
+    (e.g. an example's main()) must not change the next test's arithmetic."""
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     yield
 
 
