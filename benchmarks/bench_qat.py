@@ -52,8 +52,9 @@ OpenBLAS's (``openblas_set_num_threads`` through ctypes; ``--blas-threads``, def
 Debian torch's matmuls run in OpenBLAS's own pthread pool, which ``torch.set_num_threads`` does
 not reach. Left at its default (one thread per core, spinning after each call) next to 2 torch
 (libgomp) threads, the two pools oversubscribe a 2-core machine: a float MLP step took 42 ms
-instead of 2 ms. The plain table's ``thr`` column is "torch/OpenBLAS" threads. The command line, the versions, the CPU and the load average (at start
-and end) are printed with the table.
+instead of 2 ms. The plain table's ``thr`` column is "torch/OpenBLAS" threads. The command
+line, the versions, the CPU and the load average (at start and end) are printed with the
+table.
 Standard library and torch only.
 """
 import argparse
@@ -139,7 +140,8 @@ SPECS = {
 }
 
 
-def make_data(spec: ModelSpec, n_batches: int, seed: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+def make_data(spec: ModelSpec, n_batches: int,
+              seed: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Inputs, and labels drawn from a fixed random teacher's softmax (so that the loss can fall,
     but not to zero: a loss near zero makes Adam's second moments denormal, which slows any
     version that gets there and would distort the comparison), fixed seed."""
@@ -304,7 +306,8 @@ def _on_grid(t: torch.Tensor, step: float, lo: int, hi: int) -> bool:
     return bool(torch.all(codes == codes.round()) and codes.min() >= lo and codes.max() <= hi)
 
 
-def check_training(spec: ModelSpec, seed: int, ao_backend: str, steps: int) -> Dict[str, List[float]]:
+def check_training(spec: ModelSpec, seed: int, ao_backend: str,
+                   steps: int) -> Dict[str, List[float]]:
     """Trains each version `steps` steps from the same weights; every loss must be finite."""
     models = build_versions(spec, seed, ao_backend)
     data = make_data(spec, 4, seed)
@@ -369,7 +372,8 @@ def check_after_timing(spec: ModelSpec, models, initial, trainers, data) -> str:
         raise CheckError(f"{spec.name}/torch.ao: {len(total) - len(moved)} of {len(total)} "
                          f"fake-quantizers never observed data")
     return (f"{n} heteroq tensors on their grids, {len(total)} torch.ao fake-quantizers observed, "
-            f"last losses " + ", ".join(f"{v} {trainers[v].last_loss.item():.4f}" for v in VERSIONS))
+            "last losses " + ", ".join(f"{v} {trainers[v].last_loss.item():.4f}"
+                                        for v in VERSIONS))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,7 +502,8 @@ def print_table(rows, markdown: bool) -> None:
         cells = "".join(f" {ms[v]:>8.3f} ±{sp[v]:>3.0f}% " for v in VERSIONS)
         thr = f"{r['threads']}/{r['blas_threads']}" if r["blas_threads"] else str(r["threads"])
         print(f"{thr:>3}  {r['model']:<5} {r['steps']:>6} {cells} "
-              f"{r['r_float']:>6.3f} ±{r['r_float_iqr'] / 2:.3f} {_mark(r['r_float'] <= FLOAT_TARGET):<8} "
+              f"{r['r_float']:>6.3f} ±{r['r_float_iqr'] / 2:.3f} "
+              f"{_mark(r['r_float'] <= FLOAT_TARGET):<8} "
               f"{r['r_ao']:>6.3f} ±{r['r_ao_iqr'] / 2:.3f} {_mark(r['r_ao'] < AO_TARGET):<8}")
 
 
@@ -585,8 +590,10 @@ def main(argv=None) -> int:
     print()
     print_table(rows, args.markdown)
     print()
-    print("ms/step: median over the rounds, ± half the interquartile range in % of the median; "
-          "ratios: median of the per-round ratios (± half their IQR in the plain table).")
+    print(("" if args.markdown else "thr: torch/OpenBLAS threads; ") +
+          f"ms/step ({args.clock} clock): median over the rounds, ± half the interquartile range "
+          "in % of the median; ratios: median of the per-round ratios"
+          + ("." if args.markdown else " (± half their IQR)."))
     missed = [r for r in rows if not (r["r_float"] <= FLOAT_TARGET and r["r_ao"] < AO_TARGET)]
     print("All targets met." if not missed else
           f"Targets missed in {len(missed)} of {len(rows)} rows.")
