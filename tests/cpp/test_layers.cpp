@@ -2,7 +2,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "heteroq/heteroq.h"
 
@@ -124,6 +129,30 @@ TEST(Readme, CppUsageSnippet) {
   qcnn->forward(torch::randn({2, 1, 28, 28}));
   EXPECT_TRUE(qcnn[0]->as<heteroq::nn::QConv2dBatchNorm>());
   EXPECT_TRUE(qcnn[2]->as<heteroq::nn::QActivation>());
+
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("heteroq_readme_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "model.safetensors").string();
+  std::ostringstream table;
+  heteroq::cost::print_qstats(model, {1, 16}, "quantized_relu(8,0)", table);  // the same table
+  EXPECT_NE(table.str().find("smult_6_8"), std::string::npos);
+  model->eval();
+  const torch::Tensor x = torch::randn({3, 16});
+  const torch::Tensor before = model->forward(x);
+  heteroq::nn::save_quantized_weights(*model, file);  // the same file format
+  heteroq::nn::load_quantized_weights(*model, file);
+  EXPECT_TRUE(torch::equal(model->forward(x), before));
+  torch::nn::Sequential rebuilt = heteroq::nn::from_config(heteroq::nn::to_config(*model));
+  EXPECT_EQ(heteroq::nn::to_config(*rebuilt), heteroq::nn::to_config(*model));
+  std::filesystem::remove_all(dir);
+
+  heteroq::nn::QLSTM lstm(heteroq::nn::QLSTMOptions(16, 32)
+                              .kernel_quantizer("quantized_bits(6,0,alpha=1)")
+                              .recurrent_quantizer("quantized_bits(6,0,alpha=1)"));
+  auto [out, state] = lstm(torch::randn({10, 4, 16}));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{10, 4, 32}));
+  EXPECT_EQ(std::get<1>(state).sizes(), (std::vector<int64_t>{1, 4, 32}));
 }
 
 }  // namespace
