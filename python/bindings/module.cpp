@@ -21,6 +21,9 @@ namespace py = pybind11;
 // Defined in serialize.cpp and cost.cpp (one file per part of the API).
 void bind_serialize(py::module_& m);
 void bind_cost(py::module_& m);
+void bind_qtools(py::module_& m);
+void bind_hardware(py::module_& m);
+void bind_autoq(py::module_& m);
 
 namespace {
 
@@ -195,4 +198,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_fused_kernels_enabled", &heteroq::ops::set_fused_kernels_enabled, py::arg("enabled"));
   bind_serialize(m);
   bind_cost(m);
+  bind_qtools(m);
+  bind_hardware(m);
+  bind_autoq(m);
 }

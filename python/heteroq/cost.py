@@ -26,7 +26,7 @@ from . import _C
 from . import nn as qnn
 from .quantizers import Quantizer, get_quantizer
 
-__all__ = ["DEFAULT_INPUT_QUANTIZER", "Operand", "Operation", "WeightStats", "AccumulatorStats",
+__all__ = ["DEFAULT_INPUT_QUANTIZER", "describe", "Operand", "Operation", "WeightStats", "AccumulatorStats",
            "LayerStats", "QStats", "qstats", "print_qstats", "operand_type", "op_type",
            "operation_name"]
 
@@ -344,34 +344,20 @@ def _check_shape(input_shape: Sequence[int]) -> List[int]:
     return shape
 
 
-def qstats(model: torch.nn.Module, input_shape: Sequence[int],
-           input_quantizer: QuantizerLike = DEFAULT_INPUT_QUANTIZER) -> QStats:
-    """QKeras's ``print_qstats`` statistics of ``model``, without printing.
-
-    Args:
-        model: any ``torch.nn.Module`` tree of heteroq and torch layers. The layers are the heteroq
-            layers, torch's ``Linear``/``Conv*``/``ConvTranspose*``/``RNN``/``LSTM``/``GRU`` and
-            the leaf modules, in the order the forward pass calls them; each one's input is taken
-            to be the previous one's output (exact for ``nn.Sequential``; a recurrent layer's
-            output is its output sequence, the first element of ``(output, state)``).
-        input_shape: the input's shape, batch dimension first (the counts are per sample).
-        input_quantizer: the quantizer the model's input comes from (QKeras assumes
-            ``quantized_relu(8,0)``); None: a float input.
-
-    Returns:
-        :class:`QStats`: per layer the quantizers, parameter count, weight groups and bits, the
-        multiply-accumulate operations by QKeras name (``smult_6_8``) and count, the accumulator
-        range and width; the totals.
+def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[str, Any]]:
+    """The layers of ``model`` as the cost models see them (``heteroq::cost::LayerInfo`` as
+    dicts), for an input of ``input_shape``: runs one forward pass on zeros with hooks (in eval
+    mode without gradients; the training flags are restored) and describes each layer (kind,
+    quantizers, geometry, the per-channel sums of its quantized weights). :func:`qstats` and the
+    other cost models start from it.
 
     Raises:
-        ValueError: a bad ``input_shape`` (the forward pass fails: the message names the layer),
-            a layer heteroq cannot count (parameters of an unknown type).
+        ValueError: a bad ``input_shape`` (the forward pass fails: the message names the layer).
         TypeError: ``model`` is not a module, ``input_shape`` not a sequence.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"qstats: `model` must be a torch.nn.Module, got {type(model).__name__}")
     shape = _check_shape(input_shape)
-    input_impl = _impl(input_quantizer, "qstats: `input_quantizer`")
     layers = list(_layers(model, ""))
     param = next(model.parameters(), None)
     x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
@@ -435,7 +421,35 @@ def qstats(model: torch.nn.Module, input_shape: Sequence[int],
             h.remove()
         for m, flag in training:
             m.train(flag)
-    text, table = _C.qstats(infos, input_impl)
+    return infos
+
+
+def qstats(model: torch.nn.Module, input_shape: Sequence[int],
+           input_quantizer: QuantizerLike = DEFAULT_INPUT_QUANTIZER) -> QStats:
+    """QKeras's ``print_qstats`` statistics of ``model``, without printing.
+
+    Args:
+        model: any ``torch.nn.Module`` tree of heteroq and torch layers. The layers are the heteroq
+            layers, torch's ``Linear``/``Conv*``/``ConvTranspose*``/``RNN``/``LSTM``/``GRU`` and
+            the leaf modules, in the order the forward pass calls them; each one's input is taken
+            to be the previous one's output (exact for ``nn.Sequential``; a recurrent layer's
+            output is its output sequence, the first element of ``(output, state)``).
+        input_shape: the input's shape, batch dimension first (the counts are per sample).
+        input_quantizer: the quantizer the model's input comes from (QKeras assumes
+            ``quantized_relu(8,0)``); None: a float input.
+
+    Returns:
+        :class:`QStats`: per layer the quantizers, parameter count, weight groups and bits, the
+        multiply-accumulate operations by QKeras name (``smult_6_8``) and count, the accumulator
+        range and width; the totals.
+
+    Raises:
+        ValueError: a bad ``input_shape`` (the forward pass fails: the message names the layer),
+            a layer heteroq cannot count (parameters of an unknown type).
+        TypeError: ``model`` is not a module, ``input_shape`` not a sequence.
+    """
+    input_impl = _impl(input_quantizer, "qstats: `input_quantizer`")
+    text, table = _C.qstats(describe(model, input_shape), input_impl)
     return _from_json(text, table)
 
 
@@ -453,3 +467,13 @@ def print_qstats(model: torch.nn.Module, input_shape: Sequence[int],
     stats = qstats(model, input_shape, input_quantizer)
     print(stats.table, file=file if file is not None else sys.stdout, end="")
     return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# The other cost models (their modules import the helpers above from this one).
+
+from . import _hardware, _qtools  # noqa: E402
+from ._hardware import *  # noqa: E402,F401,F403
+from ._qtools import *  # noqa: E402,F401,F403
+
+__all__ += _qtools.__all__ + _hardware.__all__

@@ -1150,8 +1150,8 @@ LayerInfo describe_layer(const torch::nn::Module& module, const std::string& nam
   return info;
 }
 
-QStats qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
-              const nn::QuantizerArg& input_quantizer) {
+std::vector<LayerInfo> describe_model(torch::nn::Sequential model,
+                                      const std::vector<int64_t>& input_shape) {
   if (!model) throw InvalidArgument("qstats: `model` is empty (a null Sequential)");
   if (input_shape.empty() ||
       std::any_of(input_shape.begin(), input_shape.end(), [](int64_t d) { return d <= 0; })) {
@@ -1170,7 +1170,12 @@ QStats qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_sha
     torch::Tensor x = at::zeros(input_shape, options);
     walk(*model, "", x, layers);
   }
-  return qstats(layers, input_quantizer);
+  return layers;
+}
+
+QStats qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
+              const nn::QuantizerArg& input_quantizer) {
+  return qstats(describe_model(std::move(model), input_shape), input_quantizer);
 }
 
 QStats print_qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,

@@ -324,6 +324,19 @@ HETEROQ_API QStats qstats(const std::vector<LayerInfo>& layers,
 HETEROQ_API QStats qstats(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
                           const nn::QuantizerArg& input_quantizer = "quantized_relu(8,0)");
 
+/**
+ * The layers of `model` as the cost models see them, for an input of `input_shape` (the batch
+ * dimension included): runs one forward pass on zeros layer by layer (in eval mode without
+ * gradients; the training flags are restored) and describes each layer with describe_layer()
+ * (nested Sequentials are walked; their layers are named "0.1", ...). qstats(model, ...) and the
+ * other cost models of this namespace start from it.
+ *
+ * @throws heteroq::InvalidArgument for a null model or a bad `input_shape` (the message names
+ *         the layer whose forward pass failed).
+ */
+HETEROQ_API std::vector<LayerInfo> describe_model(torch::nn::Sequential model,
+                                                  const std::vector<int64_t>& input_shape);
+
 /// qstats(model, input_shape, input_quantizer), printed to `os` (QKeras's print_qstats).
 HETEROQ_API QStats print_qstats(torch::nn::Sequential model,
                                 const std::vector<int64_t>& input_shape,

@@ -1,0 +1,7 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+// Python bindings of bops/ebops and the fpga resource estimate (filled in by its issue).
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_hardware(py::module_& m) { (void)m; }
