@@ -17,7 +17,7 @@ PACKAGES=(
   pybind11-dev python3-dev libeigen3-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev libsqlite3-dev zlib1g-dev
   python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv
-  python3-matplotlib
+  python3-matplotlib python3-tqdm python3-onnx python3-nbclient python3-ipykernel
   dataset-fashion-mnist
 )
 
