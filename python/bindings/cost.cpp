@@ -4,10 +4,13 @@
 // of numbers, strings and quantizer objects (the accumulator sums come from the operator
 // torch.ops.heteroq._qstats_channel_sums, as lists of floats); the statistics come back as JSON
 // and as the printed table.
+#include <ATen/ops/empty.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -51,6 +54,23 @@ QuantizerPtr to_quantizer(const py::handle& h, const std::string& where) {
   }
 }
 
+// A float64 numpy array (or anything numpy converts to one) as a float64 tensor of its shape.
+at::Tensor to_tensor(const py::handle& h, const std::string& where) {
+  using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+  Array a;
+  try {
+    a = h.cast<Array>();
+  } catch (const py::cast_error&) {
+    throw InvalidArgument(where + ": expected an array of numbers, got " +
+                          std::string(py::str(py::repr(h))));
+  }
+  if (!a) throw InvalidArgument(where + ": expected an array of numbers");
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
+  if (a.size() > 0) std::memcpy(t.data_ptr<double>(), a.data(), sizeof(double) * a.size());
+  return t;
+}
+
 LayerInfo to_layer(const py::handle& h, size_t index) {
   if (!py::isinstance<py::dict>(h)) {
     throw InvalidArgument("qstats: layer " + std::to_string(index) + " must be a dict, got " +
@@ -86,6 +106,16 @@ LayerInfo to_layer(const py::handle& h, size_t index) {
       }
       const auto slot = pair[0].cast<std::string>();
       info.quantizers.emplace_back(slot, to_quantizer(pair[1], where + " slot " + slot));
+    }
+  }
+  if (d.contains("values")) {
+    for (const auto& item : py::reinterpret_borrow<py::iterable>(d["values"])) {
+      const auto pair = py::reinterpret_borrow<py::sequence>(item);
+      if (py::len(pair) != 2) {
+        throw InvalidArgument(where + ": `values` items must be (group, array) pairs");
+      }
+      const auto group = pair[0].cast<std::string>();
+      info.values.emplace_back(group, to_tensor(pair[1], where + " values '" + group + "'"));
     }
   }
   return info;

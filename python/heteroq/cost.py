@@ -199,6 +199,50 @@ def _input_projection_sums(params: Dict[str, torch.Tensor], m: torch.nn.RNNBase)
     return _sums(w, b, 1, False)
 
 
+def _recurrent_values(params: Dict[str, torch.Tensor],
+                      m: torch.nn.RNNBase) -> List[Tuple[str, torch.Tensor]]:
+    """heteroq::cost::LayerInfo::values of a recurrent layer: per layer "kernel" and "recurrent"
+    (the directions stacked along dim 0), then "bias" (bias_ih, bias_hh per layer and direction,
+    flattened)."""
+    values: List[Tuple[str, torch.Tensor]] = []
+    biases = []
+    for layer in range(m.num_layers):
+        suffix = "" if m.num_layers == 1 else f"_l{layer}"
+        directions = [f"_l{layer}", f"_l{layer}_reverse"] if m.bidirectional else [f"_l{layer}"]
+        values.append(("kernel" + suffix, torch.cat([params["weight_ih" + d] for d in directions])))
+        values.append(("recurrent" + suffix,
+                       torch.cat([params["weight_hh" + d] for d in directions])))
+        if m.bias:
+            for d in directions:
+                biases += [params["bias_ih" + d].reshape(-1), params["bias_hh" + d].reshape(-1)]
+    if biases:
+        values.append(("bias", torch.cat(biases)))
+    return values
+
+
+def _batch_norm_values(m: torch.nn.Module) -> List[Tuple[str, torch.Tensor]]:
+    """heteroq::cost::LayerInfo::values of a batch norm in eval mode with running statistics:
+    ``y = x scale + shift`` per channel (QBatchNorm: QKeras's inv and ``Qb(beta) - Qm(mean) inv``,
+    as its forward pass); empty otherwise."""
+    if m.training or m.running_var is None or m.running_mean is None:
+        return []
+    quantizers = isinstance(m, (qnn.QBatchNorm1d, qnn.QBatchNorm2d))
+
+    def q(slot: str, t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        quantizer = getattr(m, slot) if quantizers else None
+        return quantizer(t) if quantizer is not None and t is not None else t
+
+    inverse = torch.ops.heteroq._bn_inverse
+    if quantizers and m.inverse_quantizer is not None:
+        inv = m.inverse_quantizer(inverse(m.running_var, m.weight, m.eps))
+    else:
+        inv = inverse(q("variance_quantizer", m.running_var), q("gamma_quantizer", m.weight),
+                      m.eps)
+    mean, beta = q("mean_quantizer", m.running_mean), q("beta_quantizer", m.bias)
+    shift = beta - mean * inv if beta is not None else -(mean * inv)
+    return [("scale", inv), ("shift", shift)]
+
+
 def _describe_recurrent(m: torch.nn.RNNBase, name: str) -> Dict[str, Any]:
     d: Dict[str, Any] = {"kind": "recurrent", "in_channels": m.input_size,
                          "out_channels": m.hidden_size, "gates": _GATES[m.mode],
@@ -214,12 +258,16 @@ def _describe_recurrent(m: torch.nn.RNNBase, name: str) -> Dict[str, Any]:
             d["quantizers"].append(("recurrent_activation", m.recurrent_activation))
         if isinstance(m, qnn.QGRU):
             d["reset_after"] = m.reset_after
-        d["sums"] = _input_projection_sums(m.quantized_parameters(), m)
+        params = m.quantized_parameters()
+        d["sums"] = _input_projection_sums(params, m)
+        d["values"] = _recurrent_values(params, m)
     else:
         if m.proj_size > 0:
             raise ValueError(f"qstats: layer {name!r} ({type(m).__name__}): `proj_size` "
                              f"({m.proj_size}) is not supported")
-        d["sums"] = _input_projection_sums(dict(m.named_parameters()), m)
+        params = dict(m.named_parameters())
+        d["sums"] = _input_projection_sums(params, m)
+        d["values"] = _recurrent_values(params, m)
     return d
 
 
@@ -242,26 +290,29 @@ def _describe(m: torch.nn.Module, name: str) -> Optional[Dict[str, Any]]:
             groups = m.groups
         d.update(bias=True, quantizers=[("kernel_quantizer", m.kernel_quantizer),
                                         ("bias_quantizer", m.bias_quantizer)],
-                 sums=_sums(w, b, groups, False))
+                 sums=_sums(w, b, groups, False), values=[("weights", w), ("bias", b)])
         return d
     if isinstance(m, qnn.QLinear):
+        w, b = m.quantized_weight(), m.quantized_bias()
         return {"kind": "dense", "in_channels": m.in_features, "out_channels": m.out_features,
                 "bias": m.bias is not None,
                 "quantizers": [("kernel_quantizer", m.kernel_quantizer),
                                ("bias_quantizer", m.bias_quantizer)],
-                "sums": _sums(m.quantized_weight(), m.quantized_bias(), 1, False)}
+                "sums": _sums(w, b, 1, False), "values": [("weights", w), ("bias", b)]}
     if isinstance(m, (qnn.QConv1d, qnn.QConv2d, qnn.QConvTranspose2d)):
         transposed = isinstance(m, qnn.QConvTranspose2d)
         kernel_slot = "depthwise_quantizer" if isinstance(m, qnn.QDepthwiseConv2d) else \
             "kernel_quantizer"
+        w, b = m.quantized_weight(), m.quantized_bias()
         return {"kind": "conv_transpose" if transposed else "conv", **_conv_geometry(m),
                 "bias": m.bias is not None,
                 "quantizers": [(kernel_slot, m.kernel_quantizer),
                                ("bias_quantizer", m.bias_quantizer)],
-                "sums": _sums(m.quantized_weight(), m.quantized_bias(), m.groups, transposed)}
+                "sums": _sums(w, b, m.groups, transposed), "values": [("weights", w), ("bias", b)]}
     if isinstance(m, (qnn.QSeparableConv1d, qnn.QSeparableConv2d)):
         dw, pw = m.depthwise, m.pointwise
-        depthwise = _sums(dw.quantized_weight(), None, dw.groups, False)
+        dw_w, pw_w, pw_b = dw.quantized_weight(), pw.quantized_weight(), pw.quantized_bias()
+        depthwise = _sums(dw_w, None, dw.groups, False)
         return {"kind": "separable_conv", "in_channels": dw.in_channels,
                 "out_channels": pw.out_channels,
                 "depth_multiplier": dw.out_channels // dw.in_channels,
@@ -269,7 +320,8 @@ def _describe(m: torch.nn.Module, name: str) -> Optional[Dict[str, Any]]:
                 "quantizers": [("depthwise_quantizer", dw.kernel_quantizer),
                                ("pointwise_quantizer", pw.kernel_quantizer),
                                ("bias_quantizer", pw.bias_quantizer)],
-                "sums": _sums(pw.quantized_weight(), pw.quantized_bias(), 1, False, depthwise)}
+                "sums": _sums(pw_w, pw_b, 1, False, depthwise),
+                "values": [("weights_0", dw_w), ("weights_1", pw_w), ("bias", pw_b)]}
     if isinstance(m, qnn.QActivation):
         return {"kind": "activation", "quantizers": [("activation", m.quantizer)]}
     if isinstance(m, Quantizer):  # a quantizer module applied to activations, as QActivation
@@ -283,16 +335,21 @@ def _describe(m: torch.nn.Module, name: str) -> Optional[Dict[str, Any]]:
         return {"kind": "other", "quantizers": [
             (slot, getattr(m, slot)) for slot in ("gamma_quantizer", "beta_quantizer",
                                                    "mean_quantizer", "variance_quantizer",
-                                                   "inverse_quantizer")]}
+                                                   "inverse_quantizer")],
+            "values": _batch_norm_values(m)}
     if isinstance(m, (qnn.QAvgPool2d, qnn.QGlobalAvgPool2d)):
         return {"kind": "other", "quantizers": [("average_quantizer", m.average_quantizer),
                                                 ("activation", m.activation)]}
     if isinstance(m, torch.nn.Linear):
         return {"kind": "dense", "in_channels": m.in_features, "out_channels": m.out_features,
-                "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, 1, False)}
+                "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, 1, False),
+                "values": [("weights", m.weight), ("bias", m.bias)]}
     if isinstance(m, torch.nn.modules.conv._ConvNd):
         return {"kind": "conv_transpose" if m.transposed else "conv", **_conv_geometry(m),
-                "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, m.groups, m.transposed)}
+                "bias": m.bias is not None, "sums": _sums(m.weight, m.bias, m.groups, m.transposed),
+                "values": [("weights", m.weight), ("bias", m.bias)]}
+    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+        return {"kind": "other", "values": _batch_norm_values(m)}
     if isinstance(m, torch.nn.RNNBase):  # QSimpleRNN, QLSTM, QGRU; torch's RNN, LSTM, GRU
         return _describe_recurrent(m, name)
     return None
@@ -412,6 +469,10 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
                     sums = described.pop("sums", None)
                     if sums is not None:
                         info["channel_sums"] = sums.tolist()
+                    # float64 numpy arrays: exact copies of the float32 values, cheap to pass
+                    described["values"] = [
+                        (group, t.detach().to(torch.float64).cpu().numpy())
+                        for group, t in described.get("values", []) if t is not None]
                     described["quantizers"] = [(slot, q._impl if q is not None else None)
                                                for slot, q in described.get("quantizers", [])]
                     info.update(described)

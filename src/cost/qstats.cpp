@@ -9,6 +9,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/rnn.h>
@@ -31,6 +32,7 @@
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/rnn.h"
+#include "heteroq/ops/quantize.h"
 
 namespace heteroq::cost {
 
@@ -520,6 +522,14 @@ std::optional<at::Tensor> defined_or_null(const at::Tensor& t) {
   return std::nullopt;
 }
 
+// LayerInfo::values: the defined tensors among `groups`, detached copies (a snapshot).
+void set_values(LayerInfo& info, std::vector<std::pair<std::string, at::Tensor>> groups) {
+  info.values.clear();
+  for (auto& [name, t] : groups) {
+    if (t.defined()) info.values.emplace_back(name, t.detach().clone());
+  }
+}
+
 template <size_t D>
 std::vector<int64_t> to_vector(const torch::ExpandingArray<D>& a) {
   return std::vector<int64_t>(a->begin(), a->end());
@@ -536,9 +546,10 @@ void describe_qconv(const Conv& m, LayerInfo& info, LayerKind kind) {
   info.bias = m.bias.defined();
   info.quantizers = {{"kernel_quantizer", m.options.kernel_quantizer().get()},
                      {"bias_quantizer", m.options.bias_quantizer().get()}};
-  info.channel_sums =
-      to_rows(accumulator_channel_sums(m.quantized_weight(), defined_or_null(m.quantized_bias()),
-                                       info.groups, kind == LayerKind::kConvTranspose));
+  const at::Tensor w = m.quantized_weight(), b = m.quantized_bias();
+  info.channel_sums = to_rows(accumulator_channel_sums(w, defined_or_null(b), info.groups,
+                                                       kind == LayerKind::kConvTranspose));
+  set_values(info, {{"weights", w}, {"bias", b}});
 }
 
 // A torch convolution (Conv1d/2d/3d, ConvTranspose1d/2d/3d).
@@ -553,6 +564,7 @@ void describe_torch_conv(const Conv& m, LayerInfo& info) {
   info.bias = m.bias.defined();
   info.channel_sums =
       to_rows(accumulator_channel_sums(m.weight, defined_or_null(m.bias), info.groups, transposed));
+  set_values(info, {{"weights", m.weight}, {"bias", m.bias}});
 }
 
 template <typename Separable>
@@ -566,11 +578,12 @@ void describe_separable(const Separable& m, LayerInfo& info) {
   info.quantizers = {{"depthwise_quantizer", m.options.depthwise_quantizer().get()},
                      {"pointwise_quantizer", m.options.pointwise_quantizer().get()},
                      {"bias_quantizer", m.options.bias_quantizer().get()}};
-  const at::Tensor depthwise = accumulator_channel_sums(m.depthwise->quantized_weight(),
-                                                        std::nullopt, info.in_channels, false);
-  info.channel_sums = to_rows(accumulator_channel_sums(
-      m.pointwise->quantized_weight(), defined_or_null(m.pointwise->quantized_bias()), 1, false,
-      depthwise));
+  const at::Tensor dw = m.depthwise->quantized_weight(), pw = m.pointwise->quantized_weight(),
+                   b = m.pointwise->quantized_bias();
+  const at::Tensor depthwise = accumulator_channel_sums(dw, std::nullopt, info.in_channels, false);
+  info.channel_sums =
+      to_rows(accumulator_channel_sums(pw, defined_or_null(b), 1, false, depthwise));
+  set_values(info, {{"weights_0", dw}, {"weights_1", pw}, {"bias", b}});
 }
 
 template <typename Folded>
@@ -593,6 +606,7 @@ void describe_folded(const Folded& m, LayerInfo& info, LayerKind kind) {
     info.out_channels = m.options.out_features();
   }
   info.channel_sums = to_rows(accumulator_channel_sums(w, b, info.groups, false));
+  set_values(info, {{"weights", w}, {"bias", b}});
 }
 
 // The channel sums of a recurrent layer's first input projection `x W_ih^T + b_ih`, both
@@ -608,6 +622,72 @@ at::Tensor input_projection_sums(const std::function<at::Tensor(const std::strin
   std::optional<at::Tensor> bias_sums;
   if (bias) bias_sums = at::cat(b, 0);
   return accumulator_channel_sums(at::cat(w, 0), bias_sums, 1, false);
+}
+
+// LayerInfo::values of a recurrent layer: per layer "kernel" and "recurrent" (the directions
+// stacked along dim 0), then "bias" (bias_ih, bias_hh per layer and direction, flattened).
+void recurrent_values(const std::function<at::Tensor(const std::string&)>& param, LayerInfo& info) {
+  std::vector<std::pair<std::string, at::Tensor>> groups;
+  std::vector<at::Tensor> biases;
+  for (int64_t l = 0; l < info.num_layers; ++l) {
+    const std::string layer = "_l" + std::to_string(l);
+    const std::string suffix = info.num_layers == 1 ? "" : layer;
+    std::vector<std::string> directions = {layer};
+    if (info.bidirectional) directions.push_back(layer + "_reverse");
+    std::vector<at::Tensor> ih, hh;
+    for (const std::string& d : directions) {
+      ih.push_back(param("weight_ih" + d));
+      hh.push_back(param("weight_hh" + d));
+      if (info.bias) {
+        biases.push_back(param("bias_ih" + d).reshape({-1}));
+        biases.push_back(param("bias_hh" + d).reshape({-1}));
+      }
+    }
+    groups.emplace_back("kernel" + suffix, at::cat(ih, 0));
+    groups.emplace_back("recurrent" + suffix, at::cat(hh, 0));
+  }
+  if (!biases.empty()) groups.emplace_back("bias", at::cat(biases, 0));
+  set_values(info, std::move(groups));
+}
+
+// LayerInfo::values of a batch norm in eval mode with running statistics: y = x scale + shift
+// per channel (QBatchNorm: QKeras's inv and Qb(beta) - Qm(mean) inv, as its forward pass).
+void batch_norm_values(const at::Tensor& inv, const at::Tensor& mean, const at::Tensor& beta,
+                       LayerInfo& info) {
+  const at::Tensor shift = beta.defined() ? beta - mean * inv : -(mean * inv);
+  set_values(info, {{"scale", inv}, {"shift", shift}});
+}
+
+template <typename BN>
+void describe_qbatch_norm(const BN& m, LayerInfo& info) {
+  const auto& o = m.options;
+  info.quantizers = {{"gamma_quantizer", o.gamma_quantizer().get()},
+                     {"beta_quantizer", o.beta_quantizer().get()},
+                     {"mean_quantizer", o.mean_quantizer().get()},
+                     {"variance_quantizer", o.variance_quantizer().get()},
+                     {"inverse_quantizer", o.inverse_quantizer().get()}};
+  if (m.is_training() || !o.track_running_stats()) return;
+  const auto q = [](const nn::QuantizerArg& slot, const at::Tensor& t) {
+    return slot && t.defined() ? slot.get()->forward(t) : t;
+  };
+  const std::optional<at::Tensor> gamma = defined_or_null(m.weight);
+  at::Tensor inv;
+  if (o.inverse_quantizer()) {
+    inv = q(o.inverse_quantizer(), ops::_bn_inverse(m.running_var, gamma, o.eps()));
+  } else {
+    inv = ops::_bn_inverse(q(o.variance_quantizer(), m.running_var),
+                           defined_or_null(q(o.gamma_quantizer(), m.weight)), o.eps());
+  }
+  batch_norm_values(inv, q(o.mean_quantizer(), m.running_mean), q(o.beta_quantizer(), m.bias),
+                    info);
+}
+
+template <typename BN>
+void describe_torch_batch_norm(const BN& m, LayerInfo& info) {
+  if (m.is_training() || !m.options.track_running_stats()) return;
+  batch_norm_values(
+      ops::_bn_inverse(m.running_var, defined_or_null(m.weight), m.options.eps()),
+      m.running_mean, m.bias, info);
 }
 
 // The recurrent geometry of a heteroq or torch RNN's options.
@@ -637,8 +717,9 @@ void describe_qrnn(const RNN& m, int64_t gates, LayerInfo& info) {
     info.quantizers.emplace_back("recurrent_activation", o.recurrent_activation().quantizer());
   }
   const auto params = m.quantized_parameters();
-  info.channel_sums = to_rows(input_projection_sums(
-      [&](const std::string& name) { return params[name]; }, info.bidirectional, info.bias));
+  const auto param = [&](const std::string& name) { return params[name]; };
+  info.channel_sums = to_rows(input_projection_sums(param, info.bidirectional, info.bias));
+  recurrent_values(param, info);
 }
 
 // torch's RNN (G = 1), LSTM (4), GRU (3): float weights.
@@ -646,8 +727,9 @@ template <typename RNN>
 void describe_torch_rnn(const RNN& m, int64_t gates, LayerInfo& info) {
   recurrent_geometry(m.options_base, gates, info);
   const auto params = m.named_parameters(/*recurse=*/false);
-  info.channel_sums = to_rows(input_projection_sums(
-      [&](const std::string& name) { return params[name]; }, info.bidirectional, info.bias));
+  const auto param = [&](const std::string& name) { return params[name]; };
+  info.channel_sums = to_rows(input_projection_sums(param, info.bidirectional, info.bias));
+  recurrent_values(param, info);
 }
 
 // The tensor a layer passes on: a recurrent layer's output sequence (the first element of its
@@ -1059,8 +1141,9 @@ LayerInfo describe_layer(const torch::nn::Module& module, const std::string& nam
     info.bias = m->bias.defined();
     info.quantizers = {{"kernel_quantizer", m->options.kernel_quantizer().get()},
                        {"bias_quantizer", m->options.bias_quantizer().get()}};
-    info.channel_sums = to_rows(accumulator_channel_sums(
-        m->quantized_weight(), defined_or_null(m->quantized_bias()), 1, false));
+    const at::Tensor w = m->quantized_weight(), b = m->quantized_bias();
+    info.channel_sums = to_rows(accumulator_channel_sums(w, defined_or_null(b), 1, false));
+    set_values(info, {{"weights", w}, {"bias", b}});
   } else if (const auto* m = dynamic_cast<const nn::QConv1dImpl*>(&module)) {
     describe_qconv(*m, info, LayerKind::kConv);
   } else if (const auto* m = dynamic_cast<const nn::QConv2dImpl*>(&module)) {
@@ -1091,19 +1174,9 @@ LayerInfo describe_layer(const torch::nn::Module& module, const std::string& nam
                                : 0;
     info.quantizers = {{"activation", m->quantizer(widest)}};
   } else if (const auto* m = dynamic_cast<const nn::QBatchNorm1dImpl*>(&module)) {
-    const auto& o = m->options;
-    info.quantizers = {{"gamma_quantizer", o.gamma_quantizer().get()},
-                       {"beta_quantizer", o.beta_quantizer().get()},
-                       {"mean_quantizer", o.mean_quantizer().get()},
-                       {"variance_quantizer", o.variance_quantizer().get()},
-                       {"inverse_quantizer", o.inverse_quantizer().get()}};
+    describe_qbatch_norm(*m, info);
   } else if (const auto* m = dynamic_cast<const nn::QBatchNorm2dImpl*>(&module)) {
-    const auto& o = m->options;
-    info.quantizers = {{"gamma_quantizer", o.gamma_quantizer().get()},
-                       {"beta_quantizer", o.beta_quantizer().get()},
-                       {"mean_quantizer", o.mean_quantizer().get()},
-                       {"variance_quantizer", o.variance_quantizer().get()},
-                       {"inverse_quantizer", o.inverse_quantizer().get()}};
+    describe_qbatch_norm(*m, info);
   } else if (const auto* m = dynamic_cast<const nn::QAvgPool2dImpl*>(&module)) {
     info.quantizers = {{"average_quantizer", m->options.average_quantizer().get()},
                        {"activation", m->options.activation().get()}};
@@ -1117,6 +1190,13 @@ LayerInfo describe_layer(const torch::nn::Module& module, const std::string& nam
     info.bias = m->bias.defined();
     info.channel_sums =
         to_rows(accumulator_channel_sums(m->weight, defined_or_null(m->bias), 1, false));
+    set_values(info, {{"weights", m->weight}, {"bias", m->bias}});
+  } else if (const auto* m = dynamic_cast<const torch::nn::BatchNorm1dImpl*>(&module)) {
+    describe_torch_batch_norm(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::BatchNorm2dImpl*>(&module)) {
+    describe_torch_batch_norm(*m, info);
+  } else if (const auto* m = dynamic_cast<const torch::nn::BatchNorm3dImpl*>(&module)) {
+    describe_torch_batch_norm(*m, info);
   } else if (const auto* m = dynamic_cast<const torch::nn::Conv1dImpl*>(&module)) {
     describe_torch_conv(*m, info);
   } else if (const auto* m = dynamic_cast<const torch::nn::Conv2dImpl*>(&module)) {

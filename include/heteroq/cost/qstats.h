@@ -198,6 +198,19 @@ struct HETEROQ_API LayerInfo {
    * rows, then the reverse one's).
    */
   std::vector<std::array<double, 3>> channel_sums;
+  /**
+   * The values the forward pass multiplies its input by and adds to it, by group (qstats does not
+   * read them; the BOPs/EBOPs and FPGA estimates of heteroq/cost/hardware.h do): "weights" (dense
+   * and convolutions: the quantized kernel, folded and quantized for QLinearBatchNorm and
+   * QConv2dBatchNorm, in the module's layout), "weights_0" and "weights_1" (separable: depthwise
+   * and pointwise kernels), for recurrent layers "kernel" and "recurrent" ("kernel_l1",
+   * "recurrent_l1", ... with num_layers > 1: per layer, the directions' (G·H, I_l) and (G·H, H)
+   * matrices concatenated along dim 0, gates in PyTorch's order), "bias" (every bias value the
+   * layer adds; recurrent: bias_ih then bias_hh per layer and direction, flattened), and for batch
+   * norms "scale" and "shift" (per channel, `y = x scale + shift`, in eval mode). Empty: unknown
+   * (the cost models then assume every weight non-zero and as wide as its quantizer).
+   */
+  std::vector<std::pair<std::string, at::Tensor>> values;
 
   /// The quantizer in slot `slot` (nullptr if the slot is empty or absent).
   QuantizerPtr quantizer(const std::string& slot) const;
