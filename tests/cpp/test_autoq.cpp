@@ -1,2 +1,453 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
-// Tests of the autoq search engine (filled in by its issue).
+// Tests of the AutoQ search engine core: forgiving factor, search space, storage, strategies.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+#include "heteroq/autoq/goal.h"
+#include "heteroq/autoq/search.h"
+#include "heteroq/autoq/space.h"
+#include "heteroq/autoq/study.h"
+#include "heteroq/errors.h"
+
+namespace aq = heteroq::autoq;
+using heteroq::InvalidArgument;
+
+namespace {
+
+std::vector<aq::LayerDesc> mlp() {
+  return {{"fc1", "Dense", "", true, 64}, {"relu1", "Activation", "relu", false, 0},
+          {"fc2", "Dense", "", true, 32}, {"relu2", "Activation", "relu", false, 0},
+          {"fc3", "Dense", "", true, 5},  {"softmax", "Activation", "softmax", false, 0}};
+}
+
+std::string tmp_path(const std::string& name) {
+  std::string p = ::testing::TempDir() + "autoq_" + std::to_string(::getpid()) + "_" + name;
+  std::remove(p.c_str());
+  std::remove((p + "-wal").c_str());
+  std::remove((p + "-shm").c_str());
+  return p;
+}
+
+// Bits of the decoded trial: the sum of its slots' bits (a synthetic cost).
+double bits_sum(const aq::TrialConfig& c) {
+  double s = 0;
+  for (const auto& [k, v] : c.bits) s += v;
+  return s;
+}
+
+}  // namespace
+
+// ---- forgiving factor, computed by hand --------------------------------------------------------
+TEST(AutoQGoal, ForgivingFactorByHand) {
+  aq::ForgivingFactor f;  // delta_p = delta_n = 8, rate 2, stress 1
+  // 4x smaller: log2(4) = 2 halvings, +8% each: 0.9 * 1.16
+  EXPECT_NEAR(f.delta(1000.0, 250.0), 0.16, 1e-15);
+  EXPECT_NEAR(f.score(0.9, 1000.0, 250.0), 1.044, 1e-15);
+  // 2x bigger: -8%
+  EXPECT_NEAR(f.score(0.9, 1000.0, 2000.0), 0.828, 1e-15);
+  EXPECT_EQ(f.delta(1000.0, 1000.0), 0.0);
+  // delta_p = 10, delta_n = 5, rate 4: 8x smaller is log4(8) = 1.5 steps of +10%
+  aq::ForgivingFactor g{10.0, 5.0, 4.0, 1.0};
+  EXPECT_NEAR(g.score(0.5, 800.0, 100.0), 0.5 * 1.15, 1e-15);
+  // 16x bigger: -2 steps of 5%
+  EXPECT_NEAR(g.score(0.5, 100.0, 1600.0), 0.5 * 0.90, 1e-15);
+  // stress 0.5: the reference becomes 500, so a trial of 1000 is 2x bigger (delta_n applies)
+  aq::ForgivingFactor h{8.0, 3.0, 2.0, 0.5};
+  EXPECT_NEAR(h.delta(1000.0, 1000.0), -0.03, 1e-15);
+  EXPECT_NEAR(h.delta(1000.0, 125.0), 0.16, 1e-15);  // 125 vs 500: 2 halvings, delta_p
+  // non-integer steps: ln(1000/300)/ln(2) * 0.08
+  EXPECT_NEAR(f.delta(1000.0, 300.0), 0.08 * std::log(1000.0 / 300.0) / std::log(2.0), 1e-15);
+  EXPECT_THROW(f.delta(0.0, 1.0), InvalidArgument);
+  EXPECT_THROW(f.delta(1.0, -1.0), InvalidArgument);
+  EXPECT_THROW((aq::ForgivingFactor{8, 8, 1.0, 1}.validate()), InvalidArgument);
+  EXPECT_THROW((aq::ForgivingFactor{8, 8, 2, 0}.validate()), InvalidArgument);
+}
+
+TEST(AutoQGoal, ParseGoal) {
+  const auto g = aq::parse_goal(
+      R"J({"type": "energy", "params": {"delta_p": 4.0, "delta_n": 6.0, "rate": 3.0, "stress": 0.8,
+          "process": "horowitz", "parameters_on_memory": ["sram", "sram"]}})J");
+  EXPECT_EQ(g.type, "energy");
+  EXPECT_EQ(g.factor.delta_p, 4.0);
+  EXPECT_EQ(g.factor.delta_n, 6.0);
+  EXPECT_EQ(g.factor.rate, 3.0);
+  EXPECT_EQ(g.factor.stress, 0.8);
+  const auto opts = nlohmann::json::parse(g.options);
+  EXPECT_EQ(opts["process"], "horowitz");
+  EXPECT_FALSE(opts.contains("delta_p"));
+  EXPECT_EQ(aq::parse_goal("").type, "bits");
+  EXPECT_THROW(aq::parse_goal("{\"params\": {}}"), InvalidArgument);
+  EXPECT_THROW(aq::parse_goal("{\"type\": \"bits\", \"params\": {\"rate\": \"x\"}}"), InvalidArgument);
+  EXPECT_THROW(aq::parse_goal("{\"type\": \"bits\", \"params\": {\"rate\": 1}}"), InvalidArgument);
+  EXPECT_THROW(aq::parse_goal("{not json"), InvalidArgument);
+}
+
+TEST(AutoQGoal, ParetoFront) {
+  //            0    1    2    3    4     5
+  std::vector<double> m = {0.9, 0.8, 0.85, 0.7, 0.9, std::nan("")};
+  std::vector<double> c = {100, 50, 120, 40, 90, 1};
+  // 4 dominates 0 (same metric, lower cost) and 2; front: 3 (40), 1 (50), 4 (90)
+  EXPECT_EQ(aq::pareto_front(m, c), (std::vector<int64_t>{3, 1, 4}));
+  const auto r = aq::pareto_ranks(m, c);
+  EXPECT_EQ(r[4], 0);
+  EXPECT_EQ(r[0], 1);
+  EXPECT_EQ(r[2], 2);
+  EXPECT_EQ(r[5], 3);
+  EXPECT_THROW(aq::pareto_front({1.0}, {}), InvalidArgument);
+}
+
+// ---- search space -------------------------------------------------------------------------------
+TEST(AutoQSpace, DefaultConfigAndLimit) {
+  aq::SpaceOptions o;
+  o.limit = R"J({"Dense": [4, 8, 4], "Activation": [4]})J";
+  const auto s = aq::SearchSpace::build(mlp(), o);
+  // fc1 kernel (<= 4 bits: 7 of 8), bias (3), relu1 activation (<= 4: 6), ... softmax never
+  ASSERT_EQ(s.params().size(), 3u * 2 + 2);
+  EXPECT_EQ(s.params()[0].name, "fc1_kernel_quantizer");
+  EXPECT_EQ(s.params()[0].choices.size(), 7u);
+  EXPECT_EQ(s.params()[1].name, "fc1_bias_quantizer");
+  EXPECT_EQ(s.params()[1].choices.size(), 3u);
+  EXPECT_EQ(s.params()[2].name, "relu1_activation_quantizer");
+  EXPECT_EQ(s.params()[2].choices,
+            (std::vector<std::string>{"binary", "binary(alpha='auto_po2')", "ternary", "quantized_relu(3,1)",
+                                      "quantized_relu(4,2)", "quantized_relu_po2(4,4)"}));
+  std::vector<int64_t> c(s.params().size(), 0);
+  c[0] = 5;  // quantized_bits(4,0,1)
+  const auto t = s.decode(c);
+  const auto q = nlohmann::json::parse(t.quantizer_config);
+  EXPECT_EQ(q["fc1"]["kernel_quantizer"], "quantized_bits(4,0,1)");
+  EXPECT_EQ(q["fc1"]["bias_quantizer"], "quantized_bits(4,0,1)");
+  EXPECT_EQ(q["relu1"], "binary");
+  EXPECT_FALSE(q.contains("softmax"));
+  EXPECT_EQ(t.bits.at("fc1/kernel"), 4.0);
+  EXPECT_EQ(t.bits.at("relu1/activation"), 1.0);
+  // round trip of the params
+  EXPECT_EQ(s.choice_from_json(s.params_json(c)), c);
+}
+
+TEST(AutoQSpace, PaddingRegexGroupsAndLists) {
+  aq::SpaceOptions o;
+  // "fc[12]" groups fc1 and fc2 (one hyperparameter per field); Dense pads [2] with default 8.
+  o.limit = R"J({"fc[12]": [["quantized_bits(4,0,1)", "ternary"], 4, 4], "Dense": [2], "default": 8})J";
+  const auto s = aq::SearchSpace::build(mlp(), o);
+  std::map<std::string, aq::Param> by;
+  for (const auto& p : s.params()) by[p.name] = p;
+  ASSERT_TRUE(by.count("fc[12]_kernel_quantizer"));
+  EXPECT_EQ(by["fc[12]_kernel_quantizer"].layers, (std::vector<std::string>{"fc1", "fc2"}));
+  EXPECT_EQ(by["fc[12]_kernel_quantizer"].choices, (std::vector<std::string>{"quantized_bits(4,0,1)", "ternary"}));
+  EXPECT_EQ(by["fc[12]_bias_quantizer"].choices.size(), 2u);  // bias <= 4
+  // fc3: Dense [2] padded to [2, 8, 8]
+  EXPECT_EQ(by["fc3_kernel_quantizer"].choices.size(), 5u);  // 1, 1, 2, 2, 2 bits
+  EXPECT_EQ(by["fc3_bias_quantizer"].choices.size(), 3u);
+  EXPECT_FALSE(by.count("relu1_activation_quantizer"));  // no Activation entry: not quantized
+  const auto q = nlohmann::json::parse(s.decode(std::vector<int64_t>(s.params().size(), 1)).quantizer_config);
+  EXPECT_EQ(q["fc1"]["kernel_quantizer"], "ternary");
+  EXPECT_EQ(q["fc2"]["kernel_quantizer"], "ternary");
+}
+
+TEST(AutoQSpace, TuneFiltersFrozenIndexesFixed) {
+  aq::SpaceOptions o;
+  o.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
+  o.tune_filters = "layer";
+  o.tune_filters_exceptions = "^fc3";
+  o.frozen_layers = {"relu2"};
+  o.fixed_config = R"J({"relu2": "quantized_relu(6,0)"})J";
+  auto s = aq::SearchSpace::build(mlp(), o);
+  std::set<std::string> names;
+  for (const auto& p : s.params()) names.insert(p.name);
+  EXPECT_TRUE(names.count("network_filters_fc1"));
+  EXPECT_TRUE(names.count("network_filters_fc2"));
+  EXPECT_FALSE(names.count("network_filters_fc3"));
+  EXPECT_FALSE(names.count("relu2_activation_quantizer"));
+  std::vector<int64_t> c(s.params().size(), 0);
+  const auto t = s.decode(c);
+  EXPECT_EQ(t.filters.at("fc1"), 0.5);
+  EXPECT_EQ(nlohmann::json::parse(t.quantizer_config)["relu2"], "quantized_relu(6,0)");
+  o.tune_filters = "block";
+  s = aq::SearchSpace::build(mlp(), o);
+  int blocks = 0;
+  for (const auto& p : s.params()) blocks += p.name == "network_filters";
+  EXPECT_EQ(blocks, 1);
+  o.tune_filters = "none";
+  o.layer_indexes = std::vector<int64_t>{0, 1};
+  o.frozen_layers = {};
+  o.fixed_config = "";
+  s = aq::SearchSpace::build(mlp(), o);
+  EXPECT_EQ(s.params().size(), 3u);  // fc1 kernel, bias; relu1
+}
+
+TEST(AutoQSpace, BitRanges) {
+  aq::BitRanges r;
+  r.kernel_min = 2;
+  r.kernel_max = 6;
+  r.bias_min = r.bias_max = 0;
+  r.activation_min = 3;
+  r.activation_max = 4;
+  const auto s = aq::SearchSpace::from_bit_ranges(mlp(), r);
+  ASSERT_EQ(s.params().size(), 5u);  // 3 kernels, 2 activations
+  EXPECT_EQ(s.params()[0].choices.front(), "quantized_bits(2,0,1,alpha=1)");
+  EXPECT_EQ(s.params()[0].bits.back(), 6.0);
+  r.kernel_max = 1;
+  EXPECT_THROW(aq::SearchSpace::from_bit_ranges(mlp(), r), InvalidArgument);
+}
+
+TEST(AutoQSpace, BadInput) {
+  auto expect_error = [](const aq::SpaceOptions& o, const std::string& needle) {
+    try {
+      aq::SearchSpace::build(mlp(), o);
+      FAIL() << "no error for " << needle;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  aq::SpaceOptions o;
+  o.limit = R"J({"Conv2D": [4]})J";  // covers no layer of the MLP
+  expect_error(o, "empty search space");
+  o.limit = R"J({"Dense": [0, 8, 8]})J";
+  expect_error(o, "below every quantizer");
+  o.limit = R"J({"Dense": [["quantized_bits(5,0,1)"], 8, 8]})J";
+  expect_error(o, "not in quantization_config");
+  o.limit = R"J({"Dense": [4, 4, 4]})J";
+  o.quantization_config = R"J({"kernel": {"ternary": 2}, "bias": {}})J";
+  expect_error(o, "quantization_config leaves empty");
+  o.quantization_config = R"J({"kernal": {"ternary": 2}})J";
+  expect_error(o, "unknown field");
+  o.quantization_config = "";
+  o.tune_filters = "all";
+  expect_error(o, "tune_filters");
+  o.tune_filters = "none";
+  o.frozen_layers = {"fc9"};
+  expect_error(o, "fc9");
+  o.frozen_layers = {};
+  o.layer_indexes = std::vector<int64_t>{7};
+  expect_error(o, "out of range");
+  o.layer_indexes.reset();
+  o.fixed_config = R"J({"fc1": {"kernel_quantizer": "binary"}})J";
+  expect_error(o, "both searched and fixed");
+  o.fixed_config = "";
+  o.limit = R"J({"fc(": [4]})J";
+  expect_error(o, "not a valid regex");
+  o.limit = "[1, 2]";
+  expect_error(o, "limit must be a JSON object");
+}
+
+// ---- engine, strategies, storage ---------------------------------------------------------------
+namespace {
+
+// A toy problem with a known optimum: the metric is 1 minus the distance of each choice to a
+// target choice; the cost is constant, so the best score is the target.
+aq::SearchSpace toy_space() {
+  aq::SpaceOptions o;
+  o.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
+  o.quantization_config = R"J({"kernel": {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5},
+                               "bias": {"a": 1, "b": 2, "c": 3},
+                               "activation": {"a": 1, "b": 2, "c": 3, "d": 4}})J";
+  std::vector<aq::LayerDesc> l = {{"fc1", "Dense", "", true, 8}, {"r1", "Activation", "relu", false, 0},
+                                  {"fc2", "Dense", "", false, 4}};
+  return aq::SearchSpace::build(l, o);
+}
+
+aq::TrialOutcome toy(const aq::SearchSpace& s, const aq::TrialContext& ctx) {
+  const auto c = s.choice_from_json(ctx.params);
+  const std::vector<int64_t> target = {3, 1, 2, 4};
+  double d = 0;
+  for (size_t i = 0; i < c.size(); ++i) d += std::abs(static_cast<double>(c[i] - target[i]));
+  return {1.0 - 0.05 * d, 100.0, "{}"};
+}
+
+int64_t trials_to_optimum(const std::string& strategy, uint64_t seed, int64_t budget) {
+  aq::SearchOptions o;
+  o.strategy = strategy;
+  o.seed = seed;
+  o.max_trials = budget;
+  o.hyperband_max_epochs = 9;
+  o.hyperband_iterations = 20;
+  o.tpe_startup_trials = 5;
+  const auto space = toy_space();
+  aq::Search s(space, aq::Goal{}, 100.0, o);
+  const auto trials = s.run([&](const aq::TrialContext& c) { return toy(space, c); });
+  for (const auto& t : trials)
+    if (t.status == "complete" && std::abs(t.metric - 1.0) < 1e-12) return t.number + 1;
+  return budget + 1;
+}
+
+}  // namespace
+
+TEST(AutoQSearch, FindsKnownOptimumEachStrategy) {
+  // 5 * 3 * 4 * 5 = 300 configurations. Stated bounds: random finds the optimum within all 300
+  // (no repeats); TPE within 120; Hyperband (which re-evaluates promoted configs) within 400.
+  EXPECT_EQ(toy_space().cardinality(), 300.0);
+  EXPECT_LE(trials_to_optimum("random", 1, 300), 300);
+  EXPECT_LE(trials_to_optimum("bayesian", 1, 120), 120);
+  EXPECT_LE(trials_to_optimum("hyperband", 1, 400), 400);
+}
+
+TEST(AutoQSearch, BayesianBeatsRandomOnAverage) {
+  double tpe = 0, rnd = 0;
+  const int seeds = 8;
+  for (int s = 0; s < seeds; ++s) {
+    tpe += static_cast<double>(trials_to_optimum("bayesian", 100 + s, 300));
+    rnd += static_cast<double>(trials_to_optimum("random", 100 + s, 300));
+  }
+  EXPECT_LT(tpe / seeds, rnd / seeds) << "tpe " << tpe / seeds << " random " << rnd / seeds;
+}
+
+TEST(AutoQSearch, SeededAndReproducible) {
+  auto params_of = [](uint64_t seed, const std::string& strategy) {
+    aq::SearchOptions o;
+    o.strategy = strategy;
+    o.seed = seed;
+    o.max_trials = 15;
+    o.tpe_startup_trials = 4;
+    const auto space = toy_space();
+    aq::Search s(space, aq::Goal{}, 100.0, o);
+    std::vector<std::string> p;
+    for (const auto& t : s.run([&](const aq::TrialContext& c) { return toy(space, c); })) p.push_back(t.params);
+    return p;
+  };
+  for (const char* st : {"random", "bayesian", "hyperband"}) {
+    EXPECT_EQ(params_of(3, st), params_of(3, st)) << st;
+    EXPECT_NE(params_of(3, st), params_of(4, st)) << st;
+  }
+}
+
+TEST(AutoQSearch, ScoresFailuresAndNaN) {
+  aq::SearchOptions o;
+  o.max_trials = 6;
+  const auto space = toy_space();
+  aq::Search s(space, aq::Goal{}, 100.0, o);
+  const auto trials = s.run([&](const aq::TrialContext& c) -> aq::TrialOutcome {
+    if (c.number == 1) throw std::runtime_error("diverged");
+    if (c.number == 2) return {std::nan(""), 10.0, "{}"};
+    if (c.number == 3) return {0.5, -1.0, "{}"};
+    return {0.5, 25.0, "{\"note\": 1}"};
+  });
+  ASSERT_EQ(trials.size(), 6u);
+  EXPECT_EQ(trials[1].status, "failed");
+  EXPECT_EQ(trials[1].error, "diverged");
+  EXPECT_EQ(trials[2].status, "failed");
+  EXPECT_NE(trials[2].error.find("metric"), std::string::npos);
+  EXPECT_EQ(trials[3].status, "failed");
+  EXPECT_NE(trials[3].error.find("cost"), std::string::npos);
+  EXPECT_EQ(trials[0].status, "complete");
+  EXPECT_NEAR(trials[0].score, 0.5 * (1 + 0.08 * 2), 1e-15);  // 4x below the reference
+  EXPECT_EQ(trials[0].user_attrs, "{\"note\": 1}");
+  EXPECT_TRUE(s.best().has_value());
+  EXPECT_EQ(s.best()->status, "complete");
+  EXPECT_GE(trials[0].overhead, 0.0);
+  EXPECT_NE(aq::trials_to_csv(trials).find("diverged"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(aq::trials_to_json(trials)).size(), 6u);
+}
+
+TEST(AutoQSearch, HyperbandPromotesOnMoreEpochs) {
+  aq::SearchOptions o;
+  o.strategy = "hyperband";
+  o.max_trials = 100;
+  o.hyperband_max_epochs = 9;
+  o.hyperband_eta = 3;
+  const auto space = toy_space();
+  aq::Search s(space, aq::Goal{}, 100.0, o);
+  const auto trials = s.run([&](const aq::TrialContext& c) {
+    if (c.parent >= 0) EXPECT_GT(c.epochs, c.parent_epochs);
+    return toy(space, c);
+  });
+  // one iteration: brackets s=2 (9@1, 3@3, 1@9), s=1 (5@3, 1@9), s=0 (3@9): 22 trials
+  ASSERT_EQ(trials.size(), 22u);
+  std::map<int64_t, int> per_epochs;
+  for (const auto& t : trials) per_epochs[t.epochs]++;
+  EXPECT_EQ(per_epochs[1], 9);
+  EXPECT_EQ(per_epochs[3], 3 + 5);
+  EXPECT_EQ(per_epochs[9], 1 + 1 + 3);
+  // the rung-1 trials of bracket 0 are the best 3 of rung 0
+  std::vector<double> r0;
+  for (const auto& t : trials)
+    if (t.bracket == 0 && t.rung == 0) r0.push_back(t.score);
+  std::sort(r0.rbegin(), r0.rend());
+  for (const auto& t : trials)
+    if (t.bracket == 0 && t.rung == 1) EXPECT_GE(t.score, r0[2] - 1e-12);
+}
+
+TEST(AutoQStorage, SqliteResumeAndMeta) {
+  const std::string path = tmp_path("resume.db");
+  const auto space = toy_space();
+  aq::SearchOptions o;
+  o.max_trials = 8;
+  o.storage = path;
+  o.seed = 5;
+  std::vector<std::string> first;
+  {
+    aq::Search s(space, aq::Goal{}, 100.0, o);
+    // stop in the middle of trial 3: it is requeued, not recorded
+    EXPECT_THROW(s.run([&](const aq::TrialContext& c) {
+      if (c.number == 3) throw aq::StopSearch("stop");
+      return toy(space, c);
+    }),
+                 aq::StopSearch);
+    const auto t = s.trials();
+    ASSERT_EQ(t.size(), 4u);
+    EXPECT_EQ(t[3].status, "pending");
+  }
+  {
+    aq::Search s(space, aq::Goal{}, 100.0, o);
+    const auto t = s.run([&](const aq::TrialContext& c) { return toy(space, c); });
+    ASSERT_EQ(t.size(), 8u);
+    std::set<std::string> p;
+    for (const auto& x : t) {
+      EXPECT_EQ(x.status, "complete");
+      p.insert(x.params);
+    }
+    EXPECT_EQ(p.size(), 8u);
+    EXPECT_EQ(t[3].attempts, 2);
+  }
+  // same seed in memory: the same trials (resume changed nothing)
+  {
+    aq::SearchOptions m = o;
+    m.storage = "";
+    aq::Search s(space, aq::Goal{}, 100.0, m);
+    const auto a = s.run([&](const aq::TrialContext& c) { return toy(space, c); });
+    aq::Search r(space, aq::Goal{}, 100.0, o);
+    const auto b = r.trials();
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].params, b[i].params);
+  }
+  // a different goal: refused unless overwrite
+  aq::Goal other;
+  other.factor.delta_p = 3.0;
+  EXPECT_THROW(aq::Search(space, other, 100.0, o), InvalidArgument);
+  o.overwrite = true;
+  aq::Search fresh(space, other, 100.0, o);
+  EXPECT_EQ(fresh.trials().size(), 0u);
+}
+
+TEST(AutoQStorage, CorruptedFile) {
+  const std::string path = tmp_path("corrupt.db");
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << std::string(4096, 'x');
+  }
+  try {
+    aq::sqlite_storage(path);
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+}
+
+TEST(AutoQSearch, BadOptions) {
+  const auto space = toy_space();
+  aq::SearchOptions o;
+  o.strategy = "grid";
+  EXPECT_THROW(aq::Search(space, aq::Goal{}, 1.0, o), InvalidArgument);
+  o.strategy = "random";
+  EXPECT_THROW(aq::Search(space, aq::Goal{}, 0.0, o), InvalidArgument);
+  o.max_trials = 0;
+  EXPECT_THROW(aq::Search(space, aq::Goal{}, 1.0, o), InvalidArgument);
+  EXPECT_NE(aq::progress_line(3, 10, 0.5, 30).find("ETA 0:01:10"), std::string::npos);
+}
