@@ -1,7 +1,200 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
-// Python bindings of qtools-equivalent data types, energy and size (filled in by its issue).
+//
+// Python bindings of heteroq/cost/qtools.h: plain data only. heteroq.cost (python/heteroq/
+// _qtools.py) passes the layer dicts of heteroq.cost.describe and the options as a dict; the
+// data-type map, energy and size come back as JSON and as the printed table.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "heteroq/cost/qtools.h"
+#include "heteroq/errors.h"
+#include "heteroq/quantizers/quantizer.h"
 
 namespace py = pybind11;
 
-void bind_qtools(py::module_& m) { (void)m; }
+namespace {
+
+using heteroq::InvalidArgument;
+using heteroq::QuantizerPtr;
+using heteroq::cost::LayerInfo;
+using heteroq::cost::QToolsOptions;
+
+template <typename T>
+T field(const py::dict& d, const char* key, const std::string& where, T fallback) {
+  if (!d.contains(key)) return fallback;
+  try {
+    return d[key].cast<T>();
+  } catch (const py::cast_error&) {
+    throw InvalidArgument(where + ": `" + key +
+                          "` has the wrong type: " + std::string(py::str(py::repr(d[key]))));
+  }
+}
+
+QuantizerPtr to_quantizer(const py::handle& h, const std::string& where) {
+  if (h.is_none()) return nullptr;
+  try {
+    return h.cast<QuantizerPtr>();
+  } catch (const py::cast_error&) {
+    throw InvalidArgument(where + ": expected a heteroq quantizer (the C++ object) or None, got " +
+                          std::string(py::str(py::repr(h))));
+  }
+}
+
+// A layer dict of heteroq.cost.describe (the keys of heteroq::cost::LayerInfo; others ignored).
+LayerInfo to_layer(const py::handle& h, size_t index) {
+  if (!py::isinstance<py::dict>(h)) {
+    throw InvalidArgument("qtools: layer " + std::to_string(index) + " must be a dict, got " +
+                          std::string(py::str(py::repr(h))));
+  }
+  const auto d = py::reinterpret_borrow<py::dict>(h);
+  LayerInfo info;
+  std::string where = "qtools: layer " + std::to_string(index);
+  info.name = field<std::string>(d, "name", where, "");
+  if (!info.name.empty()) where = "qtools: layer '" + info.name + "'";
+  info.type = field<std::string>(d, "type", where, "");
+  info.kind = heteroq::cost::layer_kind_from_name(field<std::string>(d, "kind", where, "other"));
+  info.input_shape = field<std::vector<int64_t>>(d, "input_shape", where, {});
+  info.output_shape = field<std::vector<int64_t>>(d, "output_shape", where, {});
+  info.parameters = field<int64_t>(d, "parameters", where, 0);
+  info.in_channels = field<int64_t>(d, "in_channels", where, 0);
+  info.out_channels = field<int64_t>(d, "out_channels", where, 0);
+  info.groups = field<int64_t>(d, "groups", where, 1);
+  info.depth_multiplier = field<int64_t>(d, "depth_multiplier", where, 1);
+  info.kernel_size = field<std::vector<int64_t>>(d, "kernel_size", where, {});
+  info.bias = field<bool>(d, "bias", where, false);
+  info.gates = field<int64_t>(d, "gates", where, 1);
+  info.num_layers = field<int64_t>(d, "num_layers", where, 1);
+  info.bidirectional = field<bool>(d, "bidirectional", where, false);
+  info.batch_first = field<bool>(d, "batch_first", where, false);
+  info.reset_after = field<bool>(d, "reset_after", where, true);
+  if (d.contains("quantizers")) {
+    for (const auto& item : py::reinterpret_borrow<py::iterable>(d["quantizers"])) {
+      const auto pair = py::reinterpret_borrow<py::sequence>(item);
+      if (py::len(pair) != 2) {
+        throw InvalidArgument(where + ": `quantizers` items must be (slot, quantizer) pairs");
+      }
+      const auto slot = pair[0].cast<std::string>();
+      info.quantizers.emplace_back(slot, to_quantizer(pair[1], where + " slot " + slot));
+    }
+  }
+  return info;
+}
+
+std::vector<LayerInfo> to_layers(const py::list& layers) {
+  std::vector<LayerInfo> infos;
+  infos.reserve(layers.size());
+  size_t i = 0;
+  for (const auto& item : layers) infos.push_back(to_layer(item, i++));
+  return infos;
+}
+
+// The options dict: QToolsOptions's field names; an unknown name or a wrong type is an error
+// naming the option (the values are checked by QToolsOptions::validate()).
+QToolsOptions to_options(const py::dict& d) {
+  QToolsOptions o;
+  const auto get = [&](const char* key, auto& target) {
+    using T = std::decay_t<decltype(target)>;
+    if (!d.contains(key)) return;
+    const py::handle v = d[key];
+    const bool ok = std::is_same_v<T, bool> ? py::isinstance<py::bool_>(v)
+                    : std::is_same_v<T, int64_t>
+                        ? (py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v))
+                        : py::isinstance<py::str>(v);
+    if (!ok) {
+      throw InvalidArgument(std::string("qtools: option `") + key + "` has the wrong type: " +
+                            std::string(py::str(py::repr(v))));
+    }
+    target = v.cast<T>();
+  };
+  static const std::array<const char*, 16> known = {
+      "process",          "weights_on_memory",  "activations_on_memory", "min_sram_size",
+      "rd_wr_on_io",      "source_quantizer",   "default_quantizer",     "keras_quantizer",
+      "keras_accumulator", "for_reference",     "reference_internal",    "reference_accumulator",
+      "unknown_layers_as_zero", "ref_bits",     "input_bits",            "output_bits"};
+  for (const auto& item : d) {
+    const auto key = item.first.cast<std::string>();
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string list;
+      for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      throw InvalidArgument("qtools: unknown option `" + key + "` (options: " + list + ")");
+    }
+  }
+  get("process", o.process);
+  get("weights_on_memory", o.weights_on_memory);
+  get("activations_on_memory", o.activations_on_memory);
+  get("min_sram_size", o.min_sram_size);
+  get("rd_wr_on_io", o.rd_wr_on_io);
+  get("source_quantizer", o.source_quantizer);
+  get("default_quantizer", o.default_quantizer);
+  get("keras_quantizer", o.keras_quantizer);
+  get("keras_accumulator", o.keras_accumulator);
+  get("for_reference", o.for_reference);
+  get("reference_internal", o.reference_internal);
+  get("reference_accumulator", o.reference_accumulator);
+  get("unknown_layers_as_zero", o.unknown_layers_as_zero);
+  get("ref_bits", o.ref_bits);
+  get("input_bits", o.input_bits);
+  get("output_bits", o.output_bits);
+  o.validate();
+  return o;
+}
+
+}  // namespace
+
+void bind_qtools(py::module_& m) {
+  m.def(
+      "qtools_data_types",
+      [](const py::list& layers, const py::dict& options) {
+        const auto map = heteroq::cost::data_types(to_layers(layers), to_options(options));
+        return py::make_tuple(map.to_json(), map.to_string());
+      },
+      py::arg("layers"), py::arg("options"),
+      "heteroq::cost::data_types over layer descriptions (dicts); returns (JSON, table).");
+  m.def(
+      "qtools_energy",
+      [](const py::list& layers, const py::dict& options) {
+        const auto report = heteroq::cost::energy(to_layers(layers), to_options(options));
+        return py::make_tuple(report.to_json(), report.to_string());
+      },
+      py::arg("layers"), py::arg("options"),
+      "heteroq::cost::energy over layer descriptions (dicts); returns (JSON, table).");
+  m.def(
+      "qtools_model_size",
+      [](const py::list& layers, const py::dict& options) {
+        const auto report = heteroq::cost::model_size(to_layers(layers), to_options(options));
+        return py::make_tuple(report.to_json(), report.to_string());
+      },
+      py::arg("layers"), py::arg("options"),
+      "heteroq::cost::model_size over layer descriptions (dicts); returns (JSON, table).");
+  m.def(
+      "qtools_defaults",
+      []() {
+        const QToolsOptions o;
+        py::dict d;
+        d["process"] = o.process;
+        d["weights_on_memory"] = o.weights_on_memory;
+        d["activations_on_memory"] = o.activations_on_memory;
+        d["min_sram_size"] = o.min_sram_size;
+        d["rd_wr_on_io"] = o.rd_wr_on_io;
+        d["source_quantizer"] = o.source_quantizer;
+        d["default_quantizer"] = o.default_quantizer;
+        d["keras_quantizer"] = o.keras_quantizer;
+        d["keras_accumulator"] = o.keras_accumulator;
+        d["for_reference"] = o.for_reference;
+        d["reference_internal"] = o.reference_internal;
+        d["reference_accumulator"] = o.reference_accumulator;
+        d["unknown_layers_as_zero"] = o.unknown_layers_as_zero;
+        d["ref_bits"] = o.ref_bits;
+        d["input_bits"] = o.input_bits;
+        d["output_bits"] = o.output_bits;
+        return d;
+      },
+      "The defaults of heteroq::cost::QToolsOptions.");
+}
