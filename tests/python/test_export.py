@@ -234,6 +234,17 @@ def test_weight_quantizers_exact(spec, tmp_path):
                                              "stochastic_binary(alpha='auto_po2')",
                                              "quantized_bits(1,0,alpha=0.5)") else "Quant"
     assert node.op_type == expected_op
+    if node.op_type == "Quant":
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        bits = int(inits[node.input[3]])
+        expected = {"ternary()": (2, 1, 1), "ternary(alpha='auto_po2')": (2, 1, 1),
+                    "binary(use_01=1)": (1, 0, 0), Q6: (6, 1, 0),
+                    "quantized_bits(4,0,1,alpha='auto_po2')": (4, 1, 1),
+                    "quantized_bits(8,0,0,keep_negative=False,alpha=1)": (8, 0, 0)}.get(spec)
+        if expected is not None:
+            assert (bits, attrs["signed"], attrs["narrow"]) == expected
+        assert attrs["rounding_mode"] == b"ROUND"
+        assert not np.any(inits[node.input[2]])  # zero point 0
 
 
 @pytest.mark.parametrize("spec", WEIGHT_SPECS_OTHER)
