@@ -102,10 +102,14 @@ class _Call:
 
 
 def _trace(model: torch.nn.Module, x: Tensor, who: str) -> Tuple[List[_Call], Tensor]:
-    """Runs ``model(x)`` (the caller sets eval mode and no_grad) and returns the leaf layers' calls, checking
-    that they form a chain: each layer takes the previous one's output, the first the input,
-    and the model returns the last one's output."""
+    """Runs ``model(x)`` (the caller sets eval mode and no_grad) and returns the leaf layers'
+    calls, checking that they form a chain: each layer takes the previous one's output, the first
+    the input, and the model returns the last one's output."""
     leaves = list(_leaves(model, "", who))
+    for name, m in leaves:
+        if isinstance(m, torch.nn.RNNBase):
+            raise _layer_error(who, name, m, "recurrent layers are not exported (hls4ml's QONNX "
+                                             "path is MLP/CNN only)")
     calls: List[_Call] = []
     running: List[Tuple[str, Tensor]] = []
     handles = []

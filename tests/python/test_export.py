@@ -167,8 +167,8 @@ def test_conv1d_and_torch_layers_exact(tmp_path):
 
 def test_float_input_within_the_float32_bound(tmp_path):
     """Without an input quantizer the first layer's float32 sums round; the graph (exact sums,
-    one rounding) differs from the model by at most the bound of a float32 dot product of n
-    terms: |Δ| <= γ_{n+1} Σ|w_i x_i| + |b|) with γ_k = k u / (1 - k u), plus the final rounding."""
+    one rounding) differs from the model by at most the bound of a float32 sum of n = 65 terms
+    (64 products and the bias): |Δ| <= γ_n (Σ|w_i x_i| + |b|) + u |y|, γ_n = n u / (1 - n u)."""
     layer = qnn.QDense(64, 8, kernel_quantizer=Q6, bias_quantizer=Q6)
     x = torch.randn(128, 64)
     _, y_graph = export_and_run(torch.nn.Sequential(layer), x, tmp_path / "f.onnx")
@@ -417,7 +417,7 @@ def test_unexportable_structure(tmp_path):
                                          r"'conv'"):
         E.to_qonnx(_ViewModel(), torch.randn(2, 1, 6, 6), tmp_path / "v.onnx")
     rnn = torch.nn.Sequential(qnn.QLSTM(4, 8, kernel_quantizer=Q6))
-    with pytest.raises(ValueError, match=r"layer|recurrent"):
+    with pytest.raises(ValueError, match=r"layer '0' \(QLSTM\): recurrent"):
         E.to_qonnx(rnn, torch.randn(2, 3, 4), tmp_path / "r.onnx")
     tconv = torch.nn.Sequential(qnn.QConvTranspose2d(2, 2, 3, kernel_quantizer=Q6))
     with pytest.raises(ValueError, match=r"layer '0'.*transposed"):
