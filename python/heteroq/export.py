@@ -93,6 +93,10 @@ def _leaves(m: torch.nn.Module, prefix: str, who: str):
         yield from _leaves(child, f"{prefix}.{name}" if prefix else name, who)
 
 
+class _ExportError(ValueError):
+    """An exporter error raised inside the traced forward pass (passed through as is)."""
+
+
 @dataclass
 class _Call:
     name: str
@@ -117,7 +121,7 @@ def _trace(model: torch.nn.Module, x: Tensor, who: str) -> Tuple[List[_Call], Te
     def pre(name):
         def hook(module, inputs):
             if len(inputs) != 1 or not isinstance(inputs[0], Tensor):
-                raise ValueError(f"{who}: layer {name!r} ({type(module).__name__}) is called with "
+                raise _ExportError(f"{who}: layer {name!r} ({type(module).__name__}) is called with "
                                  f"{len(inputs)} arguments; the exporter handles layers with one "
                                  f"tensor input")
             running.append((name, inputs[0]))
@@ -126,7 +130,7 @@ def _trace(model: torch.nn.Module, x: Tensor, who: str) -> Tuple[List[_Call], Te
     def post(module, inputs, output):
         name, inp = running.pop()
         if not isinstance(output, Tensor):
-            raise ValueError(f"{who}: layer {name!r} ({type(module).__name__}) returns "
+            raise _ExportError(f"{who}: layer {name!r} ({type(module).__name__}) returns "
                              f"{type(output).__name__}, not a tensor")
         calls.append(_Call(name, module, inp, output))
 
@@ -136,7 +140,7 @@ def _trace(model: torch.nn.Module, x: Tensor, who: str) -> Tuple[List[_Call], Te
             handles.append(m.register_forward_hook(post))
         try:
             out = model(x)
-        except ValueError:
+        except _ExportError:
             raise
         except Exception as e:  # noqa: BLE001  (re-raised with the layer's name)
             where = f" in layer {running[-1][0]!r}" if running else ""

@@ -428,6 +428,9 @@ def test_unexportable_structure(tmp_path):
     double = torch.nn.Sequential(qnn.QDense(4, 2, kernel_quantizer=Q6)).double()
     with pytest.raises(ValueError, match=r"float32"):
         E.to_qonnx(double, torch.randn(2, 4), tmp_path / "d.onnx")
+    with pytest.raises(ValueError, match=r"failed in layer '0'.*QLinearBatchNorm: expected"):
+        E.to_qonnx(torch.nn.Sequential(qnn.QLinearBatchNorm(4, 2)), torch.randn(2, 3, 4),
+                   tmp_path / "b.onnx")
     with pytest.raises(ValueError, match=r"failed in layer 'fc1'"):
         E.to_qonnx(jet_model(), torch.randn(2, 15), tmp_path / "s.onnx")
     with pytest.raises(ValueError, match=r"input_quantizer.*batch"):
