@@ -286,12 +286,17 @@ ACTIVATION_SPECS = [
 
 @pytest.mark.parametrize("spec", ACTIVATION_SPECS)
 def test_activation_quantizers_exact(spec, tmp_path):
-    """Inputs on a 2^-8 grid hit the quantizers' ties, bounds and zero."""
+    """Inputs on fine grids, at ties and one ulp either side of them, full-mantissa floats, bounds
+    and zeros."""
     model = torch.nn.Sequential(qnn.QActivation(spec))
     codes = torch.randint(-3000, 3000, (4000,)).float()
     special = torch.tensor([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 2.5, 3.875,
                             -4.0, 8.0, -8.0, 100.0, -100.0, 1e-30, -1e-30, 0.125, 0.0625])
-    x = torch.cat([codes / 256, codes / 2048, special]).reshape(-1, 1)
+    ties = (torch.arange(-600, 600) + 0.5) / 64  # half steps of every grid down to 2^-6
+    near = torch.cat([torch.nextafter(ties, torch.tensor(math.inf)),
+                      torch.nextafter(ties, torch.tensor(-math.inf))])
+    x = torch.cat([codes / 256, codes / 2048, special, ties, near,
+                   torch.randn(2000) * 3]).reshape(-1, 1)  # full float32 mantissas too
     _, y_graph = export_and_run(model, x, tmp_path / "a.onnx")
     y = model_output(model, x)
     assert (y_graph == y).all(), (spec, x[y_graph != y][:5], y_graph[y_graph != y][:5],
