@@ -194,9 +194,10 @@ Unit make_multiplier(const QType& w, const QType& x) {
       non_float("FixedPointMultiplier");
       u.kind = "FixedPointMultiplier";
       u.implemented_as = "mul";
-      out.bits = x.bits + w.bits;
+      // The integer and fractional bits add up; one sign bit (QTools's current multiplier).
       out.int_bits = x.int_bits + w.int_bits;
       out.is_signed = x.is_signed || w.is_signed;
+      out.bits = out.int_bits + x.fractional_bits() + w.fractional_bits() + (out.is_signed ? 1 : 0);
       u.gate_factor = 1;
       u.gate_bits = std::sqrt(static_cast<double>(x.bits * w.bits));
       break;
