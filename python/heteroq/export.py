@@ -508,6 +508,25 @@ def _export_layer(g: _Graph, c: _Call, x: str, who: str) -> str:
         return g.node("Reshape", [x, g.const(base + "_shape", np.array(shape), np.int64)], base)
     if isinstance(m, torch.nn.ReLU):
         return g.node("Relu", [x], base)
+    if isinstance(m, torch.nn.LeakyReLU):  # one float32 product, as torch
+        return g.node("LeakyRelu", [x], base, alpha=float(m.negative_slope))
+    if isinstance(m, torch.nn.Hardtanh):  # ReLU6 included: a clamp
+        return g.node("Clip", [x, g.const(base + "_min", m.min_val),
+                               g.const(base + "_max", m.max_val)], base)
+    if isinstance(m, (torch.nn.AvgPool1d, torch.nn.AvgPool2d)):
+        nd = 1 if isinstance(m, torch.nn.AvgPool1d) else 2
+        if getattr(m, "divisor_override", None) is not None:
+            raise fail("divisor_override is not supported")
+        tup = lambda v: [v] * nd if isinstance(v, int) else list(v)  # noqa: E731
+        return g.node("AveragePool", [x], base, kernel_shape=tup(m.kernel_size),
+                      strides=tup(m.stride if m.stride is not None else m.kernel_size),
+                      pads=tup(m.padding) * 2, ceil_mode=int(m.ceil_mode),
+                      count_include_pad=int(m.count_include_pad))
+    if isinstance(m, (torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d)):
+        size = m.output_size if isinstance(m.output_size, (tuple, list)) else [m.output_size]
+        if any(s != 1 for s in size):
+            raise fail(f"only output_size 1 (a global average) is exported, got {m.output_size}")
+        return g.node("GlobalAveragePool", [x], base)
     if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d,
                       torch.nn.Dropout3d, torch.nn.AlphaDropout, torch.nn.Identity)):
         return x  # the identity in eval mode
@@ -524,8 +543,8 @@ def _export_layer(g: _Graph, c: _Call, x: str, who: str) -> str:
         raise fail("recurrent layers are not exported (hls4ml's QONNX path is MLP/CNN only)")
     raise fail("no exact QONNX form (float activations such as Tanh, Sigmoid or Softmax round "
                "differently in every implementation; supported: heteroq's dense, convolution, "
-               "activation, batch-norm and pooling layers, torch Linear/Conv/ReLU/Flatten/"
-               "Dropout/Identity/MaxPool)")
+               "activation, batch-norm and pooling layers, torch Linear/Conv/ReLU/LeakyReLU/"
+               "ReLU6/Hardtanh/Flatten/Dropout/Identity/MaxPool/AvgPool/AdaptiveAvgPool(1))")
 
 
 def _batch_norm(g: _Graph, c: _Call, x: str, base: str, fail) -> str:
@@ -616,7 +635,8 @@ def to_qonnx(model: torch.nn.Module, example_input: Tensor, path: PathLike,
             QDense/QLinear, QConv1d/QConv2d (depthwise and separable included),
             QLinearBatchNorm/QConv2dBatchNorm (their folded quantized weights), QActivation,
             QBatchNorm1d/2d, QAvgPool2d, QGlobalAvgPool2d, quantizer modules; torch's Linear,
-            Conv1d/2d, ReLU, Flatten, Dropout, Identity, MaxPool1d/2d.
+            Conv1d/2d, ReLU, LeakyReLU, ReLU6/Hardtanh, Flatten, Dropout, Identity,
+            MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d to size 1.
         example_input: an input tensor (float32, batch dimension first) to trace the model with.
         path: the file to write (conventionally ``*.onnx``); written atomically.
         input_quantizer: the quantizer of the model's input (a ``Quant`` node on the graph

@@ -201,6 +201,9 @@ class ReferenceInterpreter:
             return fn(f64[0], f64[1])
         if op == "Relu":
             return np.maximum(f64[0], 0.0)
+        if op == "LeakyRelu":
+            alpha = np.float64(np.float32(a.get("alpha", 0.01)))
+            return np.where(f64[0] >= 0, f64[0], f64[0] * alpha)
         if op == "Clip":
             lo = f64[1] if len(f64) > 1 and f64[1] is not None else -np.inf
             hi = f64[2] if len(f64) > 2 and f64[2] is not None else np.inf

@@ -165,6 +165,27 @@ def test_conv1d_and_torch_layers_exact(tmp_path):
     assert (y_graph == model_output(model, x, INPUT_Q)).all()
 
 
+def test_torch_activations_and_pools_exact(tmp_path):
+    model = torch.nn.Sequential(
+        qnn.QConv2d(2, 4, 3, padding=1, kernel_quantizer=Q6, bias_quantizer=Q6),
+        torch.nn.LeakyReLU(0.125),
+        torch.nn.AvgPool2d(2),
+        torch.nn.ReLU6(),
+        torch.nn.Hardtanh(-0.5, 0.75),
+        torch.nn.Identity(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        qnn.QActivation("quantized_bits(12,2,alpha=1)"),
+    )
+    x = torch.randn(8, 2, 8, 8) * 3
+    loaded, y_graph = export_and_run(model, x, tmp_path / "p.onnx", INPUT_Q)
+    assert (y_graph == model_output(model, x, INPUT_Q)).all()
+    assert {"LeakyRelu", "AveragePool", "Clip", "GlobalAveragePool"} <= \
+        {n.op_type for n in loaded.graph.node}
+    with pytest.raises(ValueError, match=r"layer '0'.*output_size 1"):
+        E.to_qonnx(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2)), x, tmp_path / "a.onnx")
+
+
 def test_float_input_within_the_float32_bound(tmp_path):
     """Without an input quantizer the first layer's float32 sums round; the graph (exact sums,
     one rounding) differs from the model by at most the bound of a float32 sum of n = 65 terms
