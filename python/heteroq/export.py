@@ -442,9 +442,28 @@ def _export_layer(g: _Graph, c: _Call, x: str, who: str) -> str:
                          bq, fail)
             y = g.node("Add", [y, bn], base + "_bias_add")
         return y
-    if isinstance(m, qnn.QConvTranspose2d) or (isinstance(m, torch.nn.modules.conv._ConvNd)
-                                               and m.transposed):
-        raise fail("transposed convolutions are not exported yet")
+    if isinstance(m, torch.nn.modules.conv._ConvNd) and m.transposed:
+        if len(m.kernel_size) not in (1, 2):
+            raise fail("only 1-D and 2-D transposed convolutions are exported")
+        if m.padding_mode != "zeros":
+            raise fail(f"padding_mode {m.padding_mode!r} is not supported (only 'zeros')")
+        quantized = isinstance(m, qnn.QConvTranspose2d)
+        kq = m.kernel_quantizer if quantized else None
+        bq = m.bias_quantizer if quantized else None
+        # The kernel (in, out/groups, k...) is ONNX ConvTranspose's layout; torch's padding p
+        # crops p on both sides, as ONNX's pads; output_padding as the model was called.
+        inputs = [x, _weight(g, base + "_weight", m.weight,
+                             m.quantized_weight() if quantized else m.weight, kq, fail)]
+        if m.bias is not None:
+            inputs.append(_weight(g, base + "_bias", m.bias,
+                                  m.quantized_bias() if quantized else m.bias, bq, fail))
+        nd = len(m.kernel_size)
+        expected = [(c.input.size(2 + i) - 1) * m.stride[i] - 2 * m.padding[i]
+                    + m.dilation[i] * (m.kernel_size[i] - 1) + 1 for i in range(nd)]
+        out_pad = [c.output.size(2 + i) - expected[i] for i in range(nd)]
+        return g.node("ConvTranspose", inputs, base, kernel_shape=list(m.kernel_size),
+                      strides=list(m.stride), pads=list(m.padding) * 2,
+                      dilations=list(m.dilation), group=int(m.groups), output_padding=out_pad)
     if isinstance(m, torch.nn.modules.conv._ConvNd):
         if len(m.kernel_size) not in (1, 2):
             raise fail("only 1-D and 2-D convolutions are exported")
@@ -618,7 +637,7 @@ def to_qonnx(model: torch.nn.Module, example_input: Tensor, path: PathLike,
 
     The graph: the input (float32, its first dimension symbolic ``"N"``), then, with
     ``input_quantizer``, its ``Quant`` node; each layer as standard ONNX operators (opset
-    :data:`ONNX_OPSET`: MatMul + Add for dense layers, Conv, Mul/Add for batch norms,
+    :data:`ONNX_OPSET`: MatMul + Add for dense layers, Conv/ConvTranspose, Mul/Add for batch norms,
     AveragePool/ReduceSum, Relu, Flatten, MaxPool); quantized weights and biases as
     initializers holding the quantized values, each followed by the ``Quant`` (``BipolarQuant``
     for binary) node of its quantizer's type; activation quantizers as ``Quant`` /
@@ -632,10 +651,10 @@ def to_qonnx(model: torch.nn.Module, example_input: Tensor, path: PathLike,
 
     Args:
         model: a chain of layers (``torch.nn.Sequential``, nested containers allowed): heteroq's
-            QDense/QLinear, QConv1d/QConv2d (depthwise and separable included),
+            QDense/QLinear, QConv1d/QConv2d (depthwise and separable included), QConvTranspose2d,
             QLinearBatchNorm/QConv2dBatchNorm (their folded quantized weights), QActivation,
             QBatchNorm1d/2d, QAvgPool2d, QGlobalAvgPool2d, quantizer modules; torch's Linear,
-            Conv1d/2d, ReLU, LeakyReLU, ReLU6/Hardtanh, Flatten, Dropout, Identity,
+            Conv1d/2d, ConvTranspose1d/2d, ReLU, LeakyReLU, ReLU6/Hardtanh, Flatten, Dropout, Identity,
             MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d to size 1.
         example_input: an input tensor (float32, batch dimension first) to trace the model with.
         path: the file to write (conventionally ``*.onnx``); written atomically.

@@ -114,6 +114,36 @@ def conv(x, w, b, kernel_shape, strides, pads, dilations, group) -> np.ndarray:
     return y
 
 
+def conv_transpose(x, w, b, strides, pads, dilations, group, output_padding) -> np.ndarray:
+    nd = w.ndim - 2
+    strides = strides or [1] * nd
+    dilations = dilations or [1] * nd
+    pads = pads or [0] * (2 * nd)
+    output_padding = output_padding or [0] * nd
+    n, c = x.shape[:2]
+    cg, mg = c // group, w.shape[1]
+    sizes = x.shape[2:]
+    full = [(sizes[i] - 1) * strides[i] + dilations[i] * (w.shape[2 + i] - 1) + 1
+            + output_padding[i] for i in range(nd)]
+    y = np.zeros([n, mg * group] + full)
+    for g in range(group):
+        xg = x[:, g * cg:(g + 1) * cg]
+        wg = w[g * cg:(g + 1) * cg]
+        for idx in np.ndindex(*w.shape[2:]):
+            sl = [slice(None), slice(g * mg, (g + 1) * mg)]
+            for i, k in enumerate(idx):
+                start = k * dilations[i]
+                sl.append(slice(start, start + strides[i] * (sizes[i] - 1) + 1, strides[i]))
+            y[tuple(sl)] += np.einsum("nc...,cm->nm...", xg,
+                                      wg[(slice(None), slice(None)) + idx])
+    crop = tuple([slice(None), slice(None)] +
+                 [slice(pads[i], full[i] - pads[i + nd]) for i in range(nd)])
+    y = y[crop]
+    if b is not None:
+        y = y + b.reshape([1, -1] + [1] * nd)
+    return y
+
+
 def _pool(x, kernel, strides, pads, dilations, ceil_mode, mode, count_include_pad=0):
     nd = len(kernel)
     strides = strides or [1] * nd
@@ -222,6 +252,10 @@ class ReferenceInterpreter:
             return conv(f64[0], w, f64[2] if len(f64) > 2 else None,
                         a.get("kernel_shape"), a.get("strides"), a.get("pads"),
                         a.get("dilations"), a.get("group", 1))
+        if op == "ConvTranspose":
+            return conv_transpose(f64[0], f64[1], f64[2] if len(f64) > 2 else None,
+                                  a.get("strides"), a.get("pads"), a.get("dilations"),
+                                  a.get("group", 1), a.get("output_padding"))
         if op in ("MaxPool", "AveragePool"):
             return _pool(f64[0], a["kernel_shape"], a.get("strides"), a.get("pads"),
                          a.get("dilations"), a.get("ceil_mode", 0),

@@ -186,6 +186,24 @@ def test_torch_activations_and_pools_exact(tmp_path):
         E.to_qonnx(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2)), x, tmp_path / "a.onnx")
 
 
+@pytest.mark.parametrize("kwargs", [dict(stride=2, padding=1, output_padding=1),
+                                    dict(stride=1, padding=0),
+                                    dict(stride=3, padding=2, dilation=2, groups=2)])
+def test_conv_transpose_exact(kwargs, tmp_path):
+    model = torch.nn.Sequential(
+        qnn.QConvTranspose2d(4, 6, 3, kernel_quantizer="quantized_bits(6,0,1,alpha='auto_po2')",
+                             bias_quantizer=Q6, **kwargs),
+        qnn.QActivation("quantized_bits(10,3,alpha=1)"),
+        torch.nn.ConvTranspose2d(6, 2, 2, stride=2, bias=False),  # float weights
+    )
+    with torch.no_grad():  # float weights on a coarse grid keep the float32 sums exact
+        model[2].weight.copy_(torch.round(model[2].weight * 16) / 16)
+    x = torch.randn(3, 4, 5, 5) * 2
+    loaded, y_graph = export_and_run(model, x, tmp_path / "ct.onnx", INPUT_Q)
+    y = model_output(model, x, INPUT_Q)
+    assert y_graph.shape == y.shape and (y_graph == y).all()
+
+
 def test_float_input_within_the_float32_bound(tmp_path):
     """Without an input quantizer the first layer's float32 sums round; the graph (exact sums,
     one rounding) differs from the model by at most the bound of a float32 sum of n = 65 terms
@@ -445,9 +463,9 @@ def test_unexportable_structure(tmp_path):
     rnn = torch.nn.Sequential(qnn.QLSTM(4, 8, kernel_quantizer=Q6))
     with pytest.raises(ValueError, match=r"layer '0' \(QLSTM\): recurrent"):
         E.to_qonnx(rnn, torch.randn(2, 3, 4), tmp_path / "r.onnx")
-    tconv = torch.nn.Sequential(qnn.QConvTranspose2d(2, 2, 3, kernel_quantizer=Q6))
-    with pytest.raises(ValueError, match=r"layer '0'.*transposed"):
-        E.to_qonnx(tconv, torch.randn(1, 2, 4, 4), tmp_path / "t.onnx")
+    conv3d = torch.nn.Sequential(torch.nn.Conv3d(1, 1, 2))
+    with pytest.raises(ValueError, match=r"layer '0' \(Conv3d\).*1-D and 2-D"):
+        E.to_qonnx(conv3d, torch.randn(1, 1, 3, 3, 3), tmp_path / "t.onnx")
     refl = torch.nn.Sequential(qnn.QConv2d(1, 1, 3, padding=1, padding_mode="reflect"))
     with pytest.raises(ValueError, match=r"layer '0'.*padding_mode"):
         E.to_qonnx(refl, torch.randn(1, 1, 4, 4), tmp_path / "p.onnx")
