@@ -121,9 +121,9 @@ def _trace(model: torch.nn.Module, x: Tensor, who: str) -> Tuple[List[_Call], Te
     def pre(name):
         def hook(module, inputs):
             if len(inputs) != 1 or not isinstance(inputs[0], Tensor):
-                raise _ExportError(f"{who}: layer {name!r} ({type(module).__name__}) is called with "
-                                 f"{len(inputs)} arguments; the exporter handles layers with one "
-                                 f"tensor input")
+                raise _ExportError(f"{who}: layer {name!r} ({type(module).__name__}) is called "
+                                   f"with {len(inputs)} arguments; the exporter handles layers "
+                                   f"with one tensor input")
             running.append((name, inputs[0]))
         return hook
 
@@ -654,8 +654,8 @@ def to_qonnx(model: torch.nn.Module, example_input: Tensor, path: PathLike,
             QDense/QLinear, QConv1d/QConv2d (depthwise and separable included), QConvTranspose2d,
             QLinearBatchNorm/QConv2dBatchNorm (their folded quantized weights), QActivation,
             QBatchNorm1d/2d, QAvgPool2d, QGlobalAvgPool2d, quantizer modules; torch's Linear,
-            Conv1d/2d, ConvTranspose1d/2d, ReLU, LeakyReLU, ReLU6/Hardtanh, Flatten, Dropout, Identity,
-            MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d to size 1.
+            Conv1d/2d, ConvTranspose1d/2d, ReLU, LeakyReLU, ReLU6/Hardtanh, Flatten, Dropout,
+            Identity, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d to size 1.
         example_input: an input tensor (float32, batch dimension first) to trace the model with.
         path: the file to write (conventionally ``*.onnx``); written atomically.
         input_quantizer: the quantizer of the model's input (a ``Quant`` node on the graph
