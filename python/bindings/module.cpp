@@ -24,6 +24,7 @@ void bind_cost(py::module_& m);
 void bind_qtools(py::module_& m);
 void bind_hardware(py::module_& m);
 void bind_autoq(py::module_& m);
+void bind_deploy(py::module_& m);
 
 namespace {
 
@@ -201,4 +202,5 @@ PYBIND11_MODULE(_C, m) {
   bind_qtools(m);
   bind_hardware(m);
   bind_autoq(m);
+  bind_deploy(m);
 }

@@ -1,0 +1,70 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The compile step of the integer inference engine: a trained quantized model -> Program/Engine
+// (docs/deploy_engine.md). Part of the main library (it evaluates the quantizers with LibTorch);
+// the Engine it returns is torch-free (heteroq/deploy/engine.h, library heteroq_deploy).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "heteroq/deploy/engine.h"
+#include "heteroq/errors.h"
+#include "heteroq/export.h"
+#include "heteroq/quantizers/quantizer.h"
+
+namespace torch::nn {
+class SequentialImpl;
+}  // namespace torch::nn
+
+namespace heteroq::deploy {
+
+struct HETEROQ_API CompileOptions {
+  /// The input quantizer for a model whose first layer is not a QActivation. The engine applies
+  /// it to the float input, so its output equals model(input_quantizer(x)): for inputs already on
+  /// its grid (e.g. integer features), model(x). Ignored (an error) when the model starts with a
+  /// QActivation.
+  QuantizerPtr input_quantizer;
+};
+
+/// A layer as both languages' walkers describe it (plain data).
+struct HETEROQ_API LayerDesc {
+  /// The module path ("fc1", "2") and class ("QLinear", "QLinearBatchNorm", "QActivation",
+  /// "Flatten", "Dropout", "Identity", or any other, which is refused).
+  std::string name, class_name;
+  /// Dense layers: the tensors the kernel and bias quantizers take, (out, in) and (out) float32
+  /// (QLinearBatchNorm: QKeras's get_folded_weights(), folded with the running statistics).
+  at::Tensor weight, bias;
+  QuantizerPtr kernel_quantizer, bias_quantizer;
+  /// QActivation: its quantizer.
+  QuantizerPtr activation;
+  /// Whether the module is in training mode (refused: the engine reproduces eval mode).
+  bool training = false;
+};
+
+/**
+ * Compiles a model described layer by layer (see LayerDesc) into a Program: weights as integer
+ * codes with power-of-two scales folded into per-channel fracs, biases aligned to the
+ * accumulators' fracs, activations as integer requantizations with the quantizer's rounding and
+ * saturation.
+ * @throws heteroq::InvalidArgument naming the layer and why the engine cannot make it exact
+ *         (a float layer or activation, a non-power-of-two scale such as alpha="auto", a
+ *         stochastic quantizer, an unsupported quantizer or layer, a missing input quantizer).
+ */
+HETEROQ_API Program compile_program(const std::vector<LayerDesc>& layers,
+                                    const CompileOptions& options = {});
+
+/**
+ * Compiles a torch::nn::Sequential of heteroq layers (nested Sequentials are walked) into an
+ * Engine, whose output equals the model's eval-mode forward bit for bit wherever
+ * Engine::float32_exact() (docs/deploy_engine.md).
+ *
+ * Example:
+ *   auto engine = heteroq::deploy::compile(*model);
+ *   std::vector<float> y = engine(x);   // x: batch * 16 floats
+ */
+HETEROQ_API Engine compile(const torch::nn::SequentialImpl& model, const CompileOptions& options = {});
+
+}  // namespace heteroq::deploy

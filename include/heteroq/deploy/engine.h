@@ -1,0 +1,169 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// heteroq::deploy::Engine: bit-exact integer inference of a compiled quantized model. Torch-free:
+// this header and the library heteroq_deploy use only the standard library (and Eigen inside).
+// heteroq::deploy::compile() (heteroq/deploy/compile.h, in the main library) builds a Program from
+// a trained model; an Engine runs it, saves it, loads it and writes a standalone C++ header for it.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "heteroq/errors.h"
+
+#if defined(_WIN32)
+#define HETEROQ_DEPLOY_API
+#else
+#define HETEROQ_DEPLOY_API __attribute__((visibility("default")))
+#endif
+
+namespace heteroq::deploy {
+
+/**
+ * The boundary: how the model's float input becomes integer codes, with the model's first
+ * quantizer's own float32 arithmetic (the only floating-point operation of the engine).
+ * `value = code * 2^-frac` for every kind.
+ *  - "fixed" (quantized_bits, quantized_relu): p = x * in_scale (float32, in_scale = 2^k);
+ *    code = clamp(rne(p), lo, hi) [+ clamp(rne(p * slope), neg_lo, 0) when slope != 0];
+ *  - "sign" (quantized_bits with one signed bit): code = x < 0 ? -1 : +1;
+ *  - "binary": code = x < 0 ? low : 1 (low = -1, or 0 with use_01);
+ *  - "ternary": code = |x| >= threshold ? sign(x) : 0 (threshold: a float32 value).
+ * rne is round half to even (QKeras's K.round). NaN inputs are rejected.
+ */
+struct HETEROQ_DEPLOY_API InputQuantizer {
+  std::string kind = "fixed";
+  double in_scale = 1.0;
+  int64_t lo = 0, hi = 0;
+  double slope = 0.0;
+  int64_t neg_lo = 0;
+  int64_t low = -1;
+  float threshold = 0.0f;
+  int64_t frac = 0;
+};
+
+/**
+ * A requantization (an activation quantizer applied to integer values A whose frac is known per
+ * channel), in integers only; rne_shift(A, s) = A / 2^s rounded half to even (s > 0), A * 2^-s
+ * (s <= 0):
+ *  - "fixed": code = clamp(rne_shift(A, shift[c]), lo, hi)
+ *             [+ clamp(rne_shift(A, slope_shift[c]), neg_lo, 0) with has_slope];
+ *  - "sign": code = A < 0 ? -1 : +1;   "binary": code = A < 0 ? low : 1;
+ *  - "ternary": code = |A| >= threshold[c] ? sign(A) : 0.
+ * The output has one frac for every channel: `frac`.
+ */
+struct HETEROQ_DEPLOY_API Requantizer {
+  std::string kind = "fixed";
+  std::vector<int64_t> shift;
+  int64_t lo = 0, hi = 0;
+  bool has_slope = false;
+  std::vector<int64_t> slope_shift;
+  int64_t neg_lo = 0;
+  int64_t low = -1;
+  std::vector<int64_t> threshold;
+};
+
+/// One step of the program: a dense layer (integer matrix-vector product plus bias, giving
+/// accumulators) or a requantization.
+struct HETEROQ_DEPLOY_API Stage {
+  /// "dense" or "requantize".
+  std::string kind;
+  /// The model layer it comes from ("fc1 (QLinear)"), for messages.
+  std::string name;
+  /// dense: weight codes, row-major [out_features][in_features]; bias codes at the accumulator's
+  /// frac (empty: no bias).
+  int64_t in_features = 0, out_features = 0;
+  std::vector<int64_t> weight, bias;
+  /// requantize.
+  Requantizer requantizer;
+  /// The frac of each output channel (value = integer * 2^-frac): the accumulator's frac of a
+  /// dense stage; one value repeated for a requantization.
+  std::vector<int64_t> frac;
+};
+
+/// A compiled model: plain data.
+struct HETEROQ_DEPLOY_API Program {
+  int64_t input_size = 0;
+  /// Whether the model flattens its input (a Flatten before the first dense layer): the engine then
+  /// accepts any input shape (N, ...) with input_size elements per sample.
+  bool flatten_input = false;
+  InputQuantizer input;
+  /// The model layer the input quantizer comes from.
+  std::string input_name;
+  std::vector<Stage> stages;
+};
+
+/// What the bound analysis found for a stage (computed from the weights when the engine is built).
+struct HETEROQ_DEPLOY_API StageInfo {
+  std::string kind, name;
+  /// max |integer| of the stage's output over every possible input (dense: per channel,
+  /// sum |w| max|x| + |b|; requantize: max(|lo|, |hi|)).
+  int64_t max_abs = 0;
+  /// Bits of the signed integer type the bound needs (sign included).
+  int64_t bits = 0;
+  /// The storage the engine uses: "int16", "int32" or "int64" (dense: the accumulator's).
+  std::string storage;
+  /// dense: whether the float32 QAT forward computes this layer exactly: every accumulator's
+  /// bound is below 2^24 (then every partial sum is a float32 value). Always true otherwise.
+  bool float32_exact = true;
+};
+
+/// Bit-exact integer inference of a Program. Immutable and thread-safe after construction.
+class HETEROQ_DEPLOY_API Engine {
+ public:
+  /**
+   * Validates `program` (sizes, code ranges, shifts, frac chain) and analyses it: per stage the
+   * integer bound, the narrowest storage (int16 codes and weights with int32 accumulators
+   * where the bound allows, else int64) and whether float32 training math is exact.
+   * @throws heteroq::InvalidArgument naming the stage and the problem.
+   */
+  explicit Engine(Program program);
+
+  const Program& program() const { return program_; }
+  int64_t input_size() const { return program_.input_size; }
+  int64_t output_size() const { return output_size_; }
+  /// The frac of each output (value = code * 2^-frac).
+  const std::vector<int64_t>& output_frac() const { return output_frac_; }
+  const std::vector<StageInfo>& stage_info() const { return info_; }
+  /// Whether every stage is float32-exact (then the engine equals the float32 model bit for bit).
+  bool float32_exact() const;
+
+  /// Runs `batch` samples (row-major [batch][input_size] float32) and writes the output integers
+  /// ([batch][output_size]). @throws heteroq::InvalidArgument on NaN input (naming the element).
+  void run_codes(const float* input, int64_t batch, int64_t* output) const;
+  /// As run_codes, then output = code * 2^-frac as float32 (exact when |code| < 2^24).
+  void run(const float* input, int64_t batch, float* output) const;
+  std::vector<float> operator()(const std::vector<float>& input) const;
+
+  /// Writes the program to a safetensors file (docs/deploy_engine.md), atomically.
+  void save(const std::string& path) const;
+  /// Reads a file save() wrote and validates it fully.
+  /// @throws heteroq::InvalidArgument naming the file and what is wrong (truncated, corrupted).
+  static Engine load(const std::string& path);
+
+  /// A standalone C++ header (only <stdint.h>; fixed-width integers, no allocation) with the
+  /// weights as constant arrays and `int <name>_infer(const float* in, int64_t* codes)` /
+  /// `int <name>_infer_float(const float* in, float* out)` for one sample (0, or -1 on NaN).
+  std::string generate_header(const std::string& name) const;
+
+ private:
+  Program program_;
+  int64_t output_size_ = 0;
+  std::vector<int64_t> output_frac_;
+  std::vector<StageInfo> info_;
+  std::vector<std::vector<int16_t>> w16_;
+  std::vector<std::vector<int32_t>> b32_;
+  std::vector<int> dense_kind_;  // per stage: 0 narrow (int16 x int16 -> int32), 1 wide (int64)
+  std::vector<int> out_type_;    // per stage: 16, 32 or 64 (the output storage)
+  int in_type_ = 16;             // the input codes' storage
+  std::vector<size_t> offset_;   // per stage: the output's byte offset in the scratch buffer
+  size_t in_offset_ = 0, scratch_bytes_ = 0;
+  void analyse();
+  void run_one(const float* x, int64_t sample, unsigned char* scratch) const;
+  void run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first) const;
+  template <typename T>
+  const T* output_of(const unsigned char* scratch) const;
+};
+
+}  // namespace heteroq::deploy

@@ -1,0 +1,177 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+"""Bit-exact integer inference of a trained quantized model (docs/deploy_engine.md).
+
+:func:`compile` turns an ``nn.Sequential`` of heteroq layers into an :class:`Engine` that computes
+with integers only (the input's conversion by the model's first quantizer is the one float
+operation) and whose output equals the model's eval-mode forward bit for bit wherever
+``engine.float32_exact``. The arithmetic lives in C++ (``heteroq::deploy``); this module only walks
+the model and converts arrays.
+
+Example usage::
+
+    model.eval()
+    engine = heteroq.deploy.compile(model)        # model: QActivation, QDense, QActivation, ...
+    y = engine(x)                                 # numpy in, numpy out; torch in, torch out
+    engine.save("jet.engine")                     # loadable without LibTorch (heteroq_deploy)
+    engine.write_header("jet_model.h", "jet")     # standalone C++ header
+"""
+import os
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+
+from . import _C
+from .quantizers import Quantizer, get_quantizer
+
+__all__ = ["Engine", "compile", "load"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _impl_of(q: Optional[Any], where: str):
+    if q is None:
+        return None
+    if isinstance(q, str):
+        q = get_quantizer(q)
+    if not isinstance(q, Quantizer):
+        raise TypeError(f"{where}: expected a heteroq quantizer or a spec string, got "
+                        f"{type(q).__name__}")
+    return q._impl
+
+
+def _array(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
+    if t is None:
+        return None
+    return t.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> None:
+    for name, child in module.named_children():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, torch.nn.Sequential):
+            _gather(child, path, out)
+            continue
+        cls = type(child).__name__
+        d: Dict[str, Any] = {"name": path, "class_name": cls, "training": bool(child.training)}
+        who = f"layer `{path}` ({cls})"
+        if cls in ("QLinear", "QDense"):
+            d["weight"] = _array(child.weight)
+            d["bias"] = _array(child.bias)
+            d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
+            d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
+        elif cls == "QLinearBatchNorm":
+            with torch.no_grad():
+                w, b = child.get_folded_weights()
+            d["weight"] = _array(w)
+            d["bias"] = _array(b)
+            d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
+            d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
+        elif cls == "QActivation":
+            d["activation"] = _impl_of(child.quantizer, who)
+        out.append(d)
+
+
+class Engine:
+    """A compiled model (C++ ``heteroq::deploy::Engine``): integer arithmetic, thread-safe.
+
+    ``engine(x)`` takes a numpy array or a torch tensor of shape ``(N, input_size)`` or
+    ``(input_size,)`` (any ``(N, ...)`` when the model flattens its input) and returns the output
+    of the same kind (float32). Inputs are converted to float32 first (the model's dtype).
+    """
+
+    def __init__(self, impl: "_C.DeployEngine") -> None:
+        self._impl = impl
+
+    @property
+    def input_size(self) -> int:
+        return self._impl.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self._impl.output_size
+
+    @property
+    def output_frac(self) -> List[int]:
+        """The frac of each output: ``value = code * 2**-frac``."""
+        return list(self._impl.output_frac)
+
+    @property
+    def float32_exact(self) -> bool:
+        """Whether every accumulator's bound is below 2^24, so the float32 model computes exactly
+        what the engine computes (bit-for-bit agreement)."""
+        return self._impl.float32_exact
+
+    def stage_info(self) -> List[Dict[str, Any]]:
+        """Per stage: kind, name, max_abs (the integer bound), bits, storage, float32_exact."""
+        return self._impl.stage_info()
+
+    def _rows(self, x: Any):
+        is_torch = isinstance(x, torch.Tensor)
+        a = x.detach().to("cpu").numpy() if is_torch else np.asarray(x)
+        if a.dtype.kind not in "fiub":
+            raise ValueError(f"heteroq.deploy.Engine: expected a numeric array, got dtype {a.dtype}")
+        n = self.input_size
+        if a.ndim == 1 and a.shape[0] == n:
+            return np.ascontiguousarray(a.reshape(1, n), dtype=np.float32), is_torch, True
+        if a.ndim == 2 and a.shape[1] == n:
+            return np.ascontiguousarray(a, dtype=np.float32), is_torch, False
+        if self._impl.flatten_input and a.ndim >= 2 and int(np.prod(a.shape[1:])) == n:
+            return np.ascontiguousarray(a.reshape(a.shape[0], n), dtype=np.float32), is_torch, False
+        raise ValueError(f"heteroq.deploy.Engine: expected an input of shape (N, {n}) or ({n},), "
+                         f"got {tuple(a.shape)}")
+
+    def __call__(self, x: Any) -> Any:
+        rows, is_torch, single = self._rows(x)
+        y = self._impl.run(rows)
+        if single:
+            y = y[0]
+        return torch.from_numpy(y) if is_torch else y
+
+    def run_codes(self, x: Any) -> np.ndarray:
+        """The output integers (int64, ``(N, output_size)``): ``value = code * 2**-output_frac``."""
+        rows, _, single = self._rows(x)
+        y = self._impl.run_codes(rows)
+        return y[0] if single else y
+
+    def save(self, path: PathLike) -> None:
+        """Writes the engine to a safetensors file (the quantized-weights container)."""
+        self._impl.save(os.fspath(path))
+
+    def generate_header(self, name: str) -> str:
+        """A standalone C++ header (``<stdint.h>`` only, no allocation) computing the same
+        outputs: ``name::infer(const float*, int64_t*)`` and ``name::infer_float``."""
+        return self._impl.generate_header(name)
+
+    def write_header(self, path: PathLike, name: str) -> None:
+        text = self.generate_header(name)
+        with open(os.fspath(path), "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def __repr__(self) -> str:
+        return (f"heteroq.deploy.Engine(input_size={self.input_size}, "
+                f"output_size={self.output_size}, stages={len(self.stage_info())}, "
+                f"float32_exact={self.float32_exact})")
+
+
+def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None] = None) -> Engine:  # noqa: A001
+    """Compiles an ``nn.Sequential`` of heteroq layers (QLinear/QDense, QLinearBatchNorm,
+    QActivation; Flatten, Dropout, Identity pass through; nested Sequentials are walked) into an
+    :class:`Engine`. The model must be in eval mode and start with a QActivation (the input
+    quantizer), unless ``input_quantizer`` is given: the engine then computes
+    ``model(input_quantizer(x))``.
+
+    Raises ValueError naming the layer when the engine cannot reproduce it exactly (float layers
+    or activations, non-power-of-two scales such as ``alpha="auto"``, stochastic quantizers, ...).
+    """
+    if not isinstance(model, torch.nn.Sequential):
+        raise TypeError(f"heteroq.deploy.compile: expected a torch.nn.Sequential, got "
+                        f"{type(model).__name__}")
+    layers: List[Dict[str, Any]] = []
+    _gather(model, "", layers)
+    return Engine(_C.deploy_compile(layers, _impl_of(input_quantizer, "input_quantizer")))
+
+
+def load(path: PathLike) -> Engine:
+    """Reads a file :meth:`Engine.save` wrote (ValueError if it is truncated or corrupted)."""
+    return Engine(_C.DeployEngine.load(os.fspath(path)))

@@ -1,0 +1,542 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The compile step: a quantized model -> heteroq::deploy::Program. Weight and bias codes come from
+// heteroq::quantize_to_integer (the quantized-weights format's integer form), activation grids
+// from the quantizers' parameters (the same numbers core/fixed_point.h's grids hold).
+#include "heteroq/deploy/compile.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "heteroq/nn/folded.h"
+#include "heteroq/nn/layers.h"
+#include "heteroq/nn/serialize.h"
+
+namespace heteroq::deploy {
+namespace {
+
+constexpr int64_t kLimit = int64_t(1) << 62;
+
+[[noreturn]] void fail(const std::string& who, const std::string& why) {
+  throw InvalidArgument("heteroq::deploy::compile: " + who + ": " + why);
+}
+
+std::string who_of(const LayerDesc& l) {
+  return "layer `" + l.name + "` (" + l.class_name + ")";
+}
+
+// v = 2^e exactly (v > 0).
+bool po2_exponent(double v, int64_t* e) {
+  if (!(v > 0) || !std::isfinite(v)) return false;
+  int ex = 0;
+  if (std::frexp(v, &ex) != 0.5) return false;
+  *e = ex - 1;
+  return true;
+}
+
+const SpecValue& config_value(const Quantizer& q, const char* key) {
+  static thread_local SpecKeywords config;
+  static const SpecValue none = std::monostate{};
+  config = q.config();
+  for (const auto& [k, v] : config) {
+    if (k == key) return v;
+  }
+  return none;
+}
+
+void reject_stochastic(const Quantizer& q, const std::string& who) {
+  const std::string n = q.name();
+  if (n == "stochastic_binary" || n == "stochastic_ternary" || n == "bernoulli") {
+    fail(who, q.to_string() + " is a stochastic quantizer (random in training, so the model has no "
+              "single integer form to reproduce); use its deterministic counterpart (binary, ternary)");
+  }
+  const SpecValue& sr = config_value(q, "use_stochastic_rounding");
+  if (auto b = std::get_if<bool>(&sr); b && *b) {
+    fail(who, q.to_string() + " rounds stochastically (use_stochastic_rounding=True); the engine "
+              "reproduces deterministic quantizers only");
+  }
+  const SpecValue& qn = config_value(q, "qnoise_factor");
+  if (auto d = std::get_if<double>(&qn); d && *d != 1.0) {
+    fail(who, q.to_string() + " has qnoise_factor < 1: its outputs lie between grid points");
+  }
+}
+
+// A fixed (per-tensor, power-of-two) alpha: its exponent. alpha=None gives 0.
+int64_t alpha_exponent(const Quantizer& q, const std::string& who) {
+  const SpecValue& a = config_value(q, "alpha");
+  if (std::holds_alternative<std::monostate>(a)) return 0;
+  if (auto s = std::get_if<std::string>(&a)) {
+    fail(who, q.to_string() + " has alpha='" + *s + "': an activation's scale would depend on the "
+              "data of every call; the engine needs a fixed power-of-two alpha");
+  }
+  double v = 0;
+  if (auto d = std::get_if<double>(&a)) v = *d;
+  if (auto i = std::get_if<int64_t>(&a)) v = static_cast<double>(*i);
+  if (std::holds_alternative<std::vector<double>>(a)) {
+    fail(who, q.to_string() + " has a per-channel alpha, which the engine does not support on "
+              "activations");
+  }
+  int64_t e = 0;
+  if (!po2_exponent(v, &e)) {
+    fail(who, q.to_string() + " has alpha=" + format_spec_value(v) + ", not a power of two: "
+              "its outputs are not integers times a power of two");
+  }
+  return e;
+}
+
+// An activation quantizer as integer arithmetic: the rounding position f (code = clamp(rne(x 2^f),
+// lo, hi)), the output's frac, and the special kinds.
+struct Grid {
+  std::string kind = "fixed";
+  int64_t f = 0, lo = 0, hi = 0;
+  bool has_slope = false;
+  int64_t k = 0;  // slope = 2^-k
+  int64_t neg_lo = 0;
+  int64_t low = -1;
+  float threshold = 0;
+  int64_t out_frac = 0;
+};
+
+int64_t pow2i(int64_t e) { return int64_t(1) << e; }
+
+Grid grid_of(const Quantizer& q, const std::string& who) {
+  reject_stochastic(q, who);
+  Grid g;
+  if (auto b = dynamic_cast<const QuantizedBits*>(&q)) {
+    if (!b->auto_alpha().empty()) {
+      fail(who, q.to_string() + " has alpha='" + b->auto_alpha() + "': an activation's scale would "
+                "depend on the data of every call; the engine needs a fixed power-of-two alpha");
+    }
+    const int64_t a = alpha_exponent(q, who);
+    const int64_t ub = b->bits() - (b->keep_negative() ? 1 : 0);
+    if (ub <= 0) {
+      g.kind = "sign";
+      g.out_frac = -a;
+      return g;
+    }
+    if (ub > 62) fail(who, q.to_string() + ": more than 62 bits");
+    g.f = ub - b->integer();
+    g.lo = b->keep_negative() ? -pow2i(ub) + (b->symmetric() ? 1 : 0) : 0;
+    g.hi = pow2i(ub) - 1;
+    g.out_frac = g.f - a;
+    return g;
+  }
+  if (auto r = dynamic_cast<const QuantizedRelu*>(&q)) {
+    if (r->use_sigmoid()) {
+      fail(who, q.to_string() + " has use_sigmoid=True (a hard-sigmoid grid computed in float), "
+                "which the engine does not support");
+    }
+    if (r->relu_upper_bound()) {
+      fail(who, q.to_string() + " has a relu_upper_bound, which the engine does not support");
+    }
+    if (r->enable_fast_inference()) {
+      g.f = r->bits() - r->integer();
+      g.hi = pow2i(r->bits()) - 1;
+      g.out_frac = g.f;
+      return g;
+    }
+    const double slope = r->negative_slope();
+    const int64_t nsb = r->bits() - (slope != 0 ? 1 : 0);
+    g.f = nsb - r->integer();
+    g.hi = pow2i(nsb) - 1;
+    g.out_frac = g.f;
+    if (slope != 0) {
+      int64_t e = 0;
+      if (!po2_exponent(slope, &e)) fail(who, q.to_string() + ": negative_slope is not a power of two");
+      const double neg_lo = -slope * static_cast<double>(pow2i(nsb));
+      if (neg_lo != std::floor(neg_lo)) {
+        fail(who, q.to_string() + ": negative_slope * 2^" + std::to_string(nsb) +
+                  " is not an integer, so its negative outputs are not on the grid");
+      }
+      g.has_slope = true;
+      g.k = -e;
+      g.neg_lo = static_cast<int64_t>(neg_lo);
+    }
+    return g;
+  }
+  if (q.name() == "binary") {
+    g.kind = "binary";
+    const SpecValue& u = config_value(q, "use_01");
+    g.low = (std::holds_alternative<bool>(u) && std::get<bool>(u)) ? 0 : -1;
+    g.out_frac = -alpha_exponent(q, who);
+    return g;
+  }
+  if (q.name() == "ternary") {
+    g.kind = "ternary";
+    g.out_frac = -alpha_exponent(q, who);
+    const SpecValue& t = config_value(q, "threshold");
+    double th = 0.33;
+    if (auto d = std::get_if<double>(&t)) th = *d;
+    if (auto i = std::get_if<int64_t>(&t)) th = static_cast<double>(*i);
+    g.threshold = static_cast<float>(th);  // the kernel compares in float32
+    return g;
+  }
+  fail(who, q.to_string() + " is not supported by the engine (supported activation quantizers: "
+            "quantized_bits and quantized_relu with power-of-two alpha, binary, ternary)");
+}
+
+InputQuantizer input_of(const Quantizer& q, const std::string& who) {
+  const Grid g = grid_of(q, who);
+  InputQuantizer in;
+  in.kind = g.kind;
+  in.in_scale = std::ldexp(1.0, static_cast<int>(g.f));
+  in.lo = g.lo;
+  in.hi = g.hi;
+  if (g.has_slope) {
+    in.slope = std::ldexp(1.0, static_cast<int>(-g.k));
+    in.neg_lo = g.neg_lo;
+  }
+  in.low = g.low;
+  in.threshold = g.threshold;
+  in.frac = g.out_frac;
+  return in;
+}
+
+Stage requant_of(const Quantizer& q, const std::string& who, const std::vector<int64_t>& in_frac) {
+  const Grid g = grid_of(q, who);
+  Stage s;
+  s.kind = "requantize";
+  s.name = who;
+  Requantizer& r = s.requantizer;
+  r.kind = g.kind;
+  r.lo = g.lo;
+  r.hi = g.hi;
+  r.low = g.low;
+  for (int64_t F : in_frac) {
+    if (g.kind == "fixed") {
+      r.shift.push_back(F - g.f);
+      if (g.has_slope) r.slope_shift.push_back(F - g.f + g.k);
+    } else if (g.kind == "ternary") {
+      // |A| 2^-F >= t  <=>  |A| >= ceil(t 2^F) (t is a float32, t 2^F exact in double).
+      const double t = std::ceil(std::ldexp(static_cast<double>(g.threshold), static_cast<int>(F)));
+      r.threshold.push_back(t >= static_cast<double>(kLimit) ? kLimit : static_cast<int64_t>(t));
+    }
+  }
+  r.has_slope = g.has_slope;
+  r.neg_lo = g.neg_lo;
+  s.frac.assign(in_frac.size(), g.out_frac);
+  return s;
+}
+
+// Integer codes of a quantized tensor and the frac of each row (axis 0) or element.
+struct Codes {
+  std::vector<int64_t> values;
+  std::vector<int64_t> frac;  // per row (weights) or per element (bias)
+};
+
+// The quantizer's integer form (quantize_to_integer), with power-of-two scales folded into fracs.
+Codes codes_of(const Quantizer& q, const at::Tensor& x, const std::string& who, const char* what) {
+  reject_stochastic(q, who + " " + what);
+  IntegerTensor it;
+  try {
+    it = quantize_to_integer(q, x.to(at::kFloat));
+  } catch (const InvalidArgument& e) {
+    fail(who, std::string(what) + ": " + e.what());
+  }
+  const at::Tensor v = it.dequantize(at::kFloat).to(at::kDouble).contiguous();
+  const int64_t rows = x.dim() == 0 ? 1 : x.size(0);
+  const int64_t per_row = rows == 0 ? 0 : x.numel() / rows;
+  const bool is_bias = x.dim() == 1;
+  Codes c;
+  c.values.resize(static_cast<size_t>(x.numel()));
+  const int64_t groups = is_bias ? x.numel() : rows;
+  const int64_t group_size = is_bias ? 1 : per_row;
+  c.frac.assign(static_cast<size_t>(groups), 0);
+  const at::Tensor values = it.values.to(at::kLong).contiguous();
+  const int64_t* pv = values.data_ptr<int64_t>();
+  const double* pd = v.data_ptr<double>();
+  if (it.encoding == "po2") {
+    // sign 2^e: codes sign 2^(e - emin), frac -emin (emin over the nonzero values).
+    const at::Tensor sign = it.sign.to(at::kLong).contiguous();
+    const int64_t* ps = sign.data_ptr<int64_t>();
+    int64_t emin = std::numeric_limits<int64_t>::max(), emax = std::numeric_limits<int64_t>::min();
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      if (pd[i] != 0) {
+        emin = std::min(emin, pv[i]);
+        emax = std::max(emax, pv[i]);
+      }
+    }
+    if (emin == std::numeric_limits<int64_t>::max()) emin = emax = 0;
+    if (emax - emin > 30) {
+      fail(who, std::string(what) + ": its power-of-two values span 2^" + std::to_string(emin) +
+                " to 2^" + std::to_string(emax) + ", more than 30 bits of integer codes");
+    }
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      c.values[i] = pd[i] == 0 ? 0 : ps[i] * pow2i(pv[i] - emin);
+    }
+    c.frac.assign(static_cast<size_t>(groups), -emin);
+  } else {
+    // fixed_point: value = code scale 2^-frac; binary/ternary: frac 0. The scale must be 2^e.
+    const at::Tensor scale = it.scale.to(at::kDouble).expand(x.sizes()).contiguous();
+    const double* sc = scale.data_ptr<double>();
+    const int64_t base = it.encoding == "fixed_point" ? it.frac : 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      const double s = sc[g * group_size];
+      for (int64_t k = 0; k < group_size; ++k) {
+        if (sc[g * group_size + k] != s) {
+          fail(who, std::string(what) + ": the scale of " + q.to_string() +
+                    " varies along the input axis; the engine needs one scale per output channel");
+        }
+      }
+      int64_t e = 0;
+      if (s == 0) {
+        e = 0;
+      } else if (!po2_exponent(s, &e)) {
+        fail(who, std::string(what) + ": " + q.to_string() + " has scale " + format_spec_value(s) +
+                  (is_bias ? " at element " : " for output channel ") + std::to_string(g) +
+                  ", not a power of two: no exact integer arithmetic (use alpha='auto_po2' or a "
+                  "power-of-two alpha)");
+      }
+      c.frac[g] = base - e;
+      for (int64_t k = 0; k < group_size; ++k) c.values[g * group_size + k] = pv[g * group_size + k];
+    }
+  }
+  // The codes reproduce the quantized values exactly.
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t g = is_bias ? i : i / std::max<int64_t>(per_row, 1);
+    if (std::ldexp(static_cast<double>(c.values[i]), static_cast<int>(-c.frac[g])) != pd[i]) {
+      fail(who, std::string(what) + ": internal error: integer codes do not reproduce value " +
+                std::to_string(i));
+    }
+  }
+  return c;
+}
+
+// A float tensor (no quantizer) as integers: each element's own minimal frac.
+Codes float_codes(const at::Tensor& x, const std::string& who, const char* what) {
+  const at::Tensor v = x.to(at::kDouble).contiguous();
+  const double* pd = v.data_ptr<double>();
+  Codes c;
+  for (int64_t i = 0; i < v.numel(); ++i) {
+    const double d = pd[i];
+    if (!std::isfinite(d)) fail(who, std::string(what) + " has a non-finite value");
+    if (d == 0) {
+      c.values.push_back(0);
+      c.frac.push_back(std::numeric_limits<int32_t>::min());
+      continue;
+    }
+    int e = 0;
+    const double m = std::frexp(d, &e);  // d = m 2^e, |m| in [0.5, 1)
+    auto mant = static_cast<int64_t>(std::ldexp(m, 53));
+    int64_t f = 53 - e;
+    while ((mant & 1) == 0) {
+      mant /= 2;
+      --f;
+    }
+    c.values.push_back(mant);
+    c.frac.push_back(f);
+  }
+  return c;
+}
+
+// code * 2^up, checked.
+int64_t lift(int64_t code, int64_t up, const std::string& who, const std::string& what) {
+  if (up < 0) fail(who, "internal error: negative alignment");
+  if (up > 62 || (code != 0 && (code > 0 ? code : -code) >= (kLimit >> up))) {
+    fail(who, what + " needs " + std::to_string(up) + " more fraction bits than the accumulator: "
+              "the aligned integers exceed 2^62 (quantize the bias with bias_quantizer)");
+  }
+  return code * pow2i(up);
+}
+
+Stage dense_of(const LayerDesc& l, const std::string& who, int64_t in_frac) {
+  if (!l.weight.defined() || l.weight.dim() != 2) fail(who, "expected a 2-D weight");
+  if (!l.kernel_quantizer) {
+    fail(who, "has no kernel_quantizer: float weights have no fixed-point form (give it a "
+              "quantized_bits/quantized_po2/binary/ternary kernel_quantizer)");
+  }
+  const int64_t out = l.weight.size(0), in = l.weight.size(1);
+  Codes w = codes_of(*l.kernel_quantizer, l.weight.detach().cpu(), who, "kernel_quantizer");
+  Codes b;
+  const bool has_bias = l.bias.defined();
+  if (has_bias) {
+    if (l.bias.dim() != 1 || l.bias.size(0) != out) fail(who, "the bias must have out_features values");
+    b = l.bias_quantizer ? codes_of(*l.bias_quantizer, l.bias.detach().cpu(), who, "bias_quantizer")
+                         : float_codes(l.bias.detach().cpu(), who, "the float bias");
+  }
+  Stage s;
+  s.kind = "dense";
+  s.name = who;
+  s.in_features = in;
+  s.out_features = out;
+  s.weight.resize(static_cast<size_t>(in * out));
+  s.frac.resize(static_cast<size_t>(out));
+  if (has_bias) s.bias.resize(static_cast<size_t>(out));
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t fp = in_frac + w.frac[o];  // the products' frac
+    const int64_t fb = has_bias ? b.frac[o] : std::numeric_limits<int32_t>::min();
+    const int64_t F = std::max(fp, fb);
+    s.frac[o] = F;
+    for (int64_t k = 0; k < in; ++k) {
+      s.weight[o * in + k] = lift(w.values[o * in + k], F - fp, who, "the weights of channel " + std::to_string(o));
+    }
+    if (has_bias) s.bias[o] = b.values[o] == 0 ? 0 : lift(b.values[o], F - fb, who, "the bias");
+    if (F > 1074 || F < -1074) fail(who, "output channel " + std::to_string(o) + ": frac out of range");
+  }
+  return s;
+}
+
+bool is_passthrough(const std::string& c) {
+  return c == "Dropout" || c == "Identity" || c == "Flatten" || c == "Dropout1d" || c == "AlphaDropout";
+}
+
+bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || c == "QLinearBatchNorm"; }
+
+[[noreturn]] void refuse(const LayerDesc& l, const std::string& who) {
+  const std::string& c = l.class_name;
+  if (c == "ReLU" || c == "Tanh" || c == "Sigmoid" || c == "Softmax" || c == "LeakyReLU" ||
+      c == "ReLU6" || c == "Hardtanh" || c == "GELU" || c == "ELU" || c == "SiLU") {
+    fail(who, "is a float activation: the engine needs every activation quantized (e.g. "
+              "QActivation(\"quantized_relu(6,0)\")); leave a final softmax outside the model");
+  }
+  if (c == "Linear" || c == "Conv2d" || c == "Conv1d" || c == "BatchNorm1d" || c == "BatchNorm2d") {
+    fail(who, "is a float layer: the engine needs quantized layers (QLinear, QLinearBatchNorm, "
+              "QActivation)");
+  }
+  if (c.rfind("QConv", 0) == 0 || c.rfind("QDepthwise", 0) == 0 || c.rfind("QSeparable", 0) == 0 ||
+      c == "QAvgPool2d" || c == "QGlobalAvgPool2d" || c.rfind("QBatchNorm", 0) == 0) {
+    fail(who, "is not supported by the engine yet (convolutions, pooling and unfolded batch norm "
+              "are planned; supported: QLinear/QDense, QLinearBatchNorm, QActivation, Flatten, "
+              "Dropout, Identity)");
+  }
+  fail(who, "is not supported by the engine (supported: QLinear/QDense, QLinearBatchNorm, "
+            "QActivation, Flatten, Dropout, Identity)");
+}
+
+}  // namespace
+
+Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptions& options) {
+  Program p;
+  for (const auto& l : layers) {
+    if (!is_passthrough(l.class_name) && !is_dense(l.class_name) && l.class_name != "QActivation") {
+      refuse(l, who_of(l));
+    }
+  }
+  // The input size: the first dense layer's in_features.
+  for (const auto& l : layers) {
+    if (is_dense(l.class_name) && l.weight.defined() && l.weight.dim() == 2) {
+      p.input_size = l.weight.size(1);
+      break;
+    }
+  }
+  if (p.input_size == 0) {
+    throw InvalidArgument("heteroq::deploy::compile: the model has no QLinear/QDense layer: nothing "
+                          "to compile (the engine supports dense models; convolutions are not "
+                          "supported yet)");
+  }
+  bool have_input = false, seen_dense = false;
+  std::string last = "input";
+  std::vector<int64_t> frac;
+  auto make_input = [&](const Quantizer& q, const std::string& who) {
+    p.input = input_of(q, who);
+    p.input_name = who;
+    have_input = true;
+    frac.assign(static_cast<size_t>(p.input_size), p.input.frac);
+  };
+  if (options.input_quantizer) make_input(*options.input_quantizer, "CompileOptions::input_quantizer");
+  for (const auto& l : layers) {
+    const std::string who = who_of(l);
+    if (l.training) fail(who, "is in training mode; call eval() first (the engine reproduces eval mode)");
+    const std::string& c = l.class_name;
+    if (is_passthrough(c)) {
+      if (c == "Flatten" && !seen_dense) p.flatten_input = true;
+      continue;
+    }
+    if (c == "QActivation") {
+      if (!l.activation) fail(who, "has no quantizer");
+      if (!have_input) {
+        make_input(*l.activation, who);
+      } else {
+        p.stages.push_back(requant_of(*l.activation, who, frac));
+        frac = p.stages.back().frac;
+        last = "requantize";
+      }
+      continue;
+    }
+    if (is_dense(c)) {
+      if (!have_input) {
+        fail(who, "the model's input is float: the engine needs its first layer to be a "
+                  "QActivation (the input quantizer) or an explicit input_quantizer option");
+      }
+      if (last == "dense") {
+        fail(who, "follows a dense layer without a QActivation between them: the engine needs the "
+                  "accumulators requantized by an activation quantizer before the next layer");
+      }
+      const int64_t f0 = frac.empty() ? 0 : frac[0];
+      if (!std::all_of(frac.begin(), frac.end(), [&](int64_t f) { return f == f0; })) {
+        fail(who, "internal error: the input has several fracs");
+      }
+      if (l.weight.size(1) != static_cast<int64_t>(frac.size())) {
+        fail(who, "expects " + std::to_string(l.weight.size(1)) + " input features, the previous "
+                  "layer gives " + std::to_string(frac.size()));
+      }
+      p.stages.push_back(dense_of(l, who, f0));
+      frac = p.stages.back().frac;
+      last = "dense";
+      seen_dense = true;
+      continue;
+    }
+    refuse(l, who);
+  }
+  if (!have_input) {
+    throw InvalidArgument("heteroq::deploy::compile: the model's input is float: the engine needs "
+                          "its first layer to be a QActivation or an input_quantizer option");
+  }
+  return p;
+}
+
+namespace {
+
+std::string class_of(const torch::nn::Module& m) {
+  std::string n = m.name();
+  const auto colon = n.rfind("::");
+  if (colon != std::string::npos) n = n.substr(colon + 2);
+  if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n = n.substr(0, n.size() - 4);
+  return n;
+}
+
+void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<LayerDesc>& out) {
+  for (const auto& item : m.named_children()) {
+    const std::string path = prefix.empty() ? item.key() : prefix + "." + item.key();
+    const torch::nn::Module& child = *item.value();
+    if (dynamic_cast<const torch::nn::SequentialImpl*>(&child)) {
+      gather(child, path, out);
+      continue;
+    }
+    LayerDesc d;
+    d.name = path;
+    d.class_name = class_of(child);
+    d.training = child.is_training();
+    if (auto q = dynamic_cast<const nn::QLinearImpl*>(&child)) {
+      d.class_name = "QLinear";
+      d.weight = q->weight.detach();
+      if (q->bias.defined()) d.bias = q->bias.detach();
+      d.kernel_quantizer = q->options.kernel_quantizer().get();
+      d.bias_quantizer = q->options.bias_quantizer().get();
+    } else if (auto f = dynamic_cast<const nn::QLinearBatchNormImpl*>(&child)) {
+      d.class_name = "QLinearBatchNorm";
+      torch::NoGradGuard g;
+      auto folded = f->get_folded_weights();
+      d.weight = folded[0].detach();
+      d.bias = folded[1].detach();
+      d.kernel_quantizer = f->options.kernel_quantizer().get();
+      d.bias_quantizer = f->options.bias_quantizer().get();
+    } else if (auto a = dynamic_cast<const nn::QActivationImpl*>(&child)) {
+      d.class_name = "QActivation";
+      d.activation = a->quantizer();
+    }
+    out.push_back(std::move(d));
+  }
+}
+
+}  // namespace
+
+Engine compile(const torch::nn::SequentialImpl& model, const CompileOptions& options) {
+  std::vector<LayerDesc> layers;
+  gather(model, "", layers);
+  return Engine(compile_program(layers, options));
+}
+
+}  // namespace heteroq::deploy

@@ -1,0 +1,447 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The integer inference engine: validation and bound analysis of a Program, and the kernels.
+// Torch-free (the standard library, Eigen, and the element functions of core/fixed_point.h for
+// the one float operation, the input quantizer).
+#include "heteroq/deploy/engine.h"
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/fixed_point.h"
+#include "deploy/engine_internal.h"
+
+namespace heteroq::deploy {
+namespace {
+
+namespace hd = heteroq::detail;
+
+constexpr int64_t kMaxBound = int64_t(1) << 62;
+
+std::string where(const Stage& s, size_t i) {
+  return "stage " + std::to_string(i) + " (" + s.kind + (s.name.empty() ? "" : " of " + s.name) +
+         ")";
+}
+
+int64_t abs_max(int64_t lo, int64_t hi) { return std::max(lo < 0 ? -lo : lo, hi < 0 ? -hi : hi); }
+
+int storage_for(int64_t lo, int64_t hi) {
+  if (lo >= std::numeric_limits<int16_t>::min() && hi <= std::numeric_limits<int16_t>::max()) {
+    return 16;
+  }
+  if (lo >= std::numeric_limits<int32_t>::min() && hi <= std::numeric_limits<int32_t>::max()) {
+    return 32;
+  }
+  return 64;
+}
+
+std::string storage_name(int t) { return "int" + std::to_string(t); }
+
+}  // namespace
+
+int64_t bits_for(int64_t max_abs) {
+  int64_t b = 1;  // the sign
+  while (b < 64 && (max_abs >> (b - 1)) != 0) ++b;
+  return b;
+}
+
+bool Engine::float32_exact() const {
+  return std::all_of(info_.begin(), info_.end(), [](const StageInfo& s) { return s.float32_exact; });
+}
+
+Engine::Engine(Program program) : program_(std::move(program)) { analyse(); }
+
+void Engine::analyse() {
+  const Program& p = program_;
+  auto fail = [](const std::string& what) { throw InvalidArgument("heteroq::deploy::Engine: " + what); };
+  if (p.input_size <= 0) fail("the input size must be positive, got " + std::to_string(p.input_size));
+  const InputQuantizer& q = p.input;
+  int64_t lo = 0, hi = 0;
+  if (q.kind == "fixed") {
+    int e = 0;
+    if (!(q.in_scale > 0) || std::frexp(q.in_scale, &e) != 0.5) {
+      fail("input quantizer: in_scale must be a power of two, got " + std::to_string(q.in_scale));
+    }
+    if (q.lo > q.hi) fail("input quantizer: lo > hi");
+    if (q.slope != 0.0 && (!(q.slope > 0) || std::frexp(q.slope, &e) != 0.5 || q.neg_lo > 0)) {
+      fail("input quantizer: the slope must be 0 or a power of two with neg_lo <= 0");
+    }
+    lo = q.slope != 0.0 ? std::min(q.lo, q.neg_lo) : q.lo;
+    hi = q.hi;
+    if (abs_max(lo, hi) >= kMaxBound) fail("input quantizer: the code range exceeds 2^62");
+  } else if (q.kind == "sign" || q.kind == "ternary") {
+    lo = -1;
+    hi = 1;
+    if (q.kind == "ternary" && !(q.threshold >= 0.0f)) fail("input quantizer: threshold must be >= 0");
+  } else if (q.kind == "binary") {
+    if (q.low != -1 && q.low != 0) fail("input quantizer: binary low must be -1 or 0");
+    lo = q.low;
+    hi = 1;
+  } else {
+    fail("input quantizer: unknown kind `" + q.kind + "`");
+  }
+  if (q.frac < -1074 || q.frac > 1074) fail("input quantizer: frac out of range");
+  in_type_ = storage_for(lo, hi);
+
+  int64_t size = p.input_size, prev_max = abs_max(lo, hi);
+  int prev_type = in_type_;
+  std::vector<int64_t> prev_frac(static_cast<size_t>(size), q.frac);
+  info_.clear();
+  std::vector<int64_t> sizes;
+  w16_.assign(p.stages.size(), {});
+  b32_.assign(p.stages.size(), {});
+  dense_kind_.assign(p.stages.size(), 0);
+  out_type_.assign(p.stages.size(), 64);
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const Stage& s = p.stages[i];
+    const std::string at = where(s, i);
+    StageInfo info;
+    info.kind = s.kind;
+    info.name = s.name;
+    if (s.kind == "dense") {
+      if (s.in_features != size) {
+        fail(at + ": in_features " + std::to_string(s.in_features) + " does not match the " +
+             std::to_string(size) + " values the previous stage produces");
+      }
+      if (s.out_features <= 0) fail(at + ": out_features must be positive");
+      const auto n = static_cast<size_t>(s.in_features), m = static_cast<size_t>(s.out_features);
+      if (s.weight.size() != n * m) {
+        fail(at + ": the weight has " + std::to_string(s.weight.size()) + " values, expected " +
+             std::to_string(n * m));
+      }
+      if (!s.bias.empty() && s.bias.size() != m) fail(at + ": the bias must have out_features values");
+      if (s.frac.size() != m) fail(at + ": frac must have out_features values");
+      int64_t max_b = 0;
+      bool w16 = prev_type == 16, exact = true;
+      for (size_t o = 0; o < m; ++o) {
+        // sum |w| max|x| + |b| in 128 bits (no overflow for any int64 input).
+        __int128 bound = 0;
+        for (size_t k = 0; k < n; ++k) {
+          const int64_t w = s.weight[o * n + k];
+          if (w < -kMaxBound || w > kMaxBound) fail(at + ": weight code out of range");
+          if (w < std::numeric_limits<int16_t>::min() || w > std::numeric_limits<int16_t>::max()) w16 = false;
+          bound += static_cast<__int128>(w < 0 ? -w : w) * prev_max;
+          if (bound >= kMaxBound) break;
+        }
+        if (!s.bias.empty()) {
+          const int64_t b = s.bias[o];
+          if (b < -kMaxBound || b > kMaxBound) fail(at + ": bias code out of range");
+          bound += b < 0 ? -b : b;
+        }
+        if (bound >= kMaxBound) {
+          fail(at + ": the accumulator of output " + std::to_string(o) +
+               " can exceed 2^62 (weights and inputs too wide for 64-bit integers)");
+        }
+        max_b = std::max(max_b, static_cast<int64_t>(bound));
+        if (bound >= (int64_t(1) << 24)) exact = false;
+        if (s.frac[o] < -1074 || s.frac[o] > 1074) fail(at + ": frac out of range");
+      }
+      const bool narrow = w16 && max_b <= std::numeric_limits<int32_t>::max();
+      dense_kind_[i] = narrow ? 0 : 1;
+      out_type_[i] = max_b <= std::numeric_limits<int32_t>::max() ? 32 : 64;
+      if (narrow) {
+        w16_[i].assign(s.weight.begin(), s.weight.end());
+        b32_[i].assign(m, 0);
+        for (size_t o = 0; o < s.bias.size(); ++o) b32_[i][o] = static_cast<int32_t>(s.bias[o]);
+      }
+      info.max_abs = max_b;
+      info.float32_exact = exact;
+      info.storage = storage_name(out_type_[i]);
+      size = s.out_features;
+      prev_max = max_b;
+      prev_frac = s.frac;
+    } else if (s.kind == "requantize") {
+      const Requantizer& r = s.requantizer;
+      const auto n = static_cast<size_t>(size);
+      if (s.frac.size() != n) fail(at + ": frac must have one value per channel");
+      if (std::any_of(s.frac.begin(), s.frac.end(), [&](int64_t f) { return f != s.frac[0]; })) {
+        fail(at + ": a requantization has one frac for every channel");
+      }
+      if (s.frac[0] < -1074 || s.frac[0] > 1074) fail(at + ": frac out of range");
+      int64_t rlo = 0, rhi = 0;
+      if (r.kind == "fixed") {
+        if (r.shift.size() != n) fail(at + ": shift must have one value per channel");
+        if (r.lo > r.hi) fail(at + ": lo > hi");
+        if (r.has_slope && (r.slope_shift.size() != n || r.neg_lo > 0)) {
+          fail(at + ": slope_shift must have one value per channel and neg_lo <= 0");
+        }
+        auto check_shift = [&](int64_t sh) {
+          if (sh < -62 || sh > 62) fail(at + ": shift " + std::to_string(sh) + " is out of [-62, 62]");
+          if (sh < 0 && static_cast<__int128>(prev_max) << (-sh) >= kMaxBound) {
+            fail(at + ": shifting the input left by " + std::to_string(-sh) + " can exceed 2^62");
+          }
+        };
+        for (int64_t sh : r.shift) check_shift(sh);
+        if (r.has_slope) {
+          for (int64_t sh : r.slope_shift) check_shift(sh);
+        }
+        rlo = r.has_slope ? std::min(r.lo, r.neg_lo) : r.lo;
+        rhi = r.hi;
+        if (abs_max(rlo, rhi) >= kMaxBound) fail(at + ": the code range exceeds 2^62");
+      } else if (r.kind == "sign") {
+        rlo = -1;
+        rhi = 1;
+      } else if (r.kind == "binary") {
+        if (r.low != -1 && r.low != 0) fail(at + ": binary low must be -1 or 0");
+        rlo = r.low;
+        rhi = 1;
+      } else if (r.kind == "ternary") {
+        if (r.threshold.size() != n) fail(at + ": threshold must have one value per channel");
+        if (std::any_of(r.threshold.begin(), r.threshold.end(), [](int64_t t) { return t < 0; })) {
+          fail(at + ": thresholds must be >= 0");
+        }
+        rlo = -1;
+        rhi = 1;
+      } else {
+        fail(at + ": unknown requantizer kind `" + r.kind + "`");
+      }
+      out_type_[i] = storage_for(rlo, rhi);
+      info.max_abs = abs_max(rlo, rhi);
+      info.storage = storage_name(out_type_[i]);
+      prev_max = info.max_abs;
+      prev_frac = s.frac;
+    } else {
+      fail(at + ": unknown stage kind (expected \"dense\" or \"requantize\")");
+    }
+    info.bits = bits_for(info.max_abs);
+    sizes.push_back(size);
+    prev_type = out_type_[i];
+    info_.push_back(info);
+  }
+  output_size_ = size;
+  output_frac_ = prev_frac;
+  // Scratch layout: the input codes, then every stage's output, each 64-byte aligned.
+  auto align = [](size_t b) { return (b + 63) / 64 * 64; };
+  in_offset_ = 0;
+  size_t off = align(static_cast<size_t>(p.input_size) * (in_type_ / 8));
+  offset_.assign(p.stages.size(), 0);
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    offset_[i] = off;
+    off += align(static_cast<size_t>(sizes[i]) * (out_type_[i] / 8));
+  }
+  scratch_bytes_ = off + 64;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kernels.
+
+namespace {
+
+template <typename T>
+T* at_offset(unsigned char* base, size_t off) {
+  return reinterpret_cast<T*>(base + off);
+}
+
+// int16 x int16 -> int32 dot products: GCC turns the inner loop into pmaddwd (SSE2) / vpmaddwd.
+void dense_narrow(const int16_t* __restrict x, const int16_t* __restrict w,
+                  const int32_t* __restrict b, int32_t* __restrict y, int64_t n, int64_t m) {
+  for (int64_t o = 0; o < m; ++o) {
+    const int16_t* __restrict wr = w + o * n;
+    int32_t acc = 0;
+    for (int64_t k = 0; k < n; ++k) acc += static_cast<int32_t>(wr[k]) * static_cast<int32_t>(x[k]);
+    y[o] = acc + b[o];
+  }
+}
+
+// The general case in 64-bit integers (Eigen's matrix-vector product); the bound analysis
+// guarantees that no partial sum exceeds 2^62.
+template <typename TX, typename TY>
+void dense_wide(const TX* x, const Stage& s, TY* y) {
+  using Mat = Eigen::Matrix<int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Vec = Eigen::Matrix<int64_t, Eigen::Dynamic, 1>;
+  Eigen::Map<const Mat> w(s.weight.data(), s.out_features, s.in_features);
+  Eigen::Map<const Eigen::Matrix<TX, Eigen::Dynamic, 1>> xv(x, s.in_features);
+  Vec acc = w * xv.template cast<int64_t>();
+  for (int64_t o = 0; o < s.out_features; ++o) {
+    y[o] = static_cast<TY>(acc[o] + (s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o)]));
+  }
+}
+
+template <typename TA, typename TC>
+void requantize(const TA* a, const Requantizer& r, TC* c, int64_t n) {
+  if (r.kind == "fixed") {
+    const int64_t* sh = r.shift.data();
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t v = std::clamp(rne_shift(a[i], sh[i]), r.lo, r.hi);
+      if (r.has_slope) v += std::clamp(rne_shift(a[i], r.slope_shift[static_cast<size_t>(i)]), r.neg_lo, int64_t(0));
+      c[i] = static_cast<TC>(v);
+    }
+  } else if (r.kind == "sign") {
+    for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(a[i] < 0 ? -1 : 1);
+  } else if (r.kind == "binary") {
+    for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(a[i] < 0 ? r.low : 1);
+  } else {  // ternary
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t v = a[i], t = r.threshold[static_cast<size_t>(i)];
+      c[i] = static_cast<TC>((v < 0 ? -v : v) >= t ? (v > 0) - (v < 0) : 0);
+    }
+  }
+}
+
+template <typename TA>
+void requantize_to(const TA* a, const Requantizer& r, unsigned char* out, int type, int64_t n) {
+  if (type == 16) {
+    requantize(a, r, reinterpret_cast<int16_t*>(out), n);
+  } else if (type == 32) {
+    requantize(a, r, reinterpret_cast<int32_t*>(out), n);
+  } else {
+    requantize(a, r, reinterpret_cast<int64_t*>(out), n);
+  }
+}
+
+void requantize_any(const unsigned char* in, int in_type, const Requantizer& r, unsigned char* out,
+                    int type, int64_t n) {
+  if (in_type == 16) {
+    requantize_to(reinterpret_cast<const int16_t*>(in), r, out, type, n);
+  } else if (in_type == 32) {
+    requantize_to(reinterpret_cast<const int32_t*>(in), r, out, type, n);
+  } else {
+    requantize_to(reinterpret_cast<const int64_t*>(in), r, out, type, n);
+  }
+}
+
+template <typename TX>
+void dense_wide_to(const TX* x, const Stage& s, unsigned char* out, int type) {
+  if (type == 32) {
+    dense_wide(x, s, reinterpret_cast<int32_t*>(out));
+  } else {
+    dense_wide(x, s, reinterpret_cast<int64_t*>(out));
+  }
+}
+
+// The input quantizer: the float32 element functions of the QAT kernels, giving the code.
+template <typename TC>
+void quantize_input(const InputQuantizer& q, const float* x, TC* c, int64_t n, int64_t sample) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) {
+      throw InvalidArgument("heteroq::deploy::Engine: the input is NaN at sample " +
+                            std::to_string(sample) + ", element " + std::to_string(i));
+    }
+  }
+  if (q.kind == "fixed") {
+    const float s = static_cast<float>(q.in_scale), lo = static_cast<float>(q.lo),
+                hi = static_cast<float>(q.hi), slope = static_cast<float>(q.slope),
+                neg_lo = static_cast<float>(q.neg_lo);
+    const bool with_slope = q.slope != 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float p = x[i] * s;
+      float code = hd::clamp_keep_nan(hd::round_half_even(p), lo, hi);
+      if (with_slope) code = code + hd::clamp_keep_nan(hd::round_half_even(p * slope), neg_lo, 0.0f);
+      c[i] = static_cast<TC>(code);
+    }
+  } else if (q.kind == "sign") {
+    for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(hd::quantize_sign_element(x[i], 1.0f));
+  } else if (q.kind == "binary") {
+    const float low = static_cast<float>(q.low);
+    for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(hd::binary_element(x[i], low, 1.0f));
+  } else {
+    for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(hd::ternary_element(x[i], q.threshold, 1.0f));
+  }
+}
+
+}  // namespace
+
+void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) const {
+  const Program& p = program_;
+  unsigned char* in = scratch + in_offset_;
+  if (in_type_ == 16) {
+    quantize_input(p.input, x, reinterpret_cast<int16_t*>(in), p.input_size, sample);
+  } else if (in_type_ == 32) {
+    quantize_input(p.input, x, reinterpret_cast<int32_t*>(in), p.input_size, sample);
+  } else {
+    quantize_input(p.input, x, reinterpret_cast<int64_t*>(in), p.input_size, sample);
+  }
+  const unsigned char* prev = in;
+  int prev_type = in_type_;
+  int64_t size = p.input_size;
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const Stage& s = p.stages[i];
+    unsigned char* out = scratch + offset_[i];
+    if (s.kind == "dense") {
+      if (dense_kind_[i] == 0) {
+        dense_narrow(reinterpret_cast<const int16_t*>(prev), w16_[i].data(), b32_[i].data(),
+                     reinterpret_cast<int32_t*>(out), s.in_features, s.out_features);
+      } else if (prev_type == 16) {
+        dense_wide_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
+      } else if (prev_type == 32) {
+        dense_wide_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i]);
+      } else {
+        dense_wide_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
+      }
+      size = s.out_features;
+    } else {
+      requantize_any(prev, prev_type, s.requantizer, out, out_type_[i], size);
+    }
+    prev = out;
+    prev_type = out_type_[i];
+  }
+}
+
+namespace {
+unsigned char* scratch_for(size_t bytes) {
+  thread_local std::vector<int64_t> buffer;
+  const size_t words = (bytes + 7) / 8 + 8;
+  if (buffer.size() < words) buffer.resize(words);
+  auto addr = reinterpret_cast<uintptr_t>(buffer.data());
+  return reinterpret_cast<unsigned char*>((addr + 63) / 64 * 64);
+}
+
+}  // namespace
+
+void Engine::run_codes(const float* input, int64_t batch, int64_t* output) const {
+  run_codes_from(input, batch, output, 0);
+}
+
+void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first) const {
+  if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
+  if (batch > 0 && (!input || !output)) throw InvalidArgument("heteroq::deploy::Engine: null buffer");
+  unsigned char* scratch = scratch_for(scratch_bytes_);
+  const int64_t n_in = program_.input_size, n_out = output_size_;
+  const bool none = program_.stages.empty();
+  const size_t last_off = none ? in_offset_ : offset_.back();
+  const int last_type = none ? in_type_ : out_type_.back();
+  for (int64_t b = 0; b < batch; ++b) {
+    run_one(input + b * n_in, first + b, scratch);
+    const unsigned char* src = scratch + last_off;
+    int64_t* dst = output + b * n_out;
+    if (last_type == 16) {
+      for (int64_t i = 0; i < n_out; ++i) dst[i] = reinterpret_cast<const int16_t*>(src)[i];
+    } else if (last_type == 32) {
+      for (int64_t i = 0; i < n_out; ++i) dst[i] = reinterpret_cast<const int32_t*>(src)[i];
+    } else {
+      std::memcpy(dst, src, static_cast<size_t>(n_out) * sizeof(int64_t));
+    }
+  }
+}
+
+void Engine::run(const float* input, int64_t batch, float* output) const {
+  if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
+  const int64_t n_out = output_size_;
+  std::vector<double> scale(static_cast<size_t>(n_out));
+  for (int64_t i = 0; i < n_out; ++i) scale[i] = std::ldexp(1.0, static_cast<int>(-output_frac_[i]));
+  std::vector<int64_t> codes(static_cast<size_t>(n_out));
+  for (int64_t b = 0; b < batch; ++b) {
+    run_codes_from(input + b * program_.input_size, 1, codes.data(), b);
+    for (int64_t i = 0; i < n_out; ++i) {
+      output[b * n_out + i] = code_to_float(codes[i], scale[i]);
+    }
+  }
+}
+
+std::vector<float> Engine::operator()(const std::vector<float>& input) const {
+  if (input.size() % static_cast<size_t>(program_.input_size) != 0) {
+    throw InvalidArgument("heteroq::deploy::Engine: the input has " + std::to_string(input.size()) +
+                          " values, not a multiple of the input size " +
+                          std::to_string(program_.input_size));
+  }
+  const auto batch = static_cast<int64_t>(input.size()) / program_.input_size;
+  std::vector<float> out(static_cast<size_t>(batch * output_size_));
+  run(input.data(), batch, out.data());
+  return out;
+}
+
+}  // namespace heteroq::deploy

@@ -1,0 +1,363 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Engine::save / Engine::load: the program in a safetensors file (the container of the
+// quantized-weights format, docs/saving.md), read and written without LibTorch.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "heteroq/deploy/engine.h"
+#include "heteroq/version.h"
+
+namespace heteroq::deploy {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr const char* kFormat = "heteroq.deploy_engine";
+constexpr int kVersion = 1;
+
+struct Blob {
+  std::string dtype;  // "I16", "I32", "I64"
+  std::vector<int64_t> shape;
+  std::vector<int64_t> values;
+};
+
+int itemsize(const std::string& dtype) {
+  if (dtype == "I8") return 1;
+  if (dtype == "I16") return 2;
+  if (dtype == "I32") return 4;
+  if (dtype == "I64") return 8;
+  return 0;
+}
+
+std::string narrowest(const std::vector<int64_t>& v) {
+  int64_t lo = 0, hi = 0;
+  for (int64_t x : v) {
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  if (lo >= -128 && hi <= 127) return "I8";
+  if (lo >= -32768 && hi <= 32767) return "I16";
+  if (lo >= std::numeric_limits<int32_t>::min() && hi <= std::numeric_limits<int32_t>::max()) return "I32";
+  return "I64";
+}
+
+void put_le(std::string& out, int64_t v, int size) {
+  const auto u = static_cast<uint64_t>(v);
+  for (int b = 0; b < size; ++b) out.push_back(static_cast<char>((u >> (8 * b)) & 0xff));
+}
+
+int64_t get_le(const unsigned char* p, int size) {
+  uint64_t u = 0;
+  for (int b = 0; b < size; ++b) u |= static_cast<uint64_t>(p[b]) << (8 * b);
+  if (size < 8 && (u >> (8 * size - 1)) & 1) u |= ~uint64_t(0) << (8 * size);  // sign-extend
+  return static_cast<int64_t>(u);
+}
+
+ojson input_json(const InputQuantizer& q) {
+  ojson j;
+  j["kind"] = q.kind;
+  j["in_scale"] = q.in_scale;
+  j["lo"] = q.lo;
+  j["hi"] = q.hi;
+  j["slope"] = q.slope;
+  j["neg_lo"] = q.neg_lo;
+  j["low"] = q.low;
+  j["threshold"] = static_cast<double>(q.threshold);
+  j["frac"] = q.frac;
+  return j;
+}
+
+// A checked reader of the program JSON: every access names the key that is missing or mistyped.
+struct Reader {
+  const std::string& file;
+  [[noreturn]] void fail(const std::string& what) const {
+    throw InvalidArgument("heteroq::deploy::Engine::load: " + file + ": " + what);
+  }
+  const ojson& get(const ojson& j, const char* key, const std::string& where) const {
+    if (!j.is_object() || !j.contains(key)) fail(where + ": missing `" + key + "`");
+    return j.at(key);
+  }
+  int64_t integer(const ojson& j, const char* key, const std::string& where) const {
+    const ojson& v = get(j, key, where);
+    if (!v.is_number_integer()) fail(where + ": `" + key + "` must be an integer");
+    return v.get<int64_t>();
+  }
+  double real(const ojson& j, const char* key, const std::string& where) const {
+    const ojson& v = get(j, key, where);
+    if (!v.is_number()) fail(where + ": `" + key + "` must be a number");
+    return v.get<double>();
+  }
+  std::string text(const ojson& j, const char* key, const std::string& where) const {
+    const ojson& v = get(j, key, where);
+    if (!v.is_string()) fail(where + ": `" + key + "` must be a string");
+    return v.get<std::string>();
+  }
+  bool boolean(const ojson& j, const char* key, const std::string& where) const {
+    const ojson& v = get(j, key, where);
+    if (!v.is_boolean()) fail(where + ": `" + key + "` must be true or false");
+    return v.get<bool>();
+  }
+  std::vector<int64_t> ints(const ojson& j, const char* key, const std::string& where) const {
+    const ojson& v = get(j, key, where);
+    if (!v.is_array()) fail(where + ": `" + key + "` must be a list of integers");
+    std::vector<int64_t> out;
+    for (const auto& x : v) {
+      if (!x.is_number_integer()) fail(where + ": `" + key + "` must be a list of integers");
+      out.push_back(x.get<int64_t>());
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+void Engine::save(const std::string& path) const {
+  const Program& p = program_;
+  std::vector<std::pair<std::string, Blob>> blobs;
+  ojson prog;
+  prog["input_size"] = p.input_size;
+  prog["flatten_input"] = p.flatten_input;
+  prog["input_name"] = p.input_name;
+  prog["input"] = input_json(p.input);
+  ojson stages = ojson::array();
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const Stage& s = p.stages[i];
+    ojson j;
+    j["kind"] = s.kind;
+    j["name"] = s.name;
+    j["frac"] = s.frac;
+    if (s.kind == "dense") {
+      j["in_features"] = s.in_features;
+      j["out_features"] = s.out_features;
+      const std::string w = "stages." + std::to_string(i) + ".weight";
+      blobs.push_back({w, {narrowest(s.weight), {s.out_features, s.in_features}, s.weight}});
+      j["weight"] = w;
+      if (!s.bias.empty()) {
+        const std::string b = "stages." + std::to_string(i) + ".bias";
+        blobs.push_back({b, {narrowest(s.bias), {s.out_features}, s.bias}});
+        j["bias"] = b;
+      } else {
+        j["bias"] = nullptr;
+      }
+    } else {
+      const Requantizer& r = s.requantizer;
+      ojson q;
+      q["kind"] = r.kind;
+      q["shift"] = r.shift;
+      q["lo"] = r.lo;
+      q["hi"] = r.hi;
+      q["has_slope"] = r.has_slope;
+      q["slope_shift"] = r.slope_shift;
+      q["neg_lo"] = r.neg_lo;
+      q["low"] = r.low;
+      q["threshold"] = r.threshold;
+      j["requantizer"] = q;
+    }
+    stages.push_back(j);
+  }
+  prog["stages"] = stages;
+
+  ojson header = ojson::object();
+  size_t offset = 0;
+  std::string data;
+  for (const auto& [name, b] : blobs) {
+    const int size = itemsize(b.dtype);
+    ojson e;
+    e["dtype"] = b.dtype;
+    e["shape"] = b.shape;
+    e["data_offsets"] = {offset, offset + b.values.size() * static_cast<size_t>(size)};
+    header[name] = e;
+    for (int64_t v : b.values) put_le(data, v, size);
+    offset = data.size();
+  }
+  header["__metadata__"] = {{"format", kFormat},
+                            {"format_version", std::to_string(kVersion)},
+                            {"heteroq_version", HETEROQ_VERSION_STRING},
+                            {"program", prog.dump()}};
+  std::string h = header.dump();
+  while ((8 + h.size()) % 8 != 0) h.push_back(' ');
+  std::string bytes;
+  put_le(bytes, static_cast<int64_t>(h.size()), 8);
+  bytes += h;
+  bytes += data;
+
+  const std::string tmp = path + ".tmp" + std::to_string(static_cast<long>(::getpid()));
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw InvalidArgument("heteroq::deploy::Engine::save: cannot write " + tmp);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw InvalidArgument("heteroq::deploy::Engine::save: writing " + tmp + " failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw InvalidArgument("heteroq::deploy::Engine::save: cannot rename " + tmp + " to " + path +
+                          ": " + std::strerror(errno));
+  }
+}
+
+Engine Engine::load(const std::string& path) {
+  Reader rd{path};
+  std::ifstream f(path, std::ios::binary);
+  if (!f) rd.fail("cannot open the file");
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 8) rd.fail("truncated: " + std::to_string(bytes.size()) + " bytes, less than the 8-byte header length");
+  const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto n = static_cast<uint64_t>(get_le(raw, 8));
+  if (n > bytes.size() - 8) {
+    rd.fail("truncated or corrupted: the header length " + std::to_string(n) + " exceeds the " +
+            std::to_string(bytes.size() - 8) + " bytes after it");
+  }
+  ojson header;
+  try {
+    header = ojson::parse(bytes.substr(8, n));
+  } catch (const std::exception& e) {
+    rd.fail(std::string("corrupted header (not JSON): ") + e.what());
+  }
+  if (!header.is_object()) rd.fail("corrupted header: not a JSON object");
+  const size_t data_begin = 8 + n, data_size = bytes.size() - data_begin;
+  const ojson& meta = rd.get(header, "__metadata__", "header");
+  if (!meta.is_object()) rd.fail("`__metadata__` must be an object");
+  const std::string format = rd.text(meta, "format", "__metadata__");
+  if (format != kFormat) {
+    rd.fail("not a heteroq engine file: format `" + format + "` (expected `" + kFormat + "`" +
+            (format == "heteroq.quantized_weights"
+                 ? "; this is a quantized-weights file: compile the model with heteroq.deploy.compile"
+                 : "") + ")");
+  }
+  const std::string version = rd.text(meta, "format_version", "__metadata__");
+  if (version != std::to_string(kVersion)) rd.fail("unsupported format_version `" + version + "`");
+
+  // Tensors: dtype, shape against byte count, offsets tiling the data section.
+  std::map<std::string, Blob> blobs;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const auto& [name, e] : header.items()) {
+    if (name == "__metadata__") continue;
+    const std::string where = "tensor `" + name + "`";
+    Blob b;
+    b.dtype = rd.text(e, "dtype", where);
+    const int size = itemsize(b.dtype);
+    if (size == 0) rd.fail(where + ": unsupported dtype `" + b.dtype + "` (integers only)");
+    b.shape = rd.ints(e, "shape", where);
+    uint64_t count = 1;
+    for (int64_t d : b.shape) {
+      if (d < 0 || d > (int64_t(1) << 40)) rd.fail(where + ": bad shape");
+      count *= static_cast<uint64_t>(d);
+      if (count > (uint64_t(1) << 40)) rd.fail(where + ": bad shape");
+    }
+    const std::vector<int64_t> off = rd.ints(e, "data_offsets", where);
+    if (off.size() != 2 || off[0] < 0 || off[1] < off[0]) rd.fail(where + ": bad data_offsets");
+    const auto begin = static_cast<uint64_t>(off[0]), end = static_cast<uint64_t>(off[1]);
+    if (end - begin != count * static_cast<uint64_t>(size)) {
+      rd.fail(where + ": data_offsets hold " + std::to_string(end - begin) + " bytes, the shape needs " +
+              std::to_string(count * size));
+    }
+    if (end > data_size) {
+      rd.fail("truncated: " + where + " ends at byte " + std::to_string(end) + " of a " +
+              std::to_string(data_size) + "-byte data section");
+    }
+    ranges.push_back({begin, end});
+    b.values.resize(count);
+    for (uint64_t k = 0; k < count; ++k) b.values[k] = get_le(raw + data_begin + begin + k * size, size);
+    blobs[name] = std::move(b);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t at = 0;
+  for (const auto& [b, e] : ranges) {
+    if (b != at) rd.fail("corrupted: the tensors overlap or leave a gap at byte " + std::to_string(at));
+    at = e;
+  }
+  if (at != data_size) {
+    rd.fail("corrupted: " + std::to_string(data_size - at) + " bytes after the last tensor");
+  }
+
+  ojson prog;
+  try {
+    prog = ojson::parse(rd.text(meta, "program", "__metadata__"));
+  } catch (const InvalidArgument&) {
+    throw;
+  } catch (const std::exception& e) {
+    rd.fail(std::string("corrupted `program` (not JSON): ") + e.what());
+  }
+  Program p;
+  p.input_size = rd.integer(prog, "input_size", "program");
+  p.flatten_input = rd.boolean(prog, "flatten_input", "program");
+  p.input_name = rd.text(prog, "input_name", "program");
+  const ojson& in = rd.get(prog, "input", "program");
+  p.input.kind = rd.text(in, "kind", "program.input");
+  p.input.in_scale = rd.real(in, "in_scale", "program.input");
+  p.input.lo = rd.integer(in, "lo", "program.input");
+  p.input.hi = rd.integer(in, "hi", "program.input");
+  p.input.slope = rd.real(in, "slope", "program.input");
+  p.input.neg_lo = rd.integer(in, "neg_lo", "program.input");
+  p.input.low = rd.integer(in, "low", "program.input");
+  p.input.threshold = static_cast<float>(rd.real(in, "threshold", "program.input"));
+  p.input.frac = rd.integer(in, "frac", "program.input");
+  const ojson& stages = rd.get(prog, "stages", "program");
+  if (!stages.is_array()) rd.fail("program: `stages` must be a list");
+  std::set<std::string> used;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const ojson& j = stages[i];
+    const std::string where = "program.stages[" + std::to_string(i) + "]";
+    Stage s;
+    s.kind = rd.text(j, "kind", where);
+    s.name = rd.text(j, "name", where);
+    s.frac = rd.ints(j, "frac", where);
+    if (s.kind == "dense") {
+      s.in_features = rd.integer(j, "in_features", where);
+      s.out_features = rd.integer(j, "out_features", where);
+      auto tensor = [&](const std::string& name, std::vector<int64_t> shape) -> std::vector<int64_t> {
+        auto it = blobs.find(name);
+        if (it == blobs.end()) rd.fail(where + ": tensor `" + name + "` is missing");
+        if (it->second.shape != shape) rd.fail(where + ": tensor `" + name + "` has the wrong shape");
+        used.insert(name);
+        return it->second.values;
+      };
+      s.weight = tensor(rd.text(j, "weight", where), {s.out_features, s.in_features});
+      const ojson& b = rd.get(j, "bias", where);
+      if (!b.is_null()) {
+        if (!b.is_string()) rd.fail(where + ": `bias` must be a tensor name or null");
+        s.bias = tensor(b.get<std::string>(), {s.out_features});
+      }
+    } else {
+      const ojson& q = rd.get(j, "requantizer", where);
+      const std::string w = where + ".requantizer";
+      Requantizer& r = s.requantizer;
+      r.kind = rd.text(q, "kind", w);
+      r.shift = rd.ints(q, "shift", w);
+      r.lo = rd.integer(q, "lo", w);
+      r.hi = rd.integer(q, "hi", w);
+      r.has_slope = rd.boolean(q, "has_slope", w);
+      r.slope_shift = rd.ints(q, "slope_shift", w);
+      r.neg_lo = rd.integer(q, "neg_lo", w);
+      r.low = rd.integer(q, "low", w);
+      r.threshold = rd.ints(q, "threshold", w);
+    }
+    p.stages.push_back(std::move(s));
+  }
+  for (const auto& [name, b] : blobs) {
+    if (!used.count(name)) rd.fail("tensor `" + name + "` is not used by the program");
+  }
+  try {
+    return Engine(std::move(p));
+  } catch (const InvalidArgument& e) {
+    rd.fail(std::string("invalid program: ") + e.what());
+  }
+}
+
+}  // namespace heteroq::deploy
