@@ -148,6 +148,10 @@ def test_conv1d_and_torch_layers_exact(tmp_path):
         torch.nn.ReLU(),
         torch.nn.MaxPool1d(2),
         qnn.QActivation("quantized_bits(8,2,alpha=1)"),
+        qnn.QSeparableConv1d(6, 6, 3, depth_multiplier=2, padding=1,
+                             depthwise_quantizer="quantized_bits(4,0,1,alpha='auto_po2')",
+                             pointwise_quantizer=Q6, bias_quantizer=Q6),
+        qnn.QActivation("quantized_bits(8,3,alpha=1)"),
         torch.nn.Conv1d(6, 4, 3),  # float weights: exported as float constants
         torch.nn.Flatten(),
         torch.nn.Identity(),
@@ -156,13 +160,15 @@ def test_conv1d_and_torch_layers_exact(tmp_path):
         qnn.QActivation("quantized_bits(8,3,alpha=1)"),
     )
     _set_bn(model[1], 6)
-    _set_bn(model[8], 3)
+    _set_bn(model[10], 3)
     with torch.no_grad():  # float weights on a coarse grid keep the float32 sums exact
-        model[5].weight.copy_(torch.round(model[5].weight * 16) / 16)
-        model[5].bias.copy_(torch.round(model[5].bias * 16) / 16)
+        model[7].weight.copy_(torch.round(model[7].weight * 16) / 16)
+        model[7].bias.copy_(torch.round(model[7].bias * 16) / 16)
     x = torch.randn(16, 2, 20) * 2
-    _, y_graph = export_and_run(model, x, tmp_path / "c1.onnx", INPUT_Q)
+    loaded, y_graph = export_and_run(model, x, tmp_path / "c1.onnx", INPUT_Q)
     assert (y_graph == model_output(model, x, INPUT_Q)).all()
+    names = [n.name for n in loaded.graph.node]
+    assert "5_depthwise" in names and "5_pointwise" in names
 
 
 def test_torch_activations_and_pools_exact(tmp_path):
