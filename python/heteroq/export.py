@@ -260,9 +260,9 @@ def _activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
             raise fail(f"{spec}: use_sigmoid has no exact Quant form")
         if q.negative_slope != 0.0:
             raise fail(f"{spec}: a negative_slope has no exact Quant form")
-        if not q.is_quantized_clip:
-            raise fail(f"{spec}: is_quantized_clip=False (a float upper bound) has no exact "
-                       f"Quant form")
+        if not q.is_quantized_clip and q.relu_upper_bound is not None:
+            raise fail(f"{spec}: is_quantized_clip=False with a relu_upper_bound (a float bound "
+                       f"on the output) has no exact Quant form")
         # codes clamp(round(relu(x) / step), 0, 2^bits - 1), step 2^(integer - bits): an unsigned
         # Quant (its clamp at 0 is the ReLU).
         return _quant(g, x, base, 2.0 ** (q.integer - q.bits), q.bits, False, False)
@@ -481,8 +481,10 @@ def _export_layer(g: _Graph, c: _Call, x: str, who: str) -> str:
     if isinstance(m, Quantizer):
         return _activation(g, x, m, base, fail)
     if isinstance(m, qnn.QAdaptiveActivation):
-        raise fail("its integer bits follow moving statistics; replace it by a QActivation with "
-                   "a fixed quantizer to export")
+        if m.per_channel:
+            raise fail("per-channel integer bits are not exported (one quantizer per channel)")
+        # In eval mode it applies its current quantizer (integer bits frozen in the buffer).
+        return _activation(g, x, m.quantizer(), base, fail)
     if isinstance(m, (qnn.QBatchNorm1d, qnn.QBatchNorm2d)):
         return _batch_norm(g, c, x, base, fail)
     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

@@ -320,6 +320,7 @@ ACTIVATION_SPECS = [
     "quantized_relu(4,0)",
     "quantized_relu(6)",
     "quantized_relu(4,1,enable_fast_inference=1)",
+    "quantized_relu(6,2,is_quantized_clip=0)",
     "quantized_tanh(4)",
     "quantized_tanh(5,symmetric=1)",
     "quantized_sigmoid(4)",
@@ -346,6 +347,23 @@ def test_activation_quantizers_exact(spec, tmp_path):
     y = model_output(model, x)
     assert (y_graph == y).all(), (spec, x[y_graph != y][:5], y_graph[y_graph != y][:5],
                                   y[y_graph != y][:5])
+
+
+@pytest.mark.parametrize("activation", ["quantized_bits", "quantized_relu"])
+def test_adaptive_activation_exact(activation, tmp_path):
+    """QAdaptiveActivation exports the quantizer its moving statistics have chosen."""
+    act = qnn.QAdaptiveActivation(activation, 8, ema_decay=0.5)
+    act.train()
+    for _ in range(5):
+        act(torch.randn(64, 8) * 6)
+    assert int(act.integer_bits) > 0  # the statistics moved the integer bits
+    model = torch.nn.Sequential(qnn.QDense(8, 8, kernel_quantizer="quantized_bits(8,3,alpha=1)",
+                                           bias_quantizer=Q6), act)
+    x = torch.randn(256, 8) * 3
+    loaded, y_graph = export_and_run(model, x, tmp_path / "ad.onnx", INPUT_Q)
+    assert (y_graph == model_output(model, x, INPUT_Q)).all()
+    assert E.hls4ml_config(model, input_quantizer=INPUT_Q)["LayerName"]["1"]["Precision"] == \
+        {"result": E.hls4ml_type(act.quantizer())}
 
 
 def test_activation_after_dense_exact(tmp_path):
@@ -451,7 +469,10 @@ class _ViewModel(torch.nn.Module):
     (torch.nn.Tanh(), r"layer '1' \(Tanh\).*no exact"),
     (torch.nn.Softmax(dim=1), r"layer '1' \(Softmax\).*no exact"),
     (torch.nn.BatchNorm1d(8), r"layer '1' \(BatchNorm1d\)"),
-    (qnn.QAdaptiveActivation("quantized_relu", 8), r"layer '1'.*moving statistics"),
+    (qnn.QAdaptiveActivation("quantized_relu", 8, per_channel=True, num_channels=8),
+     r"layer '1'.*per-channel integer bits"),
+    (qnn.QActivation("quantized_relu(6,2,is_quantized_clip=0,relu_upper_bound=3.0)"),
+     r"layer '1'.*relu_upper_bound"),
     (qnn.QDense(8, 8, kernel_quantizer="bernoulli()"), r"layer '1'.*random"),
 ])
 def test_unexportable_layers_are_named(layer, match, tmp_path):
