@@ -376,6 +376,71 @@ def test_activation_after_dense_exact(tmp_path):
     assert (y_graph == model_output(model, x, INPUT_Q)).all()
 
 
+EXACT_ACTIVATIONS = ["quantized_bits(8,2,alpha=1)", "quantized_bits(6,1,1,alpha=1)",
+                     "quantized_relu(6,2)", "quantized_relu(8,3)", "quantized_tanh(6)",
+                     "quantized_sigmoid(6)", "binary(alpha=0.5)", "quantized_bits(7,2,alpha=2)"]
+
+
+RANDOM_WEIGHT_SPECS = [spec for spec in WEIGHT_SPECS_PO2 if "[" not in spec]  # any channel count
+
+
+def _random_chain(rng):
+    """A random CNN or MLP of supported layers and power-of-two quantizers."""
+    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+    layers = []
+    channels = int(rng.integers(1, 4))
+    shape = (16, channels, 8, 8)
+    conv = bool(rng.integers(2))
+    size = 8
+    if conv:
+        for _ in range(int(rng.integers(1, 3))):
+            out = int(rng.integers(2, 6))
+            kind = int(rng.integers(3))
+            if kind == 0:
+                layers.append(qnn.QConv2d(channels, out, 3, padding=1,
+                                          kernel_quantizer=pick(RANDOM_WEIGHT_SPECS),
+                                          bias_quantizer=Q6))
+            elif kind == 1:
+                out = channels * 2
+                layers.append(qnn.QDepthwiseConv2d(channels, 3, depth_multiplier=2, padding=1,
+                                                   depthwise_quantizer=pick(RANDOM_WEIGHT_SPECS)))
+            else:
+                bn = qnn.QConv2dBatchNorm(channels, out, 3, padding=1,
+                                          kernel_quantizer="quantized_bits(6,2,1,alpha='auto_po2')",
+                                          bias_quantizer="quantized_bits(8,3,alpha=1)")
+                _set_bn(bn, out)
+                layers.append(bn)
+            layers.append(qnn.QActivation(pick(EXACT_ACTIVATIONS)))
+            if rng.integers(2):
+                layers.append(pick([torch.nn.MaxPool2d(2), qnn.QAvgPool2d(
+                    2, average_quantizer="quantized_bits(8,0,alpha=1)",
+                    activation="quantized_bits(10,4,alpha=1)")]))
+                size //= 2
+            channels = out
+        layers.append(torch.nn.Flatten())
+        features = channels * size * size
+    else:
+        features = channels * 4
+        shape = (16, features)
+    for _ in range(int(rng.integers(1, 3))):
+        out = int(rng.integers(2, 12))
+        layers.append(qnn.QDense(features, out, kernel_quantizer=pick(RANDOM_WEIGHT_SPECS),
+                                 bias_quantizer=pick([Q6, "quantized_bits(8,3,alpha=1)"])))
+        layers.append(qnn.QActivation(pick(EXACT_ACTIVATIONS)))
+        features = out
+    return torch.nn.Sequential(*layers), shape
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_chains_exact(seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model, shape = _random_chain(rng)
+    x = torch.randn(shape) * 3
+    _, y_graph = export_and_run(model, x, tmp_path / "r.onnx", INPUT_Q)
+    assert (y_graph == model_output(model, x, INPUT_Q)).all(), model
+
+
 # ---------------------------------------------------------------------------------------------
 # The graph's form: what hls4ml and FINN read
 
