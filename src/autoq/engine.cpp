@@ -1,2 +1,281 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
-// The AutoQ search engine (filled in by its issue).
+//
+// AutoQ over a torch::nn::Sequential: layer description, width scaling (tune_filters), the named
+// cost registry and ModelSearch.
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "heteroq/autoq/model.h"
+#include "heteroq/errors.h"
+#include "heteroq/nn/convert.h"
+#include "heteroq/nn/serialize.h"
+
+namespace heteroq::autoq {
+
+std::vector<LayerDesc> describe_sequential(const torch::nn::Sequential& model) {
+  std::vector<LayerDesc> out;
+  for (const auto& item : model->named_children()) {
+    const auto& m = item.value();
+    LayerDesc d;
+    d.name = item.key();
+    d.kind = m->name();
+    d.has_bias = false;
+    if (auto l = m->as<torch::nn::Linear>()) {
+      d.kind = "Dense";
+      d.width = l->options.out_features();
+      d.has_bias = l->options.bias();
+    } else if (auto c = m->as<torch::nn::Conv1d>()) {
+      d.kind = "Conv1D";
+      d.width = c->options.out_channels();
+      d.has_bias = c->options.bias();
+    } else if (auto c2 = m->as<torch::nn::Conv2d>()) {
+      const auto& o = c2->options;
+      const bool depthwise =
+          o.groups() > 1 && o.groups() == o.in_channels() && o.out_channels() % o.in_channels() == 0;
+      d.kind = depthwise ? "DepthwiseConv2D" : "Conv2D";
+      d.width = o.out_channels();
+      d.has_bias = o.bias();
+    } else if (auto t = m->as<torch::nn::ConvTranspose2d>()) {
+      d.kind = "Conv2DTranspose";
+      d.width = t->options.out_channels();
+      d.has_bias = t->options.bias();
+    } else if (m->as<torch::nn::BatchNorm1d>() || m->as<torch::nn::BatchNorm2d>()) {
+      d.kind = "BatchNormalization";
+    } else if (m->as<torch::nn::ReLU>()) {
+      d.kind = "Activation";
+      d.activation = "relu";
+    } else if (m->as<torch::nn::Tanh>()) {
+      d.kind = "Activation";
+      d.activation = "tanh";
+    } else if (m->as<torch::nn::Sigmoid>()) {
+      d.kind = "Activation";
+      d.activation = "sigmoid";
+    } else if (m->as<torch::nn::LeakyReLU>()) {
+      d.kind = "Activation";
+      d.activation = "leakyrelu";
+    } else if (m->as<torch::nn::Softmax>()) {
+      d.kind = "Activation";
+      d.activation = "softmax";
+    } else if (m->as<torch::nn::Identity>()) {
+      d.kind = "Activation";
+      d.activation = "linear";
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+torch::nn::Sequential scale_widths(const torch::nn::Sequential& model, const std::map<std::string, double>& factors) {
+  std::set<std::string> names;
+  for (const auto& item : model->named_children()) names.insert(item.key());
+  for (const auto& [n, f] : factors) {
+    if (!names.count(n)) throw InvalidArgument("autoq scale_widths: \"" + n + "\" is not a layer of the model");
+    if (!(f > 0.0)) throw InvalidArgument("autoq scale_widths: the factor of \"" + n + "\" must be > 0");
+  }
+  torch::nn::Sequential out;
+  std::optional<std::pair<int64_t, int64_t>> carried;  // (old channels, new channels)
+  auto changed = [&]() { return carried && carried->first != carried->second; };
+  const auto children = model->named_children();
+  size_t index = 0;
+  for (const auto& any : *model) {
+    const std::string& name = children[index].key();
+    const auto& m = children[index].value();
+    ++index;
+    torch::nn::AnyModule keep = any.clone();
+    if (auto l = m->as<torch::nn::Linear>()) {
+      int64_t fin = l->options.in_features(), fout = l->options.out_features();
+      if (changed()) {
+        if (fin % carried->first != 0)
+          throw InvalidArgument("autoq scale_widths: cannot resize the inputs of \"" + name + "\"");
+        fin = fin / carried->first * carried->second;
+      }
+      if (factors.count(name)) fout = std::max<int64_t>(static_cast<int64_t>(fout * factors.at(name)), 1);
+      if (fin != l->options.in_features() || fout != l->options.out_features())
+        keep = torch::nn::AnyModule(torch::nn::Linear(torch::nn::LinearOptions(fin, fout).bias(l->options.bias())));
+      carried = std::make_pair(l->options.out_features(), fout);
+    } else if (auto c = m->as<torch::nn::Conv2d>()) {
+      auto o = c->options;
+      const bool depthwise = o.groups() > 1 && o.groups() == o.in_channels();
+      int64_t cin = o.in_channels(), cout = o.out_channels(), groups = o.groups();
+      if (changed()) {
+        cin = carried->second;
+        if (depthwise) {
+          cout = cout / o.in_channels() * cin;
+          groups = cin;
+        } else if (groups != 1) {
+          throw InvalidArgument("autoq scale_widths: cannot resize grouped conv \"" + name + "\"");
+        }
+      }
+      if (factors.count(name)) {
+        if (depthwise) throw InvalidArgument("autoq scale_widths: depthwise \"" + name + "\" has no filters to tune");
+        cout = std::max<int64_t>(static_cast<int64_t>(cout * factors.at(name)), 1);
+      }
+      if (cin != o.in_channels() || cout != o.out_channels()) {
+        torch::nn::Conv2dOptions n(cin, cout, o.kernel_size());
+        n.stride(o.stride()).padding(o.padding()).dilation(o.dilation()).groups(groups).bias(o.bias())
+            .padding_mode(o.padding_mode());
+        keep = torch::nn::AnyModule(torch::nn::Conv2d(n));
+      }
+      carried = std::make_pair(o.out_channels(), cout);
+    } else if (auto c1 = m->as<torch::nn::Conv1d>()) {
+      auto o = c1->options;
+      if (o.groups() != 1) throw InvalidArgument("autoq scale_widths: cannot resize grouped conv \"" + name + "\"");
+      int64_t cin = changed() ? carried->second : o.in_channels(), cout = o.out_channels();
+      if (factors.count(name)) cout = std::max<int64_t>(static_cast<int64_t>(cout * factors.at(name)), 1);
+      if (cin != o.in_channels() || cout != o.out_channels()) {
+        torch::nn::Conv1dOptions n(cin, cout, o.kernel_size());
+        n.stride(o.stride()).padding(o.padding()).dilation(o.dilation()).bias(o.bias()).padding_mode(o.padding_mode());
+        keep = torch::nn::AnyModule(torch::nn::Conv1d(n));
+      }
+      carried = std::make_pair(o.out_channels(), cout);
+    } else if (auto b1 = m->as<torch::nn::BatchNorm1d>()) {
+      if (changed()) {
+        auto o = b1->options;
+        keep = torch::nn::AnyModule(torch::nn::BatchNorm1d(o.num_features(carried->second)));
+      }
+    } else if (auto b2 = m->as<torch::nn::BatchNorm2d>()) {
+      if (changed()) {
+        auto o = b2->options;
+        keep = torch::nn::AnyModule(torch::nn::BatchNorm2d(o.num_features(carried->second)));
+      }
+    }
+    out->push_back(name, std::move(keep));
+  }
+  return out;
+}
+
+namespace {
+
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, CostFactory>& registry() {
+  static std::map<std::string, CostFactory> r;
+  return r;
+}
+
+SearchSpace space_for(const torch::nn::Sequential& model, const ModelSearchOptions& o) {
+  const auto layers = describe_sequential(model);
+  if (o.bit_ranges) return SearchSpace::from_bit_ranges(layers, *o.bit_ranges, o.space);
+  return SearchSpace::build(layers, o.space);
+}
+
+double reference_of(const CostFn& cost, const torch::nn::Sequential& model) {
+  if (!cost) throw InvalidArgument("autoq: the cost function is empty");
+  return cost(model, true);
+}
+
+}  // namespace
+
+void register_cost(const std::string& name, CostFactory factory) {
+  if (name.empty()) throw InvalidArgument("autoq register_cost: the name is empty");
+  if (!factory) throw InvalidArgument("autoq register_cost: the factory of \"" + name + "\" is empty");
+  std::lock_guard<std::mutex> g(registry_mutex());
+  registry()[name] = std::move(factory);
+}
+
+std::vector<std::string> registered_costs() {
+  std::lock_guard<std::mutex> g(registry_mutex());
+  std::vector<std::string> out;
+  for (const auto& [k, v] : registry()) out.push_back(k);
+  return out;
+}
+
+CostFn named_cost(const std::string& name, const std::vector<int64_t>& input_shape, const std::string& options) {
+  CostFactory f;
+  {
+    std::lock_guard<std::mutex> g(registry_mutex());
+    auto it = registry().find(name);
+    if (it != registry().end()) f = it->second;
+  }
+  if (!f) {
+    std::string known;
+    for (const auto& n : registered_costs()) known += (known.empty() ? "" : ", ") + n;
+    if (name == "energy" || name == "bits" || name == "ebops" || name == "fpga")
+      throw InvalidArgument("autoq: goal \"" + name + "\" is not available: its cost model is not registered in " +
+                            "this build (registered: " + (known.empty() ? "none" : known) +
+                            "); pass a CostFn or register_cost() one");
+    throw InvalidArgument("autoq: unknown goal \"" + name + "\" (registered: " + (known.empty() ? "none" : known) +
+                          ")");
+  }
+  return f(input_shape, options);
+}
+
+ModelSearch::ModelSearch(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options)
+    : model_(std::move(float_model)),
+      cost_(std::move(cost)),
+      options_(std::move(options)),
+      search_(space_for(model_, options_), std::move(goal), reference_of(cost_, model_), options_.search) {}
+
+ModelSearch::ModelSearch(torch::nn::Sequential float_model, const std::string& goal_json,
+                         const std::vector<int64_t>& input_shape, ModelSearchOptions options)
+    : ModelSearch(float_model, parse_goal(goal_json),
+                  [&]() {
+                    const Goal g = parse_goal(goal_json);
+                    return named_cost(g.type, input_shape, goal_json.empty() ? "{}" : g.options);
+                  }(),
+                  std::move(options)) {}
+
+torch::nn::Sequential ModelSearch::build(const Trial& trial) const {
+  const TrialConfig c = search_.config_of(trial);
+  const torch::nn::Sequential base = c.filters.empty() ? model_ : scale_widths(model_, c.filters);
+  return nn::model_quantize(base, c.quantizer_config, search_.space().activation_bits(), options_.transfer_weights,
+                            false, options_.qkeras_compatible);
+}
+
+std::vector<Trial> ModelSearch::run(const TrainFn& train, std::optional<int64_t> max_new_trials,
+                                    const TrialCallback& on_trial) {
+  if (!train) throw InvalidArgument("autoq: the training function is empty");
+  TrialFn fn = [&](const TrialContext& ctx) {
+    torch::nn::Sequential model{nullptr};
+    int64_t epochs = ctx.epochs;
+    auto parent = trained_.find(ctx.parent);
+    if (ctx.parent >= 0 && parent != trained_.end()) {
+      model = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(parent->second->clone());
+      epochs = std::max<int64_t>(ctx.epochs - ctx.parent_epochs, 0);
+    }
+    if (!model) {
+      Trial t;
+      t.number = ctx.number;
+      t.params = ctx.params;
+      model = build(t);
+    }
+    TrialOutcome out;
+    out.cost = cost_(model, false);
+    out.metric = train(model, epochs, ctx);
+    trained_[ctx.number] = model;
+    return out;
+  };
+  auto trials = search_.run(fn, max_new_trials, on_trial);
+  // keep the best trial's model (and, for Hyperband, the models later rungs may continue)
+  const auto best = search_.best();
+  if (options_.search.strategy != "hyperband")
+    for (auto it = trained_.begin(); it != trained_.end();)
+      it = (best && it->first == best->number) ? std::next(it) : trained_.erase(it);
+  return trials;
+}
+
+std::optional<torch::nn::Sequential> ModelSearch::best_model() const {
+  const auto best = search_.best();
+  if (!best) return std::nullopt;
+  auto it = trained_.find(best->number);
+  if (it == trained_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ModelSearch::save_best(const std::string& path) const {
+  const auto m = best_model();
+  if (!m)
+    throw InvalidArgument("autoq save_best: no trained best model in this process (no complete trial, or it ran "
+                          "in another worker); build(best) and retrain it");
+  nn::save_quantized_weights(**m, path);
+}
+
+}  // namespace heteroq::autoq

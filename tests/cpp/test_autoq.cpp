@@ -451,3 +451,104 @@ TEST(AutoQSearch, BadOptions) {
   EXPECT_THROW(aq::Search(space, aq::Goal{}, 1.0, o), InvalidArgument);
   EXPECT_NE(aq::progress_line(3, 10, 0.5, 30).find("ETA 0:01:10"), std::string::npos);
 }
+
+// ---- ModelSearch: the C++ API over a Sequential -------------------------------------------------
+#include <torch/torch.h>
+
+#include "heteroq/autoq/model.h"
+#include "heteroq/cost/qstats.h"
+
+namespace {
+
+torch::nn::Sequential tiny_mlp() {
+  torch::manual_seed(0);
+  return torch::nn::Sequential(torch::nn::Linear(6, 12), torch::nn::ReLU(), torch::nn::Linear(12, 3));
+}
+
+// The weight bits of a model (QKeras's print_qstats "Total Bits"), float weights as 32 bits.
+double weight_bits(const torch::nn::Sequential& m, bool) {
+  return static_cast<double>(heteroq::cost::qstats(m, {1, 6}).total_bits);
+}
+
+}  // namespace
+
+TEST(AutoQModel, DescribeAndScaleWidths) {
+  const auto layers = aq::describe_sequential(tiny_mlp());
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[0].kind, "Dense");
+  EXPECT_EQ(layers[0].width, 12);
+  EXPECT_TRUE(layers[0].has_bias);
+  EXPECT_EQ(layers[1].kind, "Activation");
+  EXPECT_EQ(layers[1].activation, "relu");
+  auto m = aq::scale_widths(tiny_mlp(), {{"0", 0.5}});
+  EXPECT_EQ(m[0]->as<torch::nn::Linear>()->options.out_features(), 6);
+  EXPECT_EQ(m[2]->as<torch::nn::Linear>()->options.in_features(), 6);
+  EXPECT_EQ(m->forward(torch::randn({2, 6})).sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_THROW(aq::scale_widths(tiny_mlp(), {{"7", 0.5}}), InvalidArgument);
+}
+
+TEST(AutoQModel, SearchTrainsBuildsAndSaves) {
+  torch::manual_seed(1);
+  const auto x = torch::randn({64, 6});
+  const auto y = (x.select(1, 0) > 0).to(torch::kLong);
+  aq::ModelSearchOptions o;
+  o.space.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
+  // (the default config's stochastic_ternary needs qkeras_compatible's implicit alpha to train)
+  o.space.quantization_config = R"J({"kernel": {"quantized_bits(4,0,1)": 4, "quantized_bits(6,0,1)": 6,
+      "quantized_po2(4,1)": 4}, "bias": {"quantized_bits(8,3,1)": 8}, "activation": {"quantized_relu(4,2)": 4,
+      "quantized_relu(8,2)": 8}})J";
+  o.search.strategy = "bayesian";
+  o.search.max_trials = 4;
+  o.search.tpe_startup_trials = 2;
+  o.search.epochs = 2;
+  aq::ModelSearch s(tiny_mlp(), aq::Goal{}, weight_bits, o);
+  int calls = 0;
+  const auto trials = s.run([&](torch::nn::Sequential& m, int64_t epochs, const aq::TrialContext& t) {
+    ++calls;
+    EXPECT_EQ(epochs, 2);
+    torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(1e-2));
+    for (int64_t e = 0; e < epochs; ++e) {
+      opt.zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(m->forward(x), y);
+      loss.backward();
+      opt.step();
+    }
+    torch::NoGradGuard ng;
+    return m->forward(x).argmax(1).eq(y).to(torch::kDouble).mean().item<double>();
+  });
+  EXPECT_EQ(calls, 4);
+  ASSERT_EQ(trials.size(), 4u);
+  for (const auto& t : trials) {
+    EXPECT_EQ(t.status, "complete") << t.error;
+    EXPECT_LT(t.cost, s.search().reference_cost());  // <= 8-bit quantizers vs 32-bit floats
+    EXPECT_NEAR(t.score, aq::ForgivingFactor{}.score(t.metric, s.search().reference_cost(), t.cost), 1e-12);
+  }
+  auto best = s.best_model();
+  ASSERT_TRUE(best.has_value());
+  EXPECT_NE(best->ptr()->children()[0]->name().find("Q"), std::string::npos);
+  const std::string path = tmp_path("best.safetensors");
+  s.save_best(path);
+  EXPECT_TRUE(std::ifstream(path).good());
+  // a freshly built model of the best trial has the trial's quantizers
+  const auto rebuilt = s.build(*s.search().best());
+  EXPECT_EQ(rebuilt->size(), 3u);
+}
+
+TEST(AutoQModel, NamedGoalsRegistry) {
+  try {
+    aq::named_cost("latency", {6}, "{}");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown goal \"latency\""), std::string::npos);
+  }
+  aq::register_cost("test_bits", [](const std::vector<int64_t>& shape, const std::string&) -> aq::CostFn {
+    return [shape](const torch::nn::Sequential& m, bool r) { return weight_bits(m, r); };
+  });
+  aq::ModelSearchOptions o;
+  o.space.limit = R"J({"Dense": [4, 4, 4]})J";
+  o.search.max_trials = 2;
+  aq::ModelSearch s(tiny_mlp(), R"J({"type": "test_bits", "params": {"delta_p": 4}})J", {6}, o);
+  EXPECT_EQ(s.search().goal().factor.delta_p, 4.0);
+  s.run([](torch::nn::Sequential&, int64_t, const aq::TrialContext&) { return 0.5; });
+  EXPECT_EQ(s.search().trials().size(), 2u);
+}

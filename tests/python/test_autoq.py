@@ -17,6 +17,9 @@ import heteroq
 from heteroq import autoq
 
 LIMIT = {"Dense": [8, 8, 8], "Activation": [8]}
+# quantizers that train without QKeras's implicit alpha (qkeras_compatible=False)
+TRAINABLE = {"kernel": {"quantized_bits(4,0,1)": 4, "quantized_bits(6,0,1)": 6, "quantized_po2(4,1)": 4},
+             "bias": {"quantized_bits(8,3,1)": 8}, "activation": {"quantized_relu(4,2)": 4, "quantized_relu(8,2)": 8}}
 
 
 def mlp(seed=0):
@@ -137,8 +140,10 @@ def test_search_trains_and_saves_best(tmp_path):
     x, y = toy_data()
     data = [(x[i:i + 32], y[i:i + 32]) for i in range(0, len(x), 32)]
     train = autoq.make_trainer(data, data, torch.nn.functional.cross_entropy, progress=False)
-    search = autoq.AutoQ(mlp(), goal=bits_goal(), limit=LIMIT, max_trials=3, epochs=2, seed=1, progress=False)
+    search = autoq.AutoQ(mlp(), goal=bits_goal(), limit=LIMIT, quantization_config=TRAINABLE, max_trials=3, epochs=2,
+                         seed=1, progress=False)
     search.fit(train)
+    assert all(t.status == "complete" for t in search.trials), [t.error for t in search.trials]
     best = search.best_trial
     assert best is not None and 0.0 <= best.metric <= 1.0
     model = search.best_model()
