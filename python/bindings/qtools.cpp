@@ -3,6 +3,8 @@
 // Python bindings of heteroq/cost/qtools.h: plain data only. heteroq.cost (python/heteroq/
 // _qtools.py) passes the layer dicts of heteroq.cost.describe and the options as a dict; the
 // data-type map, energy and size come back as JSON and as the printed table.
+#include "heteroq/cost/qtools.h"
+
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -13,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include "heteroq/cost/qtools.h"
 #include "heteroq/errors.h"
 #include "heteroq/quantizers/quantizer.h"
 
@@ -108,16 +109,27 @@ QToolsOptions to_options(const py::dict& d) {
                         ? (py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v))
                         : py::isinstance<py::str>(v);
     if (!ok) {
-      throw InvalidArgument(std::string("qtools: option `") + key + "` has the wrong type: " +
-                            std::string(py::str(py::repr(v))));
+      throw InvalidArgument(std::string("qtools: option `") + key +
+                            "` has the wrong type: " + std::string(py::str(py::repr(v))));
     }
     target = v.cast<T>();
   };
-  static const std::array<const char*, 16> known = {
-      "process",          "weights_on_memory",  "activations_on_memory", "min_sram_size",
-      "rd_wr_on_io",      "source_quantizer",   "default_quantizer",     "keras_quantizer",
-      "keras_accumulator", "for_reference",     "reference_internal",    "reference_accumulator",
-      "unknown_layers_as_zero", "ref_bits",     "input_bits",            "output_bits"};
+  static const std::array<const char*, 16> known = {"process",
+                                                    "weights_on_memory",
+                                                    "activations_on_memory",
+                                                    "min_sram_size",
+                                                    "rd_wr_on_io",
+                                                    "source_quantizer",
+                                                    "default_quantizer",
+                                                    "keras_quantizer",
+                                                    "keras_accumulator",
+                                                    "for_reference",
+                                                    "reference_internal",
+                                                    "reference_accumulator",
+                                                    "unknown_layers_as_zero",
+                                                    "ref_bits",
+                                                    "input_bits",
+                                                    "output_bits"};
   for (const auto& item : d) {
     const auto key = item.first.cast<std::string>();
     if (std::find(known.begin(), known.end(), key) == known.end()) {

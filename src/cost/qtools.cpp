@@ -259,8 +259,8 @@ Unit make_multiplier(const QType& w, const QType& x) {
         out.bits = std::max(x.bits, w.bits);
         out.is_signed = x.is_signed || w.is_signed;
         out.is_floating_point = x.is_floating_point || w.is_floating_point;
-        out.int_bits = w.name == "binary" && w.mode == OperandMode::kBinary01 ? x.int_bits
-                                                                                : w.int_bits;
+        out.int_bits =
+            w.name == "binary" && w.mode == OperandMode::kBinary01 ? x.int_bits : w.int_bits;
         if (has(out.name, "po2")) {
           out.name = out.is_signed ? "quantized_po2" : "quantized_relu_po2";
           out.max_value = has(w.name, "po2") ? w.max_value : x.max_value;
@@ -336,7 +336,7 @@ Unit make_adder(const QType& a, const QType& b) {
       return fixed_type(bits, int_bits, q.is_signed);
     };
     const QType p = as_fixed(a), q = as_fixed(b);
-    u.kind = a.is_po2 && b.is_po2 ? "Po2Adder"
+    u.kind = a.is_po2 && b.is_po2   ? "Po2Adder"
              : a.is_po2 || b.is_po2 ? "Po2FixedPointAdder"
                                     : "FixedPointAdder";
     // One more integer bit than the wider operand, the finer fraction (QTools's bias adder).
@@ -376,7 +376,8 @@ Unit make_divider(const QType& num, const QType& den, const LayerInfo& l) {
     QType out = po2_type(true);
     out.bits = std::max(num.bits, den.bits) + 1;
     out.int_bits = std::max(num.int_bits, den.int_bits) + 1;
-    out.max_value = (num.max_value == -1 || den.max_value == -1) ? -1 : num.max_value / den.max_value;
+    out.max_value =
+        (num.max_value == -1 || den.max_value == -1) ? -1 : num.max_value / den.max_value;
     u.output = out;
     u.gate_factor = 1;
     u.gate_bits = static_cast<double>(out.bits);
@@ -414,8 +415,18 @@ QToolsOperator as_operator(const Unit& u, std::string part, std::string role, in
 
 // ---- layer roles by type name ----
 
-enum class Role { kMac, kActivation, kFloatActivation, kBatchNorm, kAvgPool, kMaxPool, kReshape,
-                  kUpsample, kPass, kUnknown };
+enum class Role {
+  kMac,
+  kActivation,
+  kFloatActivation,
+  kBatchNorm,
+  kAvgPool,
+  kMaxPool,
+  kReshape,
+  kUpsample,
+  kPass,
+  kUnknown
+};
 
 const char* role_name(Role r) {
   switch (r) {
@@ -454,19 +465,38 @@ Role role_of(const LayerInfo& l) {
                                                   "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"};
   static const std::set<std::string> reshapes = {"Flatten", "Unflatten"};
   static const std::set<std::string> float_activations = {
-      "ReLU",     "ReLU6",      "LeakyReLU",  "PReLU",      "RReLU",      "ELU",
-      "SELU",     "CELU",       "GELU",       "SiLU",       "Mish",       "Sigmoid",
-      "Tanh",     "Hardtanh",   "Hardswish",  "Hardsigmoid", "Softmax",   "Softmin",
-      "LogSoftmax", "Softmax2d", "Softplus",  "Softsign",   "Tanhshrink", "Hardshrink",
-      "Softshrink", "Threshold", "LogSigmoid"};
-  static const std::set<std::string> passes = {
-      "Identity",        "Dropout",         "Dropout1d",        "Dropout2d",
-      "Dropout3d",       "AlphaDropout",    "FeatureAlphaDropout", "ZeroPad2d",
-      "ConstantPad1d",   "ConstantPad2d",   "ConstantPad3d",    "ReflectionPad1d",
-      "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d",
-      "ReplicationPad3d", "PixelShuffle",   "PixelUnshuffle",   "ChannelShuffle",
-      "InstanceNorm1d",  "InstanceNorm2d",  "InstanceNorm3d",   "LayerNorm",
-      "GroupNorm",       "LocalResponseNorm", "LPPool1d",       "LPPool2d"};
+      "ReLU",      "ReLU6",       "LeakyReLU",  "PReLU",      "RReLU",      "ELU",       "SELU",
+      "CELU",      "GELU",        "SiLU",       "Mish",       "Sigmoid",    "Tanh",      "Hardtanh",
+      "Hardswish", "Hardsigmoid", "Softmax",    "Softmin",    "LogSoftmax", "Softmax2d", "Softplus",
+      "Softsign",  "Tanhshrink",  "Hardshrink", "Softshrink", "Threshold",  "LogSigmoid"};
+  static const std::set<std::string> passes = {"Identity",
+                                               "Dropout",
+                                               "Dropout1d",
+                                               "Dropout2d",
+                                               "Dropout3d",
+                                               "AlphaDropout",
+                                               "FeatureAlphaDropout",
+                                               "ZeroPad2d",
+                                               "ConstantPad1d",
+                                               "ConstantPad2d",
+                                               "ConstantPad3d",
+                                               "ReflectionPad1d",
+                                               "ReflectionPad2d",
+                                               "ReflectionPad3d",
+                                               "ReplicationPad1d",
+                                               "ReplicationPad2d",
+                                               "ReplicationPad3d",
+                                               "PixelShuffle",
+                                               "PixelUnshuffle",
+                                               "ChannelShuffle",
+                                               "InstanceNorm1d",
+                                               "InstanceNorm2d",
+                                               "InstanceNorm3d",
+                                               "LayerNorm",
+                                               "GroupNorm",
+                                               "LocalResponseNorm",
+                                               "LPPool1d",
+                                               "LPPool2d"};
   switch (l.kind) {
     case LayerKind::kDense:
     case LayerKind::kConv:
@@ -495,8 +525,7 @@ void check_shapes(const LayerInfo& l) {
   for (const auto* shape : {&l.input_shape, &l.output_shape}) {
     if (shape->size() < 2) {
       bad_layer(l, "expects batched shapes of rank >= 2 (batch dimension first), got input " +
-                       shape_string(l.input_shape) + " and output " +
-                       shape_string(l.output_shape));
+                       shape_string(l.input_shape) + " and output " + shape_string(l.output_shape));
     }
     for (int64_t d : *shape) {
       if (d < 0) bad_layer(l, "negative size in shape " + shape_string(*shape));
@@ -536,8 +565,9 @@ void check_mac(const LayerInfo& l) {
   }
   if (l.kernel_size.empty() || rank_in != l.kernel_size.size() + 2 || rank_out != rank_in) {
     bad_layer(l, "expects a batched input of rank " + std::to_string(l.kernel_size.size() + 2) +
-                     " (N, C, ...) for kernel_size " + shape_string(l.kernel_size) + ", got input " +
-                     shape_string(l.input_shape) + " and output " + shape_string(l.output_shape));
+                     " (N, C, ...) for kernel_size " + shape_string(l.kernel_size) +
+                     ", got input " + shape_string(l.input_shape) + " and output " +
+                     shape_string(l.output_shape));
   }
   for (int64_t k : l.kernel_size) {
     if (k <= 0) bad_layer(l, "`kernel_size` must be > 0, got " + shape_string(l.kernel_size));
@@ -568,7 +598,8 @@ QType option_type(const std::string& value, const char* option) {
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(std::string("qtools: option `") + option + "` = \"" + value +
                           "\" is not a type (int8, int16, int32, fp16, fp32 or a quantizer "
-                          "spec): " + e.what());
+                          "spec): " +
+                          e.what());
   }
 }
 
@@ -585,9 +616,9 @@ Types resolve(const QToolsOptions& o) {
     t.source = option_type(o.source_quantizer, "source_quantizer");
     t.keras_weights =
         o.keras_quantizer.empty() ? t.interm : option_type(o.keras_quantizer, "keras_quantizer");
-    t.keras_acc = o.keras_accumulator.empty() ? t.interm
-                                              : option_type(o.keras_accumulator,
-                                                            "keras_accumulator");
+    t.keras_acc = o.keras_accumulator.empty()
+                      ? t.interm
+                      : option_type(o.keras_accumulator, "keras_accumulator");
   }
   return t;
 }
@@ -642,12 +673,12 @@ std::vector<StagePlan> plan_stages(const LayerInfo& l) {
         stages.push_back({"kernel" + suffix, "kernel_quantizer", d * steps * rows * width,
                           d * rows * width, width, b,
                           layer == 0 ? StagePlan::kLayerInput : StagePlan::kOutput});
-        stages.push_back({"recurrent" + suffix, "recurrent_quantizer",
-                          d * steps * state_rows * out, d * rows * out, out, b,
-                          StagePlan::kState});
-        if (reset_before) {  // the candidate's rows multiply r h (no quantizer): weights counted above
-          stages.push_back({"recurrent_n" + suffix, "recurrent_quantizer", d * steps * out * out,
-                            0, out, 0, StagePlan::kUnquantized});
+        stages.push_back({"recurrent" + suffix, "recurrent_quantizer", d * steps * state_rows * out,
+                          d * rows * out, out, b, StagePlan::kState});
+        if (reset_before) {  // the candidate's rows multiply r h (no quantizer): weights counted
+                             // above
+          stages.push_back({"recurrent_n" + suffix, "recurrent_quantizer", d * steps * out * out, 0,
+                            out, 0, StagePlan::kUnquantized});
         }
       }
       return stages;
@@ -791,7 +822,8 @@ void map_batch_norm(const LayerInfo& l, const Types& t, LayerDataType& d) {
 void map_avg_pool(const LayerInfo& l, const Types& t, LayerDataType& d) {
   check_shapes(l);
   const int64_t in_positions = product(l.input_shape, 2, l.input_shape.size());
-  const int64_t out_positions = std::max<int64_t>(product(l.output_shape, 2, l.output_shape.size()), 1);
+  const int64_t out_positions =
+      std::max<int64_t>(product(l.output_shape, 2, l.output_shape.size()), 1);
   const int64_t pool = std::max<int64_t>(in_positions / out_positions, 1);
   const int64_t channels = l.output_shape[1];
   const int64_t adds = d.operation_count = channels * pool;
@@ -902,8 +934,8 @@ double op_energy(const QType& out, const std::string& implemented_as, double gat
 }
 
 // memory_read_energy / memory_write_energy (reads and writes cost the same).
-double memory_energy(bool is_io, double count, const std::string& on_memory,
-                     const QToolsOptions& o, int64_t bits) {
+double memory_energy(bool is_io, double count, const std::string& on_memory, const QToolsOptions& o,
+                     int64_t bits) {
   const std::string mode = is_io ? (o.rd_wr_on_io ? "dram" : "sram") : on_memory;
   const double total_bits = count * static_cast<double>(bits);
   if (total_bits <= 0) return 0;
@@ -942,11 +974,15 @@ std::string rpad(const std::string& s, size_t n) {
 }
 
 json type_json(const QType& t) {
-  return json{{"name", t.name},         {"mode", static_cast<int>(t.mode)},
+  return json{{"name", t.name},
+              {"mode", static_cast<int>(t.mode)},
               {"mode_name", operand_mode_name(t.mode)},
-              {"bits", t.bits},         {"int_bits", t.int_bits},
-              {"signed", t.is_signed},  {"floating_point", t.is_floating_point},
-              {"po2", t.is_po2},        {"max_value", t.max_value}};
+              {"bits", t.bits},
+              {"int_bits", t.int_bits},
+              {"signed", t.is_signed},
+              {"floating_point", t.is_floating_point},
+              {"po2", t.is_po2},
+              {"max_value", t.max_value}};
 }
 
 // ---- size (forgiving_bits.py) ----
@@ -1073,8 +1109,7 @@ DataTypeMap data_types(const std::vector<LayerInfo>& layers, const QToolsOptions
   map.layers.reserve(layers.size());
   QType flow = t.source;
   for (size_t i = 0; i < layers.size(); ++i) {
-    LayerDataType d =
-        map_layer(layers[i], t, flow, i == 0, options.unknown_layers_as_zero);
+    LayerDataType d = map_layer(layers[i], t, flow, i == 0, options.unknown_layers_as_zero);
     if (d.counted_as_zero) map.counted_as_zero.push_back(d.name);
     flow = d.output;
     map.layers.push_back(std::move(d));
@@ -1093,8 +1128,7 @@ std::string DataTypeMap::to_string() const {
        << pad(l.role + (l.counted_as_zero ? " (0)" : ""), 17) << pad(l.input.to_string(), 14)
        << pad(l.output.to_string(), 14) << rpad(std::to_string(l.operation_count), 10) << "\n";
     for (const QToolsParameters& p : l.parameters) {
-      os << "        " << pad(p.name, 14) << pad(p.type.to_string(), 14) << p.count
-         << " values\n";
+      os << "        " << pad(p.name, 14) << pad(p.type.to_string(), 14) << p.count << " values\n";
     }
     for (const QToolsOperator& op : l.operators) {
       os << "        " << pad(op.part.empty() ? op.role : op.part + "." + op.role, 22)
@@ -1180,8 +1214,8 @@ EnergyReport energy(const DataTypeMap& map, const QToolsOptions& o) {
       e.inputs = memory_energy(is_input, static_cast<double>(size_without_batch(d.input_shape)),
                                o.activations_on_memory, o, d.input.bits);
       for (const QToolsParameters& p : d.parameters) {
-        e.parameters += memory_energy(false, static_cast<double>(p.count), o.weights_on_memory, o,
-                                      p.type.bits);
+        e.parameters +=
+            memory_energy(false, static_cast<double>(p.count), o.weights_on_memory, o, p.type.bits);
       }
       e.outputs = memory_energy(is_output, static_cast<double>(size_without_batch(d.output_shape)),
                                 o.activations_on_memory, o, d.output.bits);
@@ -1215,17 +1249,17 @@ EnergyReport energy(const std::vector<LayerInfo>& layers, const QToolsOptions& o
 std::string EnergyReport::to_string() const {
   std::ostringstream os;
   os << "QTools energy (pJ per sample; * marks the components in the total)\n";
-  os << "    " << pad("layer", 16) << pad("type", 18) << rpad("inputs", 13) << rpad("parameters", 13)
-     << rpad("op_cost", 13) << rpad("outputs", 13) << rpad("total", 13) << "\n";
+  os << "    " << pad("layer", 16) << pad("type", 18) << rpad("inputs", 13)
+     << rpad("parameters", 13) << rpad("op_cost", 13) << rpad("outputs", 13) << rpad("total", 13)
+     << "\n";
   for (const LayerEnergy& l : layers) {
     const auto cell = [&](const char* name, double v) {
       const bool in = std::find(l.included.begin(), l.included.end(), name) != l.included.end();
       return rpad(fixed(v) + (in ? "*" : " "), 13);
     };
     os << "    " << pad(l.name, 16) << pad(l.type + (l.counted_as_zero ? " (0)" : ""), 18)
-       << cell("inputs", l.inputs) << cell("parameters", l.parameters)
-       << cell("op_cost", l.op_cost) << cell("outputs", l.outputs) << rpad(fixed(l.total), 13)
-       << "\n";
+       << cell("inputs", l.inputs) << cell("parameters", l.parameters) << cell("op_cost", l.op_cost)
+       << cell("outputs", l.outputs) << rpad(fixed(l.total), 13) << "\n";
   }
   os << "    " << std::string(40, '-') << "\n";
   os << "    " << pad("Total (pJ)", 30) << " : " << fixed(total) << "\n";
@@ -1271,7 +1305,8 @@ SizeReport model_size(const std::vector<LayerInfo>& layers, const QToolsOptions&
   SizeReport r;
   r.counted_as_zero = map.counted_as_zero;
   const int64_t ref = options.ref_bits;
-  if (!layers.empty()) r.input_bits = options.input_bits * size_without_batch(layers[0].input_shape);
+  if (!layers.empty())
+    r.input_bits = options.input_bits * size_without_batch(layers[0].input_shape);
   r.layers.reserve(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerInfo& l = layers[i];
@@ -1292,7 +1327,8 @@ SizeReport model_size(const std::vector<LayerInfo>& layers, const QToolsOptions&
             slot = "bias_quantizer";
           } else if (p.name == "depthwise" || p.name == "pointwise" || p.name == "recurrent" ||
                      p.name.rfind("recurrent_", 0) == 0) {
-            slot = p.name.rfind("recurrent", 0) == 0 ? "recurrent_quantizer" : p.name + "_quantizer";
+            slot =
+                p.name.rfind("recurrent", 0) == 0 ? "recurrent_quantizer" : p.name + "_quantizer";
           } else if (l.quantizer("depthwise_quantizer")) {
             slot = "depthwise_quantizer";
           }

@@ -80,7 +80,8 @@ torch::nn::Sequential small_mlp() {
 }
 
 // The jet-tagging MLP 16-64-32-32-5; `w`, `a`: the weight and activation quantizers ("" float).
-torch::nn::Sequential jet_mlp(const std::string& w = kW6, const std::string& a = "quantized_relu(6,0)") {
+torch::nn::Sequential jet_mlp(const std::string& w = kW6,
+                              const std::string& a = "quantized_relu(6,0)") {
   torch::nn::Sequential m;
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{16, 64}, {64, 32}, {32, 32}, {32, 5}};
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -226,9 +227,8 @@ TEST(QToolsEnergy, TwoLayerMlpByHand) {
   EXPECT_NEAR(layer(e, "2").outputs, out2, 1e-9);
   // include_energy: dense layers count inputs, parameters, op_cost; activations their outputs.
   EXPECT_NEAR(e.total, in0 + par0 + op0 + out1 + in2 + par2 + op2, 1e-9);
-  EXPECT_EQ(e.total_cost,
-            static_cast<int64_t>(in0 + par0 + op0 + out0 + mem(3 * 16, "dram") + out1 + in2 +
-                                 par2 + op2 + out2));
+  EXPECT_EQ(e.total_cost, static_cast<int64_t>(in0 + par0 + op0 + out0 + mem(3 * 16, "dram") +
+                                               out1 + in2 + par2 + op2 + out2));
   // SRAM, no I/O special case, a 1 MiB minimum SRAM, weights hard-wired.
   QToolsOptions o;
   o.weights_on_memory = "fixed";
@@ -276,13 +276,12 @@ TEST(QToolsEnergy, QKerasQEnergyTest) {
 // QKeras's qtools_model_test.py::test_qdepthwiseconv2d (its JSON adds the sign bit to int_bits:
 // 1, 8, 8 and 11 there).
 TEST(QToolsDataTypes, QKerasDepthwiseTest) {
-  torch::nn::Sequential m(
-      QDepthwiseConv2d(QDepthwiseConv2dOptions(3, {1, 7})
-                           .depthwise_quantizer("quantized_bits(8,0,1,alpha=1)")
-                           .bias_quantizer("quantized_bits(12,6,1,alpha=1)")),
-      QConv2d(QConv2dOptions(3, 16, 1)
-                  .kernel_quantizer("quantized_bits(4,0,1,alpha=1)")
-                  .bias_quantizer("quantized_bits(12,4,1,alpha=1)")));
+  torch::nn::Sequential m(QDepthwiseConv2d(QDepthwiseConv2dOptions(3, {1, 7})
+                                               .depthwise_quantizer("quantized_bits(8,0,1,alpha=1)")
+                                               .bias_quantizer("quantized_bits(12,6,1,alpha=1)")),
+                          QConv2d(QConv2dOptions(3, 16, 1)
+                                      .kernel_quantizer("quantized_bits(4,0,1,alpha=1)")
+                                      .bias_quantizer("quantized_bits(12,4,1,alpha=1)")));
   const DataTypeMap map = heteroq::cost::data_types(m, {1, 3, 64, 64});
   expect_type(layer(map, "0").stages.at(0).multiplier, 15, 0, true);
   expect_type(layer(map, "0").stages.at(0).accumulator, 22, 7, true);
@@ -292,7 +291,8 @@ TEST(QToolsDataTypes, QKerasDepthwiseTest) {
 
 TEST(QToolsDataTypes, Conv) {
   // QConv2d 2 -> 3, 3x3, on 5x5: 3x3 outputs; input quantized_relu(8,0) (unsigned).
-  torch::nn::Sequential m(QConv2d(QConv2dOptions(2, 3, 3).kernel_quantizer(kW4).bias_quantizer(kB8)));
+  torch::nn::Sequential m(
+      QConv2d(QConv2dOptions(2, 3, 3).kernel_quantizer(kW4).bias_quantizer(kB8)));
   QToolsOptions o;
   o.source_quantizer = "quantized_relu(8,0)";
   const DataTypeMap map = heteroq::cost::data_types(m, {1, 2, 5, 5}, o);
@@ -315,7 +315,8 @@ TEST(QToolsDataTypes, Conv) {
 TEST(QToolsDataTypes, Po2AndTernaryMultipliers) {
   // po2 weights (4 bits, max_value 1) times int8: a shifter. Exponents in [-4, 0]:
   // bits 8 + 4 + 0 = 12, int 0 + 0; gate 1 x b log10(b), b = sqrt(2^4 x 8).
-  torch::nn::Sequential po2(QDense(QLinearOptions(4, 2).bias(false).kernel_quantizer("quantized_po2(4,1)")));
+  torch::nn::Sequential po2(
+      QDense(QLinearOptions(4, 2).bias(false).kernel_quantizer("quantized_po2(4,1)")));
   const auto& p = layer(heteroq::cost::data_types(po2, {1, 4}), "0");
   EXPECT_EQ(p.operators.at(0).kind, "Shifter");
   expect_type(p.stages.at(0).multiplier, 12, 0, true);
@@ -324,7 +325,8 @@ TEST(QToolsDataTypes, Po2AndTernaryMultipliers) {
   EXPECT_EQ(p.operators[0].gate_factor, 1.0);
   expect_type(p.output, 14, 2, true);  // 4 products: +2 bits; no bias
   // Ternary weights times an unsigned 8-bit input: a mux of 8 + 1 bits, gate 0.6 x 8 bits.
-  torch::nn::Sequential tern(QDense(QLinearOptions(4, 2).bias(false).kernel_quantizer("ternary()")));
+  torch::nn::Sequential tern(
+      QDense(QLinearOptions(4, 2).bias(false).kernel_quantizer("ternary()")));
   QToolsOptions o;
   o.source_quantizer = "quantized_relu(8,0)";
   const auto& t = layer(heteroq::cost::data_types(tern, {1, 4}, o), "0");
@@ -421,8 +423,8 @@ TEST(QToolsInvariants, MonotoneInBitWidths) {
     for (int bits = 2; bits <= 16; ++bits) {
       const std::string w = "quantized_bits(" + std::to_string(bits) + ",0,alpha=1)";
       const std::string a = "quantized_relu(" + std::to_string(bits) + ",0)";
-      const std::vector<torch::nn::Sequential> models = {
-          jet_mlp(w, "quantized_relu(6,0)"), jet_mlp(kW6, a), jet_mlp(w, a)};
+      const std::vector<torch::nn::Sequential> models = {jet_mlp(w, "quantized_relu(6,0)"),
+                                                         jet_mlp(kW6, a), jet_mlp(w, a)};
       for (size_t i = 0; i < models.size(); ++i) {
         const auto layers = heteroq::cost::describe_model(models[i], {1, 16});
         const double e = heteroq::cost::energy(layers, o).total;
@@ -501,8 +503,7 @@ TEST(QToolsErrors, UnknownLayersAndBadInput) {
 
 TEST(QToolsDataTypes, EveryLayerFamily) {
   // Convolutions, batch norms, pooling, separable and folded layers, float layers, recurrent.
-  for (const auto& [m, shape] :
-       std::vector<std::pair<torch::nn::Sequential, std::vector<int64_t>>>{
+  for (const auto& [m, shape] : std::vector<std::pair<torch::nn::Sequential, std::vector<int64_t>>>{
            {small_cnn(), {2, 3, 12, 12}}, {po2_mix(), {1, 8}}, {lstm_model(), {5, 2, 8}}}) {
     const EnergyReport e = heteroq::cost::energy(m, shape);
     EXPECT_GT(e.total, 0);
@@ -533,9 +534,12 @@ TEST(QToolsDataTypes, EveryLayerFamily) {
 TEST(QToolsCrossLanguage, WritesReportsForPython) {
   nlohmann::json out;
   const std::vector<std::tuple<std::string, torch::nn::Sequential, std::vector<int64_t>>> models = {
-      {"mlp", small_mlp(), {1, 4}},           {"jet", jet_mlp(), {1, 16}},
-      {"jet_float", jet_mlp("", ""), {1, 16}}, {"cnn", small_cnn(), {2, 3, 12, 12}},
-      {"mix", po2_mix(), {1, 8}},             {"lstm", lstm_model(), {5, 2, 8}}};
+      {"mlp", small_mlp(), {1, 4}},
+      {"jet", jet_mlp(), {1, 16}},
+      {"jet_float", jet_mlp("", ""), {1, 16}},
+      {"cnn", small_cnn(), {2, 3, 12, 12}},
+      {"mix", po2_mix(), {1, 8}},
+      {"lstm", lstm_model(), {5, 2, 8}}};
   QToolsOptions sram;
   sram.weights_on_memory = "sram";
   sram.activations_on_memory = "sram";
@@ -545,9 +549,8 @@ TEST(QToolsCrossLanguage, WritesReportsForPython) {
   reference.for_reference = true;
   for (const auto& [name, model, shape] : models) {
     const auto layers = heteroq::cost::describe_model(model, shape);
-    for (const auto& [variant, o] :
-         {std::pair{"default", QToolsOptions{}}, std::pair{"sram", sram},
-          std::pair{"reference", reference}}) {
+    for (const auto& [variant, o] : {std::pair{"default", QToolsOptions{}}, std::pair{"sram", sram},
+                                     std::pair{"reference", reference}}) {
       const auto map = heteroq::cost::data_types(layers, o);
       const auto e = heteroq::cost::energy(layers, o);
       const auto s = heteroq::cost::model_size(layers, o);

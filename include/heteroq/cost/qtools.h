@@ -125,7 +125,8 @@ struct HETEROQ_API QToolsOperator {
   /// FloatingPointMultiplier, FixedPointAccumulator, Po2Accumulator, FloatingPointAccumulator,
   /// FloatingPointDivider, Subtractor, FixedPointAdder, FloatingPointAdder, ...
   std::string kind;
-  std::string implemented_as;  ///< the energy table entry: "mul", "shifter", "mux", "xor", "and", "add"
+  std::string
+      implemented_as;  ///< the energy table entry: "mul", "shifter", "mux", "xor", "and", "add"
   QType output;
   double gate_factor = 1;  ///< relative to an adder
   double gate_bits = 0;
