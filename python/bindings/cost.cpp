@@ -63,6 +63,9 @@ at::Tensor to_tensor(const py::handle& h, const std::string& where) {
   } catch (const py::cast_error&) {
     throw InvalidArgument(where + ": expected an array of numbers, got " +
                           std::string(py::str(py::repr(h))));
+  } catch (py::error_already_set& e) {  // numpy's conversion failed, e.g. on a string
+    throw InvalidArgument(where + ": expected an array of numbers, got " +
+                          std::string(py::str(py::repr(h))) + " (" + e.what() + ")");
   }
   if (!a) throw InvalidArgument(where + ": expected an array of numbers");
   std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
@@ -133,6 +136,15 @@ heteroq::cost::OperandMode to_mode(int mode) {
 }
 
 }  // namespace
+
+/// The layer descriptions of heteroq.cost.describe as LayerInfo (the other cost models' bindings
+/// use it too).
+std::vector<LayerInfo> cost_layers_from_python(const py::list& layers) {
+  std::vector<LayerInfo> infos;
+  size_t i = 0;
+  for (const auto& item : layers) infos.push_back(to_layer(item, i++));
+  return infos;
+}
 
 void bind_cost(py::module_& m) {
   m.def(

@@ -1,2 +1,879 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
-// BOPs/EBOPs and the FPGA resource estimate (filled in by its issue).
+//
+// BOPs/EBOPs and the FPGA resource and latency estimate (heteroq/cost/hardware.h): both walk the
+// multiplication stages of qstats() with the weight values of LayerInfo::values.
+#include "heteroq/cost/hardware.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <utility>
+#include <variant>
+
+#include "heteroq/errors.h"
+#include "heteroq/quantizers/quantizer.h"
+
+namespace heteroq::cost {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+[[noreturn]] void bad_layer(const char* who, const LayerInfo& l, const std::string& what) {
+  throw InvalidArgument(std::string(who) + ": layer '" + l.name + "' (" + l.type + "): " + what);
+}
+
+// |v| = m 2^e with m odd: {bit length of m, e} (v finite, non-zero).
+std::pair<int64_t, int64_t> odd_mantissa(double v) {
+  int exponent = 0;
+  const double f = std::frexp(std::fabs(v), &exponent);  // f in [0.5, 1)
+  auto m = static_cast<uint64_t>(std::ldexp(f, 53));     // exact: bit 52 set
+  int64_t trailing = 0;
+  while ((m & 1u) == 0) {
+    m >>= 1;
+    ++trailing;
+  }
+  return {53 - trailing, static_cast<int64_t>(exponent) - 53 + trailing};
+}
+
+// The number of fractional bits of v (0 for integers and zero).
+int64_t fraction_bits(double v) {
+  if (v == 0 || !std::isfinite(v)) return 0;
+  return std::max<int64_t>(0, -odd_mantissa(v).second);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ceil(log_k(x)) for x >= 1, by repeated multiplication (exact at powers of k).
+int64_t ceil_log(double x, int64_t k) {
+  int64_t levels = 0;
+  for (double reach = 1; reach < x; reach *= static_cast<double>(k)) ++levels;
+  return levels;
+}
+
+const at::Tensor* find_values(const LayerInfo& l, const std::string& group) {
+  for (const auto& [name, t] : l.values) {
+    if (name == group) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<double> to_doubles(const char* who, const LayerInfo& l, const std::string& group,
+                               const at::Tensor& t) {
+  if (!t.defined()) bad_layer(who, l, "values '" + group + "' is an undefined tensor");
+  if (!t.is_floating_point()) {
+    bad_layer(who, l, "values '" + group + "' must be a floating-point tensor");
+  }
+  const at::Tensor d = t.detach().to(at::kDouble).cpu().contiguous();
+  const double* p = d.data_ptr<double>();
+  std::vector<double> out(p, p + d.numel());
+  for (double v : out) {
+    if (!std::isfinite(v)) bad_layer(who, l, "values '" + group + "' has a non-finite value");
+  }
+  return out;
+}
+
+int64_t spec_integer(const QuantizerPtr& q, const char* key, int64_t fallback) {
+  for (const auto& [k, v] : q->config()) {
+    if (k != key) continue;
+    if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+    if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
+    if (const auto* b = std::get_if<bool>(&v)) return *b ? 1 : 0;
+  }
+  return fallback;
+}
+
+// ---- the layers as the cost models see them ----
+
+// Whether qstats() gives a type to the output of `l` (a kOther layer): a probe dense layer
+// after it gets a known input type.
+bool known_type(const LayerInfo& l) {
+  LayerInfo probe = l;
+  probe.parameters = 0;
+  probe.values.clear();
+  LayerInfo dense;
+  dense.name = "probe";
+  dense.type = "Linear";
+  dense.kind = LayerKind::kDense;
+  dense.input_shape = dense.output_shape = {1, 1};
+  dense.in_channels = dense.out_channels = 1;
+  const QStats s = qstats({probe, dense}, nn::QuantizerArg());
+  return s.layers[1].input.has_value();
+}
+
+struct Prepared {
+  std::vector<LayerInfo> layers;
+  std::vector<bool> zero_cost;
+  QStats stats;
+};
+
+// The layers with the unknown ones replaced by parameter-free pass-through layers (opt-in), and
+// their qstats.
+Prepared prepare(const char* who, const std::vector<LayerInfo>& layers,
+                 const nn::QuantizerArg& input_quantizer, bool unknown_as_zero) {
+  Prepared p;
+  p.layers = layers;
+  p.zero_cost.assign(layers.size(), false);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LayerInfo& l = p.layers[i];
+    if (l.kind != LayerKind::kOther || known_type(l)) continue;
+    if (!unknown_as_zero) {
+      bad_layer(who, l,
+                "the cost models do not know layers of this type (its operations and output type "
+                "are unknown); pass unknown_layers_as_zero=true to count it as zero (it then "
+                "passes its input's type on)");
+    }
+    p.zero_cost[i] = true;
+    l.type = "Identity";
+    l.parameters = 0;
+    l.quantizers.clear();
+    l.values.clear();
+  }
+  p.stats = qstats(p.layers, input_quantizer);
+  return p;
+}
+
+bool is_mac(LayerKind kind) {
+  return kind == LayerKind::kDense || kind == LayerKind::kConv ||
+         kind == LayerKind::kConvTranspose || kind == LayerKind::kSeparableConv ||
+         kind == LayerKind::kRecurrent;
+}
+
+int64_t numel_per_sample(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (size_t i = 1; i < shape.size(); ++i) n *= shape[i];
+  return n;
+}
+
+// One multiplication stage: `count` products per sample of the weights in `weights` (exact) by
+// inputs of type `input`, each weight used `uses` times.
+struct Stage {
+  std::string part;
+  QuantizerPtr weight_quantizer;
+  OperandType weight, input;
+  int64_t count = 0;
+  bool exact = false;
+  std::vector<double> weights;  // exact: the stage's weight values
+  int64_t uses = 0;             // exact: count / weights.size()
+};
+
+struct Bias {
+  bool exact = false;
+  std::vector<double> values;  // exact
+  int64_t count = 0;           // not exact: the number of bias values
+  int64_t bits = 32;           // not exact: the bias quantizer's width
+  int64_t additions = 0;       // per sample
+};
+
+struct LayerStages {
+  std::vector<Stage> stages;
+  Bias bias;
+  bool exact = true;
+};
+
+int64_t weight_count(const LayerStats& s, const std::string& group) {
+  for (const WeightStats& w : s.weights) {
+    if (w.name == group) return w.count;
+  }
+  return -1;
+}
+
+// The group of LayerInfo::values an operation's weights come from, and for a GRU with
+// reset_after = false the rows of "recurrent" it uses: 0 all, 1 the gates r and z, 2 the
+// candidate n.
+std::pair<std::string, int> operation_group(const Operation& op) {
+  if (op.part.empty()) return {"weights", 0};
+  if (op.part == "depthwise") return {"weights_0", 0};
+  if (op.part == "pointwise") return {"weights_1", 0};
+  if (op.part.rfind("recurrent_n", 0) == 0) return {"recurrent" + op.part.substr(11), 2};
+  return {op.part, 0};
+}
+
+QuantizerPtr stage_quantizer(const LayerInfo& l, const Operation& op) {
+  if (op.part == "depthwise") return l.quantizer("depthwise_quantizer");
+  if (op.part == "pointwise") return l.quantizer("pointwise_quantizer");
+  if (op.part.rfind("recurrent", 0) == 0) return l.quantizer("recurrent_quantizer");
+  const QuantizerPtr q = l.quantizer("kernel_quantizer");
+  return q ? q : l.quantizer("depthwise_quantizer");
+}
+
+LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& s) {
+  LayerStages out;
+  const bool recurrent = l.kind == LayerKind::kRecurrent;
+  const bool reset_before = recurrent && l.gates == 3 && !l.reset_after;
+  const int64_t steps = recurrent ? l.input_shape[l.batch_first ? 1 : 0] : 1;
+  for (const Operation& op : s.operations) {
+    if (!op.input) {
+      bad_layer(who, l,
+                "the type of its input is unknown (it follows a layer the cost models do not "
+                "know)");
+    }
+    Stage st;
+    st.part = op.part;
+    st.weight_quantizer = stage_quantizer(l, op);
+    st.weight = op.weight;
+    st.input = *op.input;
+    st.count = op.count;
+    const auto [group, rows] = operation_group(op);
+    const at::Tensor* t = find_values(l, group);
+    if (t && st.count > 0) {
+      std::vector<double> v = to_doubles(who, l, group, *t);
+      const int64_t expected = weight_count(s, group);
+      if (static_cast<int64_t>(v.size()) != expected) {
+        bad_layer(who, l,
+                  "values '" + group + "' has " + std::to_string(v.size()) + " values, expected " +
+                      std::to_string(expected));
+      }
+      if (reset_before) {  // rows (D G H, H): gates r, z, n per direction
+        const int64_t h = l.out_channels, block = 3 * h;
+        std::vector<double> slice;
+        for (size_t i = 0; i < v.size(); ++i) {
+          const int64_t row = static_cast<int64_t>(i) / h;
+          const bool candidate = row % block >= 2 * h;
+          if ((rows == 2) == candidate) slice.push_back(v[i]);
+        }
+        v = std::move(slice);
+      }
+      if (v.empty() || st.count % static_cast<int64_t>(v.size()) != 0) {
+        bad_layer(who, l,
+                  "values '" + group + "': " + std::to_string(v.size()) +
+                      " weights do not divide the " + std::to_string(st.count) + " products");
+      }
+      st.uses = st.count / static_cast<int64_t>(v.size());
+      st.weights = std::move(v);
+      st.exact = true;
+    }
+    out.exact = out.exact && (st.exact || st.count == 0);
+    out.stages.push_back(std::move(st));
+  }
+  // The bias.
+  const QuantizerPtr bq = l.quantizer("bias_quantizer");
+  if (const at::Tensor* t = find_values(l, "bias")) {
+    out.bias.exact = true;
+    out.bias.values = to_doubles(who, l, "bias", *t);
+  } else {
+    out.bias.count = 0;
+    for (const WeightStats& w : s.weights) {
+      if (w.name == "bias") out.bias.count = w.count;
+    }
+    out.bias.bits = operand_type(bq).bits;
+    if (out.bias.count > 0) out.exact = false;
+  }
+  const int64_t values = out.bias.exact ? static_cast<int64_t>(out.bias.values.size())
+                                        : out.bias.count;
+  out.bias.additions = recurrent ? steps * values : (values > 0 ? numel_per_sample(l.output_shape)
+                                                                : 0);
+  return out;
+}
+
+// A batch norm (a kOther layer with values "scale"): y = x scale + shift per channel.
+LayerStages batch_norm_stages(const char* who, const LayerInfo& l, const LayerStats& s) {
+  LayerStages out;
+  const at::Tensor* scale = find_values(l, "scale");
+  if (!scale) return out;
+  if (!s.input) {
+    bad_layer(who, l,
+              "the type of its input is unknown (it follows a layer the cost models do not know)");
+  }
+  Stage st;
+  st.part = "scale";
+  st.weight_quantizer = l.quantizer("inverse_quantizer");
+  st.weight = operand_type(st.weight_quantizer);
+  st.input = *s.input;
+  st.count = numel_per_sample(l.output_shape);
+  st.weights = to_doubles(who, l, "scale", *scale);
+  if (st.weights.empty() || st.count % static_cast<int64_t>(st.weights.size()) != 0) {
+    bad_layer(who, l,
+              "values 'scale' has " + std::to_string(st.weights.size()) +
+                  " values, which do not divide the " + std::to_string(st.count) +
+                  " output values");
+  }
+  st.uses = st.count / static_cast<int64_t>(st.weights.size());
+  st.exact = true;
+  out.stages.push_back(std::move(st));
+  if (const at::Tensor* shift = find_values(l, "shift")) {
+    out.bias.exact = true;
+    out.bias.values = to_doubles(who, l, "shift", *shift);
+    out.bias.additions = numel_per_sample(l.output_shape);
+  }
+  return out;
+}
+
+std::vector<LayerStages> all_stages(const char* who, const Prepared& p) {
+  std::vector<LayerStages> out;
+  out.reserve(p.layers.size());
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const LayerInfo& l = p.layers[i];
+    const LayerStats& s = p.stats.layers[i];
+    if (p.zero_cost[i]) {
+      out.emplace_back();
+    } else if (is_mac(l.kind)) {
+      out.push_back(layer_stages(who, l, s));
+    } else if (l.kind == LayerKind::kOther) {
+      out.push_back(batch_norm_stages(who, l, s));
+    } else {
+      out.emplace_back();
+    }
+  }
+  return out;
+}
+
+// ---- printing ----
+
+std::string pad(const std::string& s, size_t n) {
+  return s.size() >= n ? s : s + std::string(n - s.size(), ' ');
+}
+
+std::string rpad(const std::string& s, size_t n) {
+  return s.size() >= n ? s : std::string(n - s.size(), ' ') + s;
+}
+
+std::string number(double v) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1) << v;
+  return os.str();
+}
+
+std::string nanoseconds(double v) {
+  std::ostringstream os;
+  os << std::setprecision(6) << v;
+  return os.str();
+}
+
+}  // namespace
+
+int64_t bit_span(double value) {
+  if (!std::isfinite(value)) {
+    throw InvalidArgument("bit_span: the value must be finite, got " + std::to_string(value));
+  }
+  if (value == 0) return 0;
+  return odd_mantissa(value).first;
+}
+
+// ---------------------------------------------------------------------------------------------
+// BOPs and EBOPs
+
+BopsReport bops(const std::vector<LayerInfo>& layers, const BopsOptions& options) {
+  const char* who = "bops";
+  const Prepared p = prepare(who, layers, options.input_quantizer, options.unknown_layers_as_zero);
+  const std::vector<LayerStages> stages = all_stages(who, p);
+  BopsReport r;
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const LayerInfo& l = p.layers[i];
+    LayerBops b;
+    b.name = l.name;
+    b.type = layers[i].type;
+    b.kind = l.kind;
+    b.zero_cost = p.zero_cost[i];
+    b.exact = stages[i].exact;
+    for (const Stage& st : stages[i].stages) {
+      const int64_t bx = st.input.bits, bw = st.weight.bits;
+      if (st.exact) {
+        int64_t nonzero = 0, spans = 0;
+        for (double w : st.weights) {
+          const int64_t s = bit_span(w);
+          nonzero += s > 0;
+          spans += s;
+        }
+        b.multiplications += nonzero * st.uses;
+        b.bops += nonzero * st.uses * bx * bw;
+        b.ebops += static_cast<double>(st.uses * bx * spans);
+      } else {
+        b.multiplications += st.count;
+        b.bops += st.count * bx * bw;
+        b.ebops += static_cast<double>(st.count * bx * bw);
+      }
+    }
+    const Bias& bias = stages[i].bias;
+    if (bias.additions > 0) {
+      double mean = 0;
+      if (bias.exact) {
+        int64_t spans = 0;
+        for (double v : bias.values) spans += bit_span(v);
+        mean = bias.values.empty() ? 0.0 : static_cast<double>(spans) / bias.values.size();
+      } else {
+        mean = static_cast<double>(bias.bits);
+      }
+      b.bias_ebops = mean * static_cast<double>(bias.additions);
+      b.ebops += b.bias_ebops;
+    }
+    r.bops += b.bops;
+    r.ebops += b.ebops;
+    r.multiplications += b.multiplications;
+    if (b.zero_cost) r.zero_cost_layers.push_back(b.name);
+    r.layers.push_back(std::move(b));
+  }
+  return r;
+}
+
+BopsReport bops(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
+                const BopsOptions& options) {
+  return bops(describe_model(std::move(model), input_shape), options);
+}
+
+std::string BopsReport::to_string() const {
+  std::ostringstream os;
+  os << "\nBOPs and EBOPs per sample (EBOPs: exact weight bit spans, HGQ2's bias term):\n";
+  os << "    " << pad("layer", 24) << pad("type", 18) << rpad("mults", 10) << rpad("BOPs", 14)
+     << rpad("EBOPs", 14) << rpad("(bias)", 12) << "\n";
+  for (const LayerBops& l : layers) {
+    std::string type = l.type;
+    if (l.zero_cost) type += " *";
+    else if (!l.exact) type += " ~";
+    os << "    " << pad(l.name, 24) << pad(type, 18) << rpad(std::to_string(l.multiplications), 10)
+       << rpad(std::to_string(l.bops), 14) << rpad(number(l.ebops), 14)
+       << rpad(number(l.bias_ebops), 12) << "\n";
+  }
+  os << "    " << std::string(92, '-') << "\n";
+  os << "    " << pad("Total", 42) << rpad(std::to_string(multiplications), 10)
+     << rpad(std::to_string(bops), 14) << rpad(number(ebops), 14) << "\n";
+  bool approx = false;
+  for (const LayerBops& l : layers) approx = approx || (!l.exact && !l.zero_cost);
+  if (approx) os << "    ~ weight values unknown: every weight counted non-zero, at full width\n";
+  if (!zero_cost_layers.empty()) os << "    * unknown layer, counted as zero\n";
+  return os.str();
+}
+
+std::string BopsReport::to_json() const {
+  json jl = json::array();
+  for (const LayerBops& l : layers) {
+    jl.push_back(json{{"name", l.name},
+                      {"type", l.type},
+                      {"kind", layer_kind_name(l.kind)},
+                      {"multiplications", l.multiplications},
+                      {"bops", l.bops},
+                      {"ebops", l.ebops},
+                      {"bias_ebops", l.bias_ebops},
+                      {"exact", l.exact},
+                      {"zero_cost", l.zero_cost}});
+  }
+  json root;
+  root["layers"] = jl;
+  root["bops"] = bops;
+  root["ebops"] = ebops;
+  root["multiplications"] = multiplications;
+  root["zero_cost_layers"] = zero_cost_layers;
+  return root.dump();
+}
+
+std::ostream& operator<<(std::ostream& os, const BopsReport& report) {
+  return os << report.to_string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// FPGA estimate
+
+namespace {
+
+void check_options(const FpgaOptions& o) {
+  const auto bad = [](const std::string& what) {
+    throw InvalidArgument("fpga_estimate: " + what);
+  };
+  if (!(o.clock_period_ns > 0) || !std::isfinite(o.clock_period_ns)) {
+    bad("`clock_period_ns` must be > 0, got " + std::to_string(o.clock_period_ns));
+  }
+  if (!(o.adder_level_ns >= 0) || !std::isfinite(o.adder_level_ns)) {
+    bad("`adder_level_ns` must be >= 0, got " + std::to_string(o.adder_level_ns));
+  }
+  if (o.float_bits < 1 || o.float_bits > 64 || o.float_integer_bits > o.float_bits) {
+    bad("`float_bits` must be in [1, 64] and >= `float_integer_bits`, got " +
+        std::to_string(o.float_bits) + " and " + std::to_string(o.float_integer_bits));
+  }
+  if (o.dsp_port_a_bits < 1 || o.dsp_port_b_bits < 1) {
+    bad("`dsp_port_a_bits` and `dsp_port_b_bits` must be >= 1");
+  }
+  if (o.adder_inputs < 2) {
+    bad("`adder_inputs` must be >= 2, got " + std::to_string(o.adder_inputs));
+  }
+  if (o.dsp_min_input_bits < 1 || o.dsp_min_weight_span < 2) {
+    bad("`dsp_min_input_bits` must be >= 1 and `dsp_min_weight_span` >= 2, got " +
+        std::to_string(o.dsp_min_input_bits) + " and " + std::to_string(o.dsp_min_weight_span));
+  }
+}
+
+// An operand's width in hardware: a float operand is ap_fixed<float_bits, float_integer_bits>.
+int64_t hw_bits(const OperandType& t, const FpgaOptions& o) {
+  return t.mode == OperandMode::kFloat ? o.float_bits : t.bits;
+}
+
+// The fractional bits of the values a quantizer produces (nullptr: the float type's).
+int64_t quantizer_fraction_bits(const QuantizerPtr& q, const FpgaOptions& o) {
+  if (!q) return o.float_bits - o.float_integer_bits;
+  const std::string name = q->name();
+  const int64_t bits = q->bits();
+  if (name == "quantized_bits") {
+    return std::max<int64_t>(
+        0, bits - spec_integer(q, "integer", 0) - spec_integer(q, "keep_negative", 1));
+  }
+  if (name == "quantized_relu") return std::max<int64_t>(0, bits - spec_integer(q, "integer", 0));
+  if (bits <= 12) {
+    try {
+      int64_t frac = 0;
+      for (double v : q->range()) frac = std::max(frac, fraction_bits(v));
+      return frac;
+    } catch (const InvalidArgument&) {
+    }
+  }
+  return std::max<int64_t>(0, bits - 1);
+}
+
+// A float weight as ap_fixed<float_bits, float_integer_bits> (round to nearest, saturate).
+double to_float_fixed(double w, const FpgaOptions& o) {
+  const double scale = std::ldexp(1.0, static_cast<int>(o.float_bits - o.float_integer_bits));
+  const double top = std::ldexp(1.0, static_cast<int>(o.float_bits - 1));
+  return std::clamp(std::nearbyint(w * scale), -top, top - 1) / scale;
+}
+
+// The number of DSPs of one a x b product.
+int64_t dsps_of(int64_t a, int64_t b, const FpgaOptions& o) {
+  const int64_t pa = o.dsp_port_a_bits, pb = o.dsp_port_b_bits;
+  return std::min(ceil_div(a, pa) * ceil_div(b, pb), ceil_div(a, pb) * ceil_div(b, pa));
+}
+
+struct Products {
+  int64_t dsp = 0, lut = 0;
+  int64_t n_dsp = 0, n_lut = 0, n_free = 0;
+  int64_t terms = 0;          // non-zero products (adder-tree terms)
+  int64_t weight_frac = 0;    // the most fractional bits of a weight
+  int64_t max_span = 0;
+};
+
+// The products a stage instantiates `instances` times per weight (by a constant weight).
+Products constant_products(const Stage& st, int64_t instances, const FpgaOptions& o) {
+  Products p;
+  const int64_t bx = hw_bits(st.input, o);
+  const bool select = st.input.mode == OperandMode::kBinary ||
+                      st.input.mode == OperandMode::kBinary01 ||
+                      st.input.mode == OperandMode::kTernary;
+  const bool float_weights = st.weight.mode == OperandMode::kFloat;
+  const auto add = [&](int64_t span, int64_t n) {
+    if (span == 0 || n == 0) return;
+    p.terms += n;
+    p.max_span = std::max(p.max_span, span);
+    if (span == 1 || select) {
+      p.n_free += n;
+    } else if (bx >= o.dsp_min_input_bits && span >= o.dsp_min_weight_span) {
+      p.n_dsp += n;
+      p.dsp += n * dsps_of(bx, span + 1, o);
+    } else {
+      p.n_lut += n;
+      p.lut += n * (span / 2) * (bx + span);
+    }
+  };
+  if (st.exact) {
+    for (double w : st.weights) {
+      const double v = float_weights ? to_float_fixed(w, o) : w;
+      add(bit_span(v), instances);
+      p.weight_frac = std::max(p.weight_frac, fraction_bits(v));
+    }
+  } else {
+    // Unknown values: every weight non-zero, spanning its type's width (sign excluded).
+    const int64_t bw = hw_bits(st.weight, o);
+    const int64_t span = st.weight.is_signed && bw > 1 ? bw - 1 : bw;
+    add(span, st.count);  // every product instantiated (a recurrent cell: per step)
+    p.weight_frac = float_weights ? o.float_bits - o.float_integer_bits
+                                  : quantizer_fraction_bits(st.weight_quantizer, o);
+  }
+  return p;
+}
+
+// A product of two variables of widths a and b (a recurrent cell's gate products).
+void variable_products(int64_t n, int64_t a, int64_t b, const FpgaOptions& o, FpgaLayer& f) {
+  if (n == 0) return;
+  if (std::max(a, b) >= o.dsp_min_input_bits && std::min(a, b) >= o.dsp_min_weight_span) {
+    f.products_dsp += n;
+    f.dsp += n * dsps_of(a, b, o);
+  } else {
+    f.products_lut += n;
+    f.lut_multipliers += n * a * b;
+  }
+}
+
+int64_t adder_cycles(int64_t terms, int64_t outputs, const FpgaOptions& o) {
+  if (terms <= outputs || outputs <= 0) return 0;
+  const int64_t depth =
+      ceil_log(static_cast<double>(terms) / static_cast<double>(outputs), o.adder_inputs);
+  return static_cast<int64_t>(
+      std::ceil(static_cast<double>(depth) * o.adder_level_ns / o.clock_period_ns - 1e-9));
+}
+
+// The adders of a tree of `terms` inputs into `outputs` sums.
+int64_t adders_of(int64_t terms, int64_t outputs, const FpgaOptions& o) {
+  return terms <= outputs ? 0 : ceil_div(terms - outputs, o.adder_inputs - 1);
+}
+
+int64_t nonzero_count(const std::vector<double>& v) {
+  return std::count_if(v.begin(), v.end(), [](double x) { return x != 0; });
+}
+
+// The input quantizer of a layer, from qstats's spec of it (nullptr: float).
+QuantizerPtr input_quantizer_of(const LayerStats& s) {
+  if (!s.input_quantizer || s.input_quantizer->empty()) return nullptr;
+  return get_quantizer(*s.input_quantizer);
+}
+
+int64_t accumulator_width(const LayerStats& s, int64_t frac, const FpgaOptions& o) {
+  if (!s.accumulator) return o.float_bits;
+  // ceil(log2 max|sum|) integer bits (negative when every sum is below 1/2), a sign, `frac`.
+  return std::max<int64_t>(1, s.accumulator->bits + 1 + frac);
+}
+
+void estimate_mac(const LayerInfo& l, const LayerStats& s, const LayerStages& ls,
+                  const FpgaOptions& o, FpgaLayer& f) {
+  const int64_t outputs = numel_per_sample(l.output_shape);
+  const int64_t input_frac = quantizer_fraction_bits(input_quantizer_of(s), o);
+  std::vector<Products> products;
+  int64_t weight_frac = 0;
+  for (const Stage& st : ls.stages) {
+    products.push_back(constant_products(st, st.exact ? st.uses : 1, o));
+    weight_frac = std::max(weight_frac, products.back().weight_frac);
+  }
+  int64_t bias_terms = 0, bias_frac = 0;
+  if (ls.bias.exact) {
+    bias_terms = ls.bias.values.empty()
+                     ? 0
+                     : outputs * nonzero_count(ls.bias.values) /
+                           static_cast<int64_t>(ls.bias.values.size());
+    for (double v : ls.bias.values) bias_frac = std::max(bias_frac, fraction_bits(v));
+  } else if (ls.bias.count > 0) {
+    bias_terms = outputs;
+  }
+  const int64_t width =
+      accumulator_width(s, std::max(input_frac + weight_frac, bias_frac), o);
+  f.accumulator_bits = width;
+  int64_t cycles = 0;
+  for (size_t k = 0; k < ls.stages.size(); ++k) {
+    const Products& p = products[k];
+    const bool last = k + 1 == ls.stages.size();
+    // A separable convolution's depthwise part sums k products into each of positions x mid
+    // values; the last stage sums into the layer's outputs.
+    int64_t stage_outputs = outputs;
+    if (!last) {
+      int64_t taps = 1;
+      for (int64_t kk : l.kernel_size) taps *= kk;
+      stage_outputs = ls.stages[k].count / std::max<int64_t>(1, taps);
+    }
+    const int64_t terms = p.terms + (last ? bias_terms : 0);
+    const int64_t adders = adders_of(terms, stage_outputs, o);
+    f.dsp += p.dsp;
+    f.lut_multipliers += p.lut;
+    f.products_dsp += p.n_dsp;
+    f.products_lut += p.n_lut;
+    f.products_free += p.n_free;
+    f.lut_adders += adders * width;
+    const int64_t c = std::max<int64_t>(
+        1, (p.n_dsp + p.n_lut > 0 ? 1 : 0) + adder_cycles(terms, stage_outputs, o));
+    cycles += c;
+    f.ff += c * stage_outputs * width;
+  }
+  f.latency_cycles = ls.stages.empty() ? 0 : cycles;
+}
+
+void estimate_recurrent(const LayerInfo& l, const LayerStats& s, const LayerStages& ls,
+                        const FpgaOptions& o, FpgaLayer& f) {
+  const int64_t steps = l.input_shape[l.batch_first ? 1 : 0];
+  const int64_t directions = l.bidirectional ? 2 : 1, h = l.out_channels;
+  const int64_t rows = directions * l.gates * h;  // the gate pre-activations per layer and step
+  const int64_t input_frac = quantizer_fraction_bits(input_quantizer_of(s), o);
+  int64_t weight_frac = 0;
+  std::vector<Products> products;
+  for (const Stage& st : ls.stages) {
+    // One cell, reused over the time steps: each weight is instantiated once.
+    Stage one = st;
+    if (!one.exact) one.count = st.count / std::max<int64_t>(1, steps);
+    products.push_back(constant_products(one, 1, o));
+    weight_frac = std::max(weight_frac, products.back().weight_frac);
+  }
+  const int64_t width = accumulator_width(s, input_frac + weight_frac, o);
+  f.accumulator_bits = width;
+  // The biases per layer: the bias values are per layer (bias_ih, bias_hh per direction).
+  const int64_t bias_values =
+      ls.bias.exact ? static_cast<int64_t>(ls.bias.values.size()) : ls.bias.count;
+  const int64_t bias_nonzero = ls.bias.exact ? nonzero_count(ls.bias.values) : ls.bias.count;
+  const int64_t bias_terms_per_layer = bias_values > 0 ? bias_nonzero / l.num_layers : 0;
+  const QuantizerPtr activation = l.quantizer("activation");
+  const QuantizerPtr recurrent_activation = l.quantizer("recurrent_activation");
+  const QuantizerPtr state = l.quantizer("state_quantizer");
+  const int64_t act_bits = activation ? activation->bits() : o.float_bits;
+  const int64_t gate_bits = recurrent_activation ? recurrent_activation->bits() : o.float_bits;
+  const int64_t state_bits = state ? state->bits() : (l.gates == 1 ? act_bits : o.float_bits);
+  int64_t cell_cycles = 0;
+  for (int64_t layer = 0; layer < l.num_layers; ++layer) {
+    const std::string suffix = l.num_layers == 1 ? "" : "_l" + std::to_string(layer);
+    int64_t terms = bias_terms_per_layer, with_multiplier = 0;
+    for (size_t k = 0; k < ls.stages.size(); ++k) {
+      const std::string& part = ls.stages[k].part;
+      const bool mine = part == "kernel" + suffix || part == "recurrent" + suffix ||
+                        part == "recurrent_n" + suffix;
+      if (!mine) continue;
+      const Products& p = products[k];
+      terms += p.terms;
+      with_multiplier += p.n_dsp + p.n_lut;
+      f.dsp += p.dsp;
+      f.lut_multipliers += p.lut;
+      f.products_dsp += p.n_dsp;
+      f.products_lut += p.n_lut;
+      f.products_free += p.n_free;
+    }
+    f.lut_adders += adders_of(terms, rows, o) * width;
+    // The gate products: LSTM f c, i g, o act(c); GRU r (W h + b) or r h, z h, (1 - z) n.
+    const int64_t gate_products = l.gates == 1 ? 0 : 3 * directions * h;
+    variable_products(gate_products, gate_bits, std::max(state_bits, act_bits), o, f);
+    // The activations: the gates, and an LSTM's act(c).
+    const int64_t activations = rows + (l.gates == 4 ? directions * h : 0);
+    f.lut_activations += activations * std::max(act_bits, gate_bits);
+    const int64_t c = (with_multiplier > 0 ? 1 : 0) + adder_cycles(terms, rows, o) + 1 +
+                      (gate_products > 0 ? 1 : 0);
+    cell_cycles += c;
+    f.ff += c * rows * width;
+  }
+  f.latency_cycles = steps * cell_cycles;
+}
+
+void estimate_batch_norm(const LayerInfo& l, const LayerStages& ls, const FpgaOptions& o,
+                         FpgaLayer& f) {
+  if (ls.stages.empty()) return;
+  const Stage& st = ls.stages[0];
+  const Products p = constant_products(st, st.uses, o);
+  const int64_t outputs = numel_per_sample(l.output_shape);
+  const int64_t shift_terms =
+      ls.bias.values.empty()
+          ? 0
+          : outputs * nonzero_count(ls.bias.values) / static_cast<int64_t>(ls.bias.values.size());
+  const int64_t width = hw_bits(st.input, o) + p.max_span + 1;
+  f.accumulator_bits = width;
+  f.dsp += p.dsp;
+  f.lut_multipliers += p.lut;
+  f.products_dsp += p.n_dsp;
+  f.products_lut += p.n_lut;
+  f.products_free += p.n_free;
+  const int64_t terms = p.terms + shift_terms;
+  f.lut_adders += adders_of(terms, outputs, o) * width;
+  f.latency_cycles =
+      std::max<int64_t>(1, (p.n_dsp + p.n_lut > 0 ? 1 : 0) + adder_cycles(terms, outputs, o));
+  f.ff += f.latency_cycles * outputs * width;
+}
+
+}  // namespace
+
+FpgaEstimate fpga_estimate(const std::vector<LayerInfo>& layers, const FpgaOptions& options) {
+  const char* who = "fpga_estimate";
+  check_options(options);
+  const Prepared p = prepare(who, layers, options.input_quantizer, options.unknown_layers_as_zero);
+  const std::vector<LayerStages> stages = all_stages(who, p);
+  FpgaEstimate e;
+  e.clock_period_ns = options.clock_period_ns;
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const LayerInfo& l = p.layers[i];
+    const LayerStats& s = p.stats.layers[i];
+    FpgaLayer f;
+    f.name = l.name;
+    f.type = layers[i].type;
+    f.kind = l.kind;
+    f.zero_cost = p.zero_cost[i];
+    f.exact = stages[i].exact;
+    if (f.zero_cost) {
+      // nothing
+    } else if (l.kind == LayerKind::kRecurrent) {
+      estimate_recurrent(l, s, stages[i], options, f);
+    } else if (is_mac(l.kind)) {
+      estimate_mac(l, s, stages[i], options, f);
+    } else if (l.kind == LayerKind::kActivation) {
+      const int64_t outputs = numel_per_sample(l.output_shape);
+      const int64_t bits = operand_type(l.quantizer("activation")).bits;
+      f.lut_activations = outputs * bits;
+      f.ff = outputs * bits;
+      f.latency_cycles = 1;
+    } else {
+      estimate_batch_norm(l, stages[i], options, f);
+    }
+    f.lut = f.lut_multipliers + f.lut_adders + f.lut_activations;
+    e.lut += f.lut;
+    e.dsp += f.dsp;
+    e.ff += f.ff;
+    e.latency_cycles += f.latency_cycles;
+    if (f.zero_cost) e.zero_cost_layers.push_back(f.name);
+    e.layers.push_back(std::move(f));
+  }
+  e.latency_ns = static_cast<double>(e.latency_cycles) * options.clock_period_ns;
+  return e;
+}
+
+FpgaEstimate fpga_estimate(torch::nn::Sequential model, const std::vector<int64_t>& input_shape,
+                           const FpgaOptions& options) {
+  check_options(options);
+  return fpga_estimate(describe_model(std::move(model), input_shape), options);
+}
+
+std::string FpgaEstimate::to_string() const {
+  std::ostringstream os;
+  os << "\nFPGA estimate (fully unrolled, hls4ml latency strategy, reuse factor 1; clock "
+     << nanoseconds(clock_period_ns) << " ns):\n";
+  os << "    " << pad("layer", 24) << pad("type", 18) << rpad("LUT", 9) << rpad("(mult", 8)
+     << rpad("add", 8) << rpad("act)", 8) << rpad("DSP", 7) << rpad("FF", 9) << rpad("cycles", 8)
+     << rpad("acc", 5) << "\n";
+  for (const FpgaLayer& l : layers) {
+    std::string type = l.type;
+    if (l.zero_cost) type += " *";
+    else if (!l.exact) type += " ~";
+    os << "    " << pad(l.name, 24) << pad(type, 18) << rpad(std::to_string(l.lut), 9)
+       << rpad(std::to_string(l.lut_multipliers), 8) << rpad(std::to_string(l.lut_adders), 8)
+       << rpad(std::to_string(l.lut_activations), 8) << rpad(std::to_string(l.dsp), 7)
+       << rpad(std::to_string(l.ff), 9) << rpad(std::to_string(l.latency_cycles), 8)
+       << rpad(l.accumulator_bits ? std::to_string(l.accumulator_bits) : "-", 5) << "\n";
+  }
+  os << "    " << std::string(104, '-') << "\n";
+  os << "    " << pad("Total", 42) << rpad(std::to_string(lut), 9) << std::string(24, ' ')
+     << rpad(std::to_string(dsp), 7) << rpad(std::to_string(ff), 9)
+     << rpad(std::to_string(latency_cycles), 8) << "\n";
+  os << "    latency " << latency_cycles << " cycles = " << nanoseconds(latency_ns)
+     << " ns; LUT + 55 DSP = " << lut_equivalent() << "\n";
+  bool approx = false;
+  for (const FpgaLayer& l : layers) approx = approx || (!l.exact && !l.zero_cost);
+  if (approx) os << "    ~ weight values unknown: every weight counted non-zero, at full width\n";
+  if (!zero_cost_layers.empty()) os << "    * unknown layer, counted as zero\n";
+  return os.str();
+}
+
+std::string FpgaEstimate::to_json() const {
+  json jl = json::array();
+  for (const FpgaLayer& l : layers) {
+    jl.push_back(json{{"name", l.name},
+                      {"type", l.type},
+                      {"kind", layer_kind_name(l.kind)},
+                      {"lut", l.lut},
+                      {"lut_multipliers", l.lut_multipliers},
+                      {"lut_adders", l.lut_adders},
+                      {"lut_activations", l.lut_activations},
+                      {"dsp", l.dsp},
+                      {"ff", l.ff},
+                      {"latency_cycles", l.latency_cycles},
+                      {"products_dsp", l.products_dsp},
+                      {"products_lut", l.products_lut},
+                      {"products_free", l.products_free},
+                      {"accumulator_bits", l.accumulator_bits},
+                      {"exact", l.exact},
+                      {"zero_cost", l.zero_cost}});
+  }
+  json root;
+  root["layers"] = jl;
+  root["lut"] = lut;
+  root["dsp"] = dsp;
+  root["ff"] = ff;
+  root["latency_cycles"] = latency_cycles;
+  root["latency_ns"] = latency_ns;
+  root["clock_period_ns"] = clock_period_ns;
+  root["zero_cost_layers"] = zero_cost_layers;
+  return root.dump();
+}
+
+std::ostream& operator<<(std::ostream& os, const FpgaEstimate& estimate) {
+  return os << estimate.to_string();
+}
+
+}  // namespace heteroq::cost
