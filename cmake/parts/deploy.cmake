@@ -56,3 +56,9 @@ if(HETEROQ_INSTALL)
     RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
     INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endif()
+
+if(HETEROQ_BUILD_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+  add_executable(bench_deploy benchmarks/bench_deploy.cpp)
+  target_link_libraries(bench_deploy PRIVATE heteroq::heteroq benchmark::benchmark)
+endif()

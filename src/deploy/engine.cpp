@@ -41,6 +41,15 @@ int storage_for(int64_t lo, int64_t hi) {
 
 std::string storage_name(int t) { return "int" + std::to_string(t); }
 
+// The kinds as integers for the run-time dispatch.
+enum Op { kDense = 0, kFixed = 1, kSign = 2, kBinary = 3, kTernary = 4 };
+int op_code(const std::string& kind) {
+  if (kind == "fixed") return kFixed;
+  if (kind == "sign") return kSign;
+  if (kind == "binary") return kBinary;
+  return kTernary;
+}
+
 }  // namespace
 
 int64_t bits_for(int64_t max_abs) {
@@ -86,6 +95,9 @@ void Engine::analyse() {
   }
   if (q.frac < -1074 || q.frac > 1074) fail("input quantizer: frac out of range");
   in_type_ = storage_for(lo, hi);
+  in_op_ = op_code(q.kind);
+  op_.assign(p.stages.size(), kDense);
+  uniform_shift_.assign(p.stages.size(), 0);
 
   int64_t size = p.input_size, prev_max = abs_max(lo, hi);
   int prev_type = in_type_;
@@ -200,6 +212,12 @@ void Engine::analyse() {
         fail(at + ": unknown requantizer kind `" + r.kind + "`");
       }
       out_type_[i] = storage_for(rlo, rhi);
+      op_[i] = op_code(r.kind);
+      if (op_[i] == kFixed && !r.has_slope && prev_type == 32 && out_type_[i] == 16 && n > 0 &&
+          r.shift[0] >= 1 && r.shift[0] <= 30 &&
+          std::all_of(r.shift.begin(), r.shift.end(), [&](int64_t v) { return v == r.shift[0]; })) {
+        uniform_shift_[i] = static_cast<int>(r.shift[0]);
+      }
       info.max_abs = abs_max(rlo, rhi);
       info.storage = storage_name(out_type_[i]);
       prev_max = info.max_abs;
@@ -214,6 +232,8 @@ void Engine::analyse() {
   }
   output_size_ = size;
   output_frac_ = prev_frac;
+  out_scale_.clear();
+  for (int64_t f : output_frac_) out_scale_.push_back(std::ldexp(1.0, static_cast<int>(-f)));
   // Scratch layout: the input codes, then every stage's output, each 64-byte aligned.
   auto align = [](size_t b) { return (b + 63) / 64 * 64; };
   in_offset_ = 0;
@@ -236,7 +256,11 @@ T* at_offset(unsigned char* base, size_t off) {
   return reinterpret_cast<T*>(base + off);
 }
 
-// int16 x int16 -> int32 dot products: GCC turns the inner loop into pmaddwd (SSE2) / vpmaddwd.
+// int16 x int16 -> int32 dot products: GCC turns the inner loop into pmaddwd (SSE2) / vpmaddwd
+// (AVX2, chosen at load time where the CPU has it).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 void dense_narrow(const int16_t* __restrict x, const int16_t* __restrict w,
                   const int32_t* __restrict b, int32_t* __restrict y, int64_t n, int64_t m) {
   for (int64_t o = 0; o < m; ++o) {
@@ -262,17 +286,17 @@ void dense_wide(const TX* x, const Stage& s, TY* y) {
 }
 
 template <typename TA, typename TC>
-void requantize(const TA* a, const Requantizer& r, TC* c, int64_t n) {
-  if (r.kind == "fixed") {
+void requantize(const TA* a, const Requantizer& r, int op, TC* c, int64_t n) {
+  if (op == kFixed) {
     const int64_t* sh = r.shift.data();
     for (int64_t i = 0; i < n; ++i) {
       int64_t v = std::clamp(rne_shift(a[i], sh[i]), r.lo, r.hi);
       if (r.has_slope) v += std::clamp(rne_shift(a[i], r.slope_shift[static_cast<size_t>(i)]), r.neg_lo, int64_t(0));
       c[i] = static_cast<TC>(v);
     }
-  } else if (r.kind == "sign") {
+  } else if (op == kSign) {
     for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(a[i] < 0 ? -1 : 1);
-  } else if (r.kind == "binary") {
+  } else if (op == kBinary) {
     for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(a[i] < 0 ? r.low : 1);
   } else {  // ternary
     for (int64_t i = 0; i < n; ++i) {
@@ -282,25 +306,44 @@ void requantize(const TA* a, const Requantizer& r, TC* c, int64_t n) {
   }
 }
 
-template <typename TA>
-void requantize_to(const TA* a, const Requantizer& r, unsigned char* out, int type, int64_t n) {
-  if (type == 16) {
-    requantize(a, r, reinterpret_cast<int16_t*>(out), n);
-  } else if (type == 32) {
-    requantize(a, r, reinterpret_cast<int32_t*>(out), n);
-  } else {
-    requantize(a, r, reinterpret_cast<int64_t*>(out), n);
+// The common case in 32-bit lanes (vectorizes): int32 accumulators, one shift s in [1, 30] for
+// every channel, int16 codes, no slope. r = a mod 2^s; round half to even as rne_shift.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void requantize_uniform(const int32_t* __restrict a, int32_t s, int32_t lo, int32_t hi,
+                        int16_t* __restrict c, int64_t n) {
+  const int32_t half = int32_t(1) << (s - 1), mask = (int32_t(1) << s) - 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t v = a[i];
+    int32_t q = v >> s;
+    const int32_t r = v & mask;
+    q += (r + (q & 1)) > half ? 1 : 0;
+    q = q < lo ? lo : q;
+    q = q > hi ? hi : q;
+    c[i] = static_cast<int16_t>(q);
   }
 }
 
-void requantize_any(const unsigned char* in, int in_type, const Requantizer& r, unsigned char* out,
-                    int type, int64_t n) {
-  if (in_type == 16) {
-    requantize_to(reinterpret_cast<const int16_t*>(in), r, out, type, n);
-  } else if (in_type == 32) {
-    requantize_to(reinterpret_cast<const int32_t*>(in), r, out, type, n);
+template <typename TA>
+void requantize_to(const TA* a, const Requantizer& r, int op, unsigned char* out, int type, int64_t n) {
+  if (type == 16) {
+    requantize(a, r, op, reinterpret_cast<int16_t*>(out), n);
+  } else if (type == 32) {
+    requantize(a, r, op, reinterpret_cast<int32_t*>(out), n);
   } else {
-    requantize_to(reinterpret_cast<const int64_t*>(in), r, out, type, n);
+    requantize(a, r, op, reinterpret_cast<int64_t*>(out), n);
+  }
+}
+
+void requantize_any(const unsigned char* in, int in_type, const Requantizer& r, int op,
+                    unsigned char* out, int type, int64_t n) {
+  if (in_type == 16) {
+    requantize_to(reinterpret_cast<const int16_t*>(in), r, op, out, type, n);
+  } else if (in_type == 32) {
+    requantize_to(reinterpret_cast<const int32_t*>(in), r, op, out, type, n);
+  } else {
+    requantize_to(reinterpret_cast<const int64_t*>(in), r, op, out, type, n);
   }
 }
 
@@ -315,14 +358,14 @@ void dense_wide_to(const TX* x, const Stage& s, unsigned char* out, int type) {
 
 // The input quantizer: the float32 element functions of the QAT kernels, giving the code.
 template <typename TC>
-void quantize_input(const InputQuantizer& q, const float* x, TC* c, int64_t n, int64_t sample) {
+void quantize_input(const InputQuantizer& q, int op, const float* x, TC* c, int64_t n, int64_t sample) {
   for (int64_t i = 0; i < n; ++i) {
     if (std::isnan(x[i])) {
       throw InvalidArgument("heteroq::deploy::Engine: the input is NaN at sample " +
                             std::to_string(sample) + ", element " + std::to_string(i));
     }
   }
-  if (q.kind == "fixed") {
+  if (op == kFixed) {
     const float s = static_cast<float>(q.in_scale), lo = static_cast<float>(q.lo),
                 hi = static_cast<float>(q.hi), slope = static_cast<float>(q.slope),
                 neg_lo = static_cast<float>(q.neg_lo);
@@ -333,9 +376,9 @@ void quantize_input(const InputQuantizer& q, const float* x, TC* c, int64_t n, i
       if (with_slope) code = code + hd::clamp_keep_nan(hd::round_half_even(p * slope), neg_lo, 0.0f);
       c[i] = static_cast<TC>(code);
     }
-  } else if (q.kind == "sign") {
+  } else if (op == kSign) {
     for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(hd::quantize_sign_element(x[i], 1.0f));
-  } else if (q.kind == "binary") {
+  } else if (op == kBinary) {
     const float low = static_cast<float>(q.low);
     for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(hd::binary_element(x[i], low, 1.0f));
   } else {
@@ -349,11 +392,11 @@ void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) con
   const Program& p = program_;
   unsigned char* in = scratch + in_offset_;
   if (in_type_ == 16) {
-    quantize_input(p.input, x, reinterpret_cast<int16_t*>(in), p.input_size, sample);
+    quantize_input(p.input, in_op_, x, reinterpret_cast<int16_t*>(in), p.input_size, sample);
   } else if (in_type_ == 32) {
-    quantize_input(p.input, x, reinterpret_cast<int32_t*>(in), p.input_size, sample);
+    quantize_input(p.input, in_op_, x, reinterpret_cast<int32_t*>(in), p.input_size, sample);
   } else {
-    quantize_input(p.input, x, reinterpret_cast<int64_t*>(in), p.input_size, sample);
+    quantize_input(p.input, in_op_, x, reinterpret_cast<int64_t*>(in), p.input_size, sample);
   }
   const unsigned char* prev = in;
   int prev_type = in_type_;
@@ -361,7 +404,7 @@ void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) con
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
     unsigned char* out = scratch + offset_[i];
-    if (s.kind == "dense") {
+    if (op_[i] == kDense) {
       if (dense_kind_[i] == 0) {
         dense_narrow(reinterpret_cast<const int16_t*>(prev), w16_[i].data(), b32_[i].data(),
                      reinterpret_cast<int32_t*>(out), s.in_features, s.out_features);
@@ -373,8 +416,12 @@ void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) con
         dense_wide_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
       }
       size = s.out_features;
+    } else if (uniform_shift_[i] > 0) {
+      requantize_uniform(reinterpret_cast<const int32_t*>(prev), uniform_shift_[i],
+                         static_cast<int32_t>(s.requantizer.lo), static_cast<int32_t>(s.requantizer.hi),
+                         reinterpret_cast<int16_t*>(out), size);
     } else {
-      requantize_any(prev, prev_type, s.requantizer, out, out_type_[i], size);
+      requantize_any(prev, prev_type, s.requantizer, op_[i], out, out_type_[i], size);
     }
     prev = out;
     prev_type = out_type_[i];
@@ -421,14 +468,11 @@ void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, 
 void Engine::run(const float* input, int64_t batch, float* output) const {
   if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
   const int64_t n_out = output_size_;
-  std::vector<double> scale(static_cast<size_t>(n_out));
-  for (int64_t i = 0; i < n_out; ++i) scale[i] = std::ldexp(1.0, static_cast<int>(-output_frac_[i]));
-  std::vector<int64_t> codes(static_cast<size_t>(n_out));
+  thread_local std::vector<int64_t> codes;
+  if (codes.size() < static_cast<size_t>(n_out)) codes.resize(static_cast<size_t>(n_out));
   for (int64_t b = 0; b < batch; ++b) {
     run_codes_from(input + b * program_.input_size, 1, codes.data(), b);
-    for (int64_t i = 0; i < n_out; ++i) {
-      output[b * n_out + i] = code_to_float(codes[i], scale[i]);
-    }
+    for (int64_t i = 0; i < n_out; ++i) output[b * n_out + i] = code_to_float(codes[i], out_scale_[i]);
   }
 }
 

@@ -46,8 +46,6 @@ void emit_array(std::ostringstream& o, const std::string& type, const std::strin
   o << "};\n";
 }
 
-int storage_of(const std::string& s) { return std::stoi(s.substr(3)); }
-
 }  // namespace
 
 std::string Engine::generate_header(const std::string& name) const {

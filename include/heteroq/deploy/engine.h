@@ -151,12 +151,16 @@ class HETEROQ_DEPLOY_API Engine {
   Program program_;
   int64_t output_size_ = 0;
   std::vector<int64_t> output_frac_;
+  std::vector<double> out_scale_;  // 2^-output_frac
   std::vector<StageInfo> info_;
   std::vector<std::vector<int16_t>> w16_;
   std::vector<std::vector<int32_t>> b32_;
   std::vector<int> dense_kind_;  // per stage: 0 narrow (int16 x int16 -> int32), 1 wide (int64)
   std::vector<int> out_type_;    // per stage: 16, 32 or 64 (the output storage)
   int in_type_ = 16;             // the input codes' storage
+  int in_op_ = 0;                // the input quantizer's kind, as an integer
+  std::vector<int> op_;          // per stage: the kind (dense, or the requantizer's), as an integer
+  std::vector<int> uniform_shift_;  // per requantization: its one shift when the fast path applies
   std::vector<size_t> offset_;   // per stage: the output's byte offset in the scratch buffer
   size_t in_offset_ = 0, scratch_bytes_ = 0;
   void analyse();
