@@ -33,11 +33,12 @@ std::pair<int64_t, int64_t> odd_mantissa(double v) {
   int exponent = 0;
   const double f = std::frexp(std::fabs(v), &exponent);  // f in [0.5, 1)
   auto m = static_cast<uint64_t>(std::ldexp(f, 53));     // exact: bit 52 set
+#if defined(__GNUC__) || defined(__clang__)
+  const int64_t trailing = __builtin_ctzll(m);
+#else
   int64_t trailing = 0;
-  while ((m & 1u) == 0) {
-    m >>= 1;
-    ++trailing;
-  }
+  for (; (m & 1u) == 0; m >>= 1) ++trailing;
+#endif
   return {53 - trailing, static_cast<int64_t>(exponent) - 53 + trailing};
 }
 
@@ -568,8 +569,10 @@ Products constant_products(const Stage& st, int64_t instances, const FpgaOptions
   if (st.exact) {
     for (double w : st.weights) {
       const double v = float_weights ? to_float_fixed(w, o) : w;
-      add(bit_span(v), instances);
-      p.weight_frac = std::max(p.weight_frac, fraction_bits(v));
+      if (v == 0) continue;
+      const auto [span, lsb] = odd_mantissa(v);
+      add(span, instances);
+      p.weight_frac = std::max(p.weight_frac, -lsb);
     }
   } else {
     // Unknown values: every weight non-zero, spanning its type's width (sign excluded).
