@@ -416,6 +416,7 @@ QToolsOperator as_operator(const Unit& u, std::string part, std::string role, in
 // ---- layer roles by type name ----
 
 enum class Role {
+  kIdentity,
   kMac,
   kActivation,
   kFloatActivation,
@@ -430,6 +431,8 @@ enum class Role {
 
 const char* role_name(Role r) {
   switch (r) {
+    case Role::kIdentity:
+      return "identity";
     case Role::kMac:
       return "mac";
     case Role::kActivation:
@@ -469,34 +472,16 @@ Role role_of(const LayerInfo& l) {
       "CELU",      "GELU",        "SiLU",       "Mish",       "Sigmoid",    "Tanh",      "Hardtanh",
       "Hardswish", "Hardsigmoid", "Softmax",    "Softmin",    "LogSoftmax", "Softmax2d", "Softplus",
       "Softsign",  "Tanhshrink",  "Hardshrink", "Softshrink", "Threshold",  "LogSigmoid"};
-  static const std::set<std::string> passes = {"Identity",
-                                               "Dropout",
-                                               "Dropout1d",
-                                               "Dropout2d",
-                                               "Dropout3d",
-                                               "AlphaDropout",
-                                               "FeatureAlphaDropout",
-                                               "ZeroPad2d",
-                                               "ConstantPad1d",
-                                               "ConstantPad2d",
-                                               "ConstantPad3d",
-                                               "ReflectionPad1d",
-                                               "ReflectionPad2d",
-                                               "ReflectionPad3d",
-                                               "ReplicationPad1d",
-                                               "ReplicationPad2d",
-                                               "ReplicationPad3d",
-                                               "PixelShuffle",
-                                               "PixelUnshuffle",
-                                               "ChannelShuffle",
-                                               "InstanceNorm1d",
-                                               "InstanceNorm2d",
-                                               "InstanceNorm3d",
-                                               "LayerNorm",
-                                               "GroupNorm",
-                                               "LocalResponseNorm",
-                                               "LPPool1d",
-                                               "LPPool2d"};
+  static const std::set<std::string> identities = {
+      "Identity",  "Dropout",      "Dropout1d",          "Dropout2d",
+      "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"};
+  static const std::set<std::string> passes = {
+      "ZeroPad2d",        "ConstantPad1d",    "ConstantPad2d",     "ConstantPad3d",
+      "ReflectionPad1d",  "ReflectionPad2d",  "ReflectionPad3d",   "ReplicationPad1d",
+      "ReplicationPad2d", "ReplicationPad3d", "PixelShuffle",      "PixelUnshuffle",
+      "ChannelShuffle",   "InstanceNorm1d",   "InstanceNorm2d",    "InstanceNorm3d",
+      "LayerNorm",        "GroupNorm",        "LocalResponseNorm", "LPPool1d",
+      "LPPool2d"};
   switch (l.kind) {
     case LayerKind::kDense:
     case LayerKind::kConv:
@@ -516,6 +501,7 @@ Role role_of(const LayerInfo& l) {
   if (l.type == "Upsample") return Role::kUpsample;
   if (float_activations.count(l.type)) return Role::kFloatActivation;
   if (passes.count(l.type)) return Role::kPass;
+  if (identities.count(l.type)) return Role::kIdentity;
   return Role::kUnknown;
 }
 
@@ -893,6 +879,8 @@ LayerDataType map_layer(const LayerInfo& l, const Types& t, const QType& input, 
     case Role::kPass:
       if (t.reference && !is_input) d.output = t.keras_acc;
       break;
+    case Role::kIdentity:  // not in an inference graph
+      break;
     case Role::kUnknown:
       if (!unknown_as_zero) {
         bad_layer(l,
@@ -954,6 +942,7 @@ double round2(double v) {
 }
 
 std::vector<std::string> included_components(const std::string& role) {
+  if (role == "identity") return {};  // Identity, Dropout: not in an inference graph
   if (role == "activation" || role == "float_activation") return {"outputs"};
   if (role == "batchnorm") return {"parameters"};
   if (role == "max_pool") return {"op_cost"};
@@ -966,11 +955,12 @@ std::string fixed(double v, int precision = 2) {
   return os.str();
 }
 
+// Left- or right-aligned in a column of `n` characters, with at least one space to the next.
 std::string pad(const std::string& s, size_t n) {
-  return s.size() >= n ? s : s + std::string(n - s.size(), ' ');
+  return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' ');
 }
 std::string rpad(const std::string& s, size_t n) {
-  return s.size() >= n ? s : std::string(n - s.size(), ' ') + s;
+  return s.size() >= n ? " " + s : std::string(n - s.size(), ' ') + s;
 }
 
 json type_json(const QType& t) {
@@ -1209,7 +1199,7 @@ EnergyReport energy(const DataTypeMap& map, const QToolsOptions& o) {
     e.role = d.role;
     e.counted_as_zero = d.counted_as_zero;
     e.included = included_components(d.role);
-    if (!d.counted_as_zero) {
+    if (!d.counted_as_zero && d.role != "identity") {
       const bool is_input = i == 0, is_output = i + 1 == map.layers.size();
       e.inputs = memory_energy(is_input, static_cast<double>(size_without_batch(d.input_shape)),
                                o.activations_on_memory, o, d.input.bits);

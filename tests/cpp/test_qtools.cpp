@@ -165,6 +165,52 @@ torch::nn::Sequential lstm_model() {
       QActivation("quantized_relu(4)"));
 }
 
+torch::nn::Sequential one_d() {
+  return torch::nn::Sequential(
+      QConv1d(QConv1dOptions(2, 4, 3).kernel_quantizer(kW4).bias_quantizer(kB8)),
+      QBatchNorm1d(QBatchNormOptions(4).inverse_quantizer("quantized_bits(8,3,alpha=1)")),
+      QActivation("quantized_relu(4,1)"),
+      QSeparableConv1d(QSeparableConv1dOptions(4, 6, 3)
+                           .depth_multiplier(2)
+                           .depthwise_quantizer("quantized_po2(4,1)")
+                           .pointwise_quantizer(kW4)),
+      QActivation("ternary(alpha=1)"), torch::nn::Flatten(),
+      QLinearBatchNorm(QLinearBatchNormOptions(36, 3).kernel_quantizer(kW6).bias_quantizer(kB8)));
+}
+
+torch::nn::Sequential gru_model() {
+  return torch::nn::Sequential(QGRU(QGRUOptions(4, 6)
+                                        .num_layers(2)
+                                        .bidirectional(true)
+                                        .batch_first(true)
+                                        .kernel_quantizer(kW6)
+                                        .recurrent_quantizer(kW4)
+                                        .bias_quantizer(kB8)
+                                        .state_quantizer("quantized_bits(8,2,alpha=1)")),
+                               QActivation("quantized_relu(4)"),
+                               QDense(QLinearOptions(12, 3).kernel_quantizer(kW6)));
+}
+
+torch::nn::Sequential rnn_model() {
+  return torch::nn::Sequential(QSimpleRNN(QSimpleRNNOptions(6, 10)
+                                              .bias(false)
+                                              .kernel_quantizer(kW6)
+                                              .recurrent_quantizer(kW4)
+                                              .activation("quantized_tanh(6)")),
+                               QActivation("quantized_relu(4)"));
+}
+
+// Transposed convolutions, adaptive activations, torch convolutions, dropout, upsampling.
+torch::nn::Sequential misc_model() {
+  return torch::nn::Sequential(
+      QConv2d(QConv2dOptions(2, 4, 3).padding(1).kernel_quantizer(kW4).bias_quantizer(kB8)),
+      QAdaptiveActivation(QAdaptiveActivationOptions("quantized_relu", 4)),
+      QConvTranspose2d(QConv2dOptions(4, 2, 2).stride(2).kernel_quantizer(kW6)),
+      torch::nn::Dropout(0.5), torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3)),
+      torch::nn::Upsample(torch::nn::UpsampleOptions().scale_factor(std::vector<double>{2.0, 2.0})),
+      torch::nn::AdaptiveAvgPool2d(1), torch::nn::Flatten(), QActivation("quantized_bits(8,2)"));
+}
+
 // ---- tests ----
 
 TEST(QToolsTypes, QuantizersAndNames) {
@@ -504,7 +550,13 @@ TEST(QToolsErrors, UnknownLayersAndBadInput) {
 TEST(QToolsDataTypes, EveryLayerFamily) {
   // Convolutions, batch norms, pooling, separable and folded layers, float layers, recurrent.
   for (const auto& [m, shape] : std::vector<std::pair<torch::nn::Sequential, std::vector<int64_t>>>{
-           {small_cnn(), {2, 3, 12, 12}}, {po2_mix(), {1, 8}}, {lstm_model(), {5, 2, 8}}}) {
+           {small_cnn(), {2, 3, 12, 12}},
+           {po2_mix(), {1, 8}},
+           {lstm_model(), {5, 2, 8}},
+           {one_d(), {1, 2, 10}},
+           {gru_model(), {3, 7, 4}},
+           {rnn_model(), {4, 2, 6}},
+           {misc_model(), {1, 2, 6, 6}}}) {
     const EnergyReport e = heteroq::cost::energy(m, shape);
     EXPECT_GT(e.total, 0);
     EXPECT_TRUE(e.counted_as_zero.empty());
@@ -523,6 +575,14 @@ TEST(QToolsDataTypes, EveryLayerFamily) {
   EXPECT_EQ(layer(cnn, "3").stages.at(0).fan_in, 9);
   EXPECT_EQ(layer(cnn, "8").role, "max_pool");
   EXPECT_EQ(layer(cnn, "7").role, "avg_pool");
+  // Dropout is not in an inference graph: 0, and its input's type passes on.
+  const DataTypeMap misc = heteroq::cost::data_types(misc_model(), {1, 2, 6, 6});
+  EXPECT_EQ(layer(misc, "3").role, "identity");
+  EXPECT_EQ(layer(misc, "3").output, layer(misc, "2").output);
+  EXPECT_EQ(layer(heteroq::cost::energy(misc_model(), {1, 2, 6, 6}), "3").total, 0.0);
+  // The transposed convolution: (in / groups) x k x k products per accumulator at most.
+  EXPECT_EQ(layer(misc, "2").stages.at(0).fan_in, 4 * 2 * 2);
+  EXPECT_EQ(layer(misc, "2").operation_count, 6 * 6 * 4 * 2 * 2 * 2);
   // The LSTM: its output (no state quantizer) has the default type; 2 stages.
   const DataTypeMap lstm = heteroq::cost::data_types(lstm_model(), {5, 2, 8});
   EXPECT_EQ(layer(lstm, "0").stages.size(), 2u);
@@ -539,7 +599,11 @@ TEST(QToolsCrossLanguage, WritesReportsForPython) {
       {"jet_float", jet_mlp("", ""), {1, 16}},
       {"cnn", small_cnn(), {2, 3, 12, 12}},
       {"mix", po2_mix(), {1, 8}},
-      {"lstm", lstm_model(), {5, 2, 8}}};
+      {"lstm", lstm_model(), {5, 2, 8}},
+      {"one_d", one_d(), {1, 2, 10}},
+      {"gru", gru_model(), {3, 7, 4}},
+      {"rnn", rnn_model(), {4, 2, 6}},
+      {"misc", misc_model(), {1, 2, 6, 6}}};
   QToolsOptions sram;
   sram.weights_on_memory = "sram";
   sram.activations_on_memory = "sram";

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from heteroq import cost
-from heteroq.nn import (QLSTM, QActivation, QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv2d,
-                        QConv2dBatchNorm, QDense, QDepthwiseConv2d, QGlobalAvgPool2d,
-                        QSeparableConv2d)
+from heteroq.nn import (QGRU, QLSTM, QActivation, QAdaptiveActivation, QAvgPool2d, QBatchNorm1d,
+                        QBatchNorm2d, QConv1d, QConv2d, QConv2dBatchNorm, QConvTranspose2d, QDense,
+                        QDepthwiseConv2d, QGlobalAvgPool2d, QLinearBatchNorm, QSeparableConv1d,
+                        QSeparableConv2d, QSimpleRNN)
 
 W6 = "quantized_bits(6,0,alpha=1)"
 W4 = "quantized_bits(4,0,alpha=1)"
@@ -131,6 +132,41 @@ def po2_mix():
 def lstm_model():
     return FirstOutput(QLSTM(8, 16, kernel_quantizer=W6, recurrent_quantizer=W4, bias_quantizer=B8),
                        QActivation("quantized_relu(4)"))
+
+
+def one_d():
+    return torch.nn.Sequential(
+        QConv1d(2, 4, 3, kernel_quantizer=W4, bias_quantizer=B8),
+        QBatchNorm1d(4, inverse_quantizer="quantized_bits(8,3,alpha=1)"),
+        QActivation("quantized_relu(4,1)"),
+        QSeparableConv1d(4, 6, 3, depth_multiplier=2, depthwise_quantizer="quantized_po2(4,1)",
+                         pointwise_quantizer=W4),
+        QActivation("ternary(alpha=1)"), torch.nn.Flatten(),
+        QLinearBatchNorm(36, 3, kernel_quantizer=W6, bias_quantizer=B8))
+
+
+def gru_model():
+    return FirstOutput(
+        QGRU(4, 6, num_layers=2, bidirectional=True, batch_first=True, kernel_quantizer=W6,
+             recurrent_quantizer=W4, bias_quantizer=B8,
+             state_quantizer="quantized_bits(8,2,alpha=1)"),
+        QActivation("quantized_relu(4)"), QDense(12, 3, kernel_quantizer=W6))
+
+
+def rnn_model():
+    return FirstOutput(QSimpleRNN(6, 10, bias=False, kernel_quantizer=W6, recurrent_quantizer=W4,
+                                  activation="quantized_tanh(6)"),
+                       QActivation("quantized_relu(4)"))
+
+
+def misc_model():
+    """Transposed convolutions, adaptive activations, torch convolutions, dropout, upsampling."""
+    return torch.nn.Sequential(
+        QConv2d(2, 4, 3, padding=1, kernel_quantizer=W4, bias_quantizer=B8),
+        QAdaptiveActivation("quantized_relu", 4),
+        QConvTranspose2d(4, 2, 2, stride=2, kernel_quantizer=W6),
+        torch.nn.Dropout(0.5), torch.nn.Conv2d(2, 3, 3), torch.nn.Upsample(scale_factor=2.0),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), QActivation("quantized_bits(8,2)"))
 
 
 # ---- tests ----
@@ -321,7 +357,11 @@ VARIANTS = {"default": {}, "reference": {"for_reference": True},
                                              ("jet_float", lambda: jet_mlp(None, None), (1, 16)),
                                              ("cnn", small_cnn, (2, 3, 12, 12)),
                                              ("mix", po2_mix, (1, 8)),
-                                             ("lstm", lstm_model, (5, 2, 8))])
+                                             ("lstm", lstm_model, (5, 2, 8)),
+                                             ("one_d", one_d, (1, 2, 10)),
+                                             ("gru", gru_model, (3, 7, 4)),
+                                             ("rnn", rnn_model, (4, 2, 6)),
+                                             ("misc", misc_model, (1, 2, 6, 6))])
 def test_identical_to_cpp(cpp_reports, name, make, shape):
     layers = cost.describe(make(), shape)
     for variant, options in VARIANTS.items():
