@@ -153,6 +153,26 @@ void bind_autoq(py::module_& m) {
   m.def("_autoq_pareto_front", &aq::pareto_front);
   m.def("_autoq_pareto_ranks", &aq::pareto_ranks);
   m.def("_autoq_progress_line", &aq::progress_line);
+  m.def("_autoq_plan_blocks",
+        [](const std::vector<std::tuple<std::string, std::string, std::string, bool, int64_t>>& layers,
+           const std::vector<std::string>& blocks, const std::map<std::string, double>& layer_costs,
+           const std::string& schedule, int64_t max_trials, double reference_cost, const std::string& limit,
+           std::optional<std::vector<int64_t>> layer_indexes) {
+          std::vector<aq::LayerDesc> ls;
+          for (const auto& [name, kind, act, bias, width] : layers) ls.push_back({name, kind, act, bias, width});
+          py::list out;
+          for (const auto& b : aq::plan_blocks(ls, blocks, layer_costs, schedule, max_trials, reference_cost, limit,
+                                               layer_indexes)) {
+            py::dict d;
+            d["pattern"] = b.pattern;
+            d["layers"] = b.layers;
+            d["cost"] = b.cost;
+            d["max_trials"] = b.max_trials;
+            d["limit"] = b.limit;
+            out.append(d);
+          }
+          return out;
+        });
 
   py::class_<aq::Search>(m, "_AutoQSearch")
       .def(py::init([](const aq::SearchSpace& space, const std::string& goal_type, double dp, double dn, double rate,

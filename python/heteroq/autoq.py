@@ -46,7 +46,7 @@ from . import _C
 from . import nn as _qnn  # noqa: F401  (heteroq.nn before convert: it imports _rnn, which needs nn)
 from .convert import _describe, _leaves, model_quantize
 
-__all__ = ["AutoQ", "Goal", "Trial", "SearchSpace", "forgiving_factor", "custom_goal", "named_goal",
+__all__ = ["AutoQ", "AutoQScheduler", "Goal", "Trial", "SearchSpace", "forgiving_factor", "custom_goal", "named_goal",
            "register_goal", "available_goals", "pareto_front", "make_trainer", "describe_layers",
            "default_quantization_config", "model_bits", "scale_widths"]
 
@@ -774,3 +774,87 @@ def _finish(fig, path):
     if path is not None:
         fig.savefig(os.fspath(path))
     return fig
+
+
+class AutoQScheduler:
+    """AutoQKerasScheduler: the search one block of layers at a time.
+
+    Each block regex (``blocks``, matched at the start of layer names) becomes its own study (named
+    ``<study_name>_block<i>`` in the same storage), searched with the limit re-keyed to its layers;
+    the layers of earlier blocks keep their best quantizers and the later ones stay float; every
+    trial starts from the float model's weights (``transfer_weights``). ``schedule_block="cost"``
+    orders blocks by decreasing cost, and each block gets ``int(max(10, max_trials * cost /
+    reference))`` trials, the costs from ``layer_costs`` (a dict, or a function of the float model
+    returning one; default: each layer's parameter count at 8 bits) and the reference their sum.
+    A killed scheduler resumes block by block from the storage file (finished blocks are not rerun).
+    Other arguments as :class:`AutoQ`.
+    """
+
+    def __init__(self, model: torch.nn.Module, input_shape: Sequence[int] = (), goal: Any = None, *,
+                 blocks: Sequence[str], schedule_block: str = "sequential",
+                 layer_costs: Union[Mapping[str, float], Callable[[torch.nn.Module], Mapping[str, float]], None] = None,
+                 limit: Optional[Mapping] = None, max_trials: int = 20, study_name: str = "autoq",
+                 layer_indexes: Optional[Iterable[int]] = None, **kwargs: Any):
+        if isinstance(blocks, str) or not blocks:
+            raise ValueError("autoq.AutoQScheduler: blocks must be a non-empty list of regexes")
+        if limit is None:
+            raise ValueError("autoq.AutoQScheduler: a limit is required (blocks re-key it)")
+        if "frozen_layers" in kwargs or "fixed_config" in kwargs:
+            raise ValueError("autoq.AutoQScheduler: frozen_layers/fixed_config are set per block by the scheduler")
+        self.model = model
+        self.input_shape = list(input_shape)
+        self.goal = goal if isinstance(goal, Goal) else named_goal(goal, self.input_shape)
+        if layer_costs is None:
+            costs = {n: 8.0 * sum(p.numel() for p in m.parameters()) for n, m in _leaves(model)}
+        elif callable(layer_costs):
+            costs = dict(layer_costs(model))
+        else:
+            costs = dict(layer_costs)
+        costs = {str(k): float(v) for k, v in costs.items()}
+        reference = sum(costs.values())
+        layers = describe_layers(model)
+        self.plan = _C._autoq_plan_blocks(layers, list(blocks), costs, schedule_block, int(max_trials),
+                                          reference if reference > 0 else 1.0, _json_text(limit, "limit"),
+                                          None if layer_indexes is None else [int(i) for i in layer_indexes])
+        self.study_name = study_name
+        self.layer_indexes = layer_indexes
+        self.kwargs = kwargs
+        self.searches: List[AutoQ] = []
+        self.fixed: Dict[str, Any] = {}
+
+    def fit(self, train_fn: Callable[[torch.nn.Module, int, TrialInfo], float]) -> "AutoQScheduler":
+        """Searches the blocks in turn (see the class)."""
+        frozen: List[str] = []
+        self.searches, self.fixed = [], {}
+        for i, block in enumerate(self.plan):
+            search = AutoQ(self.model, self.input_shape, self.goal, limit=json.loads(block["limit"]),
+                           max_trials=block["max_trials"], study_name=f"{self.study_name}_block{i}",
+                           frozen_layers=list(frozen),
+                           fixed_config=dict(self.fixed), layer_indexes=self.layer_indexes, **self.kwargs)
+            search.fit(train_fn)
+            self.searches.append(search)
+            best = search.best_trial
+            if best is not None:
+                config = search.best_config["quantizer_config"]
+                for name in block["layers"]:
+                    if name in config:
+                        self.fixed[name] = config[name]
+            frozen += [n for n in block["layers"] if n not in frozen]
+        return self
+
+    @property
+    def best_config(self) -> Dict[str, Any]:
+        """The quantizer config of all blocks' best trials."""
+        if not self.searches:
+            raise ValueError("autoq.AutoQScheduler: fit() first")
+        return dict(self.fixed)
+
+    def best_model(self, trained: bool = True) -> torch.nn.Module:
+        """The last block's best model (it carries every block's quantizers)."""
+        if not self.searches:
+            raise ValueError("autoq.AutoQScheduler: fit() first")
+        return self.searches[-1].best_model(trained)
+
+    def history(self) -> List[List[Trial]]:
+        """The trials of each block's study."""
+        return [s.trials for s in self.searches]

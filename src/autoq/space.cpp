@@ -446,4 +446,86 @@ std::string SearchSpace::to_json() const {
   return j.dump();
 }
 
+std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers, const std::vector<std::string>& blocks,
+                               const std::map<std::string, double>& layer_costs, const std::string& schedule,
+                               int64_t max_trials, double reference_cost, const std::string& limit_text,
+                               const std::optional<std::vector<int64_t>>& layer_indexes) {
+  if (blocks.empty()) throw InvalidArgument("autoq blocks: no block patterns given");
+  if (schedule != "sequential" && schedule != "cost")
+    throw InvalidArgument("autoq blocks: schedule must be \"sequential\" or \"cost\", got \"" + schedule + "\"");
+  if (!(std::isfinite(reference_cost) && reference_cost > 0.0))
+    throw InvalidArgument("autoq blocks: the reference cost must be finite and > 0");
+  if (max_trials < 1) throw InvalidArgument("autoq blocks: max_trials must be >= 1");
+  ojson limit = limit_text.empty() ? ojson::object() : parse(limit_text, "limit");
+  if (!limit.is_object() || limit.empty())
+    throw InvalidArgument("autoq blocks: the scheduler needs a limit (a non-empty JSON object)");
+  ojson def = limit.contains("default") ? limit["default"] : ojson(8);
+  if (def.is_number()) def = ojson::array({def, def, def});
+  if (!def.is_array() || def.size() != 3)
+    throw InvalidArgument("autoq blocks: limit[\"default\"] must be a number or a list of 3 values");
+  for (auto& [key, entry] : limit.items()) {
+    if (key == "default") continue;
+    if (entry.is_number()) entry = ojson::array({entry, entry, entry});
+    if (entry.is_array() && is_kernel_kind(key) && entry.size() < 3)
+      for (size_t i = entry.size(); i < 3; ++i) entry.push_back(def[i]);
+  }
+  auto compile = [](const std::string& re, const std::string& what) {
+    try {
+      return std::regex(re, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      throw InvalidArgument("autoq blocks: " + what + " \"" + re + "\" is not a valid regex: " + e.what());
+    }
+  };
+  std::set<int64_t> indexes;
+  if (layer_indexes) indexes.insert(layer_indexes->begin(), layer_indexes->end());
+  std::vector<Block> out;
+  for (const auto& pattern : blocks) {
+    const std::regex re = compile(pattern, "block pattern");
+    Block b;
+    b.pattern = pattern;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      if (layer_indexes && !indexes.count(static_cast<int64_t>(i))) continue;
+      if (std::regex_search(layers[i].name, re, std::regex_constants::match_continuous)) {
+        b.layers.push_back(layers[i].name);
+        auto it = layer_costs.find(layers[i].name);
+        if (it != layer_costs.end()) b.cost += it->second;
+      }
+    }
+    // AutoQKerasScheduler.get_limit
+    ojson new_limit = ojson::object();
+    std::vector<std::pair<std::string, std::vector<std::string>>> grouped;
+    for (const auto& name : b.layers) {
+      const LayerDesc& layer = *std::find_if(layers.begin(), layers.end(), [&](const LayerDesc& l) { return l.name == name; });
+      std::optional<ojson> target;
+      if (limit.contains(layer.kind)) target = limit[layer.kind];
+      std::string key = name;
+      for (const auto& [lp, value] : limit.items()) {
+        if (lp == "default") continue;
+        if (std::regex_search(name, compile(lp, "limit key"), std::regex_constants::match_continuous)) {
+          target = value;
+          auto g = std::find_if(grouped.begin(), grouped.end(), [&](const auto& x) { return x.first == lp; });
+          if (g == grouped.end()) grouped.push_back({lp, {name}});
+          else g->second.push_back(name);
+          key.clear();
+          break;
+        }
+      }
+      if (target && !key.empty()) new_limit["^(" + name + ")$"] = *target;
+    }
+    for (const auto& [lp, names] : grouped) {
+      std::string k = "^(";
+      for (size_t i = 0; i < names.size(); ++i) k += (i ? "|" : "") + names[i];
+      new_limit[k + ")$"] = limit[lp];
+    }
+    if (new_limit.empty())
+      throw InvalidArgument("autoq blocks: block \"" + pattern + "\" matches no layer the limit covers");
+    b.limit = new_limit.dump();
+    b.max_trials = static_cast<int64_t>(std::max(10.0, static_cast<double>(max_trials) * b.cost / reference_cost));
+    out.push_back(std::move(b));
+  }
+  if (schedule == "cost")
+    std::stable_sort(out.begin(), out.end(), [](const Block& a, const Block& b) { return a.cost > b.cost; });
+  return out;
+}
+
 }  // namespace heteroq::autoq

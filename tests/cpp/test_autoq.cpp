@@ -552,3 +552,30 @@ TEST(AutoQModel, NamedGoalsRegistry) {
   s.run([](torch::nn::Sequential&, int64_t, const aq::TrialContext&) { return 0.5; });
   EXPECT_EQ(s.search().trials().size(), 2u);
 }
+
+TEST(AutoQSpace, PlanBlocks) {
+  // costs: fc1 100, fc2 300, fc3 50 (reference 450)
+  const std::map<std::string, double> costs = {{"fc1", 100}, {"fc2", 300}, {"fc3", 50}};
+  const std::string limit = R"J({"Dense": [4], "Activation": [4], "relu.*": [3]})J";
+  auto plan = aq::plan_blocks(mlp(), {"fc1|relu1", "fc2|relu2", "fc3"}, costs, "cost", 45, 450.0, limit);
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].pattern, "fc2|relu2");
+  EXPECT_EQ(plan[0].layers, (std::vector<std::string>{"fc2", "relu2"}));
+  EXPECT_EQ(plan[0].cost, 300.0);
+  EXPECT_EQ(plan[0].max_trials, 30);  // int(max(10, 45 * 300 / 450))
+  EXPECT_EQ(plan[2].max_trials, 10);
+  // Dense padded from default 8; the relu regex key regrouped to the block's layers
+  EXPECT_EQ(nlohmann::json::parse(plan[0].limit),
+            nlohmann::json::parse(R"J({"^(fc2)$": [4, 8, 8], "^(relu2)$": [3]})J"));
+  plan = aq::plan_blocks(mlp(), {"fc1|relu1", "fc2|relu2"}, costs, "sequential", 45, 450.0, limit);
+  EXPECT_EQ(plan[0].pattern, "fc1|relu1");
+  EXPECT_THROW(aq::plan_blocks(mlp(), {"conv"}, costs, "cost", 45, 450.0, limit), InvalidArgument);
+  EXPECT_THROW(aq::plan_blocks(mlp(), {}, costs, "cost", 45, 450.0, limit), InvalidArgument);
+  EXPECT_THROW(aq::plan_blocks(mlp(), {"fc1"}, costs, "random", 45, 450.0, limit), InvalidArgument);
+  // the re-keyed limit builds a space of the block's layers only
+  aq::SpaceOptions o;
+  o.limit = plan[1].limit;
+  const auto s = aq::SearchSpace::build(mlp(), o);
+  for (const auto& p : s.params())
+    for (const auto& l : p.layers) EXPECT_TRUE(l == "fc2" || l == "relu2") << l;
+}

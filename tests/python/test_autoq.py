@@ -302,3 +302,34 @@ def test_cpp_and_python_drive_the_same_engine():
     for strategy in ("random", "bayesian"):
         a, b = run(strategy), run(strategy)
         assert a == b and len({json.dumps(p, sort_keys=True) for p in a}) == 6
+
+
+def test_scheduler_blocks(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(6, 40), torch.nn.ReLU(), torch.nn.Linear(40, 12), torch.nn.ReLU(),
+                                torch.nn.Linear(12, 3))
+    kw = dict(goal=bits_goal(), limit={"Dense": [8, 8, 8], "Activation": [8]}, max_trials=30, progress=False,
+              storage=tmp_path / "blocks.db")
+    # blocks: layers 0-1 (cost 280*8 bits) and 2-4 (531*8); by cost, the second block goes first
+    sched = autoq.AutoQScheduler(model, blocks=["^[01]$", "^[234]$"], schedule_block="cost", **kw)
+    assert [b["layers"] for b in sched.plan] == [["2", "3", "4"], ["0", "1"]]
+    total = 8.0 * sum(p.numel() for p in model.parameters())
+    assert [b["max_trials"] for b in sched.plan] == [int(max(10, 30 * 8 * 531 / total)), 10]
+    assert json.loads(sched.plan[1]["limit"]) == {"^(0)$": [8, 8, 8], "^(1)$": [8]}
+    seen = []
+    sched.fit(lambda m, e, t: (seen.append(dict(t.quantizer_config)), 0.5)[1])
+    first, second = sched.searches
+    assert len(first.trials) == sched.plan[0]["max_trials"] and len(second.trials) == 10
+    # block 1 searched only layers 2-4; block 2 kept block 1's best and searched 0-1
+    assert set(seen[0]) == {"2", "3", "4"}
+    best_first = first.best_config["quantizer_config"]
+    for cfg in seen[len(first.trials):]:
+        assert {k: cfg[k] for k in ("2", "3", "4")} == {k: best_first[k] for k in ("2", "3", "4")}
+        assert {"0", "1"} <= set(cfg)
+    assert set(sched.best_config) == {"0", "1", "2", "3", "4"}
+    # resuming runs nothing again
+    again = autoq.AutoQScheduler(model, blocks=["^[01]$", "^[234]$"], schedule_block="cost", **kw)
+    calls = []
+    again.fit(lambda m, e, t: (calls.append(1), 0.5)[1])
+    assert calls == [] and again.best_config == sched.best_config
+    with pytest.raises(ValueError, match="matches no layer"):
+        autoq.AutoQScheduler(model, blocks=["^x"], **kw)

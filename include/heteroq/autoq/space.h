@@ -146,6 +146,35 @@ class HETEROQ_API SearchSpace {
   std::string fixed_config_;
 };
 
+/// One block of AutoQKerasScheduler: the layers its regex groups, their cost, its trial budget
+/// and its limit (the search's limit re-keyed to `^(layer1|layer2|...)$` per original key).
+struct HETEROQ_API Block {
+  std::string pattern;
+  std::vector<std::string> layers;
+  double cost = 0.0;
+  int64_t max_trials = 0;
+  std::string limit;
+};
+
+/**
+ * AutoQKerasScheduler's block plan. Each block regex groups the layers it matches at the start of
+ * their name (a layer may join several blocks; layer_indexes filters layers); a block's cost is the
+ * sum of its layers' `layer_costs` (0 for absent ones); schedule "cost" orders blocks by decreasing
+ * cost (stable), "sequential" keeps their order; each block gets int(max(10, max_trials * cost /
+ * reference_cost)) trials. The limit is padded as SearchSpace::build does (class entries from
+ * "default"), then re-keyed per block as AutoQKerasScheduler.get_limit.
+ * @throws heteroq::InvalidArgument for no blocks, a bad regex, an unknown schedule, a
+ *         non-positive reference cost, or a block whose limit is empty (it matches no layer the
+ *         limit covers).
+ */
+HETEROQ_API std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers,
+                                           const std::vector<std::string>& blocks,
+                                           const std::map<std::string, double>& layer_costs,
+                                           const std::string& schedule, int64_t max_trials,
+                                           double reference_cost, const std::string& limit,
+                                           const std::optional<std::vector<int64_t>>& layer_indexes =
+                                               std::nullopt);
+
 /// AutoQKeras's default_quantization_config (quantization_config.py) as JSON text.
 HETEROQ_API std::string default_quantization_config();
 
