@@ -333,3 +333,22 @@ def test_scheduler_blocks(tmp_path):
     assert calls == [] and again.best_config == sched.best_config
     with pytest.raises(ValueError, match="matches no layer"):
         autoq.AutoQScheduler(model, blocks=["^x"], **kw)
+
+
+def test_docs_worked_example(capsys):
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "autoq.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    namespace = {}
+    exec(compile(code, "docs/autoq.md", "exec"), namespace)  # noqa: S102  (our own docs)
+    out = capsys.readouterr().out
+    assert "best trial" in out and "kernel_quantizer" in out
+    search = namespace["search"]
+    assert len(search.trials) == 6 and all(t.status == "complete" for t in search.trials)
+    assert search.best_trial.cost < search.reference_cost
+    # the table of forgiving-factor values in the docs
+    rows = {(0.9, 1000, 250): 1.044, (0.9, 1000, 2000): 0.828, (0.9, 1000, 1000): 0.9}
+    for (m, r, t), v in rows.items():
+        assert autoq.forgiving_factor(m, r, t) == pytest.approx(v, abs=1e-12)
+    assert autoq.forgiving_factor(0.91, 3, 1) == pytest.approx(0.91 * (1 + 0.08 * math.log2(3)), abs=1e-12)
