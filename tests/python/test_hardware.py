@@ -298,3 +298,19 @@ def test_identical_to_cpp(cpp_reports, name, make, shape):
     assert dataclasses.asdict(mine_b) == dataclasses.asdict(theirs_b)
     assert dataclasses.asdict(mine_f) == dataclasses.asdict(theirs_f)
     assert mine_b.bops > 0 and mine_f.lut > 0
+
+
+def test_docs_example_prints_what_the_page_shows(capsys):
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "hardware.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    namespace = {}
+    exec(compile(code, "docs/hardware.md", "exec"), namespace)  # noqa: S102  (our own docs)
+    printed = capsys.readouterr().out.splitlines()
+    shown = re.findall(r"```\n(BOPs and EBOPs per sample.*?)```", text, flags=re.S)[0]
+    for line in shown.splitlines():
+        assert line in printed, line
+    r, e = namespace["r"], namespace["e"]
+    assert (r.bops, r.ebops, r.multiplications) == (149064, 38199.0, 3819)
+    assert (e.lut, e.dsp, e.ff, e.latency_cycles, e.latency_ns) == (49050, 0, 5634, 11, 55.0)
