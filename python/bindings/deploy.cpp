@@ -61,6 +61,10 @@ void bind_deploy(py::module_& m) {
       .def_property_readonly("output_frac", &hd::Engine::output_frac)
       .def_property_readonly("float32_exact", &hd::Engine::float32_exact)
       .def_property_readonly("flatten_input", [](const hd::Engine& e) { return e.program().flatten_input; })
+      .def_property_readonly("output_shape", [](const hd::Engine& e) {
+        return e.program().output_shape.empty() ? std::vector<int64_t>{e.output_size()}
+                                                : e.program().output_shape;
+      })
       .def_property_readonly("input_name", [](const hd::Engine& e) { return e.program().input_name; })
       .def("stage_info",
            [](const hd::Engine& e) {
@@ -98,7 +102,8 @@ void bind_deploy(py::module_& m) {
 
   m.def(
       "deploy_compile",
-      [](const py::list& layers, heteroq::QuantizerPtr input_quantizer) {
+      [](const py::list& layers, heteroq::QuantizerPtr input_quantizer,
+         std::vector<int64_t> input_shape) {
         std::vector<hd::LayerDesc> descs;
         for (const auto& item : layers) {
           const py::dict d = item.cast<py::dict>();
@@ -112,12 +117,18 @@ void bind_deploy(py::module_& m) {
           l.bias_quantizer = to_quantizer(d, "bias_quantizer");
           l.activation = to_quantizer(d, "activation");
           if (d.contains("training")) l.training = d["training"].cast<bool>();
+          if (d.contains("stride")) l.stride = d["stride"].cast<std::vector<int64_t>>();
+          if (d.contains("padding")) l.padding = d["padding"].cast<std::vector<int64_t>>();
+          if (d.contains("dilation")) l.dilation = d["dilation"].cast<std::vector<int64_t>>();
+          if (d.contains("groups")) l.groups = d["groups"].cast<int64_t>();
           descs.push_back(std::move(l));
         }
         hd::CompileOptions options;
         options.input_quantizer = std::move(input_quantizer);
+        options.input_shape = std::move(input_shape);
         return hd::Engine(hd::compile_program(descs, options));
       },
       py::arg("layers"), py::arg("input_quantizer") = nullptr,
+      py::arg("input_shape") = std::vector<int64_t>{},
       "Compiles layer descriptions (dicts gathered by heteroq.deploy) into a DeployEngine.");
 }

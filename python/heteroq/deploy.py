@@ -16,7 +16,7 @@ Example usage::
     engine.write_header("jet_model.h", "jet")     # standalone C++ header
 """
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -67,6 +67,26 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["bias"] = _array(b)
             d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
             d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
+        elif cls in ("QConv1d", "QConv2d", "QDepthwiseConv2d", "QConv2dBatchNorm"):
+            if getattr(child, "padding_mode", "zeros") != "zeros":
+                raise ValueError(f"heteroq.deploy.compile: {who}: padding_mode "
+                                 f"{child.padding_mode!r} is not supported (zeros only)")
+            if isinstance(child.padding, str):
+                raise ValueError(f"heteroq.deploy.compile: {who}: padding={child.padding!r} is not "
+                                 f"supported (give the padding as numbers)")
+            if cls == "QConv2dBatchNorm":
+                with torch.no_grad():
+                    w, b = child.get_folded_weights()
+            else:
+                w, b = child.weight, child.bias
+            d["weight"] = _array(w)
+            d["bias"] = _array(b)
+            d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
+            d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
+            d["stride"] = [int(v) for v in child.stride]
+            d["padding"] = [int(v) for v in child.padding]
+            d["dilation"] = [int(v) for v in child.dilation]
+            d["groups"] = int(child.groups)
         elif cls == "QActivation":
             d["activation"] = _impl_of(child.quantizer, who)
         out.append(d)
@@ -76,12 +96,15 @@ class Engine:
     """A compiled model (C++ ``heteroq::deploy::Engine``): integer arithmetic, thread-safe.
 
     ``engine(x)`` takes a numpy array or a torch tensor of shape ``(N, input_size)`` or
-    ``(input_size,)`` (any ``(N, ...)`` when the model flattens its input) and returns the output
-    of the same kind (float32). Inputs are converted to float32 first (the model's dtype).
+    ``(input_size,)`` (any ``(N, ...)`` holding ``input_size`` values per sample when the model
+    flattens its input or was compiled with ``input_shape``) and returns the output of the same
+    kind (float32), shaped ``(N, *output_shape)``. Inputs are converted to float32 first (the
+    model's dtype). :meth:`run_codes` gives the integers, flat per sample.
     """
 
     def __init__(self, impl: "_C.DeployEngine") -> None:
         self._impl = impl
+        self._conv = any(s["kind"] == "conv2d" for s in impl.stage_info())
 
     @property
     def input_size(self) -> int:
@@ -90,6 +113,11 @@ class Engine:
     @property
     def output_size(self) -> int:
         return self._impl.output_size
+
+    @property
+    def output_shape(self) -> List[int]:
+        """The per-sample shape of the output ((5,), or (C, H, W) after a convolution)."""
+        return list(self._impl.output_shape)
 
     @property
     def output_frac(self) -> List[int]:
@@ -116,14 +144,15 @@ class Engine:
             return np.ascontiguousarray(a.reshape(1, n), dtype=np.float32), is_torch, True
         if a.ndim == 2 and a.shape[1] == n:
             return np.ascontiguousarray(a, dtype=np.float32), is_torch, False
-        if self._impl.flatten_input and a.ndim >= 2 and int(np.prod(a.shape[1:])) == n:
+        if ((self._impl.flatten_input or self._conv) and a.ndim >= 2
+                and int(np.prod(a.shape[1:])) == n):
             return np.ascontiguousarray(a.reshape(a.shape[0], n), dtype=np.float32), is_torch, False
         raise ValueError(f"heteroq.deploy.Engine: expected an input of shape (N, {n}) or ({n},), "
                          f"got {tuple(a.shape)}")
 
     def __call__(self, x: Any) -> Any:
         rows, is_torch, single = self._rows(x)
-        y = self._impl.run(rows)
+        y = self._impl.run(rows).reshape([rows.shape[0]] + self.output_shape)
         if single:
             y = y[0]
         return torch.from_numpy(y) if is_torch else y
@@ -154,12 +183,14 @@ class Engine:
                 f"float32_exact={self.float32_exact})")
 
 
-def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None] = None) -> Engine:  # noqa: A001
+def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None] = None,  # noqa: A001
+            input_shape: Optional[Sequence[int]] = None) -> Engine:
     """Compiles an ``nn.Sequential`` of heteroq layers (QLinear/QDense, QLinearBatchNorm,
-    QActivation; Flatten, Dropout, Identity pass through; nested Sequentials are walked) into an
-    :class:`Engine`. The model must be in eval mode and start with a QActivation (the input
-    quantizer), unless ``input_quantizer`` is given: the engine then computes
-    ``model(input_quantizer(x))``.
+    QConv1d, QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QActivation; Flatten, Dropout, Identity
+    pass through; nested Sequentials are walked) into an :class:`Engine`. The model must be in
+    eval mode and start with a QActivation (the input quantizer), unless ``input_quantizer`` is
+    given: the engine then computes ``model(input_quantizer(x))``. Models with convolutions need
+    ``input_shape``, the per-sample shape: ``(C, H, W)`` or ``(C, L)``.
 
     Raises ValueError naming the layer when the engine cannot reproduce it exactly (float layers
     or activations, non-power-of-two scales such as ``alpha="auto"``, stochastic quantizers, ...).
@@ -169,7 +200,8 @@ def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None]
                         f"{type(model).__name__}")
     layers: List[Dict[str, Any]] = []
     _gather(model, "", layers)
-    return Engine(_C.deploy_compile(layers, _impl_of(input_quantizer, "input_quantizer")))
+    shape = [] if input_shape is None else [int(d) for d in input_shape]
+    return Engine(_C.deploy_compile(layers, _impl_of(input_quantizer, "input_quantizer"), shape))
 
 
 def load(path: PathLike) -> Engine:

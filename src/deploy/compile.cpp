@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+#include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/serialize.h"
@@ -341,27 +342,23 @@ int64_t lift(int64_t code, int64_t up, const std::string& who, const std::string
   return code * pow2i(up);
 }
 
-Stage dense_of(const LayerDesc& l, const std::string& who, int64_t in_frac) {
-  if (!l.weight.defined() || l.weight.dim() != 2) fail(who, "expected a 2-D weight");
+// Weight and bias codes of a dense or convolution layer, aligned: per output channel o the
+// accumulator's frac F_o = max(in_frac + weight frac, bias frac), weights and bias lifted to it.
+void weights_of(const LayerDesc& l, const std::string& who, int64_t in_frac, Stage& s) {
   if (!l.kernel_quantizer) {
     fail(who, "has no kernel_quantizer: float weights have no fixed-point form (give it a "
               "quantized_bits/quantized_po2/binary/ternary kernel_quantizer)");
   }
-  const int64_t out = l.weight.size(0), in = l.weight.size(1);
+  const int64_t out = l.weight.size(0), per = l.weight.numel() / std::max<int64_t>(out, 1);
   Codes w = codes_of(*l.kernel_quantizer, l.weight.detach().cpu(), who, "kernel_quantizer");
   Codes b;
   const bool has_bias = l.bias.defined();
   if (has_bias) {
-    if (l.bias.dim() != 1 || l.bias.size(0) != out) fail(who, "the bias must have out_features values");
+    if (l.bias.dim() != 1 || l.bias.size(0) != out) fail(who, "the bias must have one value per output channel");
     b = l.bias_quantizer ? codes_of(*l.bias_quantizer, l.bias.detach().cpu(), who, "bias_quantizer")
                          : float_codes(l.bias.detach().cpu(), who, "the float bias");
   }
-  Stage s;
-  s.kind = "dense";
-  s.name = who;
-  s.in_features = in;
-  s.out_features = out;
-  s.weight.resize(static_cast<size_t>(in * out));
+  s.weight.resize(static_cast<size_t>(per * out));
   s.frac.resize(static_cast<size_t>(out));
   if (has_bias) s.bias.resize(static_cast<size_t>(out));
   for (int64_t o = 0; o < out; ++o) {
@@ -369,12 +366,74 @@ Stage dense_of(const LayerDesc& l, const std::string& who, int64_t in_frac) {
     const int64_t fb = has_bias ? b.frac[o] : std::numeric_limits<int32_t>::min();
     const int64_t F = std::max(fp, fb);
     s.frac[o] = F;
-    for (int64_t k = 0; k < in; ++k) {
-      s.weight[o * in + k] = lift(w.values[o * in + k], F - fp, who, "the weights of channel " + std::to_string(o));
+    for (int64_t k = 0; k < per; ++k) {
+      s.weight[o * per + k] = lift(w.values[o * per + k], F - fp, who, "the weights of channel " + std::to_string(o));
     }
     if (has_bias) s.bias[o] = b.values[o] == 0 ? 0 : lift(b.values[o], F - fb, who, "the bias");
     if (F > 1074 || F < -1074) fail(who, "output channel " + std::to_string(o) + ": frac out of range");
   }
+}
+
+Stage dense_of(const LayerDesc& l, const std::string& who, int64_t in_frac) {
+  if (!l.weight.defined() || l.weight.dim() != 2) fail(who, "expected a 2-D weight");
+  Stage s;
+  s.kind = "dense";
+  s.name = who;
+  s.in_features = l.weight.size(1);
+  s.out_features = l.weight.size(0);
+  weights_of(l, who, in_frac, s);
+  return s;
+}
+
+// A convolution on a (C, H, W) or (C, L) input: a conv2d stage (1-D: H = 1).
+Stage conv_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
+              const std::vector<int64_t>& shape, std::vector<int64_t>& out_shape) {
+  const bool one_d = l.weight.defined() && l.weight.dim() == 3;
+  if (!l.weight.defined() || (l.weight.dim() != 4 && !one_d)) fail(who, "expected a 3-D or 4-D weight");
+  const size_t axes = one_d ? 1 : 2;
+  if (shape.size() != axes + 1) {
+    fail(who, "expects a (C, " + std::string(one_d ? "L" : "H, W") + ") input per sample, the previous "
+              "layers give " + std::to_string(shape.size()) + " dimensions" +
+              (shape.size() == 1 ? " (pass input_shape for a convolutional model)" : ""));
+  }
+  auto param = [&](const std::vector<int64_t>& v, const char* what, size_t i) -> int64_t {
+    if (v.size() != axes) fail(who, std::string(what) + " must have one value per spatial axis");
+    return v[i];
+  };
+  Stage s;
+  s.kind = "conv2d";
+  s.name = who;
+  ConvGeometry& g = s.conv;
+  g.in_channels = shape[0];
+  g.in_h = one_d ? 1 : shape[1];
+  g.in_w = shape[axes];
+  g.out_channels = l.weight.size(0);
+  g.groups = l.groups;
+  if (g.groups <= 0 || g.in_channels % g.groups != 0 || l.weight.size(1) * g.groups != g.in_channels) {
+    fail(who, "its weight expects " + std::to_string(l.weight.size(1) * g.groups) +
+              " input channels (groups " + std::to_string(g.groups) + "), the input has " +
+              std::to_string(g.in_channels));
+  }
+  g.kernel_h = one_d ? 1 : l.weight.size(2);
+  g.kernel_w = l.weight.size(one_d ? 2 : 3);
+  g.stride_h = one_d ? 1 : param(l.stride, "stride", 0);
+  g.stride_w = param(l.stride, "stride", axes - 1);
+  g.pad_h = one_d ? 0 : param(l.padding, "padding", 0);
+  g.pad_w = param(l.padding, "padding", axes - 1);
+  g.dilation_h = one_d ? 1 : param(l.dilation, "dilation", 0);
+  g.dilation_w = param(l.dilation, "dilation", axes - 1);
+  if (g.out_h() <= 0 || g.out_w() <= 0) fail(who, "the kernel is larger than the padded input");
+  s.in_features = g.in_channels * g.in_h * g.in_w;
+  s.out_features = g.out_channels * g.out_h() * g.out_w();
+  weights_of(l, who, in_frac, s);
+  // one frac per output value: the channel's
+  std::vector<int64_t> per_channel = s.frac;
+  s.frac.clear();
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    s.frac.insert(s.frac.end(), static_cast<size_t>(g.out_h() * g.out_w()), per_channel[o]);
+  }
+  out_shape = one_d ? std::vector<int64_t>{g.out_channels, g.out_w()}
+                    : std::vector<int64_t>{g.out_channels, g.out_h(), g.out_w()};
   return s;
 }
 
@@ -383,6 +442,9 @@ bool is_passthrough(const std::string& c) {
 }
 
 bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || c == "QLinearBatchNorm"; }
+bool is_conv(const std::string& c) {
+  return c == "QConv1d" || c == "QConv2d" || c == "QDepthwiseConv2d" || c == "QConv2dBatchNorm";
+}
 
 [[noreturn]] void refuse(const LayerDesc& l, const std::string& who) {
   const std::string& c = l.class_name;
@@ -395,14 +457,15 @@ bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || 
     fail(who, "is a float layer: the engine needs quantized layers (QLinear, QLinearBatchNorm, "
               "QActivation)");
   }
-  if (c.rfind("QConv", 0) == 0 || c.rfind("QDepthwise", 0) == 0 || c.rfind("QSeparable", 0) == 0 ||
-      c == "QAvgPool2d" || c == "QGlobalAvgPool2d" || c.rfind("QBatchNorm", 0) == 0) {
-    fail(who, "is not supported by the engine yet (convolutions, pooling and unfolded batch norm "
-              "are planned; supported: QLinear/QDense, QLinearBatchNorm, QActivation, Flatten, "
-              "Dropout, Identity)");
+  const char* supported = "supported: QLinear/QDense, QLinearBatchNorm, QConv1d, QConv2d, "
+                          "QDepthwiseConv2d, QConv2dBatchNorm, QActivation, Flatten, Dropout, Identity";
+  if (c.rfind("QConvTranspose", 0) == 0 || c.rfind("QSeparable", 0) == 0 || c == "QAvgPool2d" ||
+      c == "QGlobalAvgPool2d" || c.rfind("QBatchNorm", 0) == 0) {
+    fail(who, std::string("is not supported by the engine yet (transposed and separable "
+                          "convolutions, pooling and unfolded batch norm are not implemented; ") +
+                  supported + ")");
   }
-  fail(who, "is not supported by the engine (supported: QLinear/QDense, QLinearBatchNorm, "
-            "QActivation, Flatten, Dropout, Identity)");
+  fail(who, std::string("is not supported by the engine (") + supported + ")");
 }
 
 }  // namespace
@@ -410,21 +473,37 @@ bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || 
 Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptions& options) {
   Program p;
   for (const auto& l : layers) {
-    if (!is_passthrough(l.class_name) && !is_dense(l.class_name) && l.class_name != "QActivation") {
+    if (!is_passthrough(l.class_name) && !is_dense(l.class_name) && !is_conv(l.class_name) &&
+        l.class_name != "QActivation") {
       refuse(l, who_of(l));
     }
   }
-  // The input size: the first dense layer's in_features.
-  for (const auto& l : layers) {
-    if (is_dense(l.class_name) && l.weight.defined() && l.weight.dim() == 2) {
-      p.input_size = l.weight.size(1);
-      break;
+  // The input size: input_shape, else the first dense layer's in_features.
+  std::vector<int64_t> shape = options.input_shape;
+  if (!shape.empty()) {
+    p.input_size = 1;
+    for (int64_t d : shape) {
+      if (d <= 0 || d > (int64_t(1) << 24)) {
+        throw InvalidArgument("heteroq::deploy::compile: input_shape dimensions must be in [1, 2^24]");
+      }
+      p.input_size *= d;
     }
+  } else {
+    for (const auto& l : layers) {
+      if (is_conv(l.class_name)) {
+        fail(who_of(l), "a convolutional model needs its per-sample input shape: pass input_shape "
+                        "((C, H, W) or (C, L))");
+      }
+      if (is_dense(l.class_name) && l.weight.defined() && l.weight.dim() == 2) {
+        p.input_size = l.weight.size(1);
+        break;
+      }
+    }
+    shape = {p.input_size};
   }
   if (p.input_size == 0) {
-    throw InvalidArgument("heteroq::deploy::compile: the model has no QLinear/QDense layer: nothing "
-                          "to compile (the engine supports dense models; convolutions are not "
-                          "supported yet)");
+    throw InvalidArgument("heteroq::deploy::compile: the model has no QLinear/QDense or convolution "
+                          "layer: nothing to compile");
   }
   bool have_input = false, seen_dense = false;
   std::string last = "input";
@@ -441,7 +520,12 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
     if (l.training) fail(who, "is in training mode; call eval() first (the engine reproduces eval mode)");
     const std::string& c = l.class_name;
     if (is_passthrough(c)) {
-      if (c == "Flatten" && !seen_dense) p.flatten_input = true;
+      if (c == "Flatten") {
+        if (!seen_dense && options.input_shape.empty()) p.flatten_input = true;
+        int64_t n = 1;
+        for (int64_t d : shape) n *= d;
+        shape = {n};
+      }
       continue;
     }
     if (c == "QActivation") {
@@ -461,12 +545,17 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
                   "QActivation (the input quantizer) or an explicit input_quantizer option");
       }
       if (last == "dense") {
-        fail(who, "follows a dense layer without a QActivation between them: the engine needs the "
-                  "accumulators requantized by an activation quantizer before the next layer");
+        fail(who, "follows a dense or convolution layer without a QActivation between them: the "
+                  "engine needs the accumulators requantized by an activation quantizer before the "
+                  "next layer");
       }
       const int64_t f0 = frac.empty() ? 0 : frac[0];
       if (!std::all_of(frac.begin(), frac.end(), [&](int64_t f) { return f == f0; })) {
         fail(who, "internal error: the input has several fracs");
+      }
+      if (shape.size() != 1) {
+        fail(who, "gets a " + std::to_string(shape.size()) + "-D input per sample: put a Flatten "
+                  "before it (the engine's dense layers take flat inputs)");
       }
       if (l.weight.size(1) != static_cast<int64_t>(frac.size())) {
         fail(who, "expects " + std::to_string(l.weight.size(1)) + " input features, the previous "
@@ -474,6 +563,24 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
       }
       p.stages.push_back(dense_of(l, who, f0));
       frac = p.stages.back().frac;
+      shape = {l.weight.size(0)};
+      last = "dense";
+      seen_dense = true;
+      continue;
+    }
+    if (is_conv(c)) {
+      if (!have_input) {
+        fail(who, "the model's input is float: the engine needs its first layer to be a "
+                  "QActivation (the input quantizer) or an explicit input_quantizer option");
+      }
+      if (last == "dense") {
+        fail(who, "follows a dense or convolution layer without a QActivation between them");
+      }
+      const int64_t f0 = frac.empty() ? 0 : frac[0];
+      std::vector<int64_t> out_shape;
+      p.stages.push_back(conv_of(l, who, f0, shape, out_shape));
+      frac = p.stages.back().frac;
+      shape = out_shape;
       last = "dense";
       seen_dense = true;
       continue;
@@ -484,6 +591,7 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
     throw InvalidArgument("heteroq::deploy::compile: the model's input is float: the engine needs "
                           "its first layer to be a QActivation or an input_quantizer option");
   }
+  p.output_shape = shape;
   return p;
 }
 
@@ -495,6 +603,23 @@ std::string class_of(const torch::nn::Module& m) {
   if (colon != std::string::npos) n = n.substr(colon + 2);
   if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n = n.substr(0, n.size() - 4);
   return n;
+}
+
+template <size_t D>
+std::vector<int64_t> as_vec(const torch::ExpandingArray<D>& a) {
+  return std::vector<int64_t>(a->begin(), a->end());
+}
+
+template <size_t D>
+void conv_desc(LayerDesc& d, const torch::Tensor& w, const torch::Tensor& b, const nn::QConvOptions<D>& o) {
+  d.weight = w.detach();
+  if (b.defined()) d.bias = b.detach();
+  d.kernel_quantizer = o.kernel_quantizer().get();
+  d.bias_quantizer = o.bias_quantizer().get();
+  d.stride = as_vec(o.stride());
+  d.padding = as_vec(o.padding());
+  d.dilation = as_vec(o.dilation());
+  d.groups = o.groups();
 }
 
 void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<LayerDesc>& out) {
@@ -523,6 +648,28 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
       d.bias = folded[1].detach();
       d.kernel_quantizer = f->options.kernel_quantizer().get();
       d.bias_quantizer = f->options.bias_quantizer().get();
+    } else if (auto c2 = dynamic_cast<const nn::QConv2dImpl*>(&child)) {
+      d.class_name = "QConv2d";
+      conv_desc(d, c2->weight, c2->bias, c2->options);
+    } else if (auto c1 = dynamic_cast<const nn::QConv1dImpl*>(&child)) {
+      d.class_name = "QConv1d";
+      conv_desc(d, c1->weight, c1->bias, c1->options);
+    } else if (auto dw = dynamic_cast<const nn::QDepthwiseConv2dImpl*>(&child)) {
+      d.class_name = "QDepthwiseConv2d";
+      conv_desc(d, dw->conv->weight, dw->conv->bias, dw->conv->options);
+    } else if (auto cb = dynamic_cast<const nn::QConv2dBatchNormImpl*>(&child)) {
+      d.class_name = "QConv2dBatchNorm";
+      torch::NoGradGuard g;
+      auto folded = cb->get_folded_weights();
+      const auto& o = cb->options;
+      d.weight = folded[0].detach();
+      d.bias = folded[1].detach();
+      d.kernel_quantizer = o.kernel_quantizer().get();
+      d.bias_quantizer = o.bias_quantizer().get();
+      d.stride = as_vec(o.stride());
+      d.padding = as_vec(o.padding());
+      d.dilation = as_vec(o.dilation());
+      d.groups = o.groups();
     } else if (auto a = dynamic_cast<const nn::QActivationImpl*>(&child)) {
       d.class_name = "QActivation";
       d.activation = a->quantizer();

@@ -166,6 +166,77 @@ void Engine::analyse() {
       size = s.out_features;
       prev_max = max_b;
       prev_frac = s.frac;
+    } else if (s.kind == "conv2d") {
+      const ConvGeometry& g = s.conv;
+      auto positive = [&](int64_t v, const char* what) {
+        if (v <= 0 || v > (int64_t(1) << 24)) fail(at + ": " + what + " must be in [1, 2^24], got " + std::to_string(v));
+      };
+      positive(g.in_channels, "in_channels");
+      positive(g.in_h, "in_h");
+      positive(g.in_w, "in_w");
+      positive(g.out_channels, "out_channels");
+      positive(g.kernel_h, "kernel_h");
+      positive(g.kernel_w, "kernel_w");
+      positive(g.stride_h, "stride_h");
+      positive(g.stride_w, "stride_w");
+      positive(g.dilation_h, "dilation_h");
+      positive(g.dilation_w, "dilation_w");
+      positive(g.groups, "groups");
+      if (g.pad_h < 0 || g.pad_w < 0 || g.pad_h > (int64_t(1) << 24) || g.pad_w > (int64_t(1) << 24)) {
+        fail(at + ": padding must be >= 0");
+      }
+      if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
+        fail(at + ": groups must divide in_channels and out_channels");
+      }
+      if (g.out_h() <= 0 || g.out_w() <= 0) fail(at + ": the kernel is larger than the padded input");
+      if (g.in_channels * g.in_h * g.in_w != size || s.in_features != size) {
+        fail(at + ": the input (" + std::to_string(g.in_channels) + ", " + std::to_string(g.in_h) + ", " +
+             std::to_string(g.in_w) + ") does not match the " + std::to_string(size) +
+             " values the previous stage produces");
+      }
+      const int64_t oc = g.out_channels, per = g.in_channels / g.groups * g.kernel_h * g.kernel_w;
+      const int64_t out_n = oc * g.out_h() * g.out_w();
+      if (s.out_features != out_n) fail(at + ": out_features must be out_channels * out_h * out_w");
+      if (static_cast<int64_t>(s.weight.size()) != oc * per) {
+        fail(at + ": the weight has " + std::to_string(s.weight.size()) + " values, expected " +
+             std::to_string(oc * per));
+      }
+      if (!s.bias.empty() && static_cast<int64_t>(s.bias.size()) != oc) {
+        fail(at + ": the bias must have out_channels values");
+      }
+      if (static_cast<int64_t>(s.frac.size()) != out_n) fail(at + ": frac must have one value per output");
+      int64_t max_b = 0;
+      bool exact = true;
+      for (int64_t o = 0; o < oc; ++o) {
+        __int128 bound = 0;
+        for (int64_t k = 0; k < per; ++k) {
+          const int64_t w = s.weight[static_cast<size_t>(o * per + k)];
+          if (w < -kMaxBound || w > kMaxBound) fail(at + ": weight code out of range");
+          bound += static_cast<__int128>(w < 0 ? -w : w) * prev_max;
+          if (bound >= kMaxBound) break;
+        }
+        if (!s.bias.empty()) {
+          const int64_t b = s.bias[static_cast<size_t>(o)];
+          if (b < -kMaxBound || b > kMaxBound) fail(at + ": bias code out of range");
+          bound += b < 0 ? -b : b;
+        }
+        if (bound >= kMaxBound) {
+          fail(at + ": the accumulator of output channel " + std::to_string(o) + " can exceed 2^62");
+        }
+        max_b = std::max(max_b, static_cast<int64_t>(bound));
+        if (bound >= (int64_t(1) << 24)) exact = false;
+      }
+      for (int64_t f : s.frac) {
+        if (f < -1074 || f > 1074) fail(at + ": frac out of range");
+      }
+      dense_kind_[i] = 2;
+      out_type_[i] = max_b <= std::numeric_limits<int32_t>::max() ? 32 : 64;
+      info.max_abs = max_b;
+      info.float32_exact = exact;
+      info.storage = storage_name(out_type_[i]);
+      size = out_n;
+      prev_max = max_b;
+      prev_frac = s.frac;
     } else if (s.kind == "requantize") {
       const Requantizer& r = s.requantizer;
       const auto n = static_cast<size_t>(size);
@@ -223,7 +294,7 @@ void Engine::analyse() {
       prev_max = info.max_abs;
       prev_frac = s.frac;
     } else {
-      fail(at + ": unknown stage kind (expected \"dense\" or \"requantize\")");
+      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\" or \"requantize\")");
     }
     info.bits = bits_for(info.max_abs);
     sizes.push_back(size);
@@ -231,6 +302,14 @@ void Engine::analyse() {
     info_.push_back(info);
   }
   output_size_ = size;
+  if (!p.output_shape.empty()) {
+    int64_t n = 1;
+    for (int64_t d : p.output_shape) {
+      if (d <= 0) fail("output_shape: dimensions must be positive");
+      n *= d;
+    }
+    if (n != size) fail("output_shape does not hold the " + std::to_string(size) + " outputs");
+  }
   output_frac_ = prev_frac;
   out_scale_.clear();
   for (int64_t f : output_frac_) out_scale_.push_back(std::ldexp(1.0, static_cast<int>(-f)));
@@ -282,6 +361,48 @@ void dense_wide(const TX* x, const Stage& s, TY* y) {
   Vec acc = w * xv.template cast<int64_t>();
   for (int64_t o = 0; o < s.out_features; ++o) {
     y[o] = static_cast<TY>(acc[o] + (s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o)]));
+  }
+}
+
+// A 2-D convolution in 64-bit accumulators (zero padding: taps outside the input are skipped).
+template <typename TX, typename TY>
+void conv2d(const TX* x, const Stage& s, TY* y) {
+  const ConvGeometry& g = s.conv;
+  const int64_t oh = g.out_h(), ow = g.out_w(), icg = g.in_channels / g.groups,
+                ocg = g.out_channels / g.groups, hw = g.in_h * g.in_w;
+  const int64_t* w = s.weight.data();
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    const int64_t c0 = (o / ocg) * icg;
+    const int64_t b = s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o)];
+    const int64_t* wo = w + o * icg * g.kernel_h * g.kernel_w;
+    for (int64_t i = 0; i < oh; ++i) {
+      for (int64_t j = 0; j < ow; ++j) {
+        int64_t acc = b;
+        for (int64_t c = 0; c < icg; ++c) {
+          const TX* xc = x + (c0 + c) * hw;
+          const int64_t* wc = wo + c * g.kernel_h * g.kernel_w;
+          for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+            const int64_t iy = i * g.stride_h - g.pad_h + ky * g.dilation_h;
+            if (iy < 0 || iy >= g.in_h) continue;
+            for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+              const int64_t ix = j * g.stride_w - g.pad_w + kx * g.dilation_w;
+              if (ix < 0 || ix >= g.in_w) continue;
+              acc += wc[ky * g.kernel_w + kx] * static_cast<int64_t>(xc[iy * g.in_w + ix]);
+            }
+          }
+        }
+        y[(o * oh + i) * ow + j] = static_cast<TY>(acc);
+      }
+    }
+  }
+}
+
+template <typename TX>
+void conv2d_to(const TX* x, const Stage& s, unsigned char* out, int type) {
+  if (type == 32) {
+    conv2d(x, s, reinterpret_cast<int32_t*>(out));
+  } else {
+    conv2d(x, s, reinterpret_cast<int64_t*>(out));
   }
 }
 
@@ -404,7 +525,16 @@ void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) con
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
     unsigned char* out = scratch + offset_[i];
-    if (op_[i] == kDense) {
+    if (op_[i] == kDense && dense_kind_[i] == 2) {
+      if (prev_type == 16) {
+        conv2d_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
+      } else if (prev_type == 32) {
+        conv2d_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i]);
+      } else {
+        conv2d_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
+      }
+      size = s.out_features;
+    } else if (op_[i] == kDense) {
       if (dense_kind_[i] == 0) {
         dense_narrow(reinterpret_cast<const int16_t*>(prev), w16_[i].data(), b32_[i].data(),
                      reinterpret_cast<int32_t*>(out), s.in_features, s.out_features);

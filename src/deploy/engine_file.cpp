@@ -130,6 +130,7 @@ void Engine::save(const std::string& path) const {
   prog["input_size"] = p.input_size;
   prog["flatten_input"] = p.flatten_input;
   prog["input_name"] = p.input_name;
+  prog["output_shape"] = p.output_shape;
   prog["input"] = input_json(p.input);
   ojson stages = ojson::array();
   for (size_t i = 0; i < p.stages.size(); ++i) {
@@ -138,15 +139,28 @@ void Engine::save(const std::string& path) const {
     j["kind"] = s.kind;
     j["name"] = s.name;
     j["frac"] = s.frac;
-    if (s.kind == "dense") {
+    if (s.kind == "dense" || s.kind == "conv2d") {
       j["in_features"] = s.in_features;
       j["out_features"] = s.out_features;
       const std::string w = "stages." + std::to_string(i) + ".weight";
-      blobs.push_back({w, {narrowest(s.weight), {s.out_features, s.in_features}, s.weight}});
+      const ConvGeometry& g = s.conv;
+      const bool conv = s.kind == "conv2d";
+      if (conv) {
+        j["conv"] = {{"in_channels", g.in_channels}, {"in_h", g.in_h}, {"in_w", g.in_w},
+                     {"out_channels", g.out_channels}, {"kernel_h", g.kernel_h}, {"kernel_w", g.kernel_w},
+                     {"stride_h", g.stride_h}, {"stride_w", g.stride_w}, {"pad_h", g.pad_h},
+                     {"pad_w", g.pad_w}, {"dilation_h", g.dilation_h}, {"dilation_w", g.dilation_w},
+                     {"groups", g.groups}};
+      }
+      const std::vector<int64_t> wshape =
+          conv ? std::vector<int64_t>{g.out_channels, g.in_channels / std::max<int64_t>(g.groups, 1), g.kernel_h, g.kernel_w}
+               : std::vector<int64_t>{s.out_features, s.in_features};
+      const int64_t nb = conv ? g.out_channels : s.out_features;
+      blobs.push_back({w, {narrowest(s.weight), wshape, s.weight}});
       j["weight"] = w;
       if (!s.bias.empty()) {
         const std::string b = "stages." + std::to_string(i) + ".bias";
-        blobs.push_back({b, {narrowest(s.bias), {s.out_features}, s.bias}});
+        blobs.push_back({b, {narrowest(s.bias), {nb}, s.bias}});
         j["bias"] = b;
       } else {
         j["bias"] = nullptr;
@@ -298,6 +312,7 @@ Engine Engine::load(const std::string& path) {
   p.input_size = rd.integer(prog, "input_size", "program");
   p.flatten_input = rd.boolean(prog, "flatten_input", "program");
   p.input_name = rd.text(prog, "input_name", "program");
+  p.output_shape = rd.ints(prog, "output_shape", "program");
   const ojson& in = rd.get(prog, "input", "program");
   p.input.kind = rd.text(in, "kind", "program.input");
   p.input.in_scale = rd.real(in, "in_scale", "program.input");
@@ -318,9 +333,29 @@ Engine Engine::load(const std::string& path) {
     s.kind = rd.text(j, "kind", where);
     s.name = rd.text(j, "name", where);
     s.frac = rd.ints(j, "frac", where);
-    if (s.kind == "dense") {
+    if (s.kind == "dense" || s.kind == "conv2d") {
       s.in_features = rd.integer(j, "in_features", where);
       s.out_features = rd.integer(j, "out_features", where);
+      const bool conv = s.kind == "conv2d";
+      if (conv) {
+        const ojson& c = rd.get(j, "conv", where);
+        const std::string w = where + ".conv";
+        ConvGeometry& g = s.conv;
+        g.in_channels = rd.integer(c, "in_channels", w);
+        g.in_h = rd.integer(c, "in_h", w);
+        g.in_w = rd.integer(c, "in_w", w);
+        g.out_channels = rd.integer(c, "out_channels", w);
+        g.kernel_h = rd.integer(c, "kernel_h", w);
+        g.kernel_w = rd.integer(c, "kernel_w", w);
+        g.stride_h = rd.integer(c, "stride_h", w);
+        g.stride_w = rd.integer(c, "stride_w", w);
+        g.pad_h = rd.integer(c, "pad_h", w);
+        g.pad_w = rd.integer(c, "pad_w", w);
+        g.dilation_h = rd.integer(c, "dilation_h", w);
+        g.dilation_w = rd.integer(c, "dilation_w", w);
+        g.groups = rd.integer(c, "groups", w);
+        if (g.groups <= 0) rd.fail(w + ": groups must be positive");
+      }
       auto tensor = [&](const std::string& name, std::vector<int64_t> shape) -> std::vector<int64_t> {
         auto it = blobs.find(name);
         if (it == blobs.end()) rd.fail(where + ": tensor `" + name + "` is missing");
@@ -328,11 +363,14 @@ Engine Engine::load(const std::string& path) {
         used.insert(name);
         return it->second.values;
       };
-      s.weight = tensor(rd.text(j, "weight", where), {s.out_features, s.in_features});
+      const ConvGeometry& g = s.conv;
+      s.weight = tensor(rd.text(j, "weight", where),
+                        conv ? std::vector<int64_t>{g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w}
+                             : std::vector<int64_t>{s.out_features, s.in_features});
       const ojson& b = rd.get(j, "bias", where);
       if (!b.is_null()) {
         if (!b.is_string()) rd.fail(where + ": `bias` must be a tensor name or null");
-        s.bias = tensor(b.get<std::string>(), {s.out_features});
+        s.bias = tensor(b.get<std::string>(), {conv ? g.out_channels : s.out_features});
       }
     } else {
       const ojson& q = rd.get(j, "requantizer", where);

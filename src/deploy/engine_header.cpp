@@ -94,7 +94,7 @@ std::string Engine::generate_header(const std::string& name) const {
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
     const std::string id = std::to_string(i);
-    if (s.kind == "dense") {
+    if (s.kind == "dense" || s.kind == "conv2d") {
       if (dense_kind_[i] == 0) {
         emit_array(o, "int16_t", "w" + id, s.weight);
         std::vector<int64_t> b = s.bias;
@@ -103,7 +103,8 @@ std::string Engine::generate_header(const std::string& name) const {
       } else {
         std::vector<std::string> w, b;
         for (int64_t v : s.weight) w.push_back(int_literal(v));
-        for (int64_t o2 = 0; o2 < s.out_features; ++o2) {
+        const int64_t nb = s.kind == "conv2d" ? s.conv.out_channels : s.out_features;
+        for (int64_t o2 = 0; o2 < nb; ++o2) {
           b.push_back(int_literal(s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o2)]));
         }
         emit_array(o, "int64_t", "w" + id, w);
@@ -152,7 +153,30 @@ std::string Engine::generate_header(const std::string& name) const {
     const Stage& s = p.stages[i];
     const std::string id = std::to_string(i), y = "y" + id;
     const std::string ty = ctype(out_type_[i]);
-    if (s.kind == "dense") {
+    if (s.kind == "conv2d") {
+      const ConvGeometry& g = s.conv;
+      const int64_t icg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
+      o << "  " << ty << " " << y << "[" << s.out_features << "];\n"
+        << "  for (int o = 0; o < " << g.out_channels << "; ++o) {\n"
+        << "    const int c0 = (o / " << ocg << ") * " << icg << ";\n"
+        << "    for (int i = 0; i < " << g.out_h() << "; ++i) {\n"
+        << "      for (int j = 0; j < " << g.out_w() << "; ++j) {\n"
+        << "        int64_t acc = b" << id << "[o];\n"
+        << "        for (int c = 0; c < " << icg << "; ++c) {\n"
+        << "          for (int ky = 0; ky < " << g.kernel_h << "; ++ky) {\n"
+        << "            const int iy = i * " << g.stride_h << " - " << g.pad_h << " + ky * " << g.dilation_h << ";\n"
+        << "            if (iy < 0 || iy >= " << g.in_h << ") continue;\n"
+        << "            for (int kx = 0; kx < " << g.kernel_w << "; ++kx) {\n"
+        << "              const int ix = j * " << g.stride_w << " - " << g.pad_w << " + kx * " << g.dilation_w << ";\n"
+        << "              if (ix < 0 || ix >= " << g.in_w << ") continue;\n"
+        << "              acc += w" << id << "[((o * " << icg << " + c) * " << g.kernel_h << " + ky) * "
+        << g.kernel_w << " + kx] * (int64_t)" << prev << "[((c0 + c) * " << g.in_h << " + iy) * "
+        << g.in_w << " + ix];\n"
+        << "            }\n          }\n        }\n"
+        << "        " << y << "[(o * " << g.out_h() << " + i) * " << g.out_w() << " + j] = (" << ty << ")acc;\n"
+        << "      }\n    }\n  }\n";
+      size = s.out_features;
+    } else if (s.kind == "dense") {
       o << "  " << ty << " " << y << "[" << s.out_features << "];\n"
         << "  for (int o = 0; o < " << s.out_features << "; ++o) {\n";
       if (dense_kind_[i] == 0) {

@@ -13,6 +13,7 @@
 
 #include "deploy/engine_internal.h"
 #include "heteroq/deploy/compile.h"
+#include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 
@@ -230,4 +231,39 @@ TEST(DeployHeader, CompilesAndMatchesTheEngine) {
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(got, run(e, x)));
   EXPECT_TRUE(torch::equal(got, model->forward(x)));
+}
+
+TEST(DeployCompile, ConvolutionsAreBitExact) {
+  torch::manual_seed(4);
+  torch::nn::Sequential m;
+  m->push_back(hn::QActivation("quantized_bits(8,2,alpha=1)"));
+  m->push_back(hn::QConv2d(hn::QConv2dOptions(2, 4, 3).padding(1)
+                               .kernel_quantizer("quantized_bits(6,0,alpha=\"auto_po2\")")
+                               .bias_quantizer(kQ6)));
+  m->push_back(hn::QActivation("quantized_relu(6,1)"));
+  m->push_back(hn::QDepthwiseConv2d(hn::QDepthwiseConv2dOptions(4, 3).depth_multiplier(2).stride(2)
+                                        .depthwise_quantizer("ternary(alpha=1)")
+                                        .bias_quantizer(kQ6)));
+  m->push_back(hn::QActivation("quantized_bits(6,2,alpha=1)"));
+  hn::QConv2dBatchNorm bn(hn::QConv2dBatchNormOptions(8, 6, 3).padding(1)
+                              .kernel_quantizer("quantized_bits(8,2,alpha=1)")
+                              .bias_quantizer("quantized_bits(8,3,alpha=1)"));
+  {
+    torch::NoGradGuard g;
+    bn->running_mean.uniform_(-1, 1);
+    bn->running_var.uniform_(0.5, 2);
+  }
+  m->push_back(bn);
+  m->push_back(hn::QActivation("quantized_relu(4,1)"));
+  m->push_back(torch::nn::Flatten());
+  m->push_back(hn::QLinear(hn::QLinearOptions(6 * 5 * 5, 10).kernel_quantizer("quantized_po2(4)")));
+  m->eval();
+  EXPECT_NE(error_of([&] { hd::compile(*m); }).find("input_shape"), std::string::npos);
+  hd::CompileOptions o;
+  o.input_shape = {2, 12, 12};
+  const hd::Engine e = hd::compile(*m, o);
+  EXPECT_EQ(e.stage_info()[0].kind, "conv2d");
+  const torch::Tensor x = inputs(32 * 288, 1).reshape({32, 2, 12, 12});
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(run(e, x.reshape({32, 288})), m->forward(x)));
 }

@@ -263,6 +263,118 @@ def test_float32_bound_both_sides():
 
 
 # ------------------------------------------------------------------------------------------------
+# Convolutions
+
+
+def conv_model():
+    torch.manual_seed(7)
+    bn = hnn.QConv2dBatchNorm(8, 6, 3, padding=1, kernel_quantizer="quantized_bits(8,2,alpha=1)",
+                              bias_quantizer="quantized_bits(8,3,alpha=1)")
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.gamma.uniform_(0.5, 1.5)
+    return torch.nn.Sequential(
+        hnn.QActivation("quantized_bits(8,2,alpha=1)"),
+        hnn.QConv2d(2, 4, 3, padding=1, kernel_quantizer="quantized_bits(6,0,alpha='auto_po2')",
+                    bias_quantizer=Q6),
+        hnn.QActivation("quantized_relu(6,1)"),
+        hnn.QDepthwiseConv2d(4, 3, depth_multiplier=2, stride=2, dilation=1,
+                             depthwise_quantizer="ternary(alpha=1)", bias_quantizer=Q6),
+        hnn.QActivation("quantized_bits(6,2,alpha=1)"),
+        bn,
+        hnn.QActivation("quantized_relu(4,1)"),
+        torch.nn.Flatten(),
+        hnn.QDense(6 * 5 * 5, 10, kernel_quantizer="quantized_po2(4)", bias_quantizer=Q6)).eval()
+
+
+def test_conv2d_depthwise_folded_models_are_exact():
+    model = conv_model()
+    engine = deploy.compile(model, input_shape=(2, 12, 12))
+    assert [s["kind"] for s in engine.stage_info()][:2] == ["conv2d", "requantize"]
+    assert engine.float32_exact
+    x = grid_inputs(64 * 288, 1).reshape(64, 2, 12, 12)
+    assert_exact(engine, model, x)
+    # a convolution as the last layer: the output keeps its (C, H, W) shape
+    head = torch.nn.Sequential(*list(model)[:4]).eval()
+    e2 = deploy.compile(head, input_shape=(2, 12, 12))
+    assert e2.output_shape == [8, 5, 5]
+    assert_exact(e2, head, x)
+
+
+def test_conv1d_is_exact():
+    torch.manual_seed(8)
+    model = torch.nn.Sequential(
+        hnn.QActivation("quantized_bits(6,2,alpha=1)"),
+        hnn.QConv1d(3, 5, 4, stride=2, padding=1, dilation=2, kernel_quantizer=Q6,
+                    bias_quantizer=Q6),
+        hnn.QActivation("quantized_relu(6,0)"),
+        hnn.QConv1d(5, 4, 3, groups=1, kernel_quantizer="binary(alpha=1)"),
+        hnn.QActivation("ternary()"),
+        torch.nn.Flatten(),
+        hnn.QDense(4 * 6, 3, kernel_quantizer=Q6, bias_quantizer=Q6)).eval()
+    engine = deploy.compile(model, input_shape=(3, 20))
+    x = grid_inputs(100 * 60, 1).reshape(100, 3, 20)
+    assert_exact(engine, model, x)
+    with pytest.raises(ValueError, match=r"layer `1` \(QConv1d\).*\(C, L\) input"):
+        deploy.compile(model, input_shape=(3, 4, 5))
+
+
+def test_fashion_mnist_cnn():
+    images, labels = heteroq.datasets.load_fashion_mnist("test", limit=600, flatten=False,
+                                                         as_tensors=True)
+    x = images.float().reshape(-1, 1, 28, 28)
+    torch.manual_seed(9)
+    model = torch.nn.Sequential(
+        hnn.QActivation("quantized_bits(8,0,keep_negative=0,alpha=1)"),
+        hnn.QConv2d(1, 8, 3, stride=2, kernel_quantizer="quantized_bits(4,0,alpha=1)",
+                    bias_quantizer="quantized_bits(8,3,alpha=1)"),
+        hnn.QActivation("quantized_relu(6,2)"),
+        hnn.QConv2d(8, 8, 3, stride=2, kernel_quantizer="quantized_bits(4,0,alpha='auto_po2')",
+                    bias_quantizer="quantized_bits(8,3,alpha=1)"),
+        hnn.QActivation("quantized_relu(6,2)"),
+        torch.nn.Flatten(),
+        hnn.QDense(8 * 6 * 6, 10, kernel_quantizer="quantized_bits(4,0,alpha=1)",
+                   bias_quantizer="quantized_bits(8,3,alpha=1)"))
+    model = train(model, x, labels, steps=15)
+    engine = deploy.compile(model, input_shape=(1, 28, 28))
+    assert engine.float32_exact
+    assert_exact(engine, model, x)
+
+
+def test_conv_engine_saves_and_generates_a_header(tmp_path):
+    model = conv_model()
+    engine = deploy.compile(model, input_shape=(2, 12, 12))
+    engine.save(tmp_path / "c.engine")
+    loaded = deploy.load(tmp_path / "c.engine")
+    x = grid_inputs(20 * 288, 1).reshape(20, 2, 12, 12)
+    assert np.array_equal(loaded.run_codes(x), engine.run_codes(x))
+    assert torch.equal(loaded(x), engine(x))
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    engine.write_header(tmp_path / "cnn.h", "cnn")
+    (tmp_path / "main.cpp").write_text("""
+#include <cstdio>
+#include "cnn.h"
+int main() {
+  float in[cnn::kInputSize];
+  int64_t codes[cnn::kOutputSize];
+  while (std::fread(in, sizeof(float), cnn::kInputSize, stdin) == (size_t)cnn::kInputSize) {
+    if (cnn::infer(in, codes) != 0) return 3;
+    std::fwrite(codes, sizeof(int64_t), cnn::kOutputSize, stdout);
+  }
+  return 0;
+}
+""")
+    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-o", str(tmp_path / "cnn"),
+                    str(tmp_path / "main.cpp")], check=True, cwd=tmp_path)
+    out = subprocess.run([str(tmp_path / "cnn")], input=x.numpy().tobytes(), capture_output=True,
+                         check=True).stdout
+    assert np.array_equal(np.frombuffer(out, dtype=np.int64).reshape(20, 10), engine.run_codes(x))
+
+
+# ------------------------------------------------------------------------------------------------
 # Bad models and inputs
 
 
@@ -294,7 +406,10 @@ def test_float32_bound_both_sides():
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
               hnn.QActivation("quantized_relu(4,0,use_sigmoid=1)")], r"layer `2`.*use_sigmoid"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"),
-              hnn.QConv2d(1, 2, 3, kernel_quantizer=Q6)], r"layer `1` \(QConv2d\).*not supported by the engine yet"),
+              hnn.QConv2d(1, 2, 3, kernel_quantizer=Q6)], r"layer `1` \(QConv2d\).*input_shape"),
+    (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
+              hnn.QActivation("quantized_relu(4,0)"), hnn.QAvgPool2d(2)],
+     r"layer `3` \(QAvgPool2d\).*not supported by the engine yet"),
 ])
 def test_unsupported_models_name_the_layer(layers, match):
     model = torch.nn.Sequential(*layers()).eval()

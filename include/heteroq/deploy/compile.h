@@ -27,6 +27,9 @@ struct HETEROQ_API CompileOptions {
   /// its grid (e.g. integer features), model(x). Ignored (an error) when the model starts with a
   /// QActivation.
   QuantizerPtr input_quantizer;
+  /// The per-sample input shape, needed by models with convolutions: (C, H, W) for QConv2d,
+  /// (C, L) for QConv1d. Empty: the first dense layer's in_features.
+  std::vector<int64_t> input_shape;
 };
 
 /// A layer as both languages' walkers describe it (plain data).
@@ -38,6 +41,10 @@ struct HETEROQ_API LayerDesc {
   /// (QLinearBatchNorm: QKeras's get_folded_weights(), folded with the running statistics).
   at::Tensor weight, bias;
   QuantizerPtr kernel_quantizer, bias_quantizer;
+  /// Convolutions ("QConv1d", "QConv2d", "QDepthwiseConv2d", "QConv2dBatchNorm"; weight
+  /// (out, in/groups, k...)): one value per spatial axis; zero padding only.
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups = 1;
   /// QActivation: its quantizer.
   QuantizerPtr activation;
   /// Whether the module is in training mode (refused: the engine reproduces eval mode).
@@ -57,7 +64,8 @@ HETEROQ_API Program compile_program(const std::vector<LayerDesc>& layers,
                                     const CompileOptions& options = {});
 
 /**
- * Compiles a torch::nn::Sequential of heteroq layers (nested Sequentials are walked) into an
+ * Compiles a torch::nn::Sequential of heteroq layers (QLinear, QLinearBatchNorm, QConv1d,
+ * QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QActivation; Flatten, Dropout, Identity) (nested Sequentials are walked) into an
  * Engine, whose output equals the model's eval-mode forward bit for bit wherever
  * Engine::float32_exact() (docs/deploy_engine.md).
  *

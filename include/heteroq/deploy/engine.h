@@ -64,21 +64,34 @@ struct HETEROQ_DEPLOY_API Requantizer {
   std::vector<int64_t> threshold;
 };
 
+/// The geometry of a "conv2d" stage: per sample (C, H, W) row-major in, (out_channels, out_h,
+/// out_w) out; zero padding; weight [out_channels][in_channels / groups][kernel_h][kernel_w].
+/// (A 1-D convolution is one with H = 1.)
+struct HETEROQ_DEPLOY_API ConvGeometry {
+  int64_t in_channels = 0, in_h = 0, in_w = 0, out_channels = 0;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1, groups = 1;
+  int64_t out_h() const { return (in_h + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
+  int64_t out_w() const { return (in_w + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+};
+
 /// One step of the program: a dense layer (integer matrix-vector product plus bias, giving
-/// accumulators) or a requantization.
+/// accumulators), a 2-D convolution (the same, over a sliding window), or a requantization.
 struct HETEROQ_DEPLOY_API Stage {
-  /// "dense" or "requantize".
+  /// "dense", "conv2d" or "requantize".
   std::string kind;
   /// The model layer it comes from ("fc1 (QLinear)"), for messages.
   std::string name;
   /// dense: weight codes, row-major [out_features][in_features]; bias codes at the accumulator's
-  /// frac (empty: no bias).
+  /// frac (empty: no bias). conv2d: in_features = C H W, out_features = out_channels out_h out_w,
+  /// the weight as ConvGeometry says, one bias per output channel.
   int64_t in_features = 0, out_features = 0;
   std::vector<int64_t> weight, bias;
+  ConvGeometry conv;
   /// requantize.
   Requantizer requantizer;
-  /// The frac of each output channel (value = integer * 2^-frac): the accumulator's frac of a
-  /// dense stage; one value repeated for a requantization.
+  /// The frac of each output value (value = integer * 2^-frac): the accumulator's frac (per
+  /// channel) of a dense or conv2d stage; one value repeated for a requantization.
   std::vector<int64_t> frac;
 };
 
@@ -89,6 +102,9 @@ struct HETEROQ_DEPLOY_API Program {
   /// accepts any input shape (N, ...) with input_size elements per sample.
   bool flatten_input = false;
   InputQuantizer input;
+  /// The per-sample shape of the output (e.g. {5}, or {C, H, W} after a convolution);
+  /// empty: {output size}.
+  std::vector<int64_t> output_shape;
   /// The model layer the input quantizer comes from.
   std::string input_name;
   std::vector<Stage> stages;
@@ -155,7 +171,7 @@ class HETEROQ_DEPLOY_API Engine {
   std::vector<StageInfo> info_;
   std::vector<std::vector<int16_t>> w16_;
   std::vector<std::vector<int32_t>> b32_;
-  std::vector<int> dense_kind_;  // per stage: 0 narrow (int16 x int16 -> int32), 1 wide (int64)
+  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d
   std::vector<int> out_type_;    // per stage: 16, 32 or 64 (the output storage)
   int in_type_ = 16;             // the input codes' storage
   int in_op_ = 0;                // the input quantizer's kind, as an integer
