@@ -243,7 +243,8 @@ HETEROQ_API DataTypeMap data_types(const std::vector<LayerInfo>& layers,
 /// QTools's energy estimate (QTools.pe() and extract_energy_sum()). Throws as data_types().
 HETEROQ_API EnergyReport energy(const std::vector<LayerInfo>& layers,
                                 const QToolsOptions& options = {});
-/// The energy of a data-type map computed before (the same numbers as energy(layers, options)).
+/// The energy of a data-type map computed before; `options` gives the memory model (the same
+/// numbers as energy(layers, options) when the map was made with `options`).
 HETEROQ_API EnergyReport energy(const DataTypeMap& map, const QToolsOptions& options = {});
 /// AutoQKeras's "bits" goal: parameter and activation bits, and the reference at ref_bits.
 /// Throws as data_types().
