@@ -275,6 +275,8 @@ TEST(QToolsEnergy, TwoLayerMlpByHand) {
   EXPECT_NEAR(e.total, in0 + par0 + op0 + out1 + in2 + par2 + op2, 1e-9);
   EXPECT_EQ(e.total_cost, static_cast<int64_t>(in0 + par0 + op0 + out0 + mem(3 * 16, "dram") +
                                                out1 + in2 + par2 + op2 + out2));
+  // The energy of the map alone is the same.
+  EXPECT_EQ(heteroq::cost::energy(map).total, e.total);
   // SRAM, no I/O special case, a 1 MiB minimum SRAM, weights hard-wired.
   QToolsOptions o;
   o.weights_on_memory = "fixed";
