@@ -121,6 +121,9 @@ void bind_deploy(py::module_& m) {
           if (d.contains("padding")) l.padding = d["padding"].cast<std::vector<int64_t>>();
           if (d.contains("dilation")) l.dilation = d["dilation"].cast<std::vector<int64_t>>();
           if (d.contains("groups")) l.groups = d["groups"].cast<int64_t>();
+          if (d.contains("kernel_size")) l.kernel_size = d["kernel_size"].cast<std::vector<int64_t>>();
+          if (d.contains("ceil_mode")) l.ceil_mode = d["ceil_mode"].cast<bool>();
+          if (d.contains("keepdim")) l.keepdim = d["keepdim"].cast<bool>();
           descs.push_back(std::move(l));
         }
         hd::CompileOptions options;

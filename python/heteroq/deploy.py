@@ -87,6 +87,17 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["padding"] = [int(v) for v in child.padding]
             d["dilation"] = [int(v) for v in child.dilation]
             d["groups"] = int(child.groups)
+        elif cls == "QAvgPool2d":
+            d["kernel_size"] = [int(v) for v in child.kernel_size]
+            d["stride"] = [int(v) for v in child.stride]
+            d["padding"] = [int(v) for v in child.padding]
+            d["ceil_mode"] = bool(child.ceil_mode)
+            d["kernel_quantizer"] = _impl_of(child.average_quantizer, who)
+            d["activation"] = _impl_of(child.activation, who)
+        elif cls == "QGlobalAvgPool2d":
+            d["keepdim"] = bool(child.keepdim)
+            d["kernel_quantizer"] = _impl_of(child.average_quantizer, who)
+            d["activation"] = _impl_of(child.activation, who)
         elif cls == "QActivation":
             d["activation"] = _impl_of(child.quantizer, who)
         out.append(d)
@@ -186,7 +197,8 @@ class Engine:
 def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None] = None,  # noqa: A001
             input_shape: Optional[Sequence[int]] = None) -> Engine:
     """Compiles an ``nn.Sequential`` of heteroq layers (QLinear/QDense, QLinearBatchNorm,
-    QConv1d, QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QActivation; Flatten, Dropout, Identity
+    QConv1d, QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d,
+    QActivation; Flatten, Dropout, Identity
     pass through; nested Sequentials are walked) into an :class:`Engine`. The model must be in
     eval mode and start with a QActivation (the input quantizer), unless ``input_quantizer`` is
     given: the engine then computes ``model(input_quantizer(x))``. Models with convolutions need

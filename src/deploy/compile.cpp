@@ -13,6 +13,7 @@
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
+#include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/serialize.h"
 
 namespace heteroq::deploy {
@@ -437,11 +438,71 @@ Stage conv_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
   return s;
 }
 
+// QAvgPool2d / QGlobalAvgPool2d: sum over the window times average_quantizer(1/area) (QKeras's
+// QAveragePooling2D), a depthwise conv2d stage whose taps are all that factor's code; without an
+// average quantizer, the float average (a division by the area) is exact only for power-of-two
+// areas, where the factor is 2^-k.
+Stage pool_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
+              const std::vector<int64_t>& shape, std::vector<int64_t>& out_shape) {
+  const bool global = l.class_name == "QGlobalAvgPool2d";
+  if (shape.size() != 3) {
+    fail(who, "expects a (C, H, W) input per sample, the previous layers give " +
+              std::to_string(shape.size()) + " dimensions");
+  }
+  Stage s;
+  s.kind = "conv2d";
+  s.name = who;
+  ConvGeometry& g = s.conv;
+  g.in_channels = g.out_channels = g.groups = shape[0];
+  g.in_h = shape[1];
+  g.in_w = shape[2];
+  if (global) {
+    g.kernel_h = g.in_h;
+    g.kernel_w = g.in_w;
+  } else {
+    if (l.kernel_size.size() != 2 || l.stride.size() != 2 || l.padding.size() != 2) {
+      fail(who, "kernel_size, stride and padding must have two values");
+    }
+    if (l.padding[0] != 0 || l.padding[1] != 0 || l.ceil_mode) {
+      fail(who, "padding and ceil_mode are not supported by the engine (windows that cross the "
+                "border average fewer values)");
+    }
+    g.kernel_h = l.kernel_size[0];
+    g.kernel_w = l.kernel_size[1];
+    g.stride_h = l.stride[0];
+    g.stride_w = l.stride[1];
+  }
+  if (g.kernel_h <= 0 || g.kernel_w <= 0 || g.out_h() <= 0 || g.out_w() <= 0) {
+    fail(who, "the window is larger than the input");
+  }
+  const int64_t area = g.kernel_h * g.kernel_w;
+  int64_t code = 1, ffrac = 0;
+  if (l.kernel_quantizer) {
+    const at::Tensor factor = at::full({}, 1.0 / static_cast<double>(area), at::kFloat);
+    const Codes c = codes_of(*l.kernel_quantizer, factor, who, "average_quantizer");
+    code = c.values[0];
+    ffrac = c.frac[0];
+  } else if (!po2_exponent(static_cast<double>(area), &ffrac)) {
+    fail(who, "has no average_quantizer: the float average divides by the window area " +
+              std::to_string(area) + ", which is not a power of two, so it is not exact in "
+              "integers (give it an average_quantizer)");
+  }
+  s.in_features = g.in_channels * g.in_h * g.in_w;
+  s.out_features = g.out_channels * g.out_h() * g.out_w();
+  s.weight.assign(static_cast<size_t>(g.out_channels * area), code);
+  s.frac.assign(static_cast<size_t>(s.out_features), in_frac + ffrac);
+  out_shape = global ? (l.keepdim ? std::vector<int64_t>{g.out_channels, 1, 1}
+                                  : std::vector<int64_t>{g.out_channels})
+                     : std::vector<int64_t>{g.out_channels, g.out_h(), g.out_w()};
+  return s;
+}
+
 bool is_passthrough(const std::string& c) {
   return c == "Dropout" || c == "Identity" || c == "Flatten" || c == "Dropout1d" || c == "AlphaDropout";
 }
 
 bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || c == "QLinearBatchNorm"; }
+bool is_pool(const std::string& c) { return c == "QAvgPool2d" || c == "QGlobalAvgPool2d"; }
 bool is_conv(const std::string& c) {
   return c == "QConv1d" || c == "QConv2d" || c == "QDepthwiseConv2d" || c == "QConv2dBatchNorm";
 }
@@ -458,11 +519,12 @@ bool is_conv(const std::string& c) {
               "QActivation)");
   }
   const char* supported = "supported: QLinear/QDense, QLinearBatchNorm, QConv1d, QConv2d, "
-                          "QDepthwiseConv2d, QConv2dBatchNorm, QActivation, Flatten, Dropout, Identity";
-  if (c.rfind("QConvTranspose", 0) == 0 || c.rfind("QSeparable", 0) == 0 || c == "QAvgPool2d" ||
-      c == "QGlobalAvgPool2d" || c.rfind("QBatchNorm", 0) == 0) {
+                          "QDepthwiseConv2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d, "
+                          "QActivation, Flatten, Dropout, Identity";
+  if (c.rfind("QConvTranspose", 0) == 0 || c.rfind("QSeparable", 0) == 0 ||
+      c.rfind("QBatchNorm", 0) == 0) {
     fail(who, std::string("is not supported by the engine yet (transposed and separable "
-                          "convolutions, pooling and unfolded batch norm are not implemented; ") +
+                          "convolutions and unfolded batch norm are not implemented; ") +
                   supported + ")");
   }
   fail(who, std::string("is not supported by the engine (") + supported + ")");
@@ -474,7 +536,7 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   Program p;
   for (const auto& l : layers) {
     if (!is_passthrough(l.class_name) && !is_dense(l.class_name) && !is_conv(l.class_name) &&
-        l.class_name != "QActivation") {
+        !is_pool(l.class_name) && l.class_name != "QActivation") {
       refuse(l, who_of(l));
     }
   }
@@ -490,7 +552,7 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
     }
   } else {
     for (const auto& l : layers) {
-      if (is_conv(l.class_name)) {
+      if (is_conv(l.class_name) || is_pool(l.class_name)) {
         fail(who_of(l), "a convolutional model needs its per-sample input shape: pass input_shape "
                         "((C, H, W) or (C, L))");
       }
@@ -566,6 +628,23 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
       shape = {l.weight.size(0)};
       last = "dense";
       seen_dense = true;
+      continue;
+    }
+    if (is_pool(c)) {
+      if (!have_input) fail(who, "the model's input is float: the engine needs a QActivation first");
+      if (last == "dense") {
+        fail(who, "follows a dense or convolution layer without a QActivation between them");
+      }
+      std::vector<int64_t> out_shape;
+      p.stages.push_back(pool_of(l, who, frac.empty() ? 0 : frac[0], shape, out_shape));
+      frac = p.stages.back().frac;
+      shape = out_shape;
+      last = "dense";
+      if (l.activation) {
+        p.stages.push_back(requant_of(*l.activation, who + " activation", frac));
+        frac = p.stages.back().frac;
+        last = "requantize";
+      }
       continue;
     }
     if (is_conv(c)) {
@@ -670,6 +749,20 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
       d.padding = as_vec(o.padding());
       d.dilation = as_vec(o.dilation());
       d.groups = o.groups();
+    } else if (auto ap = dynamic_cast<const nn::QAvgPool2dImpl*>(&child)) {
+      d.class_name = "QAvgPool2d";
+      const auto& o = ap->options;
+      d.kernel_size = as_vec(o.kernel_size());
+      d.stride = as_vec(o.stride());
+      d.padding = as_vec(o.padding());
+      d.ceil_mode = o.ceil_mode();
+      d.kernel_quantizer = o.average_quantizer().get();
+      d.activation = o.activation().get();
+    } else if (auto gp = dynamic_cast<const nn::QGlobalAvgPool2dImpl*>(&child)) {
+      d.class_name = "QGlobalAvgPool2d";
+      d.keepdim = gp->options.keepdim();
+      d.kernel_quantizer = gp->options.average_quantizer().get();
+      d.activation = gp->options.activation().get();
     } else if (auto a = dynamic_cast<const nn::QActivationImpl*>(&child)) {
       d.class_name = "QActivation";
       d.activation = a->quantizer();

@@ -320,6 +320,40 @@ def test_conv1d_is_exact():
         deploy.compile(model, input_shape=(3, 4, 5))
 
 
+@pytest.mark.parametrize("pool", [
+    lambda: hnn.QAvgPool2d(3, average_quantizer="quantized_bits(8,0,alpha=1)",
+                           activation="quantized_relu(6,2)"),
+    lambda: hnn.QAvgPool2d(2, stride=1, average_quantizer="quantized_po2(4)"),
+    lambda: hnn.QAvgPool2d((2, 4)),
+    lambda: hnn.QGlobalAvgPool2d(average_quantizer="quantized_bits(8,0,alpha=1)",
+                                 activation="quantized_bits(6,2,alpha=1)"),
+    lambda: hnn.QGlobalAvgPool2d(average_quantizer="quantized_bits(8,0,alpha=1)", keepdim=True),
+])
+def test_average_pooling_is_exact(pool):
+    torch.manual_seed(10)
+    p = pool()
+    layers = [hnn.QActivation("quantized_bits(6,2,alpha=1)"),
+              hnn.QConv2d(2, 3, 3, kernel_quantizer=Q6, bias_quantizer=Q6),
+              hnn.QActivation("quantized_relu(6,1)"), p]
+    if not (isinstance(p, hnn.QAvgPool2d) and p.activation is not None) and not (
+            isinstance(p, hnn.QGlobalAvgPool2d) and p.activation is not None):
+        layers.append(hnn.QActivation("quantized_bits(8,3,alpha=1)"))
+    model = torch.nn.Sequential(*layers).eval()
+    engine = deploy.compile(model, input_shape=(2, 14, 14))
+    x = grid_inputs(40 * 392, 1).reshape(40, 2, 14, 14)
+    assert_exact(engine, model, x)
+
+
+@pytest.mark.parametrize("pool,match", [
+    (lambda: hnn.QAvgPool2d(3), "window area 9, which is not a power of two"),
+    (lambda: hnn.QAvgPool2d(2, padding=1, average_quantizer=Q6), "padding and ceil_mode"),
+])
+def test_average_pooling_refusals(pool, match):
+    model = torch.nn.Sequential(hnn.QActivation("quantized_bits(6,2,alpha=1)"), pool()).eval()
+    with pytest.raises(ValueError, match=r"layer `1` \(QAvgPool2d\).*" + match):
+        deploy.compile(model, input_shape=(2, 8, 8))
+
+
 def test_fashion_mnist_cnn():
     images, labels = heteroq.datasets.load_fashion_mnist("test", limit=600, flatten=False,
                                                          as_tensors=True)
@@ -408,8 +442,11 @@ int main() {
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"),
               hnn.QConv2d(1, 2, 3, kernel_quantizer=Q6)], r"layer `1` \(QConv2d\).*input_shape"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
-              hnn.QActivation("quantized_relu(4,0)"), hnn.QAvgPool2d(2)],
-     r"layer `3` \(QAvgPool2d\).*not supported by the engine yet"),
+              hnn.QActivation("quantized_relu(4,0)"), hnn.QConvTranspose2d(1, 2, 3, kernel_quantizer=Q6)],
+     r"layer `3` \(QConvTranspose2d\).*not supported by the engine yet"),
+    (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
+              hnn.QActivation("quantized_relu(4,0)"), hnn.QBatchNorm1d(4)],
+     r"layer `3` \(QBatchNorm1d\).*not supported by the engine yet"),
 ])
 def test_unsupported_models_name_the_layer(layers, match):
     model = torch.nn.Sequential(*layers()).eval()

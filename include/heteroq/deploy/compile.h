@@ -45,6 +45,10 @@ struct HETEROQ_API LayerDesc {
   /// (out, in/groups, k...)): one value per spatial axis; zero padding only.
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
+  /// "QAvgPool2d" (kernel_size, stride, padding, ceil_mode; kernel_quantizer: its
+  /// average_quantizer; activation: its activation) and "QGlobalAvgPool2d" (keepdim).
+  std::vector<int64_t> kernel_size;
+  bool ceil_mode = false, keepdim = false;
   /// QActivation: its quantizer.
   QuantizerPtr activation;
   /// Whether the module is in training mode (refused: the engine reproduces eval mode).
