@@ -3,13 +3,14 @@
 // Python bindings of heteroq/cost/hardware.h: BOPs/EBOPs and the FPGA estimate over the layer
 // descriptions of heteroq.cost.describe (converted by python/bindings/cost.cpp); the results come
 // back as JSON and as the printed table.
+#include "heteroq/cost/hardware.h"
+
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <string>
 #include <vector>
 
-#include "heteroq/cost/hardware.h"
 #include "heteroq/errors.h"
 #include "heteroq/quantizers/quantizer.h"
 

@@ -185,8 +185,7 @@ int64_t weight_count(const LayerStats& s, const std::string& group) {
 }
 
 // The group of LayerInfo::values an operation's weights come from, and for a GRU with
-// reset_after = false the rows of "recurrent" it uses: 0 all, 1 the gates r and z, 2 the
-// candidate n.
+// reset_after = false which rows of "recurrent" it uses: 2 the candidate n's, else r's and z's.
 std::pair<std::string, int> operation_group(const Operation& op) {
   if (op.part.empty()) return {"weights", 0};
   if (op.part == "depthwise") return {"weights_0", 0};
@@ -230,7 +229,9 @@ LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& 
                   "values '" + group + "' has " + std::to_string(v.size()) + " values, expected " +
                       std::to_string(expected));
       }
-      if (reset_before) {  // rows (D G H, H): gates r, z, n per direction
+      if (reset_before && op.part.rfind("recurrent", 0) == 0) {
+        // The recurrent kernel's rows (D G H, H): gates r, z, n per direction; "recurrent" takes
+        // r and z, "recurrent_n" n.
         const int64_t h = l.out_channels, block = 3 * h;
         std::vector<double> slice;
         for (size_t i = 0; i < v.size(); ++i) {
@@ -265,10 +266,10 @@ LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& 
     out.bias.bits = operand_type(bq).bits;
     if (out.bias.count > 0) out.exact = false;
   }
-  const int64_t values = out.bias.exact ? static_cast<int64_t>(out.bias.values.size())
-                                        : out.bias.count;
-  out.bias.additions = recurrent ? steps * values : (values > 0 ? numel_per_sample(l.output_shape)
-                                                                : 0);
+  const int64_t values =
+      out.bias.exact ? static_cast<int64_t>(out.bias.values.size()) : out.bias.count;
+  out.bias.additions =
+      recurrent ? steps * values : (values > 0 ? numel_per_sample(l.output_shape) : 0);
   return out;
 }
 
@@ -424,8 +425,10 @@ std::string BopsReport::to_string() const {
      << rpad("EBOPs", 14) << rpad("(bias)", 12) << "\n";
   for (const LayerBops& l : layers) {
     std::string type = l.type;
-    if (l.zero_cost) type += " *";
-    else if (!l.exact) type += " ~";
+    if (l.zero_cost)
+      type += " *";
+    else if (!l.exact)
+      type += " ~";
     os << "    " << pad(l.name, 24) << pad(type, 18) << rpad(std::to_string(l.multiplications), 10)
        << rpad(std::to_string(l.bops), 14) << rpad(number(l.ebops), 14)
        << rpad(number(l.bias_ebops), 12) << "\n";
@@ -472,9 +475,7 @@ std::ostream& operator<<(std::ostream& os, const BopsReport& report) {
 namespace {
 
 void check_options(const FpgaOptions& o) {
-  const auto bad = [](const std::string& what) {
-    throw InvalidArgument("fpga_estimate: " + what);
-  };
+  const auto bad = [](const std::string& what) { throw InvalidArgument("fpga_estimate: " + what); };
   if (!(o.clock_period_ns > 0) || !std::isfinite(o.clock_period_ns)) {
     bad("`clock_period_ns` must be > 0, got " + std::to_string(o.clock_period_ns));
   }
@@ -539,8 +540,8 @@ int64_t dsps_of(int64_t a, int64_t b, const FpgaOptions& o) {
 struct Products {
   int64_t dsp = 0, lut = 0;
   int64_t n_dsp = 0, n_lut = 0, n_free = 0;
-  int64_t terms = 0;          // non-zero products (adder-tree terms)
-  int64_t weight_frac = 0;    // the most fractional bits of a weight
+  int64_t terms = 0;        // non-zero products (adder-tree terms)
+  int64_t weight_frac = 0;  // the most fractional bits of a weight
   int64_t max_span = 0;
 };
 
@@ -638,16 +639,14 @@ void estimate_mac(const LayerInfo& l, const LayerStats& s, const LayerStages& ls
   }
   int64_t bias_terms = 0, bias_frac = 0;
   if (ls.bias.exact) {
-    bias_terms = ls.bias.values.empty()
-                     ? 0
-                     : outputs * nonzero_count(ls.bias.values) /
-                           static_cast<int64_t>(ls.bias.values.size());
+    bias_terms = ls.bias.values.empty() ? 0
+                                        : outputs * nonzero_count(ls.bias.values) /
+                                              static_cast<int64_t>(ls.bias.values.size());
     for (double v : ls.bias.values) bias_frac = std::max(bias_frac, fraction_bits(v));
   } else if (ls.bias.count > 0) {
     bias_terms = outputs;
   }
-  const int64_t width =
-      accumulator_width(s, std::max(input_frac + weight_frac, bias_frac), o);
+  const int64_t width = accumulator_width(s, std::max(input_frac + weight_frac, bias_frac), o);
   f.accumulator_bits = width;
   int64_t cycles = 0;
   for (size_t k = 0; k < ls.stages.size(); ++k) {
@@ -822,8 +821,10 @@ std::string FpgaEstimate::to_string() const {
      << rpad("acc", 5) << "\n";
   for (const FpgaLayer& l : layers) {
     std::string type = l.type;
-    if (l.zero_cost) type += " *";
-    else if (!l.exact) type += " ~";
+    if (l.zero_cost)
+      type += " *";
+    else if (!l.exact)
+      type += " ~";
     os << "    " << pad(l.name, 24) << pad(type, 18) << rpad(std::to_string(l.lut), 9)
        << rpad(std::to_string(l.lut_multipliers), 8) << rpad(std::to_string(l.lut_adders), 8)
        << rpad(std::to_string(l.lut_activations), 8) << rpad(std::to_string(l.dsp), 7)

@@ -685,9 +685,8 @@ void describe_qbatch_norm(const BN& m, LayerInfo& info) {
 template <typename BN>
 void describe_torch_batch_norm(const BN& m, LayerInfo& info) {
   if (m.is_training() || !m.options.track_running_stats()) return;
-  batch_norm_values(
-      ops::_bn_inverse(m.running_var, defined_or_null(m.weight), m.options.eps()),
-      m.running_mean, m.bias, info);
+  batch_norm_values(ops::_bn_inverse(m.running_var, defined_or_null(m.weight), m.options.eps()),
+                    m.running_mean, m.bias, info);
 }
 
 // The recurrent geometry of a heteroq or torch RNN's options.

@@ -598,7 +598,8 @@ TEST(HardwareErrors, BadValuesAndOptions) {
   wrong = layers;
   wrong[2].values[0].second = torch::tensor({std::nanf(""), 0.0f});
   EXPECT_THROW(heteroq::cost::bops(wrong), heteroq::InvalidArgument);
-  for (const auto& [option, set_bad] : std::vector<std::pair<std::string, std::function<void(FpgaOptions&)>>>{
+  for (const auto& [option, set_bad] :
+       std::vector<std::pair<std::string, std::function<void(FpgaOptions&)>>>{
            {"clock_period_ns", [](FpgaOptions& o) { o.clock_period_ns = 0; }},
            {"adder_inputs", [](FpgaOptions& o) { o.adder_inputs = 1; }},
            {"adder_level_ns", [](FpgaOptions& o) { o.adder_level_ns = -1; }},

@@ -193,6 +193,48 @@ def test_pruning_never_raises_the_cost():
     assert cost.fpga_estimate(after).lut_equivalent <= cost.fpga_estimate(before).lut_equivalent
 
 
+# ---- every layer of the layers issue ----
+
+def test_every_layer_has_a_cost():
+    from heteroq.nn import QAdaptiveActivation, QConv2dBatchNorm, QConvTranspose2d, QGRU
+    from test_qstats import FirstOutput, fill_deterministic
+    models = [
+        (torch.nn.Sequential(
+            QConvTranspose2d(4, 6, 3, stride=2, groups=2, kernel_quantizer=W4),
+            QAdaptiveActivation("quantized_relu", 6, per_channel=True, num_channels=6),
+            QConv2dBatchNorm(6, 5, 3, kernel_quantizer=W4, bias_quantizer=W4),
+            QActivation("quantized_relu(3)"), torch.nn.Conv2d(5, 4, 1), torch.nn.BatchNorm2d(4),
+            torch.nn.MaxPool2d(3), torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 3)),
+         (1, 4, 5, 5)),
+        (FirstOutput(torch.nn.GRU(3, 5, num_layers=2), torch.nn.RNN(5, 4),
+                     torch.nn.LSTM(4, 2, bias=False)), (6, 2, 3)),
+        (torch.nn.Sequential(QGRU(3, 4, reset_after=False, kernel_quantizer=W4,
+                                  recurrent_quantizer=W4, bias_quantizer=W4)), (5, 2, 3)),
+    ]
+    for model, shape in models:
+        model = fill_deterministic(model).eval()
+        layers = cost.describe(model, shape)
+        stats = cost.qstats(model, shape)
+        r, e = cost.bops(layers), cost.fpga_estimate(layers)
+        assert r.bops > 0 and e.lut > 0 and e.latency_cycles > 0
+        for mine, theirs in zip(r.layers, stats.layers):
+            operations = sum(op.count for op in theirs.operations)
+            assert mine.exact, mine.name
+            assert mine.multiplications <= operations or theirs.type.startswith("BatchNorm")
+    # The batch norm after the 1x1 conv on (1, 4, 9, 9): one product per value; its shift is
+    # added to every value.
+    bn = cost.bops(models[0][0], (1, 4, 5, 5)).layer("5")
+    assert bn.multiplications == 4 * 9 * 9 and bn.bias_ebops > 0
+    # A Keras-style GRU (reset_after=False): the candidate's recurrent products multiply r h
+    # (float, 32 bits); per step 3 x 4 x 3 kernel products of 8 bits, 2 x 4 x 4 recurrent of
+    # 32 bits (the state is float), 4 x 4 candidate ones of 32 bits, all 4-bit weights.
+    gru = cost.bops(models[2][0], (5, 2, 3)).layer("0")
+    w = dict(cost.describe(models[2][0], (5, 2, 3))[0]["values"])
+    nk, nr = int((w["kernel"] != 0).sum()), int((w["recurrent"] != 0).sum())
+    assert gru.multiplications == 5 * (nk + nr)
+    assert gru.bops == 5 * (nk * 8 * 4 + nr * 32 * 4)
+
+
 # ---- bad input ----
 
 class Square(torch.nn.Module):

@@ -65,10 +65,10 @@ struct HETEROQ_API LayerBops {
 
 /// What bops() returns.
 struct HETEROQ_API BopsReport {
-  std::vector<LayerBops> layers;  ///< every layer, in execution order
-  int64_t bops = 0;               ///< the sum over the layers
-  double ebops = 0;               ///< the sum over the layers
-  int64_t multiplications = 0;    ///< the sum over the layers
+  std::vector<LayerBops> layers;              ///< every layer, in execution order
+  int64_t bops = 0;                           ///< the sum over the layers
+  double ebops = 0;                           ///< the sum over the layers
+  int64_t multiplications = 0;                ///< the sum over the layers
   std::vector<std::string> zero_cost_layers;  ///< the unknown layers counted as zero
 
   /// A table: per layer multiplications, BOPs, EBOPs (bias term); the totals.
