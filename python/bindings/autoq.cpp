@@ -150,6 +150,8 @@ void bind_autoq(py::module_& m) {
     f.validate();
     return f.score(metric, ref, trial);
   });
+  m.def("_autoq_energy_options", &aq::energy_goal_options);
+  m.def("_autoq_bits_options", &aq::bits_goal_options);
   m.def("_autoq_pareto_front", &aq::pareto_front);
   m.def("_autoq_pareto_ranks", &aq::pareto_ranks);
   m.def("_autoq_progress_line", &aq::progress_line);

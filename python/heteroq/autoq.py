@@ -103,18 +103,26 @@ def _cost_module():
 
 def _builtin(name: str) -> Optional[Callable[..., float]]:
     """The cost models of heteroq.cost behind "energy", "bits", "ebops" and "fpga" (None while
-    heteroq.cost lacks them)."""
+    heteroq.cost lacks them). The goal params are translated by the C++ core (AutoQKeras's energy
+    params to QTools options for the reference and the trials; the bits goal's config)."""
     cost = _cost_module()
     if name == "energy" and hasattr(cost, "energy"):
-        return lambda m, shape, for_reference, **o: float(cost.energy(m, shape, for_reference=for_reference, **o).total)
+        def energy(m, shape, for_reference, **params):
+            ref, trial = _C._autoq_energy_options(json.dumps(params))
+            return float(cost.energy(m, shape, **json.loads(ref if for_reference else trial)).total)
+        return energy
     if name == "bits" and hasattr(cost, "model_size"):
-        return lambda m, shape, for_reference, **o: float(
-            cost.model_size(m, shape, for_reference=for_reference, **o).total_bits)
+        def bits(m, shape, for_reference, **params):
+            options, measure = _C._autoq_bits_options(json.dumps(params))
+            r = cost.model_size(m, shape, **json.loads(options))
+            field = {"total": "total_bits", "parameters": "parameter_bits", "activations": "activation_bits"}[measure]
+            return float(getattr(r, ("reference_" if for_reference else "") + field))
+        return bits
     if name == "ebops" and hasattr(cost, "bops"):
-        return lambda m, shape, for_reference, **o: float(cost.bops(m, shape, for_reference=for_reference, **o).ebops)
+        return lambda m, shape, for_reference, **o: float(cost.bops(m, shape, **o).ebops)
     if name == "fpga" and hasattr(cost, "fpga_estimate"):
         def fpga(m, shape, for_reference, **o):
-            r = cost.fpga_estimate(m, shape, for_reference=for_reference, **o)
+            r = cost.fpga_estimate(m, shape, **o)
             return float(r.lut + r.dsp)
         return fpga
     return None
@@ -151,6 +159,8 @@ def named_goal(goal: Union[str, Mapping[str, Any], None], input_shape: Sequence[
                              f"in this build (available: {known}); pass custom_goal(cost_fn) instead")
         raise ValueError(f"autoq: unknown goal {gtype!r} (available: {known}; register_goal adds one)")
     shape = list(input_shape)
+    if not shape:
+        raise ValueError(f"autoq: goal {gtype!r} needs the model's input_shape (batch dimension first, e.g. (1, 16))")
     if gtype == "bits" and not goal:
         options = {}
     return Goal(gtype, lambda m: fn(m, shape, False, **options), lambda m: fn(m, shape, True, **options),
@@ -465,7 +475,8 @@ class AutoQ:
 
     Args:
         model: the float model (leaves in forward order for tune_filters).
-        input_shape: one sample's shape (for the named goals' cost models).
+        input_shape: the input's shape as heteroq.cost takes it, batch dimension first (e.g. (1, 16));
+            needed by the named goals.
         goal: AutoQKeras's ``{"type": "energy"|"bits"|"ebops"|"fpga", "params": {...}}``, a name, a
             :class:`Goal` (:func:`custom_goal`), or None (the bits goal).
         strategy: ``"random"``, ``"bayesian"`` (TPE) or ``"hyperband"`` (AutoQKeras's ``mode``).

@@ -11,7 +11,11 @@
 #include <mutex>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "heteroq/autoq/model.h"
+#include "heteroq/cost/hardware.h"
+#include "heteroq/cost/qtools.h"
 #include "heteroq/errors.h"
 #include "heteroq/nn/convert.h"
 #include "heteroq/nn/serialize.h"
@@ -156,8 +160,104 @@ std::mutex& registry_mutex() {
   static std::mutex m;
   return m;
 }
+using json = nlohmann::json;
+
+json options_object(const std::string& text, const std::string& goal) {
+  json j;
+  try {
+    j = json::parse(text.empty() ? "{}" : text);
+  } catch (const std::exception& e) {
+    throw InvalidArgument("autoq " + goal + " goal: options are not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw InvalidArgument("autoq " + goal + " goal: options must be an object");
+  return j;
+}
+
+template <typename T>
+T field(const json& v, const std::string& goal, const std::string& key) {
+  try {
+    return v.get<T>();
+  } catch (const std::exception&) {
+    throw InvalidArgument("autoq " + goal + " goal: option " + key + " has the wrong type: " + v.dump());
+  }
+}
+
+cost::QToolsOptions qtools_options(const std::string& text, const std::string& goal) {
+  cost::QToolsOptions o;
+  const json options = options_object(text, goal);
+  for (const auto& [k, v] : options.items()) {
+    if (k == "process") o.process = field<std::string>(v, goal, k);
+    else if (k == "weights_on_memory") o.weights_on_memory = field<std::string>(v, goal, k);
+    else if (k == "activations_on_memory") o.activations_on_memory = field<std::string>(v, goal, k);
+    else if (k == "min_sram_size") o.min_sram_size = field<int64_t>(v, goal, k);
+    else if (k == "rd_wr_on_io") o.rd_wr_on_io = field<bool>(v, goal, k);
+    else if (k == "source_quantizer") o.source_quantizer = field<std::string>(v, goal, k);
+    else if (k == "default_quantizer") o.default_quantizer = field<std::string>(v, goal, k);
+    else if (k == "keras_quantizer") o.keras_quantizer = field<std::string>(v, goal, k);
+    else if (k == "keras_accumulator") o.keras_accumulator = field<std::string>(v, goal, k);
+    else if (k == "for_reference") o.for_reference = field<bool>(v, goal, k);
+    else if (k == "reference_internal") o.reference_internal = field<std::string>(v, goal, k);
+    else if (k == "reference_accumulator") o.reference_accumulator = field<std::string>(v, goal, k);
+    else if (k == "unknown_layers_as_zero") o.unknown_layers_as_zero = field<bool>(v, goal, k);
+    else if (k == "ref_bits") o.ref_bits = field<int64_t>(v, goal, k);
+    else if (k == "input_bits") o.input_bits = field<int64_t>(v, goal, k);
+    else if (k == "output_bits") o.output_bits = field<int64_t>(v, goal, k);
+    else throw InvalidArgument("autoq " + goal + " goal: unknown QTools option \"" + k + "\"");
+  }
+  o.validate();
+  return o;
+}
+
+// ebops / fpga: input_quantizer and unknown_layers_as_zero (the other FpgaOptions keep their
+// defaults in C++; Python passes every option through).
+template <typename Options>
+Options hardware_options(const std::string& text, const std::string& goal) {
+  Options o;
+  const json options = options_object(text, goal);
+  for (const auto& [k, v] : options.items()) {
+    if (k == "input_quantizer") o.input_quantizer = v.is_null() ? nn::QuantizerArg() : nn::QuantizerArg(field<std::string>(v, goal, k));
+    else if (k == "unknown_layers_as_zero") o.unknown_layers_as_zero = field<bool>(v, goal, k);
+    else throw InvalidArgument("autoq " + goal + " goal: option \"" + k + "\" is not supported by the C++ goal "
+                               "(input_quantizer, unknown_layers_as_zero)");
+  }
+  return o;
+}
+
 std::map<std::string, CostFactory>& registry() {
-  static std::map<std::string, CostFactory> r;
+  static std::map<std::string, CostFactory> r = [] {
+    std::map<std::string, CostFactory> b;
+    b["energy"] = [](const std::vector<int64_t>& shape, const std::string& params) -> CostFn {
+      const auto [ref_text, trial_text] = energy_goal_options(params);
+      const auto ref = qtools_options(ref_text, "energy");
+      const auto trial = qtools_options(trial_text, "energy");
+      return [shape, ref, trial](const torch::nn::Sequential& m, bool for_reference) {
+        return cost::energy(m, shape, for_reference ? ref : trial).total;
+      };
+    };
+    b["bits"] = [](const std::vector<int64_t>& shape, const std::string& params) -> CostFn {
+      const auto [text, measure] = bits_goal_options(params);
+      const auto o = qtools_options(text, "bits");
+      return [shape, o, measure = measure](const torch::nn::Sequential& m, bool for_reference) {
+        const auto r = cost::model_size(m, shape, o);
+        if (measure == "parameters") return static_cast<double>(for_reference ? r.reference_parameter_bits : r.parameter_bits);
+        if (measure == "activations")
+          return static_cast<double>(for_reference ? r.reference_activation_bits : r.activation_bits);
+        return static_cast<double>(for_reference ? r.reference_total_bits : r.total_bits);
+      };
+    };
+    b["ebops"] = [](const std::vector<int64_t>& shape, const std::string& params) -> CostFn {
+      const auto o = hardware_options<cost::BopsOptions>(params, "ebops");
+      return [shape, o](const torch::nn::Sequential& m, bool) { return cost::bops(m, shape, o).ebops; };
+    };
+    b["fpga"] = [](const std::vector<int64_t>& shape, const std::string& params) -> CostFn {
+      const auto o = hardware_options<cost::FpgaOptions>(params, "fpga");
+      return [shape, o](const torch::nn::Sequential& m, bool) {
+        const auto e = cost::fpga_estimate(m, shape, o);
+        return static_cast<double>(e.lut + e.dsp);
+      };
+    };
+    return b;
+  }();
   return r;
 }
 

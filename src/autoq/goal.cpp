@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "heteroq/errors.h"
@@ -129,6 +130,120 @@ std::vector<int64_t> pareto_front(const std::vector<double>& metric, const std::
     if (rank[i] == 0 && !std::isnan(metric[i]) && !std::isnan(cost[i])) out.push_back(static_cast<int64_t>(i));
   std::stable_sort(out.begin(), out.end(), [&](int64_t a, int64_t b) { return cost[a] < cost[b]; });
   return out;
+}
+
+namespace {
+
+nlohmann::json params_object(const std::string& text, const std::string& goal) {
+  if (text.empty()) return nlohmann::json::object();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw InvalidArgument("autoq " + goal + " goal: params are not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw InvalidArgument("autoq " + goal + " goal: params must be an object");
+  return j;
+}
+
+// A [reference, trial] pair (a scalar applies to both).
+std::pair<nlohmann::json, nlohmann::json> pair_of(const nlohmann::json& v, const std::string& key) {
+  if (v.is_array()) {
+    if (v.size() != 2)
+      throw InvalidArgument("autoq energy goal: " + key + " must be a [reference, trial] pair, got " + v.dump());
+    return {v[0], v[1]};
+  }
+  return {v, v};
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> energy_goal_options(const std::string& params_json) {
+  const nlohmann::json p = params_object(params_json, "energy");
+  nlohmann::json ref = {{"process", "horowitz"},
+                        {"weights_on_memory", "fixed"},
+                        {"activations_on_memory", "dram"},
+                        {"min_sram_size", 0},
+                        {"rd_wr_on_io", true},
+                        {"reference_internal", "fp32"},
+                        {"reference_accumulator", "fp32"}};
+  nlohmann::json trial = ref;
+  nlohmann::json source = nullptr;
+  for (const auto& [k, v] : p.items()) {
+    if (k == "delta_p" || k == "delta_n" || k == "rate" || k == "stress") continue;
+    if (k == "process" || k == "reference_internal" || k == "reference_accumulator") {
+      if (!v.is_string()) throw InvalidArgument("autoq energy goal: " + k + " must be a string, got " + v.dump());
+      ref[k] = v;
+      trial[k] = v;
+    } else if (k == "parameters_on_memory" || k == "activations_on_memory" || k == "min_sram_size" ||
+               k == "rd_wr_on_io") {
+      const auto [r, t] = pair_of(v, k);
+      const std::string field = k == "parameters_on_memory" ? "weights_on_memory" : k;
+      ref[field] = r;
+      trial[field] = t;
+    } else if (k == "source_quantizers") {
+      if (v.is_array()) {
+        if (v.size() > 1)
+          throw InvalidArgument("autoq energy goal: source_quantizers: heteroq prices one input, got " + v.dump());
+        source = v.empty() ? nlohmann::json(nullptr) : v[0];
+      } else {
+        source = v;
+      }
+      if (!source.is_null() && !source.is_string())
+        throw InvalidArgument("autoq energy goal: source_quantizers must name quantizers, got " + v.dump());
+    } else if (k == "trained_model") {
+      if (!v.is_boolean()) throw InvalidArgument("autoq energy goal: trained_model must be a bool");
+    } else {
+      throw InvalidArgument("autoq energy goal: unknown param \"" + k +
+                            "\" (expected process, parameters_on_memory, activations_on_memory, min_sram_size, "
+                            "rd_wr_on_io, source_quantizers, trained_model, reference_internal, "
+                            "reference_accumulator)");
+    }
+  }
+  // ForgivingFactorPower: the reference reads its input and prices Keras layers at
+  // reference_internal with reference_accumulator; the trial reads source_quantizers.
+  ref["for_reference"] = true;
+  ref["source_quantizer"] = ref["reference_internal"];
+  ref["keras_quantizer"] = ref["reference_internal"];
+  ref["keras_accumulator"] = ref["reference_accumulator"];
+  trial["for_reference"] = false;
+  if (!source.is_null()) trial["source_quantizer"] = source;
+  trial["keras_quantizer"] = trial["reference_internal"];
+  trial["keras_accumulator"] = trial["reference_accumulator"];
+  return {ref.dump(), trial.dump()};
+}
+
+std::pair<std::string, std::string> bits_goal_options(const std::string& params_json) {
+  const nlohmann::json p = params_object(params_json, "bits");
+  nlohmann::json o = nlohmann::json::object();
+  std::string measure = "total";
+  for (const auto& [k, v] : p.items()) {
+    if (k == "delta_p" || k == "delta_n" || k == "rate" || k == "stress") continue;
+    if (k == "input_bits" || k == "output_bits" || k == "ref_bits") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1)
+        throw InvalidArgument("autoq bits goal: " + k + " must be a positive integer, got " + v.dump());
+      o[k] = v;
+    } else if (k == "config") {
+      if (v.is_null()) continue;
+      if (!v.is_object() || v.size() != 1 || !v.contains("default") || !v["default"].is_array())
+        throw InvalidArgument(
+            "autoq bits goal: config must be {\"default\": [\"parameters\", \"activations\"]} or a subset; "
+            "per-class configs are not supported, got " + v.dump());
+      std::set<std::string> what;
+      for (const auto& x : v["default"]) {
+        if (!x.is_string() || (x != "parameters" && x != "activations"))
+          throw InvalidArgument("autoq bits goal: config entries must be \"parameters\" or \"activations\", got " +
+                                x.dump());
+        what.insert(x.get<std::string>());
+      }
+      if (what.empty()) throw InvalidArgument("autoq bits goal: config counts nothing");
+      measure = what.size() == 2 ? "total" : *what.begin();
+    } else {
+      throw InvalidArgument("autoq bits goal: unknown param \"" + k +
+                            "\" (expected input_bits, output_bits, ref_bits, config)");
+    }
+  }
+  return {o.dump(), measure};
 }
 
 }  // namespace heteroq::autoq

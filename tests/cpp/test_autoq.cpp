@@ -579,3 +579,44 @@ TEST(AutoQSpace, PlanBlocks) {
   for (const auto& p : s.params())
     for (const auto& l : p.layers) EXPECT_TRUE(l == "fc2" || l == "relu2") << l;
 }
+
+#include "heteroq/cost/hardware.h"
+#include "heteroq/cost/qtools.h"
+
+TEST(AutoQModel, NamedGoalsUseTheCostModels) {
+  const std::string goal = R"J({"type": "energy", "params": {"delta_p": 8.0, "delta_n": 8.0, "rate": 2.0,
+      "stress": 1.0, "process": "horowitz", "parameters_on_memory": ["sram", "sram"],
+      "activations_on_memory": ["sram", "sram"], "rd_wr_on_io": [false, false], "min_sram_size": [0, 0],
+      "source_quantizers": ["int8"], "reference_internal": "int8", "reference_accumulator": "int32"}})J";
+  aq::ModelSearchOptions o;
+  o.space.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
+  o.search.max_trials = 2;
+  const auto model = tiny_mlp();
+  aq::ModelSearch s(model, goal, {1, 6}, o);
+  heteroq::cost::QToolsOptions q;
+  q.weights_on_memory = q.activations_on_memory = "sram";
+  q.rd_wr_on_io = false;
+  q.reference_internal = q.source_quantizer = q.keras_quantizer = "int8";
+  q.reference_accumulator = q.keras_accumulator = "int32";
+  auto ref = q;
+  ref.for_reference = true;
+  const double reference = heteroq::cost::energy(model, {1, 6}, ref).total;
+  EXPECT_DOUBLE_EQ(s.search().reference_cost(), reference);
+  s.run([](torch::nn::Sequential&, int64_t, const aq::TrialContext&) { return 0.8; });
+  for (const auto& t : s.search().trials()) {
+    if (t.status != "complete") continue;
+    const double e = heteroq::cost::energy(s.build(t), {1, 6}, q).total;
+    EXPECT_DOUBLE_EQ(t.cost, e);
+    EXPECT_DOUBLE_EQ(t.score, aq::ForgivingFactor{}.score(0.8, reference, e));
+  }
+  // bits, ebops, fpga
+  const auto bits = aq::named_cost("bits", {1, 6}, "{}");
+  EXPECT_EQ(bits(model, true), heteroq::cost::model_size(model, {1, 6}).reference_total_bits);
+  const auto ebops = aq::named_cost("ebops", {1, 6}, "{}");
+  EXPECT_EQ(ebops(model, false), heteroq::cost::bops(model, {1, 6}).ebops);
+  const auto fpga = aq::named_cost("fpga", {1, 6}, "{}");
+  const auto est = heteroq::cost::fpga_estimate(model, {1, 6});
+  EXPECT_EQ(fpga(model, false), static_cast<double>(est.lut + est.dsp));
+  EXPECT_THROW(aq::named_cost("energy", {1, 6}, R"J({"parameters_in_memory": "sram"})J"), InvalidArgument);
+  EXPECT_THROW(aq::named_cost("bits", {1, 6}, R"J({"config": {"Dense": ["parameters"]}})J"), InvalidArgument);
+}

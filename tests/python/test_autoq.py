@@ -352,3 +352,47 @@ def test_docs_worked_example(capsys):
     for (m, r, t), v in rows.items():
         assert autoq.forgiving_factor(m, r, t) == pytest.approx(v, abs=1e-12)
     assert autoq.forgiving_factor(0.91, 3, 1) == pytest.approx(0.91 * (1 + 0.08 * math.log2(3)), abs=1e-12)
+
+
+NOTEBOOK_ENERGY = {"type": "energy", "params": {
+    "delta_p": 8.0, "delta_n": 8.0, "rate": 2.0, "stress": 1.0, "process": "horowitz",
+    "parameters_on_memory": ["sram", "sram"], "activations_on_memory": ["sram", "sram"],
+    "rd_wr_on_io": [False, False], "min_sram_size": [0, 0], "source_quantizers": ["int8"],
+    "reference_internal": "int8", "reference_accumulator": "int32"}}
+
+
+def test_named_goals_use_the_cost_models():
+    from heteroq import cost
+    model = mlp()
+    shape = (1, 6)
+    qtools = dict(process="horowitz", weights_on_memory="sram", activations_on_memory="sram", rd_wr_on_io=False,
+                  min_sram_size=0, reference_internal="int8", reference_accumulator="int32",
+                  keras_quantizer="int8", keras_accumulator="int32")
+    s = autoq.AutoQ(model, shape, NOTEBOOK_ENERGY, limit=LIMIT, quantization_config=TRAINABLE, max_trials=3,
+                    progress=False)
+    ref = cost.energy(model, shape, for_reference=True, source_quantizer="int8", **qtools).total
+    assert s.reference_cost == pytest.approx(ref, rel=1e-12)
+    s.fit(lambda m, e, t: 0.8)
+    for t in s.trials:
+        trial_model = s.build_model(t)
+        e = cost.energy(trial_model, shape, source_quantizer="int8", **qtools).total
+        assert t.cost == pytest.approx(e, rel=1e-12)
+        assert t.score == pytest.approx(autoq.forgiving_factor(0.8, ref, e), rel=1e-12)
+        assert t.cost < ref
+    # bits: QTools model_size, reference at ref_bits
+    b = autoq.AutoQ(model, shape, {"type": "bits", "params": {"ref_bits": 8}}, limit=LIMIT,
+                    quantization_config=TRAINABLE, max_trials=2, progress=False)
+    assert b.reference_cost == cost.model_size(model, shape).reference_total_bits
+    b.fit(lambda m, e, t: 0.8)
+    assert all(t.cost == cost.model_size(b.build_model(t), shape).total_bits for t in b.trials)
+    for name, value in (("ebops", lambda m: cost.bops(m, shape).ebops),
+                        ("fpga", lambda m: cost.fpga_estimate(m, shape).lut + cost.fpga_estimate(m, shape).dsp)):
+        g = autoq.AutoQ(model, shape, name, limit=LIMIT, quantization_config=TRAINABLE, max_trials=1,
+                        progress=False)
+        assert g.reference_cost == value(model)
+        g.fit(lambda m, e, t: 0.8)
+        assert g.trials[0].cost == value(g.build_model(g.trials[0]))
+    with pytest.raises(ValueError, match="unknown param"):
+        autoq.AutoQ(model, shape, {"type": "energy", "params": {"parameters_in_memory": "sram"}}, limit=LIMIT)
+    with pytest.raises(ValueError, match="input_shape"):
+        autoq.AutoQ(model, (), "energy", limit=LIMIT)

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "heteroq/export.h"
@@ -55,6 +56,25 @@ struct HETEROQ_API Goal {
  *         factor params, or a bad factor.
  */
 HETEROQ_API Goal parse_goal(const std::string& goal_json);
+
+/**
+ * AutoQKeras's energy goal params (ForgivingFactorPower: `process`, `[reference, trial]` pairs
+ * `parameters_on_memory`, `activations_on_memory`, `min_sram_size`, `rd_wr_on_io`,
+ * `source_quantizers` (a list, its first entry, or null), `trained_model`, `reference_internal`,
+ * `reference_accumulator`; defaults as QKeras's) as heteroq::cost::QToolsOptions fields (JSON
+ * objects): .first prices the reference (for_reference, the input and Keras layers at
+ * reference_internal), .second the trials.
+ * @throws heteroq::InvalidArgument for an unknown param or a malformed value (named).
+ */
+HETEROQ_API std::pair<std::string, std::string> energy_goal_options(const std::string& params_json);
+
+/**
+ * AutoQKeras's bits goal params (ForgivingFactorBits: `input_bits`, `output_bits`, `ref_bits`,
+ * `config`) as heteroq::cost::model_size options (JSON object, .first) and the measure (.second):
+ * "total" (config null or {"default": ["parameters", "activations"]}), "parameters" or
+ * "activations" (a default of just that). Per-class configs are not supported (an error).
+ */
+HETEROQ_API std::pair<std::string, std::string> bits_goal_options(const std::string& params_json);
 
 /// Indexes of the points (metric[i], cost[i]) no other point dominates (a metric at least as high
 /// and a cost at most as high, one strictly), in increasing cost; NaN points are skipped.
