@@ -620,3 +620,44 @@ TEST(AutoQModel, NamedGoalsUseTheCostModels) {
   EXPECT_THROW(aq::named_cost("energy", {1, 6}, R"J({"parameters_in_memory": "sram"})J"), InvalidArgument);
   EXPECT_THROW(aq::named_cost("bits", {1, 6}, R"J({"config": {"Dense": ["parameters"]}})J"), InvalidArgument);
 }
+
+TEST(AutoQSearch, ParetoObjectiveRanksByDomination) {
+  aq::SearchOptions o;
+  o.strategy = "hyperband";
+  o.objective = "pareto";
+  o.max_trials = 9 + 3;
+  o.seed = 2;
+  const auto space = toy_space();
+  aq::Search s(space, aq::Goal{}, 100.0, o);
+  // metric grows with choice 0, cost with choice 0 and 1: a front of trade-offs
+  const auto trials = s.run([&](const aq::TrialContext& c) {
+    const auto x = space.choice_from_json(c.params);
+    return aq::TrialOutcome{0.2 + 0.1 * static_cast<double>(x[0]) + 0.01 * static_cast<double>(x[2]),
+                            10.0 + 10.0 * static_cast<double>(x[0]) + 3.0 * static_cast<double>(x[1]), "{}"};
+  });
+  std::vector<double> m, c;
+  std::vector<int64_t> numbers;
+  for (const auto& t : trials)
+    if (t.bracket == 0 && t.rung == 0) {
+      m.push_back(t.metric);
+      c.push_back(t.cost);
+      numbers.push_back(t.number);
+    }
+  ASSERT_EQ(m.size(), 9u);
+  const auto rank = aq::pareto_ranks(m, c);
+  std::set<int64_t> promoted;
+  for (const auto& t : trials)
+    if (t.rung == 1) promoted.insert(t.parent);
+  ASSERT_EQ(promoted.size(), 3u);
+  int64_t worst_promoted = 0, best_other = 1 << 20;
+  for (size_t i = 0; i < numbers.size(); ++i)
+    (promoted.count(numbers[i]) ? worst_promoted : best_other) =
+        promoted.count(numbers[i]) ? std::max(worst_promoted, rank[i]) : std::min(best_other, rank[i]);
+  EXPECT_LE(worst_promoted, best_other);
+  // the front the engine reports is non-dominated
+  const auto front = s.pareto();
+  for (const auto& a : front)
+    for (const auto& b : trials)
+      if (b.status == "complete")
+        EXPECT_FALSE(b.metric >= a.metric && b.cost <= a.cost && (b.metric > a.metric || b.cost < a.cost));
+}
