@@ -447,7 +447,8 @@ def make_trainer(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
 
     def train(model: torch.nn.Module, epochs: int, trial: TrialInfo) -> float:
         opt = optimizer(model.parameters())
-        bar = _tqdm(range(epochs), desc=f"trial {trial.number} epochs", leave=False, disable=not progress)
+        bar = _tqdm(range(epochs), desc=f"trial {getattr(trial, 'number', '-')} epochs", leave=False,
+                    disable=not progress)
         for _ in bar:
             model.train()
             for x, y in train_data:
