@@ -38,14 +38,11 @@ bool po2_exponent(double v, int64_t* e) {
   return true;
 }
 
-const SpecValue& config_value(const Quantizer& q, const char* key) {
-  static thread_local SpecKeywords config;
-  static const SpecValue none = std::monostate{};
-  config = q.config();
-  for (const auto& [k, v] : config) {
+SpecValue config_value(const Quantizer& q, const char* key) {
+  for (const auto& [k, v] : q.config()) {
     if (k == key) return v;
   }
-  return none;
+  return std::monostate{};
 }
 
 void reject_stochastic(const Quantizer& q, const std::string& who) {
@@ -54,12 +51,12 @@ void reject_stochastic(const Quantizer& q, const std::string& who) {
     fail(who, q.to_string() + " is a stochastic quantizer (random in training, so the model has no "
               "single integer form to reproduce); use its deterministic counterpart (binary, ternary)");
   }
-  const SpecValue& sr = config_value(q, "use_stochastic_rounding");
+  const SpecValue sr = config_value(q, "use_stochastic_rounding");
   if (auto b = std::get_if<bool>(&sr); b && *b) {
     fail(who, q.to_string() + " rounds stochastically (use_stochastic_rounding=True); the engine "
               "reproduces deterministic quantizers only");
   }
-  const SpecValue& qn = config_value(q, "qnoise_factor");
+  const SpecValue qn = config_value(q, "qnoise_factor");
   if (auto d = std::get_if<double>(&qn); d && *d != 1.0) {
     fail(who, q.to_string() + " has qnoise_factor < 1: its outputs lie between grid points");
   }
@@ -67,7 +64,7 @@ void reject_stochastic(const Quantizer& q, const std::string& who) {
 
 // A fixed (per-tensor, power-of-two) alpha: its exponent. alpha=None gives 0.
 int64_t alpha_exponent(const Quantizer& q, const std::string& who) {
-  const SpecValue& a = config_value(q, "alpha");
+  const SpecValue a = config_value(q, "alpha");
   if (std::holds_alternative<std::monostate>(a)) return 0;
   if (auto s = std::get_if<std::string>(&a)) {
     fail(who, q.to_string() + " has alpha='" + *s + "': an activation's scale would depend on the "
@@ -160,7 +157,7 @@ Grid grid_of(const Quantizer& q, const std::string& who) {
   }
   if (q.name() == "binary") {
     g.kind = "binary";
-    const SpecValue& u = config_value(q, "use_01");
+    const SpecValue u = config_value(q, "use_01");
     g.low = (std::holds_alternative<bool>(u) && std::get<bool>(u)) ? 0 : -1;
     g.out_frac = -alpha_exponent(q, who);
     return g;
@@ -168,7 +165,7 @@ Grid grid_of(const Quantizer& q, const std::string& who) {
   if (q.name() == "ternary") {
     g.kind = "ternary";
     g.out_frac = -alpha_exponent(q, who);
-    const SpecValue& t = config_value(q, "threshold");
+    const SpecValue t = config_value(q, "threshold");
     double th = 0.33;
     if (auto d = std::get_if<double>(&t)) th = *d;
     if (auto i = std::get_if<int64_t>(&t)) th = static_cast<double>(*i);

@@ -24,8 +24,8 @@ namespace heteroq::deploy {
 struct HETEROQ_API CompileOptions {
   /// The input quantizer for a model whose first layer is not a QActivation. The engine applies
   /// it to the float input, so its output equals model(input_quantizer(x)): for inputs already on
-  /// its grid (e.g. integer features), model(x). Ignored (an error) when the model starts with a
-  /// QActivation.
+  /// its grid (e.g. integer features), model(x). (With a leading QActivation too, that one then
+  /// requantizes the input quantizer's output.)
   QuantizerPtr input_quantizer;
   /// The per-sample input shape, needed by models with convolutions: (C, H, W) for QConv2d,
   /// (C, L) for QConv1d. Empty: the first dense layer's in_features.
