@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tune-filters", default="none", choices=("none", "layer", "block"),
+                    help="also search the layer widths (AutoQKeras's tune_filters; the output layer excepted)")
     ap.add_argument("--out", default="autoq_jets_out")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -92,7 +94,8 @@ def main(argv=None) -> int:
     results = {}
     for strategy in ("bayesian", "random"):
         search = autoq.AutoQ(float_model, SHAPE, ENERGY_GOAL, strategy=strategy, quantization_config=CONFIG,
-                             limit=LIMIT, max_trials=args.trials, epochs=args.epochs, seed=args.seed,
+                             limit=LIMIT, tune_filters=args.tune_filters, tune_filters_exceptions="^6$",
+                             max_trials=args.trials, epochs=args.epochs, seed=args.seed,
                              storage=os.path.join(args.out, "studies.db"), study_name=strategy, overwrite=True,
                              tpe={"startup_trials": max(3, args.trials // 4)}, progress=False)
         t0 = time.perf_counter()

@@ -417,8 +417,10 @@ std::vector<Trial> Search::run(const TrialFn& fn, std::optional<int64_t> max_new
         double best = std::nan("");
         for (const auto& x : all)
           if (x.status == "complete" && !(x.score <= best)) best = x.score;
-        std::cerr << "\r" << progress_line(static_cast<int64_t>(all.size()), budget, best, now_s() - start)
-                  << std::flush;
+        // the ETA extrapolates this run's pace (ran trials in now - start) to the trials left
+        const int64_t done = static_cast<int64_t>(all.size());
+        const double pace = (now_s() - start) / static_cast<double>(ran);
+        std::cerr << "\r" << progress_line(done, budget, best, pace * static_cast<double>(done)) << std::flush;
       }
       if (on_trial) on_trial(t, all);
     }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -660,4 +661,37 @@ TEST(AutoQSearch, ParetoObjectiveRanksByDomination) {
     for (const auto& b : trials)
       if (b.status == "complete")
         EXPECT_FALSE(b.metric >= a.metric && b.cost <= a.cost && (b.metric > a.metric || b.cost < a.cost));
+}
+
+// Driven by tests/python/test_autoq.py::test_cpp_resumes_a_python_study (skipped otherwise): the C++
+// engine continues a study the Python API started, with the same trial function.
+TEST(AutoQCross, ResumesAPythonStudy) {
+  const char* path = std::getenv("HETEROQ_AUTOQ_STUDY");
+  const char* reference = std::getenv("HETEROQ_AUTOQ_REFERENCE");
+  if (!path || !reference) GTEST_SKIP() << "run by tests/python/test_autoq.py";
+  aq::SpaceOptions so;
+  so.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
+  so.quantization_config = R"J({"kernel": {"quantized_bits(4,0,1)": 4, "quantized_bits(6,0,1)": 6,
+      "quantized_po2(4,1)": 4}, "bias": {"quantized_bits(8,3,1)": 8}, "activation": {"quantized_relu(4,2)": 4,
+      "quantized_relu(8,2)": 8}})J";
+  const auto space = aq::SearchSpace::build(aq::describe_sequential(tiny_mlp()), so);
+  aq::Goal goal;
+  goal.type = "custom";
+  goal.options = "{}";
+  aq::SearchOptions o;
+  o.strategy = "bayesian";
+  o.seed = 11;
+  o.max_trials = 6;
+  o.tpe_startup_trials = 2;
+  o.storage = path;
+  aq::Search s(space, goal, std::stod(reference), o);
+  s.run([&](const aq::TrialContext& c) {
+    // the Python test's metric (a function of the params text) and model_bits cost
+    int64_t sum = 0;
+    for (unsigned char ch : c.params) sum += ch;
+    const auto& b = c.config.bits;
+    const double bits = b.at("0/kernel") * 72 + b.at("0/bias") * 12 + b.at("2/kernel") * 36 + b.at("2/bias") * 3;
+    return aq::TrialOutcome{0.3 + 0.001 * static_cast<double>(sum % 97), bits, "{}"};
+  });
+  EXPECT_EQ(s.trials().size(), 6u);
 }

@@ -396,3 +396,34 @@ def test_named_goals_use_the_cost_models():
         autoq.AutoQ(model, shape, {"type": "energy", "params": {"parameters_in_memory": "sram"}}, limit=LIMIT)
     with pytest.raises(ValueError, match="input_shape"):
         autoq.AutoQ(model, (), "energy", limit=LIMIT)
+
+
+def _cross_metric(trial):
+    return 0.3 + 0.001 * (sum(json.dumps(trial.params, separators=(",", ":")).encode()) % 97)
+
+
+def test_cpp_resumes_a_python_study(tmp_path, build_dir):
+    exe = build_dir / "tests" / "cpp" / "heteroq_tests"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: build the target heteroq_tests")
+    db = tmp_path / "cross.db"
+    kw = dict(goal=bits_goal(), limit=LIMIT, quantization_config=TRAINABLE, strategy="bayesian", seed=11,
+              tpe={"startup_trials": 2}, progress=False)
+    # the params text the engine stores is compact JSON; the metric hashes it the same way in C++
+    py = autoq.AutoQ(mlp(), max_trials=3, storage=db, **kw)
+    py.fit(lambda m, e, t: _cross_metric(t))
+    env = dict(os.environ, HETEROQ_AUTOQ_STUDY=str(db), HETEROQ_AUTOQ_REFERENCE=repr(py.reference_cost))
+    r = subprocess.run([str(exe), "--gtest_filter=AutoQCross.ResumesAPythonStudy"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "1 test" in r.stdout and "SKIPPED" not in r.stdout, r.stdout + r.stderr
+    resumed = autoq.AutoQ(mlp(), max_trials=6, storage=db, **kw)
+    cross = resumed.trials
+    assert [t.status for t in cross] == ["complete"] * 6
+    assert {t.worker.split(":")[1] for t in cross[3:]} != {str(os.getpid())}  # run by the C++ process
+    # a Python-only run of 6 trials: the same trials, metrics, costs and scores
+    alone = autoq.AutoQ(mlp(), max_trials=6, **kw)
+    alone.fit(lambda m, e, t: _cross_metric(t))
+    for a, b in zip(alone.trials, cross):
+        assert a.params == b.params
+        assert (a.metric, a.cost) == (b.metric, b.cost)
+        assert a.score == pytest.approx(b.score, abs=1e-15)
