@@ -7,6 +7,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
@@ -376,6 +377,59 @@ void ModelSearch::save_best(const std::string& path) const {
     throw InvalidArgument("autoq save_best: no trained best model in this process (no complete trial, or it ran "
                           "in another worker); build(best) and retrain it");
   nn::save_quantized_weights(**m, path);
+}
+
+ModelScheduler::ModelScheduler(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options,
+                               std::vector<std::string> blocks, std::string schedule,
+                               std::map<std::string, double> layer_costs)
+    : model_(std::move(float_model)), goal_(std::move(goal)), cost_(std::move(cost)), options_(std::move(options)) {
+  if (!options_.space.frozen_layers.empty() || !options_.space.fixed_config.empty())
+    throw InvalidArgument("autoq scheduler: frozen_layers/fixed_config are set per block by the scheduler");
+  if (layer_costs.empty())
+    for (const auto& item : model_->named_children()) {
+      double n = 0;
+      for (const auto& p : item.value()->parameters()) n += static_cast<double>(p.numel());
+      layer_costs[item.key()] = 8.0 * n;
+    }
+  double reference = 0;
+  for (const auto& [k, v] : layer_costs) reference += v;
+  plan_ = plan_blocks(describe_sequential(model_), blocks, layer_costs, schedule, options_.search.max_trials,
+                      reference > 0 ? reference : 1.0, options_.space.limit, options_.space.layer_indexes);
+}
+
+std::vector<std::vector<Trial>> ModelScheduler::run(const TrainFn& train) {
+  std::vector<std::vector<Trial>> out;
+  std::vector<std::string> frozen;
+  nlohmann::ordered_json fixed = nlohmann::ordered_json::object();
+  searches_.clear();
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    const Block& b = plan_[i];
+    ModelSearchOptions o = options_;
+    o.space.limit = b.limit;
+    o.space.frozen_layers = frozen;
+    o.space.fixed_config = fixed.dump();
+    o.search.max_trials = b.max_trials;
+    o.search.study_name = options_.search.study_name + "_block" + std::to_string(i);
+    auto s = std::make_unique<ModelSearch>(model_, goal_, cost_, o);
+    out.push_back(s->run(train));
+    if (const auto best = s->search().best()) {
+      const auto config = nlohmann::ordered_json::parse(s->search().config_of(*best).quantizer_config);
+      for (const auto& name : b.layers)
+        if (config.contains(name)) fixed[name] = config[name];
+    }
+    for (const auto& name : b.layers)
+      if (std::find(frozen.begin(), frozen.end(), name) == frozen.end()) frozen.push_back(name);
+    searches_.push_back(std::move(s));
+  }
+  fixed_ = fixed.dump();
+  return out;
+}
+
+std::string ModelScheduler::best_config() const { return fixed_; }
+
+std::optional<torch::nn::Sequential> ModelScheduler::best_model() const {
+  if (searches_.empty()) return std::nullopt;
+  return searches_.back()->best_model();
 }
 
 }  // namespace heteroq::autoq

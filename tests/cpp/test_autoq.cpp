@@ -695,3 +695,39 @@ TEST(AutoQCross, ResumesAPythonStudy) {
   });
   EXPECT_EQ(s.trials().size(), 6u);
 }
+
+TEST(AutoQModel, SchedulerBlocks) {
+  torch::manual_seed(0);
+  torch::nn::Sequential model(torch::nn::Linear(6, 40), torch::nn::ReLU(), torch::nn::Linear(40, 12),
+                              torch::nn::ReLU(), torch::nn::Linear(12, 3));
+  aq::ModelSearchOptions o;
+  o.space.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
+  o.search.max_trials = 30;
+  o.search.storage = tmp_path("blocks.db");
+  aq::ModelScheduler sched(model, aq::Goal{}, weight_bits, o, {"^[01]$", "^[234]$"}, "cost");
+  ASSERT_EQ(sched.plan().size(), 2u);
+  EXPECT_EQ(sched.plan()[0].layers, (std::vector<std::string>{"2", "3", "4"}));
+  std::vector<std::string> configs;
+  std::map<int64_t, int> calls;
+  const auto trials = sched.run([&](torch::nn::Sequential& m, int64_t, const aq::TrialContext& t) {
+    configs.push_back(t.config.quantizer_config);
+    return 0.5;
+  });
+  ASSERT_EQ(trials.size(), 2u);
+  EXPECT_EQ(trials[1].size(), 10u);
+  // the first block searched layers 2-4 only; the second kept its best and searched 0-1
+  const auto first = nlohmann::json::parse(configs.front());
+  EXPECT_FALSE(first.contains("0"));
+  EXPECT_TRUE(first.contains("2"));
+  const auto best = nlohmann::json::parse(sched.best_config());
+  for (const char* l : {"0", "1", "2", "3", "4"}) EXPECT_TRUE(best.contains(l)) << l;
+  const auto last = nlohmann::json::parse(configs.back());
+  for (const char* l : {"2", "3", "4"}) EXPECT_EQ(last[l], best[l]) << l;
+  EXPECT_TRUE(sched.best_model().has_value());
+  // resumed: nothing runs again
+  aq::ModelScheduler again(model, aq::Goal{}, weight_bits, o, {"^[01]$", "^[234]$"}, "cost");
+  int n = 0;
+  again.run([&](torch::nn::Sequential&, int64_t, const aq::TrialContext&) { return ++n, 0.5; });
+  EXPECT_EQ(n, 0);
+  EXPECT_EQ(again.best_config(), sched.best_config());
+}

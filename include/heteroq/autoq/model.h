@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,6 +102,38 @@ class HETEROQ_API ModelSearch {
   ModelSearchOptions options_;
   Search search_;
   std::map<int64_t, torch::nn::Sequential> trained_;
+};
+
+/**
+ * AutoQKerasScheduler over a Sequential (the C++ counterpart of heteroq.autoq.AutoQScheduler):
+ * plan_blocks() groups the layers; each block is a ModelSearch of its own study
+ * (`<study_name>_block<i>` in the same storage, so a killed schedule resumes block by block) with
+ * the limit re-keyed to its layers, the earlier blocks frozen at their best quantizers and the later
+ * ones float; every trial starts from the float model's weights. `layer_costs` gives each layer's
+ * cost (absent: its parameter count at 8 bits), the reference is their sum.
+ */
+class HETEROQ_API ModelScheduler {
+ public:
+  ModelScheduler(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options,
+                 std::vector<std::string> blocks, std::string schedule = "sequential",
+                 std::map<std::string, double> layer_costs = {});
+
+  /// Searches the blocks in turn; returns each block's trials.
+  std::vector<std::vector<Trial>> run(const TrainFn& train);
+  const std::vector<Block>& plan() const { return plan_; }
+  /// The best quantizers of every block (a model_quantize config, JSON text).
+  std::string best_config() const;
+  /// The last block's best trained model (it carries every block's quantizers).
+  std::optional<torch::nn::Sequential> best_model() const;
+
+ private:
+  torch::nn::Sequential model_;
+  Goal goal_;
+  CostFn cost_;
+  ModelSearchOptions options_;
+  std::vector<Block> plan_;
+  std::string fixed_ = "{}";
+  std::vector<std::unique_ptr<ModelSearch>> searches_;
 };
 
 }  // namespace heteroq::autoq
