@@ -16,3 +16,5 @@
 #include "heteroq/nn/serialize.h"
 #include "heteroq/nn/config.h"
 #include "heteroq/cost/qstats.h"
+#include "heteroq/cost/qtools.h"
+#include "heteroq/cost/hardware.h"
