@@ -452,4 +452,35 @@ std::string progress_line(int64_t done, int64_t total, double best, double elaps
   return o.str();
 }
 
+TextBar::TextBar(std::string label, int64_t total, std::ostream* out)
+    : label_(std::move(label)), total_(total), out_(out ? out : &std::cerr), start_(now_s()) {
+  if (total < 0) throw InvalidArgument("autoq TextBar: total must be >= 0, got " + std::to_string(total));
+}
+
+TextBar::~TextBar() {
+  try {
+    close();
+  } catch (...) {
+  }
+}
+
+std::string TextBar::line() const {
+  std::string l = progress_line(done_, total_, std::nan(""), now_s() - start_);
+  l.replace(0, 6, label_);  // "trials" -> the label
+  if (!note_.empty()) l += " " + note_;
+  return l;
+}
+
+void TextBar::update(int64_t n, const std::string& note) {
+  done_ += n;
+  note_ = note;
+  *out_ << "\r" << line() << std::flush;
+}
+
+void TextBar::close() {
+  if (closed_) return;
+  closed_ = true;
+  *out_ << "\n" << std::flush;
+}
+
 }  // namespace heteroq::autoq

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "heteroq/autoq/goal.h"
@@ -730,4 +731,19 @@ TEST(AutoQModel, SchedulerBlocks) {
   again.run([&](torch::nn::Sequential&, int64_t, const aq::TrialContext&) { return ++n, 0.5; });
   EXPECT_EQ(n, 0);
   EXPECT_EQ(again.best_config(), sched.best_config());
+}
+
+TEST(AutoQSearch, TextBar) {
+  std::ostringstream out;
+  {
+    aq::TextBar bar("epochs", 4, &out);
+    bar.update(1, "loss 0.5");
+    EXPECT_NE(bar.line().find("epochs 1/4 [======"), std::string::npos) << bar.line();
+    EXPECT_NE(bar.line().find("ETA"), std::string::npos);
+    EXPECT_NE(bar.line().find("loss 0.5"), std::string::npos);
+    bar.update(3);
+    EXPECT_EQ(bar.line().find("ETA"), std::string::npos);  // done
+  }
+  EXPECT_EQ(out.str().back(), '\n');
+  EXPECT_THROW(aq::TextBar("x", -1, &out), InvalidArgument);
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -142,8 +143,36 @@ class HETEROQ_API Search {
   std::string worker_;
 };
 
-/// A text progress bar ("trials 3/20 [=====     ] best 0.8123 ETA 0:01:05") to a stream, as a
-/// TrialCallback's helper: render(done, total, best_score, seconds_elapsed).
+/// A text progress bar line ("trials 3/20 [=====     ] best 0.8123 elapsed 0:00:30 ETA 0:01:05"):
+/// done of total, the best score (NaN: none), seconds elapsed.
 HETEROQ_API std::string progress_line(int64_t done, int64_t total, double best, double elapsed_s);
+
+/**
+ * A text progress bar with ETA on a stream (stderr by default), redrawn in place: the engine's
+ * trial bar (SearchOptions::progress), and one for a C++ training function's epochs:
+ *
+ *     heteroq::autoq::TextBar bar("epochs", epochs);
+ *     for (int64_t e = 0; e < epochs; ++e) { train_one_epoch(); bar.update(1, "loss 0.41"); }
+ */
+class HETEROQ_API TextBar {
+ public:
+  TextBar(std::string label, int64_t total, std::ostream* out = nullptr);
+  ~TextBar();
+  /// Advances by n and redraws, with an optional note after the bar.
+  void update(int64_t n = 1, const std::string& note = "");
+  /// Ends the line (also done by the destructor).
+  void close();
+  /// The current line (what update() drew).
+  std::string line() const;
+
+ private:
+  std::string label_;
+  int64_t total_;
+  int64_t done_ = 0;
+  std::ostream* out_;
+  double start_;
+  std::string note_;
+  bool closed_ = false;
+};
 
 }  // namespace heteroq::autoq
