@@ -221,14 +221,21 @@ WORKER = textwrap.dedent("""
     s = autoq.AutoQ(model, goal=autoq.custom_goal(lambda m: autoq.model_bits(m)),
                     limit={"Dense": [8, 8, 8], "Activation": [8]}, max_trials=max_trials, storage=db,
                     seed=7, progress=False)
+    go = os.environ.get("AUTOQ_TEST_GO")
+    if go:  # a start barrier: every worker is ready before any trial runs
+        open(go + "." + str(os.getpid()), "w").close()
+        while not os.path.exists(go):
+            time.sleep(0.01)
     s.fit(train)
 """)
 
 
-def _worker(tmp_path, db, max_trials, sleep, marker):
+def _worker(tmp_path, db, max_trials, sleep, marker, go=None):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    if go is not None:
+        env["AUTOQ_TEST_GO"] = str(go)
     return subprocess.Popen([sys.executable, str(script), str(db), str(max_trials), str(sleep), str(marker)],
                             env=env)
 
@@ -262,7 +269,13 @@ def test_concurrent_workers_share_a_study(tmp_path):
     db, marker = tmp_path / "shared.db", tmp_path / "log.txt"
     # create the study first (same meta for every worker)
     autoq.AutoQ(mlp(), goal=bits_goal(), limit=LIMIT, max_trials=8, storage=db, seed=7, progress=False)
-    procs = [_worker(tmp_path, db, 8, 0.1, marker) for _ in range(3)]
+    go = tmp_path / "go"
+    procs = [_worker(tmp_path, db, 8, 0.3, marker, go) for _ in range(3)]
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("go.*"))) < 3 and time.time() < deadline:
+        assert all(p.poll() is None for p in procs)
+        time.sleep(0.02)
+    go.touch()
     assert all(p.wait(timeout=120) == 0 for p in procs)
     rows = sqlite3.connect(db).execute("SELECT number, status, params, pid FROM autoq_trials").fetchall()
     assert sorted(r[0] for r in rows) == list(range(8))
