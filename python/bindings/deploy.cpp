@@ -116,6 +116,8 @@ void bind_deploy(py::module_& m) {
           l.kernel_quantizer = to_quantizer(d, "kernel_quantizer");
           l.bias_quantizer = to_quantizer(d, "bias_quantizer");
           l.activation = to_quantizer(d, "activation");
+          l.mean_quantizer = to_quantizer(d, "mean_quantizer");
+          if (d.contains("mean")) l.mean = to_tensor(d["mean"], who + " mean");
           if (d.contains("training")) l.training = d["training"].cast<bool>();
           if (d.contains("stride")) l.stride = d["stride"].cast<std::vector<int64_t>>();
           if (d.contains("padding")) l.padding = d["padding"].cast<std::vector<int64_t>>();

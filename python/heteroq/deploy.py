@@ -87,6 +87,28 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["padding"] = [int(v) for v in child.padding]
             d["dilation"] = [int(v) for v in child.dilation]
             d["groups"] = int(child.groups)
+        elif cls in ("QBatchNorm1d", "QBatchNorm2d"):
+            # as _QBatchNorm.forward in eval mode
+            if child.running_mean is None or child.running_var is None:
+                raise ValueError(f"heteroq.deploy.compile: {who}: has no running statistics (eval "
+                                 f"mode would normalise with batch statistics)")
+            with torch.no_grad():
+                gamma = child.weight
+                if child.inverse_quantizer is not None:
+                    inv = torch.ops.heteroq._bn_inverse(child.running_var, gamma, child.eps)
+                    d["kernel_quantizer"] = _impl_of(child.inverse_quantizer, who)
+                else:
+                    var = child.running_var
+                    if child.variance_quantizer is not None:
+                        var = child.variance_quantizer(var)
+                    if gamma is not None and child.gamma_quantizer is not None:
+                        gamma = child.gamma_quantizer(gamma)
+                    inv = torch.ops.heteroq._bn_inverse(var, gamma, child.eps)
+            d["weight"] = _array(inv)
+            d["mean"] = _array(child.running_mean)
+            d["mean_quantizer"] = _impl_of(child.mean_quantizer, who)
+            d["bias"] = _array(child.bias)
+            d["bias_quantizer"] = _impl_of(child.beta_quantizer, who)
         elif cls == "QAvgPool2d":
             d["kernel_size"] = [int(v) for v in child.kernel_size]
             d["stride"] = [int(v) for v in child.stride]
@@ -198,7 +220,7 @@ def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None]
             input_shape: Optional[Sequence[int]] = None) -> Engine:
     """Compiles an ``nn.Sequential`` of heteroq layers (QLinear/QDense, QLinearBatchNorm,
     QConv1d, QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d,
-    QActivation; Flatten, Dropout, Identity
+    QBatchNorm1d/2d, QActivation; Flatten, Dropout, Identity
     pass through; nested Sequentials are walked) into an :class:`Engine`. The model must be in
     eval mode and start with a QActivation (the input quantizer), unless ``input_quantizer`` is
     given: the engine then computes ``model(input_quantizer(x))``. Models with convolutions need

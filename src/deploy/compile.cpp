@@ -15,6 +15,7 @@
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/serialize.h"
+#include "heteroq/ops/quantize.h"
 
 namespace heteroq::deploy {
 namespace {
@@ -494,11 +495,69 @@ Stage pool_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
   return s;
 }
 
+int64_t lift0(int64_t code, int64_t up, const std::string& who, const std::string& what) {
+  return code == 0 ? 0 : lift(code, up, who, what);
+}
+
+// An unfolded QBatchNorm in eval mode: y = x inv + (beta - mean inv) per channel, an "affine"
+// stage; exact in float32 only if mean inv and beta are (checked here; x inv + shift by the engine).
+Stage affine_of(const LayerDesc& l, const std::string& who, int64_t in_frac, const std::vector<int64_t>& shape) {
+  if (shape.empty()) fail(who, "needs a channel axis");
+  const int64_t c = shape[0];
+  int64_t size = 1;
+  for (int64_t d : shape) size *= d;
+  if (!l.weight.defined() || l.weight.numel() != c || !l.mean.defined() || l.mean.numel() != c) {
+    fail(who, "the statistics have " + std::to_string(l.mean.defined() ? l.mean.numel() : 0) +
+              " channels, the input " + std::to_string(c));
+  }
+  const Codes inv = l.kernel_quantizer ? codes_of(*l.kernel_quantizer, l.weight.reshape({c}), who, "inverse_quantizer")
+                                       : float_codes(l.weight.reshape({c}), who, "the inverse");
+  const Codes mean = l.mean_quantizer ? codes_of(*l.mean_quantizer, l.mean.reshape({c}), who, "mean_quantizer")
+                                      : float_codes(l.mean.reshape({c}), who, "the running mean");
+  Codes beta;
+  if (l.bias.defined()) {
+    beta = l.bias_quantizer ? codes_of(*l.bias_quantizer, l.bias.reshape({c}), who, "beta_quantizer")
+                            : float_codes(l.bias.reshape({c}), who, "beta");
+  }
+  Stage s;
+  s.kind = "affine";
+  s.name = who;
+  s.channels = c;
+  s.in_features = s.out_features = size;
+  s.weight.resize(static_cast<size_t>(c));
+  s.bias.resize(static_cast<size_t>(c));
+  const int64_t none = std::numeric_limits<int32_t>::min();
+  const std::string hint = " (quantize it: inverse_quantizer=\"quantized_po2(...)\" or a fixed-point "
+                           "one, mean_quantizer, beta_quantizer)";
+  for (int64_t o = 0; o < c; ++o) {
+    const int64_t fi = inv.frac[o] == none ? 0 : inv.frac[o];
+    const int64_t fm = mean.frac[o] == none || inv.values[o] == 0 ? none : mean.frac[o] + fi;
+    const int64_t fb = beta.values.empty() || beta.frac[o] == none ? none : beta.frac[o];
+    const int64_t F = std::max({in_frac + fi, fm, fb});
+    s.weight[o] = lift0(inv.values[o], F - in_frac - fi, who, "the inverse of channel " + std::to_string(o) + hint);
+    const __int128 mi = static_cast<__int128>(mean.values[o]) * inv.values[o];
+    if (mi >= (static_cast<__int128>(1) << 62) || -mi >= (static_cast<__int128>(1) << 62)) {
+      fail(who, "channel " + std::to_string(o) + ": mean * inverse exceeds 2^62" + hint);
+    }
+    const int64_t m = lift0(static_cast<int64_t>(mi), mi == 0 ? 0 : F - fm, who, "mean * inverse of channel " + std::to_string(o) + hint);
+    const int64_t b = beta.values.empty() ? 0 : lift0(beta.values[o], beta.values[o] == 0 ? 0 : F - fb, who, "beta of channel " + std::to_string(o) + hint);
+    const int64_t limit = int64_t(1) << 24;
+    if (m >= limit || -m >= limit || b >= limit || -b >= limit) {
+      fail(who, "channel " + std::to_string(o) + ": beta or mean * inverse needs more than 24 bits at "
+                "the output's frac, so the float32 layer rounds it" + hint);
+    }
+    s.bias[o] = b - m;
+    s.frac.insert(s.frac.end(), static_cast<size_t>(size / c), F);
+  }
+  return s;
+}
+
 bool is_passthrough(const std::string& c) {
   return c == "Dropout" || c == "Identity" || c == "Flatten" || c == "Dropout1d" || c == "AlphaDropout";
 }
 
 bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || c == "QLinearBatchNorm"; }
+bool is_bn(const std::string& c) { return c == "QBatchNorm1d" || c == "QBatchNorm2d"; }
 bool is_pool(const std::string& c) { return c == "QAvgPool2d" || c == "QGlobalAvgPool2d"; }
 bool is_conv(const std::string& c) {
   return c == "QConv1d" || c == "QConv2d" || c == "QDepthwiseConv2d" || c == "QConv2dBatchNorm";
@@ -517,12 +576,10 @@ bool is_conv(const std::string& c) {
   }
   const char* supported = "supported: QLinear/QDense, QLinearBatchNorm, QConv1d, QConv2d, "
                           "QDepthwiseConv2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d, "
-                          "QActivation, Flatten, Dropout, Identity";
-  if (c.rfind("QConvTranspose", 0) == 0 || c.rfind("QSeparable", 0) == 0 ||
-      c.rfind("QBatchNorm", 0) == 0) {
+                          "QBatchNorm1d, QBatchNorm2d, QActivation, Flatten, Dropout, Identity";
+  if (c.rfind("QConvTranspose", 0) == 0 || c.rfind("QSeparable", 0) == 0) {
     fail(who, std::string("is not supported by the engine yet (transposed and separable "
-                          "convolutions and unfolded batch norm are not implemented; ") +
-                  supported + ")");
+                          "convolutions are not implemented; ") + supported + ")");
   }
   fail(who, std::string("is not supported by the engine (") + supported + ")");
 }
@@ -533,7 +590,7 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   Program p;
   for (const auto& l : layers) {
     if (!is_passthrough(l.class_name) && !is_dense(l.class_name) && !is_conv(l.class_name) &&
-        !is_pool(l.class_name) && l.class_name != "QActivation") {
+        !is_pool(l.class_name) && !is_bn(l.class_name) && l.class_name != "QActivation") {
       refuse(l, who_of(l));
     }
   }
@@ -627,6 +684,17 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
       seen_dense = true;
       continue;
     }
+    if (is_bn(c)) {
+      if (!have_input) fail(who, "the model's input is float: the engine needs a QActivation first");
+      if (last == "dense") {
+        fail(who, "follows a dense or convolution layer without a QActivation between them (fold "
+                  "the batch norm: QLinearBatchNorm, QConv2dBatchNorm)");
+      }
+      p.stages.push_back(affine_of(l, who, frac.empty() ? 0 : frac[0], shape));
+      frac = p.stages.back().frac;
+      last = "dense";
+      continue;
+    }
     if (is_pool(c)) {
       if (!have_input) fail(who, "the model's input is float: the engine needs a QActivation first");
       if (last == "dense") {
@@ -668,6 +736,17 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
                           "its first layer to be a QActivation or an input_quantizer option");
   }
   p.output_shape = shape;
+  // An unfolded batch norm is accepted only where the float32 layer is exact (its parameters are
+  // float32 values whose products the float layer would round otherwise).
+  const Engine check(p);
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    if (p.stages[i].kind == "affine" && !check.stage_info()[i].float32_exact) {
+      throw InvalidArgument("heteroq::deploy::compile: " + p.stages[i].name + ": x * inverse + "
+                            "(beta - mean * inverse) can exceed 2^24 at the output's frac, so the "
+                            "float32 layer rounds it (quantize it: inverse_quantizer=\"quantized_po2(...)\" "
+                            "or a fixed-point one, mean_quantizer, beta_quantizer)");
+    }
+  }
   return p;
 }
 
@@ -696,6 +775,34 @@ void conv_desc(LayerDesc& d, const torch::Tensor& w, const torch::Tensor& b, con
   d.padding = as_vec(o.padding());
   d.dilation = as_vec(o.dilation());
   d.groups = o.groups();
+}
+
+// As QBatchNormImplBase::forward in eval mode.
+template <typename B>
+void bn_desc(LayerDesc& d, const B& bn) {
+  const auto& o = bn.options;
+  if (!bn.running_mean.defined() || !bn.running_var.defined()) {
+    fail("layer `" + d.name + "` (" + d.class_name + ")", "has no running statistics (eval mode "
+         "would normalise with batch statistics)");
+  }
+  torch::NoGradGuard g;
+  auto quantized = [](const nn::QuantizerArg& q, const torch::Tensor& t) {
+    return q ? q.get()->forward(t) : t;
+  };
+  std::optional<torch::Tensor> gamma;
+  if (bn.weight.defined()) gamma = bn.weight.detach();
+  if (o.inverse_quantizer()) {
+    d.weight = ops::_bn_inverse(bn.running_var, gamma, o.eps());
+    d.kernel_quantizer = o.inverse_quantizer().get();
+  } else {
+    std::optional<torch::Tensor> qg;
+    if (gamma) qg = quantized(o.gamma_quantizer(), *gamma);
+    d.weight = ops::_bn_inverse(quantized(o.variance_quantizer(), bn.running_var), qg, o.eps());
+  }
+  d.mean = bn.running_mean.detach();
+  d.mean_quantizer = o.mean_quantizer().get();
+  if (bn.bias.defined()) d.bias = bn.bias.detach();
+  d.bias_quantizer = o.beta_quantizer().get();
 }
 
 void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<LayerDesc>& out) {
@@ -746,6 +853,12 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
       d.padding = as_vec(o.padding());
       d.dilation = as_vec(o.dilation());
       d.groups = o.groups();
+    } else if (auto b1 = dynamic_cast<const nn::QBatchNorm1dImpl*>(&child)) {
+      d.class_name = "QBatchNorm1d";
+      bn_desc(d, *b1);
+    } else if (auto b2 = dynamic_cast<const nn::QBatchNorm2dImpl*>(&child)) {
+      d.class_name = "QBatchNorm2d";
+      bn_desc(d, *b2);
     } else if (auto ap = dynamic_cast<const nn::QAvgPool2dImpl*>(&child)) {
       d.class_name = "QAvgPool2d";
       const auto& o = ap->options;

@@ -237,6 +237,36 @@ void Engine::analyse() {
       size = out_n;
       prev_max = max_b;
       prev_frac = s.frac;
+    } else if (s.kind == "affine") {
+      const int64_t c = s.channels;
+      if (c <= 0 || size % c != 0) {
+        fail(at + ": channels (" + std::to_string(c) + ") must divide the " + std::to_string(size) +
+             " values the previous stage produces");
+      }
+      if (s.in_features != size || s.out_features != size) fail(at + ": in_features and out_features must be the input size");
+      if (static_cast<int64_t>(s.weight.size()) != c) fail(at + ": the weight must have one value per channel");
+      if (!s.bias.empty() && static_cast<int64_t>(s.bias.size()) != c) fail(at + ": the bias must have one value per channel");
+      if (static_cast<int64_t>(s.frac.size()) != size) fail(at + ": frac must have one value per output");
+      int64_t max_b = 0;
+      bool exact = true;
+      for (int64_t o = 0; o < c; ++o) {
+        const int64_t w = s.weight[static_cast<size_t>(o)], b = s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o)];
+        if (w < -kMaxBound || w > kMaxBound || b < -kMaxBound || b > kMaxBound) fail(at + ": code out of range");
+        const __int128 bound = static_cast<__int128>(w < 0 ? -w : w) * prev_max + (b < 0 ? -b : b);
+        if (bound >= kMaxBound) fail(at + ": the output of channel " + std::to_string(o) + " can exceed 2^62");
+        max_b = std::max(max_b, static_cast<int64_t>(bound));
+        if (bound >= (int64_t(1) << 24)) exact = false;
+      }
+      for (int64_t f : s.frac) {
+        if (f < -1074 || f > 1074) fail(at + ": frac out of range");
+      }
+      dense_kind_[i] = 3;
+      out_type_[i] = max_b <= std::numeric_limits<int32_t>::max() ? 32 : 64;
+      info.max_abs = max_b;
+      info.float32_exact = exact;
+      info.storage = storage_name(out_type_[i]);
+      prev_max = max_b;
+      prev_frac = s.frac;
     } else if (s.kind == "requantize") {
       const Requantizer& r = s.requantizer;
       const auto n = static_cast<size_t>(size);
@@ -294,7 +324,7 @@ void Engine::analyse() {
       prev_max = info.max_abs;
       prev_frac = s.frac;
     } else {
-      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\" or \"requantize\")");
+      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\", \"affine\" or \"requantize\")");
     }
     info.bits = bits_for(info.max_abs);
     sizes.push_back(size);
@@ -394,6 +424,25 @@ void conv2d(const TX* x, const Stage& s, TY* y) {
         y[(o * oh + i) * ow + j] = static_cast<TY>(acc);
       }
     }
+  }
+}
+
+// y = x * weight[c] + bias[c] per channel (64-bit).
+template <typename TX, typename TY>
+void affine(const TX* x, const Stage& s, TY* y, int64_t n) {
+  const int64_t per = n / s.channels;
+  for (int64_t c = 0; c < s.channels; ++c) {
+    const int64_t w = s.weight[static_cast<size_t>(c)], b = s.bias.empty() ? 0 : s.bias[static_cast<size_t>(c)];
+    for (int64_t k = c * per; k < (c + 1) * per; ++k) y[k] = static_cast<TY>(static_cast<int64_t>(x[k]) * w + b);
+  }
+}
+
+template <typename TX>
+void affine_to(const TX* x, const Stage& s, unsigned char* out, int type, int64_t n) {
+  if (type == 32) {
+    affine(x, s, reinterpret_cast<int32_t*>(out), n);
+  } else {
+    affine(x, s, reinterpret_cast<int64_t*>(out), n);
   }
 }
 
@@ -525,7 +574,15 @@ void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) con
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
     unsigned char* out = scratch + offset_[i];
-    if (op_[i] == kDense && dense_kind_[i] == 2) {
+    if (op_[i] == kDense && dense_kind_[i] == 3) {
+      if (prev_type == 16) {
+        affine_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i], size);
+      } else if (prev_type == 32) {
+        affine_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i], size);
+      } else {
+        affine_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i], size);
+      }
+    } else if (op_[i] == kDense && dense_kind_[i] == 2) {
       if (prev_type == 16) {
         conv2d_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
       } else if (prev_type == 32) {

@@ -139,11 +139,13 @@ void Engine::save(const std::string& path) const {
     j["kind"] = s.kind;
     j["name"] = s.name;
     j["frac"] = s.frac;
-    if (s.kind == "dense" || s.kind == "conv2d") {
+    if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
       j["in_features"] = s.in_features;
       j["out_features"] = s.out_features;
       const std::string w = "stages." + std::to_string(i) + ".weight";
       const ConvGeometry& g = s.conv;
+      const bool aff = s.kind == "affine";
+      if (aff) j["channels"] = s.channels;
       const bool conv = s.kind == "conv2d";
       if (conv) {
         j["conv"] = {{"in_channels", g.in_channels}, {"in_h", g.in_h}, {"in_w", g.in_w},
@@ -153,9 +155,10 @@ void Engine::save(const std::string& path) const {
                      {"groups", g.groups}};
       }
       const std::vector<int64_t> wshape =
-          conv ? std::vector<int64_t>{g.out_channels, g.in_channels / std::max<int64_t>(g.groups, 1), g.kernel_h, g.kernel_w}
-               : std::vector<int64_t>{s.out_features, s.in_features};
-      const int64_t nb = conv ? g.out_channels : s.out_features;
+          aff ? std::vector<int64_t>{s.channels}
+          : conv ? std::vector<int64_t>{g.out_channels, g.in_channels / std::max<int64_t>(g.groups, 1), g.kernel_h, g.kernel_w}
+                 : std::vector<int64_t>{s.out_features, s.in_features};
+      const int64_t nb = aff ? s.channels : conv ? g.out_channels : s.out_features;
       blobs.push_back({w, {narrowest(s.weight), wshape, s.weight}});
       j["weight"] = w;
       if (!s.bias.empty()) {
@@ -333,10 +336,11 @@ Engine Engine::load(const std::string& path) {
     s.kind = rd.text(j, "kind", where);
     s.name = rd.text(j, "name", where);
     s.frac = rd.ints(j, "frac", where);
-    if (s.kind == "dense" || s.kind == "conv2d") {
+    if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
       s.in_features = rd.integer(j, "in_features", where);
       s.out_features = rd.integer(j, "out_features", where);
-      const bool conv = s.kind == "conv2d";
+      const bool conv = s.kind == "conv2d", aff = s.kind == "affine";
+      if (aff) s.channels = rd.integer(j, "channels", where);
       if (conv) {
         const ojson& c = rd.get(j, "conv", where);
         const std::string w = where + ".conv";
@@ -365,12 +369,13 @@ Engine Engine::load(const std::string& path) {
       };
       const ConvGeometry& g = s.conv;
       s.weight = tensor(rd.text(j, "weight", where),
-                        conv ? std::vector<int64_t>{g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w}
-                             : std::vector<int64_t>{s.out_features, s.in_features});
+                        aff ? std::vector<int64_t>{s.channels}
+                        : conv ? std::vector<int64_t>{g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w}
+                               : std::vector<int64_t>{s.out_features, s.in_features});
       const ojson& b = rd.get(j, "bias", where);
       if (!b.is_null()) {
         if (!b.is_string()) rd.fail(where + ": `bias` must be a tensor name or null");
-        s.bias = tensor(b.get<std::string>(), {conv ? g.out_channels : s.out_features});
+        s.bias = tensor(b.get<std::string>(), {aff ? s.channels : conv ? g.out_channels : s.out_features});
       }
     } else {
       const ojson& q = rd.get(j, "requantizer", where);

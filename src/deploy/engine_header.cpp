@@ -94,7 +94,7 @@ std::string Engine::generate_header(const std::string& name) const {
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
     const std::string id = std::to_string(i);
-    if (s.kind == "dense" || s.kind == "conv2d") {
+    if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
       if (dense_kind_[i] == 0) {
         emit_array(o, "int16_t", "w" + id, s.weight);
         std::vector<int64_t> b = s.bias;
@@ -103,7 +103,7 @@ std::string Engine::generate_header(const std::string& name) const {
       } else {
         std::vector<std::string> w, b;
         for (int64_t v : s.weight) w.push_back(int_literal(v));
-        const int64_t nb = s.kind == "conv2d" ? s.conv.out_channels : s.out_features;
+        const int64_t nb = s.kind == "affine" ? s.channels : s.kind == "conv2d" ? s.conv.out_channels : s.out_features;
         for (int64_t o2 = 0; o2 < nb; ++o2) {
           b.push_back(int_literal(s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o2)]));
         }
@@ -153,7 +153,12 @@ std::string Engine::generate_header(const std::string& name) const {
     const Stage& s = p.stages[i];
     const std::string id = std::to_string(i), y = "y" + id;
     const std::string ty = ctype(out_type_[i]);
-    if (s.kind == "conv2d") {
+    if (s.kind == "affine") {
+      const int64_t per = s.out_features / s.channels;
+      o << "  " << ty << " " << y << "[" << s.out_features << "];\n"
+        << "  for (int k = 0; k < " << s.out_features << "; ++k) " << y << "[k] = (" << ty << ")((int64_t)"
+        << prev << "[k] * w" << id << "[k / " << per << "] + b" << id << "[k / " << per << "]);\n";
+    } else if (s.kind == "conv2d") {
       const ConvGeometry& g = s.conv;
       const int64_t icg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
       o << "  " << ty << " " << y << "[" << s.out_features << "];\n"

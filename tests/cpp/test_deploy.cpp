@@ -16,6 +16,7 @@
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
+#include "heteroq/nn/norm_pool.h"
 
 namespace {
 
@@ -266,4 +267,39 @@ TEST(DeployCompile, ConvolutionsAreBitExact) {
   const torch::Tensor x = inputs(32 * 288, 1).reshape({32, 2, 12, 12});
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(run(e, x.reshape({32, 288})), m->forward(x)));
+}
+
+TEST(DeployCompile, UnfoldedBatchNormIsBitExact) {
+  torch::manual_seed(5);
+  hn::QBatchNorm1d bn(hn::QBatchNormOptions(12)
+                          .inverse_quantizer("quantized_po2(5)")
+                          .mean_quantizer("quantized_bits(8,3,alpha=1)")
+                          .beta_quantizer("quantized_bits(8,3,alpha=1)"));
+  {
+    torch::NoGradGuard g;
+    bn->running_mean.uniform_(-2, 2);
+    bn->running_var.uniform_(0.2, 4);
+    bn->weight.uniform_(0.5, 1.5);
+    bn->bias.uniform_(-1, 1);
+  }
+  torch::nn::Sequential m(hn::QActivation("quantized_bits(6,2,alpha=1)"),
+                          hn::QLinear(hn::QLinearOptions(16, 12).kernel_quantizer(kQ6).bias_quantizer(kQ6)),
+                          hn::QActivation("quantized_relu(6,1)"), bn,
+                          hn::QActivation("quantized_bits(6,2,alpha=1)"),
+                          hn::QLinear(hn::QLinearOptions(12, 3).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
+  m->eval();
+  const hd::Engine e = hd::compile(*m);
+  EXPECT_EQ(e.stage_info()[2].kind, "affine");
+  EXPECT_TRUE(e.float32_exact());
+  const torch::Tensor x = inputs(400, 16);
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(run(e, x), m->forward(x)));
+  // float statistics: refused
+  hn::QBatchNorm1d plain(hn::QBatchNormOptions(4));
+  plain->running_var.uniform_(0.2, 4);
+  torch::nn::Sequential m2(hn::QActivation("quantized_bits(6,2,alpha=1)"), plain);
+  m2->eval();
+  hd::CompileOptions o;
+  o.input_shape = {4};
+  EXPECT_NE(error_of([&] { hd::compile(*m2, o); }).find("quantize it"), std::string::npos);
 }

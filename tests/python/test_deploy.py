@@ -354,6 +354,56 @@ def test_average_pooling_refusals(pool, match):
         deploy.compile(model, input_shape=(2, 8, 8))
 
 
+def quantized_bn(cls, channels, **kw):
+    bn = cls(channels, inverse_quantizer="quantized_po2(5)", mean_quantizer="quantized_bits(8,3,alpha=1)",
+             beta_quantizer="quantized_bits(8,3,alpha=1)", **kw)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-2, 2)
+        bn.running_var.uniform_(0.2, 4)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    return bn.eval()
+
+
+def test_unfolded_batchnorm_is_exact(tmp_path):
+    torch.manual_seed(11)
+    dense = torch.nn.Sequential(
+        hnn.QActivation("quantized_bits(6,2,alpha=1)"),
+        hnn.QDense(16, 12, kernel_quantizer=Q6, bias_quantizer=Q6),
+        hnn.QActivation("quantized_relu(6,1)"),
+        quantized_bn(hnn.QBatchNorm1d, 12),
+        hnn.QActivation("quantized_bits(6,2,alpha=1)"),
+        hnn.QDense(12, 3, kernel_quantizer=Q6, bias_quantizer=Q6)).eval()
+    engine = deploy.compile(dense)
+    assert "affine" in [s["kind"] for s in engine.stage_info()] and engine.float32_exact
+    assert_exact(engine, dense, grid_inputs(500, 16))
+    conv = torch.nn.Sequential(
+        hnn.QActivation("quantized_bits(6,2,alpha=1)"),
+        hnn.QConv2d(2, 4, 3, kernel_quantizer=Q6, bias_quantizer=Q6),
+        hnn.QActivation("quantized_relu(6,1)"),
+        quantized_bn(hnn.QBatchNorm2d, 4),
+        hnn.QActivation("quantized_relu(6,1)"),
+        torch.nn.Flatten(),
+        hnn.QDense(4 * 6 * 6, 3, kernel_quantizer=Q6, bias_quantizer=Q6)).eval()
+    engine = deploy.compile(conv, input_shape=(2, 8, 8))
+    assert engine.float32_exact
+    x = grid_inputs(50 * 128, 1).reshape(50, 2, 8, 8)
+    assert_exact(engine, conv, x)
+    assert "w2[k / 36]" in engine.generate_header("bn")
+    engine.save(tmp_path / "bn.engine")
+    assert np.array_equal(deploy.load(tmp_path / "bn.engine").run_codes(x), engine.run_codes(x))
+
+
+def test_unfolded_batchnorm_with_float_statistics_is_refused():
+    torch.manual_seed(12)
+    bn = hnn.QBatchNorm1d(4).eval()
+    with torch.no_grad():
+        bn.running_var.uniform_(0.2, 4)
+    model = torch.nn.Sequential(hnn.QActivation("quantized_bits(6,2,alpha=1)"), bn).eval()
+    with pytest.raises(ValueError, match=r"layer `1` \(QBatchNorm1d\).*quantize it"):
+        deploy.compile(model, input_shape=(4,))
+
+
 def test_fashion_mnist_cnn():
     images, labels = heteroq.datasets.load_fashion_mnist("test", limit=600, flatten=False,
                                                          as_tensors=True)
@@ -445,8 +495,8 @@ int main() {
               hnn.QActivation("quantized_relu(4,0)"), hnn.QConvTranspose2d(1, 2, 3, kernel_quantizer=Q6)],
      r"layer `3` \(QConvTranspose2d\).*not supported by the engine yet"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
-              hnn.QActivation("quantized_relu(4,0)"), hnn.QBatchNorm1d(4)],
-     r"layer `3` \(QBatchNorm1d\).*not supported by the engine yet"),
+              hnn.QActivation("quantized_relu(4,0)"), hnn.QSeparableConv2d(1, 2, 3)],
+     r"layer `3` \(QSeparableConv2d\).*not supported by the engine yet"),
 ])
 def test_unsupported_models_name_the_layer(layers, match):
     model = torch.nn.Sequential(*layers()).eval()

@@ -49,6 +49,12 @@ struct HETEROQ_API LayerDesc {
   /// average_quantizer; activation: its activation) and "QGlobalAvgPool2d" (keepdim).
   std::vector<int64_t> kernel_size;
   bool ceil_mode = false, keepdim = false;
+  /// "QBatchNorm1d"/"QBatchNorm2d" (eval: y = x inv + beta - mean inv per channel, as the layer):
+  /// weight = the inverse before the inverse_quantizer (kernel_quantizer), or the float inverse
+  /// computed from the quantized variance and gamma when there is no inverse_quantizer; mean = the
+  /// running mean with its mean_quantizer; bias = beta with its beta_quantizer (bias_quantizer).
+  at::Tensor mean;
+  QuantizerPtr mean_quantizer;
   /// QActivation: its quantizer.
   QuantizerPtr activation;
   /// Whether the module is in training mode (refused: the engine reproduces eval mode).

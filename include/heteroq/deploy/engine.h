@@ -76,9 +76,11 @@ struct HETEROQ_DEPLOY_API ConvGeometry {
 };
 
 /// One step of the program: a dense layer (integer matrix-vector product plus bias, giving
-/// accumulators), a 2-D convolution (the same, over a sliding window), or a requantization.
+/// accumulators), a 2-D convolution (the same, over a sliding window), a per-channel affine map
+/// (an unfolded batch norm: y = x * weight[c] + bias[c], channel c = element / (size / channels)),
+/// or a requantization.
 struct HETEROQ_DEPLOY_API Stage {
-  /// "dense", "conv2d" or "requantize".
+  /// "dense", "conv2d", "affine" or "requantize".
   std::string kind;
   /// The model layer it comes from ("fc1 (QLinear)"), for messages.
   std::string name;
@@ -88,6 +90,8 @@ struct HETEROQ_DEPLOY_API Stage {
   int64_t in_features = 0, out_features = 0;
   std::vector<int64_t> weight, bias;
   ConvGeometry conv;
+  /// affine: the number of channels (weight and bias have one value per channel).
+  int64_t channels = 0;
   /// requantize.
   Requantizer requantizer;
   /// The frac of each output value (value = integer * 2^-frac): the accumulator's frac (per
@@ -171,7 +175,7 @@ class HETEROQ_DEPLOY_API Engine {
   std::vector<StageInfo> info_;
   std::vector<std::vector<int16_t>> w16_;
   std::vector<std::vector<int32_t>> b32_;
-  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d
+  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d, 3 affine
   std::vector<int> out_type_;    // per stage: 16, 32 or 64 (the output storage)
   int in_type_ = 16;             // the input codes' storage
   int in_op_ = 0;                // the input quantizer's kind, as an integer
