@@ -6,6 +6,8 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/optim/adam.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <map>
@@ -430,6 +432,42 @@ std::string ModelScheduler::best_config() const { return fixed_; }
 std::optional<torch::nn::Sequential> ModelScheduler::best_model() const {
   if (searches_.empty()) return std::nullopt;
   return searches_.back()->best_model();
+}
+
+TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory optimizer, bool progress) {
+  if (train.empty()) throw InvalidArgument("autoq make_trainer: no training batches");
+  if (val.empty()) throw InvalidArgument("autoq make_trainer: no validation batches");
+  if (!loss) throw InvalidArgument("autoq make_trainer: the loss function is empty");
+  if (!optimizer)
+    optimizer = [](std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::Optimizer> {
+      return std::make_unique<torch::optim::Adam>(std::move(params), torch::optim::AdamOptions(1e-3));
+    };
+  return [train = std::move(train), val = std::move(val), loss = std::move(loss), optimizer = std::move(optimizer),
+          progress](torch::nn::Sequential& model, int64_t epochs, const TrialContext& trial) {
+    auto opt = optimizer(model->parameters());
+    std::optional<TextBar> bar;
+    if (progress) bar.emplace("trial " + std::to_string(trial.number) + " epochs", epochs);
+    for (int64_t e = 0; e < epochs; ++e) {
+      model->train();
+      double last = 0;
+      for (const auto& [x, y] : train) {
+        opt->zero_grad();
+        auto l = loss(model->forward(x), y);
+        l.backward();
+        opt->step();
+        last = l.item<double>();
+      }
+      if (bar) bar->update(1, "loss " + std::to_string(last));
+    }
+    model->eval();
+    torch::NoGradGuard no_grad;
+    int64_t right = 0, total = 0;
+    for (const auto& [x, y] : val) {
+      right += model->forward(x).argmax(-1).eq(y).sum().item<int64_t>();
+      total += y.numel();
+    }
+    return static_cast<double>(right) / static_cast<double>(total);
+  };
 }
 
 }  // namespace heteroq::autoq

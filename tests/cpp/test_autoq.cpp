@@ -747,3 +747,21 @@ TEST(AutoQSearch, TextBar) {
   EXPECT_EQ(out.str().back(), '\n');
   EXPECT_THROW(aq::TextBar("x", -1, &out), InvalidArgument);
 }
+
+TEST(AutoQModel, BuiltInTrainer) {
+  torch::manual_seed(3);
+  const auto x = torch::randn({128, 6});
+  const auto y = (x.select(1, 0) > 0).to(torch::kLong);
+  aq::Batches train = {{x.slice(0, 0, 64), y.slice(0, 0, 64)}, {x.slice(0, 64), y.slice(0, 64)}};
+  auto fn = aq::make_trainer(train, {{x, y}}, [](const torch::Tensor& o, const torch::Tensor& t) {
+    return torch::nn::functional::cross_entropy(o, t);
+  }, [](std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
+    return std::make_unique<torch::optim::Adam>(std::move(p), torch::optim::AdamOptions(3e-2));
+  });
+  auto model = tiny_mlp();
+  const double before = fn(model, 0, aq::TrialContext{});
+  const double after = fn(model, 30, aq::TrialContext{});
+  EXPECT_GT(after, 0.9);
+  EXPECT_GT(after, before);
+  EXPECT_THROW(aq::make_trainer({}, {{x, y}}, nullptr), InvalidArgument);
+}

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/optim/optimizer.h>
 
 #include <cstdint>
 #include <functional>
@@ -52,6 +53,21 @@ HETEROQ_API CostFn named_cost(const std::string& name, const std::vector<int64_t
 /// The user's training: trains `model` (already built for the trial) for `epochs` more epochs
 /// and returns the metric (higher is better). Throwing fails the trial; StopSearch stops the search.
 using TrainFn = std::function<double(torch::nn::Sequential& model, int64_t epochs, const TrialContext& trial)>;
+
+/// Batches of (input, integer label) for make_trainer.
+using Batches = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
+using LossFn = std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& target)>;
+using OptimizerFactory = std::function<std::unique_ptr<torch::optim::Optimizer>(std::vector<torch::Tensor> params)>;
+
+/**
+ * The built-in training function for the common case (as heteroq.autoq.make_trainer): `epochs`
+ * passes over `train` with `loss` and `optimizer(params)` (default Adam, lr 1e-3), then the
+ * accuracy (argmax of the output against the integer labels) on `val`; with progress, a TextBar
+ * over the epochs.
+ * @throws heteroq::InvalidArgument for empty batches or a missing loss.
+ */
+HETEROQ_API TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory optimizer = nullptr,
+                                 bool progress = false);
 
 struct HETEROQ_API ModelSearchOptions {
   SpaceOptions space;
