@@ -12,9 +12,8 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "heteroq/autoq/model.h"
 #include "heteroq/cost/hardware.h"
@@ -43,8 +42,8 @@ std::vector<LayerDesc> describe_sequential(const torch::nn::Sequential& model) {
       d.has_bias = c->options.bias();
     } else if (auto c2 = m->as<torch::nn::Conv2d>()) {
       const auto& o = c2->options;
-      const bool depthwise =
-          o.groups() > 1 && o.groups() == o.in_channels() && o.out_channels() % o.in_channels() == 0;
+      const bool depthwise = o.groups() > 1 && o.groups() == o.in_channels() &&
+                             o.out_channels() % o.in_channels() == 0;
       d.kind = depthwise ? "DepthwiseConv2D" : "Conv2D";
       d.width = o.out_channels();
       d.has_bias = o.bias();
@@ -78,12 +77,15 @@ std::vector<LayerDesc> describe_sequential(const torch::nn::Sequential& model) {
   return out;
 }
 
-torch::nn::Sequential scale_widths(const torch::nn::Sequential& model, const std::map<std::string, double>& factors) {
+torch::nn::Sequential scale_widths(const torch::nn::Sequential& model,
+                                   const std::map<std::string, double>& factors) {
   std::set<std::string> names;
   for (const auto& item : model->named_children()) names.insert(item.key());
   for (const auto& [n, f] : factors) {
-    if (!names.count(n)) throw InvalidArgument("autoq scale_widths: \"" + n + "\" is not a layer of the model");
-    if (!(f > 0.0)) throw InvalidArgument("autoq scale_widths: the factor of \"" + n + "\" must be > 0");
+    if (!names.count(n))
+      throw InvalidArgument("autoq scale_widths: \"" + n + "\" is not a layer of the model");
+    if (!(f > 0.0))
+      throw InvalidArgument("autoq scale_widths: the factor of \"" + n + "\" must be > 0");
   }
   torch::nn::Sequential out;
   std::optional<std::pair<int64_t, int64_t>> carried;  // (old channels, new channels)
@@ -102,9 +104,11 @@ torch::nn::Sequential scale_widths(const torch::nn::Sequential& model, const std
           throw InvalidArgument("autoq scale_widths: cannot resize the inputs of \"" + name + "\"");
         fin = fin / carried->first * carried->second;
       }
-      if (factors.count(name)) fout = std::max<int64_t>(static_cast<int64_t>(fout * factors.at(name)), 1);
+      if (factors.count(name))
+        fout = std::max<int64_t>(static_cast<int64_t>(fout * factors.at(name)), 1);
       if (fin != l->options.in_features() || fout != l->options.out_features())
-        keep = torch::nn::AnyModule(torch::nn::Linear(torch::nn::LinearOptions(fin, fout).bias(l->options.bias())));
+        keep = torch::nn::AnyModule(
+            torch::nn::Linear(torch::nn::LinearOptions(fin, fout).bias(l->options.bias())));
       carried = std::make_pair(l->options.out_features(), fout);
     } else if (auto c = m->as<torch::nn::Conv2d>()) {
       auto o = c->options;
@@ -120,24 +124,36 @@ torch::nn::Sequential scale_widths(const torch::nn::Sequential& model, const std
         }
       }
       if (factors.count(name)) {
-        if (depthwise) throw InvalidArgument("autoq scale_widths: depthwise \"" + name + "\" has no filters to tune");
+        if (depthwise)
+          throw InvalidArgument("autoq scale_widths: depthwise \"" + name +
+                                "\" has no filters to tune");
         cout = std::max<int64_t>(static_cast<int64_t>(cout * factors.at(name)), 1);
       }
       if (cin != o.in_channels() || cout != o.out_channels()) {
         torch::nn::Conv2dOptions n(cin, cout, o.kernel_size());
-        n.stride(o.stride()).padding(o.padding()).dilation(o.dilation()).groups(groups).bias(o.bias())
+        n.stride(o.stride())
+            .padding(o.padding())
+            .dilation(o.dilation())
+            .groups(groups)
+            .bias(o.bias())
             .padding_mode(o.padding_mode());
         keep = torch::nn::AnyModule(torch::nn::Conv2d(n));
       }
       carried = std::make_pair(o.out_channels(), cout);
     } else if (auto c1 = m->as<torch::nn::Conv1d>()) {
       auto o = c1->options;
-      if (o.groups() != 1) throw InvalidArgument("autoq scale_widths: cannot resize grouped conv \"" + name + "\"");
+      if (o.groups() != 1)
+        throw InvalidArgument("autoq scale_widths: cannot resize grouped conv \"" + name + "\"");
       int64_t cin = changed() ? carried->second : o.in_channels(), cout = o.out_channels();
-      if (factors.count(name)) cout = std::max<int64_t>(static_cast<int64_t>(cout * factors.at(name)), 1);
+      if (factors.count(name))
+        cout = std::max<int64_t>(static_cast<int64_t>(cout * factors.at(name)), 1);
       if (cin != o.in_channels() || cout != o.out_channels()) {
         torch::nn::Conv1dOptions n(cin, cout, o.kernel_size());
-        n.stride(o.stride()).padding(o.padding()).dilation(o.dilation()).bias(o.bias()).padding_mode(o.padding_mode());
+        n.stride(o.stride())
+            .padding(o.padding())
+            .dilation(o.dilation())
+            .bias(o.bias())
+            .padding_mode(o.padding_mode());
         keep = torch::nn::AnyModule(torch::nn::Conv1d(n));
       }
       carried = std::make_pair(o.out_channels(), cout);
@@ -181,7 +197,8 @@ T field(const json& v, const std::string& goal, const std::string& key) {
   try {
     return v.get<T>();
   } catch (const std::exception&) {
-    throw InvalidArgument("autoq " + goal + " goal: option " + key + " has the wrong type: " + v.dump());
+    throw InvalidArgument("autoq " + goal + " goal: option " + key +
+                          " has the wrong type: " + v.dump());
   }
 }
 
@@ -189,23 +206,40 @@ cost::QToolsOptions qtools_options(const std::string& text, const std::string& g
   cost::QToolsOptions o;
   const json options = options_object(text, goal);
   for (const auto& [k, v] : options.items()) {
-    if (k == "process") o.process = field<std::string>(v, goal, k);
-    else if (k == "weights_on_memory") o.weights_on_memory = field<std::string>(v, goal, k);
-    else if (k == "activations_on_memory") o.activations_on_memory = field<std::string>(v, goal, k);
-    else if (k == "min_sram_size") o.min_sram_size = field<int64_t>(v, goal, k);
-    else if (k == "rd_wr_on_io") o.rd_wr_on_io = field<bool>(v, goal, k);
-    else if (k == "source_quantizer") o.source_quantizer = field<std::string>(v, goal, k);
-    else if (k == "default_quantizer") o.default_quantizer = field<std::string>(v, goal, k);
-    else if (k == "keras_quantizer") o.keras_quantizer = field<std::string>(v, goal, k);
-    else if (k == "keras_accumulator") o.keras_accumulator = field<std::string>(v, goal, k);
-    else if (k == "for_reference") o.for_reference = field<bool>(v, goal, k);
-    else if (k == "reference_internal") o.reference_internal = field<std::string>(v, goal, k);
-    else if (k == "reference_accumulator") o.reference_accumulator = field<std::string>(v, goal, k);
-    else if (k == "unknown_layers_as_zero") o.unknown_layers_as_zero = field<bool>(v, goal, k);
-    else if (k == "ref_bits") o.ref_bits = field<int64_t>(v, goal, k);
-    else if (k == "input_bits") o.input_bits = field<int64_t>(v, goal, k);
-    else if (k == "output_bits") o.output_bits = field<int64_t>(v, goal, k);
-    else throw InvalidArgument("autoq " + goal + " goal: unknown QTools option \"" + k + "\"");
+    if (k == "process")
+      o.process = field<std::string>(v, goal, k);
+    else if (k == "weights_on_memory")
+      o.weights_on_memory = field<std::string>(v, goal, k);
+    else if (k == "activations_on_memory")
+      o.activations_on_memory = field<std::string>(v, goal, k);
+    else if (k == "min_sram_size")
+      o.min_sram_size = field<int64_t>(v, goal, k);
+    else if (k == "rd_wr_on_io")
+      o.rd_wr_on_io = field<bool>(v, goal, k);
+    else if (k == "source_quantizer")
+      o.source_quantizer = field<std::string>(v, goal, k);
+    else if (k == "default_quantizer")
+      o.default_quantizer = field<std::string>(v, goal, k);
+    else if (k == "keras_quantizer")
+      o.keras_quantizer = field<std::string>(v, goal, k);
+    else if (k == "keras_accumulator")
+      o.keras_accumulator = field<std::string>(v, goal, k);
+    else if (k == "for_reference")
+      o.for_reference = field<bool>(v, goal, k);
+    else if (k == "reference_internal")
+      o.reference_internal = field<std::string>(v, goal, k);
+    else if (k == "reference_accumulator")
+      o.reference_accumulator = field<std::string>(v, goal, k);
+    else if (k == "unknown_layers_as_zero")
+      o.unknown_layers_as_zero = field<bool>(v, goal, k);
+    else if (k == "ref_bits")
+      o.ref_bits = field<int64_t>(v, goal, k);
+    else if (k == "input_bits")
+      o.input_bits = field<int64_t>(v, goal, k);
+    else if (k == "output_bits")
+      o.output_bits = field<int64_t>(v, goal, k);
+    else
+      throw InvalidArgument("autoq " + goal + " goal: unknown QTools option \"" + k + "\"");
   }
   o.validate();
   return o;
@@ -218,10 +252,15 @@ Options hardware_options(const std::string& text, const std::string& goal) {
   Options o;
   const json options = options_object(text, goal);
   for (const auto& [k, v] : options.items()) {
-    if (k == "input_quantizer") o.input_quantizer = v.is_null() ? nn::QuantizerArg() : nn::QuantizerArg(field<std::string>(v, goal, k));
-    else if (k == "unknown_layers_as_zero") o.unknown_layers_as_zero = field<bool>(v, goal, k);
-    else throw InvalidArgument("autoq " + goal + " goal: option \"" + k + "\" is not supported by the C++ goal "
-                               "(input_quantizer, unknown_layers_as_zero)");
+    if (k == "input_quantizer")
+      o.input_quantizer =
+          v.is_null() ? nn::QuantizerArg() : nn::QuantizerArg(field<std::string>(v, goal, k));
+    else if (k == "unknown_layers_as_zero")
+      o.unknown_layers_as_zero = field<bool>(v, goal, k);
+    else
+      throw InvalidArgument("autoq " + goal + " goal: option \"" + k +
+                            "\" is not supported by the C++ goal "
+                            "(input_quantizer, unknown_layers_as_zero)");
   }
   return o;
 }
@@ -242,15 +281,19 @@ std::map<std::string, CostFactory>& registry() {
       const auto o = qtools_options(text, "bits");
       return [shape, o, measure = measure](const torch::nn::Sequential& m, bool for_reference) {
         const auto r = cost::model_size(m, shape, o);
-        if (measure == "parameters") return static_cast<double>(for_reference ? r.reference_parameter_bits : r.parameter_bits);
+        if (measure == "parameters")
+          return static_cast<double>(for_reference ? r.reference_parameter_bits : r.parameter_bits);
         if (measure == "activations")
-          return static_cast<double>(for_reference ? r.reference_activation_bits : r.activation_bits);
+          return static_cast<double>(for_reference ? r.reference_activation_bits
+                                                   : r.activation_bits);
         return static_cast<double>(for_reference ? r.reference_total_bits : r.total_bits);
       };
     };
     b["ebops"] = [](const std::vector<int64_t>& shape, const std::string& params) -> CostFn {
       const auto o = hardware_options<cost::BopsOptions>(params, "ebops");
-      return [shape, o](const torch::nn::Sequential& m, bool) { return cost::bops(m, shape, o).ebops; };
+      return [shape, o](const torch::nn::Sequential& m, bool) {
+        return cost::bops(m, shape, o).ebops;
+      };
     };
     b["fpga"] = [](const std::vector<int64_t>& shape, const std::string& params) -> CostFn {
       const auto o = hardware_options<cost::FpgaOptions>(params, "fpga");
@@ -279,7 +322,8 @@ double reference_of(const CostFn& cost, const torch::nn::Sequential& model) {
 
 void register_cost(const std::string& name, CostFactory factory) {
   if (name.empty()) throw InvalidArgument("autoq register_cost: the name is empty");
-  if (!factory) throw InvalidArgument("autoq register_cost: the factory of \"" + name + "\" is empty");
+  if (!factory)
+    throw InvalidArgument("autoq register_cost: the factory of \"" + name + "\" is empty");
   std::lock_guard<std::mutex> g(registry_mutex());
   registry()[name] = std::move(factory);
 }
@@ -291,7 +335,8 @@ std::vector<std::string> registered_costs() {
   return out;
 }
 
-CostFn named_cost(const std::string& name, const std::vector<int64_t>& input_shape, const std::string& options) {
+CostFn named_cost(const std::string& name, const std::vector<int64_t>& input_shape,
+                  const std::string& options) {
   CostFactory f;
   {
     std::lock_guard<std::mutex> g(registry_mutex());
@@ -302,35 +347,39 @@ CostFn named_cost(const std::string& name, const std::vector<int64_t>& input_sha
     std::string known;
     for (const auto& n : registered_costs()) known += (known.empty() ? "" : ", ") + n;
     if (name == "energy" || name == "bits" || name == "ebops" || name == "fpga")
-      throw InvalidArgument("autoq: goal \"" + name + "\" is not available: its cost model is not registered in " +
+      throw InvalidArgument("autoq: goal \"" + name +
+                            "\" is not available: its cost model is not registered in " +
                             "this build (registered: " + (known.empty() ? "none" : known) +
                             "); pass a CostFn or register_cost() one");
-    throw InvalidArgument("autoq: unknown goal \"" + name + "\" (registered: " + (known.empty() ? "none" : known) +
-                          ")");
+    throw InvalidArgument("autoq: unknown goal \"" + name +
+                          "\" (registered: " + (known.empty() ? "none" : known) + ")");
   }
   return f(input_shape, options);
 }
 
-ModelSearch::ModelSearch(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options)
+ModelSearch::ModelSearch(torch::nn::Sequential float_model, Goal goal, CostFn cost,
+                         ModelSearchOptions options)
     : model_(std::move(float_model)),
       cost_(std::move(cost)),
       options_(std::move(options)),
-      search_(space_for(model_, options_), std::move(goal), reference_of(cost_, model_), options_.search) {}
+      search_(space_for(model_, options_), std::move(goal), reference_of(cost_, model_),
+              options_.search) {}
 
 ModelSearch::ModelSearch(torch::nn::Sequential float_model, const std::string& goal_json,
                          const std::vector<int64_t>& input_shape, ModelSearchOptions options)
-    : ModelSearch(float_model, parse_goal(goal_json),
-                  [&]() {
-                    const Goal g = parse_goal(goal_json);
-                    return named_cost(g.type, input_shape, goal_json.empty() ? "{}" : g.options);
-                  }(),
-                  std::move(options)) {}
+    : ModelSearch(
+          float_model, parse_goal(goal_json),
+          [&]() {
+            const Goal g = parse_goal(goal_json);
+            return named_cost(g.type, input_shape, goal_json.empty() ? "{}" : g.options);
+          }(),
+          std::move(options)) {}
 
 torch::nn::Sequential ModelSearch::build(const Trial& trial) const {
   const TrialConfig c = search_.config_of(trial);
   const torch::nn::Sequential base = c.filters.empty() ? model_ : scale_widths(model_, c.filters);
-  return nn::model_quantize(base, c.quantizer_config, search_.space().activation_bits(), options_.transfer_weights,
-                            false, options_.qkeras_compatible);
+  return nn::model_quantize(base, c.quantizer_config, search_.space().activation_bits(),
+                            options_.transfer_weights, false, options_.qkeras_compatible);
 }
 
 std::vector<Trial> ModelSearch::run(const TrainFn& train, std::optional<int64_t> max_new_trials,
@@ -376,17 +425,22 @@ std::optional<torch::nn::Sequential> ModelSearch::best_model() const {
 void ModelSearch::save_best(const std::string& path) const {
   const auto m = best_model();
   if (!m)
-    throw InvalidArgument("autoq save_best: no trained best model in this process (no complete trial, or it ran "
-                          "in another worker); build(best) and retrain it");
+    throw InvalidArgument(
+        "autoq save_best: no trained best model in this process (no complete trial, or it ran "
+        "in another worker); build(best) and retrain it");
   nn::save_quantized_weights(**m, path);
 }
 
-ModelScheduler::ModelScheduler(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options,
-                               std::vector<std::string> blocks, std::string schedule,
-                               std::map<std::string, double> layer_costs)
-    : model_(std::move(float_model)), goal_(std::move(goal)), cost_(std::move(cost)), options_(std::move(options)) {
+ModelScheduler::ModelScheduler(torch::nn::Sequential float_model, Goal goal, CostFn cost,
+                               ModelSearchOptions options, std::vector<std::string> blocks,
+                               std::string schedule, std::map<std::string, double> layer_costs)
+    : model_(std::move(float_model)),
+      goal_(std::move(goal)),
+      cost_(std::move(cost)),
+      options_(std::move(options)) {
   if (!options_.space.frozen_layers.empty() || !options_.space.fixed_config.empty())
-    throw InvalidArgument("autoq scheduler: frozen_layers/fixed_config are set per block by the scheduler");
+    throw InvalidArgument(
+        "autoq scheduler: frozen_layers/fixed_config are set per block by the scheduler");
   if (layer_costs.empty())
     for (const auto& item : model_->named_children()) {
       double n = 0;
@@ -395,8 +449,9 @@ ModelScheduler::ModelScheduler(torch::nn::Sequential float_model, Goal goal, Cos
     }
   double reference = 0;
   for (const auto& [k, v] : layer_costs) reference += v;
-  plan_ = plan_blocks(describe_sequential(model_), blocks, layer_costs, schedule, options_.search.max_trials,
-                      reference > 0 ? reference : 1.0, options_.space.limit, options_.space.layer_indexes);
+  plan_ = plan_blocks(describe_sequential(model_), blocks, layer_costs, schedule,
+                      options_.search.max_trials, reference > 0 ? reference : 1.0,
+                      options_.space.limit, options_.space.layer_indexes);
 }
 
 std::vector<std::vector<Trial>> ModelScheduler::run(const TrainFn& train) {
@@ -415,7 +470,8 @@ std::vector<std::vector<Trial>> ModelScheduler::run(const TrainFn& train) {
     auto s = std::make_unique<ModelSearch>(model_, goal_, cost_, o);
     out.push_back(s->run(train));
     if (const auto best = s->search().best()) {
-      const auto config = nlohmann::ordered_json::parse(s->search().config_of(*best).quantizer_config);
+      const auto config =
+          nlohmann::ordered_json::parse(s->search().config_of(*best).quantizer_config);
       for (const auto& name : b.layers)
         if (config.contains(name)) fixed[name] = config[name];
     }
@@ -434,15 +490,18 @@ std::optional<torch::nn::Sequential> ModelScheduler::best_model() const {
   return searches_.back()->best_model();
 }
 
-TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory optimizer, bool progress) {
+TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory optimizer,
+                     bool progress) {
   if (train.empty()) throw InvalidArgument("autoq make_trainer: no training batches");
   if (val.empty()) throw InvalidArgument("autoq make_trainer: no validation batches");
   if (!loss) throw InvalidArgument("autoq make_trainer: the loss function is empty");
   if (!optimizer)
     optimizer = [](std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::Optimizer> {
-      return std::make_unique<torch::optim::Adam>(std::move(params), torch::optim::AdamOptions(1e-3));
+      return std::make_unique<torch::optim::Adam>(std::move(params),
+                                                  torch::optim::AdamOptions(1e-3));
     };
-  return [train = std::move(train), val = std::move(val), loss = std::move(loss), optimizer = std::move(optimizer),
+  return [train = std::move(train), val = std::move(val), loss = std::move(loss),
+          optimizer = std::move(optimizer),
           progress](torch::nn::Sequential& model, int64_t epochs, const TrialContext& trial) {
     auto opt = optimizer(model->parameters());
     std::optional<TextBar> bar;

@@ -3,11 +3,10 @@
 // AutoQ goals: the forgiving factor, goal parsing, Pareto fronts.
 #include "heteroq/autoq/goal.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -26,8 +25,10 @@ std::string num(double v) {
 }  // namespace
 
 void ForgivingFactor::validate() const {
-  if (!std::isfinite(delta_p)) throw InvalidArgument("autoq goal: delta_p must be finite, got " + num(delta_p));
-  if (!std::isfinite(delta_n)) throw InvalidArgument("autoq goal: delta_n must be finite, got " + num(delta_n));
+  if (!std::isfinite(delta_p))
+    throw InvalidArgument("autoq goal: delta_p must be finite, got " + num(delta_p));
+  if (!std::isfinite(delta_n))
+    throw InvalidArgument("autoq goal: delta_n must be finite, got " + num(delta_n));
   if (!(std::isfinite(rate) && rate > 0.0 && rate != 1.0))
     throw InvalidArgument("autoq goal: rate must be > 0 and != 1, got " + num(rate));
   if (!(std::isfinite(stress) && stress > 0.0))
@@ -63,7 +64,8 @@ Goal parse_goal(const std::string& goal_json) {
     throw InvalidArgument(std::string("autoq goal: not valid JSON: ") + e.what());
   }
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    throw InvalidArgument("autoq goal: expected {\"type\": name, \"params\": {...}}, got " + j.dump());
+    throw InvalidArgument("autoq goal: expected {\"type\": name, \"params\": {...}}, got " +
+                          j.dump());
   for (const auto& [k, v] : j.items())
     if (k != "type" && k != "params")
       throw InvalidArgument("autoq goal: unknown key \"" + k + "\" (expected type and params)");
@@ -92,15 +94,18 @@ Goal parse_goal(const std::string& goal_json) {
   return g;
 }
 
-std::vector<int64_t> pareto_ranks(const std::vector<double>& metric, const std::vector<double>& cost) {
+std::vector<int64_t> pareto_ranks(const std::vector<double>& metric,
+                                  const std::vector<double>& cost) {
   if (metric.size() != cost.size())
     throw InvalidArgument("autoq: pareto needs as many metrics as costs (" +
-                          std::to_string(metric.size()) + " vs " + std::to_string(cost.size()) + ")");
+                          std::to_string(metric.size()) + " vs " + std::to_string(cost.size()) +
+                          ")");
   const size_t n = metric.size();
   std::vector<int64_t> rank(n, -1);
   auto valid = [&](size_t i) { return !std::isnan(metric[i]) && !std::isnan(cost[i]); };
   auto dominates = [&](size_t a, size_t b) {
-    return metric[a] >= metric[b] && cost[a] <= cost[b] && (metric[a] > metric[b] || cost[a] < cost[b]);
+    return metric[a] >= metric[b] && cost[a] <= cost[b] &&
+           (metric[a] > metric[b] || cost[a] < cost[b]);
   };
   size_t left = 0;
   for (size_t i = 0; i < n; ++i) left += valid(i);
@@ -123,11 +128,13 @@ std::vector<int64_t> pareto_ranks(const std::vector<double>& metric, const std::
   return rank;
 }
 
-std::vector<int64_t> pareto_front(const std::vector<double>& metric, const std::vector<double>& cost) {
+std::vector<int64_t> pareto_front(const std::vector<double>& metric,
+                                  const std::vector<double>& cost) {
   const auto rank = pareto_ranks(metric, cost);
   std::vector<int64_t> out;
   for (size_t i = 0; i < rank.size(); ++i)
-    if (rank[i] == 0 && !std::isnan(metric[i]) && !std::isnan(cost[i])) out.push_back(static_cast<int64_t>(i));
+    if (rank[i] == 0 && !std::isnan(metric[i]) && !std::isnan(cost[i]))
+      out.push_back(static_cast<int64_t>(i));
   std::stable_sort(out.begin(), out.end(), [&](int64_t a, int64_t b) { return cost[a] < cost[b]; });
   return out;
 }
@@ -150,7 +157,8 @@ nlohmann::json params_object(const std::string& text, const std::string& goal) {
 std::pair<nlohmann::json, nlohmann::json> pair_of(const nlohmann::json& v, const std::string& key) {
   if (v.is_array()) {
     if (v.size() != 2)
-      throw InvalidArgument("autoq energy goal: " + key + " must be a [reference, trial] pair, got " + v.dump());
+      throw InvalidArgument("autoq energy goal: " + key +
+                            " must be a [reference, trial] pair, got " + v.dump());
     return {v[0], v[1]};
   }
   return {v, v};
@@ -172,11 +180,12 @@ std::pair<std::string, std::string> energy_goal_options(const std::string& param
   for (const auto& [k, v] : p.items()) {
     if (k == "delta_p" || k == "delta_n" || k == "rate" || k == "stress") continue;
     if (k == "process" || k == "reference_internal" || k == "reference_accumulator") {
-      if (!v.is_string()) throw InvalidArgument("autoq energy goal: " + k + " must be a string, got " + v.dump());
+      if (!v.is_string())
+        throw InvalidArgument("autoq energy goal: " + k + " must be a string, got " + v.dump());
       ref[k] = v;
       trial[k] = v;
-    } else if (k == "parameters_on_memory" || k == "activations_on_memory" || k == "min_sram_size" ||
-               k == "rd_wr_on_io") {
+    } else if (k == "parameters_on_memory" || k == "activations_on_memory" ||
+               k == "min_sram_size" || k == "rd_wr_on_io") {
       const auto [r, t] = pair_of(v, k);
       const std::string field = k == "parameters_on_memory" ? "weights_on_memory" : k;
       ref[field] = r;
@@ -184,20 +193,23 @@ std::pair<std::string, std::string> energy_goal_options(const std::string& param
     } else if (k == "source_quantizers") {
       if (v.is_array()) {
         if (v.size() > 1)
-          throw InvalidArgument("autoq energy goal: source_quantizers: heteroq prices one input, got " + v.dump());
+          throw InvalidArgument(
+              "autoq energy goal: source_quantizers: heteroq prices one input, got " + v.dump());
         source = v.empty() ? nlohmann::json(nullptr) : v[0];
       } else {
         source = v;
       }
       if (!source.is_null() && !source.is_string())
-        throw InvalidArgument("autoq energy goal: source_quantizers must name quantizers, got " + v.dump());
+        throw InvalidArgument("autoq energy goal: source_quantizers must name quantizers, got " +
+                              v.dump());
     } else if (k == "trained_model") {
       if (!v.is_boolean()) throw InvalidArgument("autoq energy goal: trained_model must be a bool");
     } else {
-      throw InvalidArgument("autoq energy goal: unknown param \"" + k +
-                            "\" (expected process, parameters_on_memory, activations_on_memory, min_sram_size, "
-                            "rd_wr_on_io, source_quantizers, trained_model, reference_internal, "
-                            "reference_accumulator)");
+      throw InvalidArgument(
+          "autoq energy goal: unknown param \"" + k +
+          "\" (expected process, parameters_on_memory, activations_on_memory, min_sram_size, "
+          "rd_wr_on_io, source_quantizers, trained_model, reference_internal, "
+          "reference_accumulator)");
     }
   }
   // ForgivingFactorPower: the reference reads its input and prices Keras layers at
@@ -221,19 +233,23 @@ std::pair<std::string, std::string> bits_goal_options(const std::string& params_
     if (k == "delta_p" || k == "delta_n" || k == "rate" || k == "stress") continue;
     if (k == "input_bits" || k == "output_bits" || k == "ref_bits") {
       if (!v.is_number_integer() || v.get<int64_t>() < 1)
-        throw InvalidArgument("autoq bits goal: " + k + " must be a positive integer, got " + v.dump());
+        throw InvalidArgument("autoq bits goal: " + k + " must be a positive integer, got " +
+                              v.dump());
       o[k] = v;
     } else if (k == "config") {
       if (v.is_null()) continue;
       if (!v.is_object() || v.size() != 1 || !v.contains("default") || !v["default"].is_array())
         throw InvalidArgument(
-            "autoq bits goal: config must be {\"default\": [\"parameters\", \"activations\"]} or a subset; "
-            "per-class configs are not supported, got " + v.dump());
+            "autoq bits goal: config must be {\"default\": [\"parameters\", \"activations\"]} or a "
+            "subset; "
+            "per-class configs are not supported, got " +
+            v.dump());
       std::set<std::string> what;
       for (const auto& x : v["default"]) {
         if (!x.is_string() || (x != "parameters" && x != "activations"))
-          throw InvalidArgument("autoq bits goal: config entries must be \"parameters\" or \"activations\", got " +
-                                x.dump());
+          throw InvalidArgument(
+              "autoq bits goal: config entries must be \"parameters\" or \"activations\", got " +
+              x.dump());
         what.insert(x.get<std::string>());
       }
       if (what.empty()) throw InvalidArgument("autoq bits goal: config counts nothing");

@@ -3,12 +3,11 @@
 // AutoQ search: the strategies and the engine.
 #include "heteroq/autoq/search.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -33,7 +32,8 @@ uint64_t splitmix(uint64_t x) {
 
 // The generator of trial `number` (independent of what other trials did).
 std::mt19937_64 trial_rng(uint64_t seed, int64_t number, uint64_t stream) {
-  return std::mt19937_64(splitmix(splitmix(seed) ^ splitmix(static_cast<uint64_t>(number) * 31 + stream)));
+  return std::mt19937_64(
+      splitmix(splitmix(seed) ^ splitmix(static_cast<uint64_t>(number) * 31 + stream)));
 }
 
 std::vector<int64_t> random_choice(const SearchSpace& space, std::mt19937_64& rng) {
@@ -53,7 +53,8 @@ std::set<std::string> seen_params(const std::vector<Trial>& trials) {
 
 // A random configuration not yet in the study (AutoQKeras/keras-tuner retry up to 100 times);
 // nullopt when none is found (the space is exhausted).
-std::optional<std::vector<int64_t>> unique_random(const SearchSpace& space, const std::set<std::string>& seen,
+std::optional<std::vector<int64_t>> unique_random(const SearchSpace& space,
+                                                  const std::set<std::string>& seen,
                                                   std::mt19937_64& rng) {
   for (int i = 0; i < 100; ++i) {
     auto c = random_choice(space, rng);
@@ -107,9 +108,10 @@ class TpeStrategy : public Strategy {
     const auto value = rank_(done);
     std::vector<size_t> order(done.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return value[a] > value[b]; });
-    const size_t n_good =
-        std::max<size_t>(1, static_cast<size_t>(std::ceil(o_.tpe_gamma * static_cast<double>(done.size()))));
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return value[a] > value[b]; });
+    const size_t n_good = std::max<size_t>(
+        1, static_cast<size_t>(std::ceil(o_.tpe_gamma * static_cast<double>(done.size()))));
     std::vector<std::vector<int64_t>> choices;
     for (const auto& t : done) choices.push_back(space.choice_from_json(t.params));
     const auto& params = space.params();
@@ -153,10 +155,10 @@ class TpeStrategy : public Strategy {
 class HyperbandStrategy : public Strategy {
  public:
   HyperbandStrategy(const SearchOptions& o, RankFn rank) : o_(o), rank_(std::move(rank)) {
-    s_max_ = static_cast<int64_t>(std::floor(
-        std::log(static_cast<double>(o.hyperband_max_epochs) / static_cast<double>(o.hyperband_min_epochs)) /
-            std::log(static_cast<double>(o.hyperband_eta)) +
-        1e-9));
+    s_max_ = static_cast<int64_t>(std::floor(std::log(static_cast<double>(o.hyperband_max_epochs) /
+                                                      static_cast<double>(o.hyperband_min_epochs)) /
+                                                 std::log(static_cast<double>(o.hyperband_eta)) +
+                                             1e-9));
   }
   Decision suggest(const SearchSpace& space, const std::vector<Trial>& trials) const override {
     const double eta = static_cast<double>(o_.hyperband_eta);
@@ -164,10 +166,11 @@ class HyperbandStrategy : public Strategy {
     const auto seen = seen_params(trials);
     for (int64_t b = 0; b < o_.hyperband_iterations * (s_max_ + 1); ++b) {
       const int64_t s = s_max_ - b % (s_max_ + 1);
-      const int64_t n = static_cast<int64_t>(std::ceil(static_cast<double>(s_max_ + 1) /
-                                                       static_cast<double>(s + 1) * std::pow(eta, s)));
+      const int64_t n = static_cast<int64_t>(std::ceil(
+          static_cast<double>(s_max_ + 1) / static_cast<double>(s + 1) * std::pow(eta, s)));
       for (int64_t i = 0; i <= s; ++i) {
-        const int64_t n_i = std::max<int64_t>(1, static_cast<int64_t>(std::floor(n * std::pow(eta, -i))));
+        const int64_t n_i =
+            std::max<int64_t>(1, static_cast<int64_t>(std::floor(n * std::pow(eta, -i))));
         const int64_t epochs = std::max<int64_t>(
             1, static_cast<int64_t>(std::llround(o_.hyperband_max_epochs * std::pow(eta, i - s))));
         std::vector<Trial> rung, prev;
@@ -201,7 +204,8 @@ class HyperbandStrategy : public Strategy {
         const auto value = rank_(done);
         std::vector<size_t> order(done.size());
         for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t c) { return value[a] > value[c]; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](size_t a, size_t c) { return value[a] > value[c]; });
         std::set<int64_t> promoted;
         for (const auto& t : rung) promoted.insert(t.parent);
         for (size_t k = 0; k < order.size() && static_cast<int64_t>(k) < n_i; ++k) {
@@ -237,21 +241,27 @@ std::string num(double v) {
 
 void SearchOptions::validate() const {
   if (strategy != "random" && strategy != "bayesian" && strategy != "hyperband")
-    throw InvalidArgument("autoq: strategy must be \"random\", \"bayesian\" or \"hyperband\", got \"" + strategy +
-                          "\"");
+    throw InvalidArgument(
+        "autoq: strategy must be \"random\", \"bayesian\" or \"hyperband\", got \"" + strategy +
+        "\"");
   if (objective != "score" && objective != "pareto")
-    throw InvalidArgument("autoq: objective must be \"score\" or \"pareto\", got \"" + objective + "\"");
-  if (max_trials < 1) throw InvalidArgument("autoq: max_trials must be >= 1, got " + std::to_string(max_trials));
-  if (epochs < 1) throw InvalidArgument("autoq: epochs must be >= 1, got " + std::to_string(epochs));
+    throw InvalidArgument("autoq: objective must be \"score\" or \"pareto\", got \"" + objective +
+                          "\"");
+  if (max_trials < 1)
+    throw InvalidArgument("autoq: max_trials must be >= 1, got " + std::to_string(max_trials));
+  if (epochs < 1)
+    throw InvalidArgument("autoq: epochs must be >= 1, got " + std::to_string(epochs));
   if (tpe_startup_trials < 0 || tpe_candidates < 1 || !(tpe_gamma > 0.0 && tpe_gamma < 1.0) ||
       !(tpe_prior_weight > 0.0))
     throw InvalidArgument(
-        "autoq: TPE options need startup_trials >= 0, candidates >= 1, 0 < gamma < 1, prior_weight > 0");
-  if (hyperband_min_epochs < 1 || hyperband_max_epochs < hyperband_min_epochs || hyperband_eta < 2 ||
-      hyperband_iterations < 1)
-    throw InvalidArgument("autoq: Hyperband needs 1 <= min_epochs <= max_epochs, eta >= 2, iterations >= 1 (got " +
-                          std::to_string(hyperband_min_epochs) + ", " + std::to_string(hyperband_max_epochs) + ", " +
-                          std::to_string(hyperband_eta) + ", " + std::to_string(hyperband_iterations) + ")");
+        "autoq: TPE options need startup_trials >= 0, candidates >= 1, 0 < gamma < 1, prior_weight "
+        "> 0");
+  if (hyperband_min_epochs < 1 || hyperband_max_epochs < hyperband_min_epochs ||
+      hyperband_eta < 2 || hyperband_iterations < 1)
+    throw InvalidArgument(
+        "autoq: Hyperband needs 1 <= min_epochs <= max_epochs, eta >= 2, iterations >= 1 (got " +
+        std::to_string(hyperband_min_epochs) + ", " + std::to_string(hyperband_max_epochs) + ", " +
+        std::to_string(hyperband_eta) + ", " + std::to_string(hyperband_iterations) + ")");
   if (study_name.empty()) throw InvalidArgument("autoq: study_name is empty");
   if (!(poll_seconds > 0.0)) throw InvalidArgument("autoq: poll_seconds must be > 0");
 }
@@ -264,11 +274,15 @@ std::unique_ptr<Strategy> make_strategy(const SearchOptions& o, RankFn rank) {
 }
 
 Search::Search(SearchSpace space, Goal goal, double reference_cost, SearchOptions options)
-    : space_(std::move(space)), goal_(std::move(goal)), reference_cost_(reference_cost), options_(std::move(options)) {
+    : space_(std::move(space)),
+      goal_(std::move(goal)),
+      reference_cost_(reference_cost),
+      options_(std::move(options)) {
   options_.validate();
   goal_.factor.validate();
   if (!(std::isfinite(reference_cost) && reference_cost > 0.0))
-    throw InvalidArgument("autoq: the reference cost must be finite and > 0, got " + num(reference_cost));
+    throw InvalidArgument("autoq: the reference cost must be finite and > 0, got " +
+                          num(reference_cost));
   const std::string objective = options_.objective;
   const ForgivingFactor factor = goal_.factor;
   const double ref = reference_cost_;
@@ -292,21 +306,21 @@ Search::Search(SearchSpace space, Goal goal, double reference_cost, SearchOption
   storage_ = options_.storage.empty() ? memory_storage() : sqlite_storage(options_.storage);
   nlohmann::ordered_json meta;
   meta["space"] = nlohmann::ordered_json::parse(space_.to_json());
-  meta["goal"] = {{"type", goal_.type},
-                  {"delta_p", factor.delta_p},
-                  {"delta_n", factor.delta_n},
-                  {"rate", factor.rate},
-                  {"stress", factor.stress},
-                  {"options", nlohmann::ordered_json::parse(goal_.options)},
-                  {"reference_cost", ref}};
+  meta["goal"] = {
+      {"type", goal_.type},        {"delta_p", factor.delta_p},
+      {"delta_n", factor.delta_n}, {"rate", factor.rate},
+      {"stress", factor.stress},   {"options", nlohmann::ordered_json::parse(goal_.options)},
+      {"reference_cost", ref}};
   meta["strategy"] = {{"name", options_.strategy},
                       {"seed", options_.seed},
                       {"epochs", options_.epochs},
                       {"objective", options_.objective},
-                      {"tpe", {options_.tpe_startup_trials, options_.tpe_candidates, options_.tpe_gamma,
-                               options_.tpe_prior_weight}},
-                      {"hyperband", {options_.hyperband_min_epochs, options_.hyperband_max_epochs,
-                                     options_.hyperband_eta, options_.hyperband_iterations}}};
+                      {"tpe",
+                       {options_.tpe_startup_trials, options_.tpe_candidates, options_.tpe_gamma,
+                        options_.tpe_prior_weight}},
+                      {"hyperband",
+                       {options_.hyperband_min_epochs, options_.hyperband_max_epochs,
+                        options_.hyperband_eta, options_.hyperband_iterations}}};
   storage_->open(options_.study_name, meta.dump(), options_.overwrite);
   worker_ = make_worker_id();
 }
@@ -340,10 +354,12 @@ TrialConfig Search::config_of(const Trial& trial) const {
   return space_.decode(space_.choice_from_json(trial.params));
 }
 
-std::vector<Trial> Search::run(const TrialFn& fn, std::optional<int64_t> max_new_trials, const TrialCallback& on_trial) {
+std::vector<Trial> Search::run(const TrialFn& fn, std::optional<int64_t> max_new_trials,
+                               const TrialCallback& on_trial) {
   if (!fn) throw InvalidArgument("autoq: the trial function is empty");
   if (max_new_trials && *max_new_trials < 0)
-    throw InvalidArgument("autoq: max_new_trials must be >= 0, got " + std::to_string(*max_new_trials));
+    throw InvalidArgument("autoq: max_new_trials must be >= 0, got " +
+                          std::to_string(*max_new_trials));
   const int64_t budget = options_.max_trials;
   auto decide = [&](const std::vector<Trial>& ts) -> Decision {
     if (static_cast<int64_t>(ts.size()) >= budget) return Decision{};
@@ -420,7 +436,8 @@ std::vector<Trial> Search::run(const TrialFn& fn, std::optional<int64_t> max_new
         // the ETA extrapolates this run's pace (ran trials in now - start) to the trials left
         const int64_t done = static_cast<int64_t>(all.size());
         const double pace = (now_s() - start) / static_cast<double>(ran);
-        std::cerr << "\r" << progress_line(done, budget, best, pace * static_cast<double>(done)) << std::flush;
+        std::cerr << "\r" << progress_line(done, budget, best, pace * static_cast<double>(done))
+                  << std::flush;
       }
       if (on_trial) on_trial(t, all);
     }
@@ -431,10 +448,12 @@ std::vector<Trial> Search::run(const TrialFn& fn, std::optional<int64_t> max_new
 
 std::string progress_line(int64_t done, int64_t total, double best, double elapsed_s) {
   const int width = 24;
-  const double frac = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 0.0;
+  const double frac =
+      total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 0.0;
   const int fill = static_cast<int>(frac * width);
   std::ostringstream o;
-  o << "trials " << done << "/" << total << " [" << std::string(fill, '=') << std::string(width - fill, ' ') << "]";
+  o << "trials " << done << "/" << total << " [" << std::string(fill, '=')
+    << std::string(width - fill, ' ') << "]";
   if (!std::isnan(best)) {
     o.setf(std::ios::fixed);
     o.precision(4);
@@ -448,13 +467,15 @@ std::string progress_line(int64_t done, int64_t total, double best, double elaps
     return std::string(buf);
   };
   o << " elapsed " << hms(elapsed_s);
-  if (done > 0 && done < total) o << " ETA " << hms(elapsed_s / static_cast<double>(done) * (total - done));
+  if (done > 0 && done < total)
+    o << " ETA " << hms(elapsed_s / static_cast<double>(done) * (total - done));
   return o.str();
 }
 
 TextBar::TextBar(std::string label, int64_t total, std::ostream* out)
     : label_(std::move(label)), total_(total), out_(out ? out : &std::cerr), start_(now_s()) {
-  if (total < 0) throw InvalidArgument("autoq TextBar: total must be >= 0, got " + std::to_string(total));
+  if (total < 0)
+    throw InvalidArgument("autoq TextBar: total must be >= 0, got " + std::to_string(total));
 }
 
 TextBar::~TextBar() {

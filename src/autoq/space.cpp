@@ -3,11 +3,10 @@
 // AutoQ search space: AutoQKeras's AutoQKHyperModel._get_quantizer / quantize_model rules.
 #include "heteroq/autoq/space.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
@@ -67,15 +66,17 @@ SearchSpace SearchSpace::build(const std::vector<LayerDesc>& layers, const Space
                           std::to_string(options.activation_bits));
 
   // quantization_config: field -> ordered {spec: bits}.
-  const ojson qconfig =
-      parse(options.quantization_config.empty() ? default_quantization_config()
-                                                : options.quantization_config,
-            "quantization_config");
+  const ojson qconfig = parse(options.quantization_config.empty() ? default_quantization_config()
+                                                                  : options.quantization_config,
+                              "quantization_config");
   if (!qconfig.is_object())
     throw InvalidArgument("autoq: quantization_config must be a JSON object of fields");
-  static const std::set<std::string> kFields = {"kernel",           "bias",
-                                                "activation",       "linear",
-                                                "pointwise_kernel", "recurrent_kernel",
+  static const std::set<std::string> kFields = {"kernel",
+                                                "bias",
+                                                "activation",
+                                                "linear",
+                                                "pointwise_kernel",
+                                                "recurrent_kernel",
                                                 "recurrent_activation"};
   for (const auto& [field, entries] : qconfig.items()) {
     if (!kFields.count(field))
@@ -110,8 +111,8 @@ SearchSpace SearchSpace::build(const std::vector<LayerDesc>& layers, const Space
       for (size_t i = entry.size(); i < 3; ++i) entry.push_back(def[i]);
     for (const auto& v : entry)
       if (!(v.is_number() || (v.is_array() && std::all_of(v.begin(), v.end(), [](const ojson& x) {
-                                 return x.is_string();
-                               }))))
+                                return x.is_string();
+                              }))))
         throw InvalidArgument("autoq: limit[\"" + key +
                               "\"] values must be bit counts or lists of quantizer strings, got " +
                               v.dump());
@@ -157,8 +158,8 @@ SearchSpace SearchSpace::build(const std::vector<LayerDesc>& layers, const Space
       indexes.insert(i);
     }
   }
-  ojson fixed = options.fixed_config.empty() ? ojson::object()
-                                             : parse(options.fixed_config, "fixed_config");
+  ojson fixed =
+      options.fixed_config.empty() ? ojson::object() : parse(options.fixed_config, "fixed_config");
   if (!fixed.is_object()) throw InvalidArgument("autoq: fixed_config must be a JSON object");
   for (const auto& [key, v] : fixed.items())
     if (!names.count(key))
@@ -238,10 +239,9 @@ SearchSpace SearchSpace::build(const std::vector<LayerDesc>& layers, const Space
         }
       }
       if (p.choices.empty())
-        throw InvalidArgument("autoq: limit[\"" + name + "\"] = " + v.dump() + " for the " + field +
-                              " of layer \"" + layer.name +
-                              "\" is below every quantizer of quantization_config[\"" + field +
-                              "\"]");
+        throw InvalidArgument(
+            "autoq: limit[\"" + name + "\"] = " + v.dump() + " for the " + field + " of layer \"" +
+            layer.name + "\" is below every quantizer of quantization_config[\"" + field + "\"]");
     }
     const int64_t idx = add_param(std::move(p));
     if (found) groups[name][index] = idx;
@@ -258,9 +258,8 @@ SearchSpace SearchSpace::build(const std::vector<LayerDesc>& layers, const Space
     if (is_kernel_kind(layer.kind)) {
       const int64_t kq = get_quantizer(layer, "kernel", 0, layer.name + "_kernel");
       if (kq < 0) continue;
-      ls.slots.emplace_back(layer.kind == "DepthwiseConv2D" ? "depthwise_quantizer"
-                                                            : "kernel_quantizer",
-                            kq);
+      ls.slots.emplace_back(
+          layer.kind == "DepthwiseConv2D" ? "depthwise_quantizer" : "kernel_quantizer", kq);
       if (options.tune_filters != "none" && is_filter_kind(layer.kind) &&
           !(exceptions && std::regex_search(layer.name, *exceptions))) {
         if (layer.width <= 0)
@@ -328,8 +327,8 @@ SearchSpace SearchSpace::build(const std::vector<LayerDesc>& layers, const Space
   return s;
 }
 
-SearchSpace SearchSpace::from_bit_ranges(const std::vector<LayerDesc>& layers,
-                                         const BitRanges& r, SpaceOptions options) {
+SearchSpace SearchSpace::from_bit_ranges(const std::vector<LayerDesc>& layers, const BitRanges& r,
+                                         SpaceOptions options) {
   if (!options.quantization_config.empty())
     throw InvalidArgument(
         "autoq: from_bit_ranges builds the quantization_config; options.quantization_config must "
@@ -338,8 +337,9 @@ SearchSpace SearchSpace::from_bit_ranges(const std::vector<LayerDesc>& layers,
   auto field = [&](const std::string& name, int64_t lo, int64_t hi, const std::string& tmpl) {
     if (lo == 0 && hi == 0) return;
     if (lo < 1 || hi < lo)
-      throw InvalidArgument("autoq: bit range for " + name + " must satisfy 1 <= min <= max, got [" +
-                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      throw InvalidArgument("autoq: bit range for " + name +
+                            " must satisfy 1 <= min <= max, got [" + std::to_string(lo) + ", " +
+                            std::to_string(hi) + "]");
     if (tmpl.find("{bits}") == std::string::npos)
       throw InvalidArgument("autoq: the " + name + " template \"" + tmpl + "\" has no {bits}");
     ojson f = ojson::object();
@@ -408,8 +408,7 @@ std::vector<int64_t> SearchSpace::choice_from_json(const std::string& params_jso
   if (!j.is_object()) throw InvalidArgument("autoq: trial params must be a JSON object");
   std::vector<int64_t> c;
   for (const auto& p : params_) {
-    if (!j.contains(p.name))
-      throw InvalidArgument("autoq: trial params lack \"" + p.name + "\"");
+    if (!j.contains(p.name)) throw InvalidArgument("autoq: trial params lack \"" + p.name + "\"");
     const ojson& v = j[p.name];
     const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
     const auto it = std::find(p.choices.begin(), p.choices.end(), text);
@@ -446,13 +445,16 @@ std::string SearchSpace::to_json() const {
   return j.dump();
 }
 
-std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers, const std::vector<std::string>& blocks,
-                               const std::map<std::string, double>& layer_costs, const std::string& schedule,
-                               int64_t max_trials, double reference_cost, const std::string& limit_text,
+std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers,
+                               const std::vector<std::string>& blocks,
+                               const std::map<std::string, double>& layer_costs,
+                               const std::string& schedule, int64_t max_trials,
+                               double reference_cost, const std::string& limit_text,
                                const std::optional<std::vector<int64_t>>& layer_indexes) {
   if (blocks.empty()) throw InvalidArgument("autoq blocks: no block patterns given");
   if (schedule != "sequential" && schedule != "cost")
-    throw InvalidArgument("autoq blocks: schedule must be \"sequential\" or \"cost\", got \"" + schedule + "\"");
+    throw InvalidArgument("autoq blocks: schedule must be \"sequential\" or \"cost\", got \"" +
+                          schedule + "\"");
   if (!(std::isfinite(reference_cost) && reference_cost > 0.0))
     throw InvalidArgument("autoq blocks: the reference cost must be finite and > 0");
   if (max_trials < 1) throw InvalidArgument("autoq blocks: max_trials must be >= 1");
@@ -462,7 +464,8 @@ std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers, const std::
   ojson def = limit.contains("default") ? limit["default"] : ojson(8);
   if (def.is_number()) def = ojson::array({def, def, def});
   if (!def.is_array() || def.size() != 3)
-    throw InvalidArgument("autoq blocks: limit[\"default\"] must be a number or a list of 3 values");
+    throw InvalidArgument(
+        "autoq blocks: limit[\"default\"] must be a number or a list of 3 values");
   for (auto& [key, entry] : limit.items()) {
     if (key == "default") continue;
     if (entry.is_number()) entry = ojson::array({entry, entry, entry});
@@ -473,7 +476,8 @@ std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers, const std::
     try {
       return std::regex(re, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      throw InvalidArgument("autoq blocks: " + what + " \"" + re + "\" is not a valid regex: " + e.what());
+      throw InvalidArgument("autoq blocks: " + what + " \"" + re +
+                            "\" is not a valid regex: " + e.what());
     }
   };
   std::set<int64_t> indexes;
@@ -495,17 +499,22 @@ std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers, const std::
     ojson new_limit = ojson::object();
     std::vector<std::pair<std::string, std::vector<std::string>>> grouped;
     for (const auto& name : b.layers) {
-      const LayerDesc& layer = *std::find_if(layers.begin(), layers.end(), [&](const LayerDesc& l) { return l.name == name; });
+      const LayerDesc& layer = *std::find_if(layers.begin(), layers.end(),
+                                             [&](const LayerDesc& l) { return l.name == name; });
       std::optional<ojson> target;
       if (limit.contains(layer.kind)) target = limit[layer.kind];
       std::string key = name;
       for (const auto& [lp, value] : limit.items()) {
         if (lp == "default") continue;
-        if (std::regex_search(name, compile(lp, "limit key"), std::regex_constants::match_continuous)) {
+        if (std::regex_search(name, compile(lp, "limit key"),
+                              std::regex_constants::match_continuous)) {
           target = value;
-          auto g = std::find_if(grouped.begin(), grouped.end(), [&](const auto& x) { return x.first == lp; });
-          if (g == grouped.end()) grouped.push_back({lp, {name}});
-          else g->second.push_back(name);
+          auto g = std::find_if(grouped.begin(), grouped.end(),
+                                [&](const auto& x) { return x.first == lp; });
+          if (g == grouped.end())
+            grouped.push_back({lp, {name}});
+          else
+            g->second.push_back(name);
           key.clear();
           break;
         }
@@ -518,13 +527,16 @@ std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers, const std::
       new_limit[k + ")$"] = limit[lp];
     }
     if (new_limit.empty())
-      throw InvalidArgument("autoq blocks: block \"" + pattern + "\" matches no layer the limit covers");
+      throw InvalidArgument("autoq blocks: block \"" + pattern +
+                            "\" matches no layer the limit covers");
     b.limit = new_limit.dump();
-    b.max_trials = static_cast<int64_t>(std::max(10.0, static_cast<double>(max_trials) * b.cost / reference_cost));
+    b.max_trials = static_cast<int64_t>(
+        std::max(10.0, static_cast<double>(max_trials) * b.cost / reference_cost));
     out.push_back(std::move(b));
   }
   if (schedule == "cost")
-    std::stable_sort(out.begin(), out.end(), [](const Block& a, const Block& b) { return a.cost > b.cost; });
+    std::stable_sort(out.begin(), out.end(),
+                     [](const Block& a, const Block& b) { return a.cost > b.cost; });
   return out;
 }
 

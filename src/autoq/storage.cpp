@@ -1,7 +1,6 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
 //
 // AutoQ study storage: in memory and SQLite.
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
@@ -65,7 +65,9 @@ std::string csv_num(double v) {
   return o.str();
 }
 
-nlohmann::json num_json(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
+nlohmann::json num_json(double v) {
+  return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+}
 
 // ---------------------------------------------------------------------------------------------
 class MemoryStorage final : public StudyStorage {
@@ -159,7 +161,8 @@ class SqliteStorage final : public StudyStorage {
  public:
   explicit SqliteStorage(const std::string& path) : path_(path) {
     if (path.empty()) throw InvalidArgument("autoq: the study file path is empty");
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
       const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       db_ = nullptr;
@@ -172,12 +175,18 @@ class SqliteStorage final : public StudyStorage {
       exec("BEGIN IMMEDIATE");
       exec("CREATE TABLE IF NOT EXISTS autoq_format(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
       exec("CREATE TABLE IF NOT EXISTS autoq_studies(name TEXT PRIMARY KEY, meta TEXT NOT NULL)");
-      exec("CREATE TABLE IF NOT EXISTS autoq_attrs(study TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
-           "PRIMARY KEY(study, key))");
-      exec("CREATE TABLE IF NOT EXISTS autoq_trials(study TEXT NOT NULL, number INTEGER NOT NULL, params TEXT NOT NULL, "
-           "status TEXT NOT NULL, metric REAL, cost REAL, score REAL, epochs INTEGER, bracket INTEGER, rung INTEGER, "
-           "parent INTEGER, worker TEXT, pid INTEGER, attempts INTEGER, started REAL, finished REAL, duration REAL, "
-           "overhead REAL, error TEXT, user_attrs TEXT, PRIMARY KEY(study, number))");
+      exec(
+          "CREATE TABLE IF NOT EXISTS autoq_attrs(study TEXT NOT NULL, key TEXT NOT NULL, value "
+          "TEXT NOT NULL, "
+          "PRIMARY KEY(study, key))");
+      exec(
+          "CREATE TABLE IF NOT EXISTS autoq_trials(study TEXT NOT NULL, number INTEGER NOT NULL, "
+          "params TEXT NOT NULL, "
+          "status TEXT NOT NULL, metric REAL, cost REAL, score REAL, epochs INTEGER, bracket "
+          "INTEGER, rung INTEGER, "
+          "parent INTEGER, worker TEXT, pid INTEGER, attempts INTEGER, started REAL, finished "
+          "REAL, duration REAL, "
+          "overhead REAL, error TEXT, user_attrs TEXT, PRIMARY KEY(study, number))");
       exec(std::string("INSERT OR IGNORE INTO autoq_format VALUES('format', '") + kFormat + "')");
       std::string fmt;
       query("SELECT value FROM autoq_format WHERE key='format'", {},
@@ -188,8 +197,9 @@ class SqliteStorage final : public StudyStorage {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       sqlite3_close(db_);
       db_ = nullptr;
-      throw InvalidArgument("autoq: \"" + path + "\" is not a readable AutoQ study file (corrupted, or not one): " +
-                            e.what());
+      throw InvalidArgument(
+          "autoq: \"" + path +
+          "\" is not a readable AutoQ study file (corrupted, or not one): " + e.what());
     }
   }
   ~SqliteStorage() override {
@@ -199,11 +209,13 @@ class SqliteStorage final : public StudyStorage {
   void open(const std::string& study, const std::string& meta, bool overwrite) override {
     Tx tx(this);
     std::optional<std::string> old;
-    query("SELECT meta FROM autoq_studies WHERE name=?", {study}, [&](sqlite3_stmt* s) { old = text(s, 0); });
+    query("SELECT meta FROM autoq_studies WHERE name=?", {study},
+          [&](sqlite3_stmt* s) { old = text(s, 0); });
     if (old && *old != meta && !overwrite)
-      throw InvalidArgument("autoq: study \"" + study + "\" in \"" + path_ +
-                            "\" exists with another search space, goal or strategy; pass overwrite=true to replace "
-                            "it, or use another study name or file");
+      throw InvalidArgument(
+          "autoq: study \"" + study + "\" in \"" + path_ +
+          "\" exists with another search space, goal or strategy; pass overwrite=true to replace "
+          "it, or use another study name or file");
     if (overwrite) {
       run("DELETE FROM autoq_trials WHERE study=?", {study});
       run("DELETE FROM autoq_attrs WHERE study=?", {study});
@@ -223,15 +235,17 @@ class SqliteStorage final : public StudyStorage {
     for (auto& t : ts)
       if (orphaned(t, host)) {
         t.status = "pending";
-        run("UPDATE autoq_trials SET status='pending' WHERE study=? AND number=?", {study_, std::to_string(t.number)});
+        run("UPDATE autoq_trials SET status='pending' WHERE study=? AND number=?",
+            {study_, std::to_string(t.number)});
       }
     for (auto& t : ts)
       if (t.status == "pending") {
         mark(t, worker);
-        run("UPDATE autoq_trials SET status='running', worker=?, pid=?, attempts=?, started=? WHERE study=? AND "
+        run("UPDATE autoq_trials SET status='running', worker=?, pid=?, attempts=?, started=? "
+            "WHERE study=? AND "
             "number=?",
-            {t.worker, std::to_string(t.pid), std::to_string(t.attempts), csv_num(t.started), study_,
-             std::to_string(t.number)});
+            {t.worker, std::to_string(t.pid), std::to_string(t.attempts), csv_num(t.started),
+             study_, std::to_string(t.number)});
         tx.commit();
         return t;
       }
@@ -279,13 +293,16 @@ class SqliteStorage final : public StudyStorage {
   }
   std::vector<std::string> studies() override {
     std::vector<std::string> out;
-    query("SELECT name FROM autoq_studies ORDER BY name", {}, [&](sqlite3_stmt* s) { out.push_back(text(s, 0)); });
+    query("SELECT name FROM autoq_studies ORDER BY name", {},
+          [&](sqlite3_stmt* s) { out.push_back(text(s, 0)); });
     return out;
   }
 
  private:
   struct Tx {
-    Tx(SqliteStorage* s, bool write = true) : s_(s) { s_->exec(write ? "BEGIN IMMEDIATE" : "BEGIN"); }
+    Tx(SqliteStorage* s, bool write = true) : s_(s) {
+      s_->exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+    }
     void commit() {
       s_->exec("COMMIT");
       done_ = true;
@@ -309,14 +326,16 @@ class SqliteStorage final : public StudyStorage {
     t.started = now_s();
   }
   [[noreturn]] void fail(const std::string& what) const {
-    throw InvalidArgument("autoq: study file \"" + path_ + "\": " + what + ": " + sqlite3_errmsg(db_));
+    throw InvalidArgument("autoq: study file \"" + path_ + "\": " + what + ": " +
+                          sqlite3_errmsg(db_));
   }
   void exec(const std::string& sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "error";
       sqlite3_free(err);
-      throw InvalidArgument("autoq: study file \"" + path_ + "\": " + sql.substr(0, 40) + ": " + msg);
+      throw InvalidArgument("autoq: study file \"" + path_ + "\": " + sql.substr(0, 40) + ": " +
+                            msg);
     }
   }
   // Binds text parameters (an empty text for a NaN number binds NULL).
@@ -332,7 +351,9 @@ class SqliteStorage final : public StudyStorage {
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) fail("query");
   }
-  void run(const std::string& sql, const std::vector<std::string>& args) { query(sql, args, nullptr); }
+  void run(const std::string& sql, const std::vector<std::string>& args) {
+    query(sql, args, nullptr);
+  }
   static std::string text(sqlite3_stmt* s, int c) {
     const unsigned char* t = sqlite3_column_text(s, c);
     return t ? reinterpret_cast<const char*>(t) : "";
@@ -342,31 +363,34 @@ class SqliteStorage final : public StudyStorage {
   }
   std::vector<Trial> load() {
     std::vector<Trial> out;
-    query("SELECT number, params, status, metric, cost, score, epochs, bracket, rung, parent, worker, pid, attempts, "
-          "started, finished, duration, overhead, error, user_attrs FROM autoq_trials WHERE study=? ORDER BY number",
-          {need_study()}, [&](sqlite3_stmt* s) {
-            Trial t;
-            t.number = sqlite3_column_int64(s, 0);
-            t.params = text(s, 1);
-            t.status = text(s, 2);
-            t.metric = real(s, 3);
-            t.cost = real(s, 4);
-            t.score = real(s, 5);
-            t.epochs = sqlite3_column_int64(s, 6);
-            t.bracket = sqlite3_column_int64(s, 7);
-            t.rung = sqlite3_column_int64(s, 8);
-            t.parent = sqlite3_column_int64(s, 9);
-            t.worker = text(s, 10);
-            t.pid = sqlite3_column_int64(s, 11);
-            t.attempts = sqlite3_column_int64(s, 12);
-            t.started = real(s, 13);
-            t.finished = real(s, 14);
-            t.duration = real(s, 15);
-            t.overhead = real(s, 16);
-            t.error = text(s, 17);
-            t.user_attrs = text(s, 18);
-            out.push_back(std::move(t));
-          });
+    query(
+        "SELECT number, params, status, metric, cost, score, epochs, bracket, rung, parent, "
+        "worker, pid, attempts, "
+        "started, finished, duration, overhead, error, user_attrs FROM autoq_trials WHERE study=? "
+        "ORDER BY number",
+        {need_study()}, [&](sqlite3_stmt* s) {
+          Trial t;
+          t.number = sqlite3_column_int64(s, 0);
+          t.params = text(s, 1);
+          t.status = text(s, 2);
+          t.metric = real(s, 3);
+          t.cost = real(s, 4);
+          t.score = real(s, 5);
+          t.epochs = sqlite3_column_int64(s, 6);
+          t.bracket = sqlite3_column_int64(s, 7);
+          t.rung = sqlite3_column_int64(s, 8);
+          t.parent = sqlite3_column_int64(s, 9);
+          t.worker = text(s, 10);
+          t.pid = sqlite3_column_int64(s, 11);
+          t.attempts = sqlite3_column_int64(s, 12);
+          t.started = real(s, 13);
+          t.finished = real(s, 14);
+          t.duration = real(s, 15);
+          t.overhead = real(s, 16);
+          t.error = text(s, 17);
+          t.user_attrs = text(s, 18);
+          out.push_back(std::move(t));
+        });
     return out;
   }
   void write(const Trial& t, bool insert) {
@@ -395,10 +419,13 @@ class SqliteStorage final : public StudyStorage {
         "params=?, status=?, metric=CAST(NULLIF(?,'') AS REAL), cost=CAST(NULLIF(?,'') AS REAL), "
         "score=CAST(NULLIF(?,'') AS REAL), epochs=CAST(? AS INTEGER), bracket=CAST(? AS INTEGER), "
         "rung=CAST(? AS INTEGER), parent=CAST(? AS INTEGER), worker=?, pid=CAST(? AS INTEGER), "
-        "attempts=CAST(? AS INTEGER), started=CAST(NULLIF(?,'') AS REAL), finished=CAST(NULLIF(?,'') AS REAL), "
-        "duration=CAST(NULLIF(?,'') AS REAL), overhead=CAST(NULLIF(?,'') AS REAL), error=?, user_attrs=?";
+        "attempts=CAST(? AS INTEGER), started=CAST(NULLIF(?,'') AS REAL), "
+        "finished=CAST(NULLIF(?,'') AS REAL), "
+        "duration=CAST(NULLIF(?,'') AS REAL), overhead=CAST(NULLIF(?,'') AS REAL), error=?, "
+        "user_attrs=?";
     if (insert)
-      run("INSERT INTO autoq_trials(study, number, params, status) VALUES(?, CAST(? AS INTEGER), '', '')",
+      run("INSERT INTO autoq_trials(study, number, params, status) VALUES(?, CAST(? AS INTEGER), "
+          "'', '')",
           {need_study(), std::to_string(t.number)});
     run("UPDATE autoq_trials SET " + cols + " WHERE study=? AND number=CAST(? AS INTEGER)", v);
   }
@@ -418,20 +445,22 @@ std::unique_ptr<StudyStorage> sqlite_storage(const std::string& path) {
 std::string make_worker_id() {
   std::random_device rd;
   std::ostringstream o;
-  o << host_name() << ":" << ::getpid() << ":" << std::hex << (static_cast<uint64_t>(rd()) << 32 | rd());
+  o << host_name() << ":" << ::getpid() << ":" << std::hex
+    << (static_cast<uint64_t>(rd()) << 32 | rd());
   return o.str();
 }
 
 std::string trials_to_csv(const std::vector<Trial>& trials) {
   std::ostringstream o;
-  o << "number,status,metric,cost,score,epochs,bracket,rung,parent,attempts,started,finished,duration,overhead,"
+  o << "number,status,metric,cost,score,epochs,bracket,rung,parent,attempts,started,finished,"
+       "duration,overhead,"
        "worker,error,params,user_attrs\n";
   for (const auto& t : trials)
     o << t.number << "," << t.status << "," << csv_num(t.metric) << "," << csv_num(t.cost) << ","
-      << csv_num(t.score) << "," << t.epochs << "," << t.bracket << "," << t.rung << "," << t.parent << ","
-      << t.attempts << "," << csv_num(t.started) << "," << csv_num(t.finished) << "," << csv_num(t.duration) << ","
-      << csv_num(t.overhead) << "," << csv_field(t.worker) << "," << csv_field(t.error) << ","
-      << csv_field(t.params) << "," << csv_field(t.user_attrs) << "\n";
+      << csv_num(t.score) << "," << t.epochs << "," << t.bracket << "," << t.rung << "," << t.parent
+      << "," << t.attempts << "," << csv_num(t.started) << "," << csv_num(t.finished) << ","
+      << csv_num(t.duration) << "," << csv_num(t.overhead) << "," << csv_field(t.worker) << ","
+      << csv_field(t.error) << "," << csv_field(t.params) << "," << csv_field(t.user_attrs) << "\n";
   return o.str();
 }
 
@@ -449,12 +478,24 @@ std::string trials_to_json(const std::vector<Trial>& trials) {
     } catch (...) {
       attrs = t.user_attrs;
     }
-    a.push_back({{"number", t.number},     {"status", t.status},     {"metric", num_json(t.metric)},
-                 {"cost", num_json(t.cost)}, {"score", num_json(t.score)}, {"epochs", t.epochs},
-                 {"bracket", t.bracket},   {"rung", t.rung},         {"parent", t.parent},
-                 {"attempts", t.attempts}, {"started", num_json(t.started)}, {"finished", num_json(t.finished)},
-                 {"duration", num_json(t.duration)}, {"overhead", num_json(t.overhead)}, {"worker", t.worker},
-                 {"error", t.error},       {"params", params},       {"user_attrs", attrs}});
+    a.push_back({{"number", t.number},
+                 {"status", t.status},
+                 {"metric", num_json(t.metric)},
+                 {"cost", num_json(t.cost)},
+                 {"score", num_json(t.score)},
+                 {"epochs", t.epochs},
+                 {"bracket", t.bracket},
+                 {"rung", t.rung},
+                 {"parent", t.parent},
+                 {"attempts", t.attempts},
+                 {"started", num_json(t.started)},
+                 {"finished", num_json(t.finished)},
+                 {"duration", num_json(t.duration)},
+                 {"overhead", num_json(t.overhead)},
+                 {"worker", t.worker},
+                 {"error", t.error},
+                 {"params", params},
+                 {"user_attrs", attrs}});
   }
   return a.dump(1);
 }

@@ -1,7 +1,6 @@
 // Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
 // Tests of the AutoQ search engine core: forgiving factor, search space, storage, strategies.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cmath>
@@ -9,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
@@ -87,7 +87,8 @@ TEST(AutoQGoal, ParseGoal) {
   EXPECT_FALSE(opts.contains("delta_p"));
   EXPECT_EQ(aq::parse_goal("").type, "bits");
   EXPECT_THROW(aq::parse_goal("{\"params\": {}}"), InvalidArgument);
-  EXPECT_THROW(aq::parse_goal("{\"type\": \"bits\", \"params\": {\"rate\": \"x\"}}"), InvalidArgument);
+  EXPECT_THROW(aq::parse_goal("{\"type\": \"bits\", \"params\": {\"rate\": \"x\"}}"),
+               InvalidArgument);
   EXPECT_THROW(aq::parse_goal("{\"type\": \"bits\", \"params\": {\"rate\": 1}}"), InvalidArgument);
   EXPECT_THROW(aq::parse_goal("{not json"), InvalidArgument);
 }
@@ -119,8 +120,9 @@ TEST(AutoQSpace, DefaultConfigAndLimit) {
   EXPECT_EQ(s.params()[1].choices.size(), 3u);
   EXPECT_EQ(s.params()[2].name, "relu1_activation_quantizer");
   EXPECT_EQ(s.params()[2].choices,
-            (std::vector<std::string>{"binary", "binary(alpha='auto_po2')", "ternary", "quantized_relu(3,1)",
-                                      "quantized_relu(4,2)", "quantized_relu_po2(4,4)"}));
+            (std::vector<std::string>{"binary", "binary(alpha='auto_po2')", "ternary",
+                                      "quantized_relu(3,1)", "quantized_relu(4,2)",
+                                      "quantized_relu_po2(4,4)"}));
   std::vector<int64_t> c(s.params().size(), 0);
   c[0] = 5;  // quantized_bits(4,0,1)
   const auto t = s.decode(c);
@@ -138,19 +140,22 @@ TEST(AutoQSpace, DefaultConfigAndLimit) {
 TEST(AutoQSpace, PaddingRegexGroupsAndLists) {
   aq::SpaceOptions o;
   // "fc[12]" groups fc1 and fc2 (one hyperparameter per field); Dense pads [2] with default 8.
-  o.limit = R"J({"fc[12]": [["quantized_bits(4,0,1)", "ternary"], 4, 4], "Dense": [2], "default": 8})J";
+  o.limit =
+      R"J({"fc[12]": [["quantized_bits(4,0,1)", "ternary"], 4, 4], "Dense": [2], "default": 8})J";
   const auto s = aq::SearchSpace::build(mlp(), o);
   std::map<std::string, aq::Param> by;
   for (const auto& p : s.params()) by[p.name] = p;
   ASSERT_TRUE(by.count("fc[12]_kernel_quantizer"));
   EXPECT_EQ(by["fc[12]_kernel_quantizer"].layers, (std::vector<std::string>{"fc1", "fc2"}));
-  EXPECT_EQ(by["fc[12]_kernel_quantizer"].choices, (std::vector<std::string>{"quantized_bits(4,0,1)", "ternary"}));
+  EXPECT_EQ(by["fc[12]_kernel_quantizer"].choices,
+            (std::vector<std::string>{"quantized_bits(4,0,1)", "ternary"}));
   EXPECT_EQ(by["fc[12]_bias_quantizer"].choices.size(), 2u);  // bias <= 4
   // fc3: Dense [2] padded to [2, 8, 8]
   EXPECT_EQ(by["fc3_kernel_quantizer"].choices.size(), 5u);  // 1, 1, 2, 2, 2 bits
   EXPECT_EQ(by["fc3_bias_quantizer"].choices.size(), 3u);
   EXPECT_FALSE(by.count("relu1_activation_quantizer"));  // no Activation entry: not quantized
-  const auto q = nlohmann::json::parse(s.decode(std::vector<int64_t>(s.params().size(), 1)).quantizer_config);
+  const auto q =
+      nlohmann::json::parse(s.decode(std::vector<int64_t>(s.params().size(), 1)).quantizer_config);
   EXPECT_EQ(q["fc1"]["kernel_quantizer"], "ternary");
   EXPECT_EQ(q["fc2"]["kernel_quantizer"], "ternary");
 }
@@ -252,7 +257,8 @@ aq::SearchSpace toy_space() {
   o.quantization_config = R"J({"kernel": {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5},
                                "bias": {"a": 1, "b": 2, "c": 3},
                                "activation": {"a": 1, "b": 2, "c": 3, "d": 4}})J";
-  std::vector<aq::LayerDesc> l = {{"fc1", "Dense", "", true, 8}, {"r1", "Activation", "relu", false, 0},
+  std::vector<aq::LayerDesc> l = {{"fc1", "Dense", "", true, 8},
+                                  {"r1", "Activation", "relu", false, 0},
                                   {"fc2", "Dense", "", false, 4}};
   return aq::SearchSpace::build(l, o);
 }
@@ -312,7 +318,8 @@ TEST(AutoQSearch, SeededAndReproducible) {
     const auto space = toy_space();
     aq::Search s(space, aq::Goal{}, 100.0, o);
     std::vector<std::string> p;
-    for (const auto& t : s.run([&](const aq::TrialContext& c) { return toy(space, c); })) p.push_back(t.params);
+    for (const auto& t : s.run([&](const aq::TrialContext& c) { return toy(space, c); }))
+      p.push_back(t.params);
     return p;
   };
   for (const char* st : {"random", "bayesian", "hyperband"}) {
@@ -464,7 +471,8 @@ namespace {
 
 torch::nn::Sequential tiny_mlp() {
   torch::manual_seed(0);
-  return torch::nn::Sequential(torch::nn::Linear(6, 12), torch::nn::ReLU(), torch::nn::Linear(12, 3));
+  return torch::nn::Sequential(torch::nn::Linear(6, 12), torch::nn::ReLU(),
+                               torch::nn::Linear(12, 3));
 }
 
 // The weight bits of a model (QKeras's print_qstats "Total Bits"), float weights as 32 bits.
@@ -496,7 +504,8 @@ TEST(AutoQModel, SearchTrainsBuildsAndSaves) {
   aq::ModelSearchOptions o;
   o.space.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
   // (the default config's stochastic_ternary needs qkeras_compatible's implicit alpha to train)
-  o.space.quantization_config = R"J({"kernel": {"quantized_bits(4,0,1)": 4, "quantized_bits(6,0,1)": 6,
+  o.space.quantization_config =
+      R"J({"kernel": {"quantized_bits(4,0,1)": 4, "quantized_bits(6,0,1)": 6,
       "quantized_po2(4,1)": 4}, "bias": {"quantized_bits(8,3,1)": 8}, "activation": {"quantized_relu(4,2)": 4,
       "quantized_relu(8,2)": 8}})J";
   o.search.strategy = "bayesian";
@@ -505,25 +514,27 @@ TEST(AutoQModel, SearchTrainsBuildsAndSaves) {
   o.search.epochs = 2;
   aq::ModelSearch s(tiny_mlp(), aq::Goal{}, weight_bits, o);
   int calls = 0;
-  const auto trials = s.run([&](torch::nn::Sequential& m, int64_t epochs, const aq::TrialContext& t) {
-    ++calls;
-    EXPECT_EQ(epochs, 2);
-    torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(1e-2));
-    for (int64_t e = 0; e < epochs; ++e) {
-      opt.zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(m->forward(x), y);
-      loss.backward();
-      opt.step();
-    }
-    torch::NoGradGuard ng;
-    return m->forward(x).argmax(1).eq(y).to(torch::kDouble).mean().item<double>();
-  });
+  const auto trials =
+      s.run([&](torch::nn::Sequential& m, int64_t epochs, const aq::TrialContext& t) {
+        ++calls;
+        EXPECT_EQ(epochs, 2);
+        torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(1e-2));
+        for (int64_t e = 0; e < epochs; ++e) {
+          opt.zero_grad();
+          auto loss = torch::nn::functional::cross_entropy(m->forward(x), y);
+          loss.backward();
+          opt.step();
+        }
+        torch::NoGradGuard ng;
+        return m->forward(x).argmax(1).eq(y).to(torch::kDouble).mean().item<double>();
+      });
   EXPECT_EQ(calls, 4);
   ASSERT_EQ(trials.size(), 4u);
   for (const auto& t : trials) {
     EXPECT_EQ(t.status, "complete") << t.error;
     EXPECT_LT(t.cost, s.search().reference_cost());  // <= 8-bit quantizers vs 32-bit floats
-    EXPECT_NEAR(t.score, aq::ForgivingFactor{}.score(t.metric, s.search().reference_cost(), t.cost), 1e-12);
+    EXPECT_NEAR(t.score, aq::ForgivingFactor{}.score(t.metric, s.search().reference_cost(), t.cost),
+                1e-12);
   }
   auto best = s.best_model();
   ASSERT_TRUE(best.has_value());
@@ -543,9 +554,10 @@ TEST(AutoQModel, NamedGoalsRegistry) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("unknown goal \"latency\""), std::string::npos);
   }
-  aq::register_cost("test_bits", [](const std::vector<int64_t>& shape, const std::string&) -> aq::CostFn {
-    return [shape](const torch::nn::Sequential& m, bool r) { return weight_bits(m, r); };
-  });
+  aq::register_cost(
+      "test_bits", [](const std::vector<int64_t>& shape, const std::string&) -> aq::CostFn {
+        return [shape](const torch::nn::Sequential& m, bool r) { return weight_bits(m, r); };
+      });
   aq::ModelSearchOptions o;
   o.space.limit = R"J({"Dense": [4, 4, 4]})J";
   o.search.max_trials = 2;
@@ -559,7 +571,8 @@ TEST(AutoQSpace, PlanBlocks) {
   // costs: fc1 100, fc2 300, fc3 50 (reference 450)
   const std::map<std::string, double> costs = {{"fc1", 100}, {"fc2", 300}, {"fc3", 50}};
   const std::string limit = R"J({"Dense": [4], "Activation": [4], "relu.*": [3]})J";
-  auto plan = aq::plan_blocks(mlp(), {"fc1|relu1", "fc2|relu2", "fc3"}, costs, "cost", 45, 450.0, limit);
+  auto plan =
+      aq::plan_blocks(mlp(), {"fc1|relu1", "fc2|relu2", "fc3"}, costs, "cost", 45, 450.0, limit);
   ASSERT_EQ(plan.size(), 3u);
   EXPECT_EQ(plan[0].pattern, "fc2|relu2");
   EXPECT_EQ(plan[0].layers, (std::vector<std::string>{"fc2", "relu2"}));
@@ -586,7 +599,8 @@ TEST(AutoQSpace, PlanBlocks) {
 #include "heteroq/cost/qtools.h"
 
 TEST(AutoQModel, NamedGoalsUseTheCostModels) {
-  const std::string goal = R"J({"type": "energy", "params": {"delta_p": 8.0, "delta_n": 8.0, "rate": 2.0,
+  const std::string goal =
+      R"J({"type": "energy", "params": {"delta_p": 8.0, "delta_n": 8.0, "rate": 2.0,
       "stress": 1.0, "process": "horowitz", "parameters_on_memory": ["sram", "sram"],
       "activations_on_memory": ["sram", "sram"], "rd_wr_on_io": [false, false], "min_sram_size": [0, 0],
       "source_quantizers": ["int8"], "reference_internal": "int8", "reference_accumulator": "int32"}})J";
@@ -619,8 +633,10 @@ TEST(AutoQModel, NamedGoalsUseTheCostModels) {
   const auto fpga = aq::named_cost("fpga", {1, 6}, "{}");
   const auto est = heteroq::cost::fpga_estimate(model, {1, 6});
   EXPECT_EQ(fpga(model, false), static_cast<double>(est.lut + est.dsp));
-  EXPECT_THROW(aq::named_cost("energy", {1, 6}, R"J({"parameters_in_memory": "sram"})J"), InvalidArgument);
-  EXPECT_THROW(aq::named_cost("bits", {1, 6}, R"J({"config": {"Dense": ["parameters"]}})J"), InvalidArgument);
+  EXPECT_THROW(aq::named_cost("energy", {1, 6}, R"J({"parameters_in_memory": "sram"})J"),
+               InvalidArgument);
+  EXPECT_THROW(aq::named_cost("bits", {1, 6}, R"J({"config": {"Dense": ["parameters"]}})J"),
+               InvalidArgument);
 }
 
 TEST(AutoQSearch, ParetoObjectiveRanksByDomination) {
@@ -634,8 +650,9 @@ TEST(AutoQSearch, ParetoObjectiveRanksByDomination) {
   // metric grows with choice 0, cost with choice 0 and 1: a front of trade-offs
   const auto trials = s.run([&](const aq::TrialContext& c) {
     const auto x = space.choice_from_json(c.params);
-    return aq::TrialOutcome{0.2 + 0.1 * static_cast<double>(x[0]) + 0.01 * static_cast<double>(x[2]),
-                            10.0 + 10.0 * static_cast<double>(x[0]) + 3.0 * static_cast<double>(x[1]), "{}"};
+    return aq::TrialOutcome{
+        0.2 + 0.1 * static_cast<double>(x[0]) + 0.01 * static_cast<double>(x[2]),
+        10.0 + 10.0 * static_cast<double>(x[0]) + 3.0 * static_cast<double>(x[1]), "{}"};
   });
   std::vector<double> m, c;
   std::vector<int64_t> numbers;
@@ -654,18 +671,20 @@ TEST(AutoQSearch, ParetoObjectiveRanksByDomination) {
   int64_t worst_promoted = 0, best_other = 1 << 20;
   for (size_t i = 0; i < numbers.size(); ++i)
     (promoted.count(numbers[i]) ? worst_promoted : best_other) =
-        promoted.count(numbers[i]) ? std::max(worst_promoted, rank[i]) : std::min(best_other, rank[i]);
+        promoted.count(numbers[i]) ? std::max(worst_promoted, rank[i])
+                                   : std::min(best_other, rank[i]);
   EXPECT_LE(worst_promoted, best_other);
   // the front the engine reports is non-dominated
   const auto front = s.pareto();
   for (const auto& a : front)
     for (const auto& b : trials)
       if (b.status == "complete")
-        EXPECT_FALSE(b.metric >= a.metric && b.cost <= a.cost && (b.metric > a.metric || b.cost < a.cost));
+        EXPECT_FALSE(b.metric >= a.metric && b.cost <= a.cost &&
+                     (b.metric > a.metric || b.cost < a.cost));
 }
 
-// Driven by tests/python/test_autoq.py::test_cpp_resumes_a_python_study (skipped otherwise): the C++
-// engine continues a study the Python API started, with the same trial function.
+// Driven by tests/python/test_autoq.py::test_cpp_resumes_a_python_study (skipped otherwise): the
+// C++ engine continues a study the Python API started, with the same trial function.
 TEST(AutoQCross, ResumesAPythonStudy) {
   const char* path = std::getenv("HETEROQ_AUTOQ_STUDY");
   const char* reference = std::getenv("HETEROQ_AUTOQ_REFERENCE");
@@ -691,7 +710,8 @@ TEST(AutoQCross, ResumesAPythonStudy) {
     int64_t sum = 0;
     for (unsigned char ch : c.params) sum += ch;
     const auto& b = c.config.bits;
-    const double bits = b.at("0/kernel") * 72 + b.at("0/bias") * 12 + b.at("2/kernel") * 36 + b.at("2/bias") * 3;
+    const double bits =
+        b.at("0/kernel") * 72 + b.at("0/bias") * 12 + b.at("2/kernel") * 36 + b.at("2/bias") * 3;
     return aq::TrialOutcome{0.3 + 0.001 * static_cast<double>(sum % 97), bits, "{}"};
   });
   EXPECT_EQ(s.trials().size(), 6u);
@@ -699,8 +719,9 @@ TEST(AutoQCross, ResumesAPythonStudy) {
 
 TEST(AutoQModel, SchedulerBlocks) {
   torch::manual_seed(0);
-  torch::nn::Sequential model(torch::nn::Linear(6, 40), torch::nn::ReLU(), torch::nn::Linear(40, 12),
-                              torch::nn::ReLU(), torch::nn::Linear(12, 3));
+  torch::nn::Sequential model(torch::nn::Linear(6, 40), torch::nn::ReLU(),
+                              torch::nn::Linear(40, 12), torch::nn::ReLU(),
+                              torch::nn::Linear(12, 3));
   aq::ModelSearchOptions o;
   o.space.limit = R"J({"Dense": [8, 8, 8], "Activation": [8]})J";
   o.search.max_trials = 30;
@@ -753,11 +774,14 @@ TEST(AutoQModel, BuiltInTrainer) {
   const auto x = torch::randn({128, 6});
   const auto y = (x.select(1, 0) > 0).to(torch::kLong);
   aq::Batches train = {{x.slice(0, 0, 64), y.slice(0, 0, 64)}, {x.slice(0, 64), y.slice(0, 64)}};
-  auto fn = aq::make_trainer(train, {{x, y}}, [](const torch::Tensor& o, const torch::Tensor& t) {
-    return torch::nn::functional::cross_entropy(o, t);
-  }, [](std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
-    return std::make_unique<torch::optim::Adam>(std::move(p), torch::optim::AdamOptions(3e-2));
-  });
+  auto fn = aq::make_trainer(
+      train, {{x, y}},
+      [](const torch::Tensor& o, const torch::Tensor& t) {
+        return torch::nn::functional::cross_entropy(o, t);
+      },
+      [](std::vector<torch::Tensor> p) -> std::unique_ptr<torch::optim::Optimizer> {
+        return std::make_unique<torch::optim::Adam>(std::move(p), torch::optim::AdamOptions(3e-2));
+      });
   auto model = tiny_mlp();
   const double before = fn(model, 0, aq::TrialContext{});
   const double after = fn(model, 30, aq::TrialContext{});

@@ -38,7 +38,8 @@ HETEROQ_API torch::nn::Sequential scale_widths(const torch::nn::Sequential& mode
 /// The cost of a model for a goal; for_reference: price the float model as the goal's reference.
 using CostFn = std::function<double(const torch::nn::Sequential& model, bool for_reference)>;
 /// Makes a goal's CostFn from the input shape (one sample) and the goal's options (JSON text).
-using CostFactory = std::function<CostFn(const std::vector<int64_t>& input_shape, const std::string& options)>;
+using CostFactory =
+    std::function<CostFn(const std::vector<int64_t>& input_shape, const std::string& options)>;
 
 /// Registers (or replaces) a named goal's cost; "energy", "bits", "ebops" and "fpga" are
 /// registered by heteroq when its cost models are built in.
@@ -51,13 +52,17 @@ HETEROQ_API CostFn named_cost(const std::string& name, const std::vector<int64_t
                               const std::string& options);
 
 /// The user's training: trains `model` (already built for the trial) for `epochs` more epochs
-/// and returns the metric (higher is better). Throwing fails the trial; StopSearch stops the search.
-using TrainFn = std::function<double(torch::nn::Sequential& model, int64_t epochs, const TrialContext& trial)>;
+/// and returns the metric (higher is better). Throwing fails the trial; StopSearch stops the
+/// search.
+using TrainFn =
+    std::function<double(torch::nn::Sequential& model, int64_t epochs, const TrialContext& trial)>;
 
 /// Batches of (input, integer label) for make_trainer.
 using Batches = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
-using LossFn = std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& target)>;
-using OptimizerFactory = std::function<std::unique_ptr<torch::optim::Optimizer>(std::vector<torch::Tensor> params)>;
+using LossFn =
+    std::function<torch::Tensor(const torch::Tensor& output, const torch::Tensor& target)>;
+using OptimizerFactory =
+    std::function<std::unique_ptr<torch::optim::Optimizer>(std::vector<torch::Tensor> params)>;
 
 /**
  * The built-in training function for the common case (as heteroq.autoq.make_trainer): `epochs`
@@ -66,8 +71,8 @@ using OptimizerFactory = std::function<std::unique_ptr<torch::optim::Optimizer>(
  * over the epochs.
  * @throws heteroq::InvalidArgument for empty batches or a missing loss.
  */
-HETEROQ_API TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory optimizer = nullptr,
-                                 bool progress = false);
+HETEROQ_API TrainFn make_trainer(Batches train, Batches val, LossFn loss,
+                                 OptimizerFactory optimizer = nullptr, bool progress = false);
 
 struct HETEROQ_API ModelSearchOptions {
   SpaceOptions space;
@@ -93,7 +98,8 @@ struct HETEROQ_API ModelSearchOptions {
 class HETEROQ_API ModelSearch {
  public:
   /// `cost` prices trial models (and, with for_reference, the float model: the reference).
-  ModelSearch(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options);
+  ModelSearch(torch::nn::Sequential float_model, Goal goal, CostFn cost,
+              ModelSearchOptions options);
   /// A named goal ({"type", "params"} JSON text; empty: bits) resolved by named_cost().
   ModelSearch(torch::nn::Sequential float_model, const std::string& goal_json,
               const std::vector<int64_t>& input_shape, ModelSearchOptions options);
@@ -124,14 +130,15 @@ class HETEROQ_API ModelSearch {
  * AutoQKerasScheduler over a Sequential (the C++ counterpart of heteroq.autoq.AutoQScheduler):
  * plan_blocks() groups the layers; each block is a ModelSearch of its own study
  * (`<study_name>_block<i>` in the same storage, so a killed schedule resumes block by block) with
- * the limit re-keyed to its layers, the earlier blocks frozen at their best quantizers and the later
- * ones float; every trial starts from the float model's weights. `layer_costs` gives each layer's
- * cost (absent: its parameter count at 8 bits), the reference is their sum.
+ * the limit re-keyed to its layers, the earlier blocks frozen at their best quantizers and the
+ * later ones float; every trial starts from the float model's weights. `layer_costs` gives each
+ * layer's cost (absent: its parameter count at 8 bits), the reference is their sum.
  */
 class HETEROQ_API ModelScheduler {
  public:
-  ModelScheduler(torch::nn::Sequential float_model, Goal goal, CostFn cost, ModelSearchOptions options,
-                 std::vector<std::string> blocks, std::string schedule = "sequential",
+  ModelScheduler(torch::nn::Sequential float_model, Goal goal, CostFn cost,
+                 ModelSearchOptions options, std::vector<std::string> blocks,
+                 std::string schedule = "sequential",
                  std::map<std::string, double> layer_costs = {});
 
   /// Searches the blocks in turn; returns each block's trials.

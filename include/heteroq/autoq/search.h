@@ -22,7 +22,8 @@ namespace heteroq::autoq {
 
 /// Options of the strategies and the engine.
 struct HETEROQ_API SearchOptions {
-  /// "random", "bayesian" (a categorical TPE sampler) or "hyperband" (successive halving on epochs).
+  /// "random", "bayesian" (a categorical TPE sampler) or "hyperband" (successive halving on
+  /// epochs).
   std::string strategy = "random";
   uint64_t seed = 0;
   /// Trials in the study at most (Hyperband: also bounded by its brackets).
@@ -100,7 +101,8 @@ class HETEROQ_API Strategy {
 /// "random", "bayesian" or "hyperband" with `options`. `rank` orders complete trials (higher is
 /// better); the engine passes the objective's.
 HETEROQ_API std::unique_ptr<Strategy> make_strategy(
-    const SearchOptions& options, std::function<std::vector<double>(const std::vector<Trial>&)> rank);
+    const SearchOptions& options,
+    std::function<std::vector<double>(const std::vector<Trial>&)> rank);
 
 /**
  * The engine. It keeps the study (memory or SQLite), asks the strategy for trials, runs the

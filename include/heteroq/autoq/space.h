@@ -167,13 +167,11 @@ struct HETEROQ_API Block {
  *         non-positive reference cost, or a block whose limit is empty (it matches no layer the
  *         limit covers).
  */
-HETEROQ_API std::vector<Block> plan_blocks(const std::vector<LayerDesc>& layers,
-                                           const std::vector<std::string>& blocks,
-                                           const std::map<std::string, double>& layer_costs,
-                                           const std::string& schedule, int64_t max_trials,
-                                           double reference_cost, const std::string& limit,
-                                           const std::optional<std::vector<int64_t>>& layer_indexes =
-                                               std::nullopt);
+HETEROQ_API std::vector<Block> plan_blocks(
+    const std::vector<LayerDesc>& layers, const std::vector<std::string>& blocks,
+    const std::map<std::string, double>& layer_costs, const std::string& schedule,
+    int64_t max_trials, double reference_cost, const std::string& limit,
+    const std::optional<std::vector<int64_t>>& layer_indexes = std::nullopt);
 
 /// AutoQKeras's default_quantization_config (quantization_config.py) as JSON text.
 HETEROQ_API std::string default_quantization_config();

@@ -31,12 +31,12 @@ struct HETEROQ_API Trial {
   int64_t parent = -1;  // the trial this one continues (Hyperband)
   std::string worker;   // host:pid:token of the worker that ran it last
   int64_t pid = 0;
-  int64_t attempts = 0;  // claims (> 1 when a dead worker's trial was rerun)
-  double started = 0.0 / 0.0;   // Unix time
-  double finished = 0.0 / 0.0;  // Unix time
-  double duration = 0.0 / 0.0;  // seconds in the trial function
-  double overhead = 0.0 / 0.0;  // seconds the engine spent on the trial (claim, score, record)
-  std::string error;            // why it failed
+  int64_t attempts = 0;           // claims (> 1 when a dead worker's trial was rerun)
+  double started = 0.0 / 0.0;     // Unix time
+  double finished = 0.0 / 0.0;    // Unix time
+  double duration = 0.0 / 0.0;    // seconds in the trial function
+  double overhead = 0.0 / 0.0;    // seconds the engine spent on the trial (claim, score, record)
+  std::string error;              // why it failed
   std::string user_attrs = "{}";  // what the trial function attached (JSON object text)
 };
 
@@ -59,9 +59,9 @@ class HETEROQ_API StudyStorage {
   /// seed) equals this one; with overwrite its trials are deleted first.
   /// @throws heteroq::InvalidArgument when an existing study differs and overwrite is false.
   virtual void open(const std::string& study, const std::string& meta, bool overwrite) = 0;
-  virtual std::optional<Trial> claim(const std::string& worker,
-                                     const std::function<Decision(const std::vector<Trial>&)>& decide,
-                                     bool* wait) = 0;
+  virtual std::optional<Trial> claim(
+      const std::string& worker, const std::function<Decision(const std::vector<Trial>&)>& decide,
+      bool* wait) = 0;
   /// Records a finished trial (status, metric, cost, score, timings, error, user_attrs).
   virtual void finish(const Trial& trial) = 0;
   /// Puts a running trial back to pending (its worker stopped without a result).
