@@ -575,13 +575,14 @@ class AutoQ:
             else:
                 model = _build(self.model, config, self.space.activation_bits, self.transfer_weights,
                                self.qkeras_compatible)
-            with torch.no_grad():
-                cost = float(self.goal.cost(model))
             metric = train_fn(model, epochs, info)
             try:
                 metric = float(metric)
             except (TypeError, ValueError):
                 raise ValueError(f"train_fn must return a number, got {metric!r}") from None
+            # priced after training: EBOPs and the FPGA estimate read the trained weights
+            with torch.no_grad():
+                cost = float(self.goal.cost(model))
             self._trained[ctx["number"]] = model
             return metric, cost, json.dumps(info.attrs)
 

@@ -400,8 +400,8 @@ std::vector<Trial> ModelSearch::run(const TrainFn& train, std::optional<int64_t>
       model = build(t);
     }
     TrialOutcome out;
-    out.cost = cost_(model, false);
     out.metric = train(model, epochs, ctx);
+    out.cost = cost_(model, false);  // after training: EBOPs and the FPGA estimate read the weights
     trained_[ctx.number] = model;
     return out;
   };
