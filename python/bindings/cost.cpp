@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -141,24 +142,62 @@ heteroq::cost::OperandMode to_mode(int mode) {
 /// use it too).
 std::vector<LayerInfo> cost_layers_from_python(const py::list& layers) {
   std::vector<LayerInfo> infos;
+  infos.reserve(layers.size());
   size_t i = 0;
   for (const auto& item : layers) infos.push_back(to_layer(item, i++));
   return infos;
 }
 
+namespace {
+
+/// heteroq.cost.LayerInfos: layer descriptions converted once to heteroq::cost::LayerInfo, which
+/// every cost model's binding takes in place of the list of dicts (no conversion per call).
+struct LayerInfos {
+  std::vector<LayerInfo> layers;
+};
+
+}  // namespace
+
+/// The layers of a cost model's argument: a LayerInfos' (no copy), or the list of dicts converted
+/// into `storage`. `convert` converts a list (each binding's own conversion and messages).
+const std::vector<LayerInfo>& cost_layers_of(
+    const py::handle& layers, std::vector<LayerInfo>& storage,
+    const std::function<std::vector<LayerInfo>(const py::list&)>& convert) {
+  if (py::isinstance<LayerInfos>(layers)) return layers.cast<const LayerInfos&>().layers;
+  if (!py::isinstance<py::list>(layers)) {
+    throw py::type_error("expected a list of layer descriptions (heteroq.cost.describe's) or "
+                         "heteroq.cost.LayerInfos, got " +
+                         std::string(py::str(py::type::handle_of(layers).attr("__name__"))));
+  }
+  storage = convert(py::reinterpret_borrow<py::list>(layers));
+  return storage;
+}
+
 void bind_cost(py::module_& m) {
+  py::class_<LayerInfos>(m, "LayerInfos",
+                         "Layer descriptions converted once to heteroq::cost::LayerInfo.")
+      .def(py::init([](const py::list& layers) {
+             return LayerInfos{cost_layers_from_python(layers)};
+           }),
+           py::arg("layers"))
+      .def("__len__", [](const LayerInfos& l) { return l.layers.size(); })
+      .def_property_readonly("names", [](const LayerInfos& l) {
+        std::vector<std::string> names;
+        for (const auto& info : l.layers) names.push_back(info.name);
+        return names;
+      });
   m.def(
       "qstats",
-      [](const py::list& layers, const py::object& input_quantizer) {
-        std::vector<LayerInfo> infos;
-        size_t i = 0;
-        for (const auto& item : layers) infos.push_back(to_layer(item, i++));
+      [](const py::object& layers, const py::object& input_quantizer) {
+        std::vector<LayerInfo> storage;
+        const auto& infos = cost_layers_of(layers, storage, cost_layers_from_python);
         const QuantizerPtr q = to_quantizer(input_quantizer, "qstats: `input_quantizer`");
         const auto stats = heteroq::cost::qstats(infos, heteroq::nn::QuantizerArg(q));
         return py::make_tuple(stats.to_json(), stats.to_string());
       },
       py::arg("layers"), py::arg("input_quantizer"),
-      "heteroq::cost::qstats over layer descriptions (dicts); returns (JSON, printed table).");
+      "heteroq::cost::qstats over layer descriptions (dicts or LayerInfos); returns (JSON, "
+      "printed table).");
   m.def(
       "qstats_operand_type",
       [](const py::object& q) {

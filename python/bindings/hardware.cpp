@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ namespace py = pybind11;
 
 // python/bindings/cost.cpp
 std::vector<heteroq::cost::LayerInfo> cost_layers_from_python(const py::list& layers);
+const std::vector<heteroq::cost::LayerInfo>& cost_layers_of(
+    const py::handle& layers, std::vector<heteroq::cost::LayerInfo>& storage,
+    const std::function<std::vector<heteroq::cost::LayerInfo>(const py::list&)>& convert);
 
 namespace {
 
@@ -37,18 +41,20 @@ heteroq::QuantizerPtr input_quantizer(const py::object& q, const char* who) {
 void bind_hardware(py::module_& m) {
   m.def(
       "hardware_bops",
-      [](const py::list& layers, const py::object& input, bool unknown_layers_as_zero) {
+      [](const py::object& layers, const py::object& input, bool unknown_layers_as_zero) {
         heteroq::cost::BopsOptions options;
         options.input_quantizer = heteroq::nn::QuantizerArg(input_quantizer(input, "bops"));
         options.unknown_layers_as_zero = unknown_layers_as_zero;
-        const auto r = heteroq::cost::bops(cost_layers_from_python(layers), options);
+        std::vector<heteroq::cost::LayerInfo> storage;
+        const auto r = heteroq::cost::bops(
+            cost_layers_of(layers, storage, cost_layers_from_python), options);
         return py::make_tuple(r.to_json(), r.to_string());
       },
       py::arg("layers"), py::arg("input_quantizer"), py::arg("unknown_layers_as_zero"),
       "heteroq::cost::bops over layer descriptions (dicts); returns (JSON, printed table).");
   m.def(
       "hardware_fpga_estimate",
-      [](const py::list& layers, const py::object& input, bool unknown_layers_as_zero,
+      [](const py::object& layers, const py::object& input, bool unknown_layers_as_zero,
          double clock_period_ns, int64_t float_bits, int64_t float_integer_bits,
          int64_t dsp_min_input_bits, int64_t dsp_min_weight_span, int64_t dsp_port_a_bits,
          int64_t dsp_port_b_bits, int64_t adder_inputs, double adder_level_ns) {
@@ -64,7 +70,9 @@ void bind_hardware(py::module_& m) {
         o.dsp_port_b_bits = dsp_port_b_bits;
         o.adder_inputs = adder_inputs;
         o.adder_level_ns = adder_level_ns;
-        const auto e = heteroq::cost::fpga_estimate(cost_layers_from_python(layers), o);
+        std::vector<heteroq::cost::LayerInfo> storage;
+        const auto e =
+            heteroq::cost::fpga_estimate(cost_layers_of(layers, storage, cost_layers_from_python), o);
         return py::make_tuple(e.to_json(), e.to_string());
       },
       py::arg("layers"), py::arg("input_quantizer"), py::arg("unknown_layers_as_zero"),

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -19,6 +20,11 @@
 #include "heteroq/quantizers/quantizer.h"
 
 namespace py = pybind11;
+
+// python/bindings/cost.cpp: a LayerInfos' layers, or the list converted by `convert`.
+const std::vector<heteroq::cost::LayerInfo>& cost_layers_of(
+    const py::handle& layers, std::vector<heteroq::cost::LayerInfo>& storage,
+    const std::function<std::vector<heteroq::cost::LayerInfo>(const py::list&)>& convert);
 
 namespace {
 
@@ -163,24 +169,30 @@ QToolsOptions to_options(const py::dict& d) {
 void bind_qtools(py::module_& m) {
   m.def(
       "qtools_data_types",
-      [](const py::list& layers, const py::dict& options) {
-        const auto map = heteroq::cost::data_types(to_layers(layers), to_options(options));
+      [](const py::object& layers, const py::dict& options) {
+        std::vector<LayerInfo> storage;
+        const auto map =
+            heteroq::cost::data_types(cost_layers_of(layers, storage, to_layers), to_options(options));
         return py::make_tuple(map.to_json(), map.to_string());
       },
       py::arg("layers"), py::arg("options"),
       "heteroq::cost::data_types over layer descriptions (dicts); returns (JSON, table).");
   m.def(
       "qtools_energy",
-      [](const py::list& layers, const py::dict& options) {
-        const auto report = heteroq::cost::energy(to_layers(layers), to_options(options));
+      [](const py::object& layers, const py::dict& options) {
+        std::vector<LayerInfo> storage;
+        const auto report =
+            heteroq::cost::energy(cost_layers_of(layers, storage, to_layers), to_options(options));
         return py::make_tuple(report.to_json(), report.to_string());
       },
       py::arg("layers"), py::arg("options"),
       "heteroq::cost::energy over layer descriptions (dicts); returns (JSON, table).");
   m.def(
       "qtools_model_size",
-      [](const py::list& layers, const py::dict& options) {
-        const auto report = heteroq::cost::model_size(to_layers(layers), to_options(options));
+      [](const py::object& layers, const py::dict& options) {
+        std::vector<LayerInfo> storage;
+        const auto report =
+            heteroq::cost::model_size(cost_layers_of(layers, storage, to_layers), to_options(options));
         return py::make_tuple(report.to_json(), report.to_string());
       },
       py::arg("layers"), py::arg("options"),

@@ -148,10 +148,22 @@ def _from_json(text: str, table: str) -> QStats:
 # ---------------------------------------------------------------------------------------------
 # The shared tables (implemented in C++)
 
+# The C++ quantizers of spec strings (immutable), so that the default input quantizer of every
+# cost call is parsed once.
+_SPEC_IMPLS: Dict[str, Any] = {}
+
+
 def _impl(q: QuantizerLike, where: str):
     if q is None:
         return None
-    if not isinstance(q, (Quantizer, str, dict)):
+    if isinstance(q, str):
+        impl = _SPEC_IMPLS.get(q)
+        if impl is None:
+            impl = get_quantizer(q)._impl
+            if len(_SPEC_IMPLS) < 256:
+                _SPEC_IMPLS[q] = impl
+        return impl
+    if not isinstance(q, (Quantizer, dict)):
         raise TypeError(f"{where}: expected a heteroq quantizer, a spec string or None, got "
                         f"{type(q).__name__}")
     return get_quantizer(q)._impl
@@ -379,6 +391,26 @@ def _layers(m: torch.nn.Module, prefix: str) -> Iterator[Tuple[str, torch.nn.Mod
         yield from _layers(child, f"{prefix}.{name}" if prefix else name)
 
 
+def _parameter_count(m: torch.nn.Module) -> int:
+    """``sum(p.numel() for p in m.parameters())`` (shared parameters and modules counted once),
+    without the generators of ``Module.parameters``."""
+    count = 0
+    modules: set = set()
+    params: set = set()
+    stack = [m]
+    while stack:
+        module = stack.pop()
+        if id(module) in modules:
+            continue
+        modules.add(id(module))
+        for p in module._parameters.values():
+            if p is not None and id(p) not in params:
+                params.add(id(p))
+                count += p.numel()
+        stack.extend(c for c in module._modules.values() if c is not None)
+    return count
+
+
 def _first_tensor(value: Any) -> Optional[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return value
@@ -399,6 +431,9 @@ def _check_shape(input_shape: Sequence[int]) -> List[int]:
         raise ValueError(f"qstats: `input_shape` must be a non-empty list of sizes > 0, batch "
                          f"dimension first, got {shape}")
     return shape
+
+
+_MODULE_TRAIN = torch.nn.Module.train
 
 
 def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[str, Any]]:
@@ -441,12 +476,22 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
                       list(t.shape)))
 
     handles = []
-    training = [(m, m.training) for m in model.modules()]
+    modules = list(model.modules())
+    # Eval mode: model.eval() sets every module's flag through Module.train(); where no module
+    # overrides train(), setting the flags that differ directly does the same, without the
+    # recursion (restored the same way).
+    plain = all(type(m).train is _MODULE_TRAIN and "training" in m.__dict__ for m in modules)
+    training = [(m, m.training) for m in modules] if not plain else \
+        [m for m in modules if m.training]
     try:
         for name, m in layers:
             handles.append(m.register_forward_pre_hook(pre_hook(name)))
             handles.append(m.register_forward_hook(post_hook))
-        model.eval()
+        if plain:
+            for m in training:
+                m.__dict__["training"] = False
+        else:
+            model.eval()
         with torch.no_grad():
             try:
                 model(x)
@@ -463,7 +508,7 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
             for name, m, in_shape, out_shape in calls:
                 info: Dict[str, Any] = {
                     "name": name, "type": type(m).__name__, "input_shape": in_shape,
-                    "output_shape": out_shape, "parameters": sum(p.numel() for p in m.parameters())}
+                    "output_shape": out_shape, "parameters": _parameter_count(m)}
                 described = _describe(m, name)
                 if described is not None:
                     sums = described.pop("sums", None)
@@ -480,8 +525,12 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
     finally:
         for h in handles:
             h.remove()
-        for m, flag in training:
-            m.train(flag)
+        if plain:
+            for m in training:
+                m.__dict__["training"] = True
+        else:
+            for m, flag in training:
+                m.train(flag)
     return infos
 
 

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <iomanip>
 #include <limits>
@@ -28,18 +29,29 @@ using json = nlohmann::ordered_json;
   throw InvalidArgument(std::string(who) + ": layer '" + l.name + "' (" + l.type + "): " + what);
 }
 
-// |v| = m 2^e with m odd: {bit length of m, e} (v finite, non-zero).
+// |v| = m 2^e with m odd: {bit length of m, e} (v finite, non-zero). Read from the IEEE-754
+// fields (the same integers as frexp's exact decomposition, without its library calls).
 std::pair<int64_t, int64_t> odd_mantissa(double v) {
-  int exponent = 0;
-  const double f = std::frexp(std::fabs(v), &exponent);  // f in [0.5, 1)
-  auto m = static_cast<uint64_t>(std::ldexp(f, 53));     // exact: bit 52 set
+  uint64_t u = 0;
+  std::memcpy(&u, &v, sizeof u);
+  const auto biased = static_cast<int64_t>((u >> 52) & 0x7ff);
+  uint64_t m = u & ((uint64_t{1} << 52) - 1);
+  int64_t exponent = -1074;  // subnormal: m 2^-1074
+  if (biased != 0) {
+    m |= uint64_t{1} << 52;
+    exponent = biased - 1075;
+  }
 #if defined(__GNUC__) || defined(__clang__)
-  const int64_t trailing = __builtin_ctzll(m);
+  const int trailing = __builtin_ctzll(m);
+  m >>= trailing;
+  const int64_t length = 64 - __builtin_clzll(m);
 #else
-  int64_t trailing = 0;
+  int trailing = 0;
   for (; (m & 1u) == 0; m >>= 1) ++trailing;
+  int64_t length = 0;
+  for (uint64_t r = m; r; r >>= 1) ++length;
 #endif
-  return {53 - trailing, static_cast<int64_t>(exponent) - 53 + trailing};
+  return {length, exponent + trailing};
 }
 
 // The number of fractional bits of v (0 for integers and zero).
@@ -70,9 +82,23 @@ std::vector<double> to_doubles(const char* who, const LayerInfo& l, const std::s
   if (!t.is_floating_point()) {
     bad_layer(who, l, "values '" + group + "' must be a floating-point tensor");
   }
-  const at::Tensor d = t.detach().to(at::kDouble).cpu().contiguous();
-  const double* p = d.data_ptr<double>();
-  std::vector<double> out(p, p + d.numel());
+  std::vector<double> out;
+  if (t.device().is_cpu() && t.is_contiguous() &&
+      (t.scalar_type() == at::kDouble || t.scalar_type() == at::kFloat)) {
+    // The common cases without tensor operations (float -> double is exact, as .to(kDouble)).
+    const auto n = static_cast<size_t>(t.numel());
+    if (t.scalar_type() == at::kDouble) {
+      const double* p = t.data_ptr<double>();
+      out.assign(p, p + n);
+    } else {
+      const float* p = t.data_ptr<float>();
+      out.assign(p, p + n);
+    }
+  } else {
+    const at::Tensor d = t.detach().to(at::kDouble).cpu().contiguous();
+    const double* p = d.data_ptr<double>();
+    out.assign(p, p + d.numel());
+  }
   for (double v : out) {
     if (!std::isfinite(v)) bad_layer(who, l, "values '" + group + "' has a non-finite value");
   }
@@ -108,7 +134,11 @@ bool known_type(const LayerInfo& l) {
 }
 
 struct Prepared {
-  std::vector<LayerInfo> layers;
+  /// The layers: `original`'s, or `replaced` when a layer was counted as zero.
+  const std::vector<LayerInfo>& layers() const { return copied ? replaced : *original; }
+  const std::vector<LayerInfo>* original = nullptr;
+  std::vector<LayerInfo> replaced;
+  bool copied = false;
   std::vector<bool> zero_cost;
   QStats stats;
 };
@@ -118,11 +148,15 @@ struct Prepared {
 Prepared prepare(const char* who, const std::vector<LayerInfo>& layers,
                  const nn::QuantizerArg& input_quantizer, bool unknown_as_zero) {
   Prepared p;
-  p.layers = layers;
+  p.original = &layers;
   p.zero_cost.assign(layers.size(), false);
   for (size_t i = 0; i < layers.size(); ++i) {
-    LayerInfo& l = p.layers[i];
-    if (l.kind != LayerKind::kOther || known_type(l)) continue;
+    if (layers[i].kind != LayerKind::kOther || known_type(layers[i])) continue;
+    if (!p.copied) {  // copy the layers only when one is replaced
+      p.replaced = layers;
+      p.copied = true;
+    }
+    LayerInfo& l = p.replaced[i];
     if (!unknown_as_zero) {
       bad_layer(who, l,
                 "the cost models do not know layers of this type (its operations and output type "
@@ -135,7 +169,7 @@ Prepared prepare(const char* who, const std::vector<LayerInfo>& layers,
     l.quantizers.clear();
     l.values.clear();
   }
-  p.stats = qstats(p.layers, input_quantizer);
+  p.stats = qstats(p.layers(), input_quantizer);
   return p;
 }
 
@@ -308,9 +342,9 @@ LayerStages batch_norm_stages(const char* who, const LayerInfo& l, const LayerSt
 
 std::vector<LayerStages> all_stages(const char* who, const Prepared& p) {
   std::vector<LayerStages> out;
-  out.reserve(p.layers.size());
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const LayerInfo& l = p.layers[i];
+  out.reserve(p.layers().size());
+  for (size_t i = 0; i < p.layers().size(); ++i) {
+    const LayerInfo& l = p.layers()[i];
     const LayerStats& s = p.stats.layers[i];
     if (p.zero_cost[i]) {
       out.emplace_back();
@@ -365,8 +399,8 @@ BopsReport bops(const std::vector<LayerInfo>& layers, const BopsOptions& options
   const Prepared p = prepare(who, layers, options.input_quantizer, options.unknown_layers_as_zero);
   const std::vector<LayerStages> stages = all_stages(who, p);
   BopsReport r;
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const LayerInfo& l = p.layers[i];
+  for (size_t i = 0; i < p.layers().size(); ++i) {
+    const LayerInfo& l = p.layers()[i];
     LayerBops b;
     b.name = l.name;
     b.type = layers[i].type;
@@ -457,7 +491,7 @@ std::string BopsReport::to_json() const {
                       {"zero_cost", l.zero_cost}});
   }
   json root;
-  root["layers"] = jl;
+  root["layers"] = std::move(jl);
   root["bops"] = bops;
   root["ebops"] = ebops;
   root["multiplications"] = multiplications;
@@ -628,9 +662,8 @@ int64_t accumulator_width(const LayerStats& s, int64_t frac, const FpgaOptions& 
 }
 
 void estimate_mac(const LayerInfo& l, const LayerStats& s, const LayerStages& ls,
-                  const FpgaOptions& o, FpgaLayer& f) {
+                  int64_t input_frac, const FpgaOptions& o, FpgaLayer& f) {
   const int64_t outputs = numel_per_sample(l.output_shape);
-  const int64_t input_frac = quantizer_fraction_bits(input_quantizer_of(s), o);
   std::vector<Products> products;
   int64_t weight_frac = 0;
   for (const Stage& st : ls.stages) {
@@ -677,11 +710,10 @@ void estimate_mac(const LayerInfo& l, const LayerStats& s, const LayerStages& ls
 }
 
 void estimate_recurrent(const LayerInfo& l, const LayerStats& s, const LayerStages& ls,
-                        const FpgaOptions& o, FpgaLayer& f) {
+                        int64_t input_frac, const FpgaOptions& o, FpgaLayer& f) {
   const int64_t steps = l.input_shape[l.batch_first ? 1 : 0];
   const int64_t directions = l.bidirectional ? 2 : 1, h = l.out_channels;
   const int64_t rows = directions * l.gates * h;  // the gate pre-activations per layer and step
-  const int64_t input_frac = quantizer_fraction_bits(input_quantizer_of(s), o);
   int64_t weight_frac = 0;
   std::vector<Products> products;
   for (const Stage& st : ls.stages) {
@@ -768,10 +800,24 @@ FpgaEstimate fpga_estimate(const std::vector<LayerInfo>& layers, const FpgaOptio
   check_options(options);
   const Prepared p = prepare(who, layers, options.input_quantizer, options.unknown_layers_as_zero);
   const std::vector<LayerStages> stages = all_stages(who, p);
+  // The fractional bits of each layer's input, by its quantizer's spec (parsed once per spec).
+  std::vector<std::pair<std::string, int64_t>> fractions;
+  const auto input_frac = [&](const LayerStats& s) {
+    if (s.input_quantizer && !s.input_quantizer->empty()) {
+      for (const auto& [spec, frac] : fractions) {
+        if (spec == *s.input_quantizer) return frac;
+      }
+    }
+    const int64_t frac = quantizer_fraction_bits(input_quantizer_of(s), options);
+    if (s.input_quantizer && !s.input_quantizer->empty()) {
+      fractions.emplace_back(*s.input_quantizer, frac);
+    }
+    return frac;
+  };
   FpgaEstimate e;
   e.clock_period_ns = options.clock_period_ns;
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const LayerInfo& l = p.layers[i];
+  for (size_t i = 0; i < p.layers().size(); ++i) {
+    const LayerInfo& l = p.layers()[i];
     const LayerStats& s = p.stats.layers[i];
     FpgaLayer f;
     f.name = l.name;
@@ -782,9 +828,9 @@ FpgaEstimate fpga_estimate(const std::vector<LayerInfo>& layers, const FpgaOptio
     if (f.zero_cost) {
       // nothing
     } else if (l.kind == LayerKind::kRecurrent) {
-      estimate_recurrent(l, s, stages[i], options, f);
+      estimate_recurrent(l, s, stages[i], input_frac(s), options, f);
     } else if (is_mac(l.kind)) {
-      estimate_mac(l, s, stages[i], options, f);
+      estimate_mac(l, s, stages[i], input_frac(s), options, f);
     } else if (l.kind == LayerKind::kActivation) {
       const int64_t outputs = numel_per_sample(l.output_shape);
       const int64_t bits = operand_type(l.quantizer("activation")).bits;
@@ -865,7 +911,7 @@ std::string FpgaEstimate::to_json() const {
                       {"zero_cost", l.zero_cost}});
   }
   json root;
-  root["layers"] = jl;
+  root["layers"] = std::move(jl);
   root["lut"] = lut;
   root["dsp"] = dsp;
   root["ff"] = ff;

@@ -17,13 +17,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <functional>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <variant>
 
 #include "heteroq/errors.h"
@@ -339,9 +343,109 @@ int64_t bias_count(const LayerInfo& l) {
   return l.out_channels;
 }
 
+// What qstats() asks of a quantizer: its spec (once per quantizer object and call), its operand
+// type and the range of its values. The last two are functions of the quantizer's spec alone
+// (quantizers are immutable and get_quantizer(spec) rebuilds an equal one), so they are kept per
+// spec for the process (value_range() runs a forward pass); the range only for the quantizers
+// whose forward pass is deterministic.
+class QuantizerFacts {
+ public:
+  OperandType type(const QuantizerPtr& q) {
+    if (!q) return operand_type(q);
+    Entry& e = entry(q);
+    if (!e.type) {
+      if (const auto cached = shared_lookup(*e.spec, &Shared::type)) {
+        e.type = cached;
+      } else {
+        e.type = operand_type(q);
+        shared_store(*e.spec, &Shared::type, *e.type);
+      }
+    }
+    return *e.type;
+  }
+  const std::string& spec(const QuantizerPtr& q) {
+    if (!q) return empty_;
+    return *entry(q).spec;
+  }
+  std::pair<double, double> range(const QuantizerPtr& q) {
+    Entry& e = entry(q);
+    if (!e.range) {
+      const std::string name = q->name();
+      const bool deterministic = name == "quantized_bits" || name == "quantized_relu" ||
+                                 name == "quantized_tanh" || name == "quantized_sigmoid" ||
+                                 name == "quantized_ulaw" || name == "quantized_po2" ||
+                                 name == "quantized_relu_po2";
+      if (!deterministic) {
+        e.range = value_range(q);
+      } else if (const auto cached = shared_lookup(*e.spec, &Shared::range)) {
+        e.range = cached;
+      } else {
+        e.range = value_range(q);
+        shared_store(*e.spec, &Shared::range, *e.range);
+      }
+    }
+    return *e.range;
+  }
+  std::optional<OperandType> operand(const Flow& flow) {
+    switch (flow.state) {
+      case Flow::kQuantized:
+        return type(flow.quantizer);
+      case Flow::kFloat:
+        return OperandType{};
+      case Flow::kUnknown:
+        break;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct Entry {
+    const Quantizer* q;
+    std::optional<std::string> spec;
+    std::optional<OperandType> type;
+    std::optional<std::pair<double, double>> range;
+  };
+  struct Shared {
+    std::optional<OperandType> type;
+    std::optional<std::pair<double, double>> range;
+  };
+  static std::mutex& shared_mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::unordered_map<std::string, Shared>& shared() {
+    static auto* map = new std::unordered_map<std::string, Shared>();  // never destroyed
+    return *map;
+  }
+  template <typename T>
+  static std::optional<T> shared_lookup(const std::string& spec, std::optional<T> Shared::*field) {
+    std::lock_guard<std::mutex> lock(shared_mutex());
+    const auto it = shared().find(spec);
+    if (it == shared().end()) return std::nullopt;
+    return it->second.*field;
+  }
+  template <typename T>
+  static void shared_store(const std::string& spec, std::optional<T> Shared::*field,
+                           const T& value) {
+    std::lock_guard<std::mutex> lock(shared_mutex());
+    auto& map = shared();
+    if (map.size() >= 4096 && map.find(spec) == map.end()) map.clear();  // bounded
+    map[spec].*field = value;
+  }
+  Entry& entry(const QuantizerPtr& q) {
+    for (Entry& e : entries_) {
+      if (e.q == q.get()) return e;
+    }
+    entries_.push_back(Entry{q.get(), q->to_string(), std::nullopt, std::nullopt});
+    return entries_.back();
+  }
+  std::deque<Entry> entries_;  // stable references
+  std::string empty_;
+};
+
 // The accumulator range for inputs in [lo, hi] (widened to contain 0: zero padding, and QKeras's
 // `(x_max > 0) * x_max`, `(x_min < 0) * x_min`).
-AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input) {
+AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input, QuantizerFacts& facts) {
   // A recurrent layer: the first layer's input projection, G H rows per direction.
   const int64_t rows = l.kind == LayerKind::kRecurrent
                            ? (l.bidirectional ? 2 : 1) * l.gates * l.out_channels
@@ -352,7 +456,7 @@ AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input) {
                      (l.kind == LayerKind::kRecurrent ? ": directions x gates x hidden_size" : "") +
                      ")");
   }
-  auto [lo, hi] = value_range(input);
+  auto [lo, hi] = facts.range(input);
   lo = std::min(lo, 0.0);
   hi = std::max(hi, 0.0);
   AccumulatorStats a;
@@ -369,20 +473,6 @@ AccumulatorStats accumulator(const LayerInfo& l, const QuantizerPtr& input) {
   if (!std::isfinite(magnitude)) bad_layer(l, "the accumulator range is not finite");
   a.bits = magnitude > 0 ? static_cast<int64_t>(std::ceil(std::log2(magnitude))) : 0;
   return a;
-}
-
-std::string spec_or_empty(const QuantizerPtr& q) { return q ? q->to_string() : ""; }
-
-std::optional<OperandType> operand_of(const Flow& flow) {
-  switch (flow.state) {
-    case Flow::kQuantized:
-      return operand_type(flow.quantizer);
-    case Flow::kFloat:
-      return OperandType{};
-    case Flow::kUnknown:
-      break;
-  }
-  return std::nullopt;
 }
 
 // ---- printing ----
@@ -412,6 +502,89 @@ json operand_json(const std::optional<OperandType>& t) {
 
 // ---- the channel-sums operator ----
 
+// The values of a CPU tensor of floats or doubles as doubles (exact), row-major; false for other
+// tensors.
+bool cpu_doubles(const at::Tensor& t, std::vector<double>& out) {
+  if (!t.device().is_cpu() || t.is_complex()) return false;
+  if (t.scalar_type() != at::kDouble && t.scalar_type() != at::kFloat) return false;
+  const at::Tensor c = t.contiguous();
+  const auto n = static_cast<size_t>(c.numel());
+  if (c.scalar_type() == at::kDouble) {
+    const double* p = c.data_ptr<double>();
+    out.assign(p, p + n);
+  } else {
+    const float* p = c.data_ptr<float>();
+    out.assign(p, p + n);
+  }
+  return true;
+}
+
+// channel_sums_kernel without tensor operations, for CPU weights without `input_sums`, when every
+// sum is exact whatever the order of its additions (then it equals the tensor operations' sums
+// bit for bit): the values are multiples of 2^e (e: the lowest set bit among them) and their
+// absolute sum is below 2^(52 + e), so every partial sum is a representable multiple of 2^e.
+// nullopt: take the general path (which also reports every error).
+std::optional<at::Tensor> exact_channel_sums(const at::Tensor& weight,
+                                             const c10::optional<at::Tensor>& bias, int64_t groups,
+                                             bool transposed) {
+  if (weight.numel() == 0) return std::nullopt;
+  const int64_t d0 = weight.size(0), d1 = weight.size(1);
+  if (d0 % groups != 0) return std::nullopt;
+  const int64_t taps = weight.numel() / (d0 * d1);
+  const int64_t out = transposed ? d1 * groups : d0;
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (has_bias && bias->numel() != out) return std::nullopt;
+  std::vector<double> w, b;
+  if (!cpu_doubles(weight, w)) return std::nullopt;
+  if (has_bias && !cpu_doubles(*bias, b)) return std::nullopt;
+  int lowest = std::numeric_limits<int>::max();
+  double magnitude = 0;
+  for (double v : w) {
+    if (!std::isfinite(v)) return std::nullopt;
+    if (v == 0) continue;
+    int exponent = 0;
+    const double f = std::frexp(std::fabs(v), &exponent);
+    const auto m = static_cast<uint64_t>(std::ldexp(f, 53));
+    lowest = std::min(lowest, exponent - 53 + __builtin_ctzll(m));
+    magnitude += std::fabs(v);
+  }
+  if (lowest != std::numeric_limits<int>::max() &&
+      !(magnitude < std::ldexp(1.0, std::min(lowest + 52, 1000)))) {
+    return std::nullopt;
+  }
+  at::Tensor result = at::empty({out, 3}, at::TensorOptions().dtype(at::kDouble));
+  double* r = result.data_ptr<double>();
+  const auto add = [](double& p, double& n, double v) {
+    if (v > 0) p += v;
+    if (v < 0) n += v;
+  };
+  if (transposed) {
+    // (in, out/g, k): output channel o = g (out/g) + j reads w[g (in/g) + i, j, t].
+    const int64_t in_per_group = d0 / groups;
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t g = o / d1, j = o % d1;
+      double p = 0, n = 0;
+      for (int64_t i = 0; i < in_per_group; ++i) {
+        const double* row = w.data() + ((g * in_per_group + i) * d1 + j) * taps;
+        for (int64_t t = 0; t < taps; ++t) add(p, n, row[t]);
+      }
+      r[3 * o] = p;
+      r[3 * o + 1] = n;
+    }
+  } else {
+    const int64_t row_size = d1 * taps;
+    for (int64_t o = 0; o < out; ++o) {
+      const double* row = w.data() + o * row_size;
+      double p = 0, n = 0;
+      for (int64_t k = 0; k < row_size; ++k) add(p, n, row[k]);
+      r[3 * o] = p;
+      r[3 * o + 1] = n;
+    }
+  }
+  for (int64_t o = 0; o < out; ++o) r[3 * o + 2] = has_bias ? b[static_cast<size_t>(o)] : 0.0;
+  return result;
+}
+
 at::Tensor channel_sums_kernel(const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                                int64_t groups, bool transposed,
                                const c10::optional<at::Tensor>& input_sums) {
@@ -424,6 +597,9 @@ at::Tensor channel_sums_kernel(const at::Tensor& weight, const c10::optional<at:
                     "_qstats_channel_sums: `weight` must be a "
                     "floating-point tensor, got ",
                     weight.scalar_type());
+  if (!(input_sums.has_value() && input_sums->defined())) {
+    if (auto sums = exact_channel_sums(weight, bias, groups, transposed)) return *sums;
+  }
   at::Tensor w = weight.detach().to(at::kDouble);
   const int64_t taps = w.numel() / (w.size(0) * w.size(1));
   int64_t out = 0, in_per_group = 0;
@@ -930,6 +1106,7 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
   QStats stats;
   Flow flow{input_quantizer ? Flow::kQuantized : Flow::kFloat, input_quantizer.get()};
   std::map<std::string, int64_t> totals;
+  QuantizerFacts facts;
   for (const LayerInfo& l : layers) {
     LayerStats s;
     s.name = l.name;
@@ -939,10 +1116,11 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
     s.output_shape = l.output_shape;
     s.parameters = l.parameters;
     if (l.parameters < 0) bad_layer(l, "`parameters` must be >= 0");
-    for (const auto& [slot, q] : l.quantizers) s.quantizers.emplace_back(slot, spec_or_empty(q));
+    s.quantizers.reserve(l.quantizers.size());
+    for (const auto& [slot, q] : l.quantizers) s.quantizers.emplace_back(slot, facts.spec(q));
     switch (flow.state) {
       case Flow::kQuantized:
-        s.input_quantizer = flow.quantizer->to_string();
+        s.input_quantizer = facts.spec(flow.quantizer);
         break;
       case Flow::kFloat:
         s.input_quantizer = "";
@@ -950,15 +1128,15 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
       case Flow::kUnknown:
         break;
     }
-    s.input = operand_of(flow);
+    s.input = facts.operand(flow);
     if (is_mac(l.kind)) {
       check_geometry(l);
       const std::vector<Stage> stages = layer_stages(l, flow);
       for (const Stage& stage : stages) {
         Operation op;
         op.part = stage.part;
-        op.weight = operand_type(stage.weight_quantizer);
-        op.input = operand_of(stage.input);
+        op.weight = facts.type(stage.weight_quantizer);
+        op.input = facts.operand(stage.input);
         if (op.input) op.type = op_type(op.weight.mode, op.input->mode);
         op.count = stage.operations;
         op.name = operation_name(op.weight, op.input);
@@ -971,15 +1149,15 @@ QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& inpu
         WeightStats w;
         w.name = stage.weight_name;
         w.count = stage.weights;
-        w.bits = operand_type(stage.weight_quantizer).bits;
-        w.quantizer = spec_or_empty(stage.weight_quantizer);
+        w.bits = facts.type(stage.weight_quantizer).bits;
+        w.quantizer = facts.spec(stage.weight_quantizer);
         s.weights.push_back(w);
       }
       const QuantizerPtr bq = l.quantizer("bias_quantizer");
-      s.weights.push_back({"bias", bias_count(l), operand_type(bq).bits, spec_or_empty(bq)});
+      s.weights.push_back({"bias", bias_count(l), facts.type(bq).bits, facts.spec(bq)});
       for (const WeightStats& w : s.weights) stats.total_bits += w.count * w.bits;
       if (flow.state == Flow::kQuantized && !l.channel_sums.empty()) {
-        s.accumulator = accumulator(l, flow.quantizer);
+        s.accumulator = accumulator(l, flow.quantizer, facts);
       }
       // The accumulator is not requantized (QKeras's "linear" activation); a recurrent layer's
       // output: see recurrent_output().
@@ -1109,7 +1287,7 @@ std::string QStats::to_json() const {
     }
     jl.push_back(j);
   }
-  root["layers"] = jl;
+  root["layers"] = std::move(jl);
   json totals = json::object();
   for (const auto& [name, count] : operation_totals) totals[name] = count;
   root["operation_totals"] = totals;

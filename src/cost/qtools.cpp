@@ -1177,7 +1177,7 @@ std::string DataTypeMap::to_json() const {
     j["counted_as_zero"] = l.counted_as_zero;
     jl.push_back(j);
   }
-  root["layers"] = jl;
+  root["layers"] = std::move(jl);
   root["counted_as_zero"] = counted_as_zero;
   return root.dump();
 }
@@ -1278,7 +1278,7 @@ std::string EnergyReport::to_json() const {
                       {"total", l.total},
                       {"counted_as_zero", l.counted_as_zero}});
   }
-  root["layers"] = jl;
+  root["layers"] = std::move(jl);
   root["total"] = total;
   root["qtools_total"] = qtools_total;
   root["total_cost"] = total_cost;
@@ -1396,7 +1396,7 @@ std::string SizeReport::to_json() const {
                       {"reference_parameter_bits", l.reference_parameter_bits},
                       {"reference_activation_bits", l.reference_activation_bits}});
   }
-  root["layers"] = jl;
+  root["layers"] = std::move(jl);
   root["input_bits"] = input_bits;
   root["parameter_bits"] = parameter_bits;
   root["activation_bits"] = activation_bits;
