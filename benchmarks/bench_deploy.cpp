@@ -179,8 +179,9 @@ int main(int argc, char** argv) {
                  tf = collector.ns("torch_float" + arg), qe = collector.ns("qat_eval" + arg);
     if (ef < 0 || tf < 0) continue;
     const double b = static_cast<double>(n);
-    std::printf("| %lld | %.1f | %.1f | %.1f | %.1f | %.1fx |\n", static_cast<long long>(n), ef / b,
-                ec / b, tf / b, qe / b, tf / ef);
+    auto cell = [&](double t) { return t < 0 ? std::string("-") : std::to_string(t / b).substr(0, std::to_string(t / b).find('.') + 2); };
+    std::printf("| %lld | %s | %s | %s | %s | %.1fx |\n", static_cast<long long>(n), cell(ef).c_str(),
+                cell(ec).c_str(), cell(tf).c_str(), cell(qe).c_str(), tf / ef);
   }
   benchmark::Shutdown();
   return 0;

@@ -380,6 +380,32 @@ void dense_narrow(const int16_t* __restrict x, const int16_t* __restrict w,
   }
 }
 
+// Four samples at once: each weight row is loaded once for the four dot products.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void dense_narrow4(const int16_t* __restrict x0, const int16_t* __restrict x1,
+                   const int16_t* __restrict x2, const int16_t* __restrict x3,
+                   const int16_t* __restrict w, const int32_t* __restrict b, int32_t* __restrict y0,
+                   int32_t* __restrict y1, int32_t* __restrict y2, int32_t* __restrict y3, int64_t n,
+                   int64_t m) {
+  for (int64_t o = 0; o < m; ++o) {
+    const int16_t* __restrict wr = w + o * n;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const int32_t wk = wr[k];
+      a0 += wk * static_cast<int32_t>(x0[k]);
+      a1 += wk * static_cast<int32_t>(x1[k]);
+      a2 += wk * static_cast<int32_t>(x2[k]);
+      a3 += wk * static_cast<int32_t>(x3[k]);
+    }
+    y0[o] = a0 + b[o];
+    y1[o] = a1 + b[o];
+    y2[o] = a2 + b[o];
+    y3[o] = a3 + b[o];
+  }
+}
+
 // The general case in 64-bit integers (Eigen's matrix-vector product); the bound analysis
 // guarantees that no partial sum exceeds 2^62.
 template <typename TX, typename TY>
@@ -558,59 +584,79 @@ void quantize_input(const InputQuantizer& q, int op, const float* x, TC* c, int6
 
 }  // namespace
 
-void Engine::run_one(const float* x, int64_t sample, unsigned char* scratch) const {
+void Engine::run_stage(size_t i, const unsigned char* prev, int prev_type, int64_t size,
+                       unsigned char* out) const {
   const Program& p = program_;
-  unsigned char* in = scratch + in_offset_;
-  if (in_type_ == 16) {
-    quantize_input(p.input, in_op_, x, reinterpret_cast<int16_t*>(in), p.input_size, sample);
-  } else if (in_type_ == 32) {
-    quantize_input(p.input, in_op_, x, reinterpret_cast<int32_t*>(in), p.input_size, sample);
+  const Stage& s = p.stages[i];
+  if (op_[i] == kDense && dense_kind_[i] == 3) {
+    if (prev_type == 16) {
+      affine_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i], size);
+    } else if (prev_type == 32) {
+      affine_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i], size);
+    } else {
+      affine_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i], size);
+    }
+  } else if (op_[i] == kDense && dense_kind_[i] == 2) {
+    if (prev_type == 16) {
+      conv2d_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
+    } else if (prev_type == 32) {
+      conv2d_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i]);
+    } else {
+      conv2d_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
+    }
+  } else if (op_[i] == kDense) {
+    if (dense_kind_[i] == 0) {
+      dense_narrow(reinterpret_cast<const int16_t*>(prev), w16_[i].data(), b32_[i].data(),
+                   reinterpret_cast<int32_t*>(out), s.in_features, s.out_features);
+    } else if (prev_type == 16) {
+      dense_wide_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
+    } else if (prev_type == 32) {
+      dense_wide_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i]);
+    } else {
+      dense_wide_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
+    }
+  } else if (uniform_shift_[i] > 0) {
+    requantize_uniform(reinterpret_cast<const int32_t*>(prev), uniform_shift_[i],
+                       static_cast<int32_t>(s.requantizer.lo), static_cast<int32_t>(s.requantizer.hi),
+                       reinterpret_cast<int16_t*>(out), size);
   } else {
-    quantize_input(p.input, in_op_, x, reinterpret_cast<int64_t*>(in), p.input_size, sample);
+    requantize_any(prev, prev_type, s.requantizer, op_[i], out, out_type_[i], size);
   }
-  const unsigned char* prev = in;
+}
+
+void Engine::run_block(const float* x, int64_t first, int64_t count, unsigned char* scratch) const {
+  const Program& p = program_;
+  for (int64_t k = 0; k < count; ++k) {
+    unsigned char* in = scratch + k * scratch_bytes_ + in_offset_;
+    const float* xk = x + k * p.input_size;
+    if (in_type_ == 16) {
+      quantize_input(p.input, in_op_, xk, reinterpret_cast<int16_t*>(in), p.input_size, first + k);
+    } else if (in_type_ == 32) {
+      quantize_input(p.input, in_op_, xk, reinterpret_cast<int32_t*>(in), p.input_size, first + k);
+    } else {
+      quantize_input(p.input, in_op_, xk, reinterpret_cast<int64_t*>(in), p.input_size, first + k);
+    }
+  }
+  size_t prev_off = in_offset_;
   int prev_type = in_type_;
   int64_t size = p.input_size;
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
-    unsigned char* out = scratch + offset_[i];
-    if (op_[i] == kDense && dense_kind_[i] == 3) {
-      if (prev_type == 16) {
-        affine_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i], size);
-      } else if (prev_type == 32) {
-        affine_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i], size);
-      } else {
-        affine_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i], size);
-      }
-    } else if (op_[i] == kDense && dense_kind_[i] == 2) {
-      if (prev_type == 16) {
-        conv2d_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
-      } else if (prev_type == 32) {
-        conv2d_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i]);
-      } else {
-        conv2d_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
-      }
-      size = s.out_features;
-    } else if (op_[i] == kDense) {
-      if (dense_kind_[i] == 0) {
-        dense_narrow(reinterpret_cast<const int16_t*>(prev), w16_[i].data(), b32_[i].data(),
-                     reinterpret_cast<int32_t*>(out), s.in_features, s.out_features);
-      } else if (prev_type == 16) {
-        dense_wide_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i]);
-      } else if (prev_type == 32) {
-        dense_wide_to(reinterpret_cast<const int32_t*>(prev), s, out, out_type_[i]);
-      } else {
-        dense_wide_to(reinterpret_cast<const int64_t*>(prev), s, out, out_type_[i]);
-      }
-      size = s.out_features;
-    } else if (uniform_shift_[i] > 0) {
-      requantize_uniform(reinterpret_cast<const int32_t*>(prev), uniform_shift_[i],
-                         static_cast<int32_t>(s.requantizer.lo), static_cast<int32_t>(s.requantizer.hi),
-                         reinterpret_cast<int16_t*>(out), size);
+    if (count == 4 && op_[i] == kDense && dense_kind_[i] == 0) {
+      // four samples share each weight row's loads
+      const size_t st = scratch_bytes_;
+      auto in = [&](int64_t k) { return reinterpret_cast<const int16_t*>(scratch + k * st + prev_off); };
+      auto out = [&](int64_t k) { return reinterpret_cast<int32_t*>(scratch + k * st + offset_[i]); };
+      dense_narrow4(in(0), in(1), in(2), in(3), w16_[i].data(), b32_[i].data(), out(0), out(1), out(2),
+                    out(3), s.in_features, s.out_features);
     } else {
-      requantize_any(prev, prev_type, s.requantizer, op_[i], out, out_type_[i], size);
+      for (int64_t k = 0; k < count; ++k) {
+        run_stage(i, scratch + k * scratch_bytes_ + prev_off, prev_type, size,
+                  scratch + k * scratch_bytes_ + offset_[i]);
+      }
     }
-    prev = out;
+    if (op_[i] == kDense && dense_kind_[i] != 3) size = s.out_features;
+    prev_off = offset_[i];
     prev_type = out_type_[i];
   }
 }
@@ -633,14 +679,17 @@ void Engine::run_codes(const float* input, int64_t batch, int64_t* output) const
 void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first) const {
   if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
   if (batch > 0 && (!input || !output)) throw InvalidArgument("heteroq::deploy::Engine: null buffer");
-  unsigned char* scratch = scratch_for(scratch_bytes_);
+  constexpr int64_t kBlock = 4;
+  unsigned char* scratch = scratch_for(scratch_bytes_ * kBlock);
   const int64_t n_in = program_.input_size, n_out = output_size_;
   const bool none = program_.stages.empty();
   const size_t last_off = none ? in_offset_ : offset_.back();
   const int last_type = none ? in_type_ : out_type_.back();
-  for (int64_t b = 0; b < batch; ++b) {
-    run_one(input + b * n_in, first + b, scratch);
-    const unsigned char* src = scratch + last_off;
+  for (int64_t b0 = 0; b0 < batch; b0 += kBlock) {
+   const int64_t count = std::min(kBlock, batch - b0);
+   run_block(input + b0 * n_in, first + b0, count, scratch);
+   for (int64_t b = b0; b < b0 + count; ++b) {
+    const unsigned char* src = scratch + (b - b0) * scratch_bytes_ + last_off;
     int64_t* dst = output + b * n_out;
     if (last_type == 16) {
       for (int64_t i = 0; i < n_out; ++i) dst[i] = reinterpret_cast<const int16_t*>(src)[i];
@@ -649,17 +698,24 @@ void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, 
     } else {
       std::memcpy(dst, src, static_cast<size_t>(n_out) * sizeof(int64_t));
     }
+   }
   }
 }
 
 void Engine::run(const float* input, int64_t batch, float* output) const {
   if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
   const int64_t n_out = output_size_;
+  constexpr int64_t kChunk = 64;
   thread_local std::vector<int64_t> codes;
-  if (codes.size() < static_cast<size_t>(n_out)) codes.resize(static_cast<size_t>(n_out));
-  for (int64_t b = 0; b < batch; ++b) {
-    run_codes_from(input + b * program_.input_size, 1, codes.data(), b);
-    for (int64_t i = 0; i < n_out; ++i) output[b * n_out + i] = code_to_float(codes[i], out_scale_[i]);
+  if (codes.size() < static_cast<size_t>(n_out * kChunk)) codes.resize(static_cast<size_t>(n_out * kChunk));
+  for (int64_t b0 = 0; b0 < batch; b0 += kChunk) {
+    const int64_t count = std::min(kChunk, batch - b0);
+    run_codes_from(input + b0 * program_.input_size, count, codes.data(), b0);
+    for (int64_t b = 0; b < count; ++b) {
+      for (int64_t i = 0; i < n_out; ++i) {
+        output[(b0 + b) * n_out + i] = code_to_float(codes[b * n_out + i], out_scale_[i]);
+      }
+    }
   }
 }
 

@@ -184,7 +184,8 @@ class HETEROQ_DEPLOY_API Engine {
   std::vector<size_t> offset_;   // per stage: the output's byte offset in the scratch buffer
   size_t in_offset_ = 0, scratch_bytes_ = 0;
   void analyse();
-  void run_one(const float* x, int64_t sample, unsigned char* scratch) const;
+  void run_stage(size_t i, const unsigned char* prev, int prev_type, int64_t size, unsigned char* out) const;
+  void run_block(const float* x, int64_t first, int64_t count, unsigned char* scratch) const;
   void run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first) const;
   template <typename T>
   const T* output_of(const unsigned char* scratch) const;
