@@ -12,6 +12,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -192,12 +193,15 @@ void bind_cost(py::module_& m) {
         std::vector<LayerInfo> storage;
         const auto& infos = cost_layers_of(layers, storage, cost_layers_from_python);
         const QuantizerPtr q = to_quantizer(input_quantizer, "qstats: `input_quantizer`");
-        const auto stats = heteroq::cost::qstats(infos, heteroq::nn::QuantizerArg(q));
-        return py::make_tuple(stats.to_json(), stats.to_string());
+        const auto stats = std::make_shared<const heteroq::cost::QStats>(
+            heteroq::cost::qstats(infos, heteroq::nn::QuantizerArg(q)));
+        // The table is printed on first use (heteroq.cost's reports call the function).
+        return py::make_tuple(stats->to_json(),
+                              py::cpp_function([stats] { return stats->to_string(); }));
       },
       py::arg("layers"), py::arg("input_quantizer"),
-      "heteroq::cost::qstats over layer descriptions (dicts or LayerInfos); returns (JSON, "
-      "printed table).");
+      "heteroq::cost::qstats over layer descriptions (dicts or LayerInfos); returns (JSON, a "
+      "function returning the printed table).");
   m.def(
       "qstats_operand_type",
       [](const py::object& q) {

@@ -22,15 +22,15 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from . import _C
-from .cost import DEFAULT_INPUT_QUANTIZER, QuantizerLike, _impl, describe
+from .cost import DEFAULT_INPUT_QUANTIZER, LayerInfos, QuantizerLike, _impl, _Table, describe
 
 __all__ = ["LayerBops", "BopsReport", "FpgaLayer", "FpgaEstimate", "FPGA_DEFAULTS", "bops",
-           "fpga_estimate", "bit_span"]
+           "fpga_estimate", "bit_span", "CostEstimate", "estimate"]
 
 #: The FPGA model's numeric options and their defaults (``heteroq::cost::FpgaOptions``).
 FPGA_DEFAULTS: Dict[str, Any] = dict(_C.hardware_fpga_defaults())
 
-ModelLike = Union[torch.nn.Module, List[Dict[str, Any]]]
+ModelLike = Union[torch.nn.Module, List[Dict[str, Any]], LayerInfos]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class BopsReport:
     multiplications: int
     layers: List[LayerBops]
     zero_cost_layers: List[str]
-    table: str = field(repr=False, default="")
+    table: str = field(repr=False, default=_Table())
 
     def layer(self, name: str) -> LayerBops:
         """The layer called ``name`` (its module path)."""
@@ -104,7 +104,7 @@ class FpgaEstimate:
     clock_period_ns: float
     layers: List[FpgaLayer]
     zero_cost_layers: List[str]
-    table: str = field(repr=False, default="")
+    table: str = field(repr=False, default=_Table())
 
     @property
     def lut_equivalent(self) -> int:
@@ -123,8 +123,8 @@ class FpgaEstimate:
         return self.table
 
 
-def _layers(model: ModelLike, input_shape: Optional[Sequence[int]], who: str) -> List[Dict]:
-    if isinstance(model, list):
+def _layers(model: ModelLike, input_shape: Optional[Sequence[int]], who: str) -> Any:
+    if isinstance(model, (list, LayerInfos)):
         if input_shape is not None:
             raise ValueError(f"{who}: `input_shape` must be None when `model` is a list of layer "
                              f"descriptions (heteroq.cost.describe's)")
@@ -162,7 +162,8 @@ def bops(model: ModelLike, input_shape: Optional[Sequence[int]] = None, *,
 
     Args:
         model: a ``torch.nn.Module`` (see :func:`heteroq.cost.qstats`), or the layer
-            descriptions of :func:`heteroq.cost.describe` (then ``input_shape`` is None).
+            descriptions of :func:`heteroq.cost.describe` or their
+            :class:`heteroq.cost.LayerInfos` (then ``input_shape`` is None).
         input_shape: the input's shape, batch dimension first.
         input_quantizer: the quantizer the model's input comes from; None: a float input.
         unknown_layers_as_zero: count a layer the cost models do not know as zero (listed in
@@ -216,3 +217,55 @@ def bit_span(value: float) -> int:
     """HGQ's exact bit span of a constant: the bits from its highest to its lowest non-zero bit,
     sign excluded (0 for 0; 0.75 -> 2, 0.625 -> 3, -4 -> 1)."""
     return _C.bit_span(float(value))
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """The totals of every cost model for one model (what :func:`estimate` returns): each number
+    is the one the model's own function gives (named in brackets)."""
+
+    energy: float          # pJ per sample (energy(...).total)
+    size_bits: int         # parameter and activation bits (model_size(...).total_bits)
+    bops: int              # per sample (bops(...).bops)
+    ebops: float           # per sample (bops(...).ebops)
+    lut: int               # fpga_estimate(...).lut
+    dsp: int               # fpga_estimate(...).dsp
+    ff: int                # fpga_estimate(...).ff
+    latency_cycles: int    # fpga_estimate(...).latency_cycles
+    latency_ns: float      # fpga_estimate(...).latency_ns
+
+
+def estimate(model: ModelLike, input_shape: Optional[Sequence[int]] = None, *,
+             input_quantizer: QuantizerLike = DEFAULT_INPUT_QUANTIZER,
+             unknown_layers_as_zero: bool = False,
+             qtools_options: Optional[Dict[str, Any]] = None,
+             fpga_options: Optional[Dict[str, Any]] = None) -> CostEstimate:
+    """Every cost model's total at once, describing the model once (what a search needs per
+    trial): the energy and the size (QTools), BOPs and EBOPs, the FPGA estimate.
+
+    Args:
+        model, input_shape, input_quantizer, unknown_layers_as_zero: as :func:`bops` (the input
+            quantizer of BOPs and the FPGA estimate; the energy and size take QTools's options).
+        qtools_options: the options of :func:`heteroq.cost.energy` and
+            :func:`heteroq.cost.model_size` (``unknown_layers_as_zero`` defaults to the argument).
+        fpga_options: the numeric options of :func:`fpga_estimate`.
+
+    Example usage::
+
+        c = heteroq.cost.estimate(model, (1, 16))
+        c.energy, c.size_bits, c.ebops, c.lut, c.latency_ns
+    """
+    from ._qtools import energy, model_size  # noqa: PLC0415  (imported after this module)
+
+    layers = _layers(model, input_shape, "estimate")
+    if isinstance(layers, list):
+        layers = LayerInfos(layers)  # converted once for the four models
+    q = {"unknown_layers_as_zero": bool(unknown_layers_as_zero), **(qtools_options or {})}
+    e = energy(layers, **q)
+    s = model_size(layers, **q)
+    b = bops(layers, input_quantizer=input_quantizer,
+             unknown_layers_as_zero=unknown_layers_as_zero)
+    f = fpga_estimate(layers, input_quantizer=input_quantizer,
+                      unknown_layers_as_zero=unknown_layers_as_zero, **(fpga_options or {}))
+    return CostEstimate(e.total, s.total_bits, b.bops, b.ebops, f.lut, f.dsp, f.ff,
+                        f.latency_cycles, f.latency_ns)

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Union
 import torch
 
 from . import _C
-from .cost import describe
+from .cost import LayerInfos, _Table, describe
 from .quantizers import Quantizer, get_quantizer
 
 __all__ = ["QType", "QToolsStage", "QToolsParameters", "QToolsOperator", "LayerDataType",
@@ -32,7 +32,7 @@ __all__ = ["QType", "QToolsStage", "QToolsParameters", "QToolsOperator", "LayerD
 #: The options and their defaults (``heteroq::cost::QToolsOptions``; QTools's config_public.py).
 QTOOLS_DEFAULTS: Dict[str, Any] = dict(_C.qtools_defaults())
 
-ModelLike = Union[torch.nn.Module, List[Dict[str, Any]]]
+ModelLike = Union[torch.nn.Module, List[Dict[str, Any]], LayerInfos]
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class DataTypeMap:
     layers: List[LayerDataType]
     source: QType
     counted_as_zero: List[str]
-    table: str = field(repr=False, default="")
+    table: str = field(repr=False, default=_Table())
 
     def layer(self, name: str) -> LayerDataType:
         return _layer_by_name(self.layers, name)
@@ -154,7 +154,7 @@ class EnergyReport:
     qtools_total: int
     total_cost: int
     counted_as_zero: List[str]
-    table: str = field(repr=False, default="")
+    table: str = field(repr=False, default=_Table())
 
     def layer(self, name: str) -> LayerEnergy:
         return _layer_by_name(self.layers, name)
@@ -187,7 +187,7 @@ class SizeReport:
     reference_activation_bits: int
     reference_total_bits: int
     counted_as_zero: List[str]
-    table: str = field(repr=False, default="")
+    table: str = field(repr=False, default=_Table())
 
     def layer(self, name: str) -> LayerSize:
         return _layer_by_name(self.layers, name)
@@ -222,8 +222,8 @@ def _options(options: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _layers(model: ModelLike, input_shape: Optional[Sequence[int]]) -> List[Dict[str, Any]]:
-    if isinstance(model, list):  # descriptions from heteroq.cost.describe
+def _layers(model: ModelLike, input_shape: Optional[Sequence[int]]) -> Any:
+    if isinstance(model, (list, LayerInfos)):  # descriptions from heteroq.cost.describe
         return model
     if input_shape is None:
         raise ValueError("qtools: `input_shape` is required for a model (batch dimension first)")
@@ -239,7 +239,8 @@ def data_types(model: ModelLike, input_shape: Optional[Sequence[int]] = None,
 
     Args:
         model: a ``torch.nn.Module`` of heteroq and torch layers (as :func:`heteroq.cost.qstats`
-            walks it), or the layer list :func:`heteroq.cost.describe` returned.
+            walks it), or the layer list :func:`heteroq.cost.describe` returned (or its
+            :class:`heteroq.cost.LayerInfos`, converted once for many calls).
         input_shape: the input's shape, batch dimension first (the counts are per sample).
         **options: the fields of ``heteroq::cost::QToolsOptions`` (:data:`QTOOLS_DEFAULTS`):
             process, weights_on_memory, activations_on_memory, min_sram_size, rd_wr_on_io,

@@ -26,7 +26,7 @@ from . import _C
 from . import nn as qnn
 from .quantizers import Quantizer, get_quantizer
 
-__all__ = ["DEFAULT_INPUT_QUANTIZER", "describe", "Operand", "Operation", "WeightStats", "AccumulatorStats",
+__all__ = ["DEFAULT_INPUT_QUANTIZER", "describe", "LayerInfos", "Operand", "Operation", "WeightStats", "AccumulatorStats",
            "LayerStats", "QStats", "qstats", "print_qstats", "operand_type", "op_type",
            "operation_name"]
 
@@ -34,6 +34,33 @@ __all__ = ["DEFAULT_INPUT_QUANTIZER", "describe", "Operand", "Operation", "Weigh
 DEFAULT_INPUT_QUANTIZER = "quantized_relu(8,0)"
 
 QuantizerLike = Union[Quantizer, str, None]
+
+
+class _Table:
+    """A report's printed table (the dataclass field ``table``), printed on first use: the C++
+    core hands a function that prints it, or a string is given."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> str:
+        if obj is None:
+            return ""
+        value = obj.__dict__.get(self._slot, "")
+        if callable(value):
+            value = value()
+            obj.__dict__[self._slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = "" if value is self else value
+
+
+#: Layer descriptions converted once to the C++ core's ``heteroq::cost::LayerInfo``:
+#: ``LayerInfos(describe(model, shape))``. Every cost model (:func:`energy`, :func:`model_size`,
+#: :func:`data_types`, :func:`bops`, :func:`fpga_estimate`, :func:`estimate`) takes one in place
+#: of the list, without converting it again; a snapshot of the list when it was made.
+LayerInfos = _C.LayerInfos
 
 
 @dataclass(frozen=True)
@@ -108,7 +135,7 @@ class QStats:
     total_operations: int
     total_bits: int
     total_parameters: int
-    table: str = field(repr=False, default="")
+    table: str = field(repr=False, default=_Table())
 
     def layer(self, name: str) -> LayerStats:
         """The layer called ``name`` (its module path, e.g. ``"0"`` or ``"features.3"``)."""

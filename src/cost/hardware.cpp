@@ -480,15 +480,17 @@ std::string BopsReport::to_string() const {
 std::string BopsReport::to_json() const {
   json jl = json::array();
   for (const LayerBops& l : layers) {
-    jl.push_back(json{{"name", l.name},
-                      {"type", l.type},
-                      {"kind", layer_kind_name(l.kind)},
-                      {"multiplications", l.multiplications},
-                      {"bops", l.bops},
-                      {"ebops", l.ebops},
-                      {"bias_ebops", l.bias_ebops},
-                      {"exact", l.exact},
-                      {"zero_cost", l.zero_cost}});
+    json o = json::object();
+    o["name"] = l.name;
+    o["type"] = l.type;
+    o["kind"] = layer_kind_name(l.kind);
+    o["multiplications"] = l.multiplications;
+    o["bops"] = l.bops;
+    o["ebops"] = l.ebops;
+    o["bias_ebops"] = l.bias_ebops;
+    o["exact"] = l.exact;
+    o["zero_cost"] = l.zero_cost;
+    jl.push_back(std::move(o));
   }
   json root;
   root["layers"] = std::move(jl);
@@ -893,22 +895,24 @@ std::string FpgaEstimate::to_string() const {
 std::string FpgaEstimate::to_json() const {
   json jl = json::array();
   for (const FpgaLayer& l : layers) {
-    jl.push_back(json{{"name", l.name},
-                      {"type", l.type},
-                      {"kind", layer_kind_name(l.kind)},
-                      {"lut", l.lut},
-                      {"lut_multipliers", l.lut_multipliers},
-                      {"lut_adders", l.lut_adders},
-                      {"lut_activations", l.lut_activations},
-                      {"dsp", l.dsp},
-                      {"ff", l.ff},
-                      {"latency_cycles", l.latency_cycles},
-                      {"products_dsp", l.products_dsp},
-                      {"products_lut", l.products_lut},
-                      {"products_free", l.products_free},
-                      {"accumulator_bits", l.accumulator_bits},
-                      {"exact", l.exact},
-                      {"zero_cost", l.zero_cost}});
+    json o = json::object();
+    o["name"] = l.name;
+    o["type"] = l.type;
+    o["kind"] = layer_kind_name(l.kind);
+    o["lut"] = l.lut;
+    o["lut_multipliers"] = l.lut_multipliers;
+    o["lut_adders"] = l.lut_adders;
+    o["lut_activations"] = l.lut_activations;
+    o["dsp"] = l.dsp;
+    o["ff"] = l.ff;
+    o["latency_cycles"] = l.latency_cycles;
+    o["products_dsp"] = l.products_dsp;
+    o["products_lut"] = l.products_lut;
+    o["products_free"] = l.products_free;
+    o["accumulator_bits"] = l.accumulator_bits;
+    o["exact"] = l.exact;
+    o["zero_cost"] = l.zero_cost;
+    jl.push_back(std::move(o));
   }
   json root;
   root["layers"] = std::move(jl);

@@ -1267,16 +1267,18 @@ std::string EnergyReport::to_json() const {
   json root;
   json jl = json::array();
   for (const LayerEnergy& l : layers) {
-    jl.push_back(json{{"name", l.name},
-                      {"type", l.type},
-                      {"role", l.role},
-                      {"inputs", l.inputs},
-                      {"parameters", l.parameters},
-                      {"op_cost", l.op_cost},
-                      {"outputs", l.outputs},
-                      {"included", l.included},
-                      {"total", l.total},
-                      {"counted_as_zero", l.counted_as_zero}});
+    json o = json::object();
+    o["name"] = l.name;
+    o["type"] = l.type;
+    o["role"] = l.role;
+    o["inputs"] = l.inputs;
+    o["parameters"] = l.parameters;
+    o["op_cost"] = l.op_cost;
+    o["outputs"] = l.outputs;
+    o["included"] = l.included;
+    o["total"] = l.total;
+    o["counted_as_zero"] = l.counted_as_zero;
+    jl.push_back(std::move(o));
   }
   root["layers"] = std::move(jl);
   root["total"] = total;
@@ -1389,12 +1391,14 @@ std::string SizeReport::to_json() const {
   json root;
   json jl = json::array();
   for (const LayerSize& l : layers) {
-    jl.push_back(json{{"name", l.name},
-                      {"type", l.type},
-                      {"parameter_bits", l.parameter_bits},
-                      {"activation_bits", l.activation_bits},
-                      {"reference_parameter_bits", l.reference_parameter_bits},
-                      {"reference_activation_bits", l.reference_activation_bits}});
+    json o = json::object();
+    o["name"] = l.name;
+    o["type"] = l.type;
+    o["parameter_bits"] = l.parameter_bits;
+    o["activation_bits"] = l.activation_bits;
+    o["reference_parameter_bits"] = l.reference_parameter_bits;
+    o["reference_activation_bits"] = l.reference_activation_bits;
+    jl.push_back(std::move(o));
   }
   root["layers"] = std::move(jl);
   root["input_bits"] = input_bits;

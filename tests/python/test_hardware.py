@@ -356,3 +356,44 @@ def test_docs_example_prints_what_the_page_shows(capsys):
     r, e = namespace["r"], namespace["e"]
     assert (r.bops, r.ebops, r.multiplications) == (149064, 38199.0, 3819)
     assert (e.lut, e.dsp, e.ff, e.latency_cycles, e.latency_ns) == (49050, 0, 5634, 11, 55.0)
+
+
+@pytest.mark.parametrize("make,shape", [(jet_mlp, (1, 16)), (small_cnn, (2, 3, 12, 12)),
+                                        (po2_mix, (1, 8)), (lstm_model, (5, 2, 8)),
+                                        (two_layer_mlp, (1, 3)), (batch_norm_layer, (1, 2))])
+def test_layer_infos_and_estimate_give_the_same_numbers(make, shape):
+    torch.manual_seed(0)
+    model = make()
+    layers = cost.describe(model, shape)
+    infos = cost.LayerInfos(layers)
+    assert len(infos) == len(layers) and infos.names == [l["name"] for l in layers]
+    reports = {}
+    for f in (cost.bops, cost.fpga_estimate, cost.energy, cost.model_size, cost.data_types):
+        mine, theirs = f(infos), f(layers)  # converted once / per call
+        assert dataclasses.asdict(mine) == dataclasses.asdict(theirs)
+        assert str(mine) == str(theirs) == theirs.table != ""
+        reports[f.__name__] = theirs
+    b, e = reports["bops"], reports["fpga_estimate"]
+    expected = cost.CostEstimate(reports["energy"].total, reports["model_size"].total_bits, b.bops,
+                                 b.ebops, e.lut, e.dsp, e.ff, e.latency_cycles, e.latency_ns)
+    assert cost.estimate(model, shape) == cost.estimate(layers) == cost.estimate(infos) == expected
+    # The options reach their models.
+    options = {"input_quantizer": "quantized_bits(16,5)", "fpga_options": {"clock_period_ns": 2.5},
+               "qtools_options": {"process": "horowitz", "for_reference": True}}
+    c = cost.estimate(infos, **options)
+    assert c.latency_ns == cost.fpga_estimate(layers, input_quantizer="quantized_bits(16,5)",
+                                              clock_period_ns=2.5).latency_ns
+    assert c.energy == cost.energy(layers, process="horowitz", for_reference=True).total
+    with pytest.raises(ValueError, match="input_shape"):
+        cost.estimate(layers, shape)
+    with pytest.raises(TypeError, match="LayerInfos"):
+        cost.LayerInfos(tuple(layers))
+
+
+def test_reports_print_their_table_on_first_use():
+    layers = cost.describe(jet_mlp(), (1, 16))
+    r = cost.energy(layers)
+    assert "_table" in vars(r) and callable(vars(r)["_table"])  # not printed yet
+    assert r.table == str(r) and isinstance(vars(r)["_table"], str)
+    given = cost.BopsReport(1, 1.0, 1, [], [], "the table")
+    assert given.table == str(given) == "the table" and cost.BopsReport(1, 1.0, 1, [], []).table == ""
