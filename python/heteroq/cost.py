@@ -463,6 +463,27 @@ def _check_shape(input_shape: Sequence[int]) -> List[int]:
 _MODULE_TRAIN = torch.nn.Module.train
 
 
+def _plain_sequential(m: torch.nn.Module) -> bool:
+    """Whether calling ``m`` is calling its layers in turn, without hooks around the containers:
+    ``m`` and every container in it are ``torch.nn.Sequential`` itself (not a subclass) without
+    hooks of their own, and no global module hooks are set."""
+    if type(m) is not torch.nn.Sequential or _is_layer(m):
+        return False
+    if m._forward_hooks or m._forward_pre_hooks or any(
+            getattr(m, a, None) for a in ("_forward_hooks_with_kwargs",
+                                          "_forward_pre_hooks_with_kwargs")):
+        return False
+    return all(c is not None and (_is_layer(c) or _plain_sequential(c))
+               for c in m._modules.values())
+
+
+def _global_hooks() -> bool:
+    module = torch.nn.modules.module
+    return any(getattr(module, a, None) for a in ("_global_forward_hooks",
+                                                   "_global_forward_pre_hooks",
+                                                   "_global_forward_hooks_always_called"))
+
+
 def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[str, Any]]:
     """The layers of ``model`` as the cost models see them (``heteroq::cost::LayerInfo`` as
     dicts), for an input of ``input_shape``: runs one forward pass on zeros with hooks (in eval
@@ -502,6 +523,22 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
         calls.append((name if seen[name] == 1 else f"{name}#{seen[name]}", module, in_shape,
                       list(t.shape)))
 
+    # A plain Sequential is walked as its forward() walks it (each layer called in turn, its own
+    # hooks included), the shapes recorded around each call; any other model runs with hooks.
+    walk = _plain_sequential(model) and not _global_hooks()
+    names = {id(m): name for name, m in layers}
+
+    def run(seq: torch.nn.Module, value: Any) -> Any:
+        for m in seq._modules.values():
+            if not _is_layer(m):
+                value = run(m, value)
+                continue
+            t = _first_tensor(value)
+            running.append((names[id(m)], m, list(t.shape) if t is not None else []))
+            value = m(value)
+            post_hook(m, None, value)
+        return value
+
     handles = []
     modules = list(model.modules())
     # Eval mode: model.eval() sets every module's flag through Module.train(); where no module
@@ -511,9 +548,10 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
     training = [(m, m.training) for m in modules] if not plain else \
         [m for m in modules if m.training]
     try:
-        for name, m in layers:
-            handles.append(m.register_forward_pre_hook(pre_hook(name)))
-            handles.append(m.register_forward_hook(post_hook))
+        if not walk:
+            for name, m in layers:
+                handles.append(m.register_forward_pre_hook(pre_hook(name)))
+                handles.append(m.register_forward_hook(post_hook))
         if plain:
             for m in training:
                 m.__dict__["training"] = False
@@ -521,7 +559,10 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
             model.eval()
         with torch.no_grad():
             try:
-                model(x)
+                if walk:
+                    run(model, x)
+                else:
+                    model(x)
             except Exception as e:  # noqa: BLE001  (re-raised with the layer's name)
                 if running:
                     name, module, in_shape = running[-1]
