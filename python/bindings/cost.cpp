@@ -166,9 +166,10 @@ const std::vector<LayerInfo>& cost_layers_of(
     const std::function<std::vector<LayerInfo>(const py::list&)>& convert) {
   if (py::isinstance<LayerInfos>(layers)) return layers.cast<const LayerInfos&>().layers;
   if (!py::isinstance<py::list>(layers)) {
-    throw py::type_error("expected a list of layer descriptions (heteroq.cost.describe's) or "
-                         "heteroq.cost.LayerInfos, got " +
-                         std::string(py::str(py::type::handle_of(layers).attr("__name__"))));
+    throw py::type_error(
+        "expected a list of layer descriptions (heteroq.cost.describe's) or "
+        "heteroq.cost.LayerInfos, got " +
+        std::string(py::str(py::type::handle_of(layers).attr("__name__"))));
   }
   storage = convert(py::reinterpret_borrow<py::list>(layers));
   return storage;
@@ -177,9 +178,8 @@ const std::vector<LayerInfo>& cost_layers_of(
 void bind_cost(py::module_& m) {
   py::class_<LayerInfos>(m, "LayerInfos",
                          "Layer descriptions converted once to heteroq::cost::LayerInfo.")
-      .def(py::init([](const py::list& layers) {
-             return LayerInfos{cost_layers_from_python(layers)};
-           }),
+      .def(py::init(
+               [](const py::list& layers) { return LayerInfos{cost_layers_from_python(layers)}; }),
            py::arg("layers"))
       .def("__len__", [](const LayerInfos& l) { return l.layers.size(); })
       .def_property_readonly("names", [](const LayerInfos& l) {

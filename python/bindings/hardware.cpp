@@ -47,12 +47,13 @@ void bind_hardware(py::module_& m) {
         options.input_quantizer = heteroq::nn::QuantizerArg(input_quantizer(input, "bops"));
         options.unknown_layers_as_zero = unknown_layers_as_zero;
         std::vector<heteroq::cost::LayerInfo> storage;
-        const auto r = std::make_shared<const heteroq::cost::BopsReport>(heteroq::cost::bops(
-            cost_layers_of(layers, storage, cost_layers_from_python), options));
+        const auto r = std::make_shared<const heteroq::cost::BopsReport>(
+            heteroq::cost::bops(cost_layers_of(layers, storage, cost_layers_from_python), options));
         return py::make_tuple(r->to_json(), py::cpp_function([r] { return r->to_string(); }));
       },
       py::arg("layers"), py::arg("input_quantizer"), py::arg("unknown_layers_as_zero"),
-      "heteroq::cost::bops over layer descriptions (dicts); returns (JSON, a function returning the table).");
+      "heteroq::cost::bops over layer descriptions (dicts); returns (JSON, a function returning "
+      "the table).");
   m.def(
       "hardware_fpga_estimate",
       [](const py::object& layers, const py::object& input, bool unknown_layers_as_zero,
@@ -72,15 +73,17 @@ void bind_hardware(py::module_& m) {
         o.adder_inputs = adder_inputs;
         o.adder_level_ns = adder_level_ns;
         std::vector<heteroq::cost::LayerInfo> storage;
-        const auto e = std::make_shared<const heteroq::cost::FpgaEstimate>(
-            heteroq::cost::fpga_estimate(cost_layers_of(layers, storage, cost_layers_from_python), o));
+        const auto e =
+            std::make_shared<const heteroq::cost::FpgaEstimate>(heteroq::cost::fpga_estimate(
+                cost_layers_of(layers, storage, cost_layers_from_python), o));
         return py::make_tuple(e->to_json(), py::cpp_function([e] { return e->to_string(); }));
       },
       py::arg("layers"), py::arg("input_quantizer"), py::arg("unknown_layers_as_zero"),
       py::arg("clock_period_ns"), py::arg("float_bits"), py::arg("float_integer_bits"),
       py::arg("dsp_min_input_bits"), py::arg("dsp_min_weight_span"), py::arg("dsp_port_a_bits"),
       py::arg("dsp_port_b_bits"), py::arg("adder_inputs"), py::arg("adder_level_ns"),
-      "heteroq::cost::fpga_estimate over layer descriptions (dicts); returns (JSON, a function returning the table).");
+      "heteroq::cost::fpga_estimate over layer descriptions (dicts); returns (JSON, a function "
+      "returning the table).");
   m.def(
       "hardware_fpga_defaults",
       [] {

@@ -172,32 +172,39 @@ void bind_qtools(py::module_& m) {
       "qtools_data_types",
       [](const py::object& layers, const py::dict& options) {
         std::vector<LayerInfo> storage;
-        const auto map = std::make_shared<const heteroq::cost::DataTypeMap>(
-            heteroq::cost::data_types(cost_layers_of(layers, storage, to_layers), to_options(options)));
+        const auto map =
+            std::make_shared<const heteroq::cost::DataTypeMap>(heteroq::cost::data_types(
+                cost_layers_of(layers, storage, to_layers), to_options(options)));
         return py::make_tuple(map->to_json(), py::cpp_function([map] { return map->to_string(); }));
       },
       py::arg("layers"), py::arg("options"),
-      "heteroq::cost::data_types over layer descriptions (dicts); returns (JSON, a function returning the table).");
+      "heteroq::cost::data_types over layer descriptions (dicts); returns (JSON, a function "
+      "returning the table).");
   m.def(
       "qtools_energy",
       [](const py::object& layers, const py::dict& options) {
         std::vector<LayerInfo> storage;
         const auto report = std::make_shared<const heteroq::cost::EnergyReport>(
             heteroq::cost::energy(cost_layers_of(layers, storage, to_layers), to_options(options)));
-        return py::make_tuple(report->to_json(), py::cpp_function([report] { return report->to_string(); }));
+        return py::make_tuple(report->to_json(),
+                              py::cpp_function([report] { return report->to_string(); }));
       },
       py::arg("layers"), py::arg("options"),
-      "heteroq::cost::energy over layer descriptions (dicts); returns (JSON, a function returning the table).");
+      "heteroq::cost::energy over layer descriptions (dicts); returns (JSON, a function returning "
+      "the table).");
   m.def(
       "qtools_model_size",
       [](const py::object& layers, const py::dict& options) {
         std::vector<LayerInfo> storage;
-        const auto report = std::make_shared<const heteroq::cost::SizeReport>(
-            heteroq::cost::model_size(cost_layers_of(layers, storage, to_layers), to_options(options)));
-        return py::make_tuple(report->to_json(), py::cpp_function([report] { return report->to_string(); }));
+        const auto report =
+            std::make_shared<const heteroq::cost::SizeReport>(heteroq::cost::model_size(
+                cost_layers_of(layers, storage, to_layers), to_options(options)));
+        return py::make_tuple(report->to_json(),
+                              py::cpp_function([report] { return report->to_string(); }));
       },
       py::arg("layers"), py::arg("options"),
-      "heteroq::cost::model_size over layer descriptions (dicts); returns (JSON, a function returning the table).");
+      "heteroq::cost::model_size over layer descriptions (dicts); returns (JSON, a function "
+      "returning the table).");
   m.def(
       "qtools_defaults",
       []() {

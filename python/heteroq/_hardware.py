@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from . import _C
-from .cost import DEFAULT_INPUT_QUANTIZER, LayerInfos, QuantizerLike, _impl, _Table, describe
+from .cost import (DEFAULT_INPUT_QUANTIZER, LayerInfos, QuantizerLike, _impl, _Printed, _Table,
+                   describe)
 
 __all__ = ["LayerBops", "BopsReport", "FpgaLayer", "FpgaEstimate", "FPGA_DEFAULTS", "bops",
            "fpga_estimate", "bit_span", "CostEstimate", "estimate"]
@@ -49,7 +50,7 @@ class LayerBops:
 
 
 @dataclass
-class BopsReport:
+class BopsReport(_Printed):
     """What :func:`bops` returns; ``str(report)`` is the per-layer table."""
 
     bops: int
@@ -93,7 +94,7 @@ class FpgaLayer:
 
 
 @dataclass
-class FpgaEstimate:
+class FpgaEstimate(_Printed):
     """What :func:`fpga_estimate` returns; ``str(estimate)`` is the per-layer table."""
 
     lut: int

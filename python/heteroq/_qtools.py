@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Union
 import torch
 
 from . import _C
-from .cost import LayerInfos, _Table, describe
+from .cost import LayerInfos, _Printed, _Table, describe
 from .quantizers import Quantizer, get_quantizer
 
 __all__ = ["QType", "QToolsStage", "QToolsParameters", "QToolsOperator", "LayerDataType",
@@ -112,7 +112,7 @@ def _layer_by_name(layers, name):
 
 
 @dataclass
-class DataTypeMap:
+class DataTypeMap(_Printed):
     """What :func:`data_types` returns; ``str(map)`` is the table."""
 
     layers: List[LayerDataType]
@@ -144,7 +144,7 @@ class LayerEnergy:
 
 
 @dataclass
-class EnergyReport:
+class EnergyReport(_Printed):
     """What :func:`energy` returns: ``total`` in pJ per sample; ``qtools_total`` is QTools's
     ``extract_energy_sum`` (rounded components, truncated), ``total_cost`` its ``pe()`` total of
     every component. ``str(report)`` is the table."""
@@ -174,7 +174,7 @@ class LayerSize:
 
 
 @dataclass
-class SizeReport:
+class SizeReport(_Printed):
     """What :func:`model_size` returns (AutoQKeras's "bits" goal); the reference has every value
     at ``ref_bits``. ``str(report)`` is the table."""
 

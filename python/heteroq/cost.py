@@ -26,7 +26,8 @@ from . import _C
 from . import nn as qnn
 from .quantizers import Quantizer, get_quantizer
 
-__all__ = ["DEFAULT_INPUT_QUANTIZER", "describe", "LayerInfos", "Operand", "Operation", "WeightStats", "AccumulatorStats",
+__all__ = ["DEFAULT_INPUT_QUANTIZER", "describe", "LayerInfos", "Operand", "Operation",
+           "WeightStats", "AccumulatorStats",
            "LayerStats", "QStats", "qstats", "print_qstats", "operand_type", "op_type",
            "operation_name"]
 
@@ -54,6 +55,17 @@ class _Table:
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self._slot] = "" if value is self else value
+
+
+class _Printed:
+    """The base of the reports with a :class:`_Table`: pickled and copied with the table printed
+    (the C++ core's function is not picklable)."""
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        if callable(state.get("_table")):
+            state["_table"] = self.table
+        return state
 
 
 #: Layer descriptions converted once to the C++ core's ``heteroq::cost::LayerInfo``:
@@ -127,7 +139,7 @@ class LayerStats:
 
 
 @dataclass
-class QStats:
+class QStats(_Printed):
     """What :func:`qstats` returns; ``str(stats)`` is the table :func:`print_qstats` prints."""
 
     layers: List[LayerStats]

@@ -7,8 +7,8 @@
 #include <ATen/core/Tensor.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <iomanip>
 #include <limits>
 #include <nlohmann/json.hpp>

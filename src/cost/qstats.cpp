@@ -541,7 +541,10 @@ std::optional<at::Tensor> exact_channel_sums(const at::Tensor& weight,
   double magnitude = 0;
   for (double v : w) {
     if (!std::isfinite(v)) return std::nullopt;
-    if (v == 0) continue;
+    if (v == 0) {
+      if (std::signbit(v)) return std::nullopt;  // -0.0: the sign of a zero sum could differ
+      continue;
+    }
     int exponent = 0;
     const double f = std::frexp(std::fabs(v), &exponent);
     const auto m = static_cast<uint64_t>(std::ldexp(f, 53));

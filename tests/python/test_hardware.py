@@ -396,4 +396,10 @@ def test_reports_print_their_table_on_first_use():
     assert "_table" in vars(r) and callable(vars(r)["_table"])  # not printed yet
     assert r.table == str(r) and isinstance(vars(r)["_table"], str)
     given = cost.BopsReport(1, 1.0, 1, [], [], "the table")
-    assert given.table == str(given) == "the table" and cost.BopsReport(1, 1.0, 1, [], []).table == ""
+    assert given.table == str(given) == "the table"
+    assert cost.BopsReport(1, 1.0, 1, [], []).table == ""
+    import copy
+    import pickle
+    for report in (cost.energy(layers), cost.bops(layers), cost.fpga_estimate(layers)):
+        again = pickle.loads(pickle.dumps(report))  # the table printed
+        assert again == report and again.table == report.table == copy.deepcopy(report).table
