@@ -37,12 +37,20 @@ std::string where_of(const LayerInfo& info, size_t index) {
 
 template <typename T>
 T field(const py::dict& d, const char* key, const std::string& where, T fallback) {
-  if (!d.contains(key)) return fallback;
+  py::object value;
+  if (PyDict_CheckExact(d.ptr())) {  // one lookup (a dict subclass: its own __getitem__)
+    PyObject* v = PyDict_GetItemString(d.ptr(), key);
+    if (!v) return fallback;
+    value = py::reinterpret_borrow<py::object>(v);
+  } else {
+    if (!d.contains(key)) return fallback;
+    value = d[key];
+  }
   try {
-    return d[key].cast<T>();
+    return value.cast<T>();
   } catch (const py::cast_error&) {
     throw InvalidArgument(where + ": `" + key +
-                          "` has the wrong type: " + std::string(py::str(py::repr(d[key]))));
+                          "` has the wrong type: " + std::string(py::str(py::repr(value))));
   }
 }
 
@@ -76,6 +84,35 @@ at::Tensor to_tensor(const py::handle& h, const std::string& where) {
   return t;
 }
 
+// `channel_sums`: a list of [P, N, c] lists of floats (heteroq.cost.describe's) read directly;
+// anything else through pybind11's conversion (the same values, or the same error).
+std::vector<std::array<double, 3>> channel_sums(const py::dict& d, const std::string& where) {
+  PyObject* rows =
+      PyDict_CheckExact(d.ptr()) ? PyDict_GetItemString(d.ptr(), "channel_sums") : nullptr;
+  if (rows && PyList_CheckExact(rows)) {
+    const Py_ssize_t n = PyList_GET_SIZE(rows);
+    std::vector<std::array<double, 3>> out(static_cast<size_t>(n));
+    bool plain = true;
+    for (Py_ssize_t i = 0; i < n && plain; ++i) {
+      PyObject* row = PyList_GET_ITEM(rows, i);
+      if (!PyList_CheckExact(row) || PyList_GET_SIZE(row) != 3) {
+        plain = false;
+        break;
+      }
+      for (Py_ssize_t j = 0; j < 3; ++j) {
+        PyObject* v = PyList_GET_ITEM(row, j);
+        if (!PyFloat_CheckExact(v)) {
+          plain = false;
+          break;
+        }
+        out[static_cast<size_t>(i)][static_cast<size_t>(j)] = PyFloat_AS_DOUBLE(v);
+      }
+    }
+    if (plain) return out;
+  }
+  return field<std::vector<std::array<double, 3>>>(d, "channel_sums", where, {});
+}
+
 LayerInfo to_layer(const py::handle& h, size_t index) {
   if (!py::isinstance<py::dict>(h)) {
     throw InvalidArgument("qstats: layer " + std::to_string(index) + " must be a dict, got " +
@@ -102,7 +139,7 @@ LayerInfo to_layer(const py::handle& h, size_t index) {
   info.bidirectional = field<bool>(d, "bidirectional", where, false);
   info.batch_first = field<bool>(d, "batch_first", where, false);
   info.reset_after = field<bool>(d, "reset_after", where, true);
-  info.channel_sums = field<std::vector<std::array<double, 3>>>(d, "channel_sums", where, {});
+  info.channel_sums = channel_sums(d, where);
   if (d.contains("quantizers")) {
     for (const auto& item : py::reinterpret_borrow<py::iterable>(d["quantizers"])) {
       const auto pair = py::reinterpret_borrow<py::sequence>(item);

@@ -36,12 +36,20 @@ using heteroq::cost::QToolsOptions;
 
 template <typename T>
 T field(const py::dict& d, const char* key, const std::string& where, T fallback) {
-  if (!d.contains(key)) return fallback;
+  py::object value;
+  if (PyDict_CheckExact(d.ptr())) {  // one lookup (a dict subclass: its own __getitem__)
+    PyObject* v = PyDict_GetItemString(d.ptr(), key);
+    if (!v) return fallback;
+    value = py::reinterpret_borrow<py::object>(v);
+  } else {
+    if (!d.contains(key)) return fallback;
+    value = d[key];
+  }
   try {
-    return d[key].cast<T>();
+    return value.cast<T>();
   } catch (const py::cast_error&) {
     throw InvalidArgument(where + ": `" + key +
-                          "` has the wrong type: " + std::string(py::str(py::repr(d[key]))));
+                          "` has the wrong type: " + std::string(py::str(py::repr(value))));
   }
 }
 

@@ -865,3 +865,18 @@ def test_docs_recurrent_example_prints_what_the_page_shows(capsys):
     stats = namespace["stats"]
     assert stats.operation_totals == {"smult_6_6": 80, "smult_6_8": 15360}
     assert stats.total_bits == 10880
+
+
+def test_channel_sums_of_any_number_sequence_give_the_same_stats():
+    # describe's lists of floats are read directly; other sequences through pybind11's conversion.
+    layers = cost.describe(jet_mlp(), (1, 16))
+    relu8 = heteroq.get_quantizer(cost.DEFAULT_INPUT_QUANTIZER)._impl
+    expected = heteroq._C.qstats(layers, relu8)[0]
+    for convert in (lambda rows: [tuple(r) for r in rows], lambda rows: torch.tensor(rows, dtype=torch.float64).tolist(),
+                    lambda rows: [[int(v) if float(v).is_integer() else v for v in r]
+                                  for r in rows]):
+        changed = [{**l, "channel_sums": convert(l["channel_sums"])} if "channel_sums" in l else l
+                   for l in layers]
+        assert heteroq._C.qstats(changed, relu8)[0] == expected
+    with pytest.raises(ValueError, match="`channel_sums` has the wrong type"):
+        heteroq._C.qstats([{**layers[0], "channel_sums": [["a", 1.0, 2.0]]}], relu8)
