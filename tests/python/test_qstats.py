@@ -872,7 +872,8 @@ def test_channel_sums_of_any_number_sequence_give_the_same_stats():
     layers = cost.describe(jet_mlp(), (1, 16))
     relu8 = heteroq.get_quantizer(cost.DEFAULT_INPUT_QUANTIZER)._impl
     expected = heteroq._C.qstats(layers, relu8)[0]
-    for convert in (lambda rows: [tuple(r) for r in rows], lambda rows: torch.tensor(rows, dtype=torch.float64).tolist(),
+    for convert in (lambda rows: [tuple(r) for r in rows],
+                    lambda rows: torch.tensor(rows, dtype=torch.float64).tolist(),
                     lambda rows: [[int(v) if float(v).is_integer() else v for v in r]
                                   for r in rows]):
         changed = [{**l, "channel_sums": convert(l["channel_sums"])} if "channel_sums" in l else l
