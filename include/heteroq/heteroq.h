@@ -18,3 +18,5 @@
 #include "heteroq/cost/qstats.h"
 #include "heteroq/cost/qtools.h"
 #include "heteroq/cost/hardware.h"
+#include "heteroq/autoq/model.h"
+#include "heteroq/deploy/compile.h"
