@@ -596,7 +596,7 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
                         info["channel_sums"] = sums.tolist()
                     # float64 numpy arrays: exact copies of the float32 values, cheap to pass
                     described["values"] = [
-                        (group, t.detach().to(torch.float64).cpu().numpy())
+                        (group, t.detach().to(device="cpu", dtype=torch.float64).numpy())
                         for group, t in described.get("values", []) if t is not None]
                     described["quantizers"] = [(slot, q._impl if q is not None else None)
                                                for slot, q in described.get("quantizers", [])]
