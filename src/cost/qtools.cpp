@@ -11,11 +11,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -1086,7 +1088,20 @@ QType qtools_type(const std::string& spec) {
   if (spec == "int8") return fixed_type(8, 0, true);
   if (spec == "int16") return fixed_type(16, 7, true);
   if (spec == "int32") return fixed_type(32, 10, true);
-  return qtools_type(get_quantizer(spec));
+  // A function of the spec alone: parsed once per spec for the process (the options' types are
+  // resolved at every call); a spec that does not parse throws every time.
+  static std::mutex mutex;
+  static auto* types = new std::unordered_map<std::string, QType>();  // never destroyed
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto it = types->find(spec);
+    if (it != types->end()) return it->second;
+  }
+  QType t = qtools_type(get_quantizer(spec));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (types->size() >= 1024) types->clear();  // bounded
+  types->emplace(spec, t);
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------
