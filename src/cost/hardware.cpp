@@ -11,8 +11,10 @@
 #include <cstring>
 #include <iomanip>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -802,18 +804,23 @@ FpgaEstimate fpga_estimate(const std::vector<LayerInfo>& layers, const FpgaOptio
   check_options(options);
   const Prepared p = prepare(who, layers, options.input_quantizer, options.unknown_layers_as_zero);
   const std::vector<LayerStages> stages = all_stages(who, p);
-  // The fractional bits of each layer's input, by its quantizer's spec (parsed once per spec).
-  std::vector<std::pair<std::string, int64_t>> fractions;
+  // The fractional bits of each layer's input: a function of its quantizer's spec alone, parsed
+  // once per spec for the process.
   const auto input_frac = [&](const LayerStats& s) {
-    if (s.input_quantizer && !s.input_quantizer->empty()) {
-      for (const auto& [spec, frac] : fractions) {
-        if (spec == *s.input_quantizer) return frac;
-      }
+    if (!s.input_quantizer || s.input_quantizer->empty()) {
+      return quantizer_fraction_bits(nullptr, options);
+    }
+    static std::mutex mutex;
+    static auto* fractions = new std::unordered_map<std::string, int64_t>();  // never destroyed
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      const auto it = fractions->find(*s.input_quantizer);
+      if (it != fractions->end()) return it->second;
     }
     const int64_t frac = quantizer_fraction_bits(input_quantizer_of(s), options);
-    if (s.input_quantizer && !s.input_quantizer->empty()) {
-      fractions.emplace_back(*s.input_quantizer, frac);
-    }
+    std::lock_guard<std::mutex> lock(mutex);
+    if (fractions->size() >= 1024) fractions->clear();  // bounded
+    fractions->emplace(*s.input_quantizer, frac);
     return frac;
   };
   FpgaEstimate e;
