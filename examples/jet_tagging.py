@@ -27,6 +27,11 @@ Writes ``--out`` (default ``jet_tagging_out/``): ``results.json``, ``roc.png``, 
 (the searches' trials), ``bits.png`` (QE's per-layer bit widths), the AutoQ study
 (``studies.db``, resumable) and the quantized models' weights (``q6/qe/qb.safetensors``). The
 notebook ``examples/jet_tagging.ipynb`` runs the same study through :func:`run_study`.
+
+The C++ program ``examples/cpp/jet_tagging.cpp`` (``heteroq_jet_tagging``) runs the same study on
+the same data: ``--export-data FILE`` writes the exact split this script trains and tests on (a
+tensor file, :func:`export_data`) and exits; ``heteroq_jet_tagging --data FILE`` reads it
+(docs/jet_tagging.md).
 """
 import argparse
 import json
@@ -273,12 +278,59 @@ def plot_searches(searches: Dict[str, "heteroq.autoq.AutoQ"], out: pathlib.Path,
     searches[next(iter(searches))].plot_bits(out / "bits.png")
 
 
+#: The format tag of the split file :func:`export_data` writes (read by heteroq_jet_tagging).
+SPLIT_FORMAT = "heteroq.jet_split"
+
+
+def load_split(*, data: Optional[str] = None, train_limit: Optional[int] = None, seed: int = 0,
+               data_limit: Optional[int] = None):
+    """The data of the study: ``(jets, x_train, y_train)`` -- the jets as tensors (the real data
+    from ``data``, else the surrogate of ``surrogate_seed=seed`` with ``data_limit`` jets) and
+    the training part the models use (its first ``train_limit`` jets)."""
+    jets = (datasets.load_jets(data, limit=data_limit) if data else
+            datasets.load_jets(surrogate=True, surrogate_seed=seed, limit=data_limit)).as_tensors()
+    x_train, y_train = jets.x_train, jets.y_train
+    if train_limit is not None:
+        x_train, y_train = x_train[:train_limit], y_train[:train_limit]
+    return jets, x_train, y_train
+
+
+def export_data(path: str, *, data: Optional[str] = None, budget: str = "small",
+                train_limit: Optional[int] = None, seed: int = 0,
+                data_limit: Optional[int] = None) -> Dict[str, object]:
+    """Writes the exact split :func:`run_study` uses with the same arguments to ``path``, a
+    tensor file (safetensors layout, heteroq.serialize.write_tensor_file): ``x_train`` (float32,
+    [N, 16], standardized; the searches validate on its first N // 10 rows and fit on the rest),
+    ``y_train`` (int64, [N]), ``x_test``, ``y_test``; metadata ``format`` (SPLIT_FORMAT),
+    ``description``, ``surrogate`` ("true"/"false"), ``class_names`` (JSON list) and ``seed``.
+    Returns the metadata."""
+    if budget not in BUDGETS:
+        raise ValueError(f"jet_tagging: unknown budget {budget!r}; choose from {sorted(BUDGETS)}")
+    limit = BUDGETS[budget]["train_limit"] if train_limit is None else train_limit
+    jets, x_train, y_train = load_split(data=data, train_limit=limit, seed=seed,
+                                        data_limit=data_limit)
+    meta = {"format": SPLIT_FORMAT, "description": jets.description,
+            "surrogate": "true" if jets.is_surrogate else "false",
+            "class_names": json.dumps(list(jets.class_names)), "seed": str(seed)}
+    from heteroq.serialize import write_tensor_file
+    write_tensor_file(path, {"x_train": x_train.float().contiguous(),
+                             "y_train": y_train.long().contiguous(),
+                             "x_test": jets.x_test.float().contiguous(),
+                             "y_test": jets.y_test.long().contiguous()}, meta)
+    print(f"wrote {path}: {len(x_train)} training jets, {len(jets.x_test)} test jets; "
+          f"data: {jets.description}")
+    return meta
+
+
 def run_study(*, data: Optional[str] = None, budget: str = "small", epochs: Optional[int] = None,
               train_limit: Optional[int] = None, trials: Optional[int] = None,
               trial_epochs: Optional[int] = None, seed: int = 0, threads: int = 2,
-              out: str = "jet_tagging_out", progress: bool = False) -> Dict[str, object]:
+              out: str = "jet_tagging_out", progress: bool = False,
+              data_limit: Optional[int] = None, plots: bool = True) -> Dict[str, object]:
     """Runs the study and returns its results (what results.json holds, plus the models, the
-    searches and the printed table): ``{"table", "models", "searches", "results", ...}``."""
+    searches and the printed table): ``{"table", "models", "searches", "results", ...}``.
+    ``data_limit``: only the first that many jets of the data (the surrogate: that many jets);
+    ``plots=False`` skips the figures."""
     if budget not in BUDGETS:
         raise ValueError(f"jet_tagging: unknown budget {budget!r}; choose from {sorted(BUDGETS)}")
     b = dict(BUDGETS[budget])
@@ -293,12 +345,9 @@ def run_study(*, data: Optional[str] = None, budget: str = "small", epochs: Opti
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
 
-    jets = (datasets.load_jets(data) if data else
-            datasets.load_jets(surrogate=True, surrogate_seed=seed)).as_tensors()
+    jets, x_train, y_train = load_split(data=data, train_limit=b["train_limit"], seed=seed,
+                                        data_limit=data_limit)
     print(f"data: {jets.description}")
-    x_train, y_train = jets.x_train, jets.y_train
-    if b["train_limit"] is not None:
-        x_train, y_train = x_train[:b["train_limit"]], y_train[:b["train_limit"]]
     n_val = len(x_train) // 10  # the searches' validation part (the test set stays unseen)
     x_fit, y_fit, x_val, y_val = x_train[n_val:], y_train[n_val:], x_train[:n_val], y_train[:n_val]
     print(f"budget {budget}: {len(x_train)} training jets ({n_val} of them validate the "
@@ -349,9 +398,10 @@ def run_study(*, data: Optional[str] = None, budget: str = "small", epochs: Opti
 
     for name in ("Q6", "QE", "QB"):
         heteroq.save_quantized_weights(models[name], str(out_dir / f"{name.lower()}.safetensors"))
-    plot_roc(results, jets.y_test.numpy(), jets.class_names, out_dir / "roc.png",
-             jets.is_surrogate)
-    plot_searches(searches, out_dir, jets.is_surrogate)
+    if plots:
+        plot_roc(results, jets.y_test.numpy(), jets.class_names, out_dir / "roc.png",
+                 jets.is_surrogate)
+        plot_searches(searches, out_dir, jets.is_surrogate)
     summary = {"data": jets.description, "surrogate": jets.is_surrogate, "budget": budget,
                **{k: v for k, v in b.items()}, "train_jets": len(x_train),
                "models": {n: {"accuracy": r["accuracy"], "auc": r["auc"], "costs": r["costs"]}
@@ -362,7 +412,8 @@ def run_study(*, data: Optional[str] = None, budget: str = "small", epochs: Opti
     tmp = out_dir / "results.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     os.replace(tmp, out_dir / "results.json")
-    print(f"\nwrote {out_dir}/results.json, roc.png, pareto.png, bits.png, studies.db, "
+    figures = "roc.png, pareto.png, bits.png, " if plots else ""
+    print(f"\nwrote {out_dir}/results.json, {figures}studies.db, "
           f"q6/qe/qb.safetensors; wall time {time.time() - start:.1f} s")
     return {"table": text, "models": models, "searches": searches, "results": results,
             "summary": summary, "out": out_dir}
@@ -381,12 +432,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="jet_tagging_out", help="output directory")
+    p.add_argument("--data-limit", type=int,
+                   help="only the first N jets of the data (the surrogate: N jets)")
+    p.add_argument("--export-data", metavar="FILE",
+                   help="write the split the study would use (for heteroq_jet_tagging) and exit")
     args = p.parse_args(argv)
     try:
+        if args.export_data:
+            export_data(args.export_data, data=args.data, budget=args.budget,
+                        train_limit=args.train_limit, seed=args.seed, data_limit=args.data_limit)
+            return 0
         run_study(data=args.data, budget=args.budget, epochs=args.epochs,
                   train_limit=args.train_limit, trials=args.trials,
                   trial_epochs=args.trial_epochs, seed=args.seed, threads=args.threads,
-                  out=args.out)
+                  out=args.out, data_limit=args.data_limit)
     except ValueError as e:
         p.error(str(e))
     return 0
