@@ -44,7 +44,8 @@ std::string factor_text(double f) {
 
 std::string default_quantization_config() {
   return R"JSON({
-  "kernel": {"binary": 1, "stochastic_binary": 1, "ternary": 2, "stochastic_ternary": 2,
+  "kernel": {"binary": 1, "stochastic_binary": 1, "ternary": 2,
+             "stochastic_ternary(alpha='auto_po2')": 2,
              "quantized_bits(2,1,1,alpha=1.0)": 2, "quantized_bits(4,0,1)": 4,
              "quantized_bits(8,0,1)": 8, "quantized_po2(4,1)": 4},
   "bias": {"quantized_bits(4,0,1)": 4, "quantized_bits(8,3,1)": 8, "quantized_po2(4,8)": 4},

@@ -153,6 +153,23 @@ TEST(Readme, CppUsageSnippet) {
   auto [out, state] = lstm(torch::randn({10, 4, 16}));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{10, 4, 32}));
   EXPECT_EQ(std::get<1>(state).sizes(), (std::vector<int64_t>{1, 4, 32}));
+
+  auto energy = heteroq::cost::energy(model, {1, 16});      // the same cost models
+  auto fpga = heteroq::cost::fpga_estimate(model, {1, 16});  // fpga.lut, fpga.dsp, ...
+  EXPECT_GT(energy.total, 0);
+  EXPECT_GT(fpga.lut, 0);
+  model->eval();
+  heteroq::deploy::CompileOptions options;
+  options.input_quantizer = heteroq::get_quantizer("quantized_bits(8,3,alpha=1)");
+  heteroq::deploy::Engine engine = heteroq::deploy::compile(*model, options);
+  std::vector<float> scores = engine(std::vector<float>(16, 0.5f));  // integer inference
+  std::string header = engine.generate_header("jet");                // a standalone C++ header
+  torch::NoGradGuard no_grad;
+  const torch::Tensor expected =
+      model->forward(options.input_quantizer->forward(torch::full({1, 16}, 0.5f)));
+  ASSERT_EQ(scores.size(), 5u);
+  for (int64_t i = 0; i < 5; ++i) EXPECT_EQ(scores[i], expected[0][i].item<float>());
+  EXPECT_NE(header.find("int infer(const float"), std::string::npos);
 }
 
 }  // namespace

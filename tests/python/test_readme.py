@@ -29,6 +29,13 @@ def test_readme_python_usage_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "model.safetensors").exists()
     out, h, c = namespace["out"], namespace["h"], namespace["c"]
     assert out.shape == (10, 4, 32) and h.shape == c.shape == (1, 4, 32)
+    assert namespace["energy"].total > 0 and namespace["ebops"] > 0 and namespace["fpga"].lut > 0
+    search = namespace["search"]
+    assert len([t for t in search.trials if t.status == "complete"]) == 4
+    x, engine = namespace["x"], namespace["engine"]
+    inq = heteroq.get_quantizer("quantized_bits(8,3,alpha=1)")
+    assert torch.equal(engine(x), model(inq(x)))
+    assert (tmp_path / "model.onnx").exists()
     qcnn = namespace["qcnn"]
     assert [type(m).__name__ for m in qcnn] == ["QConv2dBatchNorm", "Identity", "QActivation",
                                                "Flatten", "QLinear"]
