@@ -2,6 +2,7 @@
 //
 // AutoQ over a torch::nn::Sequential: layer description, width scaling (tune_filters), the named
 // cost registry and ModelSearch.
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
@@ -77,6 +78,28 @@ std::vector<LayerDesc> describe_sequential(const torch::nn::Sequential& model) {
   return out;
 }
 
+namespace {
+
+// AnyModule::clone() runs reset(), which draws new initial weights from the default generator
+// before copying the real values back, where Python's copy.deepcopy draws nothing: the generator
+// is restored, so that both languages' searches consume the same random numbers.
+torch::nn::AnyModule clone_without_draws(const torch::nn::AnyModule& any) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  at::Tensor state;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state = gen.get_state();
+  }
+  torch::nn::AnyModule copy = any.clone();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+  }
+  return copy;
+}
+
+}  // namespace
+
 torch::nn::Sequential scale_widths(const torch::nn::Sequential& model,
                                    const std::map<std::string, double>& factors) {
   std::set<std::string> names;
@@ -96,7 +119,7 @@ torch::nn::Sequential scale_widths(const torch::nn::Sequential& model,
     const std::string& name = children[index].key();
     const auto& m = children[index].value();
     ++index;
-    torch::nn::AnyModule keep = any.clone();
+    torch::nn::AnyModule keep = clone_without_draws(any);
     if (auto l = m->as<torch::nn::Linear>()) {
       int64_t fin = l->options.in_features(), fout = l->options.out_features();
       if (changed()) {

@@ -112,8 +112,6 @@ def test_final_models_config_costs_identical(runs, name):
         assert cpp["models"][name]["costs"][key] == py["models"][name]["costs"][key], key
 
 
-@pytest.mark.xfail(strict=True, reason="scale_widths draws initial weights in C++ "
-                   "(AnyModule::clone -> reset) where Python's deepcopy does not")
 @pytest.mark.parametrize("name", ["QE", "QB"])
 def test_trial_metrics_identical(runs, name):
     py, cpp, _ = runs
