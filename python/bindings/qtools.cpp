@@ -22,7 +22,9 @@
 
 namespace py = pybind11;
 
-// python/bindings/cost.cpp: a LayerInfos' layers, or the list converted by `convert`.
+// python/bindings/cost.cpp: heteroq.cost.describe's list as LayerInfo (one converter for every
+// cost model), and a LayerInfos' layers or the list converted by `convert`.
+std::vector<heteroq::cost::LayerInfo> cost_layers_from_python(const py::list& layers);
 const std::vector<heteroq::cost::LayerInfo>& cost_layers_of(
     const py::handle& layers, std::vector<heteroq::cost::LayerInfo>& storage,
     const std::function<std::vector<heteroq::cost::LayerInfo>(const py::list&)>& convert);
@@ -30,86 +32,8 @@ const std::vector<heteroq::cost::LayerInfo>& cost_layers_of(
 namespace {
 
 using heteroq::InvalidArgument;
-using heteroq::QuantizerPtr;
 using heteroq::cost::LayerInfo;
 using heteroq::cost::QToolsOptions;
-
-template <typename T>
-T field(const py::dict& d, const char* key, const std::string& where, T fallback) {
-  py::object value;
-  if (PyDict_CheckExact(d.ptr())) {  // one lookup (a dict subclass: its own __getitem__)
-    PyObject* v = PyDict_GetItemString(d.ptr(), key);
-    if (!v) return fallback;
-    value = py::reinterpret_borrow<py::object>(v);
-  } else {
-    if (!d.contains(key)) return fallback;
-    value = d[key];
-  }
-  try {
-    return value.cast<T>();
-  } catch (const py::cast_error&) {
-    throw InvalidArgument(where + ": `" + key +
-                          "` has the wrong type: " + std::string(py::str(py::repr(value))));
-  }
-}
-
-QuantizerPtr to_quantizer(const py::handle& h, const std::string& where) {
-  if (h.is_none()) return nullptr;
-  try {
-    return h.cast<QuantizerPtr>();
-  } catch (const py::cast_error&) {
-    throw InvalidArgument(where + ": expected a heteroq quantizer (the C++ object) or None, got " +
-                          std::string(py::str(py::repr(h))));
-  }
-}
-
-// A layer dict of heteroq.cost.describe (the keys of heteroq::cost::LayerInfo; others ignored).
-LayerInfo to_layer(const py::handle& h, size_t index) {
-  if (!py::isinstance<py::dict>(h)) {
-    throw InvalidArgument("qtools: layer " + std::to_string(index) + " must be a dict, got " +
-                          std::string(py::str(py::repr(h))));
-  }
-  const auto d = py::reinterpret_borrow<py::dict>(h);
-  LayerInfo info;
-  std::string where = "qtools: layer " + std::to_string(index);
-  info.name = field<std::string>(d, "name", where, "");
-  if (!info.name.empty()) where = "qtools: layer '" + info.name + "'";
-  info.type = field<std::string>(d, "type", where, "");
-  info.kind = heteroq::cost::layer_kind_from_name(field<std::string>(d, "kind", where, "other"));
-  info.input_shape = field<std::vector<int64_t>>(d, "input_shape", where, {});
-  info.output_shape = field<std::vector<int64_t>>(d, "output_shape", where, {});
-  info.parameters = field<int64_t>(d, "parameters", where, 0);
-  info.in_channels = field<int64_t>(d, "in_channels", where, 0);
-  info.out_channels = field<int64_t>(d, "out_channels", where, 0);
-  info.groups = field<int64_t>(d, "groups", where, 1);
-  info.depth_multiplier = field<int64_t>(d, "depth_multiplier", where, 1);
-  info.kernel_size = field<std::vector<int64_t>>(d, "kernel_size", where, {});
-  info.bias = field<bool>(d, "bias", where, false);
-  info.gates = field<int64_t>(d, "gates", where, 1);
-  info.num_layers = field<int64_t>(d, "num_layers", where, 1);
-  info.bidirectional = field<bool>(d, "bidirectional", where, false);
-  info.batch_first = field<bool>(d, "batch_first", where, false);
-  info.reset_after = field<bool>(d, "reset_after", where, true);
-  if (d.contains("quantizers")) {
-    for (const auto& item : py::reinterpret_borrow<py::iterable>(d["quantizers"])) {
-      const auto pair = py::reinterpret_borrow<py::sequence>(item);
-      if (py::len(pair) != 2) {
-        throw InvalidArgument(where + ": `quantizers` items must be (slot, quantizer) pairs");
-      }
-      const auto slot = pair[0].cast<std::string>();
-      info.quantizers.emplace_back(slot, to_quantizer(pair[1], where + " slot " + slot));
-    }
-  }
-  return info;
-}
-
-std::vector<LayerInfo> to_layers(const py::list& layers) {
-  std::vector<LayerInfo> infos;
-  infos.reserve(layers.size());
-  size_t i = 0;
-  for (const auto& item : layers) infos.push_back(to_layer(item, i++));
-  return infos;
-}
 
 // The options dict: QToolsOptions's field names; an unknown name or a wrong type is an error
 // naming the option (the values are checked by QToolsOptions::validate()).
@@ -182,7 +106,7 @@ void bind_qtools(py::module_& m) {
         std::vector<LayerInfo> storage;
         const auto map =
             std::make_shared<const heteroq::cost::DataTypeMap>(heteroq::cost::data_types(
-                cost_layers_of(layers, storage, to_layers), to_options(options)));
+                cost_layers_of(layers, storage, cost_layers_from_python), to_options(options)));
         return py::make_tuple(map->to_json(), py::cpp_function([map] { return map->to_string(); }));
       },
       py::arg("layers"), py::arg("options"),
@@ -193,7 +117,7 @@ void bind_qtools(py::module_& m) {
       [](const py::object& layers, const py::dict& options) {
         std::vector<LayerInfo> storage;
         const auto report = std::make_shared<const heteroq::cost::EnergyReport>(
-            heteroq::cost::energy(cost_layers_of(layers, storage, to_layers), to_options(options)));
+            heteroq::cost::energy(cost_layers_of(layers, storage, cost_layers_from_python), to_options(options)));
         return py::make_tuple(report->to_json(),
                               py::cpp_function([report] { return report->to_string(); }));
       },
@@ -206,7 +130,7 @@ void bind_qtools(py::module_& m) {
         std::vector<LayerInfo> storage;
         const auto report =
             std::make_shared<const heteroq::cost::SizeReport>(heteroq::cost::model_size(
-                cost_layers_of(layers, storage, to_layers), to_options(options)));
+                cost_layers_of(layers, storage, cost_layers_from_python), to_options(options)));
         return py::make_tuple(report->to_json(),
                               py::cpp_function([report] { return report->to_string(); }));
       },
