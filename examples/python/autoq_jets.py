@@ -7,7 +7,7 @@ with the 6-bit homogeneous model: accuracy, QTools energy, trials, wall time, th
 per trial, and both Pareto fronts (a plot). Without --data it runs on heteroq's offline surrogate of
 the jet data (NOT the real data; every line of output says so).
 
-    PYTHONPATH=build/python python3 examples/python/autoq_jets.py --trials 20 --epochs 4 --out autoq_out
+    PYTHONPATH=build/python /usr/bin/python3 examples/python/autoq_jets.py --trials 20 --epochs 4 --out autoq_out
 """
 import argparse
 import json
