@@ -25,6 +25,8 @@ void bind_qtools(py::module_& m);
 void bind_hardware(py::module_& m);
 void bind_autoq(py::module_& m);
 void bind_deploy(py::module_& m);
+void bind_hgq(py::module_& m);
+void bind_ebops(py::module_& m);
 
 namespace {
 
@@ -203,4 +205,6 @@ PYBIND11_MODULE(_C, m) {
   bind_hardware(m);
   bind_autoq(m);
   bind_deploy(m);
+  bind_hgq(m);
+  bind_ebops(m);
 }

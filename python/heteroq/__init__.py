@@ -13,7 +13,7 @@ Example usage::
 import torch  # noqa: F401  (LibTorch must be loaded before the extension)
 
 from . import _C  # registers torch.ops.heteroq.*
-from . import autoq, config, cost, datasets, deploy, export, nn, ops, serialize
+from . import autoq, config, cost, datasets, deploy, export, hgq, nn, ops, regularizers, serialize
 from .config import from_config, to_config
 from .convert import model_quantize
 from .cost import print_qstats

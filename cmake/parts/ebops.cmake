@@ -1,0 +1,7 @@
+# Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+# Differentiable EBOPs, resource regularizers with coefficient schedules, and pruning support:
+# sources, bindings, the Python module heteroq.regularizers, and the C++ tests.
+if(TARGET heteroq_python)
+  target_sources(heteroq_python PRIVATE python/bindings/ebops.cpp)
+endif()
+heteroq_python_sources(regularizers.py)
