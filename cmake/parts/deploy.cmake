@@ -49,8 +49,11 @@ if(TARGET heteroq_tests)
 endif()
 
 
+# Installed in an export set of its own (heteroqDeployTargets.cmake), so that
+# find_package(heteroq COMPONENTS deploy) provides heteroq::heteroq_deploy without Torch
+# (cmake/heteroqConfig.cmake.in; the set is installed with the others in CMakeLists.txt).
 if(HETEROQ_INSTALL)
-  install(TARGETS heteroq_deploy EXPORT heteroqTargets
+  install(TARGETS heteroq_deploy EXPORT heteroqDeployTargets
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
