@@ -294,12 +294,37 @@ def _activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
             raise fail(f"{spec}: use_01 ({{0, alpha}} outputs) has no BipolarQuant form")
         return _bipolar(g, x, base, 1.0 if q._alpha_value is None else q._alpha_value)
     if kind in ("ternary", "stochastic_ternary"):
-        raise fail(f"{spec}: ternary activations (|x| >= threshold) have no exact Quant form "
-                   f"(Quant rounds ties at the threshold to even); ternary weights are supported")
+        return _ternary_activation(g, x, q, base, fail)
     if kind in ("quantized_po2", "quantized_relu_po2"):
         raise fail(f"{spec}: Quant cannot round in the log domain; po2 weights are supported "
                    f"(as fixed point), po2 activations are not")
     raise fail(f"{spec}: {kind} has no exact QONNX form")
+
+
+def _ternary_activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
+    """QKeras's ternary activation ``alpha * sign(x) * (|x| >= t)`` as
+    ``Quant(scale = 2t, bitwidth = 2, signed, narrow, rounding_mode = "HALF_UP")`` (codes
+    ``clamp(x / 2t)`` rounded half away from zero: ``|x| >= t`` gives ``±1``), then ``Mul`` by
+    ``alpha / 2t``; exact when ``2t`` is a power of two (``x / 2t`` and the product are then
+    exact in float32)."""
+    spec = q.to_string()
+    if type(q).__name__ == "stochastic_ternary" or getattr(q, "_auto", 0):
+        raise fail(f"{spec}: its scale and threshold are computed from each batch of "
+                   f"activations, not constants of the graph")
+    t = float(np.float32(q.threshold if q.threshold is not None else 0.33))
+    alpha = float(np.float32(q._alpha_value if q._alpha_value is not None else 1.0))
+    m, _ = math.frexp(2.0 * t) if t > 0 else (0.0, 0)
+    if not (t > 0 and m == 0.5):
+        raise fail(f"{spec}: the threshold {t!r} is not a power of two: Quant divides by its "
+                   f"scale 2*threshold, which rounds in float32 and can move inputs next to the "
+                   f"threshold (ternary weights are supported; use e.g. threshold=0.5 or 0.25)")
+    factor = alpha / (2.0 * t)
+    if not (np.isfinite(np.float32(factor)) and float(np.float32(factor)) * 2.0 * t == alpha):
+        raise fail(f"{spec}: alpha / (2*threshold) = {factor!r} is not a float32 number")
+    y = _quant(g, x, base, 2.0 * t, 2, True, True, rounding="HALF_UP")
+    if factor != 1.0:
+        y = g.node("Mul", [y, g.const(base + "_alpha", factor)], base + "_alpha_mul")
+    return y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -985,31 +1010,30 @@ def hls4ml_config(model: torch.nn.Module, input_shape: Optional[Sequence[int]] =
             return _layer_error(who, _n, _m, reason)
 
         precision: Dict[str, str] = {}
-        if ls.kind in ("dense", "conv") and m is not None:
+        grid = _input_grid(ls)
+        if ls.kind in ("dense", "conv", "conv_transpose") and m is not None:
             precision.update(_dense_precisions(m, ls, fail, default_precision, style))
+        elif ls.kind == "separable_conv" and m is not None:
+            precision.update(_separable_precisions(m, ls, grid, fail, default_precision, style))
         elif ls.kind == "activation":
             q = get_quantizer(ls.quantizers.get("activation"))
             if q is not None:
+                _check_hls4ml_activation(q, fail)
                 precision["result"] = _activation_type(q, fail).render(style)
-        elif ls.kind in ("separable_conv", "conv_transpose") and m is not None:
-            # Weight types only (hls4ml's defaults for the intermediate and accumulator types).
-            slots = (("depthwise", m.depthwise.kernel_quantizer),
-                     ("pointwise", m.pointwise.kernel_quantizer),
-                     ("bias", m.pointwise.bias_quantizer)) if ls.kind == "separable_conv" else \
-                (("weight", m.kernel_quantizer), ("bias", m.bias_quantizer))
-            for key, q in slots:
-                if q is not None:
-                    precision[key] = _weight_type_hls(q, fail).render(style)
-        elif ls.kind == "recurrent":
-            raise fail("hls4ml_config does not derive recurrent layers (nor does to_qonnx "
-                       "export them)")
-        elif ls.quantizers.get("activation"):  # pooling layers with an activation quantizer
-            precision["result"] = _activation_type(get_quantizer(ls.quantizers["activation"]),
+        elif ls.kind == "recurrent" and m is not None:
+            precision.update(_recurrent_precisions(m, ls, grid, fail, default_precision, style))
+        elif isinstance(m, (qnn.QBatchNorm1d, qnn.QBatchNorm2d)):
+            precision.update(_batch_norm_precisions(m, grid, fail, default_precision, style))
+        elif isinstance(m, (qnn.QAvgPool2d, qnn.QGlobalAvgPool2d)):
+            precision.update(_pooling_precisions(m, ls, grid, fail, default_precision, style))
+        elif isinstance(m, (torch.nn.MaxPool1d, torch.nn.MaxPool2d)) and ls.input_quantizer:
+            # The maximum of values of the input's type is one of them.
+            precision["result"] = _activation_type(get_quantizer(ls.input_quantizer),
                                                    fail).render(style)
         if not precision:
             continue
         entry: Dict[str, Any] = {"Precision": precision}
-        if ls.kind in ("dense", "conv"):
+        if ls.kind in ("dense", "conv", "conv_transpose", "separable_conv", "recurrent"):
             entry["ReuseFactor"] = reuse_factor
         entry["Trace"] = False
         layers[ls.name] = entry
@@ -1054,3 +1078,254 @@ def _dense_precisions(m: torch.nn.Module, ls, fail, default: str, style: str) ->
     out["accum"] = accum
     out["result"] = accum
     return out
+
+
+# The exact fixed-point types of ranges and constants (the layers hls4ml computes in fixed point
+# beyond dense/convolution accumulators: batch norm, separable, pooling, recurrent).
+
+_MAX_EXACT_WIDTH = 64
+
+
+def _range_type(lo: float, hi: float, frac: int) -> _FixedType:
+    """The narrowest fixed-point type with ``frac`` fractional bits holding [lo, hi]: unsigned
+    when lo >= 0, else signed (hls4ml's I counts the sign bit)."""
+    step = 2.0 ** -frac
+    if lo >= 0:
+        integer = 0
+        while hi > 2.0 ** integer - step:
+            integer += 1
+        if integer + frac <= 0:  # only zeros: one bit
+            integer = 1 - frac
+        return _FixedType(integer + frac, integer, False)
+    integer = 1
+    while not (-(2.0 ** (integer - 1)) <= lo and hi <= 2.0 ** (integer - 1) - step):
+        integer += 1
+    return _FixedType(integer + frac, integer, True)
+
+
+def _values_frac(values: np.ndarray) -> int:
+    """The fractional bits every value of ``values`` (float) needs to be exact (0 for integers;
+    values are exact binary fractions)."""
+    frac = 0
+    for v in np.unique(np.abs(np.asarray(values, np.float64).ravel())):
+        if v == 0.0 or not np.isfinite(v):
+            continue
+        m, e = math.frexp(float(v))
+        mant = int(m * 2.0 ** 53)
+        low = (mant & -mant).bit_length() - 1  # trailing zero bits of the 53-bit mantissa
+        frac = max(frac, 53 - e - low)
+    return frac
+
+
+def _values_type(values: Tensor, fail, default: str, style: str) -> str:
+    """The narrowest type holding every value of a constant tensor exactly (``default`` when that
+    would be wider than 64 bits, e.g. a full float32 mantissa far below 1)."""
+    v = values.detach().double().cpu().numpy()
+    if not np.all(np.isfinite(v)):
+        raise fail("a constant that is not finite has no fixed-point type")
+    t = _range_type(float(v.min()), float(v.max()), _values_frac(v))
+    return t.render(style) if t.width <= _MAX_EXACT_WIDTH else default
+
+
+def _input_grid(ls) -> Optional[Tuple[float, float, int]]:
+    """(min, max, fractional bits) of a layer's input, from the previous layer's quantizer (None:
+    a float input, or a quantizer whose values are not on a power-of-two grid)."""
+    if ls.input_quantizer is None:
+        return None
+    q = get_quantizer(ls.input_quantizer)
+    try:
+        frac = _frac_bits(quantize_to_integer(q, torch.zeros(1, dtype=torch.float32)))
+    except ValueError:
+        return None
+    if frac is None:
+        return None
+    # The grid's ends: the quantizer's bounds (QKeras's, e.g. 2^integer) quantized.
+    q.eval()  # (a quantizer of its own, parsed from the spec string)
+    with torch.no_grad():
+        ends = q(torch.tensor([q.min(), q.max()], dtype=torch.float32)).double()
+    return float(ends.min()), float(ends.max()), frac
+
+
+def _quantized_frac(q: Optional[Quantizer], values: Optional[Tensor]) -> Optional[int]:
+    """The fractional bits of a quantized constant (``q(values)``; None: not on a power-of-two
+    grid or not quantized). A missing tensor needs none."""
+    if values is None:
+        return 0
+    if q is None:
+        return None
+    try:
+        return _frac_bits(quantize_to_integer(q, values.detach()))
+    except ValueError:
+        return None
+
+
+def _affine_range(w: np.ndarray, lo: float, hi: float, axis: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Per output unit, the least and greatest sum of ``w * x`` over inputs x in [lo, hi]
+    (summing over ``axis``)."""
+    a, b = w * lo, w * hi
+    return np.minimum(a, b).sum(axis=axis), np.maximum(a, b).sum(axis=axis)
+
+
+def _check_hls4ml_activation(q: Quantizer, fail) -> None:
+    """Activation quantizers hls4ml cannot implement exactly (its activation layers cast to their
+    result type, a fixed-point rounding)."""
+    kind = type(q).__name__
+    if kind in ("quantized_po2", "quantized_relu_po2"):
+        raise fail(f"{q.to_string()}: hls4ml implements an activation quantizer as a cast to a "
+                   f"fixed-point result type, which cannot round in the log domain (hls4ml's "
+                   f"QActivation converter refuses {kind} too); po2 weights are supported")
+
+
+def _batch_norm_precisions(m, grid, fail, default: str, style: str) -> Dict[str, str]:
+    """hls4ml's BatchNormalization computes ``x * scale + bias`` with precomputed constants: here
+    the constants heteroq's eval-mode layer uses (``heteroq.cost``'s ``scale`` = the quantized
+    inverse, ``shift`` = beta - mean * inverse), each in the narrowest type that holds it
+    exactly, and the result's exact type for inputs of the previous layer's type."""
+    if m.running_mean is None or m.running_var is None:
+        raise fail("without running statistics (track_running_stats=False) it normalizes with "
+                   "each batch's statistics; hls4ml's BatchNormalization needs constants")
+    training = m.training
+    try:  # the eval-mode constants, whatever the module's mode
+        m.eval()
+        with torch.no_grad():
+            values = dict(_cost._batch_norm_values(m))
+    finally:
+        m.train(training)
+    scale, shift = values["scale"].double(), values["shift"].double()
+    out = {"scale": _values_type(scale, fail, default, style),
+           "bias": _values_type(shift, fail, default, style)}
+    s, b = scale.numpy(), shift.numpy()
+    sf, bf = _values_frac(s), _values_frac(b)
+    if grid is None:
+        out["result"] = default
+        return out
+    lo, hi, xf = grid
+    low = np.minimum(s * lo, s * hi) + b
+    high = np.maximum(s * lo, s * hi) + b
+    t = _range_type(float(low.min()), float(high.max()), max(xf + sf, bf))
+    out["result"] = t.render(style) if t.width <= _MAX_EXACT_WIDTH else default
+    return out
+
+
+def _separable_precisions(m, ls, grid, fail, default: str, style: str) -> Dict[str, str]:
+    """depthwise / pointwise / bias weights; ``dw_output`` (the depthwise stage's exact sums),
+    ``accum`` and ``result`` (the pointwise sums, :func:`heteroq.cost.qstats`'s accumulator)."""
+    dw, pw = m.depthwise, m.pointwise
+    out: Dict[str, str] = {}
+    for key, q in (("depthwise", dw.kernel_quantizer), ("pointwise", pw.kernel_quantizer),
+                   ("bias", pw.bias_quantizer if pw.bias is not None else None)):
+        if q is not None:
+            out[key] = _weight_type_hls(q, fail).render(style)
+    with torch.no_grad():
+        dww = dw.quantized_weight()
+        dwf = _quantized_frac(dw.kernel_quantizer, dw.weight)
+        pwf = _quantized_frac(pw.kernel_quantizer, pw.weight)
+        bf = _quantized_frac(pw.bias_quantizer, pw.bias)
+    if grid is None or dwf is None or pwf is None or bf is None or ls.accumulator is None:
+        out.update(dw_output=default, accum=default, result=default)
+        return out
+    lo, hi, xf = grid
+    # Depthwise: one input channel per output channel, summed over the kernel window.
+    w = dww.double().reshape(dww.size(0), -1).numpy()
+    dlo, dhi = _affine_range(w, lo, hi, axis=1)
+    if dw.bias is not None:  # (heteroq's separable layers put the bias on the pointwise stage)
+        db = dw.quantized_bias().double().numpy()
+        dlo, dhi = dlo + db, dhi + db
+    dt = _range_type(float(dlo.min()), float(dhi.max()), xf + dwf)
+    out["dw_output"] = dt.render(style)
+    accum = _accumulator_type(ls.accumulator, max(xf + dwf + pwf, bf))
+    out["accum"] = out["result"] = accum.render(style)
+    return out
+
+
+def _pooling_precisions(m, ls, grid, fail, default: str, style: str) -> Dict[str, str]:
+    """QAvgPool2d / QGlobalAvgPool2d: ``accum`` holds the window's sum exactly; ``result`` is the
+    activation quantizer's type, else the exact type of sum · average_quantizer(1/area) (the
+    float average without an average_quantizer: ``default``)."""
+    out: Dict[str, str] = {}
+    if isinstance(m, qnn.QAvgPool2d):
+        area = int(m.kernel_size[0] * m.kernel_size[1])
+    else:
+        area = int(ls.input_shape[-1] * ls.input_shape[-2])
+    if grid is not None:  # (0 included: padded windows sum fewer values)
+        lo, hi, xf = grid
+        out["accum"] = _range_type(min(area * lo, 0.0), max(area * hi, 0.0), xf).render(style)
+    else:
+        out["accum"] = default
+    if m.activation is not None:
+        _check_hls4ml_activation(m.activation, fail)
+        out["result"] = _activation_type(m.activation, fail).render(style)
+    elif m.average_quantizer is not None and grid is not None:
+        factor = m.average_quantizer(torch.full([], 1.0 / area, dtype=torch.float32))
+        f = float(factor)
+        ff = _values_frac(np.array([f]))
+        lo, hi, xf = grid
+        a, b = min(area * lo, 0.0) * f, max(area * hi, 0.0) * f
+        out["result"] = _range_type(min(a, b), max(a, b), xf + ff).render(style)
+    else:
+        out["result"] = default
+    return out
+
+
+def _recurrent_precisions(m, ls, grid, fail, default: str, style: str) -> Dict[str, str]:
+    """hls4ml's SimpleRNN / LSTM / GRU: ``weight`` (kernel), ``recurrent_weight``, ``bias`` and
+    ``recurrent_bias`` (PyTorch's two biases, both through the bias quantizer), ``state`` (the
+    state quantizer's type), ``accum`` (the gates' pre-activation sums W x + U h + b, exact for
+    inputs of the previous layer's type and states of the state quantizer's) and ``result`` (a
+    QSimpleRNN's output is its activation quantizer's values; the LSTM's and GRU's outputs mix
+    several quantized values: ``default``)."""
+    if not isinstance(m, (qnn.QSimpleRNN, qnn.QLSTM, qnn.QGRU)):
+        raise fail("float recurrent layers have no quantizers to derive types from")
+    if m.num_layers != 1 or m.bidirectional:
+        raise fail(f"hls4ml's recurrent layers are single-layer and one-directional (got "
+                   f"num_layers={m.num_layers}, bidirectional={m.bidirectional})")
+    out: Dict[str, str] = {}
+    kq, rq, bq, sq = m.kernel_quantizer, m.recurrent_quantizer, m.bias_quantizer, \
+        m.state_quantizer
+    for key, q in (("weight", kq), ("recurrent_weight", rq),
+                   ("bias", bq if m.bias else None), ("recurrent_bias", bq if m.bias else None)):
+        if q is not None:
+            out[key] = _weight_type_hls(q, fail).render(style)
+    if sq is not None:
+        _check_hls4ml_activation(sq, fail)
+        out["state"] = _activation_type(sq, fail).render(style)
+    act = m.activation
+    if act is not None:
+        _check_hls4ml_activation(act, fail)
+    with torch.no_grad():
+        params = {k: v.detach().double() for k, v in m.quantized_parameters().items()}
+    w, u = params["weight_ih_l0"], params["weight_hh_l0"]
+    b = params.get("bias_ih_l0")
+    rb = params.get("bias_hh_l0")
+    with torch.no_grad():
+        wf = _quantized_frac(kq, m.weight_ih_l0)
+        uf = _quantized_frac(rq, m.weight_hh_l0)
+        bf: Optional[int] = 0
+        if m.bias:
+            fracs = [_quantized_frac(bq, m.bias_ih_l0), _quantized_frac(bq, m.bias_hh_l0)]
+            bf = None if None in fracs else max(fracs)
+        state = _input_grid(_StateSlot(sq.to_string())) if sq is not None else None
+    if grid is None or state is None or wf is None or uf is None or bf is None:
+        out["accum"] = default
+    else:
+        lo, hi, xf = grid
+        slo, shi, sf = state
+        alo, ahi = _affine_range(w.numpy(), lo, hi, axis=1)
+        rlo, rhi = _affine_range(u.numpy(), slo, shi, axis=1)
+        low, high = alo + rlo, ahi + rhi
+        for bias in (b, rb):
+            if bias is not None:
+                low, high = low + bias.numpy(), high + bias.numpy()
+        t = _range_type(float(low.min()), float(high.max()), max(xf + wf, sf + uf, bf))
+        out["accum"] = t.render(style) if t.width <= _MAX_EXACT_WIDTH else default
+    if isinstance(m, qnn.QSimpleRNN) and act is not None:
+        out["result"] = _activation_type(act, fail).render(style)
+    else:
+        out["result"] = default
+    return out
+
+
+@dataclass
+class _StateSlot:
+    """A stand-in for a layer's statistics, to read a quantizer's grid with _input_grid."""
+    input_quantizer: Optional[str]

@@ -327,6 +327,9 @@ ACTIVATION_SPECS = [
     "binary()",
     "binary(alpha=0.5)",
     "stochastic_binary()",
+    "ternary(threshold=0.5)",
+    "ternary(alpha=0.75,threshold=0.25)",
+    "ternary(alpha=2,threshold=1)",
 ]
 
 
@@ -520,7 +523,8 @@ class _ViewModel(torch.nn.Module):
     (qnn.QActivation("quantized_bits(4,0,alpha='auto_po2')"), r"layer '1'.*batch"),
     (qnn.QActivation("binary(alpha='auto')"), r"layer '1'.*batch"),
     (qnn.QActivation("bernoulli()"), r"layer '1'.*random"),
-    (qnn.QActivation("ternary()"), r"layer '1'.*threshold"),
+    (qnn.QActivation("ternary()"), r"layer '1'.*threshold 0\.33.* not a power of two"),
+    (qnn.QActivation("ternary(alpha='auto_po2')"), r"layer '1'.*batch"),
     (qnn.QActivation("quantized_po2(4)"), r"layer '1'.*log domain"),
     (qnn.QActivation("quantized_relu_po2(4)"), r"layer '1'.*log domain"),
     (qnn.QActivation("quantized_ulaw(8)"), r"layer '1'.*quantized_ulaw"),
@@ -728,9 +732,13 @@ def test_hls4ml_config_conv_and_errors():
     assert width - integer == 4 + 5  # input quantized_bits(8,3): 4 fractional bits
     assert layers["2"]["Precision"]["result"] == "ufixed<6,2,RND_CONV,SAT>"
     assert layers["8"]["Precision"]["result"] == "ufixed<8,3,RND_CONV,SAT>"  # pooling activation
-    assert layers["9"]["Precision"] == {"depthwise": "fixed<6,1>", "pointwise": "fixed<6,1>",
-                                        "bias": "fixed<6,1>"}
-    assert "1" not in layers and "5" not in layers  # no quantizer of their own
+    p9 = layers["9"]["Precision"]
+    assert {k: p9[k] for k in ("depthwise", "pointwise", "bias")} == \
+        {"depthwise": "fixed<6,1>", "pointwise": "fixed<6,1>", "bias": "fixed<6,1>"}
+    assert set(p9) == {"depthwise", "pointwise", "bias", "dw_output", "accum", "result"}
+    assert set(layers["1"]["Precision"]) == {"scale", "bias", "result"}  # unfolded batch norm
+    assert layers["5"]["Precision"] == {"result": "fixed<8,4,RND_CONV,SAT>"}  # max of its input
+    assert "11" not in layers and "12" not in layers  # Flatten, Dropout: no types of their own
     # Float input: the first accumulator is not derived.
     floating = E.hls4ml_config(jet_model(), input_quantizer=None)
     assert floating["LayerName"]["fc1"]["Precision"]["accum"] == "fixed<16,6>"
