@@ -15,6 +15,7 @@
 
 #include "core/fixed_point.h"
 #include "heteroq/ops/quantize.h"
+#include "heteroq/quantizers/fixed.h"
 
 namespace heteroq {
 namespace {
@@ -429,6 +430,18 @@ const std::map<std::string, Entry>& registry() {
               mode.empty() ? as_optional_real(v, "alpha") : std::nullopt, mode,
               as_optional_real(v, "threshold"), as_real(v, "temperature"),
               as_bool(v, "use_real_sigmoid"), as_int(v, "number_of_unrolls"));
+        }}},
+      {"fixed",  // heteroq's fixed point with explicit modes (heteroq/quantizers/fixed.h)
+       {{{"bits", Kind::Int, int64_t{8}, Support::Yes},
+         {"integer", Kind::Int, int64_t{0}, Support::Yes},
+         {"keep_negative", Kind::Bool, true, Support::Yes},
+         {"round_mode", Kind::String, std::string("RND_CONV"), Support::Yes},
+         {"overflow_mode", Kind::String, std::string("SAT"), Support::Yes}},
+        [](const Values& v) -> QuantizerPtr {
+          return std::make_shared<FixedQuantizer>(as_int(v, "bits"), as_int(v, "integer"),
+                                                  as_bool(v, "keep_negative"),
+                                                  as_string(v, "round_mode"),
+                                                  as_string(v, "overflow_mode"));
         }}},
       {"quantized_tanh",
        {{{"bits", Kind::Int, int64_t{8}, Support::Yes},

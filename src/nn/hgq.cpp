@@ -1,0 +1,782 @@
+// Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Learned precision: the HGQ helper operators (group statistics, integer bits from ranges,
+// differentiable bit widths, EBOPs of dense and convolution layers; registered as
+// torch.ops.heteroq.* so that the Python classes call the same code), HQuantizer, the H layers,
+// and the conversions to and from heteroq's Q layers.
+#include "heteroq/nn/hgq.h"
+
+#include <torch/library.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "heteroq/nn/conv.h"
+#include "heteroq/nn/layers.h"
+#include "heteroq/ops/fixed.h"
+
+namespace heteroq::nn {
+namespace {
+
+// ------------------------------------------------------------------------------------------------
+// Operators.
+
+// The axes of x that a widths tensor of shape `ws` (aligned to x's trailing axes) reduces over:
+// every leading axis and every axis where the widths have size 1.
+std::vector<int64_t> group_axes(const at::Tensor& x, at::IntArrayRef ws, const char* who) {
+  const int64_t off = x.dim() - static_cast<int64_t>(ws.size());
+  TORCH_CHECK_VALUE(off >= 0, who, ": an input of shape ", x.sizes(),
+                    " has fewer axes than the widths ", ws);
+  std::vector<int64_t> axes;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (d < off) {
+      axes.push_back(d);
+      continue;
+    }
+    const int64_t w = ws[d - off];
+    if (w == 1) {
+      axes.push_back(d);
+    } else {
+      TORCH_CHECK_VALUE(w == x.size(d), who, ": an input of shape ", x.sizes(),
+                        " does not match the widths' shape ", ws);
+    }
+  }
+  return axes;
+}
+
+// (max |x|, min x) over each group of elements sharing a width, shaped `widths_shape`.
+std::tuple<at::Tensor, at::Tensor> hgq_group_stats(const at::Tensor& x_in,
+                                                   at::IntArrayRef widths_shape) {
+  TORCH_CHECK_TYPE(at::isFloatingType(x_in.scalar_type()),
+                   "heteroq::_hgq_group_stats: expected a floating-point tensor, got ",
+                   x_in.scalar_type());
+  const at::Tensor x = x_in.detach();
+  const auto axes = group_axes(x, widths_shape, "heteroq::_hgq_group_stats");
+  at::Tensor m = x.abs(), mn = x;
+  if (!axes.empty()) {
+    m = at::amax(m, axes, /*keepdim=*/true);
+    mn = at::amin(mn, axes, /*keepdim=*/true);
+  }
+  return {m.reshape(widths_shape).clone(), mn.reshape(widths_shape).clone()};
+}
+
+// Integer bits from the groups' largest magnitudes m, rounded to the grid first (half up, so a
+// value that rounds up to a power of two is not clipped): m_q = floor(m 2^f + 1/2) 2^-f and
+// i = floor(log2 m_q) + 1, the smallest i with m_q < 2^i; where m_q = 0 (every value rounds to
+// 0), -(f + k), a width of 0. f = round(frac_bits). Clamped to [-64, 64].
+at::Tensor hgq_int_bits(const at::Tensor& max_abs, const at::Tensor& frac_bits,
+                        const at::Tensor& keep_negative) {
+  const at::Tensor f = at::round(frac_bits.detach());
+  const at::Tensor mq = at::floor(max_abs.detach() * at::exp2(f) + 0.5) * at::exp2(-f);
+  const at::Tensor from_range = at::floor(at::log2(mq)) + 1;
+  const at::Tensor empty = -(f + keep_negative.detach());
+  return at::where(mq > 0, from_range, empty).clamp(-64, 64);
+}
+
+at::Tensor ste_round(const at::Tensor& t) { return t + (at::round(t) - t).detach(); }
+
+// relu(k + i + f), f (and a trainable i) through a straight-through round.
+at::Tensor hgq_bit_widths(const at::Tensor& keep_negative, const at::Tensor& int_bits,
+                          const at::Tensor& frac_bits) {
+  return at::relu(keep_negative.detach() + ste_round(int_bits) + ste_round(frac_bits));
+}
+
+// The exact bit span of each value of q (sign excluded; 0 for 0): with |q| = M 2^(e - 53) for the
+// 53-bit integer mantissa M of frexp, the span is floor(log2 |q|) - (e - 53 + ctz(M)) + 1. The
+// gradient w.r.t. f is 1 where q != 0.
+at::Tensor hgq_value_widths(const at::Tensor& q_in, const at::Tensor& frac_bits) {
+  TORCH_CHECK_TYPE(at::isFloatingType(q_in.scalar_type()),
+                   "heteroq::hgq_value_widths: expected a floating-point tensor, got ",
+                   q_in.scalar_type());
+  const at::Tensor q = q_in.detach().to(at::kDouble).abs();
+  const auto fr = at::frexp(q);
+  const at::Tensor mant = (std::get<0>(fr) * 9007199254740992.0).to(at::kLong);  // 2^53
+  const at::Tensor low = at::bitwise_and(mant, -mant).to(at::kDouble);
+  const at::Tensor e = std::get<1>(fr).to(at::kDouble);
+  const at::Tensor nz = (q > 0) & at::isfinite(q);
+  const at::Tensor hi = at::floor(at::log2(at::where(nz, q, at::ones_like(q))));
+  const at::Tensor lo = e - 53 + at::log2(at::where(nz, low, at::ones_like(low)));
+  at::Tensor span = at::where(nz, hi - lo + 1, at::zeros_like(q)).to(frac_bits.scalar_type());
+  const at::Tensor f = frac_bits.expand(q.sizes());
+  return span + (f - f.detach()) * nz.to(frac_bits.scalar_type());
+}
+
+at::Tensor bias_term(const c10::optional<at::Tensor>& bw_b, int64_t additions) {
+  if (!bw_b.has_value() || !bw_b->defined() || bw_b->numel() == 0) return at::Tensor();
+  return bw_b->mean() * static_cast<double>(additions);
+}
+
+// Σ_ij bw_in[j] bw_w[i, j] times the positions, plus mean(bw_b) times the outputs per sample.
+at::Tensor hgq_ebops_linear(const at::Tensor& bw_in, const at::Tensor& bw_w,
+                            const c10::optional<at::Tensor>& bw_b, int64_t positions) {
+  TORCH_CHECK_VALUE(bw_w.dim() == 2, "heteroq::hgq_ebops_linear: expected kernel widths of shape "
+                    "(out, in), got ", bw_w.sizes());
+  TORCH_CHECK_VALUE(bw_in.dim() == 0 || (bw_in.dim() == 1 && (bw_in.size(0) == bw_w.size(1) ||
+                                                             bw_in.size(0) == 1)),
+                    "heteroq::hgq_ebops_linear: input widths of shape ", bw_in.sizes(),
+                    " do not match ", bw_w.size(1), " input features");
+  at::Tensor e = (bw_w * bw_in).sum() * static_cast<double>(positions);
+  const at::Tensor b = bias_term(bw_b, bw_w.size(0) * positions);
+  return b.defined() ? e + b : e;
+}
+
+// The sum over every multiplication of a convolution of bw_in (broadcast to (C, *input_size))
+// times the kernel's widths: the convolution of the width map with them, summed.
+at::Tensor hgq_ebops_conv(const at::Tensor& bw_in, const at::Tensor& bw_w,
+                          const c10::optional<at::Tensor>& bw_b, at::IntArrayRef input_size,
+                          at::IntArrayRef stride, at::IntArrayRef padding,
+                          at::IntArrayRef dilation, int64_t groups) {
+  const int64_t d = static_cast<int64_t>(input_size.size());
+  TORCH_CHECK_VALUE(d == 1 || d == 2, "heteroq::hgq_ebops_conv: 1-D or 2-D convolutions, got ",
+                    d, " spatial axes");
+  TORCH_CHECK_VALUE(bw_w.dim() == d + 2, "heteroq::hgq_ebops_conv: kernel widths of shape ",
+                    bw_w.sizes(), " for ", d, " spatial axes");
+  std::vector<int64_t> shape = {bw_w.size(1) * groups};
+  shape.insert(shape.end(), input_size.begin(), input_size.end());
+  at::Tensor map;
+  try {
+    map = bw_in.expand(shape).unsqueeze(0);
+  } catch (const c10::Error&) {
+    TORCH_CHECK_VALUE(false, "heteroq::hgq_ebops_conv: input widths of shape ", bw_in.sizes(),
+                      " do not broadcast to the input ", at::IntArrayRef(shape));
+  }
+  map = map.to(bw_w.scalar_type());
+  const at::Tensor out = d == 1 ? at::conv1d(map, bw_w, {}, stride, padding, dilation, groups)
+                                : at::conv2d(map, bw_w, {}, stride, padding, dilation, groups);
+  at::Tensor e = out.sum();
+  const at::Tensor b = bias_term(bw_b, out.numel());
+  return b.defined() ? e + b : e;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Entry points (typed dispatcher calls, so C++ and Python run the same registered kernels).
+
+std::tuple<at::Tensor, at::Tensor> group_stats(const at::Tensor& x, at::IntArrayRef ws) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_hgq_group_stats", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&,
+                                                                 at::IntArrayRef)>();
+  return op.call(x, ws);
+}
+at::Tensor int_bits_op(const at::Tensor& m, const at::Tensor& f, const at::Tensor& k) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_hgq_int_bits", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&)>();
+  return op.call(m, f, k);
+}
+at::Tensor bit_widths_op(const at::Tensor& k, const at::Tensor& i, const at::Tensor& f) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::hgq_bit_widths", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&)>();
+  return op.call(k, i, f);
+}
+at::Tensor value_widths_op(const at::Tensor& q, const at::Tensor& f) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::hgq_value_widths", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+  return op.call(q, f);
+}
+at::Tensor ebops_linear_op(const at::Tensor& bw_in, const at::Tensor& bw_w,
+                           const c10::optional<at::Tensor>& bw_b, int64_t positions) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::hgq_ebops_linear", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         const c10::optional<at::Tensor>&, int64_t)>();
+  return op.call(bw_in, bw_w, bw_b, positions);
+}
+at::Tensor ebops_conv_op(const at::Tensor& bw_in, const at::Tensor& bw_w,
+                         const c10::optional<at::Tensor>& bw_b, at::IntArrayRef input_size,
+                         at::IntArrayRef stride, at::IntArrayRef padding,
+                         at::IntArrayRef dilation, int64_t groups) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("heteroq::hgq_ebops_conv", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                            const c10::optional<at::Tensor>&, at::IntArrayRef, at::IntArrayRef,
+                            at::IntArrayRef, at::IntArrayRef, int64_t)>();
+  return op.call(bw_in, bw_w, bw_b, input_size, stride, padding, dilation, groups);
+}
+
+void check_mode_args(const std::string& who, const std::string& rm, const std::string& om) {
+  if (!ops::is_fixed_round_mode(rm)) {
+    throw InvalidArgument(who + ": `round_mode` must be 'RND', 'RND_CONV' or 'TRN', got '" + rm +
+                          "'");
+  }
+  if (!ops::is_fixed_overflow_mode(om)) {
+    throw InvalidArgument(who + ": `overflow_mode` must be 'SAT', 'SAT_SYM' or 'WRAP', got '" +
+                          om + "'");
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// HQuantizer
+
+HQuantizerOptions::HQuantizerOptions(std::vector<int64_t> shape) : shape_(std::move(shape)) {}
+
+HQuantizerImpl::HQuantizerImpl(const HQuantizerOptions& options_) : options(options_) { reset(); }
+
+void HQuantizerImpl::reset() {
+  const std::string who = "HQuantizer";
+  const auto& shape = options.shape();
+  for (int64_t s : shape) {
+    if (s < 1) throw InvalidArgument(who + ": `shape` sizes must be >= 1, got " + c10::str(shape));
+  }
+  const std::string& g = options.granularity();
+  const auto rank = static_cast<int64_t>(shape.size());
+  if (g == "tensor") {
+    widths_shape_ = {};
+  } else if (g == "element") {
+    widths_shape_ = shape;
+  } else if (g == "channel") {
+    int64_t axis = options.channel_axis();
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) {
+      throw InvalidArgument(who + ": `channel_axis` " + std::to_string(options.channel_axis()) +
+                            " is out of range for a shape of rank " + std::to_string(rank));
+    }
+    widths_shape_.assign(shape.size(), 1);
+    widths_shape_[axis] = shape[axis];
+  } else {
+    throw InvalidArgument(who + ": `granularity` must be 'tensor', 'channel' or 'element', got '" +
+                          g + "'");
+  }
+  check_mode_args(who, options.round_mode(), options.overflow_mode());
+  if (options.keep_negative() < -1 || options.keep_negative() > 1) {
+    throw InvalidArgument(who + ": `keep_negative` must be -1 (from the data), 0 or 1, got " +
+                          std::to_string(options.keep_negative()));
+  }
+  if (!(options.min_frac_bits() <= options.max_frac_bits()) ||
+      std::fabs(options.min_frac_bits()) > 64 || std::fabs(options.max_frac_bits()) > 64) {
+    throw InvalidArgument(who + ": need -64 <= min_frac_bits <= max_frac_bits <= 64");
+  }
+  if (!std::isfinite(options.init_bits()) || std::fabs(options.init_bits()) > 64 ||
+      !std::isfinite(options.init_integer()) || std::fabs(options.init_integer()) > 64) {
+    throw InvalidArgument(who + ": `init_bits` and `init_integer` must be finite, in [-64, 64]");
+  }
+  frac_bits = register_parameter("frac_bits", torch::full(widths_shape_, options.init_bits()));
+  const auto i0 = torch::full(widths_shape_, options.init_integer());
+  if (options.trainable_integer()) {
+    int_bits = register_parameter("int_bits", i0);
+  } else {
+    int_bits = register_buffer("int_bits", i0);
+  }
+  keep_negative = register_buffer(
+      "keep_negative", torch::full(widths_shape_, options.keep_negative() == 0 ? 0.0 : 1.0));
+  max_abs = register_buffer("max_abs", torch::zeros(widths_shape_));
+  min_value = register_buffer("min_value", torch::zeros(widths_shape_));
+}
+
+void HQuantizerImpl::reset_ranges() {
+  torch::NoGradGuard no_grad;
+  max_abs.zero_();
+  min_value.zero_();
+}
+
+torch::Tensor HQuantizerImpl::used_frac_bits() const {
+  return torch::clamp(frac_bits, options.min_frac_bits(), options.max_frac_bits());
+}
+
+std::pair<torch::Tensor, torch::Tensor> HQuantizerImpl::widths_for(const torch::Tensor& x) const {
+  if (!options.is_weight() || !x.defined()) return {keep_negative, int_bits};
+  torch::NoGradGuard no_grad;
+  auto [m, mn] = group_stats(x, widths_shape_);
+  m = m.to(frac_bits.scalar_type());
+  mn = mn.to(frac_bits.scalar_type());
+  torch::Tensor k = options.keep_negative() == -1 ? (mn < 0).to(frac_bits.scalar_type())
+                                                  : keep_negative;
+  torch::Tensor i = options.trainable_integer()
+                        ? int_bits
+                        : int_bits_op(m, used_frac_bits().detach(), k);
+  return {k, i};
+}
+
+torch::Tensor HQuantizerImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK_TYPE(x.defined() && at::isFloatingType(x.scalar_type()),
+                   "HQuantizer: expected a floating-point tensor");
+  if (options.is_weight()) {
+    auto [k, i] = widths_for(x);
+    torch::NoGradGuard no_grad;
+    keep_negative.copy_(k);
+    if (!options.trainable_integer()) int_bits.copy_(i);
+    auto [m, mn] = group_stats(x, widths_shape_);
+    max_abs.copy_(m);
+    min_value.copy_(mn);
+  } else if (is_training()) {
+    torch::NoGradGuard no_grad;
+    auto [m, mn] = group_stats(x, widths_shape_);
+    max_abs.copy_(torch::maximum(max_abs, m.to(max_abs.scalar_type())));
+    min_value.copy_(torch::minimum(min_value, mn.to(min_value.scalar_type())));
+    if (options.keep_negative() == -1) keep_negative.copy_((min_value < 0).to(max_abs.scalar_type()));
+    if (!options.trainable_integer()) {
+      int_bits.copy_(int_bits_op(max_abs, used_frac_bits().detach(), keep_negative));
+    }
+  }
+  return ops::fixed_quantize(x, keep_negative, int_bits, used_frac_bits(), options.round_mode(),
+                             options.overflow_mode());
+}
+
+torch::Tensor HQuantizerImpl::quantize(const torch::Tensor& x) const {
+  auto [k, i] = widths_for(x);
+  return ops::fixed_quantize(x, k, i, used_frac_bits(), options.round_mode(),
+                             options.overflow_mode());
+}
+
+torch::Tensor HQuantizerImpl::bit_widths() const {
+  return bit_widths_op(keep_negative, int_bits, used_frac_bits());
+}
+
+torch::Tensor HQuantizerImpl::value_widths(const torch::Tensor& q) const {
+  return value_widths_op(q, used_frac_bits());
+}
+
+std::shared_ptr<FixedQuantizer> HQuantizerImpl::to_fixed(const torch::Tensor& values) const {
+  auto [k, i] = widths_for(values);
+  torch::NoGradGuard no_grad;
+  return std::make_shared<FixedQuantizer>(k.detach().cpu(), at::round(i.detach()).cpu(),
+                                          at::round(used_frac_bits().detach()).cpu(),
+                                          options.round_mode(), options.overflow_mode());
+}
+
+void HQuantizerImpl::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::HQuantizer(granularity=" << options.granularity()
+         << ", widths=" << c10::IntArrayRef(widths_shape_) << ", is_weight=" << std::boolalpha
+         << options.is_weight() << ", round_mode=" << options.round_mode()
+         << ", overflow_mode=" << options.overflow_mode() << ")";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Layers
+
+namespace {
+
+HQuantizer make_input_quantizer(const HLayerQuantizers& q, std::vector<int64_t> shape) {
+  return HQuantizer(HQuantizerOptions(std::move(shape))
+                        .granularity(q.input_granularity())
+                        .channel_axis(0)
+                        .init_bits(q.input_init_bits())
+                        .keep_negative(q.input_keep_negative())
+                        .round_mode(q.round_mode())
+                        .overflow_mode(q.overflow_mode()));
+}
+
+HQuantizer make_weight_quantizer(const HLayerQuantizers& q, std::vector<int64_t> shape,
+                                 const std::string& granularity, double init_bits) {
+  return HQuantizer(HQuantizerOptions(std::move(shape))
+                        .granularity(granularity)
+                        .channel_axis(0)
+                        .is_weight(true)
+                        .init_bits(init_bits)
+                        .keep_negative(-1)
+                        .round_mode(q.round_mode())
+                        .overflow_mode(q.overflow_mode()));
+}
+
+at::Tensor input_widths(const HQuantizer& iq, const at::Tensor& like) {
+  return iq ? iq->bit_widths() : torch::full({}, 32.0, like.options());
+}
+
+}  // namespace
+
+HDenseOptions::HDenseOptions(int64_t in_features, int64_t out_features)
+    : in_features_(in_features), out_features_(out_features) {}
+
+HDenseImpl::HDenseImpl(const HDenseOptions& options_) : options(options_) {
+  if (options.in_features() <= 0 || options.out_features() <= 0) {
+    throw InvalidArgument("HDense: `in_features` and `out_features` must be > 0, got " +
+                          std::to_string(options.in_features()) + " and " +
+                          std::to_string(options.out_features()));
+  }
+  reset();
+}
+
+void HDenseImpl::reset() {
+  const auto& q = options.quantizers();
+  const int64_t in = options.in_features(), out = options.out_features();
+  weight = register_parameter("weight", torch::empty({out, in}));
+  bias = options.bias() ? register_parameter("bias", torch::empty(out))
+                        : register_parameter("bias", {}, /*requires_grad=*/false);
+  reset_parameters();
+  input_quantizer = nullptr;
+  if (q.quantize_input()) {
+    input_quantizer = register_module("input_quantizer", make_input_quantizer(q, {in}));
+  }
+  kernel_quantizer = register_module(
+      "kernel_quantizer",
+      make_weight_quantizer(q, {out, in}, q.kernel_granularity(), q.kernel_init_bits()));
+  bias_quantizer = nullptr;
+  if (options.bias()) {
+    bias_quantizer = register_module(
+        "bias_quantizer", make_weight_quantizer(q, {out}, q.bias_granularity(), q.bias_init_bits()));
+  }
+}
+
+void HDenseImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5));
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(options.in_features()));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+torch::Tensor HDenseImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == options.in_features(),
+                    "HDense: expected input with last dimension ", options.in_features(),
+                    ", got shape ", input.sizes());
+  last_positions = 1;
+  for (int64_t d = 1; d + 1 < input.dim(); ++d) last_positions *= input.size(d);
+  const torch::Tensor x = input_quantizer ? input_quantizer->forward(input) : input;
+  const torch::Tensor b = bias.defined() ? bias_quantizer->forward(bias) : torch::Tensor();
+  return torch::nn::functional::linear(x, kernel_quantizer->forward(weight), b);
+}
+
+at::Tensor HDenseImpl::ebops() const {
+  const at::Tensor bw_w = kernel_quantizer->value_widths(kernel_quantizer->quantize(weight));
+  c10::optional<at::Tensor> bw_b;
+  if (bias.defined()) bw_b = bias_quantizer->value_widths(bias_quantizer->quantize(bias));
+  return ebops_linear_op(input_widths(input_quantizer, bw_w).reshape({-1}).squeeze(), bw_w, bw_b,
+                         last_positions);
+}
+
+void HDenseImpl::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::HDense(in_features=" << options.in_features()
+         << ", out_features=" << options.out_features() << ", bias=" << std::boolalpha
+         << options.bias() << ", quantize_input=" << options.quantizers().quantize_input() << ")";
+}
+
+template <size_t D, typename Derived>
+HConvImplBase<D, Derived>::HConvImplBase(HConvOptions<D> options_) : options(std::move(options_)) {
+  const std::string who = D == 1 ? "HConv1d" : "HConv2d";
+  if (options.in_channels() <= 0 || options.out_channels() <= 0 || options.groups() <= 0 ||
+      options.in_channels() % options.groups() != 0 ||
+      options.out_channels() % options.groups() != 0) {
+    throw InvalidArgument(who + ": `in_channels` and `out_channels` must be > 0 and divisible by "
+                          "`groups` (" + std::to_string(options.groups()) + ")");
+  }
+  this->reset();
+}
+
+template <size_t D, typename Derived>
+void HConvImplBase<D, Derived>::reset() {
+  const std::string who = D == 1 ? "HConv1d" : "HConv2d";
+  const auto& q = options.quantizers();
+  std::vector<int64_t> wshape = {options.out_channels(), options.in_channels() / options.groups()};
+  for (int64_t k : *options.kernel_size()) wshape.push_back(k);
+  weight = this->register_parameter("weight", torch::empty(wshape));
+  bias = options.bias() ? this->register_parameter("bias", torch::empty(options.out_channels()))
+                        : this->register_parameter("bias", {}, /*requires_grad=*/false);
+  reset_parameters();
+  input_quantizer = nullptr;
+  if (q.quantize_input()) {
+    std::vector<int64_t> ishape(D + 1, 1);
+    ishape[0] = options.in_channels();
+    if (q.input_granularity() == "element") {
+      if (q.input_shape().size() != D + 1 || q.input_shape()[0] != options.in_channels()) {
+        throw InvalidArgument(who + ": per-element input widths need `input_shape` (C, " +
+                              (D == 1 ? std::string("L") : std::string("H, W")) +
+                              ") with C = in_channels");
+      }
+      ishape = q.input_shape();
+    }
+    input_quantizer = this->register_module("input_quantizer", make_input_quantizer(q, ishape));
+  }
+  kernel_quantizer = this->register_module(
+      "kernel_quantizer",
+      make_weight_quantizer(q, wshape, q.kernel_granularity(), q.kernel_init_bits()));
+  bias_quantizer = nullptr;
+  if (options.bias()) {
+    bias_quantizer = this->register_module(
+        "bias_quantizer",
+        make_weight_quantizer(q, {options.out_channels()}, q.bias_granularity(),
+                              q.bias_init_bits()));
+  }
+}
+
+template <size_t D, typename Derived>
+void HConvImplBase<D, Derived>::reset_parameters() {
+  // As torch::nn::Conv.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5));
+  if (bias.defined()) {
+    const int64_t fan_in = weight.numel() / weight.size(0);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+template <size_t D, typename Derived>
+torch::Tensor HConvImplBase<D, Derived>::forward(const torch::Tensor& input) {
+  const char* who = D == 1 ? "HConv1d" : "HConv2d";
+  TORCH_CHECK_VALUE(input.dim() == static_cast<int64_t>(D) + 2 &&
+                        input.size(1) == options.in_channels(),
+                    who, ": expected input of shape (N, ", options.in_channels(),
+                    D == 1 ? ", L)" : ", H, W)", ", got ", input.sizes());
+  last_input_size.assign(input.sizes().begin() + 2, input.sizes().end());
+  const torch::Tensor x = input_quantizer ? input_quantizer->forward(input) : input;
+  const torch::Tensor w = kernel_quantizer->forward(weight);
+  const torch::Tensor b = bias.defined() ? bias_quantizer->forward(bias) : torch::Tensor();
+  if constexpr (D == 1) {
+    return torch::conv1d(x, w, b, *options.stride(), *options.padding(), *options.dilation(),
+                         options.groups());
+  } else {
+    return torch::conv2d(x, w, b, *options.stride(), *options.padding(), *options.dilation(),
+                         options.groups());
+  }
+}
+
+template <size_t D, typename Derived>
+at::Tensor HConvImplBase<D, Derived>::ebops() const {
+  if (last_input_size.empty()) {
+    throw InvalidArgument(std::string(D == 1 ? "HConv1d" : "HConv2d") +
+                          ".ebops(): the input size is unknown until the first forward()");
+  }
+  const at::Tensor bw_w = kernel_quantizer->value_widths(kernel_quantizer->quantize(weight));
+  c10::optional<at::Tensor> bw_b;
+  if (bias.defined()) bw_b = bias_quantizer->value_widths(bias_quantizer->quantize(bias));
+  return ebops_conv_op(input_widths(input_quantizer, bw_w), bw_w, bw_b, last_input_size,
+                       *options.stride(), *options.padding(), *options.dilation(),
+                       options.groups());
+}
+
+template <size_t D, typename Derived>
+void HConvImplBase<D, Derived>::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::" << (D == 1 ? "HConv1d" : "HConv2d") << "(" << options.in_channels()
+         << ", " << options.out_channels() << ", kernel_size=" << options.kernel_size()
+         << ", stride=" << options.stride() << ", padding=" << options.padding()
+         << ", groups=" << options.groups() << ", bias=" << std::boolalpha << options.bias()
+         << ")";
+}
+
+template class HConvImplBase<1, HConv1dImpl>;
+template class HConvImplBase<2, HConv2dImpl>;
+
+HActivationOptions::HActivationOptions(std::vector<int64_t> shape) : shape_(std::move(shape)) {}
+
+HActivationImpl::HActivationImpl(const HActivationOptions& options_) : options(options_) {
+  if (options.relu()) {
+    if (options.overflow_mode() == "WRAP") {
+      throw InvalidArgument("HActivation: a ReLU needs overflow_mode 'SAT' or 'SAT_SYM', not 'WRAP' (a "
+                            "wrapped code of a negative input is not 0)");
+    }
+    if (options.keep_negative() == 1) {
+      throw InvalidArgument("HActivation: a ReLU's output has no sign: keep_negative must be 0 "
+                            "or -1");
+    }
+  }
+  reset();
+}
+
+void HActivationImpl::reset() {
+  quantizer = register_module(
+      "quantizer", HQuantizer(HQuantizerOptions(options.shape())
+                                  .granularity(options.granularity())
+                                  .channel_axis(options.channel_axis())
+                                  .init_bits(options.init_bits())
+                                  .keep_negative(options.relu() ? 0 : options.keep_negative())
+                                  .round_mode(options.round_mode())
+                                  .overflow_mode(options.overflow_mode())));
+}
+
+torch::Tensor HActivationImpl::forward(const torch::Tensor& input) {
+  return quantizer->forward(options.relu() ? torch::relu(input) : input);
+}
+
+at::Tensor HActivationImpl::ebops() const {
+  return torch::zeros({}, quantizer->frac_bits.options());
+}
+
+void HActivationImpl::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::HActivation(relu=" << std::boolalpha << options.relu()
+         << ", granularity=" << options.granularity() << ")";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Conversions
+
+namespace {
+
+void copy_param(torch::Tensor& dst, const torch::Tensor& src) {
+  if (!src.defined()) return;
+  torch::NoGradGuard no_grad;
+  dst.set_data(src.detach().clone());
+}
+
+void convert_into(const torch::nn::Sequential& model, torch::nn::Sequential& out) {
+  for (auto it = model->begin(); it != model->end(); ++it) {
+    const std::shared_ptr<torch::nn::Module> child = it->ptr();
+    if (auto d = std::dynamic_pointer_cast<HDenseImpl>(child)) {
+      if (d->input_quantizer) out->push_back(QActivation(QuantizerPtr(d->input_quantizer->to_fixed())));
+      QLinearOptions o(d->options.in_features(), d->options.out_features());
+      o.bias(d->options.bias()).kernel_quantizer(QuantizerPtr(d->kernel_quantizer->to_fixed(d->weight)));
+      if (d->bias.defined()) o.bias_quantizer(QuantizerPtr(d->bias_quantizer->to_fixed(d->bias)));
+      QLinear q(o);
+      copy_param(q->weight, d->weight);
+      copy_param(q->bias, d->bias);
+      out->push_back(q);
+    } else if (auto c1 = std::dynamic_pointer_cast<HConv1dImpl>(child)) {
+      if (c1->input_quantizer) out->push_back(QActivation(QuantizerPtr(c1->input_quantizer->to_fixed())));
+      QConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(), c1->options.kernel_size());
+      o.stride(c1->options.stride()).padding(c1->options.padding()).dilation(c1->options.dilation())
+          .groups(c1->options.groups()).bias(c1->options.bias())
+          .kernel_quantizer(QuantizerPtr(c1->kernel_quantizer->to_fixed(c1->weight)));
+      if (c1->bias.defined()) o.bias_quantizer(QuantizerPtr(c1->bias_quantizer->to_fixed(c1->bias)));
+      QConv1d q(o);
+      copy_param(q->weight, c1->weight);
+      copy_param(q->bias, c1->bias);
+      out->push_back(q);
+    } else if (auto c2 = std::dynamic_pointer_cast<HConv2dImpl>(child)) {
+      if (c2->input_quantizer) out->push_back(QActivation(QuantizerPtr(c2->input_quantizer->to_fixed())));
+      QConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(), c2->options.kernel_size());
+      o.stride(c2->options.stride()).padding(c2->options.padding()).dilation(c2->options.dilation())
+          .groups(c2->options.groups()).bias(c2->options.bias())
+          .kernel_quantizer(QuantizerPtr(c2->kernel_quantizer->to_fixed(c2->weight)));
+      if (c2->bias.defined()) o.bias_quantizer(QuantizerPtr(c2->bias_quantizer->to_fixed(c2->bias)));
+      QConv2d q(o);
+      copy_param(q->weight, c2->weight);
+      copy_param(q->bias, c2->bias);
+      out->push_back(q);
+    } else if (auto a = std::dynamic_pointer_cast<HActivationImpl>(child)) {
+      out->push_back(QActivation(QuantizerPtr(a->quantizer->to_fixed())));
+    } else {
+      out->push_back(it->clone());
+    }
+  }
+}
+
+// f = bits - integer - keep_negative of a quantized_bits with a fixed alpha of 1 (or none), or
+// bits - integer of a quantized_relu without slope or sigmoid; throws otherwise.
+struct StartWidths {
+  double frac;
+  bool relu;
+  bool keep_negative;
+};
+
+StartWidths start_widths(const QuantizerPtr& q, const std::string& where) {
+  if (auto b = std::dynamic_pointer_cast<QuantizedBits>(q)) {
+    if (b->auto_alpha().empty() && b->channel_alpha().empty() &&
+        (!b->alpha() || *b->alpha() == 1.0) && b->qnoise_factor() == 1.0) {
+      return {static_cast<double>(b->bits() - b->integer() - (b->keep_negative() ? 1 : 0)), false,
+              b->keep_negative()};
+    }
+  }
+  if (auto r = std::dynamic_pointer_cast<QuantizedRelu>(q)) {
+    if (!r->use_sigmoid() && r->negative_slope() == 0.0 && r->qnoise_factor() == 1.0) {
+      return {static_cast<double>(r->bits() - r->integer()), true, false};
+    }
+  }
+  if (auto f = std::dynamic_pointer_cast<FixedQuantizer>(q)) {
+    if (f->is_uniform()) {
+      return {f->frac_bits().reshape(-1)[0].item<double>(), false,
+              f->keep_negative().reshape(-1)[0].item<double>() != 0};
+    }
+  }
+  throw InvalidArgument("hgq_from_quantized: " + where + " has quantizer " +
+                        (q ? q->to_string() : std::string("None")) +
+                        "; only quantized_bits with alpha None or 1, quantized_relu without "
+                        "slope or sigmoid, and uniform fixed start H layers");
+}
+
+template <typename QImpl>
+HLayerQuantizers layer_quantizers(const QImpl& q, std::optional<double> input_bits,
+                                  double default_input_bits, const std::string& where,
+                                  const std::string& input_granularity) {
+  HLayerQuantizers hq;
+  hq.input_granularity(input_granularity).input_init_bits(input_bits.value_or(default_input_bits));
+  const auto& kq = q.options.kernel_quantizer().get();
+  const auto& bq = q.options.bias_quantizer().get();
+  hq.kernel_init_bits(start_widths(kq, where + " kernel").frac);
+  hq.bias_init_bits(bq ? start_widths(bq, where + " bias").frac : default_input_bits);
+  return hq;
+}
+
+}  // namespace
+
+torch::nn::Sequential hgq_convert(const torch::nn::Sequential& model) {
+  torch::nn::Sequential out;
+  convert_into(model, out);
+  return out;
+}
+
+torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
+                                         double default_input_bits) {
+  torch::nn::Sequential out;
+  std::optional<double> act_bits;
+  int64_t index = 0;
+  for (auto it = model->begin(); it != model->end(); ++it) {
+    const std::shared_ptr<torch::nn::Module> child = it->ptr();
+    const std::string where = "layer " + std::to_string(index++);
+    if (auto d = std::dynamic_pointer_cast<QLinearImpl>(child)) {
+      HDenseOptions o(d->options.in_features(), d->options.out_features());
+      o.bias(d->options.bias())
+          .quantizers(layer_quantizers(*d, act_bits, default_input_bits, where, "element"));
+      HDense h(o);
+      copy_param(h->weight, d->weight);
+      copy_param(h->bias, d->bias);
+      out->push_back(h);
+      act_bits.reset();
+    } else if (auto c1 = std::dynamic_pointer_cast<QConv1dImpl>(child)) {
+      HConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(),
+                       c1->options.kernel_size());
+      o.stride(c1->options.stride()).padding(c1->options.padding())
+          .dilation(c1->options.dilation()).groups(c1->options.groups()).bias(c1->options.bias())
+          .quantizers(layer_quantizers(*c1, act_bits, default_input_bits, where, "channel"));
+      HConv1d h(o);
+      copy_param(h->weight, c1->weight);
+      copy_param(h->bias, c1->bias);
+      out->push_back(h);
+      act_bits.reset();
+    } else if (auto c2 = std::dynamic_pointer_cast<QConv2dImpl>(child)) {
+      HConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(),
+                       c2->options.kernel_size());
+      o.stride(c2->options.stride()).padding(c2->options.padding())
+          .dilation(c2->options.dilation()).groups(c2->options.groups()).bias(c2->options.bias())
+          .quantizers(layer_quantizers(*c2, act_bits, default_input_bits, where, "channel"));
+      HConv2d h(o);
+      copy_param(h->weight, c2->weight);
+      copy_param(h->bias, c2->bias);
+      out->push_back(h);
+      act_bits.reset();
+    } else if (auto a = std::dynamic_pointer_cast<QActivationImpl>(child)) {
+      const StartWidths s = start_widths(a->quantizer(), where);
+      out->push_back(HActivation(HActivationOptions({})
+                                     .granularity("tensor")
+                                     .relu(s.relu)
+                                     .init_bits(s.frac)
+                                     .keep_negative(s.relu ? 0 : (s.keep_negative ? 1 : 0))));
+      act_bits = s.frac;
+    } else {
+      out->push_back(it->clone());
+    }
+  }
+  return out;
+}
+
+}  // namespace heteroq::nn
+
+TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("_hgq_group_stats(Tensor x, int[] widths_shape) -> (Tensor, Tensor)");
+  m.def("_hgq_int_bits(Tensor max_abs, Tensor frac_bits, Tensor keep_negative) -> Tensor");
+  m.def("hgq_bit_widths(Tensor keep_negative, Tensor int_bits, Tensor frac_bits) -> Tensor");
+  m.def("hgq_value_widths(Tensor q, Tensor frac_bits) -> Tensor");
+  m.def(
+      "hgq_ebops_linear(Tensor bw_in, Tensor bw_w, Tensor? bw_b=None, int positions=1) -> Tensor");
+  m.def(
+      "hgq_ebops_conv(Tensor bw_in, Tensor bw_w, Tensor? bw_b, int[] input_size, int[] stride, "
+      "int[] padding, int[] dilation, int groups=1) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
+  m.impl("_hgq_group_stats", &heteroq::nn::hgq_group_stats);
+  m.impl("_hgq_int_bits", &heteroq::nn::hgq_int_bits);
+  m.impl("hgq_bit_widths", &heteroq::nn::hgq_bit_widths);
+  m.impl("hgq_value_widths", &heteroq::nn::hgq_value_widths);
+  m.impl("hgq_ebops_linear", &heteroq::nn::hgq_ebops_linear);
+  m.impl("hgq_ebops_conv", &heteroq::nn::hgq_ebops_conv);
+}
