@@ -226,7 +226,7 @@ def _activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
     """Emits the nodes of activation quantizer ``q`` applied to tensor ``x``; ``fail(reason)``
     builds the error for a quantizer without an exact form."""
     kind = type(q).__name__
-    spec = q.to_string()
+    spec = _fixed_describe(q)
     if kind in ("bernoulli",):
         raise fail(f"{spec} is random at inference; the graph could not reproduce it")
     if kind == "stochastic_binary":  # eval mode: binary with the same alpha
@@ -298,7 +298,97 @@ def _activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
     if kind in ("quantized_po2", "quantized_relu_po2"):
         raise fail(f"{spec}: Quant cannot round in the log domain; po2 weights are supported "
                    f"(as fixed point), po2 activations are not")
+    if _is_fixed(q):
+        return _fixed_activation(g, x, q, base, fail)
     raise fail(f"{spec}: {kind} has no exact QONNX form")
+
+
+# FixedQuantizer (heteroq.hgq, name "fixed"): fixed point with widths per tensor, channel or
+# element: sign flags k, integer bits i, fractional bits f (tensors broadcastable to the input).
+
+_FIXED_ROUNDING = {"RND_CONV": "ROUND", "TRN": "FLOOR", "RND": "HALF_UP"}
+
+
+def _is_fixed(q: Any) -> bool:
+    return isinstance(q, Quantizer) and type(q).__name__ == "FixedQuantizer" and \
+        all(hasattr(q, a) for a in ("keep_negative", "int_bits", "frac_bits", "round_mode",
+                                    "overflow_mode"))
+
+
+def _fixed_widths(q: Quantizer, shape: Optional[Sequence[int]] = None
+                  ) -> Tuple[Tensor, Tensor, Tensor]:
+    """k, i, f of a FixedQuantizer as float64 tensors broadcast together (and to ``shape``)."""
+    k, i, f = (t.detach().double().cpu() for t in (q.keep_negative, q.int_bits, q.frac_bits))
+    k, i, f = torch.broadcast_tensors(k, i, f)
+    if shape is not None:
+        k, i, f = (t.expand(*shape) if t.dim() else t.expand(list(shape)) for t in (k, i, f))
+    return k, i, f
+
+
+def _fixed_describe(q: Quantizer) -> str:
+    """``q.to_string()``, or its repr for quantizers without a spec string (a FixedQuantizer with
+    per-element widths)."""
+    try:
+        return q.to_string()
+    except Exception:  # noqa: BLE001  (non-uniform widths have no spec string)
+        return repr(q)
+
+
+def _fixed_activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
+    """A FixedQuantizer on activations: ``Quant(scale = 2^-f, bitwidth = k + i + f, signed = k,
+    narrow = SAT_SYM)`` with ROUND (RND_CONV) / FLOOR (TRN) / HALF_UP (RND, unsigned only: on
+    negative ties QONNX's HALF_UP rounds away from zero, RND up). The scale may vary per element
+    (per-channel f); ``k`` and the width ``k + i + f`` must not (Quant has one bit width)."""
+    spec = _fixed_describe(q)
+    k, i, f = _fixed_widths(q)
+    width = k + i + f
+    if q.overflow_mode == "WRAP":
+        raise fail(f"{spec}: overflow_mode WRAP (two's-complement wrap-around) has no Quant form "
+                   f"(Quant saturates)")
+    if q.round_mode not in _FIXED_ROUNDING:
+        raise fail(f"{spec}: round_mode {q.round_mode!r} has no Quant form")
+    if k.unique().numel() != 1 or width.unique().numel() != 1:
+        raise fail(f"{spec}: its sign flags or bit widths differ between elements; Quant has one "
+                   f"bit width and one signedness (per-element activation widths need HGQ's "
+                   f"proxy model; uniform widths or per-channel integer bits are exported)")
+    signed = bool(k.flatten()[0] > 0)
+    bits = int(width.flatten()[0])
+    if bits < 1 + int(signed):
+        raise fail(f"{spec}: width {bits} leaves no magnitude bit")
+    if q.round_mode == "RND" and signed:
+        raise fail(f"{spec}: round_mode RND rounds negative ties up, QONNX's HALF_UP away from "
+                   f"zero (unsigned RND quantizers are exported)")
+    scale = (2.0 ** -f).numpy()
+    if f.unique().numel() == 1:
+        scale = np.float64(2.0 ** -float(f.flatten()[0]))
+    narrow = signed and q.overflow_mode == "SAT_SYM"
+    return _quant(g, x, base, scale, bits, signed, narrow, rounding=_FIXED_ROUNDING[q.round_mode])
+
+
+def _fixed_weight_type(q: Quantizer, values: Tensor, fail) -> Tuple[str, Any, int, bool, bool]:
+    """The Quant node of a FixedQuantizer weight: the quantized ``values`` as codes of scale
+    ``2^-f`` per element, in one bit width (the largest element's, plus a sign bit if any element
+    is signed), which leaves every value unchanged (checked)."""
+    spec = _fixed_describe(q)
+    try:
+        k, i, f = _fixed_widths(q, values.shape)
+    except RuntimeError as e:
+        raise fail(f"{spec}: its widths do not broadcast to the weight of shape "
+                   f"{list(values.shape)}: {e}") from e
+    v = values.detach().double().cpu()
+    live = (k + i + f) > 0
+    signed = bool((k[live] > 0).any()) or bool((v < 0).any())
+    magnitude = int((i + f)[live].max()) if bool(live.any()) else 0
+    bits = max(magnitude + int(signed), 2 if signed else 1)
+    codes = v * 2.0 ** f
+    lo, hi = _quant_bounds(bits, signed, False)
+    if not torch.equal(codes, torch.round(codes)) or codes.min() < lo or codes.max() > hi:
+        raise fail(f"{spec}: the weight's values are not codes of its widths (a {bits}-bit "
+                   f"Quant would change them)")
+    scale = (2.0 ** -f).numpy()
+    if f.unique().numel() == 1:
+        scale = np.float64(2.0 ** -float(f.flatten()[0]))
+    return "Quant", scale, bits, signed, False
 
 
 def _ternary_activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
@@ -383,19 +473,22 @@ def _weight(g: _Graph, base: str, raw: Tensor, used: Tensor, q: Optional[Quantiz
         return g.const(base, v.reshape(shape) if shape is not None else v)
     if type(q).__name__ == "bernoulli":
         raise fail(f"{q.to_string()} is random at inference; the graph could not reproduce it")
-    try:
-        it = quantize_to_integer(q, raw.detach())
-    except ValueError as e:
-        raise fail(f"{q.to_string()} has no integer form: {e}") from e
-    if not torch.equal(it.dequantize(values.dtype), values):
-        raise fail(f"the integer form of {q.to_string()} differs from the values the forward "
-                   f"pass uses")
-    op, scale, bits, signed, narrow = _weight_type(it, fail)
+    if _is_fixed(q):
+        op, scale, bits, signed, narrow = _fixed_weight_type(q, values, fail)
+    else:
+        try:
+            it = quantize_to_integer(q, raw.detach())
+        except ValueError as e:
+            raise fail(f"{q.to_string()} has no integer form: {e}") from e
+        if not torch.equal(it.dequantize(values.dtype), values):
+            raise fail(f"the integer form of {q.to_string()} differs from the values the "
+                       f"forward pass uses")
+        op, scale, bits, signed, narrow = _weight_type(it, fail)
     scale = np.asarray(scale, dtype=np.float64)
     if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
-        raise fail(f"{q.to_string()} gives scales that are not finite and > 0")
+        raise fail(f"{_fixed_describe(q)} gives scales that are not finite and > 0")
     if scale.astype(np.float32).astype(np.float64).tolist() != scale.tolist():
-        raise fail(f"{q.to_string()} gives scales that float32 cannot hold")
+        raise fail(f"{_fixed_describe(q)} gives scales that float32 cannot hold")
     v = values
     if transpose:
         v = v.t()
@@ -845,6 +938,8 @@ def _activation_type(q: Quantizer, fail) -> _FixedType:
     """hls4ml's ``_get_precision_from_quantizer`` (hls4ml/utils/config.py) for ``q``; exact types
     where hls4ml's rule would lose values (unsigned quantized_bits) or ignore a scale (error)."""
     kind = type(q).__name__
+    if _is_fixed(q):
+        return _fixed_activation_type(q, fail)
     cfg = q.get_config()
     if kind in ("binary", "stochastic_binary", "ternary", "stochastic_ternary"):
         if cfg.get("alpha") not in (None, 1, 1.0):
@@ -880,6 +975,8 @@ def _weight_type_hls(q: Quantizer, fail) -> _FixedType:
     ``fixed<bits, integer + 1>`` with the default TRN/WRAP modes (the values are already on the
     grid; a non-unit alpha is factored out by hls4ml's ApplyAlpha)."""
     kind = type(q).__name__
+    if _is_fixed(q):
+        return _fixed_weight_type_hls(q)
     cfg = q.get_config()
     if kind in ("ternary", "stochastic_ternary"):
         return _FixedType(2, 2, True, is_int=True)
@@ -895,6 +992,43 @@ def _weight_type_hls(q: Quantizer, fail) -> _FixedType:
             return _FixedType(width, width, True, is_int=True)
         return _FixedType(width, integer + 1, True)
     raise fail(f"{q.to_string()}: hls4ml has no weight type for {kind}")
+
+
+def _fixed_weight_type_hls(q: Quantizer) -> _FixedType:
+    """HGQ's proxy-model rule for a FixedQuantizer's weights: one type from the largest widths
+    over the elements that have any (max k + max i + max f bits, max k + max i integer bits),
+    which holds every element's values."""
+    k, i, f = _fixed_widths(q)
+    live = (k + i + f) > 0
+    if not bool(live.any()):
+        return _FixedType(1, 1, False, is_int=True)
+    kk, ii, ff = (int(t[live].max()) for t in (k, i, f))
+    return _int_or_fixed(kk + ii + ff, kk + ii, kk > 0, None, None)
+
+
+def _fixed_activation_type(q: Quantizer, fail) -> _FixedType:
+    """A FixedQuantizer on activations: hls4ml casts to one result type per layer, with the
+    quantizer's own rounding (RND_CONV, RND, TRN) and overflow (SAT, SAT_SYM, WRAP) modes; exact
+    only for uniform widths."""
+    k, i, f = _fixed_widths(q)
+    if k.unique().numel() != 1 or i.unique().numel() != 1 or f.unique().numel() != 1:
+        raise fail(f"{_fixed_describe(q)}: its widths differ between elements; hls4ml casts a "
+                   f"layer's result to one type (per-element activation widths need HGQ's proxy "
+                   f"model)")
+    kk, ii, ff = (int(t.flatten()[0]) for t in (k, i, f))
+    if kk + ii + ff <= 0:
+        raise fail(f"{_fixed_describe(q)}: width {kk + ii + ff} has no hls4ml type")
+    rnd = None if q.round_mode == "TRN" else q.round_mode
+    sat = None if q.overflow_mode == "WRAP" else q.overflow_mode
+    return _int_or_fixed(kk + ii + ff, kk + ii, kk > 0, rnd, sat)
+
+
+def _fixed_frac(q: Quantizer) -> int:
+    """The fractional bits of a FixedQuantizer's values (the largest f among elements of positive
+    width; at least 0)."""
+    k, i, f = _fixed_widths(q)
+    live = (k + i + f) > 0
+    return max(0, int(f[live].max())) if bool(live.any()) else 0
 
 
 def _frac_bits(it: IntegerTensor) -> Optional[int]:
@@ -1016,7 +1150,10 @@ def hls4ml_config(model: torch.nn.Module, input_shape: Optional[Sequence[int]] =
         elif ls.kind == "separable_conv" and m is not None:
             precision.update(_separable_precisions(m, ls, grid, fail, default_precision, style))
         elif ls.kind == "activation":
-            q = get_quantizer(ls.quantizers.get("activation"))
+            # The module's own quantizer where it has one (qstats's spec string may name an
+            # equivalent quantizer without its round and overflow modes).
+            q = m.quantizer if isinstance(m, qnn.QActivation) else \
+                m if isinstance(m, Quantizer) else get_quantizer(ls.quantizers.get("activation"))
             if q is not None:
                 _check_hls4ml_activation(q, fail)
                 precision["result"] = _activation_type(q, fail).render(style)
@@ -1061,12 +1198,10 @@ def _dense_precisions(m: torch.nn.Module, ls, fail, default: str, style: str) ->
             else:
                 w, b = m.weight, m.bias
             try:
-                wf = _frac_bits(quantize_to_integer(kq, w))
+                wf = _quantized_frac(kq, w)
                 xf = _frac_bits(quantize_to_integer(ls.input_quantizer,
                                                     torch.zeros(1, dtype=torch.float32)))
-                bf: Optional[int] = 0
-                if b is not None:
-                    bf = _frac_bits(quantize_to_integer(bq, b)) if bq is not None else None
+                bf = _quantized_frac(bq, b)
             except ValueError:
                 wf = xf = bf = None
         if wf is not None and xf is not None and bf is not None:
@@ -1153,6 +1288,8 @@ def _quantized_frac(q: Optional[Quantizer], values: Optional[Tensor]) -> Optiona
         return 0
     if q is None:
         return None
+    if _is_fixed(q):
+        return _fixed_frac(q)
     try:
         return _frac_bits(quantize_to_integer(q, values.detach()))
     except ValueError:
