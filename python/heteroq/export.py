@@ -348,9 +348,7 @@ def _fixed_activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
     if q.round_mode not in _FIXED_ROUNDING:
         raise fail(f"{spec}: round_mode {q.round_mode!r} has no Quant form")
     if k.unique().numel() != 1 or width.unique().numel() != 1:
-        raise fail(f"{spec}: its sign flags or bit widths differ between elements; Quant has one "
-                   f"bit width and one signedness (per-element activation widths need HGQ's "
-                   f"proxy model; uniform widths or per-channel integer bits are exported)")
+        return _fixed_activation_per_element(g, x, q, base, fail, k, i, f)
     signed = bool(k.flatten()[0] > 0)
     bits = int(width.flatten()[0])
     if bits < 1 + int(signed):
@@ -363,6 +361,35 @@ def _fixed_activation(g: _Graph, x: str, q: Quantizer, base: str, fail) -> str:
         scale = np.float64(2.0 ** -float(f.flatten()[0]))
     narrow = signed and q.overflow_mode == "SAT_SYM"
     return _quant(g, x, base, scale, bits, signed, narrow, rounding=_FIXED_ROUNDING[q.round_mode])
+
+
+def _fixed_activation_per_element(g: _Graph, x: str, q: Quantizer, base: str, fail, k: Tensor,
+                                  i: Tensor, f: Tensor) -> str:
+    """A FixedQuantizer on activations whose sign flags or widths differ between elements (HGQ's
+    per-element input quantizers): ``Max``/``Min`` with the per-element ends of each element's
+    range (exact float32 comparisons), then ``Quant`` with per-element scales ``2^-f`` and the
+    largest width. The ends are codes, so clamping before rounding equals fixed's clamping of
+    the rounded code; each element's clamped value stays inside the common width."""
+    spec = _fixed_describe(q)
+    width = k + i + f
+    live = width > 0
+    if q.round_mode == "RND" and bool((k[live] > 0).any()):
+        raise fail(f"{spec}: round_mode RND rounds negative ties up, QONNX's HALF_UP away from "
+                   f"zero (unsigned RND quantizers are exported)")
+    signed = bool((k[live] > 0).any())
+    magnitude = int((i + f)[live].max()) if bool(live.any()) else 0
+    bits = max(magnitude + int(signed), 2 if signed else 1)
+    hi = torch.where(live, 2.0 ** i - 2.0 ** -f, torch.zeros_like(f))
+    lo = -k * (hi if q.overflow_mode == "SAT_SYM" else 2.0 ** i)
+    lo = torch.where(live, lo, torch.zeros_like(f))
+    for name, t in (("lower", lo), ("upper", hi)):
+        if not torch.equal(t.float().double(), t):
+            raise fail(f"{spec}: the {name} ends of its elements' ranges are not float32 numbers "
+                       f"(widths beyond 24 significant bits)")
+    y = g.node("Max", [x, g.const(base + "_lower", lo.numpy())], base + "_max")
+    y = g.node("Min", [y, g.const(base + "_upper", hi.numpy())], base + "_min")
+    return _quant(g, y, base, (2.0 ** -f).numpy(), bits, signed, False,
+                  rounding=_FIXED_ROUNDING[q.round_mode])
 
 
 def _fixed_weight_type(q: Quantizer, values: Tensor, fail) -> Tuple[str, Any, int, bool, bool]:

@@ -229,6 +229,12 @@ class ReferenceInterpreter:
         if op in ("Add", "Sub", "Mul", "Div"):
             fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
             return fn(f64[0], f64[1])
+        if op in ("Max", "Min"):  # opset 13: variadic, numpy broadcasting
+            fn = np.maximum if op == "Max" else np.minimum
+            out = f64[0]
+            for v in f64[1:]:
+                out = fn(out, v)
+            return out
         if op == "Relu":
             return np.maximum(f64[0], 0.0)
         if op == "LeakyRelu":

@@ -117,11 +117,58 @@ def test_fixed_activations_exact(make, tmp_path):
     assert len(np.unique(y)) > 8
 
 
+def _per_element_activation(round_mode="RND_CONV", overflow_mode="SAT", signed=True):
+    k = torch.tensor([1.0, 0.0, 1.0, 1.0]) if signed else torch.zeros(4)
+    return Fixed.from_widths(k, torch.tensor([0.0, 1.0, 2.0, -2.0]),
+                             torch.tensor([3.0, 5.0, 2.0, 1.0]), round_mode, overflow_mode)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _per_element_activation(),
+    lambda: _per_element_activation(round_mode="TRN", overflow_mode="SAT_SYM"),
+    lambda: _per_element_activation(round_mode="RND", signed=False),
+])
+def test_per_element_activation_widths_exact(make, tmp_path):
+    """Widths and signs differing per element (HGQ's input quantizers; the last element has width
+    0): Max/Min with each element's range, then one Quant with per-element scales."""
+    model = torch.nn.Sequential(qnn.QActivation(make())).eval()
+    x = _activation_inputs()
+    proto = E.to_qonnx(model, x, tmp_path / "pe.onnx")
+    assert [n.op_type for n in proto.graph.node] == ["Max", "Min", "Quant"]
+    with torch.no_grad():
+        y = model(x).numpy()
+    got = R.run_model(E.load_qonnx(tmp_path / "pe.onnx"), x.numpy())
+    assert np.array_equal(got, y)
+    assert not np.any(y[:, 3])  # width k + i + f = 0: always 0
+
+
+def test_hgq_model_converted_and_exported_exactly(tmp_path):
+    """HGQ's flow: H layers trained (ranges tracked), converted to Q layers with FixedQuantizers
+    (per-element input widths), exported; the graph computes the converted model exactly."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(hgq.HDense(16, 8), hgq.HActivation((8,), relu=True),
+                                hgq.HDense(8, 5))
+    with torch.no_grad():
+        for m in model.modules():
+            for name, p in m.named_parameters(recurse=False):
+                if "frac" in name:  # vary the learned widths per element
+                    p.add_(torch.randint(-1, 3, p.shape).float())
+    model(torch.randn(256, 16) * 2)
+    converted = hgq.convert(model.eval()).eval()
+    x = torch.randn(128, 16) * 2
+    proto = E.to_qonnx(converted, x, tmp_path / "hgq.onnx")
+    with torch.no_grad():
+        y = converted(x).numpy()
+    assert np.array_equal(R.run_model(E.load_qonnx(tmp_path / "hgq.onnx"), x.numpy()), y)
+    assert len(np.unique(y)) > 8
+    assert sum(n.op_type == "Quant" for n in proto.graph.node) >= 5
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: Fixed(6, 2, overflow_mode="WRAP"), "WRAP"),
     (lambda: Fixed(6, 2, round_mode="RND"), "RND"),
-    (lambda: Fixed.from_widths(torch.ones(4), torch.tensor([0.0, 1.0, 2.0, 3.0]),
-                               torch.full((4,), 3.0)), "bit widths differ"),
+    (lambda: _per_element_activation(round_mode="RND"), "RND"),
+    (lambda: _per_element_activation(overflow_mode="WRAP"), "WRAP"),
 ])
 def test_fixed_activations_refused_by_name(make, match, tmp_path):
     model = torch.nn.Sequential(qnn.QDense(4, 4, kernel_quantizer="quantized_bits(6,0,alpha=1)"),
