@@ -48,7 +48,8 @@ from .convert import _describe, _leaves, model_quantize
 
 __all__ = ["AutoQ", "AutoQScheduler", "Goal", "Trial", "SearchSpace", "forgiving_factor", "custom_goal", "named_goal",
            "register_goal", "available_goals", "pareto_front", "make_trainer", "describe_layers",
-           "default_quantization_config", "model_bits", "scale_widths"]
+           "default_quantization_config", "model_bits", "scale_widths", "FrontPoint", "Refinement",
+           "make_refiner", "refine"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -429,21 +430,7 @@ def make_trainer(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
     model from its epochs. With progress, a tqdm bar over the epochs."""
     if optimizer is None:
         optimizer = lambda params: torch.optim.Adam(params, lr=1e-3)  # noqa: E731
-    if not (metric == "accuracy" or callable(metric)):
-        raise ValueError(f"autoq.make_trainer: metric must be 'accuracy' or a callable, got {metric!r}")
-
-    def evaluate(model: torch.nn.Module) -> float:
-        if callable(metric):
-            return float(metric(model, val_data))
-        model.eval()
-        right = total = 0
-        with torch.no_grad():
-            for x, y in val_data:
-                right += int((model(x).argmax(dim=-1) == y).sum())
-                total += int(y.numel())
-        if total == 0:
-            raise ValueError("autoq.make_trainer: val_data is empty")
-        return right / total
+    evaluate = _evaluator(val_data, metric, "autoq.make_trainer")
 
     def train(model: torch.nn.Module, epochs: int, trial: TrialInfo) -> float:
         opt = optimizer(model.parameters())
@@ -493,6 +480,9 @@ class AutoQ:
         hyperband: ``{"min_epochs", "max_epochs", "eta", "iterations"}``; tpe: ``{"startup_trials",
             "candidates", "gamma", "prior_weight"}``.
         progress: tqdm bars (trials; epochs in make_trainer's trainer).
+        keep_models: which trained trial models stay in memory after :meth:`fit`: ``"best"``
+            (default), ``"pareto"`` (the Pareto front's, which :func:`refine` starts from) or
+            ``"all"``.
     """
 
     def __init__(self, model: torch.nn.Module, input_shape: Sequence[int] = (), goal: Any = None, *,
@@ -504,7 +494,11 @@ class AutoQ:
                  qkeras_compatible: bool = False, max_trials: int = 20, epochs: int = 1, seed: int = 0,
                  storage: Optional[PathLike] = None, study_name: str = "autoq", overwrite: bool = False,
                  objective: str = "score", hyperband: Optional[Mapping[str, int]] = None,
-                 tpe: Optional[Mapping[str, float]] = None, progress: bool = True):
+                 tpe: Optional[Mapping[str, float]] = None, progress: bool = True,
+                 keep_models: str = "best"):
+        if keep_models not in ("best", "pareto", "all"):
+            raise ValueError(f"autoq.AutoQ: keep_models must be 'best', 'pareto' or 'all', got {keep_models!r}")
+        self.keep_models = keep_models
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"autoq.AutoQ: model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -605,6 +599,10 @@ class AutoQ:
         of the latest rungs."""
         best = self.best_trial
         keep = {best.number} if best else set()
+        if self.keep_models == "all":
+            return
+        if self.keep_models == "pareto":
+            keep |= {t.number for t in self.pareto_front()}
         if self._search_strategy_is_hyperband():
             keep |= set(self._trained)
         for n in list(self._trained):
@@ -661,6 +659,14 @@ class AutoQ:
         with open(os.fspath(path) + ".json", "w") as f:
             json.dump({"config": self.best_config, "trial": dataclasses.asdict(best)}, f, indent=1)
         return info
+
+    def trained_model(self, trial: Union[int, Trial]) -> torch.nn.Module:
+        """A trial's trained model, when this process trained it and kept it (``keep_models``)."""
+        number = trial.number if isinstance(trial, Trial) else int(trial)
+        if number not in self._trained:
+            raise ValueError(f"autoq: trial {number}'s trained model is not in this process (kept: "
+                             f"{sorted(self._trained)}; keep_models={self.keep_models!r})")
+        return self._trained[number]
 
     def _need_best(self) -> Trial:
         best = self.best_trial
@@ -871,3 +877,177 @@ class AutoQScheduler:
     def history(self) -> List[List[Trial]]:
         """The trials of each block's study."""
         return [s.trials for s in self.searches]
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Search, then refine with learned precision (docs/learned_precision.md)
+
+@dataclasses.dataclass
+class FrontPoint:
+    """A model of the search-then-refine pipeline: an AutoQ trial (``stage="autoq"``, epoch 0) or
+    a checkpoint of its learned-precision refinement (``stage="refine"``)."""
+
+    stage: str
+    trial: int
+    epoch: int
+    metric: float
+    ebops: float
+    beta: float
+    model: Optional[torch.nn.Module] = dataclasses.field(default=None, repr=False)
+
+
+def _ebops_of(model: torch.nn.Module, input_shape: Sequence[int]) -> float:
+    from . import cost
+    with torch.no_grad():
+        return float(cost.bops(model, list(input_shape)).ebops)
+
+
+def make_refiner(train_data: Iterable, val_data: Iterable, loss_fn: Callable[..., torch.Tensor], *,
+                 regularizer: Any, epochs: int, input_shape: Sequence[int],
+                 optimizer: Optional[Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]] = None,
+                 metric: Union[str, Callable[[torch.nn.Module, Iterable], float]] = "accuracy",
+                 eval_every: int = 1, keep_models: bool = True,
+                 progress: bool = False) -> Callable[[torch.nn.Module], List[FrontPoint]]:
+    """The learned-precision training for :func:`refine`: ``refiner(hmodel)`` trains a model of H
+    layers (:func:`heteroq.hgq.from_quantized`) for ``epochs`` passes over ``train_data`` with
+    ``loss_fn(output, y) + regularizer.penalty(hmodel, step)`` (a
+    :class:`heteroq.regularizers.EBOPsRegularizer`; ``step`` counts batches), and every
+    ``eval_every`` epochs converts it (:func:`heteroq.hgq.convert`) and records a
+    :class:`FrontPoint`: the metric on ``val_data`` (as :func:`make_trainer`) and the converted
+    model's EBOPs from the cost model (``heteroq.cost.bops``, per sample, ``input_shape``)."""
+    from . import hgq
+    if optimizer is None:
+        optimizer = lambda params: torch.optim.Adam(params, lr=1e-3)  # noqa: E731
+    if int(epochs) < 1 or int(eval_every) < 1:
+        raise ValueError(f"autoq.make_refiner: epochs and eval_every must be >= 1, got {epochs}, {eval_every}")
+    if not hasattr(regularizer, "penalty") or not hasattr(regularizer, "beta"):
+        raise ValueError(f"autoq.make_refiner: regularizer must have penalty(model, step) and beta(step) "
+                         f"(heteroq.regularizers.EBOPsRegularizer), got {regularizer!r}")
+    evaluate = _evaluator(val_data, metric, "autoq.make_refiner")
+
+    def refiner(hmodel: torch.nn.Module) -> List[FrontPoint]:
+        opt = optimizer(hmodel.parameters())
+        points: List[FrontPoint] = []
+        step = 0
+        for epoch in _tqdm(range(1, int(epochs) + 1), desc="refine epochs", leave=False, disable=not progress):
+            hmodel.train()
+            for x, y in train_data:
+                opt.zero_grad()
+                loss = loss_fn(hmodel(x), y) + regularizer.penalty(hmodel, step)
+                loss.backward()
+                opt.step()
+                step += 1
+            if epoch % int(eval_every) == 0 or epoch == int(epochs):
+                hmodel.eval()
+                fixed = hgq.convert(hmodel).eval()
+                points.append(FrontPoint("refine", -1, epoch, evaluate(fixed), _ebops_of(fixed, input_shape),
+                                         float(regularizer.beta(max(step - 1, 0))),
+                                         fixed if keep_models else None))
+        return points
+
+    return refiner
+
+
+def _evaluator(val_data: Iterable, metric: Union[str, Callable], who: str) -> Callable[[torch.nn.Module], float]:
+    if not (metric == "accuracy" or callable(metric)):
+        raise ValueError(f"{who}: metric must be 'accuracy' or a callable, got {metric!r}")
+
+    def evaluate(model: torch.nn.Module) -> float:
+        if callable(metric):
+            return float(metric(model, val_data))
+        model.eval()
+        right = total = 0
+        with torch.no_grad():
+            for x, y in val_data:
+                right += int((model(x).argmax(dim=-1) == y).sum())
+                total += int(y.numel())
+        if total == 0:
+            raise ValueError(f"{who}: val_data is empty")
+        return right / total
+
+    return evaluate
+
+
+class Refinement:
+    """What :func:`refine` returns: every :class:`FrontPoint` of both stages and their fronts."""
+
+    def __init__(self, points: List[FrontPoint]):
+        self.points = points
+
+    @staticmethod
+    def _front(points: Sequence[FrontPoint]) -> List[FrontPoint]:
+        idx = _C._autoq_pareto_front([p.metric for p in points], [p.ebops for p in points])
+        return [points[i] for i in idx]
+
+    def pareto_front(self) -> List[FrontPoint]:
+        """The points of both stages no other dominates in (metric up, EBOPs down), by EBOPs."""
+        return self._front(self.points)
+
+    def stage_front(self, stage: str) -> List[FrontPoint]:
+        """The front of one stage's points (``"autoq"`` or ``"refine"``)."""
+        if stage not in ("autoq", "refine"):
+            raise ValueError(f"Refinement.stage_front: stage must be 'autoq' or 'refine', got {stage!r}")
+        return self._front([p for p in self.points if p.stage == stage])
+
+    def to_csv(self, path: Optional[PathLike] = None) -> str:
+        """The points as CSV (stage, trial, epoch, metric, ebops, beta, on_front)."""
+        front = {id(p) for p in self.pareto_front()}
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["stage", "trial", "epoch", "metric", "ebops", "beta", "on_front"])
+        for p in self.points:
+            w.writerow([p.stage, p.trial, p.epoch, repr(p.metric), repr(p.ebops), repr(p.beta), int(id(p) in front)])
+        text = out.getvalue()
+        if path is not None:
+            _write_atomic(path, text)
+        return text
+
+
+def _write_atomic(path: PathLike, text: str) -> None:
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def refine(search: "AutoQ", refiner: Callable[[torch.nn.Module], List[FrontPoint]], *,
+           trials: Union[str, Sequence[int]] = "pareto", input_shape: Optional[Sequence[int]] = None,
+           default_input_bits: float = 8.0) -> Refinement:
+    """The pipeline of issue 9: AutoQ chooses the structure and starting precisions, learned
+    precision refines them. For each chosen trial of a fitted ``search`` (``"pareto"``: its Pareto
+    front, ``"best"``, or trial numbers; their trained models must be kept, ``AutoQ(...,
+    keep_models="pareto")``), the trained model becomes H layers (:func:`heteroq.hgq.
+    from_quantized`) and ``refiner`` (:func:`make_refiner`) trains it. Returns a
+    :class:`Refinement` with the AutoQ trials (metric as trained, EBOPs from ``heteroq.cost.bops``)
+    and every refinement checkpoint, so both stages' Pareto fronts and the combined one."""
+    from . import hgq
+    if not isinstance(search, AutoQ):
+        raise ValueError(f"autoq.refine: search must be an autoq.AutoQ, got {type(search).__name__}")
+    shape = list(search.input_shape if input_shape is None else input_shape)
+    if not shape:
+        raise ValueError("autoq.refine: the input shape is unknown; pass input_shape= (or give AutoQ one)")
+    if trials == "pareto":
+        chosen = [t.number for t in search.pareto_front()]
+    elif trials == "best":
+        chosen = [search._need_best().number]
+    elif isinstance(trials, str):
+        raise ValueError(f"autoq.refine: trials must be 'pareto', 'best' or trial numbers, got {trials!r}")
+    else:
+        chosen = [int(n) for n in trials]
+    if not chosen:
+        raise ValueError("autoq.refine: no trial to refine (fit the search first)")
+    by_number = {t.number: t for t in search.trials}
+    points: List[FrontPoint] = []
+    for number in chosen:
+        if number not in by_number or by_number[number].status != "complete":
+            raise ValueError(f"autoq.refine: trial {number} is not a complete trial of the study")
+        model = search.trained_model(number)
+        t = by_number[number]
+        points.append(FrontPoint("autoq", number, 0, float(t.metric), _ebops_of(model.eval(), shape), 0.0, model))
+        start = hgq.from_quantized(copy.deepcopy(model), default_input_bits=default_input_bits)
+        for p in refiner(start):
+            p.trial = number
+            points.append(p)
+    return Refinement(points)
