@@ -264,7 +264,8 @@ def test_recurrent_errors_name_the_layer():
 
 def test_every_accumulator_agrees_with_qstats():
     """Across a CNN with every convolution kind and dense layers: each layer's accum is
-    qstats's accumulator (bits + sign) with the product's fractional bits."""
+    qstats's accumulator (bits + sign) with the product's fractional bits, and agrees with
+    QTools's accumulator types."""
     torch.manual_seed(4)
     model = torch.nn.Sequential(OrderedDict([
         ("act0", qnn.QActivation(IN_Q)),
@@ -288,3 +289,17 @@ def test_every_accumulator_agrees_with_qstats():
         assert accumulator_consistent(config["LayerName"][name]["Precision"]["accum"], acc), name
         checked += 1
     assert checked == 4
+    # QTools's data types (heteroq.cost.data_types): the same fractional bits; QTools's integer
+    # bits (its fan-in bound, sign excluded) are never fewer than the exact range's.
+    types = heteroq.cost.data_types(model, shape, source_quantizer=IN_Q)
+    stages = 0
+    for layer in types.layers:
+        for stage in layer.stages:
+            p = config["LayerName"][layer.name]["Precision"]
+            ours = p["dw_output"] if stage.part == "depthwise" else p["accum"]
+            signed, width, integer, frac = parse_type(ours)
+            qt = stage.accumulator
+            assert frac == qt.bits - qt.int_bits - int(qt.signed), (layer.name, stage.part)
+            assert integer - 1 <= qt.int_bits, (layer.name, stage.part)
+            stages += 1
+    assert stages == 5  # conv, sep (depthwise, pointwise), ct, fc
