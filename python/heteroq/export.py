@@ -1436,8 +1436,9 @@ def _recurrent_precisions(m, ls, grid, fail, default: str, style: str) -> Dict[s
     ``recurrent_bias`` (PyTorch's two biases, both through the bias quantizer), ``state`` (the
     state quantizer's type), ``accum`` (the gates' pre-activation sums W x + U h + b, exact for
     inputs of the previous layer's type and states of the state quantizer's) and ``result`` (a
-    QSimpleRNN's output is its activation quantizer's values; the LSTM's and GRU's outputs mix
-    several quantized values: ``default``)."""
+    QSimpleRNN's output is its activation quantizer's values, a QLSTM's ``o * act(c)`` the exact
+    product of its recurrent activation's and activation's values when both are quantizers; a
+    GRU's output mixes the float previous state in: ``default``)."""
     if not isinstance(m, (qnn.QSimpleRNN, qnn.QLSTM, qnn.QGRU)):
         raise fail("float recurrent layers have no quantizers to derive types from")
     if m.num_layers != 1 or m.bidirectional:
@@ -1482,8 +1483,20 @@ def _recurrent_precisions(m, ls, grid, fail, default: str, style: str) -> Dict[s
                 low, high = low + bias.numpy(), high + bias.numpy()
         t = _range_type(float(low.min()), float(high.max()), max(xf + wf, sf + uf, bf))
         out["accum"] = t.render(style) if t.width <= _MAX_EXACT_WIDTH else default
+    ract = getattr(m, "recurrent_activation", None)
+    if ract is not None:
+        _check_hls4ml_activation(ract, fail)
     if isinstance(m, qnn.QSimpleRNN) and act is not None:
         out["result"] = _activation_type(act, fail).render(style)
+    elif isinstance(m, qnn.QLSTM) and act is not None and ract is not None:
+        # h = o * act(c): the product of a recurrent-activation value and an activation value.
+        a = _input_grid(_StateSlot(act.to_string()))
+        o = _input_grid(_StateSlot(ract.to_string()))
+        if a is None or o is None:
+            out["result"] = default
+        else:
+            ends = [x * y for x in a[:2] for y in o[:2]]
+            out["result"] = _range_type(min(ends), max(ends), a[2] + o[2]).render(style)
     else:
         out["result"] = default
     return out

@@ -246,8 +246,23 @@ def test_recurrent_precisions(cls):
         with torch.no_grad():
             out, _ = rnn(x.reshape(-1, 1, 6)[:20])
         assert holds(p["result"].split(",RND")[0] + ">", out)
-    else:
+    else:  # the LSTM's h = o * act(c) with a float recurrent activation; the GRU's mix
         assert p["result"] == "fixed<16,6>"
+
+
+def test_lstm_result_is_the_exact_product():
+    """With quantizers for both activations, h = o * act(c) has the product's exact type."""
+    torch.manual_seed(6)
+    lstm = qnn.QLSTM(4, 3, kernel_quantizer=Q6, recurrent_quantizer=Q6, bias_quantizer=Q6,
+                     state_quantizer="quantized_bits(8,2,alpha=1)",
+                     activation="quantized_tanh(5)", recurrent_activation="quantized_sigmoid(4)")
+    model = torch.nn.Sequential(qnn.QActivation(IN_Q), lstm).eval()
+    p = E.hls4ml_config(model, (6, 1, 4), IN_Q)["LayerName"]["1"]["Precision"]
+    assert p["result"] == "fixed<9,1>"  # [-1, 1] products of 4 + 4 fractional bits
+    with torch.no_grad():
+        out, _ = lstm(heteroq.get_quantizer(IN_Q)(torch.randn(30, 8, 4) * 6))
+    assert holds(p["result"], out)
+    assert len(torch.unique(out)) > 10
 
 
 def test_recurrent_errors_name_the_layer():
