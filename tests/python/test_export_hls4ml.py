@@ -67,9 +67,10 @@ def _set_bn(bn):
 def test_batch_norm_scale_bias_result(kind):
     torch.manual_seed(0)
     if kind == "po2":
-        bn = qnn.QBatchNorm1d(8, gamma_quantizer="quantized_relu_po2(6,2048)",
-                              beta_quantizer="quantized_po2(5)", mean_quantizer="quantized_po2(5)",
-                              variance_quantizer="quantized_relu_po2(6,quadratic_approximation=True)")
+        bn = qnn.QBatchNorm1d(
+            8, gamma_quantizer="quantized_relu_po2(6,2048)", beta_quantizer="quantized_po2(5)",
+            mean_quantizer="quantized_po2(5)",
+            variance_quantizer="quantized_relu_po2(6,quadratic_approximation=True)")
     elif kind == "inverse":
         bn = qnn.QBatchNorm1d(8, inverse_quantizer="quantized_bits(8,2,alpha=1)",
                               mean_quantizer="quantized_bits(8,3,alpha=1)",
