@@ -627,7 +627,7 @@ def _export_layer(g: _Graph, c: _Call, x: str, who: str) -> str:
         return _activation(g, x, m, base, fail)
     if isinstance(m, qnn.QAdaptiveActivation):
         if m.per_channel:
-            raise fail("per-channel integer bits are not exported (one quantizer per channel)")
+            return _per_channel_activation(g, x, m, c.input.dim(), base, fail)
         # In eval mode it applies its current quantizer (integer bits frozen in the buffer).
         return _activation(g, x, m.quantizer(), base, fail)
     if isinstance(m, (qnn.QBatchNorm1d, qnn.QBatchNorm2d)):
@@ -711,6 +711,42 @@ def _export_layer(g: _Graph, c: _Call, x: str, who: str) -> str:
                "differently in every implementation; supported: heteroq's dense, convolution, "
                "activation, batch-norm and pooling layers, torch Linear/Conv/ReLU/LeakyReLU/"
                "ReLU6/Hardtanh/Flatten/Dropout/Identity/MaxPool/AvgPool/AdaptiveAvgPool(1))")
+
+
+def _per_channel_activation(g: _Graph, x: str, m: qnn.QAdaptiveActivation, rank: int,
+                            base: str, fail) -> str:
+    """A per-channel QAdaptiveActivation (one quantizer per channel, axis 1, differing only in
+    their integer bits): one Quant node whose scale holds each channel's power-of-two step, when
+    every channel's quantizer is a single Quant node of the same width, signedness, narrowness
+    and rounding."""
+    from onnx import helper, numpy_helper
+    if rank < 2:
+        raise fail("per-channel integer bits need an input with a channel axis (axis 1)")
+    scales: List[float] = []
+    common: Optional[Tuple[Dict[str, Any], float]] = None
+    for ch in range(m.integer_bits.numel()):
+        q = m.quantizer(ch)
+        probe = _Graph()
+        _activation(probe, "x", q, "q", fail)
+        if len(probe.nodes) != 1 or probe.nodes[0].op_type != "Quant":
+            raise fail(f"{q.to_string()}: per-channel integer bits are exported only for "
+                       f"quantizers that are one Quant node")
+        node = probe.nodes[0]
+        consts = {t.name: numpy_helper.to_array(t) for t in probe.initializers}
+        scale, bits = consts[node.input[1]], consts[node.input[3]]
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        key = (attrs, float(bits))
+        if common is not None and key != common:
+            raise fail("the channels' quantizers differ in more than their scales")
+        common = key
+        scales.append(float(scale))
+    assert common is not None
+    attrs, bits = common
+    rounding = attrs["rounding_mode"]
+    shape = [len(scales)] + [1] * (rank - 2)
+    return _quant(g, x, base, np.asarray(scales, np.float64).reshape(shape), int(bits),
+                  bool(attrs["signed"]), bool(attrs["narrow"]),
+                  rounding=rounding.decode() if isinstance(rounding, bytes) else str(rounding))
 
 
 def _batch_norm(g: _Graph, c: _Call, x: str, base: str, fail) -> str:
@@ -1177,6 +1213,10 @@ def hls4ml_config(model: torch.nn.Module, input_shape: Optional[Sequence[int]] =
         elif ls.kind == "separable_conv" and m is not None:
             precision.update(_separable_precisions(m, ls, grid, fail, default_precision, style))
         elif ls.kind == "activation":
+            if isinstance(m, qnn.QAdaptiveActivation) and m.per_channel and \
+                    len(set(m.integer_bits.tolist())) > 1:
+                raise fail("its channels have different integer bits; hls4ml casts a layer's "
+                           "result to one type")
             # The module's own quantizer where it has one (qstats's spec string may name an
             # equivalent quantizer without its round and overflow modes).
             q = m.quantizer if isinstance(m, qnn.QActivation) else \

@@ -369,6 +369,35 @@ def test_adaptive_activation_exact(activation, tmp_path):
         {"result": E.hls4ml_type(act.quantizer())}
 
 
+@pytest.mark.parametrize("activation", ["quantized_bits", "quantized_relu"])
+@pytest.mark.parametrize("conv", [False, True])
+def test_adaptive_activation_per_channel_exact(activation, conv, tmp_path):
+    """Per-channel integer bits (axis 1): one Quant node with a scale per channel."""
+    torch.manual_seed(7)
+    act = qnn.QAdaptiveActivation(activation, 8, ema_decay=0.5, per_channel=True, num_channels=4)
+    act.train()
+    spread = torch.tensor([0.3, 2.0, 9.0, 40.0]).reshape([1, 4] + [1, 1] * conv)
+    for _ in range(5):
+        act(torch.randn([64, 4] + [3, 3] * conv) * spread)
+    assert len(set(act.integer_bits.tolist())) >= 3  # the channels chose different widths
+    first = qnn.QConv2d(4, 4, 1, kernel_quantizer="quantized_bits(8,3,alpha=1)") if conv else \
+        qnn.QDense(4, 4, kernel_quantizer="quantized_bits(8,3,alpha=1)")
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(4).reshape(first.weight.shape) * 4)
+    model = torch.nn.Sequential(first, act)
+    x = torch.randn([256, 4] + [3, 3] * conv) * spread
+    loaded, y_graph = export_and_run(model, x, tmp_path / "pc.onnx", INPUT_Q)
+    assert (y_graph == model_output(model, x, INPUT_Q)).all()
+    node = next(n for n in loaded.graph.node if n.name == "1")
+    scale = next(onnx.numpy_helper.to_array(t) for t in loaded.graph.initializer
+                 if t.name == node.input[1])
+    assert scale.shape == ((4, 1, 1) if conv else (4,))
+    assert len(set(scale.ravel().tolist())) >= 3
+    # hls4ml casts a layer's result to one type: refused, naming the layer.
+    with pytest.raises(ValueError, match=r"layer '1' \(QAdaptiveActivation\).*integer bits"):
+        E.hls4ml_config(model, [1] + list(x.shape[1:]), INPUT_Q)
+
+
 def test_activation_after_dense_exact(tmp_path):
     model = torch.nn.Sequential(qnn.QDense(16, 32, kernel_quantizer=Q6, bias_quantizer=Q6),
                                 qnn.QActivation("quantized_tanh(6)"),
@@ -538,8 +567,8 @@ class _ViewModel(torch.nn.Module):
     (torch.nn.Tanh(), r"layer '1' \(Tanh\).*no exact"),
     (torch.nn.Softmax(dim=1), r"layer '1' \(Softmax\).*no exact"),
     (torch.nn.BatchNorm1d(8), r"layer '1' \(BatchNorm1d\)"),
-    (qnn.QAdaptiveActivation("quantized_relu", 8, per_channel=True, num_channels=8),
-     r"layer '1'.*per-channel integer bits"),
+    (qnn.QAdaptiveActivation("quantized_relu", 8, per_channel=True, num_channels=8,
+                             relu_neg_slope=0.25), r"layer '1'.*negative_slope"),
     (qnn.QActivation("quantized_relu(6,2,is_quantized_clip=0,relu_upper_bound=3.0)"),
      r"layer '1'.*relu_upper_bound"),
     (qnn.QDense(8, 8, kernel_quantizer="bernoulli()"), r"layer '1'.*random"),
