@@ -7,7 +7,10 @@
 // eval forward, in the same run, on one thread (at::set_num_threads(1); the engine is
 // single-threaded). Inputs: standard-normal features (seed 0), the scale of standardized jet
 // features. After the Google Benchmark output it prints a table of CPU time per sample and the
-// throughput ratio engine / float forward for each batch size.
+// throughput ratio engine / float forward for each batch size, with the engine's batched GEMM
+// (batches from EngineOptions::gemm_min_batch) and without it (one sample or four at a time).
+// Then the same model magnitude-pruned to 50% and 90% zero weights per layer: the engine's sparse
+// kernel, its dense kernel, and LibTorch's float forward of the pruned model, in the same run.
 //
 //   cmake -S . -B build -DHETEROQ_BUILD_BENCHMARKS=ON && cmake --build build --target bench_deploy
 //   build/bench_deploy --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -15,6 +18,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -30,37 +34,59 @@ namespace hn = heteroq::nn;
 
 struct Models {
   torch::nn::Sequential qat, fp;
-  std::unique_ptr<hd::Engine> engine;
+  std::unique_ptr<hd::Engine> engine, no_gemm, sparse, dense;
 };
 
-Models& models() {
-  static Models m = [] {
-    torch::manual_seed(0);
-    Models r;
-    const char* q = "quantized_bits(6,0,alpha=1)";
-    r.qat->push_back(hn::QActivation("quantized_bits(8,3,alpha=1)"));
-    const int sizes[] = {16, 64, 32, 32, 5};
-    for (int i = 0; i < 4; ++i) {
-      hn::QLinear layer(hn::QLinearOptions(sizes[i], sizes[i + 1]).kernel_quantizer(q).bias_quantizer(q));
-      r.qat->push_back(layer);
-      torch::nn::Linear fp(sizes[i], sizes[i + 1]);
-      {
-        torch::NoGradGuard g;
-        fp->weight.copy_(layer->quantized_weight());
-        fp->bias.copy_(layer->quantized_bias());
-      }
-      r.fp->push_back(fp);
-      if (i < 3) {
-        r.qat->push_back(hn::QActivation("quantized_relu(6,0)"));
-        r.fp->push_back(torch::nn::ReLU());
-      }
+// The jet model; `sparsity` > 0: each layer's smallest-magnitude weights set to zero.
+Models make_models(double sparsity) {
+  torch::manual_seed(0);
+  Models r;
+  const char* q = "quantized_bits(6,0,alpha=1)";
+  r.qat->push_back(hn::QActivation("quantized_bits(8,3,alpha=1)"));
+  const int sizes[] = {16, 64, 32, 32, 5};
+  for (int i = 0; i < 4; ++i) {
+    hn::QLinear layer(hn::QLinearOptions(sizes[i], sizes[i + 1]).kernel_quantizer(q).bias_quantizer(q));
+    if (sparsity > 0) {
+      torch::NoGradGuard g;
+      const auto k = static_cast<int64_t>(std::round(sparsity * static_cast<double>(layer->weight.numel())));
+      const torch::Tensor cut = std::get<0>(layer->weight.abs().flatten().kthvalue(k));
+      layer->weight.masked_fill_(layer->weight.abs() <= cut, 0.0);
     }
-    r.qat->eval();
-    r.fp->eval();
-    r.engine = std::make_unique<hd::Engine>(hd::compile(*r.qat));
-    return r;
-  }();
+    r.qat->push_back(layer);
+    torch::nn::Linear fp(sizes[i], sizes[i + 1]);
+    {
+      torch::NoGradGuard g;
+      fp->weight.copy_(layer->quantized_weight());
+      fp->bias.copy_(layer->quantized_bias());
+    }
+    r.fp->push_back(fp);
+    if (i < 3) {
+      r.qat->push_back(hn::QActivation("quantized_relu(6,0)"));
+      r.fp->push_back(torch::nn::ReLU());
+    }
+  }
+  r.qat->eval();
+  r.fp->eval();
+  r.engine = std::make_unique<hd::Engine>(hd::compile(*r.qat));
+  hd::EngineOptions o;
+  o.gemm_min_batch = 0;
+  r.no_gemm = std::make_unique<hd::Engine>(r.engine->program(), o);
+  hd::EngineOptions sparse, dense;
+  sparse.sparse_min_zero_fraction = 0.0;
+  dense.sparse_min_zero_fraction = 2.0;
+  r.sparse = std::make_unique<hd::Engine>(r.engine->program(), sparse);
+  r.dense = std::make_unique<hd::Engine>(r.engine->program(), dense);
+  return r;
+}
+
+Models& models() {
+  static Models m = make_models(0);
   return m;
+}
+
+Models& pruned(int64_t percent) {
+  static Models m50 = make_models(0.5), m90 = make_models(0.9);
+  return percent == 50 ? m50 : m90;
 }
 
 torch::Tensor inputs(int64_t batch) {
@@ -78,6 +104,48 @@ void engine_float(benchmark::State& state) {
     e.run(x.data_ptr<float>(), batch, y.data());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void engine_no_gemm(benchmark::State& state) {
+  at::set_num_threads(1);
+  const int64_t batch = state.range(0);
+  const hd::Engine& e = *models().no_gemm;
+  const torch::Tensor x = inputs(batch);
+  std::vector<float> y(static_cast<size_t>(batch * e.output_size()));
+  for (auto _ : state) {
+    e.run(x.data_ptr<float>(), batch, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// The pruned models: range(0) = percent zero, range(1) = batch.
+void run_pruned(benchmark::State& state, const hd::Engine& e) {
+  at::set_num_threads(1);
+  const int64_t batch = state.range(1);
+  const torch::Tensor x = inputs(batch);
+  std::vector<float> y(static_cast<size_t>(batch * e.output_size()));
+  for (auto _ : state) {
+    e.run(x.data_ptr<float>(), batch, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+void pruned_sparse(benchmark::State& state) { run_pruned(state, *pruned(state.range(0)).sparse); }
+void pruned_dense(benchmark::State& state) { run_pruned(state, *pruned(state.range(0)).dense); }
+void pruned_torch(benchmark::State& state) {
+  at::set_num_threads(1);
+  const int64_t batch = state.range(1);
+  auto& m = pruned(state.range(0)).fp;
+  const torch::Tensor x = inputs(batch);
+  c10::InferenceMode guard;
+  for (auto _ : state) {
+    torch::Tensor y = m->forward(x);
+    benchmark::DoNotOptimize(y.data_ptr<float>());
   }
   state.SetItemsProcessed(state.iterations() * batch);
 }
@@ -127,10 +195,21 @@ void batches(benchmark::internal::Benchmark* b) {
   b->ArgName("batch");
 }
 
+void pruned_args(benchmark::internal::Benchmark* b) {
+  for (int64_t p : {50, 90}) {
+    for (int64_t n : {1, 256}) b->Args({p, n});
+  }
+  b->ArgNames({"zero", "batch"});
+}
+
 BENCHMARK(engine_float)->Apply(batches);
+BENCHMARK(engine_no_gemm)->Apply(batches);
 BENCHMARK(engine_codes)->Apply(batches);
 BENCHMARK(torch_float)->Apply(batches);
 BENCHMARK(qat_eval)->Apply(batches);
+BENCHMARK(pruned_sparse)->Apply(pruned_args);
+BENCHMARK(pruned_dense)->Apply(pruned_args);
+BENCHMARK(pruned_torch)->Apply(pruned_args);
 
 // Collects the CPU time per iteration (the median when repetitions are aggregated) for the table:
 // every case runs on one thread, so CPU time is its compute time, unaffected by other processes
@@ -170,18 +249,40 @@ int main(int argc, char** argv) {
               e.stage_info()[0].storage.c_str(), e.float32_exact() ? 1 : 0, at::get_num_threads());
   Collector collector;
   benchmark::RunSpecifiedBenchmarks(&collector);
+  auto per_sample = [](double t, int64_t n) {
+    if (t < 0) return std::string("-");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", t / static_cast<double>(n));
+    return std::string(buf);
+  };
   std::printf("\nCPU time per sample (median of the repetitions when aggregated):\n\n"
-              "| batch | engine ns/sample | engine (codes) ns/sample | LibTorch float ns/sample | "
-              "QAT eval ns/sample | engine throughput / float |\n|---|---|---|---|---|---|\n");
+              "| batch | engine ns/sample | engine without GEMM ns/sample | engine (codes) ns/sample | "
+              "LibTorch float ns/sample | QAT eval ns/sample | engine throughput / float |\n"
+              "|---|---|---|---|---|---|---|\n");
   for (int64_t n : {1, 16, 256, 4096}) {
     const std::string arg = "/batch:" + std::to_string(n);
-    const double ef = collector.ns("engine_float" + arg), ec = collector.ns("engine_codes" + arg),
-                 tf = collector.ns("torch_float" + arg), qe = collector.ns("qat_eval" + arg);
+    const double ef = collector.ns("engine_float" + arg), en = collector.ns("engine_no_gemm" + arg),
+                 ec = collector.ns("engine_codes" + arg), tf = collector.ns("torch_float" + arg),
+                 qe = collector.ns("qat_eval" + arg);
     if (ef < 0 || tf < 0) continue;
-    const double b = static_cast<double>(n);
-    auto cell = [&](double t) { return t < 0 ? std::string("-") : std::to_string(t / b).substr(0, std::to_string(t / b).find('.') + 2); };
-    std::printf("| %lld | %s | %s | %s | %s | %.1fx |\n", static_cast<long long>(n), cell(ef).c_str(),
-                cell(ec).c_str(), cell(tf).c_str(), cell(qe).c_str(), tf / ef);
+    std::printf("| %lld | %s | %s | %s | %s | %s | %.1fx |\n", static_cast<long long>(n),
+                per_sample(ef, n).c_str(), per_sample(en, n).c_str(), per_sample(ec, n).c_str(),
+                per_sample(tf, n).c_str(), per_sample(qe, n).c_str(), tf / ef);
+  }
+  std::printf("\nPruned jet model (magnitude pruning per layer), CPU time per sample:\n\n"
+              "| zero weights | batch | sparse kernel ns/sample | dense kernel ns/sample | "
+              "LibTorch float ns/sample | sparse / dense throughput | sparse / float throughput |\n"
+              "|---|---|---|---|---|---|---|\n");
+  for (int64_t p : {50, 90}) {
+    for (int64_t n : {1, 256}) {
+      const std::string arg = "/zero:" + std::to_string(p) + "/batch:" + std::to_string(n);
+      const double sp = collector.ns("pruned_sparse" + arg), de = collector.ns("pruned_dense" + arg),
+                   tf = collector.ns("pruned_torch" + arg);
+      if (sp < 0 || de < 0 || tf < 0) continue;
+      std::printf("| %lld%% | %lld | %s | %s | %s | %.2fx | %.1fx |\n", static_cast<long long>(p),
+                  static_cast<long long>(n), per_sample(sp, n).c_str(), per_sample(de, n).c_str(),
+                  per_sample(tf, n).c_str(), de / sp, tf / sp);
+    }
   }
   benchmark::Shutdown();
   return 0;

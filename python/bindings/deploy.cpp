@@ -49,6 +49,11 @@ py::dict info_dict(const hd::StageInfo& s) {
   d["bits"] = s.bits;
   d["storage"] = s.storage;
   d["float32_exact"] = s.float32_exact;
+  d["cost_bits"] = s.cost_bits;
+  d["cost_frac"] = s.cost_frac;
+  d["bits_at_cost_frac"] = s.bits_at_cost_frac;
+  d["kernel"] = s.kernel;
+  d["nonzero_weights"] = s.nonzero_weights;
   return d;
 }
 
@@ -96,6 +101,18 @@ void bind_deploy(py::module_& m) {
             return out;
           },
           py::arg("x"))
+      .def(
+          "with_options",
+          [](const hd::Engine& e, double sparse_min_zero_fraction, int64_t gemm_min_batch) {
+            hd::EngineOptions o;
+            o.sparse_min_zero_fraction = sparse_min_zero_fraction;
+            o.gemm_min_batch = gemm_min_batch;
+            return hd::Engine(e.program(), o);
+          },
+          py::arg("sparse_min_zero_fraction"), py::arg("gemm_min_batch"))
+      .def_property_readonly("sparse_min_zero_fraction",
+                             [](const hd::Engine& e) { return e.options().sparse_min_zero_fraction; })
+      .def_property_readonly("gemm_min_batch", [](const hd::Engine& e) { return e.options().gemm_min_batch; })
       .def("save", &hd::Engine::save, py::arg("path"))
       .def_static("load", &hd::Engine::load, py::arg("path"))
       .def("generate_header", &hd::Engine::generate_header, py::arg("name"));
@@ -121,8 +138,15 @@ void bind_deploy(py::module_& m) {
           if (d.contains("training")) l.training = d["training"].cast<bool>();
           if (d.contains("stride")) l.stride = d["stride"].cast<std::vector<int64_t>>();
           if (d.contains("padding")) l.padding = d["padding"].cast<std::vector<int64_t>>();
+          if (d.contains("padding_end")) l.padding_end = d["padding_end"].cast<std::vector<int64_t>>();
+          if (d.contains("padding_mode")) l.padding_mode = d["padding_mode"].cast<std::string>();
+          if (d.contains("output_padding")) l.output_padding = d["output_padding"].cast<std::vector<int64_t>>();
+          if (d.contains("transposed")) l.transposed = d["transposed"].cast<bool>();
+          if (d.contains("count_include_pad")) l.count_include_pad = d["count_include_pad"].cast<bool>();
           if (d.contains("dilation")) l.dilation = d["dilation"].cast<std::vector<int64_t>>();
           if (d.contains("groups")) l.groups = d["groups"].cast<int64_t>();
+          if (d.contains("cost_bits")) l.cost_bits = d["cost_bits"].cast<int64_t>();
+          if (d.contains("cost_frac")) l.cost_frac = d["cost_frac"].cast<int64_t>();
           if (d.contains("kernel_size")) l.kernel_size = d["kernel_size"].cast<std::vector<int64_t>>();
           if (d.contains("ceil_mode")) l.ceil_mode = d["ceil_mode"].cast<bool>();
           if (d.contains("keepdim")) l.keepdim = d["keepdim"].cast<bool>();

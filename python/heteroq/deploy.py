@@ -46,13 +46,31 @@ def _array(t: Optional[torch.Tensor]) -> Optional[np.ndarray]:
     return t.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
+def _conv_padding(child: torch.nn.Module) -> Dict[str, Any]:
+    """padding (before), padding_end (after) and padding_mode of a convolution; "same" pads
+    dilation * (k - 1) in total, one more after than before when odd (PyTorch's rule)."""
+    pad = child.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            begin = end = [0] * len(child.kernel_size)
+        else:  # "same"
+            total = [int(d) * (int(k) - 1) for d, k in zip(child.dilation, child.kernel_size)]
+            begin = [t // 2 for t in total]
+            end = [t - b for t, b in zip(total, begin)]
+    else:
+        begin = end = [int(v) for v in pad]
+    return {"padding": list(begin), "padding_end": list(end),
+            "padding_mode": str(getattr(child, "padding_mode", "zeros"))}
+
+
 def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> None:
     for name, child in module.named_children():
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, torch.nn.Sequential):
+        cls = type(child).__name__
+        if isinstance(child, torch.nn.Sequential) or cls in ("QSeparableConv1d", "QSeparableConv2d"):
+            # a separable convolution: its depthwise then its pointwise convolution, chained
             _gather(child, path, out)
             continue
-        cls = type(child).__name__
         d: Dict[str, Any] = {"name": path, "class_name": cls, "training": bool(child.training)}
         who = f"layer `{path}` ({cls})"
         if cls in ("QLinear", "QDense"):
@@ -67,13 +85,8 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["bias"] = _array(b)
             d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
             d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
-        elif cls in ("QConv1d", "QConv2d", "QDepthwiseConv2d", "QConv2dBatchNorm"):
-            if getattr(child, "padding_mode", "zeros") != "zeros":
-                raise ValueError(f"heteroq.deploy.compile: {who}: padding_mode "
-                                 f"{child.padding_mode!r} is not supported (zeros only)")
-            if isinstance(child.padding, str):
-                raise ValueError(f"heteroq.deploy.compile: {who}: padding={child.padding!r} is not "
-                                 f"supported (give the padding as numbers)")
+        elif cls in ("QConv1d", "QConv2d", "QDepthwiseConv2d", "QConv2dBatchNorm",
+                     "QConvTranspose2d"):
             if cls == "QConv2dBatchNorm":
                 with torch.no_grad():
                     w, b = child.get_folded_weights()
@@ -84,9 +97,12 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
             d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
             d["stride"] = [int(v) for v in child.stride]
-            d["padding"] = [int(v) for v in child.padding]
+            d.update(_conv_padding(child))
             d["dilation"] = [int(v) for v in child.dilation]
             d["groups"] = int(child.groups)
+            if cls == "QConvTranspose2d":
+                d["transposed"] = True
+                d["output_padding"] = [int(v) for v in child.output_padding]
         elif cls in ("QBatchNorm1d", "QBatchNorm2d"):
             # as _QBatchNorm.forward in eval mode
             if child.running_mean is None or child.running_var is None:
@@ -114,6 +130,7 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["stride"] = [int(v) for v in child.stride]
             d["padding"] = [int(v) for v in child.padding]
             d["ceil_mode"] = bool(child.ceil_mode)
+            d["count_include_pad"] = bool(child.count_include_pad)
             d["kernel_quantizer"] = _impl_of(child.average_quantizer, who)
             d["activation"] = _impl_of(child.activation, who)
         elif cls == "QGlobalAvgPool2d":
@@ -164,8 +181,21 @@ class Engine:
         return self._impl.float32_exact
 
     def stage_info(self) -> List[Dict[str, Any]]:
-        """Per stage: kind, name, max_abs (the integer bound), bits, storage, float32_exact."""
+        """Per stage: kind, name, max_abs (the integer bound), bits, storage, float32_exact,
+        cost_bits (the cost model's accumulator width, 0: unknown), kernel ("dense"/"sparse" for
+        dense stages) and nonzero_weights."""
         return self._impl.stage_info()
+
+    def with_options(self, sparse_min_zero_fraction: Optional[float] = None,
+                     gemm_min_batch: Optional[int] = None) -> "Engine":
+        """The same program run with other kernels (never other results):
+        ``sparse_min_zero_fraction`` (a dense layer at least this fraction zero runs a sparse
+        kernel; > 1 disables it; default 0.75) and ``gemm_min_batch`` (batches from this size run
+        the dense layers as a blocked integer GEMM; 0 disables it)."""
+        s = (self._impl.sparse_min_zero_fraction if sparse_min_zero_fraction is None
+             else float(sparse_min_zero_fraction))
+        g = self._impl.gemm_min_batch if gemm_min_batch is None else int(gemm_min_batch)
+        return Engine(self._impl.with_options(s, g))
 
     def _rows(self, x: Any):
         is_torch = isinstance(x, torch.Tensor)
@@ -219,9 +249,11 @@ class Engine:
 def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None] = None,  # noqa: A001
             input_shape: Optional[Sequence[int]] = None) -> Engine:
     """Compiles an ``nn.Sequential`` of heteroq layers (QLinear/QDense, QLinearBatchNorm,
-    QConv1d, QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d,
-    QBatchNorm1d/2d, QActivation; Flatten, Dropout, Identity
-    pass through; nested Sequentials are walked) into an :class:`Engine`. The model must be in
+    QConv1d, QConv2d (any padding, padding="same", every padding_mode), QDepthwiseConv2d,
+    QSeparableConv1d/2d, QConvTranspose2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d,
+    QBatchNorm1d/2d, QActivation with any deterministic quantizer; Flatten, Dropout, Identity
+    pass through; nested Sequentials are walked; layers may follow each other without an
+    activation) into an :class:`Engine`. The model must be in
     eval mode and start with a QActivation (the input quantizer), unless ``input_quantizer`` is
     given: the engine then computes ``model(input_quantizer(x))``. Models with convolutions need
     ``input_shape``, the per-sample shape: ``(C, H, W)`` or ``(C, L)``.
@@ -235,7 +267,53 @@ def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None]
     layers: List[Dict[str, Any]] = []
     _gather(model, "", layers)
     shape = [] if input_shape is None else [int(d) for d in input_shape]
-    return Engine(_C.deploy_compile(layers, _impl_of(input_quantizer, "input_quantizer"), shape))
+    iq = _impl_of(input_quantizer, "input_quantizer")
+    _attach_cost_types(model, layers, shape, iq)
+    return Engine(_C.deploy_compile(layers, iq, shape))
+
+
+_MAC_LAYERS = ("QLinear", "QDense", "QLinearBatchNorm", "QConv1d", "QConv2d", "QDepthwiseConv2d",
+               "QConv2dBatchNorm", "QConvTranspose2d")
+
+
+def _attach_cost_types(model: torch.nn.Module, layers: List[Dict[str, Any]], shape: List[int],
+                       input_quantizer: Any) -> None:
+    """Each dense/convolution layer's accumulator type from the cost model (QTools's data types,
+    :func:`heteroq.cost.data_types`), as ``cost_bits``/``cost_frac`` (the engine reports them
+    beside its own bound in ``stage_info``). A model the cost model cannot describe compiles
+    without them (cost_bits 0), as in C++."""
+    from .cost import data_types  # noqa: PLC0415  (cost imports much; only compile needs it)
+    if not shape:
+        first = next((d for d in layers if d["class_name"] in _MAC_LAYERS[:3]), None)
+        if first is None or first.get("weight") is None:
+            return
+        shape = [int(first["weight"].shape[1])]
+    options = {}
+    if input_quantizer is not None:
+        options["source_quantizer"] = input_quantizer.to_string()
+    try:
+        with torch.no_grad():
+            dt = data_types(model, [1] + shape, **options)
+    except (ValueError, TypeError, RuntimeError):
+        return
+    by_name = {t.name: t for t in dt.layers}
+    for d in layers:
+        if d["class_name"] not in _MAC_LAYERS:
+            continue
+        name, part = d["name"], None
+        for suffix in (".depthwise", ".pointwise"):
+            base = name[: -len(suffix)]
+            if name.endswith(suffix) and base in by_name and len(by_name[base].stages) == 2:
+                name, part = base, suffix[1:]
+        t = by_name.get(name)
+        if t is None or not t.stages:
+            continue
+        stage = next((s for s in t.stages if part is not None and s.part == part), t.stages[-1])
+        acc = stage.accumulator
+        if acc.floating_point or acc.po2:
+            continue
+        d["cost_bits"] = int(acc.bits)
+        d["cost_frac"] = int(acc.bits - acc.int_bits - (1 if acc.signed else 0))
 
 
 def load(path: PathLike) -> Engine:

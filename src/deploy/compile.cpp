@@ -9,7 +9,9 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
+#include "heteroq/cost/qtools.h"
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
@@ -220,10 +222,163 @@ Stage requant_of(const Quantizer& q, const std::string& who, const std::vector<i
   return s;
 }
 
+// The activation quantizers the engine runs as step-function tables (their outputs are not a
+// rounding of the input on a fixed grid), and whether their element function is monotonic.
+bool table_quantizer(const Quantizer& q, bool* monotonic) {
+  const std::string n = q.name();
+  *monotonic = n != "quantized_hswish";
+  if (n == "quantized_tanh" || n == "quantized_sigmoid" || n == "quantized_hswish" ||
+      n == "quantized_ulaw" || n == "quantized_po2" || n == "quantized_relu_po2") {
+    return true;
+  }
+  if (auto r = dynamic_cast<const QuantizedRelu*>(&q)) return r->use_sigmoid() || r->relu_upper_bound();
+  return false;
+}
+
+// At most this many integers are evaluated one by one (a full table); larger input domains are
+// searched by bisection, which needs a monotonic element function.
+constexpr int64_t kFullTableDomain = int64_t(1) << 22;
+constexpr size_t kMaxBreaks = size_t(1) << 20;
+
+// The quantizer's own float32 forward (the QAT kernels) at the values A 2^-F of integers A.
+std::vector<double> eval_at(const Quantizer& q, const std::vector<int64_t>& a, int64_t F, const std::string& who) {
+  torch::NoGradGuard guard;
+  at::Tensor x = at::empty({static_cast<int64_t>(a.size())}, at::kFloat);
+  float* px = x.data_ptr<float>();
+  for (size_t i = 0; i < a.size(); ++i) {
+    px[i] = static_cast<float>(std::ldexp(static_cast<double>(a[i]), static_cast<int>(-F)));
+  }
+  const at::Tensor y = q.forward(x).to(at::kDouble).contiguous();
+  const double* py = y.data_ptr<double>();
+  std::vector<double> out(py, py + a.size());
+  for (double v : out) {
+    if (!std::isfinite(v)) fail(who, q.to_string() + " gives a non-finite output on its input domain");
+  }
+  return out;
+}
+
+// The step function code(A) of q on the integers A in [-M, M] at frac F: the breaks (the first A
+// of each new output value) and the values, by a scan of every integer when the domain is small,
+// else by a 64-way bisection for each break (monotonic functions).
+void build_table(const Quantizer& q, const std::string& who, int64_t F, int64_t M, bool monotonic,
+                 std::vector<int64_t>& breaks, std::vector<double>& values) {
+  if (M < kFullTableDomain / 2) {
+    std::vector<int64_t> a;
+    for (int64_t v = -M; v <= M; ++v) a.push_back(v);
+    const std::vector<double> y = eval_at(q, a, F, who);
+    values.push_back(y[0]);
+    for (size_t i = 1; i < y.size(); ++i) {
+      if (y[i] != y[i - 1]) {
+        breaks.push_back(a[i]);
+        values.push_back(y[i]);
+      }
+    }
+    return;
+  }
+  if (!monotonic) {
+    fail(who, q.to_string() + " is not monotonic and its input can take " + std::to_string(2 * M + 1) +
+              " integer values (more than the " + std::to_string(kFullTableDomain) + " a full table "
+              "evaluates); narrow the input of this activation (fewer bits before it)");
+  }
+  auto one = [&](int64_t v) { return eval_at(q, {v}, F, who)[0]; };
+  int64_t cur = -M;
+  double vcur = one(cur);
+  const double vend = one(M);
+  values.push_back(vcur);
+  while (vcur != vend) {
+    int64_t lo = cur, hi = M;  // q(lo) == vcur != q(hi)
+    while (hi - lo > 1) {
+      const __int128 span = static_cast<__int128>(hi) - lo;
+      const int64_t k = static_cast<int64_t>(std::min<__int128>(63, span - 1));
+      std::vector<int64_t> pts;
+      for (int64_t j = 1; j <= k; ++j) {
+        const auto p = static_cast<int64_t>(lo + span * j / (k + 1));
+        if (p > lo && p < hi && (pts.empty() || p > pts.back())) pts.push_back(p);
+      }
+      const std::vector<double> y = eval_at(q, pts, F, who);
+      size_t j = 0;
+      while (j < pts.size() && y[j] == vcur) ++j;
+      if (j < pts.size()) hi = pts[j];
+      if (j > 0) lo = pts[j - 1];
+    }
+    cur = hi;
+    vcur = one(cur);
+    breaks.push_back(cur);
+    values.push_back(vcur);
+    if (breaks.size() > kMaxBreaks) fail(who, q.to_string() + ": more than 2^20 output steps");
+  }
+}
+
+// The smallest f with v 2^f an integer.
+int64_t frac_of_value(double v) {
+  if (v == 0) return std::numeric_limits<int32_t>::min();
+  int e = 0;
+  const double m = std::frexp(v, &e);
+  auto mant = static_cast<int64_t>(std::ldexp(m, 53));
+  int64_t f = 53 - e;
+  while ((mant & 1) == 0) {
+    mant /= 2;
+    --f;
+  }
+  return f;
+}
+
+// A "table" requantization of an element function q on inputs with the given fracs and bound.
+Stage table_requant_of(const Quantizer& q, const std::string& who, const std::vector<int64_t>& in_frac,
+                       int64_t bound, bool monotonic) {
+  reject_stochastic(q, who);
+  const SpecValue alpha = config_value(q, "alpha");
+  const auto* bits = dynamic_cast<const QuantizedBits*>(&q);
+  if (std::holds_alternative<std::string>(alpha) || (bits && !bits->auto_alpha().empty())) {
+    fail(who, q.to_string() + " has a data-dependent scale (alpha='auto'/'auto_po2'): an "
+              "activation's scale would depend on the data of every call");
+  }
+  Stage s;
+  s.kind = "requantize";
+  s.name = who;
+  Requantizer& r = s.requantizer;
+  r.kind = "table";
+  std::map<int64_t, size_t> by_frac;
+  std::vector<std::vector<double>> values;
+  for (int64_t F : in_frac) {
+    auto it = by_frac.find(F);
+    if (it == by_frac.end()) {
+      it = by_frac.emplace(F, r.breaks.size()).first;
+      r.breaks.emplace_back();
+      values.emplace_back();
+      build_table(q, who, F, std::max<int64_t>(bound, 1), monotonic, r.breaks.back(), values.back());
+    }
+    r.table.push_back(static_cast<int64_t>(it->second));
+  }
+  // one output frac: the finest any output value needs
+  int64_t out_frac = std::numeric_limits<int32_t>::min(), fmin = std::numeric_limits<int32_t>::max();
+  for (const auto& vs : values) {
+    for (double v : vs) {
+      if (v == 0) continue;
+      out_frac = std::max(out_frac, frac_of_value(v));
+      int e = 0;
+      std::frexp(v, &e);
+      fmin = std::min<int64_t>(fmin, -e);
+    }
+  }
+  if (out_frac == std::numeric_limits<int32_t>::min()) out_frac = 0;  // every output is 0
+  if (fmin != std::numeric_limits<int32_t>::max() && out_frac - fmin > 61) {
+    fail(who, q.to_string() + ": its outputs on this input range span more than 61 bits of integer "
+              "codes (from 2^" + std::to_string(-out_frac) + " to 2^" + std::to_string(-fmin) + ")");
+  }
+  for (const auto& vs : values) {
+    r.codes.emplace_back();
+    for (double v : vs) r.codes.back().push_back(static_cast<int64_t>(std::ldexp(v, static_cast<int>(out_frac))));
+  }
+  s.frac.assign(in_frac.size(), out_frac);
+  return s;
+}
+
 // Integer codes of a quantized tensor and the frac of each row (axis 0) or element.
 struct Codes {
   std::vector<int64_t> values;
-  std::vector<int64_t> frac;  // per row (weights) or per element (bias)
+  std::vector<int64_t> frac;   // per row (weights) or per element (bias)
+  std::vector<int64_t> efrac;  // per element (value = values[i] 2^-efrac[i])
 };
 
 // The quantizer's integer form (quantize_to_integer), with power-of-two scales folded into fracs.
@@ -294,8 +449,10 @@ Codes codes_of(const Quantizer& q, const at::Tensor& x, const std::string& who, 
     }
   }
   // The codes reproduce the quantized values exactly.
+  c.efrac.resize(c.values.size());
   for (int64_t i = 0; i < x.numel(); ++i) {
     const int64_t g = is_bias ? i : i / std::max<int64_t>(per_row, 1);
+    c.efrac[i] = c.frac[g];
     if (std::ldexp(static_cast<double>(c.values[i]), static_cast<int>(-c.frac[g])) != pd[i]) {
       fail(who, std::string(what) + ": internal error: integer codes do not reproduce value " +
                 std::to_string(i));
@@ -342,14 +499,22 @@ int64_t lift(int64_t code, int64_t up, const std::string& who, const std::string
 }
 
 // Weight and bias codes of a dense or convolution layer, aligned: per output channel o the
-// accumulator's frac F_o = max(in_frac + weight frac, bias frac), weights and bias lifted to it.
-void weights_of(const LayerDesc& l, const std::string& who, int64_t in_frac, Stage& s) {
+// accumulator's frac F_o = max(max_k (in_frac(o, k) + weight frac), bias frac), each weight lifted
+// to it from the frac of the input value it multiplies (in_frac(o, k): the frac of the k-th input
+// of output channel o, one per value when the layer follows another without an activation).
+Codes kernel_codes(const LayerDesc& l, const std::string& who) {
   if (!l.kernel_quantizer) {
     fail(who, "has no kernel_quantizer: float weights have no fixed-point form (give it a "
               "quantized_bits/quantized_po2/binary/ternary kernel_quantizer)");
   }
-  const int64_t out = l.weight.size(0), per = l.weight.numel() / std::max<int64_t>(out, 1);
-  Codes w = codes_of(*l.kernel_quantizer, l.weight.detach().cpu(), who, "kernel_quantizer");
+  return codes_of(*l.kernel_quantizer, l.weight.detach().cpu(), who, "kernel_quantizer");
+}
+
+// (w: the kernel's codes with a frac per element, `out` rows of the layout the stage uses.)
+template <typename InFrac>
+void weights_of(const LayerDesc& l, const std::string& who, InFrac in_frac, const Codes& w, int64_t out,
+                Stage& s) {
+  const int64_t per = static_cast<int64_t>(w.values.size()) / std::max<int64_t>(out, 1);
   Codes b;
   const bool has_bias = l.bias.defined();
   if (has_bias) {
@@ -361,32 +526,63 @@ void weights_of(const LayerDesc& l, const std::string& who, int64_t in_frac, Sta
   s.frac.resize(static_cast<size_t>(out));
   if (has_bias) s.bias.resize(static_cast<size_t>(out));
   for (int64_t o = 0; o < out; ++o) {
-    const int64_t fp = in_frac + w.frac[o];  // the products' frac
     const int64_t fb = has_bias ? b.frac[o] : std::numeric_limits<int32_t>::min();
-    const int64_t F = std::max(fp, fb);
+    int64_t F = fb;
+    for (int64_t k = 0; k < per; ++k) F = std::max(F, in_frac(o, k) + w.efrac[o * per + k]);
     s.frac[o] = F;
     for (int64_t k = 0; k < per; ++k) {
-      s.weight[o * per + k] = lift(w.values[o * per + k], F - fp, who, "the weights of channel " + std::to_string(o));
+      const int64_t v = w.values[o * per + k];
+      s.weight[o * per + k] = v == 0 ? 0 : lift(v, F - in_frac(o, k) - w.efrac[o * per + k], who,
+                                                "the weights of channel " + std::to_string(o));
     }
     if (has_bias) s.bias[o] = b.values[o] == 0 ? 0 : lift(b.values[o], F - fb, who, "the bias");
     if (F > 1074 || F < -1074) fail(who, "output channel " + std::to_string(o) + ": frac out of range");
   }
 }
 
-Stage dense_of(const LayerDesc& l, const std::string& who, int64_t in_frac) {
+Stage dense_of(const LayerDesc& l, const std::string& who, const std::vector<int64_t>& in_frac) {
   if (!l.weight.defined() || l.weight.dim() != 2) fail(who, "expected a 2-D weight");
   Stage s;
   s.kind = "dense";
   s.name = who;
   s.in_features = l.weight.size(1);
   s.out_features = l.weight.size(0);
-  weights_of(l, who, in_frac, s);
+  weights_of(l, who, [&](int64_t, int64_t k) { return in_frac[static_cast<size_t>(k)]; },
+             kernel_codes(l, who), s.out_features, s);
   return s;
 }
 
-// A convolution on a (C, H, W) or (C, L) input: a conv2d stage (1-D: H = 1).
-Stage conv_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
-              const std::vector<int64_t>& shape, std::vector<int64_t>& out_shape) {
+// The frac of each channel of a (C, ...) input (one per channel by construction).
+std::vector<int64_t> channel_fracs(const std::vector<int64_t>& frac, int64_t channels, const std::string& who) {
+  const auto per = static_cast<int64_t>(frac.size()) / std::max<int64_t>(channels, 1);
+  std::vector<int64_t> out(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    out[c] = frac[static_cast<size_t>(c * per)];
+    for (int64_t k = 1; k < per; ++k) {
+      if (frac[static_cast<size_t>(c * per + k)] != out[c]) fail(who, "internal error: one channel has several fracs");
+    }
+  }
+  return out;
+}
+
+// PyTorch's padding modes other than zeros, as the source index of padded position i of an axis
+// of length n with `before` values padded before it.
+int64_t pad_source(int64_t i, int64_t n, int64_t before, const std::string& mode) {
+  int64_t j = i - before;
+  if (j >= 0 && j < n) return j;
+  if (mode == "replicate") return j < 0 ? 0 : n - 1;
+  if (mode == "circular") return ((j % n) + n) % n;
+  // reflect (the edge value is not repeated)
+  if (n == 1) return 0;
+  const int64_t period = 2 * (n - 1);
+  j = ((j % period) + period) % period;
+  return j < n ? j : period - j;
+}
+
+// A convolution on a (C, H, W) or (C, L) input: a conv2d stage (1-D: H = 1), after a gather
+// stage that pads the input for a padding_mode other than zeros.
+std::vector<Stage> conv_of(const LayerDesc& l, const std::string& who, const std::vector<int64_t>& in_frac,
+                           const std::vector<int64_t>& shape, std::vector<int64_t>& out_shape) {
   const bool one_d = l.weight.defined() && l.weight.dim() == 3;
   if (!l.weight.defined() || (l.weight.dim() != 4 && !one_d)) fail(who, "expected a 3-D or 4-D weight");
   const size_t axes = one_d ? 1 : 2;
@@ -397,8 +593,11 @@ Stage conv_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
   }
   auto param = [&](const std::vector<int64_t>& v, const char* what, size_t i) -> int64_t {
     if (v.size() != axes) fail(who, std::string(what) + " must have one value per spatial axis");
+    if (v[i] < 0) fail(who, std::string(what) + " must be >= 0");
     return v[i];
   };
+  const std::vector<int64_t>& pad_end = l.padding_end.empty() ? l.padding : l.padding_end;
+  std::vector<Stage> stages;
   Stage s;
   s.kind = "conv2d";
   s.name = who;
@@ -406,25 +605,136 @@ Stage conv_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
   g.in_channels = shape[0];
   g.in_h = one_d ? 1 : shape[1];
   g.in_w = shape[axes];
-  g.out_channels = l.weight.size(0);
   g.groups = l.groups;
-  if (g.groups <= 0 || g.in_channels % g.groups != 0 || l.weight.size(1) * g.groups != g.in_channels) {
-    fail(who, "its weight expects " + std::to_string(l.weight.size(1) * g.groups) +
-              " input channels (groups " + std::to_string(g.groups) + "), the input has " +
-              std::to_string(g.in_channels));
-  }
   g.kernel_h = one_d ? 1 : l.weight.size(2);
   g.kernel_w = l.weight.size(one_d ? 2 : 3);
-  g.stride_h = one_d ? 1 : param(l.stride, "stride", 0);
-  g.stride_w = param(l.stride, "stride", axes - 1);
-  g.pad_h = one_d ? 0 : param(l.padding, "padding", 0);
-  g.pad_w = param(l.padding, "padding", axes - 1);
   g.dilation_h = one_d ? 1 : param(l.dilation, "dilation", 0);
   g.dilation_w = param(l.dilation, "dilation", axes - 1);
+  if (g.dilation_h <= 0 || g.dilation_w <= 0) fail(who, "dilation must be positive");
+  const std::vector<int64_t> cf = channel_fracs(in_frac, g.in_channels, who);
+  if (l.transposed) {
+    // y = conv_transpose2d(x): zeros between the input's values (stride), padding
+    // dilation (k - 1) - padding before and that plus output_padding after (negative: cropped), as
+    // a gather stage, then a stride-1 convolution with the flipped kernel.
+    if (one_d) fail(who, "transposed 1-D convolutions are not supported");
+    if (g.groups <= 0 || l.weight.size(0) != g.in_channels || g.in_channels % g.groups != 0) {
+      fail(who, "its weight expects " + std::to_string(l.weight.size(0)) + " input channels (groups " +
+                std::to_string(g.groups) + "), the input has " + std::to_string(g.in_channels));
+    }
+    g.out_channels = l.weight.size(1) * g.groups;
+    const int64_t sh = param(l.stride, "stride", 0), sw = param(l.stride, "stride", 1);
+    if (sh <= 0 || sw <= 0) fail(who, "stride must be positive");
+    const std::vector<int64_t> op = l.output_padding.empty() ? std::vector<int64_t>{0, 0} : l.output_padding;
+    const int64_t bh = g.dilation_h * (g.kernel_h - 1) - param(l.padding, "padding", 0);
+    const int64_t bw = g.dilation_w * (g.kernel_w - 1) - param(l.padding, "padding", 1);
+    const int64_t eh = bh + param(op, "output_padding", 0), ew = bw + param(op, "output_padding", 1);
+    const int64_t ph = (g.in_h - 1) * sh + 1 + bh + eh, pw = (g.in_w - 1) * sw + 1 + bw + ew;
+    if (ph < g.dilation_h * (g.kernel_h - 1) + 1 || pw < g.dilation_w * (g.kernel_w - 1) + 1) {
+      fail(who, "the padding leaves no output");
+    }
+    Stage up;
+    up.kind = "gather";
+    up.name = who + " upsampling";
+    up.in_features = g.in_channels * g.in_h * g.in_w;
+    up.out_features = g.in_channels * ph * pw;
+    auto source = [](int64_t i, int64_t before, int64_t stride, int64_t n) -> int64_t {
+      const int64_t u = i - before;
+      if (u < 0 || u % stride != 0 || u / stride >= n) return -1;
+      return u / stride;
+    };
+    for (int64_t c = 0; c < g.in_channels; ++c) {
+      for (int64_t y = 0; y < ph; ++y) {
+        const int64_t sy = source(y, bh, sh, g.in_h);
+        for (int64_t x = 0; x < pw; ++x) {
+          const int64_t sx = source(x, bw, sw, g.in_w);
+          up.index.push_back(sy < 0 || sx < 0 ? -1 : (c * g.in_h + sy) * g.in_w + sx);
+          up.frac.push_back(cf[c]);
+        }
+      }
+    }
+    stages.push_back(std::move(up));
+    g.in_h = ph;
+    g.in_w = pw;
+    g.stride_h = g.stride_w = 1;
+    g.pad_h = g.pad_w = g.pad_h_end = g.pad_w_end = 0;
+    if (!l.padding_mode.empty() && l.padding_mode != "zeros") {
+      fail(who, "padding_mode `" + l.padding_mode + "`: transposed convolutions pad with zeros only");
+    }
+  } else {
+    g.out_channels = l.weight.size(0);
+    if (g.groups <= 0 || g.in_channels % g.groups != 0 || l.weight.size(1) * g.groups != g.in_channels) {
+      fail(who, "its weight expects " + std::to_string(l.weight.size(1) * g.groups) +
+                " input channels (groups " + std::to_string(g.groups) + "), the input has " +
+                std::to_string(g.in_channels));
+    }
+    g.stride_h = one_d ? 1 : param(l.stride, "stride", 0);
+    g.stride_w = param(l.stride, "stride", axes - 1);
+    if (g.stride_h <= 0 || g.stride_w <= 0) fail(who, "stride must be positive");
+    g.pad_h = one_d ? 0 : param(l.padding, "padding", 0);
+    g.pad_w = param(l.padding, "padding", axes - 1);
+    g.pad_h_end = one_d ? 0 : param(pad_end, "padding", 0);
+    g.pad_w_end = param(pad_end, "padding", axes - 1);
+  }
   if (g.out_h() <= 0 || g.out_w() <= 0) fail(who, "the kernel is larger than the padded input");
+  const std::string& mode = l.padding_mode;
+  if (!l.transposed && !mode.empty() && mode != "zeros") {
+    if (mode != "reflect" && mode != "replicate" && mode != "circular") {
+      fail(who, "padding_mode `" + mode + "` is not supported (zeros, reflect, replicate, circular)");
+    }
+    if (mode != "replicate" && (g.pad_h > g.in_h || g.pad_h_end > g.in_h || g.pad_w > g.in_w ||
+                                g.pad_w_end > g.in_w)) {
+      fail(who, "padding_mode `" + mode + "` needs padding no larger than the input");
+    }
+    // a gather stage builds the padded input; the convolution then pads nothing
+    Stage pad;
+    pad.kind = "gather";
+    pad.name = who + " padding";
+    const int64_t ph = g.in_h + g.pad_h + g.pad_bottom(), pw = g.in_w + g.pad_w + g.pad_right();
+    pad.in_features = g.in_channels * g.in_h * g.in_w;
+    pad.out_features = g.in_channels * ph * pw;
+    for (int64_t c = 0; c < g.in_channels; ++c) {
+      for (int64_t y = 0; y < ph; ++y) {
+        const int64_t sy = pad_source(y, g.in_h, g.pad_h, mode);
+        for (int64_t x = 0; x < pw; ++x) {
+          pad.index.push_back((c * g.in_h + sy) * g.in_w + pad_source(x, g.in_w, g.pad_w, mode));
+          pad.frac.push_back(cf[c]);
+        }
+      }
+    }
+    stages.push_back(std::move(pad));
+    g.in_h = ph;
+    g.in_w = pw;
+    g.pad_h = g.pad_w = g.pad_h_end = g.pad_w_end = 0;
+  }
   s.in_features = g.in_channels * g.in_h * g.in_w;
   s.out_features = g.out_channels * g.out_h() * g.out_w();
-  weights_of(l, who, in_frac, s);
+  const int64_t icg = g.in_channels / g.groups, ocg = g.out_channels / g.groups, taps = g.kernel_h * g.kernel_w;
+  Codes w = kernel_codes(l, who);
+  if (l.transposed) {
+    // ConvTranspose2d's kernel (in, out/groups, kh, kw) as the equivalent convolution's
+    // (out, in/groups, kh, kw), flipped in space
+    const int64_t in_c = l.weight.size(0), og = l.weight.size(1);
+    Codes t;
+    t.values.resize(w.values.size());
+    t.efrac.resize(w.values.size());
+    for (int64_t o = 0; o < g.out_channels; ++o) {
+      const int64_t grp = o / og;
+      for (int64_t c = 0; c < in_c / g.groups; ++c) {
+        for (int64_t y = 0; y < g.kernel_h; ++y) {
+          for (int64_t x = 0; x < g.kernel_w; ++x) {
+            const int64_t src = (((grp * (in_c / g.groups) + c) * og + o % og) * g.kernel_h +
+                                 (g.kernel_h - 1 - y)) * g.kernel_w + (g.kernel_w - 1 - x);
+            const int64_t dst = ((o * (in_c / g.groups) + c) * g.kernel_h + y) * g.kernel_w + x;
+            t.values[dst] = w.values[src];
+            t.efrac[dst] = w.efrac[src];
+          }
+        }
+      }
+    }
+    w = std::move(t);
+  }
+  weights_of(l, who, [&](int64_t o, int64_t k) { return cf[static_cast<size_t>((o / ocg) * icg + k / taps)]; },
+             w, g.out_channels, s);
   // one frac per output value: the channel's
   std::vector<int64_t> per_channel = s.frac;
   s.frac.clear();
@@ -433,14 +743,15 @@ Stage conv_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
   }
   out_shape = one_d ? std::vector<int64_t>{g.out_channels, g.out_w()}
                     : std::vector<int64_t>{g.out_channels, g.out_h(), g.out_w()};
-  return s;
+  stages.push_back(std::move(s));
+  return stages;
 }
 
 // QAvgPool2d / QGlobalAvgPool2d: sum over the window times average_quantizer(1/area) (QKeras's
 // QAveragePooling2D), a depthwise conv2d stage whose taps are all that factor's code; without an
 // average quantizer, the float average (a division by the area) is exact only for power-of-two
 // areas, where the factor is 2^-k.
-Stage pool_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
+Stage pool_of(const LayerDesc& l, const std::string& who, const std::vector<int64_t>& in_frac,
               const std::vector<int64_t>& shape, std::vector<int64_t>& out_shape) {
   const bool global = l.class_name == "QGlobalAvgPool2d";
   if (shape.size() != 3) {
@@ -461,14 +772,35 @@ Stage pool_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
     if (l.kernel_size.size() != 2 || l.stride.size() != 2 || l.padding.size() != 2) {
       fail(who, "kernel_size, stride and padding must have two values");
     }
-    if (l.padding[0] != 0 || l.padding[1] != 0 || l.ceil_mode) {
-      fail(who, "padding and ceil_mode are not supported by the engine (windows that cross the "
-                "border average fewer values)");
-    }
     g.kernel_h = l.kernel_size[0];
     g.kernel_w = l.kernel_size[1];
     g.stride_h = l.stride[0];
     g.stride_w = l.stride[1];
+    g.pad_h = l.padding[0];
+    g.pad_w = l.padding[1];
+    if (g.pad_h < 0 || g.pad_w < 0 || g.stride_h <= 0 || g.stride_w <= 0) {
+      fail(who, "stride must be positive and padding >= 0");
+    }
+    if ((g.pad_h > 0 || g.pad_w > 0) && !l.count_include_pad) {
+      fail(who, "count_include_pad=False with padding: a window crossing the border averages "
+                "fewer values (a divisor that is not the area), which has no exact integer form");
+    }
+    if (l.ceil_mode && g.kernel_h <= g.in_h + 2 * g.pad_h && g.kernel_w <= g.in_w + 2 * g.pad_w) {
+      // PyTorch's ceil_mode output size: an extra window only where it starts inside the input
+      auto ceil_size = [](int64_t n, int64_t k, int64_t st, int64_t pad) {
+        int64_t o = (n + 2 * pad - k + st - 1) / st + 1;
+        if ((o - 1) * st >= n + pad) --o;
+        return o;
+      };
+      if (ceil_size(g.in_h, g.kernel_h, g.stride_h, g.pad_h) != g.out_h() ||
+          ceil_size(g.in_w, g.kernel_w, g.stride_w, g.pad_w) != g.out_w()) {
+        fail(who, "ceil_mode=True adds windows that cross the padded border, which average fewer "
+                  "values (a divisor that is not the area): no exact integer form");
+      }
+    }
+    if (g.pad_h * 2 > g.kernel_h || g.pad_w * 2 > g.kernel_w) {
+      fail(who, "padding must be at most half the kernel size (PyTorch's rule)");
+    }
   }
   if (g.kernel_h <= 0 || g.kernel_w <= 0 || g.out_h() <= 0 || g.out_w() <= 0) {
     fail(who, "the window is larger than the input");
@@ -488,7 +820,11 @@ Stage pool_of(const LayerDesc& l, const std::string& who, int64_t in_frac,
   s.in_features = g.in_channels * g.in_h * g.in_w;
   s.out_features = g.out_channels * g.out_h() * g.out_w();
   s.weight.assign(static_cast<size_t>(g.out_channels * area), code);
-  s.frac.assign(static_cast<size_t>(s.out_features), in_frac + ffrac);
+  const std::vector<int64_t> cf = channel_fracs(in_frac, g.in_channels, who);
+  s.frac.clear();
+  for (int64_t c = 0; c < g.out_channels; ++c) {
+    s.frac.insert(s.frac.end(), static_cast<size_t>(g.out_h() * g.out_w()), cf[c] + ffrac);
+  }
   out_shape = global ? (l.keepdim ? std::vector<int64_t>{g.out_channels, 1, 1}
                                   : std::vector<int64_t>{g.out_channels})
                      : std::vector<int64_t>{g.out_channels, g.out_h(), g.out_w()};
@@ -501,7 +837,8 @@ int64_t lift0(int64_t code, int64_t up, const std::string& who, const std::strin
 
 // An unfolded QBatchNorm in eval mode: y = x inv + (beta - mean inv) per channel, an "affine"
 // stage; exact in float32 only if mean inv and beta are (checked here; x inv + shift by the engine).
-Stage affine_of(const LayerDesc& l, const std::string& who, int64_t in_frac, const std::vector<int64_t>& shape) {
+Stage affine_of(const LayerDesc& l, const std::string& who, const std::vector<int64_t>& in_fracs,
+                const std::vector<int64_t>& shape) {
   if (shape.empty()) fail(who, "needs a channel axis");
   const int64_t c = shape[0];
   int64_t size = 1;
@@ -529,7 +866,9 @@ Stage affine_of(const LayerDesc& l, const std::string& who, int64_t in_frac, con
   const int64_t none = std::numeric_limits<int32_t>::min();
   const std::string hint = " (quantize it: inverse_quantizer=\"quantized_po2(...)\" or a fixed-point "
                            "one, mean_quantizer, beta_quantizer)";
+  const std::vector<int64_t> cf = channel_fracs(in_fracs, c, who);
   for (int64_t o = 0; o < c; ++o) {
+    const int64_t in_frac = cf[o];
     const int64_t fi = inv.frac[o] == none ? 0 : inv.frac[o];
     const int64_t fm = mean.frac[o] == none || inv.values[o] == 0 ? none : mean.frac[o] + fi;
     const int64_t fb = beta.values.empty() || beta.frac[o] == none ? none : beta.frac[o];
@@ -560,7 +899,8 @@ bool is_dense(const std::string& c) { return c == "QLinear" || c == "QDense" || 
 bool is_bn(const std::string& c) { return c == "QBatchNorm1d" || c == "QBatchNorm2d"; }
 bool is_pool(const std::string& c) { return c == "QAvgPool2d" || c == "QGlobalAvgPool2d"; }
 bool is_conv(const std::string& c) {
-  return c == "QConv1d" || c == "QConv2d" || c == "QDepthwiseConv2d" || c == "QConv2dBatchNorm";
+  return c == "QConv1d" || c == "QConv2d" || c == "QDepthwiseConv2d" || c == "QConv2dBatchNorm" ||
+         c == "QConvTranspose2d";
 }
 
 [[noreturn]] void refuse(const LayerDesc& l, const std::string& who) {
@@ -575,11 +915,12 @@ bool is_conv(const std::string& c) {
               "QActivation)");
   }
   const char* supported = "supported: QLinear/QDense, QLinearBatchNorm, QConv1d, QConv2d, "
-                          "QDepthwiseConv2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d, "
-                          "QBatchNorm1d, QBatchNorm2d, QActivation, Flatten, Dropout, Identity";
-  if (c.rfind("QConvTranspose", 0) == 0 || c.rfind("QSeparable", 0) == 0) {
-    fail(who, std::string("is not supported by the engine yet (transposed and separable "
-                          "convolutions are not implemented; ") + supported + ")");
+                          "QDepthwiseConv2d, QSeparableConv1d/2d, QConvTranspose2d, QConv2dBatchNorm, "
+                          "QAvgPool2d, QGlobalAvgPool2d, QBatchNorm1d, QBatchNorm2d, QActivation, "
+                          "Flatten, Dropout, Identity";
+  if (c == "QSimpleRNN" || c == "QLSTM" || c == "QGRU" || c == "RNN" || c == "LSTM" || c == "GRU") {
+    fail(who, std::string("is a recurrent layer, which the engine does not compile (its state "
+                          "feeds back through time; run it with the QAT model; ") + supported + ")");
   }
   fail(who, std::string("is not supported by the engine (") + supported + ")");
 }
@@ -622,13 +963,46 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
                           "layer: nothing to compile");
   }
   bool have_input = false, seen_dense = false;
-  std::string last = "input";
   std::vector<int64_t> frac;
   auto make_input = [&](const Quantizer& q, const std::string& who) {
+    bool monotonic = true;
+    if (table_quantizer(q, &monotonic)) {
+      fail(who, q.to_string() + " as the model's input quantizer: the engine converts the float "
+                "input with quantized_bits, quantized_relu, binary or ternary; put such a "
+                "QActivation first (e.g. QActivation(\"quantized_bits(8,3,alpha=1)\")) and this one "
+                "after it");
+    }
     p.input = input_of(q, who);
     p.input_name = who;
     have_input = true;
     frac.assign(static_cast<size_t>(p.input_size), p.input.frac);
+  };
+  // An activation on the current values: a requantization, or a table for the element functions
+  // that are not a rounding on a grid (the integer domain: the bound of the values so far).
+  auto activation = [&](const Quantizer& q, const std::string& who) {
+    bool monotonic = true;
+    if (table_quantizer(q, &monotonic)) {
+      int64_t bound = std::max(std::abs(p.input.lo), std::abs(p.input.hi));
+      if (p.input.kind != "fixed") bound = 1;
+      if (p.input.slope != 0.0) bound = std::max(bound, std::abs(p.input.neg_lo));
+      if (!p.stages.empty()) {
+        Program prefix = p;
+        prefix.output_shape.clear();
+        EngineOptions o;
+        o.sparse_min_zero_fraction = 2.0;
+        bound = Engine(prefix, o).stage_info().back().max_abs;
+      }
+      p.stages.push_back(table_requant_of(q, who, frac, bound, monotonic));
+    } else {
+      p.stages.push_back(requant_of(q, who, frac));
+    }
+    frac = p.stages.back().frac;
+  };
+  auto need_input = [&](const std::string& who) {
+    if (!have_input) {
+      fail(who, "the model's input is float: the engine needs its first layer to be a "
+                "QActivation (the input quantizer) or an explicit input_quantizer option");
+    }
   };
   if (options.input_quantizer) make_input(*options.input_quantizer, "CompileOptions::input_quantizer");
   for (const auto& l : layers) {
@@ -649,26 +1023,12 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
       if (!have_input) {
         make_input(*l.activation, who);
       } else {
-        p.stages.push_back(requant_of(*l.activation, who, frac));
-        frac = p.stages.back().frac;
-        last = "requantize";
+        activation(*l.activation, who);
       }
       continue;
     }
+    need_input(who);
     if (is_dense(c)) {
-      if (!have_input) {
-        fail(who, "the model's input is float: the engine needs its first layer to be a "
-                  "QActivation (the input quantizer) or an explicit input_quantizer option");
-      }
-      if (last == "dense") {
-        fail(who, "follows a dense or convolution layer without a QActivation between them: the "
-                  "engine needs the accumulators requantized by an activation quantizer before the "
-                  "next layer");
-      }
-      const int64_t f0 = frac.empty() ? 0 : frac[0];
-      if (!std::all_of(frac.begin(), frac.end(), [&](int64_t f) { return f == f0; })) {
-        fail(who, "internal error: the input has several fracs");
-      }
       if (shape.size() != 1) {
         fail(who, "gets a " + std::to_string(shape.size()) + "-D input per sample: put a Flatten "
                   "before it (the engine's dense layers take flat inputs)");
@@ -677,55 +1037,34 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
         fail(who, "expects " + std::to_string(l.weight.size(1)) + " input features, the previous "
                   "layer gives " + std::to_string(frac.size()));
       }
-      p.stages.push_back(dense_of(l, who, f0));
+      p.stages.push_back(dense_of(l, who, frac));
+      p.stages.back().cost_bits = l.cost_bits;
+      p.stages.back().cost_frac = l.cost_frac;
       frac = p.stages.back().frac;
       shape = {l.weight.size(0)};
-      last = "dense";
       seen_dense = true;
       continue;
     }
     if (is_bn(c)) {
-      if (!have_input) fail(who, "the model's input is float: the engine needs a QActivation first");
-      if (last == "dense") {
-        fail(who, "follows a dense or convolution layer without a QActivation between them (fold "
-                  "the batch norm: QLinearBatchNorm, QConv2dBatchNorm)");
-      }
-      p.stages.push_back(affine_of(l, who, frac.empty() ? 0 : frac[0], shape));
+      p.stages.push_back(affine_of(l, who, frac, shape));
       frac = p.stages.back().frac;
-      last = "dense";
       continue;
     }
     if (is_pool(c)) {
-      if (!have_input) fail(who, "the model's input is float: the engine needs a QActivation first");
-      if (last == "dense") {
-        fail(who, "follows a dense or convolution layer without a QActivation between them");
-      }
       std::vector<int64_t> out_shape;
-      p.stages.push_back(pool_of(l, who, frac.empty() ? 0 : frac[0], shape, out_shape));
+      p.stages.push_back(pool_of(l, who, frac, shape, out_shape));
       frac = p.stages.back().frac;
       shape = out_shape;
-      last = "dense";
-      if (l.activation) {
-        p.stages.push_back(requant_of(*l.activation, who + " activation", frac));
-        frac = p.stages.back().frac;
-        last = "requantize";
-      }
+      if (l.activation) activation(*l.activation, who + " activation");
       continue;
     }
     if (is_conv(c)) {
-      if (!have_input) {
-        fail(who, "the model's input is float: the engine needs its first layer to be a "
-                  "QActivation (the input quantizer) or an explicit input_quantizer option");
-      }
-      if (last == "dense") {
-        fail(who, "follows a dense or convolution layer without a QActivation between them");
-      }
-      const int64_t f0 = frac.empty() ? 0 : frac[0];
       std::vector<int64_t> out_shape;
-      p.stages.push_back(conv_of(l, who, f0, shape, out_shape));
+      for (Stage& s : conv_of(l, who, frac, shape, out_shape)) p.stages.push_back(std::move(s));
+      p.stages.back().cost_bits = l.cost_bits;
+      p.stages.back().cost_frac = l.cost_frac;
       frac = p.stages.back().frac;
       shape = out_shape;
-      last = "dense";
       seen_dense = true;
       continue;
     }
@@ -809,7 +1148,10 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
   for (const auto& item : m.named_children()) {
     const std::string path = prefix.empty() ? item.key() : prefix + "." + item.key();
     const torch::nn::Module& child = *item.value();
-    if (dynamic_cast<const torch::nn::SequentialImpl*>(&child)) {
+    if (dynamic_cast<const torch::nn::SequentialImpl*>(&child) ||
+        dynamic_cast<const nn::QSeparableConv1dImpl*>(&child) ||
+        dynamic_cast<const nn::QSeparableConv2dImpl*>(&child)) {
+      // a separable convolution: its depthwise then its pointwise convolution, chained
       gather(child, path, out);
       continue;
     }
@@ -834,6 +1176,11 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
     } else if (auto c2 = dynamic_cast<const nn::QConv2dImpl*>(&child)) {
       d.class_name = "QConv2d";
       conv_desc(d, c2->weight, c2->bias, c2->options);
+    } else if (auto ct = dynamic_cast<const nn::QConvTranspose2dImpl*>(&child)) {
+      d.class_name = "QConvTranspose2d";
+      conv_desc(d, ct->weight, ct->bias, ct->options);
+      d.output_padding = as_vec(ct->options.output_padding());
+      d.transposed = true;
     } else if (auto c1 = dynamic_cast<const nn::QConv1dImpl*>(&child)) {
       d.class_name = "QConv1d";
       conv_desc(d, c1->weight, c1->bias, c1->options);
@@ -866,6 +1213,7 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
       d.stride = as_vec(o.stride());
       d.padding = as_vec(o.padding());
       d.ceil_mode = o.ceil_mode();
+      d.count_include_pad = o.count_include_pad();
       d.kernel_quantizer = o.average_quantizer().get();
       d.activation = o.activation().get();
     } else if (auto gp = dynamic_cast<const nn::QGlobalAvgPool2dImpl*>(&child)) {
@@ -881,11 +1229,68 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
   }
 }
 
+// Copies each dense/convolution layer's accumulator type from the cost model's map (by name; a
+// separable convolution's two layers from its "depthwise" and "pointwise" stages).
+void attach_cost_types(std::vector<LayerDesc>& layers, const cost::DataTypeMap& map) {
+  for (LayerDesc& l : layers) {
+    if (!is_dense(l.class_name) && !is_conv(l.class_name)) continue;
+    std::string name = l.name, part;
+    for (const char* p : {".depthwise", ".pointwise"}) {
+      const std::string suffix = p;
+      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        bool parent = false;
+        const std::string base = name.substr(0, name.size() - suffix.size());
+        for (const auto& t : map.layers) parent = parent || (t.name == base && t.stages.size() == 2);
+        if (parent) {
+          part = suffix.substr(1);
+          name = base;
+        }
+      }
+    }
+    for (const auto& t : map.layers) {
+      if (t.name != name || t.stages.empty()) continue;
+      const cost::QToolsStage* st = &t.stages.back();
+      for (const auto& c : t.stages) {
+        if (!part.empty() && c.part == part) st = &c;
+      }
+      const cost::QType& a = st->accumulator;
+      if (a.is_floating_point || a.is_po2) break;
+      l.cost_bits = a.bits;
+      l.cost_frac = a.fractional_bits();
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 Engine compile(const torch::nn::SequentialImpl& model, const CompileOptions& options) {
   std::vector<LayerDesc> layers;
   gather(model, "", layers);
+  // The cost model's accumulator types (QTools's data types) for stage_info; a model the cost
+  // model cannot describe compiles without them (cost_bits 0).
+  try {
+    auto self = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(
+        std::const_pointer_cast<torch::nn::Module>(model.shared_from_this()));
+    std::vector<int64_t> shape{1};
+    if (options.input_shape.empty()) {
+      for (const auto& l : layers) {
+        if (is_dense(l.class_name) && l.weight.defined() && l.weight.dim() == 2) {
+          shape.push_back(l.weight.size(1));
+          break;
+        }
+      }
+    } else {
+      shape.insert(shape.end(), options.input_shape.begin(), options.input_shape.end());
+    }
+    if (self && shape.size() > 1) {
+      cost::QToolsOptions qo;
+      if (options.input_quantizer) qo.source_quantizer = options.input_quantizer->to_string();
+      attach_cost_types(layers, cost::data_types(torch::nn::Sequential(self), shape, qo));
+    }
+  } catch (const std::exception&) {
+    // (bad_weak_ptr for a module not held by a shared_ptr, or a layer the cost model refuses)
+  }
   return Engine(compile_program(layers, options));
 }
 

@@ -11,6 +11,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "core/fixed_point.h"
 #include "deploy/engine_internal.h"
@@ -42,11 +47,12 @@ int storage_for(int64_t lo, int64_t hi) {
 std::string storage_name(int t) { return "int" + std::to_string(t); }
 
 // The kinds as integers for the run-time dispatch.
-enum Op { kDense = 0, kFixed = 1, kSign = 2, kBinary = 3, kTernary = 4 };
+enum Op { kDense = 0, kFixed = 1, kSign = 2, kBinary = 3, kTernary = 4, kTable = 5 };
 int op_code(const std::string& kind) {
   if (kind == "fixed") return kFixed;
   if (kind == "sign") return kSign;
   if (kind == "binary") return kBinary;
+  if (kind == "table") return kTable;
   return kTernary;
 }
 
@@ -62,12 +68,17 @@ bool Engine::float32_exact() const {
   return std::all_of(info_.begin(), info_.end(), [](const StageInfo& s) { return s.float32_exact; });
 }
 
-Engine::Engine(Program program) : program_(std::move(program)) { analyse(); }
+Engine::Engine(Program program, EngineOptions options)
+    : program_(std::move(program)), options_(options) {
+  analyse();
+}
 
 void Engine::analyse() {
   const Program& p = program_;
   auto fail = [](const std::string& what) { throw InvalidArgument("heteroq::deploy::Engine: " + what); };
   if (p.input_size <= 0) fail("the input size must be positive, got " + std::to_string(p.input_size));
+  if (!(options_.sparse_min_zero_fraction >= 0.0)) fail("sparse_min_zero_fraction must be >= 0");
+  if (options_.gemm_min_batch < 0) fail("gemm_min_batch must be >= 0");
   const InputQuantizer& q = p.input;
   int64_t lo = 0, hi = 0;
   if (q.kind == "fixed") {
@@ -96,24 +107,46 @@ void Engine::analyse() {
   if (q.frac < -1074 || q.frac > 1074) fail("input quantizer: frac out of range");
   in_type_ = storage_for(lo, hi);
   in_op_ = op_code(q.kind);
-  op_.assign(p.stages.size(), kDense);
-  uniform_shift_.assign(p.stages.size(), 0);
+  const size_t ns = p.stages.size();
+  op_.assign(ns, kDense);
+  uniform_shift_.assign(ns, 0);
 
-  int64_t size = p.input_size, prev_max = abs_max(lo, hi);
+  int64_t size = p.input_size;
+  // The bound of every value of the previous stage's output (per element: a dense or convolution
+  // stage may follow another directly, with a bound per channel).
+  std::vector<int64_t> prev_bound(static_cast<size_t>(size), abs_max(lo, hi));
   int prev_type = in_type_;
   std::vector<int64_t> prev_frac(static_cast<size_t>(size), q.frac);
   info_.clear();
   std::vector<int64_t> sizes;
-  w16_.assign(p.stages.size(), {});
-  b32_.assign(p.stages.size(), {});
-  dense_kind_.assign(p.stages.size(), 0);
-  out_type_.assign(p.stages.size(), 64);
-  for (size_t i = 0; i < p.stages.size(); ++i) {
+  w16_.assign(ns, {});
+  b32_.assign(ns, {});
+  dense_kind_.assign(ns, 0);
+  out_type_.assign(ns, 64);
+  sparse_.assign(ns, false);
+  row_ptr_.assign(ns, {});
+  col_.assign(ns, {});
+  wsp_.assign(ns, {});
+  wpack_.assign(ns, {});
+#ifdef HETEROQ_DEPLOY_AVX2
+  avx2_ = __builtin_cpu_supports("avx2");
+#endif
+  auto check_frac = [&](const std::vector<int64_t>& f, const std::string& at) {
+    for (int64_t v : f) {
+      if (v < -1074 || v > 1074) fail(at + ": frac out of range");
+    }
+  };
+  for (size_t i = 0; i < ns; ++i) {
     const Stage& s = p.stages[i];
     const std::string at = where(s, i);
     StageInfo info;
     info.kind = s.kind;
     info.name = s.name;
+    info.cost_bits = s.cost_bits;
+    info.cost_frac = s.cost_frac;
+    if (s.cost_bits < 0 || s.cost_bits > 1024) fail(at + ": cost_bits must be in [0, 1024]");
+    if (s.cost_frac < -1074 || s.cost_frac > 1074) fail(at + ": cost_frac out of range");
+    std::vector<int64_t> bound;  // this stage's output bounds
     if (s.kind == "dense") {
       if (s.in_features != size) {
         fail(at + ": in_features " + std::to_string(s.in_features) + " does not match the " +
@@ -127,45 +160,76 @@ void Engine::analyse() {
       }
       if (!s.bias.empty() && s.bias.size() != m) fail(at + ": the bias must have out_features values");
       if (s.frac.size() != m) fail(at + ": frac must have out_features values");
-      int64_t max_b = 0;
+      check_frac(s.frac, at);
+      int64_t max_b = 0, nonzero = 0;
       bool w16 = prev_type == 16, exact = true;
+      bound.assign(m, 0);
       for (size_t o = 0; o < m; ++o) {
         // sum |w| max|x| + |b| in 128 bits (no overflow for any int64 input).
-        __int128 bound = 0;
+        __int128 b = 0;
         for (size_t k = 0; k < n; ++k) {
           const int64_t w = s.weight[o * n + k];
           if (w < -kMaxBound || w > kMaxBound) fail(at + ": weight code out of range");
           if (w < std::numeric_limits<int16_t>::min() || w > std::numeric_limits<int16_t>::max()) w16 = false;
-          bound += static_cast<__int128>(w < 0 ? -w : w) * prev_max;
-          if (bound >= kMaxBound) break;
+          nonzero += w != 0;
+          if (b < kMaxBound) b += static_cast<__int128>(w < 0 ? -w : w) * prev_bound[k];
         }
         if (!s.bias.empty()) {
-          const int64_t b = s.bias[o];
-          if (b < -kMaxBound || b > kMaxBound) fail(at + ": bias code out of range");
-          bound += b < 0 ? -b : b;
+          const int64_t bb = s.bias[o];
+          if (bb < -kMaxBound || bb > kMaxBound) fail(at + ": bias code out of range");
+          b += bb < 0 ? -bb : bb;
         }
-        if (bound >= kMaxBound) {
+        if (b >= kMaxBound) {
           fail(at + ": the accumulator of output " + std::to_string(o) +
                " can exceed 2^62 (weights and inputs too wide for 64-bit integers)");
         }
-        max_b = std::max(max_b, static_cast<int64_t>(bound));
-        if (bound >= (int64_t(1) << 24)) exact = false;
-        if (s.frac[o] < -1074 || s.frac[o] > 1074) fail(at + ": frac out of range");
+        bound[o] = static_cast<int64_t>(b);
+        max_b = std::max(max_b, bound[o]);
+        if (b >= (int64_t(1) << 24)) exact = false;
       }
       const bool narrow = w16 && max_b <= std::numeric_limits<int32_t>::max();
       dense_kind_[i] = narrow ? 0 : 1;
       out_type_[i] = max_b <= std::numeric_limits<int32_t>::max() ? 32 : 64;
+      const double zeros = 1.0 - static_cast<double>(nonzero) / static_cast<double>(n * m);
+      sparse_[i] = zeros >= options_.sparse_min_zero_fraction && n <= size_t(std::numeric_limits<int32_t>::max());
       if (narrow) {
         w16_[i].assign(s.weight.begin(), s.weight.end());
         b32_[i].assign(m, 0);
         for (size_t o = 0; o < s.bias.size(); ++o) b32_[i][o] = static_cast<int32_t>(s.bias[o]);
+        // the GEMM's packing: blocks of 8 outputs by pairs of inputs
+        const size_t np = (n + 1) / 2, nb = (m + 7) / 8;
+        wpack_[i].assign(nb * np * 16, 0);
+        for (size_t o = 0; o < m; ++o) {
+          for (size_t k = 0; k < n; ++k) {
+            wpack_[i][((o / 8) * np + k / 2) * 16 + 2 * (o % 8) + k % 2] = static_cast<int16_t>(s.weight[o * n + k]);
+          }
+        }
+      }
+      if (sparse_[i]) {
+        // CSR: per row the nonzero weights and their columns.
+        row_ptr_[i].assign(1, 0);
+        std::vector<int16_t> v16;
+        for (size_t o = 0; o < m; ++o) {
+          for (size_t k = 0; k < n; ++k) {
+            const int64_t w = s.weight[o * n + k];
+            if (w == 0) continue;
+            col_[i].push_back(static_cast<int32_t>(k));
+            if (narrow) {
+              v16.push_back(static_cast<int16_t>(w));
+            } else {
+              wsp_[i].push_back(w);
+            }
+          }
+          row_ptr_[i].push_back(static_cast<int32_t>(col_[i].size()));
+        }
+        if (narrow) w16_[i] = std::move(v16);
       }
       info.max_abs = max_b;
       info.float32_exact = exact;
       info.storage = storage_name(out_type_[i]);
+      info.kernel = sparse_[i] ? "sparse" : "dense";
+      info.nonzero_weights = nonzero;
       size = s.out_features;
-      prev_max = max_b;
-      prev_frac = s.frac;
     } else if (s.kind == "conv2d") {
       const ConvGeometry& g = s.conv;
       auto positive = [&](int64_t v, const char* what) {
@@ -182,8 +246,10 @@ void Engine::analyse() {
       positive(g.dilation_h, "dilation_h");
       positive(g.dilation_w, "dilation_w");
       positive(g.groups, "groups");
-      if (g.pad_h < 0 || g.pad_w < 0 || g.pad_h > (int64_t(1) << 24) || g.pad_w > (int64_t(1) << 24)) {
-        fail(at + ": padding must be >= 0");
+      auto pad_ok = [](int64_t v) { return v >= 0 && v <= (int64_t(1) << 24); };
+      if (!pad_ok(g.pad_h) || !pad_ok(g.pad_w) || !(g.pad_h_end == -1 || pad_ok(g.pad_h_end)) ||
+          !(g.pad_w_end == -1 || pad_ok(g.pad_w_end))) {
+        fail(at + ": padding must be >= 0 (pad_h_end/pad_w_end: -1, or >= 0)");
       }
       if (g.in_channels % g.groups != 0 || g.out_channels % g.groups != 0) {
         fail(at + ": groups must divide in_channels and out_channels");
@@ -194,8 +260,9 @@ void Engine::analyse() {
              std::to_string(g.in_w) + ") does not match the " + std::to_string(size) +
              " values the previous stage produces");
       }
-      const int64_t oc = g.out_channels, per = g.in_channels / g.groups * g.kernel_h * g.kernel_w;
-      const int64_t out_n = oc * g.out_h() * g.out_w();
+      const int64_t oc = g.out_channels, icg = g.in_channels / g.groups, ocg = oc / g.groups;
+      const int64_t taps = g.kernel_h * g.kernel_w, per = icg * taps, hw = g.in_h * g.in_w;
+      const int64_t ohw = g.out_h() * g.out_w(), out_n = oc * ohw;
       if (s.out_features != out_n) fail(at + ": out_features must be out_channels * out_h * out_w");
       if (static_cast<int64_t>(s.weight.size()) != oc * per) {
         fail(at + ": the weight has " + std::to_string(s.weight.size()) + " values, expected " +
@@ -205,38 +272,43 @@ void Engine::analyse() {
         fail(at + ": the bias must have out_channels values");
       }
       if (static_cast<int64_t>(s.frac.size()) != out_n) fail(at + ": frac must have one value per output");
+      check_frac(s.frac, at);
+      // the input's bound per channel
+      std::vector<int64_t> cb(static_cast<size_t>(g.in_channels), 0);
+      for (int64_t c = 0; c < g.in_channels; ++c) {
+        for (int64_t k = 0; k < hw; ++k) cb[c] = std::max(cb[c], prev_bound[static_cast<size_t>(c * hw + k)]);
+      }
       int64_t max_b = 0;
       bool exact = true;
+      bound.assign(static_cast<size_t>(out_n), 0);
       for (int64_t o = 0; o < oc; ++o) {
-        __int128 bound = 0;
+        const int64_t c0 = (o / ocg) * icg;
+        __int128 b = 0;
         for (int64_t k = 0; k < per; ++k) {
           const int64_t w = s.weight[static_cast<size_t>(o * per + k)];
           if (w < -kMaxBound || w > kMaxBound) fail(at + ": weight code out of range");
-          bound += static_cast<__int128>(w < 0 ? -w : w) * prev_max;
-          if (bound >= kMaxBound) break;
+          if (b < kMaxBound) b += static_cast<__int128>(w < 0 ? -w : w) * cb[static_cast<size_t>(c0 + k / taps)];
         }
         if (!s.bias.empty()) {
-          const int64_t b = s.bias[static_cast<size_t>(o)];
-          if (b < -kMaxBound || b > kMaxBound) fail(at + ": bias code out of range");
-          bound += b < 0 ? -b : b;
+          const int64_t bb = s.bias[static_cast<size_t>(o)];
+          if (bb < -kMaxBound || bb > kMaxBound) fail(at + ": bias code out of range");
+          b += bb < 0 ? -bb : bb;
         }
-        if (bound >= kMaxBound) {
+        if (b >= kMaxBound) {
           fail(at + ": the accumulator of output channel " + std::to_string(o) + " can exceed 2^62");
         }
-        max_b = std::max(max_b, static_cast<int64_t>(bound));
-        if (bound >= (int64_t(1) << 24)) exact = false;
-      }
-      for (int64_t f : s.frac) {
-        if (f < -1074 || f > 1074) fail(at + ": frac out of range");
+        std::fill(bound.begin() + o * ohw, bound.begin() + (o + 1) * ohw, static_cast<int64_t>(b));
+        max_b = std::max(max_b, static_cast<int64_t>(b));
+        if (b >= (int64_t(1) << 24)) exact = false;
       }
       dense_kind_[i] = 2;
       out_type_[i] = max_b <= std::numeric_limits<int32_t>::max() ? 32 : 64;
       info.max_abs = max_b;
       info.float32_exact = exact;
       info.storage = storage_name(out_type_[i]);
+      info.kernel = "dense";
+      info.nonzero_weights = static_cast<int64_t>(std::count_if(s.weight.begin(), s.weight.end(), [](int64_t w) { return w != 0; }));
       size = out_n;
-      prev_max = max_b;
-      prev_frac = s.frac;
     } else if (s.kind == "affine") {
       const int64_t c = s.channels;
       if (c <= 0 || size % c != 0) {
@@ -247,26 +319,48 @@ void Engine::analyse() {
       if (static_cast<int64_t>(s.weight.size()) != c) fail(at + ": the weight must have one value per channel");
       if (!s.bias.empty() && static_cast<int64_t>(s.bias.size()) != c) fail(at + ": the bias must have one value per channel");
       if (static_cast<int64_t>(s.frac.size()) != size) fail(at + ": frac must have one value per output");
+      check_frac(s.frac, at);
       int64_t max_b = 0;
       bool exact = true;
+      const int64_t per = size / c;
+      bound.assign(static_cast<size_t>(size), 0);
       for (int64_t o = 0; o < c; ++o) {
         const int64_t w = s.weight[static_cast<size_t>(o)], b = s.bias.empty() ? 0 : s.bias[static_cast<size_t>(o)];
         if (w < -kMaxBound || w > kMaxBound || b < -kMaxBound || b > kMaxBound) fail(at + ": code out of range");
-        const __int128 bound = static_cast<__int128>(w < 0 ? -w : w) * prev_max + (b < 0 ? -b : b);
-        if (bound >= kMaxBound) fail(at + ": the output of channel " + std::to_string(o) + " can exceed 2^62");
-        max_b = std::max(max_b, static_cast<int64_t>(bound));
-        if (bound >= (int64_t(1) << 24)) exact = false;
-      }
-      for (int64_t f : s.frac) {
-        if (f < -1074 || f > 1074) fail(at + ": frac out of range");
+        for (int64_t k = o * per; k < (o + 1) * per; ++k) {
+          const __int128 bb = static_cast<__int128>(w < 0 ? -w : w) * prev_bound[static_cast<size_t>(k)] + (b < 0 ? -b : b);
+          if (bb >= kMaxBound) fail(at + ": the output of channel " + std::to_string(o) + " can exceed 2^62");
+          bound[static_cast<size_t>(k)] = static_cast<int64_t>(bb);
+          max_b = std::max(max_b, static_cast<int64_t>(bb));
+          if (bb >= (int64_t(1) << 24)) exact = false;
+        }
       }
       dense_kind_[i] = 3;
       out_type_[i] = max_b <= std::numeric_limits<int32_t>::max() ? 32 : 64;
       info.max_abs = max_b;
       info.float32_exact = exact;
       info.storage = storage_name(out_type_[i]);
-      prev_max = max_b;
-      prev_frac = s.frac;
+    } else if (s.kind == "gather") {
+      if (s.in_features != size) fail(at + ": in_features must be the input size");
+      if (s.out_features <= 0 || static_cast<int64_t>(s.index.size()) != s.out_features) {
+        fail(at + ": index must have out_features (> 0) values");
+      }
+      if (static_cast<int64_t>(s.frac.size()) != s.out_features) fail(at + ": frac must have one value per output");
+      check_frac(s.frac, at);
+      bound.assign(static_cast<size_t>(s.out_features), 0);
+      for (size_t k = 0; k < s.index.size(); ++k) {
+        const int64_t j = s.index[k];
+        if (j < -1 || j >= size) fail(at + ": index " + std::to_string(j) + " at " + std::to_string(k) + " is out of [-1, " + std::to_string(size) + ")");
+        if (j >= 0) {
+          if (s.frac[k] != prev_frac[static_cast<size_t>(j)]) fail(at + ": frac of output " + std::to_string(k) + " differs from its source's");
+          bound[k] = prev_bound[static_cast<size_t>(j)];
+        }
+      }
+      dense_kind_[i] = 4;
+      out_type_[i] = prev_type;
+      info.max_abs = *std::max_element(bound.begin(), bound.end());
+      info.storage = storage_name(out_type_[i]);
+      size = s.out_features;
     } else if (s.kind == "requantize") {
       const Requantizer& r = s.requantizer;
       const auto n = static_cast<size_t>(size);
@@ -275,6 +369,7 @@ void Engine::analyse() {
         fail(at + ": a requantization has one frac for every channel");
       }
       if (s.frac[0] < -1074 || s.frac[0] > 1074) fail(at + ": frac out of range");
+      const int64_t prev_max = *std::max_element(prev_bound.begin(), prev_bound.end());
       int64_t rlo = 0, rhi = 0;
       if (r.kind == "fixed") {
         if (r.shift.size() != n) fail(at + ": shift must have one value per channel");
@@ -309,6 +404,30 @@ void Engine::analyse() {
         }
         rlo = -1;
         rhi = 1;
+      } else if (r.kind == "table") {
+        if (r.table.size() != n) fail(at + ": table must have one value per channel");
+        if (r.breaks.empty() || r.breaks.size() != r.codes.size()) {
+          fail(at + ": breaks and codes must hold the same number (>= 1) of tables");
+        }
+        for (int64_t t : r.table) {
+          if (t < 0 || t >= static_cast<int64_t>(r.breaks.size())) fail(at + ": table index " + std::to_string(t) + " out of range");
+        }
+        rlo = std::numeric_limits<int64_t>::max();
+        rhi = std::numeric_limits<int64_t>::min();
+        for (size_t t = 0; t < r.breaks.size(); ++t) {
+          const auto& br = r.breaks[t];
+          if (r.codes[t].size() != br.size() + 1) {
+            fail(at + ": table " + std::to_string(t) + " needs one code more than breaks");
+          }
+          for (size_t k = 1; k < br.size(); ++k) {
+            if (br[k] <= br[k - 1]) fail(at + ": the breaks of table " + std::to_string(t) + " must increase strictly");
+          }
+          for (int64_t c : r.codes[t]) {
+            rlo = std::min(rlo, c);
+            rhi = std::max(rhi, c);
+          }
+        }
+        if (rlo <= -kMaxBound || rhi >= kMaxBound) fail(at + ": the code range exceeds 2^62");
       } else {
         fail(at + ": unknown requantizer kind `" + r.kind + "`");
       }
@@ -321,14 +440,23 @@ void Engine::analyse() {
       }
       info.max_abs = abs_max(rlo, rhi);
       info.storage = storage_name(out_type_[i]);
-      prev_max = info.max_abs;
-      prev_frac = s.frac;
+      bound.assign(n, info.max_abs);
     } else {
-      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\", \"affine\" or \"requantize\")");
+      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\", \"affine\", \"gather\" or \"requantize\")");
     }
     info.bits = bits_for(info.max_abs);
+    if (s.cost_bits > 0 && (s.kind == "dense" || s.kind == "conv2d")) {
+      // the engine's bound per output at the cost model's binary point
+      int64_t need = 1;
+      for (size_t o = 0; o < bound.size(); ++o) {
+        if (bound[o] > 0) need = std::max(need, bits_for(bound[o]) + s.cost_frac - s.frac[o]);
+      }
+      info.bits_at_cost_frac = need;
+    }
     sizes.push_back(size);
     prev_type = out_type_[i];
+    prev_bound = std::move(bound);
+    prev_frac = s.frac;
     info_.push_back(info);
   }
   output_size_ = size;
@@ -403,6 +531,118 @@ void dense_narrow4(const int16_t* __restrict x0, const int16_t* __restrict x1,
     y1[o] = a1 + b[o];
     y2[o] = a2 + b[o];
     y3[o] = a3 + b[o];
+  }
+}
+
+// The batched kernel: `count` (<= kGemmBlock) samples through an int16 dense layer whose weights
+// are packed per block of 8 outputs and pair of inputs (pack[(ob np + p) 16 + 2 j + t] =
+// w[8 ob + j][2 p + t], zero beyond the matrix), so that one multiply-add of the pair (x[2p],
+// x[2p+1]), broadcast, with the block's 16 weights gives 8 outputs' partial sums (pmaddwd), each
+// weight block loaded once for every sample. A padded input's extra value meets a zero weight.
+constexpr int64_t kGemmBlock = 8;
+
+template <int kCount>
+void gemm_narrow_generic(const int16_t* const* x, const int16_t* pack, const int32_t* bias,
+                         int32_t* const* y, int64_t n, int64_t m) {
+  const int64_t np = (n + 1) / 2, nb = (m + 7) / 8;
+  for (int64_t ob = 0; ob < nb; ++ob) {
+    int32_t acc[kCount][8] = {};
+    const int16_t* wp = pack + ob * np * 16;
+    for (int64_t p = 0; p < np; ++p, wp += 16) {
+      for (int b = 0; b < kCount; ++b) {
+        const int32_t x0 = x[b][2 * p], x1 = 2 * p + 1 < n ? x[b][2 * p + 1] : 0;
+        for (int j = 0; j < 8; ++j) acc[b][j] += wp[2 * j] * x0 + wp[2 * j + 1] * x1;
+      }
+    }
+    const int64_t width = std::min<int64_t>(8, m - ob * 8);
+    for (int b = 0; b < kCount; ++b) {
+      for (int64_t j = 0; j < width; ++j) y[b][ob * 8 + j] = acc[b][j] + bias[ob * 8 + j];
+    }
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HETEROQ_DEPLOY_AVX2 1
+template <int kCount>
+__attribute__((target("avx2"))) void gemm_narrow_avx2(const int16_t* const* x, const int16_t* pack,
+                                                      const int32_t* bias, int32_t* const* y, int64_t n,
+                                                      int64_t m) {
+  const int64_t np = (n + 1) / 2, nb = (m + 7) / 8;
+  for (int64_t ob = 0; ob < nb; ++ob) {
+    __m256i acc[kCount];
+    for (int b = 0; b < kCount; ++b) acc[b] = _mm256_setzero_si256();
+    const int16_t* wp = pack + ob * np * 16;
+    for (int64_t p = 0; p < np; ++p, wp += 16) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+      for (int b = 0; b < kCount; ++b) {
+        int32_t pair;
+        std::memcpy(&pair, x[b] + 2 * p, sizeof pair);  // x[2p+1] past n meets a zero weight
+        acc[b] = _mm256_add_epi32(acc[b], _mm256_madd_epi16(_mm256_set1_epi32(pair), w));
+      }
+    }
+    const int64_t width = std::min<int64_t>(8, m - ob * 8);
+    alignas(32) int32_t out[8];
+    for (int b = 0; b < kCount; ++b) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out), acc[b]);
+      for (int64_t j = 0; j < width; ++j) y[b][ob * 8 + j] = out[j] + bias[ob * 8 + j];
+    }
+  }
+}
+#endif
+
+template <int kCount>
+void gemm_narrow_n(bool avx2, const int16_t* const* x, const int16_t* pack, const int32_t* bias,
+                   int32_t* const* y, int64_t n, int64_t m) {
+#ifdef HETEROQ_DEPLOY_AVX2
+  if (avx2) return gemm_narrow_avx2<kCount>(x, pack, bias, y, n, m);
+#endif
+  gemm_narrow_generic<kCount>(x, pack, bias, y, n, m);
+}
+
+void gemm_narrow(bool avx2, int64_t count, const int16_t* const* x, const int16_t* pack,
+                 const int32_t* bias, int32_t* const* y, int64_t n, int64_t m) {
+  switch (count) {
+    case 1: return gemm_narrow_n<1>(avx2, x, pack, bias, y, n, m);
+    case 2: return gemm_narrow_n<2>(avx2, x, pack, bias, y, n, m);
+    case 3: return gemm_narrow_n<3>(avx2, x, pack, bias, y, n, m);
+    case 4: return gemm_narrow_n<4>(avx2, x, pack, bias, y, n, m);
+    case 5: return gemm_narrow_n<5>(avx2, x, pack, bias, y, n, m);
+    case 6: return gemm_narrow_n<6>(avx2, x, pack, bias, y, n, m);
+    case 7: return gemm_narrow_n<7>(avx2, x, pack, bias, y, n, m);
+    default: return gemm_narrow_n<8>(avx2, x, pack, bias, y, n, m);
+  }
+}
+
+// A pruned layer: only the nonzero weights of each row (CSR: row_ptr, col, values).
+template <typename TX, typename TW, typename TA, typename TY>
+void dense_sparse(const TX* __restrict x, const int32_t* __restrict row_ptr, const int32_t* __restrict col,
+                  const TW* __restrict w, const Stage& s, TY* __restrict y) {
+  for (int64_t o = 0; o < s.out_features; ++o) {
+    TA acc = s.bias.empty() ? 0 : static_cast<TA>(s.bias[static_cast<size_t>(o)]);
+    for (int32_t k = row_ptr[o]; k < row_ptr[o + 1]; ++k) acc += static_cast<TA>(w[k]) * static_cast<TA>(x[col[k]]);
+    y[o] = static_cast<TY>(acc);
+  }
+}
+
+// Four samples: each nonzero weight and its column are loaded once for the four.
+void dense_sparse4(const int16_t* __restrict x0, const int16_t* __restrict x1, const int16_t* __restrict x2,
+                   const int16_t* __restrict x3, const int32_t* __restrict row_ptr,
+                   const int32_t* __restrict col, const int16_t* __restrict w, const int32_t* __restrict b,
+                   int32_t* __restrict y0, int32_t* __restrict y1, int32_t* __restrict y2,
+                   int32_t* __restrict y3, int64_t m) {
+  for (int64_t o = 0; o < m; ++o) {
+    int32_t a0 = b[o], a1 = b[o], a2 = b[o], a3 = b[o];
+    for (int32_t k = row_ptr[o]; k < row_ptr[o + 1]; ++k) {
+      const int32_t wk = w[k], c = col[k];
+      a0 += wk * x0[c];
+      a1 += wk * x1[c];
+      a2 += wk * x2[c];
+      a3 += wk * x3[c];
+    }
+    y0[o] = a0;
+    y1[o] = a1;
+    y2[o] = a2;
+    y3[o] = a3;
   }
 }
 
@@ -481,6 +721,24 @@ void conv2d_to(const TX* x, const Stage& s, unsigned char* out, int type) {
   }
 }
 
+// y[j] = index[j] < 0 ? 0 : x[index[j]] (padding by reflection, replication, wrapping).
+template <typename T>
+void gather(const T* x, const Stage& s, T* y) {
+  const int64_t* idx = s.index.data();
+  for (int64_t j = 0; j < s.out_features; ++j) y[j] = idx[j] < 0 ? T(0) : x[idx[j]];
+}
+
+// A step function per channel: the code after the last break <= a.
+template <typename TA, typename TC>
+void requantize_table(const TA* a, const Requantizer& r, TC* c, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const auto t = static_cast<size_t>(r.table[static_cast<size_t>(i)]);
+    const std::vector<int64_t>& br = r.breaks[t];
+    const auto j = std::upper_bound(br.begin(), br.end(), static_cast<int64_t>(a[i])) - br.begin();
+    c[i] = static_cast<TC>(r.codes[t][static_cast<size_t>(j)]);
+  }
+}
+
 template <typename TA, typename TC>
 void requantize(const TA* a, const Requantizer& r, int op, TC* c, int64_t n) {
   if (op == kFixed) {
@@ -494,6 +752,8 @@ void requantize(const TA* a, const Requantizer& r, int op, TC* c, int64_t n) {
     for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(a[i] < 0 ? -1 : 1);
   } else if (op == kBinary) {
     for (int64_t i = 0; i < n; ++i) c[i] = static_cast<TC>(a[i] < 0 ? r.low : 1);
+  } else if (op == kTable) {
+    requantize_table(a, r, c, n);
   } else {  // ternary
     for (int64_t i = 0; i < n; ++i) {
       const int64_t v = a[i], t = r.threshold[static_cast<size_t>(i)];
@@ -588,7 +848,39 @@ void Engine::run_stage(size_t i, const unsigned char* prev, int prev_type, int64
                        unsigned char* out) const {
   const Program& p = program_;
   const Stage& s = p.stages[i];
-  if (op_[i] == kDense && dense_kind_[i] == 3) {
+  if (op_[i] == kDense && dense_kind_[i] == 4) {
+    if (prev_type == 16) {
+      gather(reinterpret_cast<const int16_t*>(prev), s, reinterpret_cast<int16_t*>(out));
+    } else if (prev_type == 32) {
+      gather(reinterpret_cast<const int32_t*>(prev), s, reinterpret_cast<int32_t*>(out));
+    } else {
+      gather(reinterpret_cast<const int64_t*>(prev), s, reinterpret_cast<int64_t*>(out));
+    }
+  } else if (op_[i] == kDense && sparse_[i]) {
+    const int32_t* rp = row_ptr_[i].data();
+    const int32_t* cl = col_[i].data();
+    if (dense_kind_[i] == 0) {
+      dense_sparse<int16_t, int16_t, int32_t>(reinterpret_cast<const int16_t*>(prev), rp, cl, w16_[i].data(), s,
+                                              reinterpret_cast<int32_t*>(out));
+    } else {
+      auto wide = [&](auto* x) {
+        if (out_type_[i] == 32) {
+          dense_sparse<std::remove_const_t<std::remove_pointer_t<decltype(x)>>, int64_t, int64_t>(
+              x, rp, cl, wsp_[i].data(), s, reinterpret_cast<int32_t*>(out));
+        } else {
+          dense_sparse<std::remove_const_t<std::remove_pointer_t<decltype(x)>>, int64_t, int64_t>(
+              x, rp, cl, wsp_[i].data(), s, reinterpret_cast<int64_t*>(out));
+        }
+      };
+      if (prev_type == 16) {
+        wide(reinterpret_cast<const int16_t*>(prev));
+      } else if (prev_type == 32) {
+        wide(reinterpret_cast<const int32_t*>(prev));
+      } else {
+        wide(reinterpret_cast<const int64_t*>(prev));
+      }
+    }
+  } else if (op_[i] == kDense && dense_kind_[i] == 3) {
     if (prev_type == 16) {
       affine_to(reinterpret_cast<const int16_t*>(prev), s, out, out_type_[i], size);
     } else if (prev_type == 32) {
@@ -624,7 +916,8 @@ void Engine::run_stage(size_t i, const unsigned char* prev, int prev_type, int64
   }
 }
 
-void Engine::run_block(const float* x, int64_t first, int64_t count, unsigned char* scratch) const {
+void Engine::run_block(const float* x, int64_t first, int64_t count, unsigned char* scratch,
+                       bool gemm) const {
   const Program& p = program_;
   for (int64_t k = 0; k < count; ++k) {
     unsigned char* in = scratch + k * scratch_bytes_ + in_offset_;
@@ -642,7 +935,29 @@ void Engine::run_block(const float* x, int64_t first, int64_t count, unsigned ch
   int64_t size = p.input_size;
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
-    if (count == 4 && op_[i] == kDense && dense_kind_[i] == 0) {
+    if (gemm && count > 1 && op_[i] == kDense && dense_kind_[i] == 0 && !sparse_[i]) {
+      const int16_t* in[kGemmBlock];
+      int32_t* out[kGemmBlock];
+      for (int64_t k = 0; k < count; ++k) {
+        in[k] = reinterpret_cast<const int16_t*>(scratch + k * scratch_bytes_ + prev_off);
+        out[k] = reinterpret_cast<int32_t*>(scratch + k * scratch_bytes_ + offset_[i]);
+      }
+      gemm_narrow(avx2_, count, in, wpack_[i].data(), b32_[i].data(), out, s.in_features, s.out_features);
+    } else if (count >= 4 && op_[i] == kDense && dense_kind_[i] == 0 && sparse_[i]) {
+      // four samples at a time share each nonzero weight's loads
+      const size_t st = scratch_bytes_;
+      auto in = [&](int64_t k) { return reinterpret_cast<const int16_t*>(scratch + k * st + prev_off); };
+      auto out = [&](int64_t k) { return reinterpret_cast<int32_t*>(scratch + k * st + offset_[i]); };
+      int64_t k = 0;
+      for (; k + 4 <= count; k += 4) {
+        dense_sparse4(in(k), in(k + 1), in(k + 2), in(k + 3), row_ptr_[i].data(), col_[i].data(),
+                      w16_[i].data(), b32_[i].data(), out(k), out(k + 1), out(k + 2), out(k + 3),
+                      s.out_features);
+      }
+      for (; k < count; ++k) {
+        run_stage(i, scratch + k * st + prev_off, prev_type, size, scratch + k * st + offset_[i]);
+      }
+    } else if (count == 4 && op_[i] == kDense && dense_kind_[i] == 0) {
       // four samples share each weight row's loads
       const size_t st = scratch_bytes_;
       auto in = [&](int64_t k) { return reinterpret_cast<const int16_t*>(scratch + k * st + prev_off); };
@@ -673,13 +988,15 @@ unsigned char* scratch_for(size_t bytes) {
 }  // namespace
 
 void Engine::run_codes(const float* input, int64_t batch, int64_t* output) const {
-  run_codes_from(input, batch, output, 0);
+  run_codes_from(input, batch, output, 0, options_.gemm_min_batch > 0 && batch >= options_.gemm_min_batch);
 }
 
-void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first) const {
+void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first,
+                            bool gemm) const {
   if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
   if (batch > 0 && (!input || !output)) throw InvalidArgument("heteroq::deploy::Engine: null buffer");
-  constexpr int64_t kBlock = 4;
+  // samples in blocks: 4 sharing each weight row (small batches), kGemmBlock through the GEMM
+  const int64_t kBlock = gemm ? kGemmBlock : 4;
   unsigned char* scratch = scratch_for(scratch_bytes_ * kBlock);
   const int64_t n_in = program_.input_size, n_out = output_size_;
   const bool none = program_.stages.empty();
@@ -687,7 +1004,7 @@ void Engine::run_codes_from(const float* input, int64_t batch, int64_t* output, 
   const int last_type = none ? in_type_ : out_type_.back();
   for (int64_t b0 = 0; b0 < batch; b0 += kBlock) {
    const int64_t count = std::min(kBlock, batch - b0);
-   run_block(input + b0 * n_in, first + b0, count, scratch);
+   run_block(input + b0 * n_in, first + b0, count, scratch, gemm);
    for (int64_t b = b0; b < b0 + count; ++b) {
     const unsigned char* src = scratch + (b - b0) * scratch_bytes_ + last_off;
     int64_t* dst = output + b * n_out;
@@ -706,11 +1023,12 @@ void Engine::run(const float* input, int64_t batch, float* output) const {
   if (batch < 0) throw InvalidArgument("heteroq::deploy::Engine: negative batch size");
   const int64_t n_out = output_size_;
   constexpr int64_t kChunk = 64;
+  const bool gemm = options_.gemm_min_batch > 0 && batch >= options_.gemm_min_batch;
   thread_local std::vector<int64_t> codes;
   if (codes.size() < static_cast<size_t>(n_out * kChunk)) codes.resize(static_cast<size_t>(n_out * kChunk));
   for (int64_t b0 = 0; b0 < batch; b0 += kChunk) {
     const int64_t count = std::min(kChunk, batch - b0);
-    run_codes_from(input + b0 * program_.input_size, count, codes.data(), b0);
+    run_codes_from(input + b0 * program_.input_size, count, codes.data(), b0, gemm);
     for (int64_t b = 0; b < count; ++b) {
       for (int64_t i = 0; i < n_out; ++i) {
         output[(b0 + b) * n_out + i] = code_to_float(codes[b * n_out + i], out_scale_[i]);

@@ -25,7 +25,7 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "heteroq.deploy_engine";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;  // 2: gather stages, table requantizers, pad_*_end, cost_bits (1 is read too)
 
 struct Blob {
   std::string dtype;  // "I16", "I32", "I64"
@@ -139,7 +139,15 @@ void Engine::save(const std::string& path) const {
     j["kind"] = s.kind;
     j["name"] = s.name;
     j["frac"] = s.frac;
-    if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
+    if (s.kind == "gather") {
+      j["in_features"] = s.in_features;
+      j["out_features"] = s.out_features;
+      const std::string x = "stages." + std::to_string(i) + ".index";
+      blobs.push_back({x, {narrowest(s.index), {s.out_features}, s.index}});
+      j["index"] = x;
+    } else if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
+      j["cost_bits"] = s.cost_bits;
+      j["cost_frac"] = s.cost_frac;
       j["in_features"] = s.in_features;
       j["out_features"] = s.out_features;
       const std::string w = "stages." + std::to_string(i) + ".weight";
@@ -151,8 +159,8 @@ void Engine::save(const std::string& path) const {
         j["conv"] = {{"in_channels", g.in_channels}, {"in_h", g.in_h}, {"in_w", g.in_w},
                      {"out_channels", g.out_channels}, {"kernel_h", g.kernel_h}, {"kernel_w", g.kernel_w},
                      {"stride_h", g.stride_h}, {"stride_w", g.stride_w}, {"pad_h", g.pad_h},
-                     {"pad_w", g.pad_w}, {"dilation_h", g.dilation_h}, {"dilation_w", g.dilation_w},
-                     {"groups", g.groups}};
+                     {"pad_w", g.pad_w}, {"pad_h_end", g.pad_bottom()}, {"pad_w_end", g.pad_right()},
+                     {"dilation_h", g.dilation_h}, {"dilation_w", g.dilation_w}, {"groups", g.groups}};
       }
       const std::vector<int64_t> wshape =
           aff ? std::vector<int64_t>{s.channels}
@@ -180,6 +188,23 @@ void Engine::save(const std::string& path) const {
       q["neg_lo"] = r.neg_lo;
       q["low"] = r.low;
       q["threshold"] = r.threshold;
+      if (r.kind == "table") {
+        // the tables as tensors: breaks and codes concatenated, with each table's length
+        q["table"] = r.table;
+        std::vector<int64_t> lengths, breaks, codes;
+        for (size_t t = 0; t < r.breaks.size(); ++t) {
+          lengths.push_back(static_cast<int64_t>(r.breaks[t].size()));
+          breaks.insert(breaks.end(), r.breaks[t].begin(), r.breaks[t].end());
+          codes.insert(codes.end(), r.codes[t].begin(), r.codes[t].end());
+        }
+        q["table_lengths"] = lengths;
+        const std::string b = "stages." + std::to_string(i) + ".breaks";
+        const std::string c = "stages." + std::to_string(i) + ".codes";
+        blobs.push_back({b, {narrowest(breaks), {static_cast<int64_t>(breaks.size())}, breaks}});
+        blobs.push_back({c, {narrowest(codes), {static_cast<int64_t>(codes.size())}, codes}});
+        q["breaks"] = b;
+        q["codes"] = c;
+      }
       j["requantizer"] = q;
     }
     stages.push_back(j);
@@ -258,7 +283,11 @@ Engine Engine::load(const std::string& path) {
                  : "") + ")");
   }
   const std::string version = rd.text(meta, "format_version", "__metadata__");
-  if (version != std::to_string(kVersion)) rd.fail("unsupported format_version `" + version + "`");
+  if (version != "1" && version != std::to_string(kVersion)) {
+    rd.fail("unsupported format_version `" + version + "` (this heteroq reads 1 and " +
+            std::to_string(kVersion) + ")");
+  }
+  const bool v1 = version == "1";
 
   // Tensors: dtype, shape against byte count, offsets tiling the data section.
   std::map<std::string, Blob> blobs;
@@ -336,7 +365,24 @@ Engine Engine::load(const std::string& path) {
     s.kind = rd.text(j, "kind", where);
     s.name = rd.text(j, "name", where);
     s.frac = rd.ints(j, "frac", where);
-    if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
+    auto tensor = [&](const std::string& name, std::vector<int64_t> shape) -> std::vector<int64_t> {
+      auto it = blobs.find(name);
+      if (it == blobs.end()) rd.fail(where + ": tensor `" + name + "` is missing");
+      if (it->second.shape != shape) rd.fail(where + ": tensor `" + name + "` has the wrong shape");
+      if (used.count(name)) rd.fail(where + ": tensor `" + name + "` is used twice");
+      used.insert(name);
+      return it->second.values;
+    };
+    if (s.kind == "gather" && !v1) {
+      s.in_features = rd.integer(j, "in_features", where);
+      s.out_features = rd.integer(j, "out_features", where);
+      if (s.out_features <= 0) rd.fail(where + ": out_features must be positive");
+      s.index = tensor(rd.text(j, "index", where), {s.out_features});
+    } else if (s.kind == "dense" || s.kind == "conv2d" || s.kind == "affine") {
+      if (!v1) {
+        s.cost_bits = rd.integer(j, "cost_bits", where);
+        s.cost_frac = rd.integer(j, "cost_frac", where);
+      }
       s.in_features = rd.integer(j, "in_features", where);
       s.out_features = rd.integer(j, "out_features", where);
       const bool conv = s.kind == "conv2d", aff = s.kind == "affine";
@@ -355,18 +401,16 @@ Engine Engine::load(const std::string& path) {
         g.stride_w = rd.integer(c, "stride_w", w);
         g.pad_h = rd.integer(c, "pad_h", w);
         g.pad_w = rd.integer(c, "pad_w", w);
+        if (!v1) {
+          g.pad_h_end = rd.integer(c, "pad_h_end", w);
+          g.pad_w_end = rd.integer(c, "pad_w_end", w);
+          if (g.pad_h_end < 0 || g.pad_w_end < 0) rd.fail(w + ": pad_h_end and pad_w_end must be >= 0");
+        }
         g.dilation_h = rd.integer(c, "dilation_h", w);
         g.dilation_w = rd.integer(c, "dilation_w", w);
         g.groups = rd.integer(c, "groups", w);
         if (g.groups <= 0) rd.fail(w + ": groups must be positive");
       }
-      auto tensor = [&](const std::string& name, std::vector<int64_t> shape) -> std::vector<int64_t> {
-        auto it = blobs.find(name);
-        if (it == blobs.end()) rd.fail(where + ": tensor `" + name + "` is missing");
-        if (it->second.shape != shape) rd.fail(where + ": tensor `" + name + "` has the wrong shape");
-        used.insert(name);
-        return it->second.values;
-      };
       const ConvGeometry& g = s.conv;
       s.weight = tensor(rd.text(j, "weight", where),
                         aff ? std::vector<int64_t>{s.channels}
@@ -377,7 +421,7 @@ Engine Engine::load(const std::string& path) {
         if (!b.is_string()) rd.fail(where + ": `bias` must be a tensor name or null");
         s.bias = tensor(b.get<std::string>(), {aff ? s.channels : conv ? g.out_channels : s.out_features});
       }
-    } else {
+    } else if (s.kind == "requantize") {
       const ojson& q = rd.get(j, "requantizer", where);
       const std::string w = where + ".requantizer";
       Requantizer& r = s.requantizer;
@@ -390,6 +434,28 @@ Engine Engine::load(const std::string& path) {
       r.neg_lo = rd.integer(q, "neg_lo", w);
       r.low = rd.integer(q, "low", w);
       r.threshold = rd.ints(q, "threshold", w);
+      if (r.kind == "table") {
+        if (v1) rd.fail(w + ": a table requantizer needs format_version 2");
+        r.table = rd.ints(q, "table", w);
+        const std::vector<int64_t> lengths = rd.ints(q, "table_lengths", w);
+        int64_t nb = 0;
+        for (int64_t len : lengths) {
+          if (len < 0 || len > (int64_t(1) << 40)) rd.fail(w + ": bad table_lengths");
+          nb += len;
+        }
+        const std::vector<int64_t> breaks = tensor(rd.text(q, "breaks", w), {nb});
+        const std::vector<int64_t> codes =
+            tensor(rd.text(q, "codes", w), {nb + static_cast<int64_t>(lengths.size())});
+        size_t bi = 0, ci = 0;
+        for (int64_t len : lengths) {
+          r.breaks.emplace_back(breaks.begin() + bi, breaks.begin() + bi + len);
+          r.codes.emplace_back(codes.begin() + ci, codes.begin() + ci + len + 1);
+          bi += len;
+          ci += len + 1;
+        }
+      }
+    } else {
+      rd.fail(where + ": unknown stage kind `" + s.kind + "`");
     }
     p.stages.push_back(std::move(s));
   }

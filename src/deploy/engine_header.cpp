@@ -90,7 +90,12 @@ std::string Engine::generate_header(const std::string& name) const {
     << "  const int64_t q = a >> s;\n"
     << "  const int64_t r = a - q * (INT64_C(1) << s);\n"
     << "  const int64_t half = INT64_C(1) << (s - 1);\n"
-    << "  return q + ((r + (q & 1)) > half ? 1 : 0);\n}\n\n";
+    << "  return q + ((r + (q & 1)) > half ? 1 : 0);\n}\n"
+    << "// The number of b[0..n) <= a (b increasing).\n"
+    << "static inline int upper(const int64_t* b, int n, int64_t a) {\n"
+    << "  int lo = 0, hi = n;\n"
+    << "  while (lo < hi) {\n    const int mid = lo + (hi - lo) / 2;\n"
+    << "    if (b[mid] <= a) lo = mid + 1; else hi = mid;\n  }\n  return lo;\n}\n\n";
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const Stage& s = p.stages[i];
     const std::string id = std::to_string(i);
@@ -110,6 +115,8 @@ std::string Engine::generate_header(const std::string& name) const {
         emit_array(o, "int64_t", "w" + id, w);
         emit_array(o, "int64_t", "b" + id, b);
       }
+    } else if (s.kind == "gather") {
+      emit_array(o, "int", "index" + id, s.index);
     } else {
       const Requantizer& r = s.requantizer;
       if (r.kind == "fixed") {
@@ -119,6 +126,29 @@ std::string Engine::generate_header(const std::string& name) const {
         std::vector<std::string> t;
         for (int64_t v : r.threshold) t.push_back(int_literal(v));
         emit_array(o, "int64_t", "threshold" + id, t);
+      } else if (r.kind == "table") {
+        // every table's breaks and codes concatenated; per channel where its table starts
+        std::vector<std::string> br, cd;
+        std::vector<int64_t> bstart, blen, cstart;
+        for (size_t t = 0; t < r.breaks.size(); ++t) {
+          bstart.push_back(static_cast<int64_t>(br.size()));
+          blen.push_back(static_cast<int64_t>(r.breaks[t].size()));
+          cstart.push_back(static_cast<int64_t>(cd.size()));
+          for (int64_t v : r.breaks[t]) br.push_back(int_literal(v));
+          for (int64_t v : r.codes[t]) cd.push_back(int_literal(v));
+        }
+        if (br.empty()) br.push_back(int_literal(0));  // no zero-length arrays
+        std::vector<int64_t> tb, tl, tc;
+        for (int64_t t : r.table) {
+          tb.push_back(bstart[static_cast<size_t>(t)]);
+          tl.push_back(blen[static_cast<size_t>(t)]);
+          tc.push_back(cstart[static_cast<size_t>(t)]);
+        }
+        emit_array(o, "int64_t", "breaks" + id, br);
+        emit_array(o, "int64_t", "codes" + id, cd);
+        emit_array(o, "int", "tbreak" + id, tb);
+        emit_array(o, "int", "tlen" + id, tl);
+        emit_array(o, "int", "tcode" + id, tc);
       }
     }
   }
@@ -153,7 +183,12 @@ std::string Engine::generate_header(const std::string& name) const {
     const Stage& s = p.stages[i];
     const std::string id = std::to_string(i), y = "y" + id;
     const std::string ty = ctype(out_type_[i]);
-    if (s.kind == "affine") {
+    if (s.kind == "gather") {
+      o << "  " << ty << " " << y << "[" << s.out_features << "];\n"
+        << "  for (int k = 0; k < " << s.out_features << "; ++k) " << y << "[k] = index" << id
+        << "[k] < 0 ? 0 : " << prev << "[index" << id << "[k]];\n";
+      size = s.out_features;
+    } else if (s.kind == "affine") {
       const int64_t per = s.out_features / s.channels;
       o << "  " << ty << " " << y << "[" << s.out_features << "];\n"
         << "  for (int k = 0; k < " << s.out_features << "; ++k) " << y << "[k] = (" << ty << ")((int64_t)"
@@ -212,6 +247,9 @@ std::string Engine::generate_header(const std::string& name) const {
         o << "    " << y << "[c] = a < 0 ? -1 : 1;\n";
       } else if (r.kind == "binary") {
         o << "    " << y << "[c] = a < 0 ? " << r.low << " : 1;\n";
+      } else if (r.kind == "table") {
+        o << "    " << y << "[c] = (" << ty << ")codes" << id << "[tcode" << id << "[c] + upper(breaks" << id
+          << " + tbreak" << id << "[c], tlen" << id << "[c], a)];\n";
       } else {
         o << "    " << y << "[c] = (a < 0 ? -a : a) >= threshold" << id
           << "[c] ? (a > 0 ? 1 : (a < 0 ? -1 : 0)) : 0;\n";

@@ -303,3 +303,254 @@ TEST(DeployCompile, UnfoldedBatchNormIsBitExact) {
   o.input_shape = {4};
   EXPECT_NE(error_of([&] { hd::compile(*m2, o); }).find("quantize it"), std::string::npos);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Layers chained without an activation, separable and transposed convolutions, table activations,
+// sparse kernels.
+
+namespace {
+
+// Every value of quantized_bits(bits, integer): its whole integer domain, one per row.
+torch::Tensor every_code(int64_t bits, int64_t integer) {
+  return (torch::arange(-(int64_t(1) << (bits - 1)), int64_t(1) << (bits - 1), torch::kDouble) *
+          std::ldexp(1.0, static_cast<int>(integer + 1 - bits)))
+      .to(torch::kFloat)
+      .reshape({-1, 1});
+}
+
+// The jet model with each layer's smallest-magnitude weights zero.
+torch::nn::Sequential pruned_jet_model(double sparsity) {
+  torch::nn::Sequential m = jet_model();
+  torch::NoGradGuard g;
+  for (const auto& p : m->named_parameters()) {
+    if (p.key().find("weight") == std::string::npos) continue;
+    torch::Tensor w = p.value();
+    const auto k = static_cast<int64_t>(std::round(sparsity * static_cast<double>(w.numel())));
+    const torch::Tensor cut = std::get<0>(w.abs().flatten().kthvalue(k));
+    w.masked_fill_(w.abs() <= cut, 0.0);
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST(DeployCompile, ChainedSeparableAndTransposedConvolutionsAreBitExact) {
+  torch::manual_seed(10);
+  const char* auto_po2 = "quantized_bits(6,0,alpha=\"auto_po2\")";
+  torch::nn::Sequential m;
+  m->push_back(hn::QActivation("quantized_bits(8,2,alpha=1)"));
+  m->push_back(hn::QSeparableConv2d(hn::QSeparableConv2dOptions(2, 4, 3).depth_multiplier(2).padding(1)
+                                        .depthwise_quantizer(auto_po2)
+                                        .pointwise_quantizer("quantized_po2(4)")
+                                        .bias_quantizer("quantized_bits(8,3,alpha=1)")));
+  m->push_back(hn::QConvTranspose2d(hn::QConv2dOptions(4, 3, 3).stride(2).padding(1).output_padding(1)
+                                        .kernel_quantizer(auto_po2)
+                                        .bias_quantizer(kQ6)));
+  m->push_back(hn::QActivation("quantized_tanh(6)"));
+  m->push_back(hn::QConv2d(hn::QConv2dOptions(3, 2, 2).kernel_quantizer(kQ6)));
+  m->push_back(torch::nn::Flatten());
+  m->push_back(hn::QLinear(hn::QLinearOptions(2 * 11 * 11, 8).kernel_quantizer(auto_po2).bias_quantizer(kQ6)));
+  m->push_back(hn::QLinear(hn::QLinearOptions(8, 3).kernel_quantizer("ternary(alpha=1)")));
+  m->eval();
+  hd::CompileOptions o;
+  o.input_shape = {2, 6, 6};
+  const hd::Engine e = hd::compile(*m, o);
+  std::vector<std::string> kinds;
+  for (const auto& s : e.stage_info()) kinds.push_back(s.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"conv2d", "conv2d", "gather", "conv2d", "requantize",
+                                             "conv2d", "dense", "dense"}));
+  EXPECT_NE(e.stage_info()[0].name.find("layer `1.depthwise`"), std::string::npos);
+  EXPECT_TRUE(e.float32_exact());
+  const torch::Tensor x = inputs(40 * 72, 1).reshape({40, 2, 6, 6});
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(run(e, x.reshape({40, 72})), m->forward(x)));
+  // the file keeps every new field
+  const std::string path = testing::TempDir() + "deploy_chain.engine";
+  e.save(path);
+  EXPECT_TRUE(torch::equal(run(hd::Engine::load(path), x.reshape({40, 72})), run(e, x.reshape({40, 72}))));
+  std::remove(path.c_str());
+}
+
+TEST(DeployCompile, TableActivationsAreExactOnEveryInteger) {
+  for (const char* act : {"quantized_tanh(5)", "quantized_sigmoid(6,symmetric=True)", "quantized_hswish(6,2)",
+                          "quantized_ulaw(8,0)", "quantized_po2(5,2)", "quantized_relu_po2(4)",
+                          "quantized_relu(6,2,use_sigmoid=1)", "quantized_relu(6,2,relu_upper_bound=2.5)"}) {
+    torch::nn::Sequential m(hn::QActivation("quantized_bits(14,6,alpha=1)"), hn::QActivation(act));
+    m->eval();
+    hd::CompileOptions one;
+    one.input_shape = {1};
+    const hd::Engine e = hd::compile(*m, one);
+    ASSERT_EQ(e.program().stages.size(), 1u) << act;
+    EXPECT_EQ(e.program().stages[0].requantizer.kind, "table") << act;
+    const torch::Tensor x = every_code(14, 6);
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::equal(run(e, x), m->forward(x))) << act;
+  }
+  // after dense layers with per-channel scales: one table per accumulator frac
+  torch::manual_seed(11);
+  torch::nn::Sequential m(hn::QActivation("quantized_bits(8,3,alpha=1)"),
+                          hn::QLinear(hn::QLinearOptions(16, 12).kernel_quantizer("quantized_bits(6,0,alpha=\"auto_po2\")")),
+                          hn::QActivation("quantized_po2(4)"),
+                          hn::QLinear(hn::QLinearOptions(12, 3).kernel_quantizer(kQ6)));
+  m->eval();
+  const hd::Engine e = hd::compile(*m);
+  EXPECT_GT(e.program().stages[1].requantizer.breaks.size(), 1u);
+  const torch::Tensor x = inputs(1000, 16);
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(run(e, x), m->forward(x)));
+  // not as the input quantizer, not non-monotonic on a huge domain
+  torch::nn::Sequential bad(hn::QActivation("quantized_tanh(4)"), hn::QLinear(hn::QLinearOptions(2, 2).kernel_quantizer(kQ6)));
+  bad->eval();
+  EXPECT_NE(error_of([&] { hd::compile(*bad); }).find("input quantizer"), std::string::npos);
+  torch::nn::Sequential wide(hn::QActivation("quantized_bits(24,10,alpha=1)"), hn::QActivation("quantized_hswish(6,2)"));
+  wide->eval();
+  hd::CompileOptions one;
+  one.input_shape = {1};
+  EXPECT_NE(error_of([&] { hd::compile(*wide, one); }).find("not monotonic"), std::string::npos);
+}
+
+TEST(DeployEngine, SparseKernelEqualsDenseAndModel) {
+  torch::manual_seed(12);
+  auto m = pruned_jet_model(0.9);
+  const hd::Engine e = hd::compile(*m);
+  int sparse = 0;
+  for (const auto& s : e.stage_info()) sparse += s.kernel == "sparse";
+  EXPECT_EQ(sparse, 4);
+  hd::EngineOptions dense_only;
+  dense_only.sparse_min_zero_fraction = 2.0;
+  const hd::Engine d(e.program(), dense_only);
+  for (const auto& s : d.stage_info()) EXPECT_NE(s.kernel, "sparse");
+  torch::NoGradGuard g;
+  for (int64_t batch : {1, 4, 5, 300}) {
+    const torch::Tensor x = inputs(batch * 2, 16).slice(0, 0, batch);
+    const torch::Tensor want = m->forward(x);
+    EXPECT_TRUE(torch::equal(run(e, x), want)) << batch;
+    EXPECT_TRUE(torch::equal(run(d, x), want)) << batch;
+  }
+  // at most 10% of the first layer's 1024 weights are nonzero (ties at the cut prune more)
+  EXPECT_GT(e.stage_info()[0].nonzero_weights, 0);
+  EXPECT_LE(e.stage_info()[0].nonzero_weights, 103);
+}
+
+TEST(DeployEngine, ValidatesGatherAndTableStages) {
+  hd::Program p;
+  p.input_size = 3;
+  p.input.kind = "fixed";
+  p.input.in_scale = 1;
+  p.input.lo = -8;
+  p.input.hi = 7;
+  hd::Stage g;
+  g.kind = "gather";
+  g.name = "pad";
+  g.in_features = 3;
+  g.out_features = 4;
+  g.index = {2, -1, 0, 3};
+  g.frac = {0, 0, 0, 0};
+  p.stages.push_back(g);
+  EXPECT_NE(error_of([&] { hd::Engine e(p); }).find("index 3 at 3 is out of [-1, 3)"), std::string::npos);
+  p.stages[0].index = {2, -1, 0, 1};
+  hd::Stage t;
+  t.kind = "requantize";
+  t.name = "act";
+  t.frac = {1, 1, 1, 1};
+  t.requantizer.kind = "table";
+  t.requantizer.table = {0, 0, 0, 0};
+  t.requantizer.breaks = {{-2, 3, 3}};
+  t.requantizer.codes = {{-1, 0, 1, 2}};
+  p.stages.push_back(t);
+  EXPECT_NE(error_of([&] { hd::Engine e(p); }).find("must increase strictly"), std::string::npos);
+  p.stages[1].requantizer.breaks = {{-2, 3, 5}};
+  const hd::Engine e(p);
+  // x = (6, -3, 1): gathered (1, 0, 6, -3); steps at -2, 3, 5 -> codes (0, 0, 2, -1)
+  const float x[] = {6.f, -3.f, 1.f};
+  std::vector<int64_t> out(4);
+  e.run_codes(x, 1, out.data());
+  EXPECT_EQ(out, (std::vector<int64_t>{0, 0, 2, -1}));
+  // recurrent layers are refused by name
+  hd::LayerDesc l;
+  l.name = "rnn";
+  l.class_name = "QLSTM";
+  EXPECT_NE(error_of([&] { hd::compile_program({l}); }).find("layer `rnn` (QLSTM): is a recurrent layer"),
+            std::string::npos);
+}
+
+TEST(DeployHeader, RunsTablesGathersAndSparseModels) {
+  torch::manual_seed(13);
+  torch::nn::Sequential m;
+  m->push_back(hn::QActivation("quantized_bits(8,2,alpha=1)"));
+  m->push_back(hn::QConvTranspose2d(hn::QConv2dOptions(2, 2, 3).stride(2).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
+  m->push_back(hn::QActivation("quantized_sigmoid(5)"));
+  m->push_back(torch::nn::Flatten());
+  m->push_back(hn::QLinear(hn::QLinearOptions(2 * 9 * 9, 4).kernel_quantizer("quantized_po2(4)")));
+  m->push_back(hn::QActivation("quantized_hswish(6,2)"));
+  m->eval();
+  hd::CompileOptions o;
+  o.input_shape = {2, 4, 4};
+  const hd::Engine e = hd::compile(*m, o);
+  const std::string dir = testing::TempDir();
+  {
+    std::ofstream h(dir + "t_model.h");
+    h << e.generate_header("tm");
+    std::ofstream mm(dir + "t_main.cpp");
+    mm << "#include <cstdio>\n#include \"t_model.h\"\n"
+          "int main() {\n  float in[tm::kInputSize]; float out[tm::kOutputSize];\n"
+          "  while (std::fread(in, 4, tm::kInputSize, stdin) == (size_t)tm::kInputSize) {\n"
+          "    if (tm::infer_float(in, out) != 0) return 3;\n"
+          "    std::fwrite(out, 4, tm::kOutputSize, stdout);\n  }\n  return 0;\n}\n";
+  }
+  const torch::Tensor x = inputs(100 * 32, 1).reshape({100, 32}).contiguous();
+  {
+    std::ofstream f(dir + "t_in.bin", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(x.data_ptr<float>()), x.numel() * 4);
+  }
+  const std::string cmd = std::string(HETEROQ_CXX_COMPILER) + " -std=c++17 -O1 -Wall -Werror -o " + dir +
+                          "t_main " + dir + "t_main.cpp && " + dir + "t_main < " + dir + "t_in.bin > " +
+                          dir + "t_out.bin";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream f(dir + "t_out.bin", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(raw.size(), static_cast<size_t>(100 * 4 * 4));
+  torch::Tensor got = torch::from_blob(raw.data(), {100, 4}, torch::kFloat).clone();
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(got, run(e, x)));
+  EXPECT_TRUE(torch::equal(got, m->forward(x.reshape({100, 2, 4, 4}))));
+}
+
+TEST(DeployCompile, AccumulatorsFitTheCostModel) {
+  torch::manual_seed(14);
+  for (const char* kernel : {kQ6, "quantized_bits(4,1,alpha=1)", "quantized_po2(4)", "ternary(alpha=1)",
+                             "binary(alpha=1)", "quantized_bits(8,2,symmetric=1,alpha=1)"}) {
+    auto m = jet_model(kernel);
+    const hd::Engine e = hd::compile(*m);
+    int checked = 0;
+    for (const auto& s : e.stage_info()) {
+      if (s.kind != "dense") continue;
+      EXPECT_GT(s.cost_bits, 0) << kernel << " " << s.name;
+      EXPECT_GT(s.bits_at_cost_frac, 0) << kernel << " " << s.name;
+      EXPECT_LE(s.bits_at_cost_frac, s.cost_bits) << kernel << " " << s.name;
+      ++checked;
+    }
+    EXPECT_EQ(checked, 4) << kernel;
+  }
+  // convolutions, a separable one (two stages, two accumulator types) and chained layers
+  torch::nn::Sequential m;
+  m->push_back(hn::QActivation("quantized_bits(8,2,alpha=1)"));
+  m->push_back(hn::QConv2d(hn::QConv2dOptions(2, 4, 3).padding(1).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
+  m->push_back(hn::QActivation("quantized_relu(6,2)"));
+  m->push_back(hn::QSeparableConv2d(hn::QSeparableConv2dOptions(4, 6, 3).depthwise_quantizer(kQ6)
+                                        .pointwise_quantizer("quantized_po2(4)").bias_quantizer(kQ6)));
+  m->push_back(torch::nn::Flatten());
+  m->push_back(hn::QLinear(hn::QLinearOptions(6 * 6 * 6, 5).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
+  m->eval();
+  hd::CompileOptions o;
+  o.input_shape = {2, 8, 8};
+  const hd::Engine e = hd::compile(*m, o);
+  int checked = 0;
+  for (const auto& s : e.stage_info()) {
+    if (s.kind != "dense" && s.kind != "conv2d") continue;
+    EXPECT_GT(s.cost_bits, 0) << s.name;
+    EXPECT_LE(s.bits_at_cost_frac, s.cost_bits) << s.name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);
+}

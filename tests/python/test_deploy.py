@@ -346,7 +346,8 @@ def test_average_pooling_is_exact(pool):
 
 @pytest.mark.parametrize("pool,match", [
     (lambda: hnn.QAvgPool2d(3), "window area 9, which is not a power of two"),
-    (lambda: hnn.QAvgPool2d(2, padding=1, average_quantizer=Q6), "padding and ceil_mode"),
+    (lambda: hnn.QAvgPool2d(2, padding=1, count_include_pad=False, average_quantizer=Q6),
+     "count_include_pad=False with padding"),
 ])
 def test_average_pooling_refusals(pool, match):
     model = torch.nn.Sequential(hnn.QActivation("quantized_bits(6,2,alpha=1)"), pool()).eval()
@@ -479,24 +480,26 @@ int main() {
               hnn.QDense(4, 4, kernel_quantizer=Q6)], r"layer `0` \(QActivation\).*stochastic"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4)],
      r"layer `1` \(QLinear\).*no kernel_quantizer"),
-    (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
-              hnn.QActivation("quantized_tanh(4)")], r"layer `2` \(QActivation\).*not supported"),
-    (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
-              hnn.QActivation("quantized_relu_po2(4)")], r"layer `2` \(QActivation\).*not supported"),
+    (lambda: [hnn.QActivation("quantized_tanh(4)"), hnn.QDense(4, 4, kernel_quantizer=Q6)],
+     r"layer `0` \(QActivation\): quantized_tanh.*as the model's input quantizer"),
+    (lambda: [hnn.QActivation("quantized_relu_po2(4)"), hnn.QDense(4, 4, kernel_quantizer=Q6)],
+     r"layer `0` \(QActivation\): quantized_relu_po2.*as the model's input quantizer"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
               hnn.QActivation("quantized_bits(4,0,alpha=0.3)")], r"layer `2`.*not a power of two"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
-              hnn.QDense(4, 2, kernel_quantizer=Q6)], r"layer `2` \(QLinear\).*without a QActivation"),
-    (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
-              hnn.QActivation("quantized_relu(4,0,use_sigmoid=1)")], r"layer `2`.*use_sigmoid"),
+              hnn.QActivation("quantized_relu(4,0,use_sigmoid=1,use_stochastic_rounding=True)")],
+     r"layer `2`.*stochastic"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"),
               hnn.QConv2d(1, 2, 3, kernel_quantizer=Q6)], r"layer `1` \(QConv2d\).*input_shape"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
               hnn.QActivation("quantized_relu(4,0)"), hnn.QConvTranspose2d(1, 2, 3, kernel_quantizer=Q6)],
-     r"layer `3` \(QConvTranspose2d\).*not supported by the engine yet"),
+     r"layer `3` \(QConvTranspose2d\).*expects a \(C, H, W\) input"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"), hnn.QDense(4, 4, kernel_quantizer=Q6),
               hnn.QActivation("quantized_relu(4,0)"), hnn.QSeparableConv2d(1, 2, 3)],
-     r"layer `3` \(QSeparableConv2d\).*not supported by the engine yet"),
+     r"layer `3.depthwise` \(QConv2d\).*expects a \(C, H, W\) input"),
+    (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"),
+              hnn.QGRU(4, 4, kernel_quantizer=Q6, recurrent_quantizer=Q6)],
+     r"layer `1` \(QGRU\): is a recurrent layer"),
 ])
 def test_unsupported_models_name_the_layer(layers, match):
     model = torch.nn.Sequential(*layers()).eval()
@@ -584,7 +587,7 @@ def test_corrupted_files(tmp_path):
     text = raw[8:8 + n].decode()
     for old, new, match in [('\\"in_features\\":16', '\\"in_features\\":17', "weight` has the wrong shape"),
                             ('\\"kind\\":\\"requantize\\"', '\\"kind\\":\\"requantise\\"',
-                             "invalid program.*unknown stage kind"),
+                             "unknown stage kind `requantise`"),
                             ('\\"hi\\":63', '\\"hi\\":-1', "invalid program.*lo > hi")]:
         broken = text.replace(old, new, 1)
         assert broken != text, old

@@ -42,13 +42,18 @@ struct HETEROQ_API LayerDesc {
   at::Tensor weight, bias;
   QuantizerPtr kernel_quantizer, bias_quantizer;
   /// Convolutions ("QConv1d", "QConv2d", "QDepthwiseConv2d", "QConv2dBatchNorm"; weight
-  /// (out, in/groups, k...)): one value per spatial axis; zero padding only.
-  std::vector<int64_t> stride, padding, dilation;
+  /// (out, in/groups, k...); "QConvTranspose2d" with `transposed`: weight (in, out/groups, kh, kw)):
+  /// one value per spatial axis. `padding` is the padding before the input, `padding_end` after
+  /// it (empty: as `padding`; PyTorch's padding="same" with an even kernel pads one more after);
+  /// padding_mode "zeros" (or empty), "reflect", "replicate", "circular".
+  std::vector<int64_t> stride, padding, padding_end, dilation, output_padding;
   int64_t groups = 1;
+  std::string padding_mode;
+  bool transposed = false;
   /// "QAvgPool2d" (kernel_size, stride, padding, ceil_mode; kernel_quantizer: its
   /// average_quantizer; activation: its activation) and "QGlobalAvgPool2d" (keepdim).
   std::vector<int64_t> kernel_size;
-  bool ceil_mode = false, keepdim = false;
+  bool ceil_mode = false, keepdim = false, count_include_pad = true;
   /// "QBatchNorm1d"/"QBatchNorm2d" (eval: y = x inv + beta - mean inv per channel, as the layer):
   /// weight = the inverse before the inverse_quantizer (kernel_quantizer), or the float inverse
   /// computed from the quantized variance and gamma when there is no inverse_quantizer; mean = the
@@ -57,6 +62,9 @@ struct HETEROQ_API LayerDesc {
   QuantizerPtr mean_quantizer;
   /// QActivation: its quantizer.
   QuantizerPtr activation;
+  /// Dense and convolution layers: the accumulator type the cost model assigns (QTools's data
+  /// types: width with the sign, 0: unknown, and frac), copied to the stage.
+  int64_t cost_bits = 0, cost_frac = 0;
   /// Whether the module is in training mode (refused: the engine reproduces eval mode).
   bool training = false;
 };
@@ -75,7 +83,9 @@ HETEROQ_API Program compile_program(const std::vector<LayerDesc>& layers,
 
 /**
  * Compiles a torch::nn::Sequential of heteroq layers (QLinear, QLinearBatchNorm, QConv1d,
- * QConv2d, QDepthwiseConv2d, QConv2dBatchNorm, QActivation; Flatten, Dropout, Identity) (nested Sequentials are walked) into an
+ * QConv2d, QDepthwiseConv2d, QSeparableConv1d/2d, QConvTranspose2d, QConv2dBatchNorm,
+ * QAvgPool2d, QGlobalAvgPool2d, QBatchNorm1d/2d, QActivation; Flatten, Dropout, Identity) (nested
+ * Sequentials are walked; a layer may follow another without an activation) into an
  * Engine, whose output equals the model's eval-mode forward bit for bit wherever
  * Engine::float32_exact() (docs/deploy_engine.md).
  *

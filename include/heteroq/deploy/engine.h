@@ -50,7 +50,11 @@ struct HETEROQ_DEPLOY_API InputQuantizer {
  *  - "fixed": code = clamp(rne_shift(A, shift[c]), lo, hi)
  *             [+ clamp(rne_shift(A, slope_shift[c]), neg_lo, 0) with has_slope];
  *  - "sign": code = A < 0 ? -1 : +1;   "binary": code = A < 0 ? low : 1;
- *  - "ternary": code = |A| >= threshold[c] ? sign(A) : 0.
+ *  - "ternary": code = |A| >= threshold[c] ? sign(A) : 0;
+ *  - "table" (any element function, e.g. quantized_tanh, quantized_po2): a step function of the
+ *    integer, t = table[c], j = the number of breaks[t] <= A, code = codes[t][j] (breaks strictly
+ *    increasing, codes one longer). The compiler finds the breaks on the integer input domain
+ *    with the quantizer's own float32 element function.
  * The output has one frac for every channel: `frac`.
  */
 struct HETEROQ_DEPLOY_API Requantizer {
@@ -62,25 +66,38 @@ struct HETEROQ_DEPLOY_API Requantizer {
   int64_t neg_lo = 0;
   int64_t low = -1;
   std::vector<int64_t> threshold;
+  std::vector<int64_t> table;
+  std::vector<std::vector<int64_t>> breaks, codes;
 };
 
 /// The geometry of a "conv2d" stage: per sample (C, H, W) row-major in, (out_channels, out_h,
-/// out_w) out; zero padding; weight [out_channels][in_channels / groups][kernel_h][kernel_w].
+/// out_w) out; zero padding, pad_h/pad_w before the input (top, left) and pad_h_end/pad_w_end
+/// after it (bottom, right; -1: as pad_h/pad_w; PyTorch's padding="same" with an even kernel pads
+/// one more after); weight [out_channels][in_channels / groups][kernel_h][kernel_w].
 /// (A 1-D convolution is one with H = 1.)
 struct HETEROQ_DEPLOY_API ConvGeometry {
   int64_t in_channels = 0, in_h = 0, in_w = 0, out_channels = 0;
   int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
   int64_t dilation_h = 1, dilation_w = 1, groups = 1;
-  int64_t out_h() const { return (in_h + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
-  int64_t out_w() const { return (in_w + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+  int64_t pad_h_end = -1, pad_w_end = -1;
+  int64_t pad_bottom() const { return pad_h_end < 0 ? pad_h : pad_h_end; }
+  int64_t pad_right() const { return pad_w_end < 0 ? pad_w : pad_w_end; }
+  int64_t out_h() const {
+    return (in_h + pad_h + pad_bottom() - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  }
+  int64_t out_w() const {
+    return (in_w + pad_w + pad_right() - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  }
 };
 
 /// One step of the program: a dense layer (integer matrix-vector product plus bias, giving
 /// accumulators), a 2-D convolution (the same, over a sliding window), a per-channel affine map
 /// (an unfolded batch norm: y = x * weight[c] + bias[c], channel c = element / (size / channels)),
-/// or a requantization.
+/// a gather (y[j] = index[j] < 0 ? 0 : x[index[j]]: reflect/replicate/circular padding), or a
+/// requantization. A dense, conv2d or affine stage may follow another directly: its input then has
+/// one frac per value (per channel), and the compiler aligns the weights to it.
 struct HETEROQ_DEPLOY_API Stage {
-  /// "dense", "conv2d", "affine" or "requantize".
+  /// "dense", "conv2d", "affine", "gather" or "requantize".
   std::string kind;
   /// The model layer it comes from ("fc1 (QLinear)"), for messages.
   std::string name;
@@ -94,6 +111,12 @@ struct HETEROQ_DEPLOY_API Stage {
   int64_t channels = 0;
   /// requantize.
   Requantizer requantizer;
+  /// gather: out_features source indices into the input (-1: zero).
+  std::vector<int64_t> index;
+  /// dense, conv2d: the accumulator type the cost model (QTools's data types, heteroq::cost)
+  /// assigns to the layer: its width in bits (sign included; 0: unknown) and its frac;
+  /// StageInfo::bits_at_cost_frac says whether the engine's bound fits it.
+  int64_t cost_bits = 0, cost_frac = 0;
   /// The frac of each output value (value = integer * 2^-frac): the accumulator's frac (per
   /// channel) of a dense or conv2d stage; one value repeated for a requantization.
   std::vector<int64_t> frac;
@@ -127,6 +150,26 @@ struct HETEROQ_DEPLOY_API StageInfo {
   /// dense: whether the float32 QAT forward computes this layer exactly: every accumulator's
   /// bound is below 2^24 (then every partial sum is a float32 value). Always true otherwise.
   bool float32_exact = true;
+  /// dense, conv2d: the cost model's accumulator width and frac (Stage::cost_bits, cost_frac; 0
+  /// bits: unknown), and the bits the engine's bound (from the actual weights, per channel)
+  /// needs at the cost model's binary point: max_o bits(bound_o) + cost_frac - frac_o (0 when
+  /// unknown). The cost model's width is the worst case over all weights of the format, so
+  /// bits_at_cost_frac <= cost_bits.
+  int64_t cost_bits = 0, cost_frac = 0, bits_at_cost_frac = 0;
+  /// dense: the kernel: "dense", or "sparse" (only the nonzero weights, per row) when at least
+  /// EngineOptions::sparse_min_zero_fraction of the weights are zero; their count.
+  std::string kernel;
+  int64_t nonzero_weights = 0;
+};
+
+/// How an Engine runs a Program (never what it computes).
+struct HETEROQ_DEPLOY_API EngineOptions {
+  /// A dense stage whose weights are at least this fraction zero (a pruned layer) runs a sparse
+  /// kernel over its nonzero weights only; > 1 disables it.
+  double sparse_min_zero_fraction = 0.75;
+  /// Batches of at least this many samples run the dense layers as one integer GEMM (samples in
+  /// blocks sharing each weight row); smaller batches sample by sample. 0 disables it.
+  int64_t gemm_min_batch = 16;
 };
 
 /// Bit-exact integer inference of a Program. Immutable and thread-safe after construction.
@@ -138,9 +181,10 @@ class HETEROQ_DEPLOY_API Engine {
    * where the bound allows, else int64) and whether float32 training math is exact.
    * @throws heteroq::InvalidArgument naming the stage and the problem.
    */
-  explicit Engine(Program program);
+  explicit Engine(Program program, EngineOptions options = {});
 
   const Program& program() const { return program_; }
+  const EngineOptions& options() const { return options_; }
   int64_t input_size() const { return program_.input_size; }
   int64_t output_size() const { return output_size_; }
   /// The frac of each output (value = code * 2^-frac).
@@ -169,13 +213,19 @@ class HETEROQ_DEPLOY_API Engine {
 
  private:
   Program program_;
+  EngineOptions options_;
   int64_t output_size_ = 0;
   std::vector<int64_t> output_frac_;
   std::vector<double> out_scale_;  // 2^-output_frac
   std::vector<StageInfo> info_;
   std::vector<std::vector<int16_t>> w16_;
   std::vector<std::vector<int32_t>> b32_;
-  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d, 3 affine
+  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d, 3 affine, 4 gather
+  std::vector<bool> sparse_;     // per dense stage: the sparse kernel (CSR: row_ptr_, col_, w16_ or the weight)
+  std::vector<std::vector<int32_t>> row_ptr_, col_;
+  std::vector<std::vector<int64_t>> wsp_;  // sparse wide: the nonzero weights
+  std::vector<std::vector<int16_t>> wpack_;  // narrow dense: the weights packed for the batched GEMM
+  bool avx2_ = false;
   std::vector<int> out_type_;    // per stage: 16, 32 or 64 (the output storage)
   int in_type_ = 16;             // the input codes' storage
   int in_op_ = 0;                // the input quantizer's kind, as an integer
@@ -185,8 +235,8 @@ class HETEROQ_DEPLOY_API Engine {
   size_t in_offset_ = 0, scratch_bytes_ = 0;
   void analyse();
   void run_stage(size_t i, const unsigned char* prev, int prev_type, int64_t size, unsigned char* out) const;
-  void run_block(const float* x, int64_t first, int64_t count, unsigned char* scratch) const;
-  void run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first) const;
+  void run_block(const float* x, int64_t first, int64_t count, unsigned char* scratch, bool gemm) const;
+  void run_codes_from(const float* input, int64_t batch, int64_t* output, int64_t first, bool gemm) const;
   template <typename T>
   const T* output_of(const unsigned char* scratch) const;
 };
