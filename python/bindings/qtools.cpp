@@ -53,7 +53,7 @@ QToolsOptions to_options(const py::dict& d) {
     }
     target = v.cast<T>();
   };
-  static const std::array<const char*, 16> known = {"process",
+  static const std::array<const char*, 17> known = {"process",
                                                     "weights_on_memory",
                                                     "activations_on_memory",
                                                     "min_sram_size",
@@ -66,6 +66,7 @@ QToolsOptions to_options(const py::dict& d) {
                                                     "reference_internal",
                                                     "reference_accumulator",
                                                     "unknown_layers_as_zero",
+                                                    "skip_zero_weights",
                                                     "ref_bits",
                                                     "input_bits",
                                                     "output_bits"};
@@ -90,6 +91,7 @@ QToolsOptions to_options(const py::dict& d) {
   get("reference_internal", o.reference_internal);
   get("reference_accumulator", o.reference_accumulator);
   get("unknown_layers_as_zero", o.unknown_layers_as_zero);
+  get("skip_zero_weights", o.skip_zero_weights);
   get("ref_bits", o.ref_bits);
   get("input_bits", o.input_bits);
   get("output_bits", o.output_bits);
@@ -155,6 +157,7 @@ void bind_qtools(py::module_& m) {
         d["reference_internal"] = o.reference_internal;
         d["reference_accumulator"] = o.reference_accumulator;
         d["unknown_layers_as_zero"] = o.unknown_layers_as_zero;
+        d["skip_zero_weights"] = o.skip_zero_weights;
         d["ref_bits"] = o.ref_bits;
         d["input_bits"] = o.input_bits;
         d["output_bits"] = o.output_bits;

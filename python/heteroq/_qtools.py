@@ -246,7 +246,9 @@ def data_types(model: ModelLike, input_shape: Optional[Sequence[int]] = None,
             process, weights_on_memory, activations_on_memory, min_sram_size, rd_wr_on_io,
             source_quantizer, default_quantizer, keras_quantizer, keras_accumulator,
             for_reference, reference_internal, reference_accumulator, unknown_layers_as_zero,
-            ref_bits, input_bits, output_bits.
+            skip_zero_weights (zero weights, e.g. pruned ones, are neither multiplied nor read
+            nor stored; default False, QTools's count of every weight), ref_bits, input_bits,
+            output_bits.
 
     Raises:
         ValueError: a bad option (named), a layer of a type the cost model does not know (named;

@@ -501,7 +501,9 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
     dicts), for an input of ``input_shape``: runs one forward pass on zeros with hooks (in eval
     mode without gradients; the training flags are restored) and describes each layer (kind,
     quantizers, geometry, the per-channel sums of its quantized weights). :func:`qstats` and the
-    other cost models start from it.
+    other cost models start from it. A model with layers of trainable bit widths (the H layers
+    of :mod:`heteroq.hgq`) is described as :func:`heteroq.hgq.convert` converts it: Q layers with
+    ``FixedQuantizer`` s of the current widths.
 
     Raises:
         ValueError: a bad ``input_shape`` (the forward pass fails: the message names the layer).
@@ -510,6 +512,11 @@ def describe(model: torch.nn.Module, input_shape: Sequence[int]) -> List[Dict[st
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"qstats: `model` must be a torch.nn.Module, got {type(model).__name__}")
     shape = _check_shape(input_shape)
+    from . import hgq  # (hgq imports this module's package)
+    if any(isinstance(m, hgq._H_LAYERS) for m in model.modules()):
+        # Layers with trainable widths: priced as the Q layers with FixedQuantizers of their
+        # current widths that heteroq.hgq.convert makes (the same eval outputs).
+        model = hgq.convert(model)
     layers = list(_layers(model, ""))
     param = next(model.parameters(), None)
     x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,

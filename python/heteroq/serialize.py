@@ -108,9 +108,25 @@ def _path(path: PathLike, who: str) -> str:
     return os.fspath(path)
 
 
-def _gather(model: torch.nn.Module, who: str) -> Tuple[List[Dict[str, Any]], List[Tensor]]:
+def _pruned(module: torch.nn.Module) -> Dict[str, Any]:
+    """The tensors of ``module`` that ``torch.nn.utils.prune`` reparametrizes (``name_orig``
+    parameter, ``name_mask`` buffer, a pruning forward pre-hook): {name: hook}."""
+    out: Dict[str, Any] = {}
+    for hook in module._forward_pre_hooks.values():
+        name = getattr(hook, "_tensor_name", None)
+        if (isinstance(hook, torch.nn.utils.prune.BasePruningMethod) and name is not None
+                and name + "_orig" in module._parameters and name + "_mask" in module._buffers):
+            out[name] = hook
+    return out
+
+
+def _gather(model: torch.nn.Module, who: str
+            ) -> Tuple[List[Dict[str, Any]], List[Tensor], List[Tensor]]:
     """Every module's own parameters, persistent buffers, quantizer slots (spec strings) and
-    batch-norm epsilon, in ``named_modules()`` order (C++: heteroq::nn::detail::LayerState)."""
+    batch-norm epsilon, in ``named_modules()`` order (C++: heteroq::nn::detail::LayerState).
+    Returns (layers, values, targets): a pruned tensor (torch.nn.utils.prune) is listed under its
+    own name with its effective value ``orig * mask`` (the one the forward pass uses), written
+    back into ``name_orig``; its mask stays a buffer."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{who}: `model` must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(model, torch.jit.ScriptModule):
@@ -118,26 +134,38 @@ def _gather(model: torch.nn.Module, who: str) -> Tuple[List[Dict[str, Any]], Lis
         raise TypeError(f"{who}: `model` is a TorchScript module; save or load the eager model "
                         f"(then script it)")
     layers: List[Dict[str, Any]] = []
-    tensors: List[Tensor] = []
+    values: List[Tensor] = []
+    targets: List[Tensor] = []
     for path, module in model.named_modules():
         if isinstance(module, Quantizer):
             continue
-        params = [(n, p) for n, p in module._parameters.items() if p is not None]
+        pruned = _pruned(module)
+        origs = {n + "_orig": n for n in pruned}
+        params = []
+        for n, p in module._parameters.items():
+            if p is None:
+                continue
+            if n in origs:
+                name = origs[n]
+                params.append((name, p.detach() * module._buffers[name + "_mask"], p))
+            else:
+                params.append((n, p, p))
         skip = module._non_persistent_buffers_set
         buffers = [(n, b) for n, b in module._buffers.items() if b is not None and n not in skip]
         eps = getattr(module, "eps", None)
         layers.append({
             "path": path,
             "class": type(module).__name__,
-            "parameters": [n for n, _ in params],
+            "parameters": [n for n, _, _ in params],
             "buffers": [n for n, _ in buffers],
             "quantizers": {n: c.to_string() for n, c in module.named_children()
                            if isinstance(c, Quantizer)},
             "eps": float(eps) if isinstance(eps, (int, float)) and not isinstance(eps, bool)
             else None,
         })
-        tensors += [t for _, t in params] + [t for _, t in buffers]
-    return layers, tensors
+        values += [v for _, v, _ in params] + [t for _, t in buffers]
+        targets += [t for _, _, t in params] + [t for _, t in buffers]
+    return layers, values, targets
 
 
 def save_quantized_weights(model: torch.nn.Module, path: PathLike) -> Dict[str, Dict[str, Any]]:
@@ -161,7 +189,7 @@ def save_quantized_weights(model: torch.nn.Module, path: PathLike) -> Dict[str, 
             that cannot be written.
     """
     path = _path(path, "save_quantized_weights")
-    layers, tensors = _gather(model, "save_quantized_weights")
+    layers, tensors, _ = _gather(model, "save_quantized_weights")
     info_json, stored = torch.ops.heteroq._save_quantized_weights(
         path, json.dumps(layers), [t.detach() for t in tensors])
     info = json.loads(info_json)
@@ -185,14 +213,24 @@ def load_quantized_weights(model: torch.nn.Module, path: PathLike) -> None:
 
     Everything is checked first (format, entries, classes, shapes, dtypes, quantizer specs, code
     ranges); on any mismatch a ValueError names the file and the entry and the model is unchanged.
+
+    Pruned models (``torch.nn.utils.prune``): a pruned tensor is saved under its own name with
+    the value the forward pass uses (``orig * mask``, quantized as any other), its mask as the
+    buffer ``name_mask``; such a file loads into a model pruned the same way (its masks are
+    restored; ``prune.remove`` the model before saving for a file of plain layers).
     """
     path = _path(path, "load_quantized_weights")
-    layers, tensors = _gather(model, "load_quantized_weights")
+    layers, tensors, targets = _gather(model, "load_quantized_weights")
     restored = torch.ops.heteroq._load_quantized_weights(path, json.dumps(layers),
                                                          [t.detach() for t in tensors])
     with torch.no_grad():
-        for t, r in zip(tensors, restored):
+        for t, r in zip(targets, restored):
             t.copy_(r)
+        # Pruned tensors: recompute `name = name_orig * name_mask` from the loaded values (the
+        # pruning hook does it again before each forward pass).
+        for module in model.modules():
+            for name, hook in _pruned(module).items():
+                setattr(module, name, hook.apply_mask(module))
 
 
 def read_tensor_file(path: PathLike) -> Tuple[Dict[str, Tensor], Dict[str, str]]:

@@ -19,6 +19,7 @@
 #include <variant>
 
 #include "heteroq/errors.h"
+#include "heteroq/quantizers/fixed.h"
 #include "heteroq/quantizers/quantizer.h"
 
 namespace heteroq::cost {
@@ -143,6 +144,10 @@ struct Prepared {
   bool copied = false;
   std::vector<bool> zero_cost;
   QStats stats;
+  /// Per layer, the quantizer its input comes from as given (a FixedQuantizer before
+  /// cost_quantizer()), when heteroq can tell: the model's input quantizer, or an activation's
+  /// quantizer through layers that keep the values (pass-through types); else nullptr.
+  std::vector<QuantizerPtr> input_sources;
 };
 
 // The layers with the unknown ones replaced by parameter-free pass-through layers (opt-in), and
@@ -152,8 +157,12 @@ Prepared prepare(const char* who, const std::vector<LayerInfo>& layers,
   Prepared p;
   p.original = &layers;
   p.zero_cost.assign(layers.size(), false);
+  if (has_cost_replacements(layers)) {  // FixedQuantizer slots: priced as their widest type
+    p.replaced = with_cost_quantizers(layers);
+    p.copied = true;
+  }
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (layers[i].kind != LayerKind::kOther || known_type(layers[i])) continue;
+    if (layers[i].kind != LayerKind::kOther || known_type(p.layers()[i])) continue;
     if (!p.copied) {  // copy the layers only when one is replaced
       p.replaced = layers;
       p.copied = true;
@@ -171,7 +180,24 @@ Prepared prepare(const char* who, const std::vector<LayerInfo>& layers,
     l.quantizers.clear();
     l.values.clear();
   }
-  p.stats = qstats(p.layers(), input_quantizer);
+  p.stats = qstats(p.layers(), nn::QuantizerArg(cost_quantizer(input_quantizer.get())));
+  // The input sources: an activation's quantizer (or the model input's) passes through the
+  // layers that keep the values (no multiply-accumulates, no quantizer of their own).
+  QuantizerPtr source = input_quantizer.get();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerInfo& l = layers[i];
+    p.input_sources.push_back(source);
+    if (p.zero_cost[i]) continue;
+    if (l.kind == LayerKind::kActivation) {
+      source = l.quantizer("activation");
+    } else if (l.kind != LayerKind::kOther) {
+      source = nullptr;  // a multiply-accumulate layer's output is not quantized
+    } else if (const QuantizerPtr act = l.quantizer("activation")) {
+      source = act;  // QAvgPool2d with an activation
+    } else if (!l.quantizers.empty() || l.parameters > 0) {
+      source = nullptr;  // batch norms, quantized averages: other values
+    }
+  }
   return p;
 }
 
@@ -197,6 +223,14 @@ struct Stage {
   bool exact = false;
   std::vector<double> weights;  // exact: the stage's weight values
   int64_t uses = 0;             // exact: count / weights.size()
+  /// exact, for a FixedQuantizer with widths per channel or element: each weight's width (its
+  /// quantizer's bit_widths() at that weight); empty: every weight has the type's width.
+  std::vector<double> widths;
+  /// exact, for an input from a FixedQuantizer with widths per channel or element (dense and
+  /// convolution layers): per weight, the sum of the input widths over its uses (dense: Σ over
+  /// the positions of its input feature's width; convolution: uses x its input channel's mean
+  /// width); empty: every use has the input type's width b_x.
+  std::vector<double> input_widths;
 };
 
 struct Bias {
@@ -238,7 +272,93 @@ QuantizerPtr stage_quantizer(const LayerInfo& l, const Operation& op) {
   return q ? q : l.quantizer("depthwise_quantizer");
 }
 
-LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& s) {
+// The widths of a FixedQuantizer's elements at each value of `values` (its bit_widths()
+// broadcast to the values' shape; a recurrent layer's directions, stacked along dim 0, each
+// take the quantizer's widths), flattened; empty for other quantizers and uniform widths.
+std::vector<double> element_widths(const char* who, const LayerInfo& l, const std::string& group,
+                                   const QuantizerPtr& q, const at::Tensor& values) {
+  const auto* fixed = dynamic_cast<const FixedQuantizer*>(q.get());
+  if (!fixed || fixed->is_uniform()) return {};
+  at::Tensor w = fixed->bit_widths().to(at::kDouble);
+  const auto shape = values.sizes();
+  try {
+    if (w.dim() <= values.dim()) {
+      w = w.expand(shape);
+    } else {
+      throw InvalidArgument("");
+    }
+  } catch (const std::exception&) {
+    // Stacked blocks along dim 0 (a recurrent layer's directions): repeat the widths.
+    const bool blocks = w.dim() == values.dim() && w.dim() > 0 && w.size(0) > 0 &&
+                        values.size(0) % w.size(0) == 0;
+    if (!blocks) {
+      bad_layer(who, l,
+                "the widths of its FixedQuantizer (shape " + c10::str(w.sizes()) +
+                    ") do not broadcast to its values '" + group + "' (shape " +
+                    c10::str(shape) + ")");
+    }
+    std::vector<int64_t> repeat(static_cast<size_t>(w.dim()), 1);
+    repeat[0] = values.size(0) / w.size(0);
+    try {
+      std::vector<int64_t> block(shape.begin(), shape.end());
+      block[0] = w.size(0);
+      w = w.expand(block).repeat(repeat);
+    } catch (const std::exception&) {
+      bad_layer(who, l,
+                "the widths of its FixedQuantizer (shape " + c10::str(w.sizes()) +
+                    ") do not broadcast to its values '" + group + "' (shape " +
+                    c10::str(shape) + ")");
+    }
+  }
+  const at::Tensor flat = w.contiguous().reshape({-1});
+  return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+}
+
+// Stage::input_widths of a dense or convolution layer whose input comes from `source`, for its
+// weight values `values` (the module's layout) used `uses` times each; empty when `source` is
+// not a FixedQuantizer with varying widths or its widths do not fit the layer's input.
+std::vector<double> input_widths(const LayerInfo& l, const QuantizerPtr& source,
+                                 const at::Tensor& values, int64_t uses) {
+  const auto* fixed = dynamic_cast<const FixedQuantizer*>(source.get());
+  if (!fixed || fixed->is_uniform() || l.input_shape.size() < 2) return {};
+  const std::vector<int64_t> sample(l.input_shape.begin() + 1, l.input_shape.end());
+  at::Tensor w = fixed->bit_widths().to(at::kDouble);
+  int64_t numel = 1;
+  for (int64_t d : sample) numel *= d;
+  try {
+    w = w.numel() == numel ? w.reshape(sample) : w.expand(sample);
+  } catch (const std::exception&) {
+    return {};  // widths of another shape (e.g. before a pooling layer): the widest type
+  }
+  at::Tensor per_weight;
+  if (l.kind == LayerKind::kDense && values.dim() == 2 && w.size(-1) == values.size(1)) {
+    // Σ over the positions of each input feature's width, for every weight (o, j).
+    const at::Tensor feature = w.reshape({-1, w.size(-1)}).sum(0);
+    per_weight = feature.unsqueeze(0).expand(values.sizes());
+  } else if (l.kind == LayerKind::kConv && values.dim() >= 2 && w.dim() >= 1 &&
+             w.size(0) == l.in_channels && l.groups > 0) {
+    // uses x the mean width of each weight's input channel c = (o / (out / g)) (in / g) + ci.
+    const at::Tensor channel = w.reshape({w.size(0), -1}).mean(1);
+    const int64_t out = values.size(0), per_group_in = values.size(1);
+    const int64_t per_group_out = out / l.groups;
+    const at::Tensor o = at::arange(out, at::kLong).unsqueeze(1);
+    const at::Tensor ci = at::arange(per_group_in, at::kLong).unsqueeze(0);
+    const at::Tensor c = (o / per_group_out) * per_group_in + ci;  // (out, in / g)
+    std::vector<int64_t> shape(values.sizes().begin(), values.sizes().end());
+    std::vector<int64_t> view = {out, per_group_in};
+    view.resize(shape.size(), 1);
+    per_weight = (channel.index({c}) * static_cast<double>(uses)).reshape(view).expand(shape);
+    const at::Tensor flat = per_weight.contiguous().reshape({-1});
+    return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+  } else {
+    return {};
+  }
+  const at::Tensor flat = per_weight.contiguous().reshape({-1});
+  return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+}
+
+LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& s,
+                         const LayerInfo& original, const QuantizerPtr& source) {
   LayerStages out;
   const bool recurrent = l.kind == LayerKind::kRecurrent;
   const bool reset_before = recurrent && l.gates == 3 && !l.reset_after;
@@ -259,6 +379,8 @@ LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& 
     const at::Tensor* t = find_values(l, group);
     if (t && st.count > 0) {
       std::vector<double> v = to_doubles(who, l, group, *t);
+      std::vector<double> widths =
+          element_widths(who, l, group, stage_quantizer(original, op), *t);
       const int64_t expected = weight_count(s, group);
       if (static_cast<int64_t>(v.size()) != expected) {
         bad_layer(who, l,
@@ -269,13 +391,17 @@ LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& 
         // The recurrent kernel's rows (D G H, H): gates r, z, n per direction; "recurrent" takes
         // r and z, "recurrent_n" n.
         const int64_t h = l.out_channels, block = 3 * h;
-        std::vector<double> slice;
+        std::vector<double> slice, width_slice;
         for (size_t i = 0; i < v.size(); ++i) {
           const int64_t row = static_cast<int64_t>(i) / h;
           const bool candidate = row % block >= 2 * h;
-          if ((rows == 2) == candidate) slice.push_back(v[i]);
+          if ((rows == 2) == candidate) {
+            slice.push_back(v[i]);
+            if (!widths.empty()) width_slice.push_back(widths[i]);
+          }
         }
         v = std::move(slice);
+        widths = std::move(width_slice);
       }
       if (v.empty() || st.count % static_cast<int64_t>(v.size()) != 0) {
         bad_layer(who, l,
@@ -283,7 +409,12 @@ LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& 
                       " weights do not divide the " + std::to_string(st.count) + " products");
       }
       st.uses = st.count / static_cast<int64_t>(v.size());
+      if (op.part.empty() && (l.kind == LayerKind::kDense || l.kind == LayerKind::kConv)) {
+        st.input_widths = input_widths(l, source, *t, st.uses);
+        if (st.input_widths.size() != v.size()) st.input_widths.clear();
+      }
       st.weights = std::move(v);
+      st.widths = std::move(widths);
       st.exact = true;
     }
     out.exact = out.exact && (st.exact || st.count == 0);
@@ -351,7 +482,7 @@ std::vector<LayerStages> all_stages(const char* who, const Prepared& p) {
     if (p.zero_cost[i]) {
       out.emplace_back();
     } else if (is_mac(l.kind)) {
-      out.push_back(layer_stages(who, l, s));
+      out.push_back(layer_stages(who, l, s, (*p.original)[i], p.input_sources[i]));
     } else if (l.kind == LayerKind::kOther) {
       out.push_back(batch_norm_stages(who, l, s));
     } else {
@@ -412,15 +543,22 @@ BopsReport bops(const std::vector<LayerInfo>& layers, const BopsOptions& options
     for (const Stage& st : stages[i].stages) {
       const int64_t bx = st.input.bits, bw = st.weight.bits;
       if (st.exact) {
-        int64_t nonzero = 0, spans = 0;
-        for (double w : st.weights) {
-          const int64_t s = bit_span(w);
-          nonzero += s > 0;
-          spans += s;
+        int64_t nonzero = 0;
+        double bops = 0, ebops = 0;
+        for (size_t e = 0; e < st.weights.size(); ++e) {
+          const int64_t s = bit_span(st.weights[e]);
+          if (s == 0) continue;
+          ++nonzero;
+          // the input widths over the weight's uses (a FixedQuantizer input's), else u b_x;
+          // the weight's own width (a FixedQuantizer's), else the type's
+          const double x = st.input_widths.empty() ? static_cast<double>(st.uses * bx)
+                                                   : st.input_widths[e];
+          bops += x * (st.widths.empty() ? static_cast<double>(bw) : st.widths[e]);
+          ebops += x * static_cast<double>(s);
         }
         b.multiplications += nonzero * st.uses;
-        b.bops += nonzero * st.uses * bx * bw;
-        b.ebops += static_cast<double>(st.uses * bx * spans);
+        b.bops += static_cast<int64_t>(std::llround(bops));
+        b.ebops += ebops;
       } else {
         b.multiplications += st.count;
         b.bops += st.count * bx * bw;

@@ -37,6 +37,7 @@
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/rnn.h"
 #include "heteroq/ops/quantize.h"
+#include "heteroq/quantizers/fixed.h"
 
 namespace heteroq::cost {
 
@@ -962,8 +963,49 @@ void walk(torch::nn::SequentialImpl& seq, const std::string& prefix, torch::Tens
 // ---------------------------------------------------------------------------------------------
 // Operand modes and operation types
 
-OperandType operand_type(const QuantizerPtr& q) {
-  if (!q) return {OperandMode::kFloat, 32, true};
+// ---------------------------------------------------------------------------------------------
+// Quantizers with widths per channel or element
+
+QuantizerPtr cost_quantizer(const QuantizerPtr& q) {
+  const auto* fixed = dynamic_cast<const FixedQuantizer*>(q.get());
+  if (!fixed) return q;
+  // k, i, f broadcast together; the largest of each over the elements of width > 0.
+  const at::Tensor k = fixed->keep_negative().to(at::kDouble);
+  const at::Tensor i = fixed->int_bits().to(at::kDouble);
+  const at::Tensor f = fixed->frac_bits().to(at::kDouble);
+  const at::Tensor width = k + i + f;
+  const at::Tensor live = width.gt(0);
+  if (!live.any().item<bool>()) return get_quantizer("quantized_bits(1,0,keep_negative=False,alpha=1)");
+  const auto largest = [&](const at::Tensor& t) {
+    return static_cast<int64_t>(t.expand_as(width).masked_select(live).max().item<double>());
+  };
+  const int64_t kk = largest(k), ii = largest(i), ff = std::max<int64_t>(largest(f), 0);
+  return get_quantizer("quantized_bits(" + std::to_string(kk + ii + ff) + "," +
+                       std::to_string(ii) + ",keep_negative=" + (kk > 0 ? "True" : "False") +
+                       ",alpha=1)");
+}
+
+bool has_cost_replacements(const std::vector<LayerInfo>& layers, const QuantizerPtr& extra) {
+  if (dynamic_cast<const FixedQuantizer*>(extra.get())) return true;
+  for (const LayerInfo& l : layers) {
+    for (const auto& [slot, q] : l.quantizers) {
+      if (dynamic_cast<const FixedQuantizer*>(q.get())) return true;
+    }
+  }
+  return false;
+}
+
+std::vector<LayerInfo> with_cost_quantizers(const std::vector<LayerInfo>& layers) {
+  std::vector<LayerInfo> out = layers;
+  for (LayerInfo& l : out) {
+    for (auto& slot : l.quantizers) slot.second = cost_quantizer(slot.second);
+  }
+  return out;
+}
+
+OperandType operand_type(const QuantizerPtr& quantizer) {
+  if (!quantizer) return {OperandMode::kFloat, 32, true};
+  const QuantizerPtr q = cost_quantizer(quantizer);
   const std::string name = q->name();
   const SpecKeywords config = q->config();
   const int64_t bits = q->bits();
@@ -1106,6 +1148,10 @@ QuantizerPtr LayerInfo::quantizer(const std::string& slot) const {
 // The statistics
 
 QStats qstats(const std::vector<LayerInfo>& layers, const nn::QuantizerArg& input_quantizer) {
+  if (has_cost_replacements(layers, input_quantizer.get())) {
+    return qstats(with_cost_quantizers(layers),
+                  nn::QuantizerArg(cost_quantizer(input_quantizer.get())));
+  }
   QStats stats;
   Flow flow{input_quantizer ? Flow::kQuantized : Flow::kFloat, input_quantizer.get()};
   std::map<std::string, int64_t> totals;

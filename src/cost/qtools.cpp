@@ -21,6 +21,8 @@
 #include <utility>
 #include <variant>
 
+#include <ATen/ATen.h>
+
 #include "heteroq/errors.h"
 #include "heteroq/quantizers/quantizer.h"
 
@@ -578,6 +580,7 @@ void check_mac(const LayerInfo& l) {
 struct Types {
   QType source, interm, keras_weights, keras_acc;
   bool reference = false;
+  bool skip_zero_weights = false;
 };
 
 QType option_type(const std::string& value, const char* option) {
@@ -595,6 +598,7 @@ Types resolve(const QToolsOptions& o) {
   o.validate();
   Types t;
   t.reference = o.for_reference;
+  t.skip_zero_weights = o.skip_zero_weights;
   t.interm = option_type(o.default_quantizer, "default_quantizer");
   if (o.for_reference) {
     t.source = option_type(o.reference_internal, "reference_internal");
@@ -685,6 +689,46 @@ QType slot_type(const LayerInfo& l, const char* slot, const QType& missing) {
   return q ? qtools_type(q) : missing;
 }
 
+// The values of group `group` (LayerInfo::values), or nullptr.
+const at::Tensor* group_values(const LayerInfo& l, const std::string& group) {
+  for (const auto& [name, t] : l.values) {
+    if (name == group && t.defined()) return &t;
+  }
+  return nullptr;
+}
+
+// The group of LayerInfo::values a stage's weights come from ("" -> "weights", depthwise ->
+// "weights_0", pointwise -> "weights_1", recurrent parts -> their group), and for a GRU with
+// reset_after = false which rows of its recurrent kernel the stage uses: 1 r and z, 2 n, 0 all.
+std::pair<std::string, int> stage_group(const LayerInfo& l, const std::string& part) {
+  if (part.empty()) return {"weights", 0};
+  if (part == "depthwise") return {"weights_0", 0};
+  if (part == "pointwise") return {"weights_1", 0};
+  const bool reset_before = l.kind == LayerKind::kRecurrent && l.gates == 3 && !l.reset_after;
+  if (part.rfind("recurrent_n", 0) == 0) return {"recurrent" + part.substr(11), 2};
+  if (part.rfind("recurrent", 0) == 0) return {part, reset_before ? 1 : 0};
+  return {part, 0};
+}
+
+// (non-zero values, values) of `group`'s values, all rows or (`rows` 1, 2) the r/z or n rows of
+// a GRU's recurrent kernel (D 3H rows of H: per direction the r, z, n blocks); nullopt without
+// values.
+std::optional<std::pair<int64_t, int64_t>> nonzero_values(const LayerInfo& l,
+                                                          const std::string& group, int rows) {
+  const at::Tensor* t = group_values(l, group);
+  if (!t || t->numel() == 0) return std::nullopt;
+  at::Tensor v = t->reshape({-1});
+  if (rows != 0) {
+    const int64_t h = l.out_channels;
+    if (h <= 0 || v.numel() % h != 0) return std::nullopt;
+    const at::Tensor candidate = at::arange(v.numel() / h, at::kLong).remainder(3 * h).ge(2 * h);
+    const at::Tensor keep = rows == 2 ? candidate : candidate.logical_not();
+    v = v.reshape({-1, h}).index({keep}).reshape({-1});
+    if (v.numel() == 0) return std::nullopt;
+  }
+  return std::make_pair(v.ne(0).sum().item<int64_t>(), v.numel());
+}
+
 // A multiply-accumulate layer (QTools's QDense/QConv branch; Keras layers when unquantized).
 void map_mac(const LayerInfo& l, const Types& t, LayerDataType& d) {
   check_mac(l);
@@ -701,7 +745,29 @@ void map_mac(const LayerInfo& l, const Types& t, LayerDataType& d) {
   const QuantizerPtr state_q = l.quantizer("state_quantizer");
   const QType state = (!float_layer && state_q) ? qtools_type(state_q) : output;
   QType previous = d.input;
-  for (const StagePlan& p : plan_stages(l)) {
+  // skip_zero_weights: the fraction of non-zero bias values (every bias value of the layer).
+  std::optional<std::pair<int64_t, int64_t>> bias_nonzero;
+  if (t.skip_zero_weights) {
+    if (const at::Tensor* b = group_values(l, "bias"); b && b->numel() > 0) {
+      bias_nonzero = std::make_pair(b->ne(0).sum().item<int64_t>(), b->numel());
+    }
+  }
+  for (StagePlan p : plan_stages(l)) {
+    if (t.skip_zero_weights) {
+      const auto [group, rows] = stage_group(l, p.part);
+      if (const auto used = nonzero_values(l, group, rows)) {
+        // Each of the stage's weights is used operations / values times (per output position).
+        if (p.operations % used->second == 0) {
+          p.operations = p.operations / used->second * used->first;
+        }
+      }
+      if (p.weights > 0) {  // the weights stored: the whole group (a GRU's n rows included)
+        if (const auto stored = nonzero_values(l, group, 0)) p.weights = stored->first;
+      }
+      if (bias_nonzero && p.bias_count > 0) {
+        p.bias_count = p.bias_count * bias_nonzero->first / bias_nonzero->second;
+      }
+    }
     QToolsStage s;
     s.part = p.part;
     s.operations = p.operations;
@@ -1034,8 +1100,9 @@ bool QType::operator==(const QType& o) const {
          is_po2 == o.is_po2 && max_value == o.max_value;
 }
 
-QType qtools_type(const QuantizerPtr& q) {
-  if (!q) throw InvalidArgument("qtools_type: a null quantizer");
+QType qtools_type(const QuantizerPtr& quantizer) {
+  if (!quantizer) throw InvalidArgument("qtools_type: a null quantizer");
+  const QuantizerPtr q = cost_quantizer(quantizer);  // a FixedQuantizer: its widest type
   const std::string name = q->name();
   const SpecKeywords config = q->config();
   const int64_t bits = q->bits();
@@ -1108,6 +1175,7 @@ QType qtools_type(const std::string& spec) {
 // The data-type map
 
 DataTypeMap data_types(const std::vector<LayerInfo>& layers, const QToolsOptions& options) {
+  if (has_cost_replacements(layers)) return data_types(with_cost_quantizers(layers), options);
   const Types t = resolve(options);
   DataTypeMap map;
   map.source = t.source;

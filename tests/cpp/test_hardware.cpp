@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "heteroq/cost/hardware.h"
+#include "heteroq/cost/qtools.h"
 #include "heteroq/heteroq.h"
+#include "heteroq/quantizers/fixed.h"
 
 namespace {
 
@@ -617,6 +619,124 @@ TEST(HardwareErrors, BadValuesAndOptions) {
 }
 
 // ---- the reports for tests/python/test_hardware.py ----
+
+// ---- FixedQuantizer (widths per tensor, channel or element) in the cost models ----
+
+// The jet MLP with `w` for kernels and biases and `a` for the activations, the weights of
+// jet_mlp() (so that two such models differ only in their quantizers).
+torch::nn::Sequential jet_with(const heteroq::nn::QuantizerArg& w, const heteroq::nn::QuantizerArg& a) {
+  torch::nn::Sequential m;
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{16, 64}, {64, 32}, {32, 32}, {32, 5}};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    m->push_back(QDense(
+        QLinearOptions(sizes[i].first, sizes[i].second).kernel_quantizer(w).bias_quantizer(w)));
+    if (i + 1 < sizes.size()) m->push_back(QActivation(a));
+  }
+  fill_deterministic(*m);
+  return m;
+}
+
+TEST(FixedQuantizerCost, UniformCostsWhatQuantizedBitsCosts) {
+  const std::vector<std::tuple<std::string, std::string, std::string, std::string>> cases = {
+      {"fixed(6,0)", "quantized_bits(6,0,alpha=1)", "fixed(6,0,keep_negative=False)",
+       "quantized_bits(6,0,keep_negative=False,alpha=1)"},
+      {"fixed(4,2)", "quantized_bits(4,2,alpha=1)", "fixed(3,1)", "quantized_bits(3,1,alpha=1)"},
+      {"fixed(2,1)", "quantized_bits(2,1,alpha=1)", "fixed(8,3)", "quantized_bits(8,3,alpha=1)"}};
+  for (const auto& [fw, qw, fa, qa] : cases) {
+    SCOPED_TRACE(fw + " / " + fa);
+    EXPECT_EQ(heteroq::cost::cost_quantizer(heteroq::get_quantizer(fw))->to_string(),
+              heteroq::get_quantizer(qw)->to_string());
+    EXPECT_EQ(heteroq::cost::operand_type(heteroq::get_quantizer(fa)),
+              heteroq::cost::operand_type(heteroq::get_quantizer(qa)));
+    const auto fixed = heteroq::cost::describe_model(jet_with(fw, fa), {1, 16});
+    const auto qbits = heteroq::cost::describe_model(jet_with(qw, qa), {1, 16});
+    for (const auto& input : {std::string("quantized_relu(8,0)"), std::string("fixed(8,0,keep_negative=False)")}) {
+      const auto a = heteroq::cost::qstats(fixed, input), b = heteroq::cost::qstats(qbits, "quantized_relu(8,0)");
+      EXPECT_EQ(a.operation_totals, b.operation_totals);
+      EXPECT_EQ(a.total_bits, b.total_bits);
+      for (size_t i = 0; i < a.layers.size(); ++i) {
+        ASSERT_EQ(a.layers[i].accumulator.has_value(), b.layers[i].accumulator.has_value());
+        if (a.layers[i].accumulator) EXPECT_EQ(a.layers[i].accumulator->bits, b.layers[i].accumulator->bits);
+      }
+      BopsOptions bo;
+      bo.input_quantizer = input;
+      const BopsReport ra = heteroq::cost::bops(fixed, bo), rb = heteroq::cost::bops(qbits);
+      EXPECT_EQ(ra.bops, rb.bops);
+      EXPECT_DOUBLE_EQ(ra.ebops, rb.ebops);
+      FpgaOptions fo;
+      fo.input_quantizer = input;
+      const FpgaEstimate ea = heteroq::cost::fpga_estimate(fixed, fo), eb = heteroq::cost::fpga_estimate(qbits);
+      EXPECT_EQ(ea.lut, eb.lut);
+      EXPECT_EQ(ea.dsp, eb.dsp);
+      EXPECT_EQ(ea.ff, eb.ff);
+      EXPECT_EQ(ea.latency_cycles, eb.latency_cycles);
+    }
+    heteroq::cost::QToolsOptions o;
+    o.weights_on_memory = "sram";
+    EXPECT_DOUBLE_EQ(heteroq::cost::energy(fixed, o).total, heteroq::cost::energy(qbits, o).total);
+    EXPECT_EQ(heteroq::cost::model_size(fixed, o).total_bits,
+              heteroq::cost::model_size(qbits, o).total_bits);
+    o.source_quantizer = "fixed(8,0)";
+    heteroq::cost::QToolsOptions ob = o;
+    ob.source_quantizer = "quantized_bits(8,0,alpha=1)";
+    EXPECT_DOUBLE_EQ(heteroq::cost::energy(fixed, o).total, heteroq::cost::energy(qbits, ob).total);
+  }
+}
+
+// A dense layer 4 -> 3 whose kernel has one width per output channel (3, 5 and 7 bits: k = 1,
+// i = 0 0 1, f = 2 4 5): BOPs price each weight at its own width, the other models at the
+// widest type quantized_bits(7,1) (k 1, i 1, f 5).
+TEST(FixedQuantizerCost, PerChannelWidths) {
+  const auto k = torch::ones({});
+  const auto i = torch::tensor({0.0f, 0.0f, 1.0f}).reshape({3, 1});
+  const auto f = torch::tensor({2.0f, 4.0f, 5.0f}).reshape({3, 1});
+  const heteroq::QuantizerPtr q = std::make_shared<heteroq::FixedQuantizer>(k, i, f);
+  EXPECT_EQ(heteroq::cost::cost_quantizer(q)->to_string(),
+            heteroq::get_quantizer("quantized_bits(7,1,alpha=1)")->to_string());
+  torch::nn::Sequential m(QDense(QLinearOptions(4, 3).bias(false).kernel_quantizer(q)));
+  {
+    torch::NoGradGuard g;
+    m[0]->as<QDenseImpl>()->weight.copy_(torch::tensor(
+        {{0.25f, -0.5f, 0.0f, 0.75f}, {0.3f, 0.0f, -0.2f, 0.1f}, {1.3f, -0.7f, 0.05f, 0.0f}}));
+  }
+  const auto layers = heteroq::cost::describe_model(m, {1, 4});
+  const BopsReport r = heteroq::cost::bops(layers);
+  const auto w = q->forward(m[0]->as<QDenseImpl>()->weight.detach());
+  const std::vector<int64_t> widths = {3, 5, 7};
+  int64_t bops = 0, nonzero = 0;
+  double ebops = 0;
+  for (int64_t row = 0; row < 3; ++row) {
+    for (int64_t col = 0; col < 4; ++col) {
+      const double v = w[row][col].item<double>();
+      if (v != 0) {
+        bops += 8 * widths[static_cast<size_t>(row)];
+        ++nonzero;
+      }
+      ebops += 8.0 * static_cast<double>(heteroq::cost::bit_span(v));
+    }
+  }
+  EXPECT_EQ(r.multiplications, nonzero);
+  EXPECT_EQ(r.bops, bops);
+  EXPECT_DOUBLE_EQ(r.ebops, ebops);
+  // the types: the widest one
+  const auto stats = heteroq::cost::qstats(layers);
+  EXPECT_EQ(stats.layers[0].operations[0].name, "smult_7_8");
+  const auto types = heteroq::cost::data_types(layers, heteroq::cost::QToolsOptions());
+  EXPECT_EQ(types.layers[0].stages[0].weight.bits, 7);
+  EXPECT_EQ(types.layers[0].stages[0].weight.int_bits, 1);
+  // an element of width 0 is left out of the widest type; zero-width weights are 0 and free
+  const auto f0 = torch::tensor({2.0f, 4.0f, -1.0f}).reshape({3, 1});
+  const heteroq::QuantizerPtr q0 =
+      std::make_shared<heteroq::FixedQuantizer>(k, torch::zeros({3, 1}), f0);
+  EXPECT_EQ(heteroq::cost::cost_quantizer(q0)->to_string(),
+            heteroq::get_quantizer("quantized_bits(5,0,alpha=1)")->to_string());
+  torch::nn::Sequential m0(QDense(QLinearOptions(4, 3).bias(false).kernel_quantizer(q0)));
+  const BopsReport r0 = heteroq::cost::bops(m0, {1, 4});
+  const auto w0 = q0->forward(m0[0]->as<QDenseImpl>()->weight.detach());
+  EXPECT_TRUE(torch::all(w0[2] == 0).item<bool>());
+  EXPECT_EQ(r0.multiplications, (w0 != 0).sum().item<int64_t>());
+  EXPECT_EQ(r0.bops, 8 * (3 * (w0[0] != 0).sum().item<int64_t>() + 5 * (w0[1] != 0).sum().item<int64_t>()));
+}
 
 // Writes the reports of the models when HETEROQ_HARDWARE_JSON names a file; always checks that
 // the JSON holds the totals.

@@ -403,3 +403,127 @@ def test_reports_print_their_table_on_first_use():
     for report in (cost.energy(layers), cost.bops(layers), cost.fpga_estimate(layers)):
         again = pickle.loads(pickle.dumps(report))  # the table printed
         assert again == report and again.table == report.table == copy.deepcopy(report).table
+
+
+# ---- FixedQuantizer (widths per tensor, channel or element) in the cost models ----
+
+def _jet_with(w, a):
+    layers = []
+    sizes = [(16, 64), (64, 32), (32, 32), (32, 5)]
+    for i, (n_in, n_out) in enumerate(sizes):
+        layers.append(QDense(n_in, n_out, kernel_quantizer=w, bias_quantizer=w))
+        if i + 1 < len(sizes):
+            layers.append(QActivation(a))
+    model = torch.nn.Sequential(*layers)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.rand(p.shape, generator=g) * 2 - 1)
+    return model
+
+
+@pytest.mark.parametrize("fw,qw,fa,qa", [
+    ("fixed(6,0)", "quantized_bits(6,0,alpha=1)", "fixed(6,0,keep_negative=False)",
+     "quantized_bits(6,0,keep_negative=False,alpha=1)"),
+    ("fixed(4,2)", "quantized_bits(4,2,alpha=1)", "fixed(3,1)", "quantized_bits(3,1,alpha=1)"),
+    ("fixed(2,1)", "quantized_bits(2,1,alpha=1)", "fixed(8,3)", "quantized_bits(8,3,alpha=1)"),
+])
+def test_uniform_fixed_costs_what_quantized_bits_costs(fw, qw, fa, qa):
+    """A uniform fixed(bits, integer) costs exactly what the quantized_bits(bits, integer,
+    alpha=1) it equals costs, in every model (FixedQuantizerCost.UniformCostsWhatQuantizedBitsCosts
+    in C++)."""
+    fixed_model, qbits_model = _jet_with(fw, fa), _jet_with(qw, qa)
+    fixed = cost.describe(fixed_model, (1, 16))
+    qbits = cost.describe(qbits_model, (1, 16))
+    for inp in ("quantized_relu(8,0)", "fixed(8,0,keep_negative=False)"):
+        sa = cost.qstats(fixed_model, (1, 16), input_quantizer=inp)
+        sb = cost.qstats(qbits_model, (1, 16))
+        assert sa.operation_totals == sb.operation_totals
+        assert sa.total_bits == sb.total_bits
+        assert [l.accumulator for l in sa.layers] == [l.accumulator for l in sb.layers]
+        ra, rb = cost.bops(fixed, input_quantizer=inp), cost.bops(qbits)
+        assert (ra.bops, ra.ebops) == (rb.bops, rb.ebops)
+        ea, eb = cost.fpga_estimate(fixed, input_quantizer=inp), cost.fpga_estimate(qbits)
+        assert (ea.lut, ea.dsp, ea.ff, ea.latency_cycles) == (eb.lut, eb.dsp, eb.ff,
+                                                              eb.latency_cycles)
+    assert cost.energy(fixed, weights_on_memory="sram").total == \
+        cost.energy(qbits, weights_on_memory="sram").total
+    assert cost.energy(fixed, source_quantizer="fixed(8,0)").total == \
+        cost.energy(qbits, source_quantizer="quantized_bits(8,0,alpha=1)").total
+    assert cost.model_size(fixed).total_bits == cost.model_size(qbits).total_bits
+
+
+def test_per_channel_fixed_widths():
+    """Widths 3, 5, 7 per output channel (k 1, i 0 0 1, f 2 4 5): BOPs price each weight at its
+    own width; the other models the widest type quantized_bits(7,1) (FixedQuantizerCost.
+    PerChannelWidths in C++)."""
+    from heteroq.hgq import FixedQuantizer
+    q = FixedQuantizer.from_widths(1.0, torch.tensor([[0.0], [0.0], [1.0]]),
+                                   torch.tensor([[2.0], [4.0], [5.0]]))
+    m = torch.nn.Sequential(QDense(4, 3, bias=False, kernel_quantizer=q))
+    _set(m[0].weight, [0.25, -0.5, 0.0, 0.75, 0.3, 0.0, -0.2, 0.1, 1.3, -0.7, 0.05, 0.0])
+    layers = cost.describe(m, (1, 4))
+    r = cost.bops(layers)
+    w = q(m[0].weight.detach())
+    widths = [3, 5, 7]
+    assert r.multiplications == int((w != 0).sum())
+    assert r.bops == sum(8 * widths[row] for row in range(3) for v in w[row] if v != 0)
+    assert r.ebops == sum(8 * cost.bit_span(float(v)) for v in w.flatten())
+    assert cost.qstats(m, (1, 4)).layers[0].operations[0].name == "smult_7_8"
+    t = cost.data_types(layers).layers[0].stages[0].weight
+    assert (t.bits, t.int_bits) == (7, 1)
+    # zero-bit channels (k + i + f = 0) quantize to 0 and cost nothing
+    q0 = FixedQuantizer.from_widths(1.0, 0.0, torch.tensor([[2.0], [4.0], [-1.0]]))
+    m0 = torch.nn.Sequential(QDense(4, 3, bias=False, kernel_quantizer=q0))
+    w0 = q0(m0[0].weight.detach())
+    assert torch.all(w0[2] == 0)
+    r0 = cost.bops(m0, (1, 4))
+    assert r0.bops == 8 * (3 * int((w0[0] != 0).sum()) + 5 * int((w0[1] != 0).sum()))
+    assert cost.qstats(m0, (1, 4)).layers[0].operations[0].name == "smult_5_8"
+
+
+def _hgq_model():
+    from heteroq import hgq
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(hgq.HDense(16, 8), hgq.HActivation((8,), relu=True),
+                                hgq.HDense(8, 5))
+    model.train()
+    model(torch.randn(256, 16))  # the ranges the widths follow
+    model.eval()
+    model(torch.zeros(1, 16))    # per sample
+    return model
+
+
+def test_hgq_models_are_priced_after_conversion():
+    """An HGQ model converted to Q layers with FixedQuantizers (heteroq.hgq.convert) is priced by
+    every cost model; describe converts an H model itself."""
+    from heteroq import hgq
+    model = _hgq_model()
+    c = cost.estimate(hgq.convert(model), (1, 16))
+    assert c.bops > 0 and c.ebops > 0 and c.energy > 0 and c.lut > 0
+    assert cost.estimate(model, (1, 16)) == c
+
+
+def test_hgq_ebops_equal_the_cost_model():
+    """The H layers' differentiable ebops() and cost.bops of the converted model agree: inputs
+    with widths per element (the H layers' input quantizers) weigh each weight's span by its
+    input feature's width."""
+    from heteroq import hgq
+    model = _hgq_model()
+    r = cost.bops(model, (1, 16))
+    dense = [l for l in r.layers if l.kind == "dense"]
+    assert [l.ebops for l in dense] == pytest.approx(
+        [float(model[0].ebops()), float(model[2].ebops())], rel=1e-9)
+    # per element by hand for the first layer: Σ_ij bw_in[j] span(w[i, j]) + the bias term
+    conv = hgq.convert(model)
+    act, fc = conv[0], conv[1]
+    bw_in = act.quantizer.bit_widths().expand(16)
+    w = fc.kernel_quantizer(fc.weight.detach())
+    b = fc.bias_quantizer(fc.bias.detach())
+    by_hand = sum(float(bw_in[j]) * cost.bit_span(float(w[i, j]))
+                  for i in range(8) for j in range(16))
+    by_hand += sum(cost.bit_span(float(v)) for v in b) / 8 * 8
+    assert dense[0].ebops == pytest.approx(by_hand)
+    widths = fc.kernel_quantizer.bit_widths().expand(8, 16)
+    assert dense[0].bops == round(sum(float(bw_in[j]) * float(widths[i, j])
+                                      for i in range(8) for j in range(16) if w[i, j] != 0))

@@ -217,6 +217,31 @@ struct HETEROQ_API LayerInfo {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Quantizers with widths per channel or element
+
+/**
+ * The quantizer the cost models price `q` as: `q` itself, except a heteroq::FixedQuantizer
+ * ("fixed", integer widths per tensor, channel or element, e.g. from HGQ-style training):
+ * `quantized_bits(k + i + f, i, keep_negative=k, alpha=1)` with k, i and f the largest sign flag,
+ * integer bits and fractional bits over its elements of width k + i + f > 0 (f at least 0): the
+ * narrowest fixed-point type that holds every element's values. For uniform widths it is the
+ * quantized_bits the fixed quantizer equals (`fixed(6,2)` -> `quantized_bits(6,2,alpha=1)`), so a
+ * uniform FixedQuantizer costs what that quantized_bits costs in every model. A quantizer whose
+ * every element has width 0 (always 0) is priced as `quantized_bits(1,0,keep_negative=False)`.
+ * bops() prices each weight of a FixedQuantizer at its own width (bit_widths()); the other
+ * models (qstats's operation names, QTools's types, the FPGA estimate's accumulator widths) use
+ * this type. nullptr stays nullptr.
+ */
+HETEROQ_API QuantizerPtr cost_quantizer(const QuantizerPtr& q);
+
+/// `layers` with every quantizer slot replaced by cost_quantizer() of it.
+HETEROQ_API std::vector<LayerInfo> with_cost_quantizers(const std::vector<LayerInfo>& layers);
+
+/// Whether a slot of `layers` (or `extra`) holds a quantizer cost_quantizer() replaces.
+HETEROQ_API bool has_cost_replacements(const std::vector<LayerInfo>& layers,
+                                       const QuantizerPtr& extra = nullptr);
+
+// ---------------------------------------------------------------------------------------------
 // Results
 
 /// One kind of multiply-accumulate operation of a layer.

@@ -67,6 +67,15 @@ struct HETEROQ_API QToolsOptions {
   /// A layer of a type the cost model does not know: false, an error naming it; true, it costs 0,
   /// passes its input's type on and is listed in the reports' `counted_as_zero`.
   bool unknown_layers_as_zero = false;
+  /**
+   * Zero weights cost nothing (pruned weights, or weights quantized to 0): a multiply-accumulate
+   * stage counts only the products of its non-zero weights (multipliers and accumulator
+   * additions), and only its non-zero weights and biases are read and stored (energy and
+   * model_size). It needs the layers' values (LayerInfo::values, which describe_layer and
+   * heteroq.cost.describe give in eval mode); a stage without values counts every weight. False
+   * (QTools, AutoQKeras): every weight counts, whatever its value.
+   */
+  bool skip_zero_weights = false;
   /// model_size(): the bits of a float value (AutoQKeras's ref_bits), of the model's input
   /// (input_bits) and of softmax/sigmoid outputs (output_bits).
   int64_t ref_bits = 8;
