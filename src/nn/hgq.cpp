@@ -356,9 +356,11 @@ void HQuantizerImpl::pretty_print(std::ostream& stream) const {
 
 namespace {
 
-HQuantizer make_input_quantizer(const HLayerQuantizers& q, std::vector<int64_t> shape) {
+HQuantizer make_input_quantizer(const HLayerQuantizers& q, std::vector<int64_t> shape,
+                                const std::string& default_granularity) {
   return HQuantizer(HQuantizerOptions(std::move(shape))
-                        .granularity(q.input_granularity())
+                        .granularity(q.input_granularity().empty() ? default_granularity
+                                                                   : q.input_granularity())
                         .channel_axis(0)
                         .init_bits(q.input_init_bits())
                         .keep_negative(q.input_keep_negative())
@@ -405,7 +407,8 @@ void HDenseImpl::reset() {
   reset_parameters();
   input_quantizer = nullptr;
   if (q.quantize_input()) {
-    input_quantizer = register_module("input_quantizer", make_input_quantizer(q, {in}));
+    input_quantizer =
+        register_module("input_quantizer", make_input_quantizer(q, {in}, "element"));
   }
   kernel_quantizer = register_module(
       "kernel_quantizer",
@@ -485,7 +488,8 @@ void HConvImplBase<D, Derived>::reset() {
       }
       ishape = q.input_shape();
     }
-    input_quantizer = this->register_module("input_quantizer", make_input_quantizer(q, ishape));
+    input_quantizer =
+        this->register_module("input_quantizer", make_input_quantizer(q, ishape, "channel"));
   }
   kernel_quantizer = this->register_module(
       "kernel_quantizer",

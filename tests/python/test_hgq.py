@@ -402,6 +402,18 @@ def test_total_ebops_and_relation_to_cost_model():
     assert float(model[1].ebops()) == 0
 
 
+def test_ebops_agree_with_the_cost_model_after_conversion():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        hgq.HDense(6, 4, input_granularity="tensor", input_init_bits=3, kernel_init_bits=3),
+        hgq.HActivation((4,), relu=True, granularity="tensor", init_bits=2),
+        hgq.HDense(4, 3, input_granularity="tensor", kernel_init_bits=2))
+    model(torch.randn(32, 6))
+    model.eval()
+    report = heteroq.cost.bops(hgq.convert(model), (1, 6))
+    assert report.ebops == float(hgq.total_ebops(model)) > 0
+
+
 def test_from_quantized_starts_from_the_widths():
     qm = torch.nn.Sequential(
         heteroq.nn.QDense(4, 8, kernel_quantizer="quantized_bits(6,0,alpha=1)",

@@ -120,9 +120,10 @@ TORCH_MODULE(HQuantizer);
 struct HETEROQ_API HLayerQuantizers {
   /// Quantize the layer's input (HGQ2: every layer quantizes its input).
   TORCH_ARG(bool, quantize_input) = true;
-  /// Granularity of the input widths ("tensor", "channel", "element"). Convolutions take
-  /// "element" only with input_shape.
-  TORCH_ARG(std::string, input_granularity) = "element";
+  /// Granularity of the input widths ("tensor", "channel", "element"), or "" for the layer's
+  /// default: "element" for HDense, "channel" for convolutions (which take "element" only with
+  /// input_shape).
+  TORCH_ARG(std::string, input_granularity) = "";
   /// The input's sample shape (C, L) / (C, H, W) for per-element input widths of a convolution.
   TORCH_ARG(std::vector<int64_t>, input_shape) = {};
   TORCH_ARG(double, input_init_bits) = 2.0;
@@ -174,9 +175,7 @@ using HLinearImpl = HDenseImpl;
 template <size_t D>
 struct HETEROQ_API HConvOptions {
   HConvOptions(int64_t in_channels, int64_t out_channels, torch::ExpandingArray<D> kernel_size)
-      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {
-    quantizers_.input_granularity("channel");
-  }
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
   TORCH_ARG(int64_t, in_channels);
   TORCH_ARG(int64_t, out_channels);
   TORCH_ARG(torch::ExpandingArray<D>, kernel_size);
