@@ -447,9 +447,15 @@ void Engine::analyse() {
     info.bits = bits_for(info.max_abs);
     if (s.cost_bits > 0 && (s.kind == "dense" || s.kind == "conv2d")) {
       // the engine's bound per output at the cost model's binary point
+      // (-1: a value has fraction bits below the cost model's binary point, which its type lacks)
       int64_t need = 1;
       for (size_t o = 0; o < bound.size(); ++o) {
-        if (bound[o] > 0) need = std::max(need, bits_for(bound[o]) + s.cost_frac - s.frac[o]);
+        if (bound[o] == 0) continue;
+        if (s.frac[o] > s.cost_frac) {
+          need = -1;
+          break;
+        }
+        need = std::max(need, bits_for(bound[o]) + s.cost_frac - s.frac[o]);
       }
       info.bits_at_cost_frac = need;
     }

@@ -347,10 +347,10 @@ TEST(DeployCompile, ChainedSeparableAndTransposedConvolutionsAreBitExact) {
                                         .kernel_quantizer(auto_po2)
                                         .bias_quantizer(kQ6)));
   m->push_back(hn::QActivation("quantized_tanh(6)"));
-  m->push_back(hn::QConv2d(hn::QConv2dOptions(3, 2, 2).kernel_quantizer(kQ6)));
+  m->push_back(hn::QConv2d(hn::QConv2dOptions(3, 2, 2).kernel_quantizer(kQ6).bias(false)));
   m->push_back(torch::nn::Flatten());
   m->push_back(hn::QLinear(hn::QLinearOptions(2 * 11 * 11, 8).kernel_quantizer(auto_po2).bias_quantizer(kQ6)));
-  m->push_back(hn::QLinear(hn::QLinearOptions(8, 3).kernel_quantizer("ternary(alpha=1)")));
+  m->push_back(hn::QLinear(hn::QLinearOptions(8, 3).kernel_quantizer("ternary(alpha=1)").bias(false)));
   m->eval();
   hd::CompileOptions o;
   o.input_shape = {2, 6, 6};
@@ -391,7 +391,7 @@ TEST(DeployCompile, TableActivationsAreExactOnEveryInteger) {
   torch::nn::Sequential m(hn::QActivation("quantized_bits(8,3,alpha=1)"),
                           hn::QLinear(hn::QLinearOptions(16, 12).kernel_quantizer("quantized_bits(6,0,alpha=\"auto_po2\")")),
                           hn::QActivation("quantized_po2(4)"),
-                          hn::QLinear(hn::QLinearOptions(12, 3).kernel_quantizer(kQ6)));
+                          hn::QLinear(hn::QLinearOptions(12, 3).kernel_quantizer(kQ6).bias(false)));
   m->eval();
   const hd::Engine e = hd::compile(*m);
   EXPECT_GT(e.program().stages[1].requantizer.breaks.size(), 1u);
@@ -481,7 +481,7 @@ TEST(DeployHeader, RunsTablesGathersAndSparseModels) {
   m->push_back(hn::QConvTranspose2d(hn::QConv2dOptions(2, 2, 3).stride(2).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
   m->push_back(hn::QActivation("quantized_sigmoid(5)"));
   m->push_back(torch::nn::Flatten());
-  m->push_back(hn::QLinear(hn::QLinearOptions(2 * 9 * 9, 4).kernel_quantizer("quantized_po2(4)")));
+  m->push_back(hn::QLinear(hn::QLinearOptions(2 * 9 * 9, 4).kernel_quantizer("quantized_po2(4)").bias(false)));
   m->push_back(hn::QActivation("quantized_hswish(6,2)"));
   m->eval();
   hd::CompileOptions o;
@@ -538,7 +538,7 @@ TEST(DeployCompile, AccumulatorsFitTheCostModel) {
   m->push_back(hn::QConv2d(hn::QConv2dOptions(2, 4, 3).padding(1).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
   m->push_back(hn::QActivation("quantized_relu(6,2)"));
   m->push_back(hn::QSeparableConv2d(hn::QSeparableConv2dOptions(4, 6, 3).depthwise_quantizer(kQ6)
-                                        .pointwise_quantizer("quantized_po2(4)").bias_quantizer(kQ6)));
+                                        .pointwise_quantizer("ternary(alpha=1)").bias_quantizer(kQ6)));
   m->push_back(torch::nn::Flatten());
   m->push_back(hn::QLinear(hn::QLinearOptions(6 * 6 * 6, 5).kernel_quantizer(kQ6).bias_quantizer(kQ6)));
   m->eval();

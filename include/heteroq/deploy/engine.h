@@ -153,8 +153,9 @@ struct HETEROQ_DEPLOY_API StageInfo {
   /// dense, conv2d: the cost model's accumulator width and frac (Stage::cost_bits, cost_frac; 0
   /// bits: unknown), and the bits the engine's bound (from the actual weights, per channel)
   /// needs at the cost model's binary point: max_o bits(bound_o) + cost_frac - frac_o (0 when
-  /// unknown). The cost model's width is the worst case over all weights of the format, so
-  /// bits_at_cost_frac <= cost_bits.
+  /// unknown; -1 when a value has fraction bits below the cost model's binary point, e.g. an
+  /// auto_po2 scale below 1, which QTools's types ignore). The cost model's width is the worst
+  /// case over all weights of the format, so bits_at_cost_frac <= cost_bits.
   int64_t cost_bits = 0, cost_frac = 0, bits_at_cost_frac = 0;
   /// dense: the kernel: "dense", or "sparse" (only the nonzero weights, per row) when at least
   /// EngineOptions::sparse_min_zero_fraction of the weights are zero; their count.
