@@ -12,6 +12,7 @@
 
 #include "heteroq/errors.h"
 #include "heteroq/nn/ebops.h"
+#include "heteroq/nn/hgq.h"
 #include "heteroq/nn/regularizer.h"
 
 namespace {
@@ -50,6 +51,28 @@ TEST(EBOPs, TotalSumsEveryLayerOnce) {
   // No layer: 0.
   torch::nn::Sequential plain(torch::nn::Linear(2, 2));
   EXPECT_EQ(total_ebops(*plain).item<double>(), 0.0);
+}
+
+// The H layers (heteroq/nn/hgq.h) are EBOPsLayers: total_ebops sums them, and the regularizer's
+// gradient reaches their bit widths.
+TEST(EBOPs, TotalOfHLayersAndPenaltyGradient) {
+  torch::manual_seed(0);
+  heteroq::nn::HDense fc1(4, 6), fc2(6, 3);
+  torch::nn::Sequential model(fc1, torch::nn::ReLU(), fc2);
+  model->forward(torch::randn({16, 4}));
+  const auto e = total_ebops(*model);
+  EXPECT_NEAR(e.item<double>(), (fc1->ebops() + fc2->ebops()).item<double>(), 1e-6);
+  EXPECT_GT(e.item<double>(), 0.0);
+  auto reg = EBOPsRegularizer::constant(1e-3);
+  reg.penalty(*model, 0).backward();
+  bool some_width_gradient = false;
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().find("frac_bits") != std::string::npos && p.value().grad().defined() &&
+        p.value().grad().abs().sum().item<double>() > 0) {
+      some_width_gradient = true;
+    }
+  }
+  EXPECT_TRUE(some_width_gradient) << "no gradient reached a bit width";
 }
 
 struct BadImpl : torch::nn::Module, EBOPsLayer {

@@ -316,3 +316,17 @@ def test_docs_example_prints_what_the_page_shows(capsys):
     shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "docs/pruning.md", "exec"), {})
     assert capsys.readouterr().out == shown
+
+
+def test_model_quantize_after_prune_remove():
+    """The documented route for a pruned float model: prune.remove, then model_quantize with
+    transfer_weights; the quantized model keeps the zeros (and their zero cost)."""
+    float_model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(),
+                                      torch.nn.Linear(8, 5))
+    prune.l1_unstructured(float_model[0], "weight", amount=0.5)
+    prune.remove(float_model[0], "weight")
+    q = heteroq.model_quantize(float_model, {"QDense": {"kernel_quantizer": Q,
+                                                        "bias_quantizer": Q}},
+                               transfer_weights=True)
+    assert int((q[0].weight == 0).sum()) == 64
+    assert cost.bops(q, (1, 16)).layer("0").multiplications <= 64

@@ -196,3 +196,17 @@ def test_errors():
     with pytest.raises(ValueError, match="unknown key 'x'"):
         reg.load_state_dict({"beta": 1e-3, "last_step": 0, "last_ebops": 0, "x": 1})
     assert reg.beta(0) == 1e-3 and reg.state_dict()["last_step"] == -1
+
+
+def test_h_layers_total_ebops_and_penalty_gradient():
+    """heteroq.hgq's H layers have ebops(): total_ebops sums them, and the penalty's gradient
+    reaches their bit widths (EBOPs.TotalOfHLayersAndPenaltyGradient in C++)."""
+    from heteroq import hgq
+    model = torch.nn.Sequential(hgq.HDense(4, 6), torch.nn.ReLU(), hgq.HDense(6, 3))
+    model(torch.randn(16, 4))
+    e = total_ebops(model)
+    assert e.item() == pytest.approx((model[0].ebops() + model[2].ebops()).item())
+    assert e.item() > 0
+    EBOPsRegularizer.constant(1e-3)(model, 0).backward()
+    grads = [p.grad for n, p in model.named_parameters() if "frac_bits" in n]
+    assert grads and any(g is not None and float(g.abs().sum()) > 0 for g in grads)
