@@ -350,6 +350,19 @@ TEST(HgqQuantizer, TracksRangesAndWidths) {
                heteroq::InvalidArgument);
 }
 
+TEST(HgqQuantizer, TrainableIntegerBitsGetTheClipGradient) {
+  HQuantizer q(HQuantizerOptions({3}).trainable_integer(true).init_integer(0).init_bits(2)
+                   .keep_negative(1));
+  const at::Tensor y = q->forward(torch::tensor({{5.0, 0.3, -7.0}}));
+  EXPECT_TRUE(at::allclose(y, torch::tensor({{0.75, 0.25, -1.0}})));
+  y.sum().backward();
+  const double ln2 = std::log(2.0);
+  EXPECT_TRUE(at::allclose(q->int_bits.grad(), torch::tensor({ln2, 0.0, -ln2}).to(torch::kFloat)));
+  EXPECT_TRUE(at::allclose(q->frac_bits.grad(),
+                           torch::tensor({ln2 / 4, ln2 * 0.05, 0.0}).to(torch::kFloat)));
+  EXPECT_EQ(q->int_bits.sum().item<double>(), 0.0);
+}
+
 TEST(HgqQuantizer, ValueWidthsAreExactSpans) {
   HQuantizer q(HQuantizerOptions({6}).is_weight(true).init_bits(4));
   const at::Tensor bw = q->value_widths(torch::tensor({0.75, 0.625, 0.5, -4.0, 0.0, 3.0}));
@@ -461,19 +474,45 @@ TEST(HgqConvert, BitExact) {
 
 TEST(HgqConvert, EbopsAgreeWithTheCostModel) {
   torch::manual_seed(0);
+  // Per-element input widths of dense layers, per-tensor ones of an unpadded convolution.
+  torch::nn::Sequential dense(
+      HDense(HDenseOptions(6, 4).quantizers(HLayerQuantizers().kernel_init_bits(3))),
+      HActivation(HActivationOptions({4}).relu(true).init_bits(2)),
+      HDense(HDenseOptions(4, 3).quantizers(HLayerQuantizers().kernel_init_bits(2))));
+  torch::nn::Sequential conv(
+      HConv2d(HConv2dOptions(2, 3, 3).quantizers(
+          HLayerQuantizers().input_granularity("tensor").input_init_bits(3))));
+  for (auto& [model, shape] : std::vector<std::pair<torch::nn::Sequential, std::vector<int64_t>>>{
+           {dense, {1, 6}}, {conv, {1, 2, 6, 6}}}) {
+    std::vector<int64_t> batch = shape;
+    batch[0] = 32;
+    model->forward(torch::randn(batch));
+    model->eval();
+    const double hgq_total = total_ebops(*model).item<double>();
+    EXPECT_GT(hgq_total, 0);
+    EXPECT_DOUBLE_EQ(heteroq::cost::bops(hgq_convert(model), shape).ebops, hgq_total);
+  }
+}
+
+TEST(HgqConvert, Conv1d) {
+  torch::manual_seed(4);
   torch::nn::Sequential model(
-      HDense(HDenseOptions(6, 4).quantizers(HLayerQuantizers()
-                                                .input_granularity("tensor")
-                                                .input_init_bits(3)
-                                                .kernel_init_bits(3))),
-      HActivation(HActivationOptions({4}).relu(true).granularity("tensor").init_bits(2)),
-      HDense(HDenseOptions(4, 3).quantizers(
-          HLayerQuantizers().input_granularity("tensor").kernel_init_bits(2))));
-  model->forward(torch::randn({32, 6}));
+      HConv1d(HConv1dOptions(3, 4, 3).padding(1).stride(2).quantizers(
+          HLayerQuantizers().kernel_init_bits(3))),
+      HActivation(HActivationOptions({4, 1}).granularity("channel").init_bits(4)));
+  const at::Tensor x = torch::randn({5, 3, 11});
+  model->forward(x);
   model->eval();
-  const double hgq_total = total_ebops(*model).item<double>();
-  EXPECT_GT(hgq_total, 0);
-  EXPECT_DOUBLE_EQ(heteroq::cost::bops(hgq_convert(model), {1, 6}).ebops, hgq_total);
+  auto q = hgq_convert(model);
+  ASSERT_EQ(q->size(), 3u);
+  EXPECT_TRUE(q[1]->as<QConv1dImpl>());
+  q->eval();
+  EXPECT_TRUE(at::equal(q->forward(x), model->forward(x)));
+  torch::nn::Sequential qm(
+      QConv1d(QConv1dOptions(3, 4, 3).kernel_quantizer("quantized_bits(5,1,alpha=1)")));
+  auto h = hgq_from_quantized(qm);
+  ASSERT_TRUE(h[0]->as<HConv1dImpl>());
+  EXPECT_TRUE((h[0]->as<HConv1dImpl>()->kernel_quantizer->frac_bits == 3).all().item<bool>());
 }
 
 TEST(HgqConvert, FromQuantized) {

@@ -296,6 +296,34 @@ def test_hquantizer_tracks_ranges_and_widths():
         hgq.HQuantizer((4,), granularity="channel", channel_axis=3)
 
 
+def test_trainable_integer_bits_get_the_clip_gradient():
+    q = hgq.HQuantizer((3,), trainable_integer=True, init_integer=0, init_bits=2,
+                       keep_negative=True)
+    x = torch.tensor([[5.0, 0.3, -7.0]])
+    y = q(x)
+    assert y.tolist() == [[0.75, 0.25, -1.0]]  # range [-1, 0.75]
+    y.sum().backward()
+    ln2 = math.log(2.0)
+    assert q.int_bits.grad.tolist() == pytest.approx([ln2, 0.0, -ln2])
+    assert q.frac_bits.grad.tolist() == pytest.approx([ln2 / 4, ln2 * 0.05, 0.0])
+    assert float(q.int_bits.detach().sum()) == 0  # not overwritten by ranges
+
+
+def test_conv1d_converts_and_starts_from_quantized():
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(hgq.HConv1d(3, 4, 3, padding=1, stride=2, kernel_init_bits=3),
+                                hgq.HActivation((4, 1), granularity="channel", init_bits=4))
+    x = torch.randn(5, 3, 11)
+    model(x)
+    model.eval()
+    q = hgq.convert(model)
+    assert [type(m).__name__ for m in q] == ["QActivation", "QConv1d", "QActivation"]
+    assert torch.equal(q(x), model(x))
+    h = hgq.from_quantized(torch.nn.Sequential(heteroq.nn.QConv1d(
+        3, 4, 3, kernel_quantizer="quantized_bits(5,1,alpha=1)")))
+    assert isinstance(h[0], hgq.HConv1d) and torch.all(h[0].kernel_quantizer.frac_bits == 3)
+
+
 def test_value_widths_are_exact_spans():
     q = hgq.HQuantizer((6,), is_weight=True, init_bits=4)
     vals = torch.tensor([0.75, 0.625, 0.5, -4.0, 0.0, 3.0])
@@ -404,14 +432,17 @@ def test_total_ebops_and_relation_to_cost_model():
 
 def test_ebops_agree_with_the_cost_model_after_conversion():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        hgq.HDense(6, 4, input_granularity="tensor", input_init_bits=3, kernel_init_bits=3),
-        hgq.HActivation((4,), relu=True, granularity="tensor", init_bits=2),
-        hgq.HDense(4, 3, input_granularity="tensor", kernel_init_bits=2))
-    model(torch.randn(32, 6))
-    model.eval()
-    report = heteroq.cost.bops(hgq.convert(model), (1, 6))
-    assert report.ebops == float(hgq.total_ebops(model)) > 0
+    # Per-element input widths of dense layers, per-tensor ones of an unpadded convolution.
+    dense = torch.nn.Sequential(
+        hgq.HDense(6, 4, kernel_init_bits=3), hgq.HActivation((4,), relu=True, init_bits=2),
+        hgq.HDense(4, 3, kernel_init_bits=2))
+    conv = torch.nn.Sequential(hgq.HConv2d(2, 3, 3, input_granularity="tensor",
+                                           input_init_bits=3))
+    for model, shape in ((dense, (1, 6)), (conv, (1, 2, 6, 6))):
+        model(torch.randn(32, *shape[1:]))
+        model.eval()
+        report = heteroq.cost.bops(hgq.convert(model), shape)
+        assert report.ebops == float(hgq.total_ebops(model)) > 0
 
 
 def test_from_quantized_starts_from_the_widths():
