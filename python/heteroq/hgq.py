@@ -27,6 +27,7 @@ from torch import Tensor
 from . import _C
 from . import nn as qnn
 from . import quantizers as _quantizers
+from . import regularizers as _regularizers
 from .quantizers import Quantizer
 
 __all__ = ["FixedQuantizer", "fixed", "HQuantizer", "HDense", "HLinear", "HConv1d", "HConv2d",
@@ -45,7 +46,8 @@ def _width_tensor(v: Union[Tensor, float, int, bool, Sequence[float]], name: str
 
 
 class FixedQuantizer(Quantizer):
-    """Fixed point with integer widths per tensor, channel or element (C++ ``heteroq::FixedQuantizer``).
+    """Fixed point with integer widths per tensor, channel or element (C++
+    ``heteroq::FixedQuantizer``).
 
     ``FixedQuantizer(bits, integer, keep_negative=True, round_mode="RND_CONV",
     overflow_mode="SAT")`` is the spec form ``fixed(...)`` (QKeras's convention: ``bits`` counts
@@ -503,8 +505,8 @@ class HActivation(torch.nn.Module):
                  overflow_mode: str = "SAT") -> None:
         super().__init__()
         if relu and overflow_mode == "WRAP":
-            raise ValueError("HActivation: a ReLU needs overflow_mode 'SAT' or 'SAT_SYM', not 'WRAP' (a "
-                             "wrapped code of a negative input is not 0)")
+            raise ValueError("HActivation: a ReLU needs overflow_mode 'SAT' or 'SAT_SYM', not "
+                             "'WRAP' (a wrapped code of a negative input is not 0)")
         if relu and keep_negative:
             raise ValueError("HActivation: a ReLU's output has no sign: keep_negative must be "
                              "False or None")
@@ -528,14 +530,8 @@ class HActivation(torch.nn.Module):
 _H_LAYERS = (HDense, HConv1d, HConv2d, HActivation)
 
 
-def total_ebops(model: torch.nn.Module) -> Tensor:
-    """The sum of ``ebops()`` over the H layers of ``model`` (a 0-dim tensor)."""
-    total = None
-    for m in model.modules():
-        if isinstance(m, _H_LAYERS):
-            e = m.ebops()
-            total = e if total is None else total + e
-    return total if total is not None else torch.zeros(())
+# The sum of ebops() over a model: one implementation, heteroq.regularizers.total_ebops.
+total_ebops = _regularizers.total_ebops
 
 
 def _copy_params(dst: torch.nn.Module, src: torch.nn.Module) -> None:

@@ -97,8 +97,9 @@ def test_fused_equals_aten(dtype):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(7, 33, 5, generator=g).to(dtype) * 8
     x[0, 0, 0], x[1, 0, 0] = math.inf, -math.inf
-    cases = [(torch.randint(0, 2, (7, 33, 5), generator=g), torch.randint(-2, 5, (7, 33, 5), generator=g),
-              torch.randint(-2, 10, (7, 33, 5), generator=g)),
+    shape = (7, 33, 5)
+    cases = [(torch.randint(0, 2, shape, generator=g), torch.randint(-2, 5, shape, generator=g),
+              torch.randint(-2, 10, shape, generator=g)),
              (torch.ones(1), torch.randint(0, 4, (33, 1), generator=g),
               torch.randint(0, 8, (33, 1), generator=g)),
              (torch.zeros(()), torch.tensor(2.0), torch.tensor(3.4))]
@@ -120,7 +121,8 @@ def test_half_precision_takes_the_aten_path():
     k, i, f = torch.tensor(1.0), torch.tensor(2.0), torch.tensor(4.0)
     y16 = torch.ops.heteroq.fixed_quantize(x.bfloat16(), k, i, f)
     assert y16.dtype == torch.bfloat16
-    assert torch.equal(y16.double(), torch.ops.heteroq.fixed_quantize(x.bfloat16().double(), k, i, f))
+    ref = torch.ops.heteroq.fixed_quantize(x.bfloat16().double(), k, i, f)
+    assert torch.equal(y16.double(), ref)
 
 
 class _Surrogate(torch.autograd.Function):
@@ -203,7 +205,8 @@ def test_fixed_equals_quantized_bits(keep_negative):
     x = torch.cat([inputs(200), torch.tensor([math.inf, -math.inf, math.nan], dtype=torch.float64)])
     for bits in range(2, 13):
         for integer in range(-2, 5):
-            fq = heteroq.get_quantizer(f"fixed({bits},{integer},keep_negative={int(keep_negative)})")
+            fq = heteroq.get_quantizer(
+                f"fixed({bits},{integer},keep_negative={int(keep_negative)})")
             qb = heteroq.quantized_bits(bits, integer, keep_negative=keep_negative, alpha=1)
             for dtype in (torch.float64, torch.float32):
                 a, b = fq(x.to(dtype)), qb(x.to(dtype))
@@ -219,7 +222,8 @@ def test_fixed_spec_json_range_bounds():
     assert q.max() == 4 - 0.125 and q.min() == -4
     r = q.range()
     assert r.numel() == 64 and float(r[1]) == 0.125 and float(r[32]) == -4
-    u = heteroq.get_quantizer("fixed(4, 1, keep_negative=0, round_mode='TRN', overflow_mode='WRAP')")
+    u = heteroq.get_quantizer(
+        "fixed(4, 1, keep_negative=0, round_mode='TRN', overflow_mode='WRAP')")
     assert u.to_string() == "fixed(4,1,keep_negative=0,round_mode='TRN',overflow_mode='WRAP')"
     assert heteroq.get_quantizer(u.to_json()).to_string() == u.to_string()
     assert u.get_config() == {"bits": 4, "integer": 1, "keep_negative": False,
