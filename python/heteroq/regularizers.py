@@ -132,7 +132,7 @@ class EBOPsRegularizer:
 
     @property
     def knots(self) -> List[Tuple[int, float]]:
-        """The schedule's knots ``(step, beta)`` (constant and controller: one, the initial beta)."""
+        """The knots ``(step, beta)`` (constant and controller: one, the initial beta)."""
         return list(self._impl.knots)
 
     def beta(self, step: int) -> float:

@@ -26,7 +26,8 @@ class Toy(torch.nn.Module):
 
 def test_total_ebops_sums_every_layer_once():
     a, b = Toy(4, 2.0), Toy(2, 3.0)
-    model = torch.nn.Sequential(a, torch.nn.Sequential(b, torch.nn.ReLU()), torch.nn.Linear(2, 2), b)
+    model = torch.nn.Sequential(a, torch.nn.Sequential(b, torch.nn.ReLU()), torch.nn.Linear(2, 2),
+                                b)
     e = total_ebops(model)
     assert e.dim() == 0
     assert e.item() == pytest.approx(8 * (4 * 2.0 + 2 * 3.0), rel=1e-6)
