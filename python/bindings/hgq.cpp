@@ -4,11 +4,10 @@
 // arrays in and out; no torch type crosses pybind11). heteroq.hgq's classes call the registered
 // operators (torch.ops.heteroq.fixed_quantize, hgq_*) directly; this object answers min(), max(),
 // to_string(), range() and is what the cost models and exporters read.
+#include <ATen/ATen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
-#include <ATen/ATen.h>
 
 #include <memory>
 #include <string>
@@ -50,10 +49,9 @@ void bind_hgq(py::module_& m) {
       "(heteroq.hgq.FixedQuantizer wraps it).")
       .def(py::init([](const py::handle& k, const py::handle& i, const py::handle& f,
                        const std::string& round_mode, const std::string& overflow_mode) {
-             return std::make_shared<FixedQuantizer>(to_tensor(k, "keep_negative"),
-                                                     to_tensor(i, "int_bits"),
-                                                     to_tensor(f, "frac_bits"), round_mode,
-                                                     overflow_mode);
+             return std::make_shared<FixedQuantizer>(
+                 to_tensor(k, "keep_negative"), to_tensor(i, "int_bits"), to_tensor(f, "frac_bits"),
+                 round_mode, overflow_mode);
            }),
            py::arg("keep_negative"), py::arg("int_bits"), py::arg("frac_bits"),
            py::arg("round_mode") = "RND_CONV", py::arg("overflow_mode") = "SAT")

@@ -112,10 +112,12 @@ at::Tensor bias_term(const c10::optional<at::Tensor>& bw_b, int64_t additions) {
 // Σ_ij bw_in[j] bw_w[i, j] times the positions, plus mean(bw_b) times the outputs per sample.
 at::Tensor hgq_ebops_linear(const at::Tensor& bw_in, const at::Tensor& bw_w,
                             const c10::optional<at::Tensor>& bw_b, int64_t positions) {
-  TORCH_CHECK_VALUE(bw_w.dim() == 2, "heteroq::hgq_ebops_linear: expected kernel widths of shape "
-                    "(out, in), got ", bw_w.sizes());
-  TORCH_CHECK_VALUE(bw_in.dim() == 0 || (bw_in.dim() == 1 && (bw_in.size(0) == bw_w.size(1) ||
-                                                             bw_in.size(0) == 1)),
+  TORCH_CHECK_VALUE(bw_w.dim() == 2,
+                    "heteroq::hgq_ebops_linear: expected kernel widths of shape "
+                    "(out, in), got ",
+                    bw_w.sizes());
+  TORCH_CHECK_VALUE(bw_in.dim() == 0 ||
+                        (bw_in.dim() == 1 && (bw_in.size(0) == bw_w.size(1) || bw_in.size(0) == 1)),
                     "heteroq::hgq_ebops_linear: input widths of shape ", bw_in.sizes(),
                     " do not match ", bw_w.size(1), " input features");
   at::Tensor e = (bw_w * bw_in).sum() * static_cast<double>(positions);
@@ -127,11 +129,11 @@ at::Tensor hgq_ebops_linear(const at::Tensor& bw_in, const at::Tensor& bw_w,
 // times the kernel's widths: the convolution of the width map with them, summed.
 at::Tensor hgq_ebops_conv(const at::Tensor& bw_in, const at::Tensor& bw_w,
                           const c10::optional<at::Tensor>& bw_b, at::IntArrayRef input_size,
-                          at::IntArrayRef stride, at::IntArrayRef padding,
-                          at::IntArrayRef dilation, int64_t groups) {
+                          at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                          int64_t groups) {
   const int64_t d = static_cast<int64_t>(input_size.size());
-  TORCH_CHECK_VALUE(d == 1 || d == 2, "heteroq::hgq_ebops_conv: 1-D or 2-D convolutions, got ",
-                    d, " spatial axes");
+  TORCH_CHECK_VALUE(d == 1 || d == 2, "heteroq::hgq_ebops_conv: 1-D or 2-D convolutions, got ", d,
+                    " spatial axes");
   TORCH_CHECK_VALUE(bw_w.dim() == d + 2, "heteroq::hgq_ebops_conv: kernel widths of shape ",
                     bw_w.sizes(), " for ", d, " spatial axes");
   std::vector<int64_t> shape = {bw_w.size(1) * groups};
@@ -155,24 +157,24 @@ at::Tensor hgq_ebops_conv(const at::Tensor& bw_in, const at::Tensor& bw_w,
 // Entry points (typed dispatcher calls, so C++ and Python run the same registered kernels).
 
 std::tuple<at::Tensor, at::Tensor> group_stats(const at::Tensor& x, at::IntArrayRef ws) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("heteroq::_hgq_group_stats", "")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&,
-                                                                 at::IntArrayRef)>();
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("heteroq::_hgq_group_stats", "")
+          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, at::IntArrayRef)>();
   return op.call(x, ws);
 }
 at::Tensor int_bits_op(const at::Tensor& m, const at::Tensor& f, const at::Tensor& k) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("heteroq::_hgq_int_bits", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                         const at::Tensor&)>();
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("heteroq::_hgq_int_bits", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
   return op.call(m, f, k);
 }
 at::Tensor bit_widths_op(const at::Tensor& k, const at::Tensor& i, const at::Tensor& f) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("heteroq::hgq_bit_widths", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                         const at::Tensor&)>();
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("heteroq::hgq_bit_widths", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
   return op.call(k, i, f);
 }
 at::Tensor value_widths_op(const at::Tensor& q, const at::Tensor& f) {
@@ -191,14 +193,14 @@ at::Tensor ebops_linear_op(const at::Tensor& bw_in, const at::Tensor& bw_w,
 }
 at::Tensor ebops_conv_op(const at::Tensor& bw_in, const at::Tensor& bw_w,
                          const c10::optional<at::Tensor>& bw_b, at::IntArrayRef input_size,
-                         at::IntArrayRef stride, at::IntArrayRef padding,
-                         at::IntArrayRef dilation, int64_t groups) {
+                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                         int64_t groups) {
   static auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("heteroq::hgq_ebops_conv", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                            const c10::optional<at::Tensor>&, at::IntArrayRef, at::IntArrayRef,
-                            at::IntArrayRef, at::IntArrayRef, int64_t)>();
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                            at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef,
+                            int64_t)>();
   return op.call(bw_in, bw_w, bw_b, input_size, stride, padding, dilation, groups);
 }
 
@@ -208,8 +210,8 @@ void check_mode_args(const std::string& who, const std::string& rm, const std::s
                           "'");
   }
   if (!ops::is_fixed_overflow_mode(om)) {
-    throw InvalidArgument(who + ": `overflow_mode` must be 'SAT', 'SAT_SYM' or 'WRAP', got '" +
-                          om + "'");
+    throw InvalidArgument(who + ": `overflow_mode` must be 'SAT', 'SAT_SYM' or 'WRAP', got '" + om +
+                          "'");
   }
 }
 
@@ -289,11 +291,10 @@ std::pair<torch::Tensor, torch::Tensor> HQuantizerImpl::widths_for(const torch::
   auto [m, mn] = group_stats(x, widths_shape_);
   m = m.to(frac_bits.scalar_type());
   mn = mn.to(frac_bits.scalar_type());
-  torch::Tensor k = options.keep_negative() == -1 ? (mn < 0).to(frac_bits.scalar_type())
-                                                  : keep_negative;
-  torch::Tensor i = options.trainable_integer()
-                        ? int_bits
-                        : int_bits_op(m, used_frac_bits().detach(), k);
+  torch::Tensor k =
+      options.keep_negative() == -1 ? (mn < 0).to(frac_bits.scalar_type()) : keep_negative;
+  torch::Tensor i =
+      options.trainable_integer() ? int_bits : int_bits_op(m, used_frac_bits().detach(), k);
   return {k, i};
 }
 
@@ -313,7 +314,8 @@ torch::Tensor HQuantizerImpl::forward(const torch::Tensor& x) {
     auto [m, mn] = group_stats(x, widths_shape_);
     max_abs.copy_(torch::maximum(max_abs, m.to(max_abs.scalar_type())));
     min_value.copy_(torch::minimum(min_value, mn.to(min_value.scalar_type())));
-    if (options.keep_negative() == -1) keep_negative.copy_((min_value < 0).to(max_abs.scalar_type()));
+    if (options.keep_negative() == -1)
+      keep_negative.copy_((min_value < 0).to(max_abs.scalar_type()));
     if (!options.trainable_integer()) {
       int_bits.copy_(int_bits_op(max_abs, used_frac_bits().detach(), keep_negative));
     }
@@ -358,14 +360,14 @@ namespace {
 
 HQuantizer make_input_quantizer(const HLayerQuantizers& q, std::vector<int64_t> shape,
                                 const std::string& default_granularity) {
-  return HQuantizer(HQuantizerOptions(std::move(shape))
-                        .granularity(q.input_granularity().empty() ? default_granularity
-                                                                   : q.input_granularity())
-                        .channel_axis(0)
-                        .init_bits(q.input_init_bits())
-                        .keep_negative(q.input_keep_negative())
-                        .round_mode(q.round_mode())
-                        .overflow_mode(q.overflow_mode()));
+  return HQuantizer(
+      HQuantizerOptions(std::move(shape))
+          .granularity(q.input_granularity().empty() ? default_granularity : q.input_granularity())
+          .channel_axis(0)
+          .init_bits(q.input_init_bits())
+          .keep_negative(q.input_keep_negative())
+          .round_mode(q.round_mode())
+          .overflow_mode(q.overflow_mode()));
 }
 
 HQuantizer make_weight_quantizer(const HLayerQuantizers& q, std::vector<int64_t> shape,
@@ -407,16 +409,16 @@ void HDenseImpl::reset() {
   reset_parameters();
   input_quantizer = nullptr;
   if (q.quantize_input()) {
-    input_quantizer =
-        register_module("input_quantizer", make_input_quantizer(q, {in}, "element"));
+    input_quantizer = register_module("input_quantizer", make_input_quantizer(q, {in}, "element"));
   }
   kernel_quantizer = register_module(
       "kernel_quantizer",
       make_weight_quantizer(q, {out, in}, q.kernel_granularity(), q.kernel_init_bits()));
   bias_quantizer = nullptr;
   if (options.bias()) {
-    bias_quantizer = register_module(
-        "bias_quantizer", make_weight_quantizer(q, {out}, q.bias_granularity(), q.bias_init_bits()));
+    bias_quantizer =
+        register_module("bias_quantizer",
+                        make_weight_quantizer(q, {out}, q.bias_granularity(), q.bias_init_bits()));
   }
 }
 
@@ -460,8 +462,10 @@ HConvImplBase<D, Derived>::HConvImplBase(HConvOptions<D> options_) : options(std
   if (options.in_channels() <= 0 || options.out_channels() <= 0 || options.groups() <= 0 ||
       options.in_channels() % options.groups() != 0 ||
       options.out_channels() % options.groups() != 0) {
-    throw InvalidArgument(who + ": `in_channels` and `out_channels` must be > 0 and divisible by "
-                          "`groups` (" + std::to_string(options.groups()) + ")");
+    throw InvalidArgument(who +
+                          ": `in_channels` and `out_channels` must be > 0 and divisible by "
+                          "`groups` (" +
+                          std::to_string(options.groups()) + ")");
   }
   this->reset();
 }
@@ -497,9 +501,8 @@ void HConvImplBase<D, Derived>::reset() {
   bias_quantizer = nullptr;
   if (options.bias()) {
     bias_quantizer = this->register_module(
-        "bias_quantizer",
-        make_weight_quantizer(q, {options.out_channels()}, q.bias_granularity(),
-                              q.bias_init_bits()));
+        "bias_quantizer", make_weight_quantizer(q, {options.out_channels()}, q.bias_granularity(),
+                                                q.bias_init_bits()));
   }
 }
 
@@ -518,10 +521,10 @@ void HConvImplBase<D, Derived>::reset_parameters() {
 template <size_t D, typename Derived>
 torch::Tensor HConvImplBase<D, Derived>::forward(const torch::Tensor& input) {
   const char* who = D == 1 ? "HConv1d" : "HConv2d";
-  TORCH_CHECK_VALUE(input.dim() == static_cast<int64_t>(D) + 2 &&
-                        input.size(1) == options.in_channels(),
-                    who, ": expected input of shape (N, ", options.in_channels(),
-                    D == 1 ? ", L)" : ", H, W)", ", got ", input.sizes());
+  TORCH_CHECK_VALUE(
+      input.dim() == static_cast<int64_t>(D) + 2 && input.size(1) == options.in_channels(), who,
+      ": expected input of shape (N, ", options.in_channels(), D == 1 ? ", L)" : ", H, W)",
+      ", got ", input.sizes());
   last_input_size.assign(input.sizes().begin() + 2, input.sizes().end());
   const torch::Tensor x = input_quantizer ? input_quantizer->forward(input) : input;
   const torch::Tensor w = kernel_quantizer->forward(weight);
@@ -554,8 +557,7 @@ void HConvImplBase<D, Derived>::pretty_print(std::ostream& stream) const {
   stream << "heteroq::nn::" << (D == 1 ? "HConv1d" : "HConv2d") << "(" << options.in_channels()
          << ", " << options.out_channels() << ", kernel_size=" << options.kernel_size()
          << ", stride=" << options.stride() << ", padding=" << options.padding()
-         << ", groups=" << options.groups() << ", bias=" << std::boolalpha << options.bias()
-         << ")";
+         << ", groups=" << options.groups() << ", bias=" << std::boolalpha << options.bias() << ")";
 }
 
 template class HConvImplBase<1, HConv1dImpl>;
@@ -566,12 +568,14 @@ HActivationOptions::HActivationOptions(std::vector<int64_t> shape) : shape_(std:
 HActivationImpl::HActivationImpl(const HActivationOptions& options_) : options(options_) {
   if (options.relu()) {
     if (options.overflow_mode() == "WRAP") {
-      throw InvalidArgument("HActivation: a ReLU needs overflow_mode 'SAT' or 'SAT_SYM', not 'WRAP' (a "
-                            "wrapped code of a negative input is not 0)");
+      throw InvalidArgument(
+          "HActivation: a ReLU needs overflow_mode 'SAT' or 'SAT_SYM', not 'WRAP' (a "
+          "wrapped code of a negative input is not 0)");
     }
     if (options.keep_negative() == 1) {
-      throw InvalidArgument("HActivation: a ReLU's output has no sign: keep_negative must be 0 "
-                            "or -1");
+      throw InvalidArgument(
+          "HActivation: a ReLU's output has no sign: keep_negative must be 0 "
+          "or -1");
     }
   }
   reset();
@@ -616,32 +620,46 @@ void convert_into(const torch::nn::Sequential& model, torch::nn::Sequential& out
   for (auto it = model->begin(); it != model->end(); ++it) {
     const std::shared_ptr<torch::nn::Module> child = it->ptr();
     if (auto d = std::dynamic_pointer_cast<HDenseImpl>(child)) {
-      if (d->input_quantizer) out->push_back(QActivation(QuantizerPtr(d->input_quantizer->to_fixed())));
+      if (d->input_quantizer)
+        out->push_back(QActivation(QuantizerPtr(d->input_quantizer->to_fixed())));
       QLinearOptions o(d->options.in_features(), d->options.out_features());
-      o.bias(d->options.bias()).kernel_quantizer(QuantizerPtr(d->kernel_quantizer->to_fixed(d->weight)));
+      o.bias(d->options.bias())
+          .kernel_quantizer(QuantizerPtr(d->kernel_quantizer->to_fixed(d->weight)));
       if (d->bias.defined()) o.bias_quantizer(QuantizerPtr(d->bias_quantizer->to_fixed(d->bias)));
       QLinear q(o);
       copy_param(q->weight, d->weight);
       copy_param(q->bias, d->bias);
       out->push_back(q);
     } else if (auto c1 = std::dynamic_pointer_cast<HConv1dImpl>(child)) {
-      if (c1->input_quantizer) out->push_back(QActivation(QuantizerPtr(c1->input_quantizer->to_fixed())));
-      QConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(), c1->options.kernel_size());
-      o.stride(c1->options.stride()).padding(c1->options.padding()).dilation(c1->options.dilation())
-          .groups(c1->options.groups()).bias(c1->options.bias())
+      if (c1->input_quantizer)
+        out->push_back(QActivation(QuantizerPtr(c1->input_quantizer->to_fixed())));
+      QConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(),
+                       c1->options.kernel_size());
+      o.stride(c1->options.stride())
+          .padding(c1->options.padding())
+          .dilation(c1->options.dilation())
+          .groups(c1->options.groups())
+          .bias(c1->options.bias())
           .kernel_quantizer(QuantizerPtr(c1->kernel_quantizer->to_fixed(c1->weight)));
-      if (c1->bias.defined()) o.bias_quantizer(QuantizerPtr(c1->bias_quantizer->to_fixed(c1->bias)));
+      if (c1->bias.defined())
+        o.bias_quantizer(QuantizerPtr(c1->bias_quantizer->to_fixed(c1->bias)));
       QConv1d q(o);
       copy_param(q->weight, c1->weight);
       copy_param(q->bias, c1->bias);
       out->push_back(q);
     } else if (auto c2 = std::dynamic_pointer_cast<HConv2dImpl>(child)) {
-      if (c2->input_quantizer) out->push_back(QActivation(QuantizerPtr(c2->input_quantizer->to_fixed())));
-      QConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(), c2->options.kernel_size());
-      o.stride(c2->options.stride()).padding(c2->options.padding()).dilation(c2->options.dilation())
-          .groups(c2->options.groups()).bias(c2->options.bias())
+      if (c2->input_quantizer)
+        out->push_back(QActivation(QuantizerPtr(c2->input_quantizer->to_fixed())));
+      QConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(),
+                       c2->options.kernel_size());
+      o.stride(c2->options.stride())
+          .padding(c2->options.padding())
+          .dilation(c2->options.dilation())
+          .groups(c2->options.groups())
+          .bias(c2->options.bias())
           .kernel_quantizer(QuantizerPtr(c2->kernel_quantizer->to_fixed(c2->weight)));
-      if (c2->bias.defined()) o.bias_quantizer(QuantizerPtr(c2->bias_quantizer->to_fixed(c2->bias)));
+      if (c2->bias.defined())
+        o.bias_quantizer(QuantizerPtr(c2->bias_quantizer->to_fixed(c2->bias)));
       QConv2d q(o);
       copy_param(q->weight, c2->weight);
       copy_param(q->bias, c2->bias);
@@ -728,8 +746,11 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
     } else if (auto c1 = std::dynamic_pointer_cast<QConv1dImpl>(child)) {
       HConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(),
                        c1->options.kernel_size());
-      o.stride(c1->options.stride()).padding(c1->options.padding())
-          .dilation(c1->options.dilation()).groups(c1->options.groups()).bias(c1->options.bias())
+      o.stride(c1->options.stride())
+          .padding(c1->options.padding())
+          .dilation(c1->options.dilation())
+          .groups(c1->options.groups())
+          .bias(c1->options.bias())
           .quantizers(layer_quantizers(*c1, act_bits, default_input_bits, where, "channel"));
       HConv1d h(o);
       copy_param(h->weight, c1->weight);
@@ -739,8 +760,11 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
     } else if (auto c2 = std::dynamic_pointer_cast<QConv2dImpl>(child)) {
       HConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(),
                        c2->options.kernel_size());
-      o.stride(c2->options.stride()).padding(c2->options.padding())
-          .dilation(c2->options.dilation()).groups(c2->options.groups()).bias(c2->options.bias())
+      o.stride(c2->options.stride())
+          .padding(c2->options.padding())
+          .dilation(c2->options.dilation())
+          .groups(c2->options.groups())
+          .bias(c2->options.bias())
           .quantizers(layer_quantizers(*c2, act_bits, default_input_bits, where, "channel"));
       HConv2d h(o);
       copy_param(h->weight, c2->weight);
@@ -749,11 +773,9 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
       act_bits.reset();
     } else if (auto a = std::dynamic_pointer_cast<QActivationImpl>(child)) {
       const StartWidths s = start_widths(a->quantizer(), where);
-      out->push_back(HActivation(HActivationOptions({})
-                                     .granularity("tensor")
-                                     .relu(s.relu)
-                                     .init_bits(s.frac)
-                                     .keep_negative(s.relu ? 0 : (s.keep_negative ? 1 : 0))));
+      out->push_back(HActivation(
+          HActivationOptions({}).granularity("tensor").relu(s.relu).init_bits(s.frac).keep_negative(
+              s.relu ? 0 : (s.keep_negative ? 1 : 0))));
       act_bits = s.frac;
     } else {
       out->push_back(it->clone());

@@ -39,12 +39,11 @@ at::Tensor fixed_quantize(const at::Tensor& x, const at::Tensor& keep_negative,
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fixed_quantize_fwd(
     const at::Tensor& x, const at::Tensor& keep_negative, const at::Tensor& int_bits,
     const at::Tensor& frac_bits, const std::string& round_mode, const std::string& overflow_mode) {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("heteroq::_fixed_quantize_fwd", "")
-          .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
-              const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-              c10::string_view, c10::string_view)>();
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_fixed_quantize_fwd", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                           const at::Tensor&, c10::string_view, c10::string_view)>();
   return op.call(x, keep_negative, int_bits, frac_bits, round_mode, overflow_mode);
 }
 
@@ -64,8 +63,10 @@ int parse_round(c10::string_view mode) {
   if (m == "RND") return 0;
   if (m == "RND_CONV") return 1;
   if (m == "TRN") return 2;
-  TORCH_CHECK_VALUE(false, "heteroq::fixed_quantize: `round_mode` must be 'RND', 'RND_CONV' or "
-                    "'TRN', got '", m, "'");
+  TORCH_CHECK_VALUE(false,
+                    "heteroq::fixed_quantize: `round_mode` must be 'RND', 'RND_CONV' or "
+                    "'TRN', got '",
+                    m, "'");
   return -1;
 }
 
@@ -74,8 +75,10 @@ int parse_overflow(c10::string_view mode) {
   if (m == "SAT") return 0;
   if (m == "SAT_SYM") return 1;
   if (m == "WRAP") return 2;
-  TORCH_CHECK_VALUE(false, "heteroq::fixed_quantize: `overflow_mode` must be 'SAT', 'SAT_SYM' or "
-                    "'WRAP', got '", m, "'");
+  TORCH_CHECK_VALUE(false,
+                    "heteroq::fixed_quantize: `overflow_mode` must be 'SAT', 'SAT_SYM' or "
+                    "'WRAP', got '",
+                    m, "'");
   return -1;
 }
 
@@ -86,8 +89,8 @@ at::Tensor prepare_width(const at::Tensor& w, const char* name, const at::Tensor
                    "` must be a floating-point tensor (integer values), got dtype ",
                    w.scalar_type());
   TORCH_CHECK_VALUE(w.device() == x.device() || (w.dim() == 0 && w.is_cpu()),
-                    "heteroq::fixed_quantize: `", name, "` is on ", w.device(),
-                    ", the input on ", x.device());
+                    "heteroq::fixed_quantize: `", name, "` is on ", w.device(), ", the input on ",
+                    x.device());
   bool ok = w.dim() <= x.dim();
   if (ok) {
     const auto ws = w.sizes();
@@ -120,8 +123,8 @@ FixedArgs check_fixed(const at::Tensor& x, const at::Tensor& keep_negative,
     TORCH_CHECK_VALUE(at::logical_or(a.k == 0, a.k == 1).all().item<bool>(),
                       "heteroq::fixed_quantize: `keep_negative` must hold 0 or 1 (after rounding)");
   }
-  for (const auto& [w, name] : {std::pair<const at::Tensor&, const char*>{a.i, "int_bits"},
-                                {a.f, "frac_bits"}}) {
+  for (const auto& [w, name] :
+       {std::pair<const at::Tensor&, const char*>{a.i, "int_bits"}, {a.f, "frac_bits"}}) {
     if (w.numel() == 0) continue;
     // NaN fails the comparison too.
     TORCH_CHECK_VALUE((w.abs() <= 64).all().item<bool>(), "heteroq::fixed_quantize: `", name,
@@ -194,9 +197,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fixed_quantize_generi
     const at::Tensor bottom_f = a.overflow_mode == 1 ? -(k * top_f) : zero;
     const at::Tensor top_i = at::exp2(i) * ln2;
     const at::Tensor bottom_i = -(k * top_i);
-    df = at::where(live,
-                   at::where(clip_hi, top_f, at::where(clip_lo, bottom_f, df_in)),
-                   x * ln2);
+    df = at::where(live, at::where(clip_hi, top_f, at::where(clip_lo, bottom_f, df_in)), x * ln2);
     di = at::where(live, at::where(clip_hi, top_i, at::where(clip_lo, bottom_i, zero)), zero);
     // where() broadcasts: give every result x's shape.
     df = df.expand(x.sizes());

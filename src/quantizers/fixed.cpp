@@ -69,8 +69,8 @@ FixedQuantizer::FixedQuantizer(const at::Tensor& keep_negative, const at::Tensor
   if (k_.numel() && !at::logical_or(k_ == 0, k_ == 1).all().item<bool>()) {
     throw InvalidArgument("fixed: `keep_negative` must hold 0 or 1");
   }
-  for (const auto& [w, name] : {std::pair<const at::Tensor&, const char*>{i_, "int_bits"},
-                                {f_, "frac_bits"}}) {
+  for (const auto& [w, name] :
+       {std::pair<const at::Tensor&, const char*>{i_, "int_bits"}, {f_, "frac_bits"}}) {
     if (w.numel() && !(w.abs() <= 64).all().item<bool>()) {
       throw InvalidArgument(std::string("fixed: `") + name +
                             "` must hold finite values in [-64, 64]");
@@ -94,7 +94,8 @@ void FixedQuantizer::require_uniform(const char* what) const {
   if (!uniform_) {
     throw InvalidArgument(std::string("fixed: ") + what +
                           " needs uniform widths; this quantizer has per-channel or per-element "
-                          "widths (shape " + c10::str(bit_widths().sizes()) +
+                          "widths (shape " +
+                          c10::str(bit_widths().sizes()) +
                           "), which are saved with the weights (state_dict / "
                           "save_quantized_weights), not in a spec");
   }
@@ -114,15 +115,14 @@ int64_t FixedQuantizer::bits() const {
 
 double FixedQuantizer::max() const {
   const at::Tensor k = k_.to(at::kDouble), i = i_.to(at::kDouble), f = f_.to(at::kDouble);
-  const at::Tensor upper = at::where(k + i + f > 0, at::exp2(i) - at::exp2(-f),
-                                     at::zeros({}, at::kDouble));
+  const at::Tensor upper =
+      at::where(k + i + f > 0, at::exp2(i) - at::exp2(-f), at::zeros({}, at::kDouble));
   return upper.numel() ? upper.max().item<double>() : 0.0;
 }
 
 double FixedQuantizer::min() const {
   const at::Tensor k = k_.to(at::kDouble), i = i_.to(at::kDouble), f = f_.to(at::kDouble);
-  const at::Tensor mag =
-      overflow_mode_ == "SAT_SYM" ? at::exp2(i) - at::exp2(-f) : at::exp2(i);
+  const at::Tensor mag = overflow_mode_ == "SAT_SYM" ? at::exp2(i) - at::exp2(-f) : at::exp2(i);
   const at::Tensor lower = at::where(k + i + f > 0, -(k * mag), at::zeros({}, at::kDouble));
   return lower.numel() ? lower.min().item<double>() + 0.0 : 0.0;
 }

@@ -18,8 +18,8 @@
 
 #include "heteroq/cost/hardware.h"
 #include "heteroq/heteroq.h"
-#include "heteroq/ops/fixed.h"
 #include "heteroq/nn/hgq.h"
+#include "heteroq/ops/fixed.h"
 #include "heteroq/quantizers/fixed.h"
 
 namespace {
@@ -78,7 +78,8 @@ Ref reference(double x, double kd, double id, double fd, const std::string& rm,
 // Inputs: random values over several binades, exact ties of the finest grid, and grid ends.
 at::Tensor test_inputs(int64_t n) {
   torch::manual_seed(7);
-  at::Tensor a = torch::randn({n}, torch::kDouble) * torch::exp2(torch::randint(-4, 6, {n}).to(torch::kDouble));
+  at::Tensor a = torch::randn({n}, torch::kDouble) *
+                 torch::exp2(torch::randint(-4, 6, {n}).to(torch::kDouble));
   at::Tensor ties = (torch::randint(-400, 400, {n}, torch::kDouble) + 0.5) / 256.0;
   return torch::cat({a, ties, torch::tensor({0.0, -0.0, 1.0, -1.0, 31.999, -32.0, 1e9, -1e9})});
 }
@@ -119,8 +120,8 @@ TEST(HgqFixedOp, ForwardMatchesReferenceInEveryMode) {
         // float32: the same grid values (every width here fits float32's mantissa).
         const at::Tensor xf = x.to(torch::kFloat);
         const at::Tensor yf = heteroq::ops::fixed_quantize(xf, w.k, w.i, w.f, rm, om);
-        const at::Tensor yref = heteroq::ops::fixed_quantize(xf.to(torch::kDouble), w.k, w.i,
-                                                             w.f, rm, om);
+        const at::Tensor yref =
+            heteroq::ops::fixed_quantize(xf.to(torch::kDouble), w.k, w.i, w.f, rm, om);
         ASSERT_TRUE(at::equal(yf.to(torch::kDouble), yref)) << rm << " " << om;
       }
     }
@@ -169,11 +170,11 @@ TEST(HgqFixedOp, ZeroWidthIsZeroAndNonContiguousInput) {
   const at::Tensor y = heteroq::ops::fixed_quantize(x, torch::zeros({}), torch::full({}, -2.0),
                                                     torch::full({}, 1.0));
   EXPECT_TRUE(at::equal(y, torch::zeros_like(x)));
-  const at::Tensor y2 = heteroq::ops::fixed_quantize(x, torch::ones({}), torch::full({}, 1.0),
-                                                     torch::full({}, 2.0));
-  EXPECT_TRUE(at::equal(y2, heteroq::ops::fixed_quantize(x.contiguous(), torch::ones({}),
-                                                         torch::full({}, 1.0),
-                                                         torch::full({}, 2.0))));
+  const at::Tensor y2 =
+      heteroq::ops::fixed_quantize(x, torch::ones({}), torch::full({}, 1.0), torch::full({}, 2.0));
+  EXPECT_TRUE(
+      at::equal(y2, heteroq::ops::fixed_quantize(x.contiguous(), torch::ones({}),
+                                                 torch::full({}, 1.0), torch::full({}, 2.0))));
 }
 
 // The surrogate the gradients are derived from, as a smooth function of (i, f) around the
@@ -209,10 +210,14 @@ TEST(HgqFixedOp, WidthGradientsMatchFiniteDifferencesOfTheSurrogate) {
         const double lo = om == "SAT_SYM" ? -kk * hi : -kk * std::exp2(ii);
         const int clip = xv > hi ? 1 : xv < lo ? -1 : 0;
         const double g = gout[r][c].item<double>();
-        gf += g * (surrogate(xv, q0, clip, kk, ii, ff + h, ff, om) -
-                   surrogate(xv, q0, clip, kk, ii, ff - h, ff, om)) / (2 * h);
-        gi += g * (surrogate(xv, q0, clip, kk, ii + h, ff, ff, om) -
-                   surrogate(xv, q0, clip, kk, ii - h, ff, ff, om)) / (2 * h);
+        gf += g *
+              (surrogate(xv, q0, clip, kk, ii, ff + h, ff, om) -
+               surrogate(xv, q0, clip, kk, ii, ff - h, ff, om)) /
+              (2 * h);
+        gi += g *
+              (surrogate(xv, q0, clip, kk, ii + h, ff, ff, om) -
+               surrogate(xv, q0, clip, kk, ii - h, ff, ff, om)) /
+              (2 * h);
         EXPECT_EQ(xg.grad()[r][c].item<double>(), clip ? 0.0 : g);
       }
       EXPECT_NEAR(f.grad()[r][0].item<double>(), gf, 1e-6 * (1 + std::fabs(gf))) << om;
@@ -227,8 +232,7 @@ TEST(HgqFixedOp, Errors) {
   EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, one, one, "ROUND", "SAT"), c10::ValueError);
   EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, one, one, "RND", "CLIP"), c10::ValueError);
   EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, torch::ones({5}), one), c10::ValueError);
-  EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, torch::ones({2, 3, 4}), one),
-               c10::ValueError);
+  EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, torch::ones({2, 3, 4}), one), c10::ValueError);
   EXPECT_THROW(heteroq::ops::fixed_quantize(x, torch::full({}, 2.0), one, one), c10::ValueError);
   EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, one, torch::full({}, NAN)), c10::ValueError);
   EXPECT_THROW(heteroq::ops::fixed_quantize(x, one, torch::full({}, 65.0), one), c10::ValueError);
@@ -241,13 +245,14 @@ TEST(HgqFixedOp, Errors) {
 // ---- FixedQuantizer ----
 
 TEST(HgqFixedQuantizer, EqualsQuantizedBitsAlpha1) {
-  at::Tensor x = torch::cat({test_inputs(300), torch::tensor({INFINITY, -INFINITY, NAN}, torch::kDouble)});
+  at::Tensor x =
+      torch::cat({test_inputs(300), torch::tensor({INFINITY, -INFINITY, NAN}, torch::kDouble)});
   for (int64_t bits = 2; bits <= 12; ++bits) {
     for (int64_t integer = -2; integer <= 4; ++integer) {
       for (bool kn : {true, false}) {
-        const auto fq = heteroq::get_quantizer("fixed(" + std::to_string(bits) + "," +
-                                               std::to_string(integer) + ",keep_negative=" +
-                                               (kn ? "1" : "0") + ")");
+        const auto fq =
+            heteroq::get_quantizer("fixed(" + std::to_string(bits) + "," + std::to_string(integer) +
+                                   ",keep_negative=" + (kn ? "1" : "0") + ")");
         const heteroq::QuantizedBits qb(bits, integer, false, kn, 1.0);
         for (auto dtype : {torch::kDouble, torch::kFloat}) {
           const at::Tensor xt = x.to(dtype);
@@ -279,7 +284,8 @@ TEST(HgqFixedQuantizer, SpecStringsJsonRangeAndBounds) {
   ASSERT_EQ(r.size(), 64u);
   EXPECT_EQ(r[1], 0.125);
   EXPECT_EQ(r[32], -4.0);
-  auto u = heteroq::get_quantizer("fixed(4, 1, keep_negative=0, round_mode='TRN', overflow_mode='WRAP')");
+  auto u = heteroq::get_quantizer(
+      "fixed(4, 1, keep_negative=0, round_mode='TRN', overflow_mode='WRAP')");
   EXPECT_EQ(u->to_string(), "fixed(4,1,keep_negative=0,round_mode='TRN',overflow_mode='WRAP')");
   EXPECT_EQ(heteroq::get_quantizer(u->to_string())->to_string(), u->to_string());
   EXPECT_EQ(heteroq::quantizer_from_json(u->to_json())->to_string(), u->to_string());
@@ -299,11 +305,13 @@ TEST(HgqFixedQuantizer, SpecStringsJsonRangeAndBounds) {
 TEST(HgqFixedQuantizer, PerElementWidths) {
   const at::Tensor k = torch::ones({3, 1});
   const at::Tensor i = torch::tensor({0.0, 1.0, 2.0}).reshape({3, 1});
-  const at::Tensor f = torch::tensor({{2.0, 3.0, 0.0, -1.0}, {1.0, 1.0, 1.0, 1.0}, {4.0, 4.0, 4.0, 4.0}});
+  const at::Tensor f =
+      torch::tensor({{2.0, 3.0, 0.0, -1.0}, {1.0, 1.0, 1.0, 1.0}, {4.0, 4.0, 4.0, 4.0}});
   FixedQuantizer q(k, i, f);
   EXPECT_FALSE(q.is_uniform());
-  EXPECT_TRUE(at::equal(q.bit_widths(), torch::tensor({{3.0, 4.0, 1.0, 0.0}, {3.0, 3.0, 3.0, 3.0},
-                                                       {7.0, 7.0, 7.0, 7.0}})));
+  EXPECT_TRUE(
+      at::equal(q.bit_widths(),
+                torch::tensor({{3.0, 4.0, 1.0, 0.0}, {3.0, 3.0, 3.0, 3.0}, {7.0, 7.0, 7.0, 7.0}})));
   EXPECT_EQ(q.bits(), 7);
   EXPECT_DOUBLE_EQ(q.max(), 4.0 - 1.0 / 16);
   EXPECT_DOUBLE_EQ(q.min(), -4.0);
@@ -351,8 +359,8 @@ TEST(HgqQuantizer, TracksRangesAndWidths) {
 }
 
 TEST(HgqQuantizer, TrainableIntegerBitsGetTheClipGradient) {
-  HQuantizer q(HQuantizerOptions({3}).trainable_integer(true).init_integer(0).init_bits(2)
-                   .keep_negative(1));
+  HQuantizer q(
+      HQuantizerOptions({3}).trainable_integer(true).init_integer(0).init_bits(2).keep_negative(1));
   const at::Tensor y = q->forward(torch::tensor({{5.0, 0.3, -7.0}}));
   EXPECT_TRUE(at::allclose(y, torch::tensor({{0.75, 0.25, -1.0}})));
   y.sum().backward();
@@ -380,9 +388,8 @@ TEST(HgqLayers, DenseEbopsDefinition) {
   const at::Tensor qw = layer->kernel_quantizer->quantize(layer->weight);
   const at::Tensor qb = layer->bias_quantizer->quantize(layer->bias);
   const double bx = layer->input_quantizer->bit_widths().item<double>();
-  const double expect =
-      bx * layer->kernel_quantizer->value_widths(qw).sum().item<double>() +
-      layer->bias_quantizer->value_widths(qb).mean().item<double>() * 3;
+  const double expect = bx * layer->kernel_quantizer->value_widths(qw).sum().item<double>() +
+                        layer->bias_quantizer->value_widths(qb).mean().item<double>() * 3;
   EXPECT_NEAR(e.item<double>(), expect, 1e-4);
   e.backward();
   EXPECT_GT(layer->kernel_quantizer->frac_bits.grad().abs().sum().item<double>(), 0);
@@ -399,9 +406,10 @@ TEST(HgqLayers, ConvEbopsIsAConvolutionOfWidthMaps) {
   const at::Tensor spans =
       conv->kernel_quantizer->value_widths(conv->kernel_quantizer->quantize(conv->weight));
   const double bx = conv->input_quantizer->bit_widths().item<double>();
-  const double bias =
-      conv->bias_quantizer->value_widths(conv->bias_quantizer->quantize(conv->bias))
-          .mean().item<double>() * 3 * 16;
+  const double bias = conv->bias_quantizer->value_widths(conv->bias_quantizer->quantize(conv->bias))
+                          .mean()
+                          .item<double>() *
+                      3 * 16;
   EXPECT_NEAR(conv->ebops().item<double>(), bx * spans.sum().item<double>() * 16 + bias, 1e-3);
 }
 
@@ -479,9 +487,8 @@ TEST(HgqConvert, EbopsAgreeWithTheCostModel) {
       HDense(HDenseOptions(6, 4).quantizers(HLayerQuantizers().kernel_init_bits(3))),
       HActivation(HActivationOptions({4}).relu(true).init_bits(2)),
       HDense(HDenseOptions(4, 3).quantizers(HLayerQuantizers().kernel_init_bits(2))));
-  torch::nn::Sequential conv(
-      HConv2d(HConv2dOptions(2, 3, 3).quantizers(
-          HLayerQuantizers().input_granularity("tensor").input_init_bits(3))));
+  torch::nn::Sequential conv(HConv2d(HConv2dOptions(2, 3, 3).quantizers(
+      HLayerQuantizers().input_granularity("tensor").input_init_bits(3))));
   for (auto& [model, shape] : std::vector<std::pair<torch::nn::Sequential, std::vector<int64_t>>>{
            {dense, {1, 6}}, {conv, {1, 2, 6, 6}}}) {
     std::vector<int64_t> batch = shape;
@@ -517,7 +524,8 @@ TEST(HgqConvert, Conv1d) {
 
 TEST(HgqConvert, FromQuantized) {
   torch::nn::Sequential qm(
-      QDense(QLinearOptions(4, 8).kernel_quantizer("quantized_bits(6,0,alpha=1)")
+      QDense(QLinearOptions(4, 8)
+                 .kernel_quantizer("quantized_bits(6,0,alpha=1)")
                  .bias_quantizer("quantized_bits(8,3,alpha=1)")),
       QActivation("quantized_relu(5,2)"),
       QDense(QLinearOptions(8, 2).kernel_quantizer("quantized_bits(4,1,alpha=1)")));
@@ -542,9 +550,9 @@ TEST(HgqConvert, FromQuantized) {
 }
 
 TEST(HgqLayers, Errors) {
-  EXPECT_THROW(HConv2d(HConv2dOptions(2, 3, 3).quantizers(
-                   HLayerQuantizers().input_granularity("element"))),
-               heteroq::InvalidArgument);
+  EXPECT_THROW(
+      HConv2d(HConv2dOptions(2, 3, 3).quantizers(HLayerQuantizers().input_granularity("element"))),
+      heteroq::InvalidArgument);
   EXPECT_THROW(HActivation(HActivationOptions({4}).relu(true).overflow_mode("WRAP")),
                heteroq::InvalidArgument);
   EXPECT_THROW(HDense(4, 2)->forward(torch::randn({3, 5})), c10::ValueError);
@@ -562,7 +570,8 @@ TEST(HgqCrossLanguage, WriteOutputs) {
     torch::NoGradGuard g;
     dense->weight.copy_(torch::sin(torch::arange(24.0) * 1.3).reshape({4, 6}));
     dense->bias.copy_(torch::cos(torch::arange(4.0)));
-    dense->kernel_quantizer->frac_bits.copy_(torch::remainder(torch::arange(24.0), 5).reshape({4, 6}));
+    dense->kernel_quantizer->frac_bits.copy_(
+        torch::remainder(torch::arange(24.0), 5).reshape({4, 6}));
     conv->weight.copy_(torch::sin(torch::arange(54.0) * 0.9).reshape({3, 2, 3, 3}));
     conv->bias.copy_(torch::cos(torch::arange(3.0)) * 0.5);
   }

@@ -241,7 +241,8 @@ struct HETEROQ_API HActivationOptions {
 
 /// An activation quantizer (HGQ's HQuantize / HActivation): `q(relu(x))` or `q(x)`. No
 /// multiplications: ebops() is 0.
-class HETEROQ_API HActivationImpl : public torch::nn::Cloneable<HActivationImpl>, public EBOPsLayer {
+class HETEROQ_API HActivationImpl : public torch::nn::Cloneable<HActivationImpl>,
+                                    public EBOPsLayer {
  public:
   explicit HActivationImpl(const HActivationOptions& options);
   void reset() override;
@@ -258,8 +259,8 @@ TORCH_MODULE(HActivation);
  * Converts a model with H layers into heteroq's Q layers with FixedQuantizer quantizers of the
  * current (per-element) widths: HDense -> Sequential(QActivation(input), QDense), HConv1d/2d ->
  * Sequential(QActivation(input), QConv1d/2d), HActivation -> QActivation; other modules are
- * cloned (nested Sequentials are not supported by LibTorch's Sequential). In eval mode the result computes exactly
- * the same outputs as `model` in eval mode.
+ * cloned (nested Sequentials are not supported by LibTorch's Sequential). In eval mode the result
+ * computes exactly the same outputs as `model` in eval mode.
  */
 HETEROQ_API torch::nn::Sequential hgq_convert(const torch::nn::Sequential& model);
 
@@ -269,7 +270,8 @@ HETEROQ_API torch::nn::Sequential hgq_convert(const torch::nn::Sequential& model
  * HDense, QConv1d/2d -> HConv1d/2d (kernel and bias f = bits - integer - keep_negative, the input
  * quantizer's f that of the preceding QActivation, else `default_input_bits`), QActivation ->
  * HActivation (quantized_relu: with ReLU). Weights are copied; other modules are cloned.
- * @throws heteroq::InvalidArgument for a quantizer of another kind (its name and the layer's index).
+ * @throws heteroq::InvalidArgument for a quantizer of another kind (its name and the layer's
+ * index).
  */
 HETEROQ_API torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
                                                      double default_input_bits = 8.0);

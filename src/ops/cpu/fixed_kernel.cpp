@@ -177,8 +177,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fixed_cpu_impl(
 at::Tensor fixed_quantize_cpu(const at::Tensor& x, const at::Tensor& keep_negative,
                               const at::Tensor& int_bits, const at::Tensor& frac_bits,
                               c10::string_view round_mode, c10::string_view overflow_mode) {
-  return std::get<0>(fixed_cpu_impl(x, keep_negative, int_bits, frac_bits, round_mode,
-                                    overflow_mode, false));
+  return std::get<0>(
+      fixed_cpu_impl(x, keep_negative, int_bits, frac_bits, round_mode, overflow_mode, false));
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fixed_quantize_fwd_cpu(
