@@ -190,7 +190,7 @@ class Engine:
                      gemm_min_batch: Optional[int] = None) -> "Engine":
         """The same program run with other kernels (never other results):
         ``sparse_min_zero_fraction`` (a dense layer at least this fraction zero runs a sparse
-        kernel; > 1 disables it; default 0.75) and ``gemm_min_batch`` (batches from this size run
+        kernel; > 1 disables it; default 0.97) and ``gemm_min_batch`` (batches from this size run
         the dense layers as a blocked integer GEMM; 0 disables it)."""
         s = (self._impl.sparse_min_zero_fraction if sparse_min_zero_fraction is None
              else float(sparse_min_zero_fraction))

@@ -15,6 +15,7 @@
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
+#define HETEROQ_DEPLOY_AVX2 1  // the GEMM's AVX2 kernel, chosen at run time
 #endif
 
 #include "core/fixed_point.h"
@@ -567,8 +568,7 @@ void gemm_narrow_generic(const int16_t* const* x, const int16_t* pack, const int
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#define HETEROQ_DEPLOY_AVX2 1
+#ifdef HETEROQ_DEPLOY_AVX2
 template <int kCount>
 __attribute__((target("avx2"))) void gemm_narrow_avx2(const int16_t* const* x, const int16_t* pack,
                                                       const int32_t* bias, int32_t* const* y, int64_t n,

@@ -412,7 +412,10 @@ TEST(DeployCompile, TableActivationsAreExactOnEveryInteger) {
 TEST(DeployEngine, SparseKernelEqualsDenseAndModel) {
   torch::manual_seed(12);
   auto m = pruned_jet_model(0.9);
-  const hd::Engine e = hd::compile(*m);
+  EXPECT_EQ(hd::compile(*m).stage_info()[0].kernel, "dense");  // default: only above 97% zeros
+  hd::EngineOptions at75;
+  at75.sparse_min_zero_fraction = 0.75;
+  const hd::Engine e(hd::compile(*m).program(), at75);
   int sparse = 0;
   for (const auto& s : e.stage_info()) sparse += s.kernel == "sparse";
   EXPECT_EQ(sparse, 4);

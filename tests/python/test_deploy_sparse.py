@@ -39,7 +39,9 @@ def forward(model, x):
 @pytest.mark.parametrize("kernel", [Q6, "quantized_bits(12,0,alpha=1)", "quantized_po2(4)"])
 def test_pruned_models_are_exact_with_either_kernel(sparsity, kernel):
     model = pruned_jet_model(sparsity, kernel)
-    engine = deploy.compile(model)
+    default = deploy.compile(model)
+    assert all(s["kernel"] == "dense" for s in default.stage_info() if s["kind"] == "dense")
+    engine = default.with_options(sparse_min_zero_fraction=0.75)
     info = [s for s in engine.stage_info() if s["kind"] == "dense"]
     quantized = [m.kernel_quantizer(m.weight) for m in model if isinstance(m, hnn.QDense)]
     for s, w in zip(info, quantized):
