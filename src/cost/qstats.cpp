@@ -975,7 +975,9 @@ QuantizerPtr cost_quantizer(const QuantizerPtr& q) {
   const at::Tensor f = fixed->frac_bits().to(at::kDouble);
   const at::Tensor width = k + i + f;
   const at::Tensor live = width.gt(0);
-  if (!live.any().item<bool>()) return get_quantizer("quantized_bits(1,0,keep_negative=False,alpha=1)");
+  if (!live.any().item<bool>()) {
+    return get_quantizer("quantized_bits(1,0,keep_negative=False,alpha=1)");
+  }
   const auto largest = [&](const at::Tensor& t) {
     return static_cast<int64_t>(t.expand_as(width).masked_select(live).max().item<double>());
   };

@@ -20,11 +20,12 @@ namespace {
 void add_ebops(const EBOPsLayer& layer, const std::string& name, at::Tensor& total) {
   at::Tensor e = layer.ebops();
   if (!e.defined() || e.numel() != 1 || !e.is_floating_point()) {
+    const std::string got =
+        e.defined() ? "a tensor of " + std::to_string(e.numel()) + " values of type " +
+                          std::string(at::toString(e.scalar_type()))
+                    : std::string("an undefined tensor");
     throw InvalidArgument("total_ebops: the ebops() of module '" + name +
-                          "' must be one floating-point value (a 0-dim tensor), got " +
-                          (e.defined() ? "a tensor of " + std::to_string(e.numel()) +
-                                             " values of type " + std::string(at::toString(e.scalar_type()))
-                                       : std::string("an undefined tensor")));
+                          "' must be one floating-point value (a 0-dim tensor), got " + got);
   }
   e = e.reshape({});
   total = total.defined() ? total + e : e;
@@ -42,7 +43,9 @@ at::Tensor total_ebops(const torch::nn::Module& model) {
   for (const auto& item : model.named_modules("", /*include_self=*/false)) {
     const torch::nn::Module* m = item.value().get();
     if (!seen.insert(m).second) continue;
-    if (const auto* layer = dynamic_cast<const EBOPsLayer*>(m)) add_ebops(*layer, item.key(), total);
+    if (const auto* layer = dynamic_cast<const EBOPsLayer*>(m)) {
+      add_ebops(*layer, item.key(), total);
+    }
   }
   return total.defined() ? total : at::zeros({}, at::kFloat);
 }

@@ -156,8 +156,9 @@ double EBOPsRegularizer::observe(double ebops, int64_t step) {
 at::Tensor EBOPsRegularizer::penalty(const at::Tensor& ebops, int64_t step) {
   if (!ebops.defined()) throw InvalidArgument("EBOPsRegularizer::penalty: undefined `ebops`");
   if (!ebops.is_floating_point()) {
-    throw InvalidArgument("EBOPsRegularizer::penalty: `ebops` must be a floating-point tensor, got " +
-                          std::string(at::toString(ebops.scalar_type())));
+    throw InvalidArgument(
+        "EBOPsRegularizer::penalty: `ebops` must be a floating-point tensor, got " +
+        std::string(at::toString(ebops.scalar_type())));
   }
   double value = 0;
   if (kind_ == Kind::kController) {
@@ -200,8 +201,9 @@ void EBOPsRegularizer::load_state_dict(const std::map<std::string, double>& stat
   const double b = state.at("beta");
   const double last = state.at("last_step");
   if (last < -1 || last != std::floor(last)) {
-    throw InvalidArgument("EBOPsRegularizer::load_state_dict: 'last_step' must be an integer >= -1, got " +
-                          num(last));
+    throw InvalidArgument(
+        "EBOPsRegularizer::load_state_dict: 'last_step' must be an integer >= -1, got " +
+        num(last));
   }
   if (kind_ == Kind::kController) {
     if (b < beta_min_ || b > beta_max_) {
@@ -288,8 +290,8 @@ void apply_masks(torch::nn::Module& module, const PruningMasks& masks) {
     const at::Tensor* p = params.find(name);
     if (!p) throw InvalidArgument("apply_masks: the module has no parameter '" + name + "'");
     if (!mask.defined() || mask.sizes() != p->sizes()) {
-      throw InvalidArgument("apply_masks: the mask of '" + name + "' must have the parameter's shape " +
-                            c10::str(p->sizes()) + ", got " +
+      throw InvalidArgument("apply_masks: the mask of '" + name +
+                            "' must have the parameter's shape " + c10::str(p->sizes()) + ", got " +
                             (mask.defined() ? c10::str(mask.sizes()) : std::string("none")));
     }
     todo.emplace_back(*p, mask);

@@ -624,7 +624,8 @@ TEST(HardwareErrors, BadValuesAndOptions) {
 
 // The jet MLP with `w` for kernels and biases and `a` for the activations, the weights of
 // jet_mlp() (so that two such models differ only in their quantizers).
-torch::nn::Sequential jet_with(const heteroq::nn::QuantizerArg& w, const heteroq::nn::QuantizerArg& a) {
+torch::nn::Sequential jet_with(const heteroq::nn::QuantizerArg& w,
+                               const heteroq::nn::QuantizerArg& a) {
   torch::nn::Sequential m;
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{16, 64}, {64, 32}, {32, 32}, {32, 5}};
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -650,13 +651,17 @@ TEST(FixedQuantizerCost, UniformCostsWhatQuantizedBitsCosts) {
               heteroq::cost::operand_type(heteroq::get_quantizer(qa)));
     const auto fixed = heteroq::cost::describe_model(jet_with(fw, fa), {1, 16});
     const auto qbits = heteroq::cost::describe_model(jet_with(qw, qa), {1, 16});
-    for (const auto& input : {std::string("quantized_relu(8,0)"), std::string("fixed(8,0,keep_negative=False)")}) {
-      const auto a = heteroq::cost::qstats(fixed, input), b = heteroq::cost::qstats(qbits, "quantized_relu(8,0)");
+    for (const auto& input :
+         {std::string("quantized_relu(8,0)"), std::string("fixed(8,0,keep_negative=False)")}) {
+      const auto a = heteroq::cost::qstats(fixed, input);
+      const auto b = heteroq::cost::qstats(qbits, "quantized_relu(8,0)");
       EXPECT_EQ(a.operation_totals, b.operation_totals);
       EXPECT_EQ(a.total_bits, b.total_bits);
       for (size_t i = 0; i < a.layers.size(); ++i) {
         ASSERT_EQ(a.layers[i].accumulator.has_value(), b.layers[i].accumulator.has_value());
-        if (a.layers[i].accumulator) EXPECT_EQ(a.layers[i].accumulator->bits, b.layers[i].accumulator->bits);
+        if (a.layers[i].accumulator) {
+          EXPECT_EQ(a.layers[i].accumulator->bits, b.layers[i].accumulator->bits);
+        }
       }
       BopsOptions bo;
       bo.input_quantizer = input;
@@ -665,7 +670,8 @@ TEST(FixedQuantizerCost, UniformCostsWhatQuantizedBitsCosts) {
       EXPECT_DOUBLE_EQ(ra.ebops, rb.ebops);
       FpgaOptions fo;
       fo.input_quantizer = input;
-      const FpgaEstimate ea = heteroq::cost::fpga_estimate(fixed, fo), eb = heteroq::cost::fpga_estimate(qbits);
+      const FpgaEstimate ea = heteroq::cost::fpga_estimate(fixed, fo);
+      const FpgaEstimate eb = heteroq::cost::fpga_estimate(qbits);
       EXPECT_EQ(ea.lut, eb.lut);
       EXPECT_EQ(ea.dsp, eb.dsp);
       EXPECT_EQ(ea.ff, eb.ff);
@@ -735,7 +741,8 @@ TEST(FixedQuantizerCost, PerChannelWidths) {
   const auto w0 = q0->forward(m0[0]->as<QDenseImpl>()->weight.detach());
   EXPECT_TRUE(torch::all(w0[2] == 0).item<bool>());
   EXPECT_EQ(r0.multiplications, (w0 != 0).sum().item<int64_t>());
-  EXPECT_EQ(r0.bops, 8 * (3 * (w0[0] != 0).sum().item<int64_t>() + 5 * (w0[1] != 0).sum().item<int64_t>()));
+  EXPECT_EQ(r0.bops, 8 * (3 * (w0[0] != 0).sum().item<int64_t>() +
+                          5 * (w0[1] != 0).sum().item<int64_t>()));
 }
 
 // Writes the reports of the models when HETEROQ_HARDWARE_JSON names a file; always checks that

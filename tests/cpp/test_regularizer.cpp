@@ -37,9 +37,13 @@ TORCH_MODULE(Toy);
 
 TEST(EBOPs, TotalSumsEveryLayerOnce) {
   Toy a(4, 2.0), b(2, 3.0);
-  torch::nn::Sequential inner(b, torch::nn::ReLU());
-  torch::nn::Sequential model(a, inner, torch::nn::Linear(2, 2), b);  // b twice: counted once
-  const auto e = total_ebops(*model);
+  // a, an inner Sequential holding b, a Linear, and b again (shared: counted once)
+  torch::nn::Module model;
+  model.register_module("a", a);
+  model.register_module("inner", torch::nn::Sequential(b, torch::nn::ReLU()));
+  model.register_module("fc", torch::nn::Linear(2, 2));
+  model.register_module("b", b);
+  const auto e = total_ebops(model);
   EXPECT_EQ(e.dim(), 0);
   EXPECT_NEAR(e.item<double>(), 8 * (4 * 2.0 + 2 * 3.0), 1e-4);
   e.backward();
