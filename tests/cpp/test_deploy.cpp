@@ -341,24 +341,28 @@ TEST(DeployCompile, ChainedSeparableAndTransposedConvolutionsAreBitExact) {
   m->push_back(hn::QActivation("quantized_bits(8,2,alpha=1)"));
   m->push_back(hn::QSeparableConv2d(hn::QSeparableConv2dOptions(2, 4, 3).depth_multiplier(2).padding(1)
                                         .depthwise_quantizer(auto_po2)
-                                        .pointwise_quantizer("quantized_po2(4)")
+                                        .pointwise_quantizer(kQ6)
                                         .bias_quantizer("quantized_bits(8,3,alpha=1)")));
+  m->push_back(hn::QActivation("quantized_bits(8,3,alpha=1)"));
   m->push_back(hn::QConvTranspose2d(hn::QConv2dOptions(4, 3, 3).stride(2).padding(1).output_padding(1)
                                         .kernel_quantizer(auto_po2)
                                         .bias_quantizer(kQ6)));
   m->push_back(hn::QActivation("quantized_tanh(6)"));
   m->push_back(hn::QConv2d(hn::QConv2dOptions(3, 2, 2).kernel_quantizer(kQ6).bias(false)));
+  m->push_back(hn::QActivation("quantized_bits(8,3,alpha=1)"));
   m->push_back(torch::nn::Flatten());
   m->push_back(hn::QLinear(hn::QLinearOptions(2 * 11 * 11, 8).kernel_quantizer(auto_po2).bias_quantizer(kQ6)));
-  m->push_back(hn::QLinear(hn::QLinearOptions(8, 3).kernel_quantizer("ternary(alpha=1)").bias(false)));
+  m->push_back(hn::QLinear(hn::QLinearOptions(8, 3).kernel_quantizer("binary(alpha=1)").bias(false)));
   m->eval();
   hd::CompileOptions o;
   o.input_shape = {2, 6, 6};
   const hd::Engine e = hd::compile(*m, o);
   std::vector<std::string> kinds;
   for (const auto& s : e.stage_info()) kinds.push_back(s.kind);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"conv2d", "conv2d", "gather", "conv2d", "requantize",
-                                             "conv2d", "dense", "dense"}));
+  // the separable convolution's two stages chained, the transposed one as gather + conv2d, and
+  // the last two dense layers chained
+  EXPECT_EQ(kinds, (std::vector<std::string>{"conv2d", "conv2d", "requantize", "gather", "conv2d",
+                                             "requantize", "conv2d", "requantize", "dense", "dense"}));
   EXPECT_NE(e.stage_info()[0].name.find("layer `1.depthwise`"), std::string::npos);
   EXPECT_TRUE(e.float32_exact());
   const torch::Tensor x = inputs(40 * 72, 1).reshape({40, 2, 6, 6});
