@@ -108,7 +108,8 @@ def test_after_dense_layers(act):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2000, 16, generator=g) * 3
     a = forward(head, x).double()
-    exact = a @ fc.kernel_quantizer(fc.weight).detach().double().t() + fc.bias_quantizer(fc.bias).detach().double()
+    w = fc.kernel_quantizer(fc.weight).detach().double()
+    exact = a @ w.t() + fc.bias_quantizer(fc.bias).detach().double()
     codes = engine.run_codes(x)
     np.testing.assert_array_equal(codes * np.exp2(-np.array(engine.output_frac, dtype=np.float64)),
                                   exact.numpy())
