@@ -18,6 +18,7 @@
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/nn/serialize.h"
 #include "heteroq/ops/quantize.h"
+#include "heteroq/quantizers/fixed.h"
 
 namespace heteroq::deploy {
 namespace {
@@ -227,6 +228,11 @@ Stage requant_of(const Quantizer& q, const std::string& who, const std::vector<i
 bool table_quantizer(const Quantizer& q, bool* monotonic) {
   const std::string n = q.name();
   *monotonic = n != "quantized_hswish";
+  if (auto f = dynamic_cast<const FixedQuantizer*>(&q)) {
+    // (a wrapping overflow is not monotonic)
+    *monotonic = f->overflow_mode() != "WRAP";
+    return true;
+  }
   if (n == "quantized_tanh" || n == "quantized_sigmoid" || n == "quantized_hswish" ||
       n == "quantized_ulaw" || n == "quantized_po2" || n == "quantized_relu_po2") {
     return true;
@@ -381,8 +387,58 @@ struct Codes {
   std::vector<int64_t> efrac;  // per element (value = values[i] 2^-efrac[i])
 };
 
+// code * 2^up for the fixed quantizer's rows (checked against 2^62).
+int64_t lift_checked(int64_t code, int64_t up, const std::string& who, const char* what) {
+  if (up > 62 || std::abs(code) >= (int64_t(1) << (62 - up))) {
+    fail(who, std::string(what) + ": the widths of one row span more than 62 bits");
+  }
+  return code * (int64_t(1) << up);
+}
+
 // The quantizer's integer form (quantize_to_integer), with power-of-two scales folded into fracs.
 Codes codes_of(const Quantizer& q, const at::Tensor& x, const std::string& who, const char* what) {
+  if (auto fq = dynamic_cast<const FixedQuantizer*>(&q)) {
+    // fixed point with widths per tensor, channel or element: each value's own frac
+    torch::NoGradGuard guard;
+    const at::Tensor v = fq->forward(x.to(at::kFloat)).to(at::kDouble).contiguous();
+    at::Tensor f;
+    try {
+      f = at::broadcast_to(fq->frac_bits().to(at::kDouble), x.sizes()).contiguous();
+    } catch (const std::exception&) {
+      fail(who, std::string(what) + ": the widths of " + q.name() + " do not broadcast to the tensor");
+    }
+    const double* pv = v.data_ptr<double>();
+    const double* pf = f.data_ptr<double>();
+    const int64_t rows = x.dim() == 0 ? 1 : x.size(0);
+    const int64_t per_row = rows == 0 ? 0 : x.numel() / rows;
+    const bool is_bias = x.dim() == 1;
+    Codes c;
+    c.values.resize(static_cast<size_t>(x.numel()));
+    c.efrac.resize(static_cast<size_t>(x.numel()));
+    c.frac.assign(static_cast<size_t>(is_bias ? x.numel() : rows), std::numeric_limits<int32_t>::min());
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const auto fe = static_cast<int64_t>(pf[i]);
+      const double code = std::ldexp(pv[i], static_cast<int>(fe));
+      if (code != std::floor(code) || std::abs(code) >= 4.6e18) {
+        fail(who, std::string(what) + ": internal error: value " + std::to_string(i) + " is not on its grid");
+      }
+      c.values[i] = static_cast<int64_t>(code);
+      c.efrac[i] = fe;
+      const int64_t g = is_bias ? i : i / std::max<int64_t>(per_row, 1);
+      c.frac[g] = std::max(c.frac[g], fe);
+    }
+    // the per-row frac (bias: per element) is the finest of the row; the values lifted to it
+    if (!is_bias) {
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t g = i / std::max<int64_t>(per_row, 1);
+        if (c.values[i] != 0 && c.frac[g] - c.efrac[i] > 0) {
+          c.values[i] = lift_checked(c.values[i], c.frac[g] - c.efrac[i], who, what);
+        }
+        c.efrac[i] = c.frac[g];
+      }
+    }
+    return c;
+  }
   reject_stochastic(q, who + " " + what);
   IntegerTensor it;
   try {
@@ -981,6 +1037,10 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   // that are not a rounding on a grid (the integer domain: the bound of the values so far).
   auto activation = [&](const Quantizer& q, const std::string& who) {
     bool monotonic = true;
+    if (auto f = dynamic_cast<const FixedQuantizer*>(&q); f && !f->is_uniform()) {
+      fail(who, "a fixed quantizer with per-channel or per-element widths as an activation is not "
+                "supported by the engine (one step table per value; uniform widths are)");
+    }
     if (table_quantizer(q, &monotonic)) {
       int64_t bound = std::max(std::abs(p.input.lo), std::abs(p.input.hi));
       if (p.input.kind != "fixed") bound = 1;

@@ -17,6 +17,7 @@
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/quantizers/fixed.h"
 
 namespace {
 
@@ -560,4 +561,26 @@ TEST(DeployCompile, AccumulatorsFitTheCostModel) {
     ++checked;
   }
   EXPECT_EQ(checked, 4);
+}
+
+TEST(DeployCompile, FixedQuantizerWeightsPerElementAndActivations) {
+  torch::manual_seed(15);
+  // per-element widths on the first layer's kernel, per-channel on the second's, uniform
+  // activation (a step table)
+  const heteroq::QuantizerPtr w1 = std::make_shared<heteroq::FixedQuantizer>(
+      torch::ones({6, 8}), torch::randint(-1, 2, {6, 8}).to(torch::kFloat),
+      torch::randint(2, 7, {6, 8}).to(torch::kFloat), "RND", "SAT");
+  const heteroq::QuantizerPtr w2 = std::make_shared<heteroq::FixedQuantizer>(
+      torch::ones({}), torch::zeros({3, 1}), torch::randint(3, 6, {3, 1}).to(torch::kFloat), "TRN", "WRAP");
+  const heteroq::QuantizerPtr act = std::make_shared<heteroq::FixedQuantizer>(6, 2, false, "RND_CONV", "WRAP");
+  torch::nn::Sequential m(hn::QActivation("quantized_bits(8,3,alpha=1)"),
+                          hn::QLinear(hn::QLinearOptions(8, 6).kernel_quantizer(w1).bias_quantizer("fixed(8,2)")),
+                          hn::QActivation(act),
+                          hn::QLinear(hn::QLinearOptions(6, 3).kernel_quantizer(w2).bias(false)));
+  m->eval();
+  const hd::Engine e = hd::compile(*m);
+  EXPECT_TRUE(e.float32_exact());
+  const torch::Tensor x = inputs(600, 8);
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(run(e, x), m->forward(x)));
 }
