@@ -17,10 +17,12 @@
 #include <set>
 
 #include "heteroq/autoq/model.h"
+#include "heteroq/autoq/refine.h"
 #include "heteroq/cost/hardware.h"
 #include "heteroq/cost/qtools.h"
 #include "heteroq/errors.h"
 #include "heteroq/nn/convert.h"
+#include "heteroq/nn/hgq.h"
 #include "heteroq/nn/serialize.h"
 
 namespace heteroq::autoq {
@@ -408,6 +410,10 @@ torch::nn::Sequential ModelSearch::build(const Trial& trial) const {
 std::vector<Trial> ModelSearch::run(const TrainFn& train, std::optional<int64_t> max_new_trials,
                                     const TrialCallback& on_trial) {
   if (!train) throw InvalidArgument("autoq: the training function is empty");
+  if (options_.keep_models != "best" && options_.keep_models != "pareto" &&
+      options_.keep_models != "all")
+    throw InvalidArgument("autoq: keep_models must be \"best\", \"pareto\" or \"all\", got \"" +
+                          options_.keep_models + "\"");
   TrialFn fn = [&](const TrialContext& ctx) {
     torch::nn::Sequential model{nullptr};
     int64_t epochs = ctx.epochs;
@@ -431,10 +437,21 @@ std::vector<Trial> ModelSearch::run(const TrainFn& train, std::optional<int64_t>
   auto trials = search_.run(fn, max_new_trials, on_trial);
   // keep the best trial's model (and, for Hyperband, the models later rungs may continue)
   const auto best = search_.best();
-  if (options_.search.strategy != "hyperband")
+  if (options_.search.strategy != "hyperband" && options_.keep_models != "all") {
+    std::set<int64_t> keep;
+    if (best) keep.insert(best->number);
+    if (options_.keep_models == "pareto")
+      for (const Trial& t : search_.pareto()) keep.insert(t.number);
     for (auto it = trained_.begin(); it != trained_.end();)
-      it = (best && it->first == best->number) ? std::next(it) : trained_.erase(it);
+      it = keep.count(it->first) ? std::next(it) : trained_.erase(it);
+  }
   return trials;
+}
+
+std::optional<torch::nn::Sequential> ModelSearch::trained_model(int64_t trial) const {
+  auto it = trained_.find(trial);
+  if (it == trained_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<torch::nn::Sequential> ModelSearch::best_model() const {
@@ -513,16 +530,35 @@ std::optional<torch::nn::Sequential> ModelScheduler::best_model() const {
   return searches_.back()->best_model();
 }
 
+namespace {
+
+OptimizerFactory default_optimizer() {
+  return [](std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::Optimizer> {
+    return std::make_unique<torch::optim::Adam>(std::move(params), torch::optim::AdamOptions(1e-3));
+  };
+}
+
+// The share of samples whose argmax output equals the integer label (eval mode, no gradients).
+double accuracy_on(torch::nn::Sequential& model, const Batches& val) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  int64_t right = 0, total = 0;
+  for (const auto& [x, y] : val) {
+    right += model->forward(x).argmax(-1).eq(y).sum().item<int64_t>();
+    total += y.numel();
+  }
+  if (total == 0) throw InvalidArgument("autoq: the validation batches hold no sample");
+  return static_cast<double>(right) / static_cast<double>(total);
+}
+
+}  // namespace
+
 TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory optimizer,
                      bool progress) {
   if (train.empty()) throw InvalidArgument("autoq make_trainer: no training batches");
   if (val.empty()) throw InvalidArgument("autoq make_trainer: no validation batches");
   if (!loss) throw InvalidArgument("autoq make_trainer: the loss function is empty");
-  if (!optimizer)
-    optimizer = [](std::vector<torch::Tensor> params) -> std::unique_ptr<torch::optim::Optimizer> {
-      return std::make_unique<torch::optim::Adam>(std::move(params),
-                                                  torch::optim::AdamOptions(1e-3));
-    };
+  if (!optimizer) optimizer = default_optimizer();
   return [train = std::move(train), val = std::move(val), loss = std::move(loss),
           optimizer = std::move(optimizer),
           progress](torch::nn::Sequential& model, int64_t epochs, const TrialContext& trial) {
@@ -541,15 +577,103 @@ TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory o
       }
       if (bar) bar->update(1, "loss " + std::to_string(last));
     }
-    model->eval();
-    torch::NoGradGuard no_grad;
-    int64_t right = 0, total = 0;
-    for (const auto& [x, y] : val) {
-      right += model->forward(x).argmax(-1).eq(y).sum().item<int64_t>();
-      total += y.numel();
-    }
-    return static_cast<double>(right) / static_cast<double>(total);
+    return accuracy_on(model, val);
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search, then refine (heteroq/autoq/refine.h)
+
+Refiner make_refiner(Batches train, Batches val, LossFn loss, nn::EBOPsRegularizer regularizer,
+                     int64_t epochs, std::vector<int64_t> input_shape, OptimizerFactory optimizer,
+                     int64_t eval_every) {
+  if (train.empty()) throw InvalidArgument("autoq make_refiner: no training batches");
+  if (val.empty()) throw InvalidArgument("autoq make_refiner: no validation batches");
+  if (!loss) throw InvalidArgument("autoq make_refiner: the loss function is empty");
+  if (epochs < 1 || eval_every < 1)
+    throw InvalidArgument("autoq make_refiner: epochs and eval_every must be >= 1, got " +
+                          std::to_string(epochs) + ", " + std::to_string(eval_every));
+  if (input_shape.empty()) throw InvalidArgument("autoq make_refiner: the input shape is empty");
+  if (!optimizer) optimizer = default_optimizer();
+  return [=](torch::nn::Sequential& hmodel) mutable {
+    auto opt = optimizer(hmodel->parameters());
+    std::vector<FrontPoint> points;
+    int64_t step = 0;
+    for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
+      hmodel->train();
+      for (const auto& [x, y] : train) {
+        opt->zero_grad();
+        auto l = loss(hmodel->forward(x), y) + regularizer.penalty(*hmodel, step);
+        l.backward();
+        opt->step();
+        ++step;
+      }
+      if (epoch % eval_every == 0 || epoch == epochs) {
+        hmodel->eval();
+        FrontPoint p;
+        p.stage = "refine";
+        p.epoch = epoch;
+        p.model = nn::hgq_convert(hmodel);
+        p.model->eval();
+        p.metric = accuracy_on(p.model, val);
+        torch::NoGradGuard no_grad;
+        p.ebops = cost::bops(p.model, input_shape).ebops;
+        p.beta = regularizer.beta(std::max<int64_t>(step - 1, 0));
+        points.push_back(std::move(p));
+      }
+    }
+    return points;
+  };
+}
+
+std::vector<FrontPoint> refine(const ModelSearch& search, const Refiner& refiner,
+                               const std::vector<int64_t>& input_shape,
+                               std::vector<int64_t> trials, double default_input_bits) {
+  if (!refiner) throw InvalidArgument("autoq refine: the refiner is empty");
+  if (input_shape.empty()) throw InvalidArgument("autoq refine: the input shape is empty");
+  if (trials.empty())
+    for (const Trial& t : search.search().pareto()) trials.push_back(t.number);
+  if (trials.empty()) throw InvalidArgument("autoq refine: no trial to refine (run the search first)");
+  std::map<int64_t, Trial> complete;
+  for (const Trial& t : search.search().trials())
+    if (t.status == "complete") complete[t.number] = t;
+  std::vector<FrontPoint> points;
+  for (int64_t number : trials) {
+    auto t = complete.find(number);
+    if (t == complete.end())
+      throw InvalidArgument("autoq refine: trial " + std::to_string(number) +
+                            " is not a complete trial of the study");
+    auto model = search.trained_model(number);
+    if (!model)
+      throw InvalidArgument("autoq refine: trial " + std::to_string(number) +
+                            "'s trained model is not in this process (set keep_models)");
+    (*model)->eval();
+    FrontPoint a;
+    a.stage = "autoq";
+    a.trial = number;
+    a.metric = t->second.metric;
+    {
+      torch::NoGradGuard no_grad;
+      a.ebops = cost::bops(*model, input_shape).ebops;
+    }
+    a.model = *model;
+    points.push_back(a);
+    auto start = nn::hgq_from_quantized(*model, default_input_bits);
+    for (FrontPoint& p : refiner(start)) {
+      p.trial = number;
+      points.push_back(std::move(p));
+    }
+  }
+  return points;
+}
+
+std::vector<int64_t> front_of(const std::vector<FrontPoint>& points) {
+  std::vector<double> metric, ebops;
+  for (const auto& p : points) {
+    metric.push_back(p.metric);
+    ebops.push_back(p.ebops);
+  }
+  return pareto_front(metric, ebops);
 }
 
 }  // namespace heteroq::autoq

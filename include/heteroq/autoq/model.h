@@ -82,6 +82,9 @@ struct HETEROQ_API ModelSearchOptions {
   /// Start every trial from the float model's weights.
   bool transfer_weights = true;
   bool qkeras_compatible = false;
+  /// Which trained trial models run() keeps: "best", "pareto" (the Pareto front's, which refine()
+  /// starts from) or "all" (Hyperband keeps all regardless).
+  std::string keep_models = "best";
 };
 
 /**
@@ -111,6 +114,9 @@ class HETEROQ_API ModelSearch {
   torch::nn::Sequential build(const Trial& trial) const;
   /// The trained model of the best trial when this object trained it; else nullopt.
   std::optional<torch::nn::Sequential> best_model() const;
+  /// The trained model of a trial when this object trained it and kept it (keep_models); else
+  /// nullopt.
+  std::optional<torch::nn::Sequential> trained_model(int64_t trial) const;
   /// Saves the best trained model with heteroq::nn::save_quantized_weights.
   /// @throws heteroq::InvalidArgument when no trial completed here.
   void save_best(const std::string& path) const;
