@@ -53,9 +53,13 @@ def test_jet_tagging_notebook_executes(tmp_path, monkeypatch):
     rows = {line.split()[0]: line.split() for line in table.splitlines()
             if line.split() and line.split()[0] in ("BF", "Q6", "QE", "QB")}
     assert set(rows) == {"BF", "Q6", "QE", "QB"}
-    # images shown inline: ROC, Pareto fronts, bit widths
+    # images shown inline: ROC, Pareto fronts, bit widths, learned-precision fronts
     images = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 3
+    assert len(images) == 4
+    # the learned-precision comparison printed its three fronts and the dominance verdict
+    for title in ("AutoQ alone:", "learned precision alone:", "combined:"):
+        assert title in everything
+    assert "combined front dominates AutoQ alone's (accuracy vs EBOPs):" in everything
     # qstats, energy and FPGA tables of QE
     assert "Number of operations in model" in everything or "Total Bits" in everything
 
@@ -72,6 +76,6 @@ def test_jet_tagging_notebook_executes(tmp_path, monkeypatch):
     for name in ("QE", "QB"):
         trials = results["searches"][name]["trials"]
         assert len(trials) == results["trials"]
-    for f in ("roc.png", "pareto.png", "bits.png", "studies.db", "q6.safetensors",
+    for f in ("roc.png", "pareto.png", "bits.png", "learned_precision.png", "studies.db", "q6.safetensors",
               "qe.safetensors", "qb.safetensors"):
         assert (out / f).stat().st_size > 0, f
