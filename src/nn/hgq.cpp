@@ -616,6 +616,24 @@ void copy_param(torch::Tensor& dst, const torch::Tensor& src) {
   dst.set_data(src.detach().clone());
 }
 
+// Appends QActivation(input) and the Q convolution of an HConv1d/2d to `out`.
+template <typename QOptions, typename QModule, typename HImpl>
+void push_converted_conv(HImpl& c, torch::nn::Sequential& out) {
+  if (c.input_quantizer) out->push_back(QActivation(QuantizerPtr(c.input_quantizer->to_fixed())));
+  QOptions o(c.options.in_channels(), c.options.out_channels(), c.options.kernel_size());
+  o.stride(c.options.stride())
+      .padding(c.options.padding())
+      .dilation(c.options.dilation())
+      .groups(c.options.groups())
+      .bias(c.options.bias())
+      .kernel_quantizer(QuantizerPtr(c.kernel_quantizer->to_fixed(c.weight)));
+  if (c.bias.defined()) o.bias_quantizer(QuantizerPtr(c.bias_quantizer->to_fixed(c.bias)));
+  QModule q(o);
+  copy_param(q->weight, c.weight);
+  copy_param(q->bias, c.bias);
+  out->push_back(q);
+}
+
 void convert_into(const torch::nn::Sequential& model, torch::nn::Sequential& out) {
   for (auto it = model->begin(); it != model->end(); ++it) {
     const std::shared_ptr<torch::nn::Module> child = it->ptr();
@@ -631,39 +649,9 @@ void convert_into(const torch::nn::Sequential& model, torch::nn::Sequential& out
       copy_param(q->bias, d->bias);
       out->push_back(q);
     } else if (auto c1 = std::dynamic_pointer_cast<HConv1dImpl>(child)) {
-      if (c1->input_quantizer)
-        out->push_back(QActivation(QuantizerPtr(c1->input_quantizer->to_fixed())));
-      QConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(),
-                       c1->options.kernel_size());
-      o.stride(c1->options.stride())
-          .padding(c1->options.padding())
-          .dilation(c1->options.dilation())
-          .groups(c1->options.groups())
-          .bias(c1->options.bias())
-          .kernel_quantizer(QuantizerPtr(c1->kernel_quantizer->to_fixed(c1->weight)));
-      if (c1->bias.defined())
-        o.bias_quantizer(QuantizerPtr(c1->bias_quantizer->to_fixed(c1->bias)));
-      QConv1d q(o);
-      copy_param(q->weight, c1->weight);
-      copy_param(q->bias, c1->bias);
-      out->push_back(q);
+      push_converted_conv<QConv1dOptions, QConv1d>(*c1, out);
     } else if (auto c2 = std::dynamic_pointer_cast<HConv2dImpl>(child)) {
-      if (c2->input_quantizer)
-        out->push_back(QActivation(QuantizerPtr(c2->input_quantizer->to_fixed())));
-      QConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(),
-                       c2->options.kernel_size());
-      o.stride(c2->options.stride())
-          .padding(c2->options.padding())
-          .dilation(c2->options.dilation())
-          .groups(c2->options.groups())
-          .bias(c2->options.bias())
-          .kernel_quantizer(QuantizerPtr(c2->kernel_quantizer->to_fixed(c2->weight)));
-      if (c2->bias.defined())
-        o.bias_quantizer(QuantizerPtr(c2->bias_quantizer->to_fixed(c2->bias)));
-      QConv2d q(o);
-      copy_param(q->weight, c2->weight);
-      copy_param(q->bias, c2->bias);
-      out->push_back(q);
+      push_converted_conv<QConv2dOptions, QConv2d>(*c2, out);
     } else if (auto a = std::dynamic_pointer_cast<HActivationImpl>(child)) {
       out->push_back(QActivation(QuantizerPtr(a->quantizer->to_fixed())));
     } else {
