@@ -223,6 +223,121 @@ Stage requant_of(const Quantizer& q, const std::string& who, const std::vector<i
   return s;
 }
 
+// A fixed quantizer with widths per element or channel, broadcast to the per-sample shape: per
+// element its code range (as the quantizer computes it in float32: SAT/SAT_SYM's upper end
+// 2^(i+f) - 1 rounded to float32; WRAP's 2^b codes exactly), its frac f, and constant 0 (lo = hi
+// = 0) where the width k + i + f is <= 0.
+struct FixedElem {
+  std::vector<int64_t> lo, hi, frac;
+  std::vector<bool> live;
+};
+
+FixedElem fixed_elem_of(const FixedQuantizer& q, const std::vector<int64_t>& shape, const std::string& who) {
+  std::vector<int64_t> full = {1};
+  full.insert(full.end(), shape.begin(), shape.end());
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  at::Tensor k, i, f;
+  std::string dims;
+  for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+  try {
+    const at::Tensor z = at::zeros(full, at::kDouble);
+    k = q.keep_negative().to(at::kDouble) + z;
+    i = q.int_bits().to(at::kDouble) + z;
+    f = q.frac_bits().to(at::kDouble) + z;
+  } catch (const std::exception&) {
+    fail(who, "the fixed quantizer's widths do not broadcast to its per-sample input (" + dims + ")");
+  }
+  if (k.sizes().vec() != full || i.sizes().vec() != full || f.sizes().vec() != full) {
+    fail(who, "the fixed quantizer's widths have more values than its per-sample input (" + dims +
+              ") holds: one width per sample is not supported");
+  }
+  k = k.reshape({n}).contiguous();
+  i = i.reshape({n}).contiguous();
+  f = f.reshape({n}).contiguous();
+  const double* pk = k.data_ptr<double>();
+  const double* pi = i.data_ptr<double>();
+  const double* pf = f.data_ptr<double>();
+  FixedElem e;
+  const std::string& ov = q.overflow_mode();
+  int64_t min_live = std::numeric_limits<int64_t>::max();
+  for (int64_t j = 0; j < n; ++j) {
+    const auto kj = static_cast<int64_t>(pk[j]), ij = static_cast<int64_t>(pi[j]),
+               fj = static_cast<int64_t>(pf[j]);
+    const int64_t b = kj + ij + fj;
+    e.live.push_back(b > 0);
+    e.frac.push_back(fj);
+    if (b <= 0) {
+      e.lo.push_back(0);
+      e.hi.push_back(0);
+      continue;
+    }
+    min_live = std::min(min_live, fj);
+    if (ij + fj > 61 || fj > 126 || fj < -126) {
+      fail(who, "the fixed quantizer's element " + std::to_string(j) + " has " + std::to_string(ij) +
+                " integer and " + std::to_string(fj) + " fractional bits: the engine's codes hold at most "
+                "61 magnitude bits");
+    }
+    if (ov == "WRAP") {
+      const int64_t lo = -kj * (int64_t(1) << (b - 1));
+      e.lo.push_back(lo);
+      e.hi.push_back(lo + (int64_t(1) << b) - 1);
+    } else {
+      const auto top = static_cast<float>(std::ldexp(1.0, static_cast<int>(ij + fj)));
+      const float hi = top - 1.0f;  // float32, as the quantizer's kernel
+      const float lo = ov == "SAT" ? -(static_cast<float>(kj) * top) : -(static_cast<float>(kj) * hi);
+      e.hi.push_back(static_cast<int64_t>(hi));
+      e.lo.push_back(static_cast<int64_t>(lo));
+    }
+  }
+  if (min_live == std::numeric_limits<int64_t>::max()) min_live = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (!e.live[static_cast<size_t>(j)]) e.frac[static_cast<size_t>(j)] = min_live;
+  }
+  return e;
+}
+
+InputQuantizer fixed_elem_input(const FixedQuantizer& q, const std::vector<int64_t>& shape, const std::string& who) {
+  const FixedElem e = fixed_elem_of(q, shape, who);
+  InputQuantizer in;
+  in.kind = "fixed_elem";
+  in.frac_elem = e.frac;
+  in.lo_elem = e.lo;
+  in.hi_elem = e.hi;
+  in.round_mode = q.round_mode();
+  in.wrap = q.overflow_mode() == "WRAP";
+  return in;
+}
+
+Stage fixed_elem_requant(const FixedQuantizer& q, const std::vector<int64_t>& shape, const std::string& who,
+                         const std::vector<int64_t>& in_frac) {
+  const FixedElem e = fixed_elem_of(q, shape, who);
+  if (e.frac.size() != in_frac.size()) {
+    fail(who, "the fixed quantizer covers " + std::to_string(e.frac.size()) + " values, its input has " +
+              std::to_string(in_frac.size()));
+  }
+  Stage s;
+  s.kind = "requantize";
+  s.name = who;
+  Requantizer& r = s.requantizer;
+  r.kind = "fixed_elem";
+  r.lo_elem = e.lo;
+  r.hi_elem = e.hi;
+  r.round_mode = q.round_mode();
+  r.wrap = q.overflow_mode() == "WRAP";
+  for (size_t j = 0; j < in_frac.size(); ++j) {
+    const int64_t sh = e.live[j] ? in_frac[j] - e.frac[j] : 0;
+    if (sh < -62 || sh > 62) {
+      fail(who, "value " + std::to_string(j) + " has frac " + std::to_string(in_frac[j]) +
+                " and the fixed quantizer's " + std::to_string(e.frac[j]) + " fractional bits: a shift of " +
+                std::to_string(sh) + " is beyond the engine's 62");
+    }
+    r.shift.push_back(sh);
+  }
+  s.frac = e.frac;
+  return s;
+}
+
 // The activation quantizers the engine runs as step-function tables (their outputs are not a
 // rounding of the input on a fixed grid), and whether their element function is monotonic.
 bool table_quantizer(const Quantizer& q, bool* monotonic) {
@@ -1022,6 +1137,13 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   std::vector<int64_t> frac;
   auto make_input = [&](const Quantizer& q, const std::string& who) {
     bool monotonic = true;
+    if (auto fq = dynamic_cast<const FixedQuantizer*>(&q)) {
+      p.input = fixed_elem_input(*fq, shape, who);
+      p.input_name = who;
+      have_input = true;
+      frac = p.input.frac_elem;
+      return;
+    }
     if (table_quantizer(q, &monotonic)) {
       fail(who, q.to_string() + " as the model's input quantizer: the engine converts the float "
                 "input with quantized_bits, quantized_relu, binary or ternary; put such a "
@@ -1038,12 +1160,19 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   auto activation = [&](const Quantizer& q, const std::string& who) {
     bool monotonic = true;
     if (auto f = dynamic_cast<const FixedQuantizer*>(&q); f && !f->is_uniform()) {
-      fail(who, "a fixed quantizer with per-channel or per-element widths as an activation is not "
-                "supported by the engine (one step table per value; uniform widths are)");
+      p.stages.push_back(fixed_elem_requant(*f, shape, who, frac));
+      frac = p.stages.back().frac;
+      return;
     }
     if (table_quantizer(q, &monotonic)) {
       int64_t bound = std::max(std::abs(p.input.lo), std::abs(p.input.hi));
       if (p.input.kind != "fixed") bound = 1;
+      if (p.input.kind == "fixed_elem") {
+        bound = 0;
+        for (size_t j = 0; j < p.input.lo_elem.size(); ++j) {
+          bound = std::max({bound, std::abs(p.input.lo_elem[j]), std::abs(p.input.hi_elem[j])});
+        }
+      }
       if (p.input.slope != 0.0) bound = std::max(bound, std::abs(p.input.neg_lo));
       if (!p.stages.empty()) {
         Program prefix = p;

@@ -48,13 +48,50 @@ int storage_for(int64_t lo, int64_t hi) {
 std::string storage_name(int t) { return "int" + std::to_string(t); }
 
 // The kinds as integers for the run-time dispatch.
-enum Op { kDense = 0, kFixed = 1, kSign = 2, kBinary = 3, kTernary = 4, kTable = 5 };
+enum Op { kDense = 0, kFixed = 1, kSign = 2, kBinary = 3, kTernary = 4, kTable = 5, kFixedElem = 6 };
 int op_code(const std::string& kind) {
   if (kind == "fixed") return kFixed;
+  if (kind == "fixed_elem") return kFixedElem;
   if (kind == "sign") return kSign;
   if (kind == "binary") return kBinary;
   if (kind == "table") return kTable;
   return kTernary;
+}
+
+// The round mode of a "fixed_elem" quantizer as an integer: 0 RND_CONV, 1 RND, 2 TRN (-1: unknown).
+int round_code(const std::string& m) {
+  if (m == "RND_CONV") return 0;
+  if (m == "RND") return 1;
+  if (m == "TRN") return 2;
+  return -1;
+}
+
+// Checks the per-value code ranges of a "fixed_elem" quantizer over n values (a wrapping range
+// holds a power of two of codes; lo = hi = 0 is a constant 0) and returns its overall [lo, hi].
+void check_fixed_elem(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi, size_t n,
+                      const std::string& round_mode, bool wrap, const std::string& at,
+                      int64_t* rlo, int64_t* rhi) {
+  auto fail = [&](const std::string& what) { throw InvalidArgument("heteroq::deploy::Engine: " + at + ": " + what); };
+  if (lo.size() != n || hi.size() != n) {
+    fail("lo_elem and hi_elem must have one value per element (" + std::to_string(n) + "), got " +
+         std::to_string(lo.size()) + " and " + std::to_string(hi.size()));
+  }
+  if (round_code(round_mode) < 0) fail("round_mode must be RND_CONV, RND or TRN, got `" + round_mode + "`");
+  *rlo = 0;
+  *rhi = 0;
+  for (size_t j = 0; j < n; ++j) {
+    if (lo[j] > hi[j]) fail("lo_elem > hi_elem at element " + std::to_string(j));
+    if (abs_max(lo[j], hi[j]) >= kMaxBound) fail("the code range of element " + std::to_string(j) + " exceeds 2^62");
+    if (wrap) {
+      const auto span = static_cast<uint64_t>(hi[j] - lo[j]) + 1;
+      if ((span & (span - 1)) != 0) {
+        fail("a wrapping range holds a power of two of codes; element " + std::to_string(j) +
+             " has " + std::to_string(span));
+      }
+    }
+    *rlo = std::min(*rlo, lo[j]);
+    *rhi = std::max(*rhi, hi[j]);
+  }
 }
 
 }  // namespace
@@ -94,6 +131,16 @@ void Engine::analyse() {
     lo = q.slope != 0.0 ? std::min(q.lo, q.neg_lo) : q.lo;
     hi = q.hi;
     if (abs_max(lo, hi) >= kMaxBound) fail("input quantizer: the code range exceeds 2^62");
+  } else if (q.kind == "fixed_elem") {
+    const auto n = static_cast<size_t>(p.input_size);
+    if (q.frac_elem.size() != n) {
+      fail("input quantizer: frac_elem must have one value per input element (" + std::to_string(n) +
+           "), got " + std::to_string(q.frac_elem.size()));
+    }
+    for (int64_t f : q.frac_elem) {
+      if (f < -126 || f > 126) fail("input quantizer: frac_elem " + std::to_string(f) + " is out of [-126, 126]");
+    }
+    check_fixed_elem(q.lo_elem, q.hi_elem, n, q.round_mode, q.wrap, "input quantizer", &lo, &hi);
   } else if (q.kind == "sign" || q.kind == "ternary") {
     lo = -1;
     hi = 1;
@@ -118,6 +165,11 @@ void Engine::analyse() {
   std::vector<int64_t> prev_bound(static_cast<size_t>(size), abs_max(lo, hi));
   int prev_type = in_type_;
   std::vector<int64_t> prev_frac(static_cast<size_t>(size), q.frac);
+  if (q.kind == "fixed_elem") prev_frac = q.frac_elem;
+  in_scale_f_.clear();
+  if (q.kind == "fixed_elem") {
+    for (int64_t f : q.frac_elem) in_scale_f_.push_back(std::ldexp(1.0f, static_cast<int>(f)));
+  }
   info_.clear();
   std::vector<int64_t> sizes;
   w16_.assign(ns, {});
@@ -366,10 +418,11 @@ void Engine::analyse() {
       const Requantizer& r = s.requantizer;
       const auto n = static_cast<size_t>(size);
       if (s.frac.size() != n) fail(at + ": frac must have one value per channel");
-      if (std::any_of(s.frac.begin(), s.frac.end(), [&](int64_t f) { return f != s.frac[0]; })) {
+      if (r.kind != "fixed_elem" &&
+          std::any_of(s.frac.begin(), s.frac.end(), [&](int64_t f) { return f != s.frac[0]; })) {
         fail(at + ": a requantization has one frac for every channel");
       }
-      if (s.frac[0] < -1074 || s.frac[0] > 1074) fail(at + ": frac out of range");
+      check_frac(s.frac, at);
       const int64_t prev_max = *std::max_element(prev_bound.begin(), prev_bound.end());
       int64_t rlo = 0, rhi = 0;
       if (r.kind == "fixed") {
@@ -391,6 +444,17 @@ void Engine::analyse() {
         rlo = r.has_slope ? std::min(r.lo, r.neg_lo) : r.lo;
         rhi = r.hi;
         if (abs_max(rlo, rhi) >= kMaxBound) fail(at + ": the code range exceeds 2^62");
+      } else if (r.kind == "fixed_elem") {
+        if (r.shift.size() != n) fail(at + ": shift must have one value per element");
+        for (size_t j = 0; j < n; ++j) {
+          const int64_t sh = r.shift[j];
+          if (sh < -62 || sh > 62) fail(at + ": shift " + std::to_string(sh) + " is out of [-62, 62]");
+          if (sh < 0 && static_cast<__int128>(prev_bound[j]) << (-sh) >= kMaxBound) {
+            fail(at + ": shifting input " + std::to_string(j) + " left by " + std::to_string(-sh) +
+                 " can exceed 2^62");
+          }
+        }
+        check_fixed_elem(r.lo_elem, r.hi_elem, n, r.round_mode, r.wrap, at, &rlo, &rhi);
       } else if (r.kind == "sign") {
         rlo = -1;
         rhi = 1;
@@ -745,9 +809,32 @@ void requantize_table(const TA* a, const Requantizer& r, TC* c, int64_t n) {
   }
 }
 
+// A fixed quantizer per value on integers: round by the mode (0 RND_CONV, 1 RND, 2 TRN) at the
+// value's shift, then saturate or wrap into [lo, hi] (lo = hi = 0: 0).
+inline int64_t fixed_elem_code(int64_t a, int64_t s, int mode, bool wrap, int64_t lo, int64_t hi) {
+  if (lo == 0 && hi == 0) return 0;
+  int64_t c = 0;
+  if (s <= 0 || mode == 0) {
+    c = rne_shift(a, s);
+  } else if (mode == 2) {
+    c = a >> s;
+  } else {
+    c = (a >> s) + ((a & ((int64_t(1) << s) - 1)) >= (int64_t(1) << (s - 1)) ? 1 : 0);
+  }
+  if (!wrap) return std::clamp(c, lo, hi);
+  const auto span = static_cast<uint64_t>(hi - lo) + 1;  // a power of two
+  return lo + static_cast<int64_t>(static_cast<uint64_t>(c - lo) & (span - 1));
+}
+
 template <typename TA, typename TC>
 void requantize(const TA* a, const Requantizer& r, int op, TC* c, int64_t n) {
-  if (op == kFixed) {
+  if (op == kFixedElem) {
+    const int mode = round_code(r.round_mode);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto j = static_cast<size_t>(i);
+      c[i] = static_cast<TC>(fixed_elem_code(a[i], r.shift[j], mode, r.wrap, r.lo_elem[j], r.hi_elem[j]));
+    }
+  } else if (op == kFixed) {
     const int64_t* sh = r.shift.data();
     for (int64_t i = 0; i < n; ++i) {
       int64_t v = std::clamp(rne_shift(a[i], sh[i]), r.lo, r.hi);
@@ -820,14 +907,47 @@ void dense_wide_to(const TX* x, const Stage& s, unsigned char* out, int type) {
 
 // The input quantizer: the float32 element functions of the QAT kernels, giving the code.
 template <typename TC>
-void quantize_input(const InputQuantizer& q, int op, const float* x, TC* c, int64_t n, int64_t sample) {
+void quantize_input(const InputQuantizer& q, int op, const float* scale_elem, const float* x, TC* c,
+                    int64_t n, int64_t sample) {
   for (int64_t i = 0; i < n; ++i) {
     if (std::isnan(x[i])) {
       throw InvalidArgument("heteroq::deploy::Engine: the input is NaN at sample " +
                             std::to_string(sample) + ", element " + std::to_string(i));
     }
   }
-  if (op == kFixed) {
+  if (op == kFixedElem) {
+    // the float32 operations of heteroq::fixed_quantize (ops/fixed_ops.cpp), in its order
+    const int mode = round_code(q.round_mode);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto j = static_cast<size_t>(i);
+      const int64_t lo = q.lo_elem[j], hi = q.hi_elem[j];
+      if (lo == 0 && hi == 0) {
+        c[i] = 0;
+        continue;
+      }
+      const float v = x[i] * scale_elem[i];
+      float r = std::floor(v);
+      if (mode == 0) {
+        r = hd::round_half_even(v);
+      } else if (mode == 1) {
+        r = r + ((v - r) >= 0.5f ? 1.0f : 0.0f);
+      }
+      float code = 0;
+      if (q.wrap) {
+        const auto nn = static_cast<float>(static_cast<double>(hi - lo) + 1.0);
+        const float off = -static_cast<float>(lo);
+        code = r - nn * std::floor((r + off) / nn);
+        if (!std::isfinite(code)) {
+          throw InvalidArgument("heteroq::deploy::Engine: the input is infinite at sample " +
+                                std::to_string(sample) + ", element " + std::to_string(i) +
+                                " (a wrapping fixed quantizer gives NaN there)");
+        }
+      } else {
+        code = std::min(std::max(r, static_cast<float>(lo)), static_cast<float>(hi));
+      }
+      c[i] = static_cast<TC>(code);
+    }
+  } else if (op == kFixed) {
     const float s = static_cast<float>(q.in_scale), lo = static_cast<float>(q.lo),
                 hi = static_cast<float>(q.hi), slope = static_cast<float>(q.slope),
                 neg_lo = static_cast<float>(q.neg_lo);
@@ -929,11 +1049,11 @@ void Engine::run_block(const float* x, int64_t first, int64_t count, unsigned ch
     unsigned char* in = scratch + k * scratch_bytes_ + in_offset_;
     const float* xk = x + k * p.input_size;
     if (in_type_ == 16) {
-      quantize_input(p.input, in_op_, xk, reinterpret_cast<int16_t*>(in), p.input_size, first + k);
+      quantize_input(p.input, in_op_, in_scale_f_.data(), xk, reinterpret_cast<int16_t*>(in), p.input_size, first + k);
     } else if (in_type_ == 32) {
-      quantize_input(p.input, in_op_, xk, reinterpret_cast<int32_t*>(in), p.input_size, first + k);
+      quantize_input(p.input, in_op_, in_scale_f_.data(), xk, reinterpret_cast<int32_t*>(in), p.input_size, first + k);
     } else {
-      quantize_input(p.input, in_op_, xk, reinterpret_cast<int64_t*>(in), p.input_size, first + k);
+      quantize_input(p.input, in_op_, in_scale_f_.data(), xk, reinterpret_cast<int64_t*>(in), p.input_size, first + k);
     }
   }
   size_t prev_off = in_offset_;

@@ -76,6 +76,13 @@ ojson input_json(const InputQuantizer& q) {
   j["low"] = q.low;
   j["threshold"] = static_cast<double>(q.threshold);
   j["frac"] = q.frac;
+  if (q.kind == "fixed_elem") {
+    j["frac_elem"] = q.frac_elem;
+    j["lo_elem"] = q.lo_elem;
+    j["hi_elem"] = q.hi_elem;
+    j["round_mode"] = q.round_mode;
+    j["wrap"] = q.wrap;
+  }
   return j;
 }
 
@@ -204,6 +211,12 @@ void Engine::save(const std::string& path) const {
         blobs.push_back({c, {narrowest(codes), {static_cast<int64_t>(codes.size())}, codes}});
         q["breaks"] = b;
         q["codes"] = c;
+      }
+      if (r.kind == "fixed_elem") {
+        q["lo_elem"] = r.lo_elem;
+        q["hi_elem"] = r.hi_elem;
+        q["round_mode"] = r.round_mode;
+        q["wrap"] = r.wrap;
       }
       j["requantizer"] = q;
     }
@@ -355,6 +368,13 @@ Engine Engine::load(const std::string& path) {
   p.input.low = rd.integer(in, "low", "program.input");
   p.input.threshold = static_cast<float>(rd.real(in, "threshold", "program.input"));
   p.input.frac = rd.integer(in, "frac", "program.input");
+  if (p.input.kind == "fixed_elem") {
+    p.input.frac_elem = rd.ints(in, "frac_elem", "program.input");
+    p.input.lo_elem = rd.ints(in, "lo_elem", "program.input");
+    p.input.hi_elem = rd.ints(in, "hi_elem", "program.input");
+    p.input.round_mode = rd.text(in, "round_mode", "program.input");
+    p.input.wrap = rd.boolean(in, "wrap", "program.input");
+  }
   const ojson& stages = rd.get(prog, "stages", "program");
   if (!stages.is_array()) rd.fail("program: `stages` must be a list");
   std::set<std::string> used;
@@ -434,6 +454,12 @@ Engine Engine::load(const std::string& path) {
       r.neg_lo = rd.integer(q, "neg_lo", w);
       r.low = rd.integer(q, "low", w);
       r.threshold = rd.ints(q, "threshold", w);
+      if (r.kind == "fixed_elem") {
+        r.lo_elem = rd.ints(q, "lo_elem", w);
+        r.hi_elem = rd.ints(q, "hi_elem", w);
+        r.round_mode = rd.text(q, "round_mode", w);
+        r.wrap = rd.boolean(q, "wrap", w);
+      }
       if (r.kind == "table") {
         if (v1) rd.fail(w + ": a table requantizer needs format_version 2");
         r.table = rd.ints(q, "table", w);

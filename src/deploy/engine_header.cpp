@@ -82,6 +82,10 @@ std::string Engine::generate_header(const std::string& name) const {
     << "  return v < 0.0f ? -r : r;\n}\n"
     << "static inline float clampf(float v, float lo, float hi) {\n"
     << "  const float t = v < lo ? lo : v;\n  return t > hi ? hi : t;\n}\n"
+    << "// floor in float32 (|v| >= 2^23 is an integer already; NaN and infinities pass through).\n"
+    << "static inline float floorf_(float v) {\n"
+    << "  if (!(v > -8388608.0f && v < 8388608.0f)) return v;\n"
+    << "  const float t = (float)(int32_t)v;\n  return t > v ? t - 1.0f : t;\n}\n"
     << "static inline int64_t clampi(int64_t v, int64_t lo, int64_t hi) {\n"
     << "  return v < lo ? lo : (v > hi ? hi : v);\n}\n"
     << "// a / 2^s rounded half to even (s > 0), a * 2^-s (s <= 0).\n"
@@ -122,6 +126,13 @@ std::string Engine::generate_header(const std::string& name) const {
       if (r.kind == "fixed") {
         emit_array(o, "int", "shift" + id, r.shift);
         if (r.has_slope) emit_array(o, "int", "slope_shift" + id, r.slope_shift);
+      } else if (r.kind == "fixed_elem") {
+        std::vector<std::string> lo, hi;
+        for (int64_t v : r.lo_elem) lo.push_back(int_literal(v));
+        for (int64_t v : r.hi_elem) hi.push_back(int_literal(v));
+        emit_array(o, "int", "shift" + id, r.shift);
+        emit_array(o, "int64_t", "lo" + id, lo);
+        emit_array(o, "int64_t", "hi" + id, hi);
       } else if (r.kind == "ternary") {
         std::vector<std::string> t;
         for (int64_t v : r.threshold) t.push_back(int_literal(v));
@@ -157,9 +168,37 @@ std::string Engine::generate_header(const std::string& name) const {
     << "  using namespace detail;\n"
     << "  for (int i = 0; i < " << p.input_size << "; ++i) {\n    if (in[i] != in[i]) return -1;\n  }\n";
   const InputQuantizer& q = p.input;
+  if (q.kind == "fixed_elem") {
+    std::vector<std::string> sc, lo, hi;
+    for (int64_t f : q.frac_elem) sc.push_back(hex_float(std::ldexp(1.0f, static_cast<int>(f))));
+    for (int64_t v : q.lo_elem) lo.push_back(int_literal(v));
+    for (int64_t v : q.hi_elem) hi.push_back(int_literal(v));
+    emit_array(o, "float", "in_scale", sc);
+    emit_array(o, "int64_t", "in_lo", lo);
+    emit_array(o, "int64_t", "in_hi", hi);
+  }
   o << "  " << ctype(in_type_) << " x[" << p.input_size << "];\n"
     << "  for (int i = 0; i < " << p.input_size << "; ++i) {\n";
-  if (q.kind == "fixed") {
+  if (q.kind == "fixed_elem") {
+    // the float32 operations of heteroq::fixed_quantize, in its order
+    o << "    if (in_lo[i] == 0 && in_hi[i] == 0) {\n      x[i] = 0;\n      continue;\n    }\n"
+      << "    const float v = in[i] * in_scale[i];\n";
+    if (q.round_mode == "RND_CONV") {
+      o << "    const float r = rne(v);\n";
+    } else if (q.round_mode == "TRN") {
+      o << "    const float r = floorf_(v);\n";
+    } else {
+      o << "    const float f0 = floorf_(v);\n    const float r = f0 + ((v - f0) >= 0.5f ? 1.0f : 0.0f);\n";
+    }
+    if (q.wrap) {
+      o << "    const float n = (float)((double)(in_hi[i] - in_lo[i]) + 1.0);\n"
+        << "    const float c = r - n * floorf_((r + -(float)in_lo[i]) / n);\n"
+        << "    if (c != c) return -1;\n";
+    } else {
+      o << "    const float c = clampf(r, (float)in_lo[i], (float)in_hi[i]);\n";
+    }
+    o << "    x[i] = (" << ctype(in_type_) << ")c;\n";
+  } else if (q.kind == "fixed") {
     o << "    const float v = in[i] * " << hex_float(static_cast<float>(q.in_scale)) << ";\n"
       << "    float c = clampf(rne(v), " << hex_float(static_cast<float>(q.lo)) << ", "
       << hex_float(static_cast<float>(q.hi)) << ");\n";
@@ -243,6 +282,28 @@ std::string Engine::generate_header(const std::string& name) const {
             << ", 0);\n";
         }
         o << "    " << y << "[c] = (" << ty << ")v;\n";
+      } else if (r.kind == "fixed_elem") {
+        o << "    int64_t v = 0;\n"
+          << "    if (lo" << id << "[c] != 0 || hi" << id << "[c] != 0) {\n"
+          << "      const int s = shift" << id << "[c];\n";
+        if (r.round_mode == "RND_CONV") {
+          o << "      v = rne_shift(a, s);\n";
+        } else {
+          o << "      if (s <= 0) {\n        v = rne_shift(a, s);\n      } else {\n";
+          if (r.round_mode == "TRN") {
+            o << "        v = a >> s;\n";
+          } else {
+            o << "        v = (a >> s) + ((a & ((INT64_C(1) << s) - 1)) >= (INT64_C(1) << (s - 1)) ? 1 : 0);\n";
+          }
+          o << "      }\n";
+        }
+        if (r.wrap) {
+          o << "      const uint64_t span = (uint64_t)(hi" << id << "[c] - lo" << id << "[c]) + 1u;\n"
+            << "      v = lo" << id << "[c] + (int64_t)((uint64_t)(v - lo" << id << "[c]) & (span - 1u));\n";
+        } else {
+          o << "      v = clampi(v, lo" << id << "[c], hi" << id << "[c]);\n";
+        }
+        o << "    }\n    " << y << "[c] = (" << ty << ")v;\n";
       } else if (r.kind == "sign") {
         o << "    " << y << "[c] = a < 0 ? -1 : 1;\n";
       } else if (r.kind == "binary") {

@@ -29,7 +29,13 @@ namespace heteroq::deploy {
  *    code = clamp(rne(p), lo, hi) [+ clamp(rne(p * slope), neg_lo, 0) when slope != 0];
  *  - "sign" (quantized_bits with one signed bit): code = x < 0 ? -1 : +1;
  *  - "binary": code = x < 0 ? low : 1 (low = -1, or 0 with use_01);
- *  - "ternary": code = |x| >= threshold ? sign(x) : 0 (threshold: a float32 value).
+ *  - "ternary": code = |x| >= threshold ? sign(x) : 0 (threshold: a float32 value);
+ *  - "fixed_elem" (the fixed quantizer, widths per element or channel): per element j,
+ *    p = x * 2^frac_elem[j] (float32); c = round(p) by round_mode ("RND_CONV": half to even,
+ *    "RND": half up, "TRN": floor); code = clamp(c, lo_elem[j], hi_elem[j]), or with wrap
+ *    c - n floor((c - lo_elem[j]) / n) (float32, n = hi_elem[j] - lo_elem[j] + 1, a power of
+ *    two); an element with lo_elem[j] = hi_elem[j] = 0 (width <= 0) is 0. value = code *
+ *    2^-frac_elem[j] (`frac` is unused).
  * rne is round half to even (QKeras's K.round). NaN inputs are rejected.
  */
 struct HETEROQ_DEPLOY_API InputQuantizer {
@@ -41,6 +47,11 @@ struct HETEROQ_DEPLOY_API InputQuantizer {
   int64_t low = -1;
   float threshold = 0.0f;
   int64_t frac = 0;
+  /// "fixed_elem": one value per input element.
+  std::vector<int64_t> frac_elem, lo_elem, hi_elem;
+  /// "fixed_elem": "RND_CONV", "RND" or "TRN", and whether the overflow wraps.
+  std::string round_mode = "RND_CONV";
+  bool wrap = false;
 };
 
 /**
@@ -54,8 +65,12 @@ struct HETEROQ_DEPLOY_API InputQuantizer {
  *  - "table" (any element function, e.g. quantized_tanh, quantized_po2): a step function of the
  *    integer, t = table[c], j = the number of breaks[t] <= A, code = codes[t][j] (breaks strictly
  *    increasing, codes one longer). The compiler finds the breaks on the integer input domain
- *    with the quantizer's own float32 element function.
- * The output has one frac for every channel: `frac`.
+ *    with the quantizer's own float32 element function;
+ *  - "fixed_elem" (the fixed quantizer with widths per element or channel): per value j,
+ *    c = round(A, shift[j]) by round_mode ("RND_CONV": rne_shift; "RND": half up; "TRN": floor),
+ *    code = clamp(c, lo_elem[j], hi_elem[j]), or with wrap lo + ((c - lo) mod n),
+ *    n = hi_elem[j] - lo_elem[j] + 1 (a power of two); lo_elem[j] = hi_elem[j] = 0: code 0.
+ * The output has one frac for every channel (`Stage::frac`), except "fixed_elem": one per value.
  */
 struct HETEROQ_DEPLOY_API Requantizer {
   std::string kind = "fixed";
@@ -68,6 +83,10 @@ struct HETEROQ_DEPLOY_API Requantizer {
   std::vector<int64_t> threshold;
   std::vector<int64_t> table;
   std::vector<std::vector<int64_t>> breaks, codes;
+  /// "fixed_elem": the code range per value, the round mode and whether the overflow wraps.
+  std::vector<int64_t> lo_elem, hi_elem;
+  std::string round_mode = "RND_CONV";
+  bool wrap = false;
 };
 
 /// The geometry of a "conv2d" stage: per sample (C, H, W) row-major in, (out_channels, out_h,
@@ -231,6 +250,7 @@ class HETEROQ_DEPLOY_API Engine {
   std::vector<int> out_type_;    // per stage: 16, 32 or 64 (the output storage)
   int in_type_ = 16;             // the input codes' storage
   int in_op_ = 0;                // the input quantizer's kind, as an integer
+  std::vector<float> in_scale_f_;  // "fixed_elem" input: 2^frac_elem per element (float32)
   std::vector<int> op_;          // per stage: the kind (dense, or the requantizer's), as an integer
   std::vector<int> uniform_shift_;  // per requantization: its one shift when the fast path applies
   std::vector<size_t> offset_;   // per stage: the output's byte offset in the scratch buffer
