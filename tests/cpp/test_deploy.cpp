@@ -15,6 +15,7 @@
 #include "heteroq/deploy/compile.h"
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
+#include "heteroq/nn/hgq.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
 #include "heteroq/quantizers/fixed.h"
@@ -90,6 +91,53 @@ TEST(DeployCompile, JetModelIsBitExact) {
     torch::NoGradGuard g;
     EXPECT_TRUE(torch::equal(run(e, x), model->forward(x))) << kernel;
   }
+}
+
+// A model trained with learned precision and converted (hgq_convert): fixed activations with
+// per-element widths as the input quantizer and between the layers, some of width <= 0; inputs far
+// beyond the ranges wrap (tests/python/test_deploy_hgq.py covers conv models and every mode).
+TEST(DeployCompile, HgqConvertedModelIsBitExact) {
+  torch::manual_seed(5);
+  const hn::HLayerQuantizers lq =
+      hn::HLayerQuantizers().input_init_bits(5).kernel_init_bits(4).round_mode("RND").overflow_mode("WRAP");
+  torch::nn::Sequential h(hn::HDense(hn::HDenseOptions(16, 32).quantizers(lq)),
+                          hn::HActivation(hn::HActivationOptions({32}).init_bits(4).round_mode("RND")
+                                              .overflow_mode("WRAP")),
+                          hn::HDense(hn::HDenseOptions(32, 5).quantizers(lq)));
+  const torch::Tensor xt = torch::randn({64, 16}) * 2, target = torch::randn({64, 5});
+  torch::optim::Adam opt(h->parameters(), torch::optim::AdamOptions(0.02));
+  for (int step = 0; step < 5; ++step) {
+    opt.zero_grad();
+    const torch::Tensor loss = (h->forward(xt) - target).square().mean();
+    loss.backward();
+    opt.step();
+  }
+  h->forward(xt);
+  h->eval();
+  {
+    torch::NoGradGuard g;
+    h[1]->as<hn::HActivationImpl>()->quantizer->frac_bits.view({-1}).slice(0, 0, 3).fill_(-40.0);
+  }
+  auto model = hn::hgq_convert(h);
+  model->eval();
+  auto first = model[0]->as<hn::QActivationImpl>();
+  ASSERT_TRUE(first);
+  auto fq = std::dynamic_pointer_cast<const heteroq::FixedQuantizer>(first->quantizer());
+  ASSERT_TRUE(fq);
+  EXPECT_FALSE(fq->is_uniform());
+  const hd::Engine e = hd::compile(*model);
+  EXPECT_EQ(e.program().input.kind, "fixed_elem");
+  EXPECT_TRUE(e.float32_exact());
+  const torch::Tensor x = inputs(600, 16) * torch::tensor({0.5f, 3.0f, 50.0f}).index(
+                                                  {torch::randint(0, 3, {600, 16}, torch::kLong)});
+  torch::NoGradGuard g;
+  const torch::Tensor want = model->forward(x);
+  EXPECT_TRUE(torch::equal(run(e, x), want));
+  // the program survives the file
+  const std::string path = ::testing::TempDir() + "hgq.engine";
+  e.save(path);
+  EXPECT_TRUE(torch::equal(run(hd::Engine::load(path), x), want));
+  std::remove(path.c_str());
 }
 
 TEST(DeployCompile, FoldedBatchNormIsBitExact) {
