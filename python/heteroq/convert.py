@@ -8,6 +8,7 @@ import json
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.utils.prune
 
 from . import _C, _rnn
 from . import nn as qnn
@@ -250,6 +251,14 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
     if not isinstance(quantizer_config, dict):
         raise TypeError(f"model_quantize: `quantizer_config` must be a dict, got "
                         f"{type(quantizer_config).__name__}")
+    if not inplace:
+        # a pruned module keeps its pre-hook's last weight (with autograd history after a
+        # training forward), which deepcopy refuses: recompute it without history
+        with torch.no_grad():
+            for m in model.modules():
+                for hook in list(m._forward_pre_hooks.values()):
+                    if isinstance(hook, torch.nn.utils.prune.BasePruningMethod):
+                        setattr(m, hook._tensor_name, hook.apply_mask(m))
     target = model if inplace else copy.deepcopy(model)
     leaves = _leaves(target)
     described = [(name, *_describe(m)) for name, m in leaves]
@@ -289,7 +298,17 @@ def model_quantize(model: torch.nn.Module, quantizer_config: Dict[str, Any],
                 state.update({"gamma": bn.weight, "beta": bn.bias, "running_mean": bn.running_mean,
                               "running_var": bn.running_var,
                               "num_batches_tracked": bn.num_batches_tracked})
+            # a torch.nn.utils.prune'd layer: weight_orig * weight_mask is its weight; the
+            # quantized layer is pruned with the same mask
+            masks = {}
+            for key in [k for k in state if k.endswith("_mask")]:
+                n = key[:-len("_mask")]
+                if n + "_orig" in state:
+                    masks[n] = state.pop(key)
+                    state[n] = state.pop(n + "_orig") * masks[n]
             new.load_state_dict(state)
+            for n, mask in masks.items():
+                torch.nn.utils.prune.custom_from_mask(new, n, mask)
         new.train(m.training)
         built[id(m)] = (plan, new, name)
         replacements.append((name, new))

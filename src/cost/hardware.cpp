@@ -343,7 +343,8 @@ std::vector<double> input_widths(const LayerInfo& l, const QuantizerPtr& source,
     const int64_t per_group_out = out / l.groups;
     const at::Tensor o = at::arange(out, at::kLong).unsqueeze(1);
     const at::Tensor ci = at::arange(per_group_in, at::kLong).unsqueeze(0);
-    const at::Tensor c = (o / per_group_out) * per_group_in + ci;  // (out, in / g)
+    // integer division (Tensor / Tensor is true division, which gives float indices)
+    const at::Tensor c = o.div(per_group_out, "floor") * per_group_in + ci;  // (out, in / g)
     std::vector<int64_t> shape(values.sizes().begin(), values.sizes().end());
     std::vector<int64_t> view = {out, per_group_in};
     view.resize(shape.size(), 1);

@@ -520,3 +520,18 @@ def test_cpp_and_python_agree(build_dir, tmp_path):
     assert yc.reshape(-1).tolist() == cpp["conv_y"]
     assert float(dense.ebops()) == cpp["dense_ebops"]
     assert float(conv.ebops()) == cpp["conv_ebops"]
+
+
+def test_cost_model_prices_converted_conv_with_differing_channel_widths():
+    """heteroq.cost.bops of a converted HConv2d whose per-channel input widths differ (the channel
+    index of each weight is an integer division; it once gave float indices)."""
+    torch.manual_seed(1)
+    m = torch.nn.Sequential(hgq.HConv2d(2, 3, 3, input_init_bits=3))
+    m.train()
+    m(torch.randn(32, 2, 6, 6))
+    m.eval()
+    c = hgq.convert(m)
+    widths = c[0].quantizer.bit_widths().flatten()
+    assert len(set(widths.tolist())) > 1  # the two channels differ
+    ebops = heteroq.cost.bops(c, (1, 2, 6, 6)).ebops
+    assert ebops > 0

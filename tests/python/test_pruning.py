@@ -330,3 +330,26 @@ def test_model_quantize_after_prune_remove():
                                transfer_weights=True)
     assert int((q[0].weight == 0).sum()) == 64
     assert cost.bops(q, (1, 16)).layer("0").multiplications <= 64
+
+
+def test_model_quantize_of_a_pruned_float_model():
+    """model_quantize(transfer_weights=True) of a still-pruned float model, right after a training
+    forward (whose pruned weight deepcopy refuses): the quantized layer carries the effective
+    weight and the same mask."""
+    torch.manual_seed(0)
+    float_model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(),
+                                      torch.nn.Linear(8, 5))
+    prune.l1_unstructured(float_model[0], "weight", amount=0.5)
+    float_model(torch.randn(4, 16)).sum().backward()
+    q = heteroq.model_quantize(float_model, {"QDense": {"kernel_quantizer": Q,
+                                                        "bias_quantizer": Q}},
+                               transfer_weights=True)
+    assert torch.equal(q[0].weight_mask, float_model[0].weight_mask)
+    assert torch.equal(q[0].weight_orig, float_model[0].weight_orig.detach() * float_model[0].weight_mask)
+    assert int((q[0].weight == 0).sum()) == 64
+    # it stays pruned while training
+    opt = torch.optim.SGD(q.parameters(), lr=0.1)
+    q(torch.randn(4, 16)).sum().backward()
+    opt.step()
+    assert int((q[0].weight == 0).sum()) >= 64
+    assert cost.bops(q, (1, 16)).layer("0").multiplications <= 64
