@@ -65,6 +65,61 @@ int64_t get_le(const unsigned char* p, int size) {
   return static_cast<int64_t>(u);
 }
 
+// SHA-256 (FIPS 180-4) of a byte string, as 64 lowercase hex digits: the checksum of the data
+// section (__metadata__.data_sha256).
+std::string sha256_hex(const std::string& msg) {
+  static const uint32_t k[64] = {
+      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+      0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+      0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+      0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+      0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+      0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+      0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+      0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  auto rotr = [](uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
+  std::string m = msg;
+  const uint64_t bits = static_cast<uint64_t>(msg.size()) * 8;
+  m.push_back(static_cast<char>(0x80));
+  while (m.size() % 64 != 56) m.push_back('\0');
+  for (int b = 7; b >= 0; --b) m.push_back(static_cast<char>((bits >> (8 * b)) & 0xff));
+  const auto* u = reinterpret_cast<const unsigned char*>(m.data());
+  for (size_t blk = 0; blk < m.size(); blk += 64) {
+    uint32_t w[64];
+    for (int t = 0; t < 16; ++t) {
+      const unsigned char* q = u + blk + 4 * t;
+      w[t] = (uint32_t(q[0]) << 24) | (uint32_t(q[1]) << 16) | (uint32_t(q[2]) << 8) | uint32_t(q[3]);
+    }
+    for (int t = 16; t < 64; ++t) {
+      const uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+      const uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int t = 0; t < 64; ++t) {
+      const uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[t] + w[t];
+      const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      hh = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (uint32_t v : h) {
+    for (int sh = 28; sh >= 0; sh -= 4) out.push_back(hex[(v >> sh) & 0xf]);
+  }
+  return out;
+}
+
 ojson input_json(const InputQuantizer& q) {
   ojson j;
   j["kind"] = q.kind;
@@ -240,7 +295,8 @@ void Engine::save(const std::string& path) const {
   header["__metadata__"] = {{"format", kFormat},
                             {"format_version", std::to_string(kVersion)},
                             {"heteroq_version", HETEROQ_VERSION_STRING},
-                            {"program", prog.dump()}};
+                            {"program", prog.dump()},
+                            {"data_sha256", sha256_hex(data)}};
   std::string h = header.dump();
   while ((8 + h.size()) % 8 != 0) h.push_back(' ');
   std::string bytes;
@@ -343,6 +399,15 @@ Engine Engine::load(const std::string& path) {
   }
   if (at != data_size) {
     rd.fail("corrupted: " + std::to_string(data_size - at) + " bytes after the last tensor");
+  }
+  // The data section's checksum (files written before it existed have none).
+  if (meta.contains("data_sha256")) {
+    const std::string want = rd.text(meta, "data_sha256", "__metadata__");
+    const std::string got = sha256_hex(bytes.substr(data_begin));
+    if (got != want) {
+      rd.fail("corrupted data section: its SHA-256 is " + got + ", __metadata__.data_sha256 says " +
+              want + " (a changed or truncated byte)");
+    }
   }
 
   ojson prog;

@@ -583,6 +583,25 @@ def test_corrupted_files(tmp_path):
             deploy.load(bad)
     with pytest.raises(ValueError, match="cannot open"):
         deploy.load(tmp_path / "missing.engine")
+    # the data section's SHA-256 (hashlib's) is in __metadata__; a flipped weight byte is refused
+    import hashlib
+    import json
+    meta = json.loads(raw[8:8 + n])["__metadata__"]
+    assert meta["data_sha256"] == hashlib.sha256(raw[8 + n:]).hexdigest()
+    flipped = bytearray(raw)
+    flipped[8 + n + 5] ^= 0x10
+    (tmp_path / "flip.engine").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match=r"flip\.engine: corrupted data section: its SHA-256 is "
+                                         + hashlib.sha256(bytes(flipped[8 + n:])).hexdigest()):
+        deploy.load(tmp_path / "flip.engine")
+    # files from before the checksum (no data_sha256) still load
+    old = json.loads(raw[8:8 + n])
+    del old["__metadata__"]["data_sha256"]
+    h = json.dumps(old).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    (tmp_path / "old.engine").write_bytes(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+    x = grid_inputs(50, 16)
+    assert np.array_equal(deploy.load(tmp_path / "old.engine").run_codes(x), engine.run_codes(x))
     # a valid container whose program does not match its tensors, or breaks the engine's rules
     text = raw[8:8 + n].decode()
     for old, new, match in [('\\"in_features\\":16', '\\"in_features\\":17', "weight` has the wrong shape"),

@@ -259,6 +259,16 @@ def test_loader_validates_new_fields(tmp_path):
     bad = bytearray(raw)
     bad[8 + n + begin] = 99
     path.write_bytes(bytes(bad))
+    # the data section's SHA-256 catches the flipped byte
+    with pytest.raises(ValueError, match=r"g.engine: corrupted data section: its SHA-256 is [0-9a-f]{64}, "
+                                         r"__metadata__.data_sha256 says"):
+        deploy.load(path)
+    # without the checksum (a file from before it), the index is validated
+    nock = json.loads(raw[8:8 + n])
+    del nock["__metadata__"]["data_sha256"]
+    text = json.dumps(nock).encode()
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + bytes(bad[8 + n:]))
     with pytest.raises(ValueError, match=r"g.engine.*stage 0 \(gather.*index 99 at 0 is out of"):
         deploy.load(path)
     # a v2 conv stage without pad_h_end
