@@ -247,6 +247,15 @@ TEST(DeployEngine, SaveLoadAndCorruptedFiles) {
   const std::string err = error_of([&] { hd::Engine::load(path); });
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("truncated"), std::string::npos) << err;
+  {
+    // one flipped bit in the last weight byte: the data section's SHA-256 refuses it
+    std::string flipped = raw;
+    flipped[flipped.size() - 1] = static_cast<char>(flipped.back() ^ 0x01);
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(flipped.data(), static_cast<std::streamsize>(flipped.size()));
+  }
+  const std::string flip = error_of([&] { hd::Engine::load(path); });
+  EXPECT_NE(flip.find(path + ": corrupted data section: its SHA-256 is"), std::string::npos) << flip;
   std::remove(path.c_str());
 }
 
