@@ -170,7 +170,8 @@ def test_bad_fixed_elem_fields_in_a_file_are_named(tmp_path):
 
     p = json.loads(json.dumps(prog))
     p["input"]["lo_elem"] = p["input"]["lo_elem"][:-1]
-    with pytest.raises(ValueError, match=r"bad\.engine.*input quantizer: lo_elem and hi_elem must have one value per element"):
+    with pytest.raises(ValueError, match=r"bad\.engine.*input quantizer: lo_elem and hi_elem "
+                                         r"must have one value per element"):
         deploy.load(write(p))
     p = json.loads(json.dumps(prog))
     p["input"]["round_mode"] = "UP"

@@ -260,8 +260,8 @@ def test_loader_validates_new_fields(tmp_path):
     bad[8 + n + begin] = 99
     path.write_bytes(bytes(bad))
     # the data section's SHA-256 catches the flipped byte
-    with pytest.raises(ValueError, match=r"g.engine: corrupted data section: its SHA-256 is [0-9a-f]{64}, "
-                                         r"__metadata__.data_sha256 says"):
+    with pytest.raises(ValueError, match=r"g.engine: corrupted data section: its SHA-256 is "
+                                         r"[0-9a-f]{64}, __metadata__.data_sha256 says"):
         deploy.load(path)
     # without the checksum (a file from before it), the index is validated
     nock = json.loads(raw[8:8 + n])
