@@ -915,18 +915,45 @@ def make_refiner(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
     :class:`heteroq.regularizers.EBOPsRegularizer`; ``step`` counts batches), and every
     ``eval_every`` epochs converts it (:func:`heteroq.hgq.convert`) and records a
     :class:`FrontPoint`: the metric on ``val_data`` (as :func:`make_trainer`) and the converted
-    model's EBOPs from the cost model (``heteroq.cost.bops``, per sample, ``input_shape``)."""
+    model's EBOPs from the cost model (``heteroq.cost.bops``, per sample, ``input_shape``).
+
+    ``regularizer`` is one regularizer, which every model starts from as given (a controller's
+    beta does not carry over from one model to the next), or a callable ``regularizer(hmodel)``
+    returning the one for that model, e.g. a budget of half its starting EBOPs::
+
+        lambda m: EBOPsRegularizer.controller(0.5 * float(total_ebops(m)), beta0=1e-6)
+    """
     from . import hgq
     if optimizer is None:
         optimizer = lambda params: torch.optim.Adam(params, lr=1e-3)  # noqa: E731
     if int(epochs) < 1 or int(eval_every) < 1:
         raise ValueError(f"autoq.make_refiner: epochs and eval_every must be >= 1, got {epochs}, {eval_every}")
-    if not hasattr(regularizer, "penalty") or not hasattr(regularizer, "beta"):
+    def is_regularizer(r: Any) -> bool:
+        return hasattr(r, "penalty") and hasattr(r, "beta")
+
+    if is_regularizer(regularizer):
+        given = regularizer
+        initial = given.state_dict() if hasattr(given, "state_dict") else None
+
+        def make_regularizer(hmodel: torch.nn.Module) -> Any:
+            if initial is not None:
+                given.load_state_dict(dict(initial))
+            return given
+    elif callable(regularizer):
+        def make_regularizer(hmodel: torch.nn.Module) -> Any:
+            r = regularizer(hmodel)
+            if not is_regularizer(r):
+                raise ValueError(f"autoq.make_refiner: regularizer(hmodel) must return a regularizer with "
+                                 f"penalty(model, step) and beta(step), got {r!r}")
+            return r
+    else:
         raise ValueError(f"autoq.make_refiner: regularizer must have penalty(model, step) and beta(step) "
-                         f"(heteroq.regularizers.EBOPsRegularizer), got {regularizer!r}")
+                         f"(heteroq.regularizers.EBOPsRegularizer), or be a callable returning one for "
+                         f"a model, got {regularizer!r}")
     evaluate = _evaluator(val_data, metric, "autoq.make_refiner")
 
     def refiner(hmodel: torch.nn.Module) -> List[FrontPoint]:
+        regularizer = make_regularizer(hmodel)
         opt = optimizer(hmodel.parameters())
         points: List[FrontPoint] = []
         step = 0

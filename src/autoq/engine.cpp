@@ -587,6 +587,16 @@ TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory o
 Refiner make_refiner(Batches train, Batches val, LossFn loss, nn::EBOPsRegularizer regularizer,
                      int64_t epochs, std::vector<int64_t> input_shape, OptimizerFactory optimizer,
                      int64_t eval_every) {
+  // Each model starts from a copy of the regularizer as given (a controller's state included).
+  RegularizerFactory same = [regularizer](torch::nn::Sequential&) { return regularizer; };
+  return make_refiner(std::move(train), std::move(val), std::move(loss), std::move(same), epochs,
+                      std::move(input_shape), std::move(optimizer), eval_every);
+}
+
+Refiner make_refiner(Batches train, Batches val, LossFn loss, RegularizerFactory make_regularizer,
+                     int64_t epochs, std::vector<int64_t> input_shape, OptimizerFactory optimizer,
+                     int64_t eval_every) {
+  if (!make_regularizer) throw InvalidArgument("autoq make_refiner: the regularizer factory is empty");
   if (train.empty()) throw InvalidArgument("autoq make_refiner: no training batches");
   if (val.empty()) throw InvalidArgument("autoq make_refiner: no validation batches");
   if (!loss) throw InvalidArgument("autoq make_refiner: the loss function is empty");
@@ -595,7 +605,8 @@ Refiner make_refiner(Batches train, Batches val, LossFn loss, nn::EBOPsRegulariz
                           std::to_string(epochs) + ", " + std::to_string(eval_every));
   if (input_shape.empty()) throw InvalidArgument("autoq make_refiner: the input shape is empty");
   if (!optimizer) optimizer = default_optimizer();
-  return [=](torch::nn::Sequential& hmodel) mutable {
+  return [=](torch::nn::Sequential& hmodel) {
+    nn::EBOPsRegularizer regularizer = make_regularizer(hmodel);
     auto opt = optimizer(hmodel->parameters());
     std::vector<FrontPoint> points;
     int64_t step = 0;

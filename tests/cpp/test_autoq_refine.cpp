@@ -10,6 +10,7 @@
 #include "heteroq/autoq/refine.h"
 #include "heteroq/cost/hardware.h"
 #include "heteroq/errors.h"
+#include "heteroq/nn/ebops.h"
 #include "heteroq/nn/hgq.h"
 
 namespace aq = heteroq::autoq;
@@ -116,6 +117,48 @@ TEST(AutoQRefine, PenaltyLowersEbops) {
                                 {1, 6}, {best});
   EXPECT_LT(tight.back().ebops, free.back().ebops);
   EXPECT_DOUBLE_EQ(tight.back().beta, 3e-2);
+}
+
+TEST(AutoQRefine, EachModelStartsFromTheRegularizerAsGiven) {
+  // A controller changes its beta while training; refining the same trial twice with one refiner
+  // must give the same checkpoints (the second model does not inherit the first one's beta).
+  auto s = fitted_search("pareto");
+  const int64_t best = s->search().best()->number;
+  const auto reg = heteroq::nn::EBOPsRegularizer::controller(1.0, 1e-4, 0.5);
+  const auto points = aq::refine(*s, refiner(reg, 2, 1e-2), {1, 6}, {best, best});
+  ASSERT_EQ(points.size(), 6u);
+  EXPECT_NE(points[2].beta, 1e-4);  // the controller moved
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(points[i].beta, points[i + 3].beta) << i;
+    EXPECT_EQ(points[i].ebops, points[i + 3].ebops) << i;
+    EXPECT_EQ(points[i].metric, points[i + 3].metric) << i;
+  }
+}
+
+TEST(AutoQRefine, RegularizerPerModel) {
+  // a budget of half each model's starting EBOPs, made for each model from the model
+  auto s = fitted_search("pareto");
+  const auto front = s->search().pareto();
+  std::vector<double> targets;
+  aq::RegularizerFactory half = [&targets](torch::nn::Sequential& hmodel) {
+    bool has_h = false;
+    for (const auto& m : hmodel->modules()) has_h |= m->as<heteroq::nn::HDenseImpl>() != nullptr;
+    EXPECT_TRUE(has_h) << "the factory gets the H model";
+    targets.push_back(0.5 * heteroq::nn::total_ebops(*hmodel).item<double>());
+    return heteroq::nn::EBOPsRegularizer::controller(targets.back(), 1e-3, 0.5);
+  };
+  const Data d = toy_data();
+  const auto points =
+      aq::refine(*s, aq::make_refiner(d.train, d.val, ce(), half, 6, {1, 6}, adam(0.1)), {1, 6});
+  ASSERT_EQ(targets.size(), front.size());
+  // every model ends cheaper than it started under its budget's pressure
+  double start = 0;
+  for (const auto& p : points) {
+    if (p.stage == "autoq") start = p.ebops;
+    if (p.stage == "refine" && p.epoch == 6) EXPECT_LT(p.ebops, start) << "trial " << p.trial;
+  }
+  aq::RegularizerFactory empty;
+  EXPECT_THROW(aq::make_refiner(d.train, d.val, ce(), empty, 1, {1, 6}), InvalidArgument);
 }
 
 TEST(AutoQRefine, Errors) {

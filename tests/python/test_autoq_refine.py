@@ -88,6 +88,39 @@ def test_penalty_lowers_ebops_against_no_penalty():
     assert last(tight).beta == pytest.approx(3e-2)
 
 
+def test_each_model_starts_from_the_regularizer_as_given():
+    # a controller changes its beta while training; refining the same trial twice with one refiner
+    # gives the same checkpoints (the second model does not inherit the first one's beta)
+    s = fitted_search()
+    best = s.best_trial.number
+    reg = regularizers.EBOPsRegularizer.controller(1.0, 1e-4, gain=0.5)
+    r = autoq.refine(s, refiner(reg, epochs=2), trials=[best, best])
+    assert [p.stage for p in r.points] == ["autoq", "refine", "refine"] * 2
+    assert r.points[2].beta != 1e-4  # the controller moved
+    for a, b in zip(r.points[1:3], r.points[4:6]):
+        assert (a.beta, a.ebops, a.metric) == (b.beta, b.ebops, b.metric)
+
+
+def test_regularizer_made_per_model():
+    # a budget of half each model's starting EBOPs, made for each model from the model
+    s = fitted_search()
+    targets = []
+
+    def half(hmodel):
+        assert any(isinstance(m, hgq._H_LAYERS) for m in hmodel.modules())
+        targets.append(0.5 * float(regularizers.total_ebops(hmodel)))
+        return regularizers.EBOPsRegularizer.controller(targets[-1], 1e-3, gain=0.5)
+
+    r = autoq.refine(s, refiner(half, epochs=6, lr=0.1))
+    assert len(targets) == len(s.pareto_front())
+    start = {p.trial: p.ebops for p in r.points if p.stage == "autoq"}
+    for p in r.points:
+        if p.stage == "refine" and p.epoch == 6:
+            assert p.ebops < start[p.trial], p.trial
+    with pytest.raises(ValueError, match=r"regularizer\(hmodel\) must return"):
+        autoq.refine(s, refiner(lambda m: 1.0), trials="best")
+
+
 def test_refine_errors():
     s = fitted_search(keep_models="best")
     reg = regularizers.EBOPsRegularizer.constant(1e-4)

@@ -45,6 +45,21 @@ HETEROQ_API Refiner make_refiner(Batches train, Batches val, LossFn loss,
                                  std::vector<int64_t> input_shape,
                                  OptimizerFactory optimizer = nullptr, int64_t eval_every = 1);
 
+/// Builds the regularizer of one refinement from the H model it is about to train (e.g. a
+/// controller whose EBOPs budget is a fraction of the model's starting EBOPs).
+using RegularizerFactory = std::function<nn::EBOPsRegularizer(torch::nn::Sequential& hmodel)>;
+
+/**
+ * As above, with a regularizer made for each model by `regularizer(hmodel)` before its training.
+ * (The overload above starts every model from a copy of its one regularizer as given, so a
+ * controller's beta does not carry over from one trial's refinement to the next.)
+ * @throws heteroq::InvalidArgument as above, and for an empty factory.
+ */
+HETEROQ_API Refiner make_refiner(Batches train, Batches val, LossFn loss,
+                                 RegularizerFactory regularizer, int64_t epochs,
+                                 std::vector<int64_t> input_shape,
+                                 OptimizerFactory optimizer = nullptr, int64_t eval_every = 1);
+
 /**
  * For each chosen trial of a run `search` (`trials` empty: its Pareto front), its trained model
  * (ModelSearchOptions::keep_models must keep it) becomes H layers (hgq_from_quantized) that
