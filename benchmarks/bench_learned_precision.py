@@ -7,7 +7,8 @@ LUT estimate) of three ways to spend the same training budget on the jet-tagging
   ``quantized_relu(8,3)`` activations) turned into H layers (``heteroq.hgq.from_quantized``) and
   trained ``T*e`` epochs under a log-ramped EBOPs regularizer, one checkpoint per epoch;
 - **combined** (``heteroq.autoq.refine``): ``T/2`` AutoQ trials, then its Pareto trials refined
-  with the other half of the budget split between them.
+  with the other half of the budget split between them, each under a budget controller that
+  steers its EBOPs to ``--refine-budget`` times its starting EBOPs (0: the log ramp instead).
 
 Every point is a model with fixed quantizers, priced by ``heteroq.cost`` (EBOPs and
 ``fpga_estimate``'s LUTs) and scored on the test jets. It prints one table per method, whether
@@ -57,13 +58,21 @@ def main(argv=None):
     ap.add_argument("--trial-epochs", type=int, default=2, help="epochs per AutoQ trial (e)")
     ap.add_argument("--beta", type=float, nargs=2, default=(1e-7, 2e-5), metavar=("BETA0", "BETA1"),
                     help="the EBOPs coefficient's log ramp over the refinement")
+    ap.add_argument("--refine-budget", type=float, default=0.6,
+                    help="combined: each refined model's EBOPs budget, a fraction of its starting EBOPs "
+                         "(EBOPsRegularizer.controller from BETA1); 0: the log ramp of --beta")
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--width-lr", type=float, default=None,
+                    help="the bit widths' own Adam learning rate in the refinements (default: --lr, one optimizer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="the plot (PNG); none without it")
+    ap.add_argument("--csv", default=None, help="the combined pipeline's points (Refinement.to_csv)")
     args = ap.parse_args(argv)
     if args.trials < 2 or args.trial_epochs < 1:
         ap.error("--trials must be >= 2 and --trial-epochs >= 1")
+    if args.refine_budget < 0:
+        ap.error("--refine-budget must be >= 0")
     torch.set_num_threads(args.threads)
     start = time.time()
 
@@ -86,10 +95,14 @@ def main(argv=None):
     val = [(x_val, y_val)]
     steps_per_epoch = len(fit_batches)
 
-    def refiner(epochs):
+    def refiner(epochs, budget_fraction=0.0):
         reg = regularizers.EBOPsRegularizer.ramp(args.beta[0], args.beta[1], 0, epochs * steps_per_epoch)
+        if budget_fraction > 0:
+            def reg(hmodel):  # noqa: F811  (one controller per model, from its starting EBOPs)
+                target = budget_fraction * float(regularizers.total_ebops(hmodel))
+                return regularizers.EBOPsRegularizer.controller(target, args.beta[1], gain=0.1)
         return autoq.make_refiner(fit_batches, val, torch.nn.functional.cross_entropy, regularizer=reg,
-                                  epochs=epochs, input_shape=(1, 16),
+                                  epochs=epochs, input_shape=(1, 16), width_lr=args.width_lr,
                                   optimizer=lambda p: torch.optim.Adam(p, lr=args.lr))
 
     def run_search(trials, name):
@@ -133,9 +146,13 @@ def main(argv=None):
     half = run_search(args.trials // 2, "autoq_half")
     chosen = half.pareto_front()
     per_trial = max(1, (budget - (args.trials // 2) * args.trial_epochs) // len(chosen))
-    combined = autoq.refine(half, refiner(per_trial), trials=[t.number for t in chosen])
+    combined = autoq.refine(half, refiner(per_trial, args.refine_budget), trials=[t.number for t in chosen])
     results["combined"] = scored([p.model for p in combined.points])
-    print(f"combined: {len(chosen)} AutoQ Pareto trials refined {per_trial} epochs each")
+    if args.csv:
+        combined.to_csv(args.csv)
+    how = (f"EBOPs budget {args.refine_budget:g} x the starting EBOPs" if args.refine_budget > 0
+           else f"beta ramp {args.beta[0]:g} -> {args.beta[1]:g}")
+    print(f"combined: {len(chosen)} AutoQ Pareto trials refined {per_trial} epochs each ({how})")
 
     fronts = {}
     for name, rows in results.items():

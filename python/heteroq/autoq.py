@@ -907,7 +907,7 @@ def make_refiner(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
                  regularizer: Any, epochs: int, input_shape: Sequence[int],
                  optimizer: Optional[Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]] = None,
                  metric: Union[str, Callable[[torch.nn.Module, Iterable], float]] = "accuracy",
-                 eval_every: int = 1, keep_models: bool = True,
+                 eval_every: int = 1, keep_models: bool = True, width_lr: Optional[float] = None,
                  progress: bool = False) -> Callable[[torch.nn.Module], List[FrontPoint]]:
     """The learned-precision training for :func:`refine`: ``refiner(hmodel)`` trains a model of H
     layers (:func:`heteroq.hgq.from_quantized`) for ``epochs`` passes over ``train_data`` with
@@ -916,6 +916,12 @@ def make_refiner(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
     ``eval_every`` epochs converts it (:func:`heteroq.hgq.convert`) and records a
     :class:`FrontPoint`: the metric on ``val_data`` (as :func:`make_trainer`) and the converted
     model's EBOPs from the cost model (``heteroq.cost.bops``, per sample, ``input_shape``).
+
+    ``width_lr``: the bit widths (the parameters of the model's
+    :class:`heteroq.hgq.HQuantizer` s) get their own Adam at this learning rate, the other
+    parameters ``optimizer``; None: ``optimizer`` trains them all. Adam moves a width by about
+    its learning rate per step whatever the gradient, so a short refinement at a weight-sized
+    learning rate (1e-3) can barely change a width; a larger ``width_lr`` (0.02-0.1) lets it.
 
     ``regularizer`` is one regularizer, which every model starts from as given (a controller's
     beta does not carry over from one model to the next), or a callable ``regularizer(hmodel)``
@@ -950,20 +956,32 @@ def make_refiner(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
         raise ValueError(f"autoq.make_refiner: regularizer must have penalty(model, step) and beta(step) "
                          f"(heteroq.regularizers.EBOPsRegularizer), or be a callable returning one for "
                          f"a model, got {regularizer!r}")
+    if width_lr is not None and not float(width_lr) > 0:
+        raise ValueError(f"autoq.make_refiner: width_lr must be > 0 (or None), got {width_lr!r}")
     evaluate = _evaluator(val_data, metric, "autoq.make_refiner")
 
     def refiner(hmodel: torch.nn.Module) -> List[FrontPoint]:
         regularizer = make_regularizer(hmodel)
-        opt = optimizer(hmodel.parameters())
+        if width_lr is None:
+            opts = [optimizer(hmodel.parameters())]
+        else:
+            widths = {id(p): p for m in hmodel.modules() if isinstance(m, hgq.HQuantizer)
+                      for p in m.parameters()}
+            others = [p for p in hmodel.parameters() if id(p) not in widths]
+            opts = [optimizer(others)] if others else []
+            if widths:
+                opts.append(torch.optim.Adam(list(widths.values()), lr=float(width_lr)))
         points: List[FrontPoint] = []
         step = 0
         for epoch in _tqdm(range(1, int(epochs) + 1), desc="refine epochs", leave=False, disable=not progress):
             hmodel.train()
             for x, y in train_data:
-                opt.zero_grad()
+                for opt in opts:
+                    opt.zero_grad()
                 loss = loss_fn(hmodel(x), y) + regularizer.penalty(hmodel, step)
                 loss.backward()
-                opt.step()
+                for opt in opts:
+                    opt.step()
                 step += 1
             if epoch % int(eval_every) == 0 or epoch == int(epochs):
                 hmodel.eval()

@@ -610,42 +610,74 @@ def _start_widths(q: Optional[Quantizer], where: str) -> Tuple[float, bool, bool
                      f"start H layers")
 
 
+def _h_layer(child: torch.nn.Module, where: str, weight: Tensor, bias: Optional[Tensor],
+             kernel_q: Optional[Quantizer], bias_q: Optional[Quantizer], input_bits: float,
+             default_input_bits: float) -> torch.nn.Module:
+    """One H layer (HDense, HConv1d or HConv2d) with ``child``'s geometry, starting from the
+    given float weight and bias and the widths of their quantizers."""
+    fk = _start_widths(kernel_q, where + " kernel")[0]
+    fb = _start_widths(bias_q, where + " bias")[0] if bias_q is not None else default_input_bits
+    common = dict(bias=bias is not None, kernel_init_bits=fk, bias_init_bits=fb,
+                  input_init_bits=input_bits)
+    if isinstance(child, (qnn.QLinear, torch.nn.Linear)):
+        h: torch.nn.Module = HDense(child.in_features, child.out_features,
+                                    input_granularity="element", **common)
+    else:
+        if child.padding_mode != "zeros":
+            raise ValueError(f"from_quantized: {where} has padding_mode {child.padding_mode!r}; "
+                             f"H convolutions pad with zeros")
+        if isinstance(child.padding, str):
+            raise ValueError(f"from_quantized: {where} has padding={child.padding!r}; H "
+                             f"convolutions take explicit padding")
+        cls = HConv1d if isinstance(child, torch.nn.Conv1d) else HConv2d
+        h = cls(child.in_channels, child.out_channels, child.kernel_size, child.stride,
+                child.padding, child.dilation, child.groups, input_granularity="channel",
+                **common)
+    with torch.no_grad():
+        h.weight.data = weight.detach().clone()
+        if bias is not None:
+            h.bias.data = bias.detach().clone()
+    return h.to(weight.device, weight.dtype)
+
+
 def from_quantized(model: torch.nn.Module, default_input_bits: float = 8.0) -> torch.nn.Module:
     """Turns a model of Q layers (``quantized_bits`` with alpha None or 1, ``quantized_relu``;
     e.g. AutoQ's best model) into H layers starting from its widths (C++
-    ``heteroq::nn::hgq_from_quantized``): QDense/QConv1d/QConv2d -> HDense/HConv1d/HConv2d with
-    kernel and bias f = bits - integer - keep_negative and the input f of the preceding
-    QActivation (else ``default_input_bits``); QActivation -> HActivation (``quantized_relu``:
-    with ReLU). Weights are copied; other modules are copied as they are. Integer bits are then
-    learned from the ranges (activations) or the weights."""
+    ``heteroq::nn::hgq_from_quantized``): QDense/QConv1d/QConv2d and QDepthwiseConv2d (a
+    grouped HConv2d) -> HDense/HConv1d/HConv2d with kernel and bias f = bits - integer -
+    keep_negative and the input f of the preceding QActivation (else ``default_input_bits``);
+    QSeparableConv1d/2d -> its depthwise and pointwise convolutions as two H convolutions (the
+    pointwise one learns the precision of the depthwise result, starting at
+    ``default_input_bits``); QLinearBatchNorm/QConv2dBatchNorm -> HDense/HConv2d holding the
+    folded kernel and bias (``get_folded_weights()``: the running statistics are folded in, the
+    refinement trains the deployed kernel and bias); QActivation -> HActivation
+    (``quantized_relu``: with ReLU). Weights are copied; other modules are copied as they are.
+    Integer bits are then learned from the ranges (activations) or the weights."""
     if not isinstance(model, torch.nn.Sequential):
         raise TypeError(f"from_quantized: expected a torch.nn.Sequential, got "
                         f"{type(model).__name__}")
     out: List[torch.nn.Module] = []
     act_bits: Optional[float] = None
+    plain = (qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QDepthwiseConv2d)
+    folded = (qnn.QLinearBatchNorm, qnn.QConv2dBatchNorm)
     for index, child in enumerate(model):
         where = f"layer {index}"
-        if isinstance(child, (qnn.QLinear, qnn.QConv1d, qnn.QConv2d)) and \
-                type(child) in (qnn.QLinear, qnn.QConv1d, qnn.QConv2d):
-            fk = _start_widths(child.kernel_quantizer, where + " kernel")[0]
-            fb = (_start_widths(child.bias_quantizer, where + " bias")[0]
-                  if child.bias_quantizer is not None else default_input_bits)
-            fin = act_bits if act_bits is not None else default_input_bits
-            common = dict(bias=child.bias is not None, kernel_init_bits=fk, bias_init_bits=fb,
-                          input_init_bits=fin)
-            if isinstance(child, qnn.QLinear):
-                h: torch.nn.Module = HDense(child.in_features, child.out_features,
-                                            input_granularity="element", **common)
-            else:
-                if child.padding_mode != "zeros":
-                    raise ValueError(f"from_quantized: {where} has padding_mode "
-                                     f"{child.padding_mode!r}; H convolutions pad with zeros")
-                cls = HConv1d if isinstance(child, qnn.QConv1d) else HConv2d
-                h = cls(child.in_channels, child.out_channels, child.kernel_size, child.stride,
-                        child.padding, child.dilation, child.groups, input_granularity="channel",
-                        **common)
-            _copy_params(h, child)
-            out.append(h.to(child.weight.device, child.weight.dtype))
+        fin = act_bits if act_bits is not None else default_input_bits
+        if type(child) in plain:
+            out.append(_h_layer(child, where, child.weight, child.bias, child.kernel_quantizer,
+                                child.bias_quantizer, fin, default_input_bits))
+            act_bits = None
+        elif type(child) in folded:
+            w, b = child.get_folded_weights()
+            out.append(_h_layer(child, where, w, b, child.kernel_quantizer, child.bias_quantizer,
+                                fin, default_input_bits))
+            act_bits = None
+        elif isinstance(child, (qnn.QSeparableConv1d, qnn.QSeparableConv2d)):
+            dw, pw = child.depthwise, child.pointwise
+            out.append(_h_layer(dw, where + " depthwise", dw.weight, dw.bias, dw.kernel_quantizer,
+                                dw.bias_quantizer, fin, default_input_bits))
+            out.append(_h_layer(pw, where + " pointwise", pw.weight, pw.bias, pw.kernel_quantizer,
+                                pw.bias_quantizer, default_input_bits, default_input_bits))
             act_bits = None
         elif isinstance(child, qnn.QActivation):
             f, relu, k = _start_widths(child.quantizer, where)

@@ -586,16 +586,19 @@ TrainFn make_trainer(Batches train, Batches val, LossFn loss, OptimizerFactory o
 
 Refiner make_refiner(Batches train, Batches val, LossFn loss, nn::EBOPsRegularizer regularizer,
                      int64_t epochs, std::vector<int64_t> input_shape, OptimizerFactory optimizer,
-                     int64_t eval_every) {
+                     int64_t eval_every, double width_lr) {
   // Each model starts from a copy of the regularizer as given (a controller's state included).
   RegularizerFactory same = [regularizer](torch::nn::Sequential&) { return regularizer; };
   return make_refiner(std::move(train), std::move(val), std::move(loss), std::move(same), epochs,
-                      std::move(input_shape), std::move(optimizer), eval_every);
+                      std::move(input_shape), std::move(optimizer), eval_every, width_lr);
 }
 
 Refiner make_refiner(Batches train, Batches val, LossFn loss, RegularizerFactory make_regularizer,
                      int64_t epochs, std::vector<int64_t> input_shape, OptimizerFactory optimizer,
-                     int64_t eval_every) {
+                     int64_t eval_every, double width_lr) {
+  if (!(width_lr >= 0))
+    throw InvalidArgument("autoq make_refiner: width_lr must be >= 0 (0: one optimizer), got " +
+                          std::to_string(width_lr));
   if (!make_regularizer) throw InvalidArgument("autoq make_refiner: the regularizer factory is empty");
   if (train.empty()) throw InvalidArgument("autoq make_refiner: no training batches");
   if (val.empty()) throw InvalidArgument("autoq make_refiner: no validation batches");
@@ -607,16 +610,32 @@ Refiner make_refiner(Batches train, Batches val, LossFn loss, RegularizerFactory
   if (!optimizer) optimizer = default_optimizer();
   return [=](torch::nn::Sequential& hmodel) {
     nn::EBOPsRegularizer regularizer = make_regularizer(hmodel);
-    auto opt = optimizer(hmodel->parameters());
+    std::vector<std::unique_ptr<torch::optim::Optimizer>> opts;
+    if (width_lr > 0) {
+      std::vector<torch::Tensor> widths, others;
+      std::set<const void*> is_width;
+      for (const auto& m : hmodel->modules())
+        if (m->as<nn::HQuantizerImpl>())
+          for (const auto& t : m->parameters()) {
+            if (is_width.insert(t.unsafeGetTensorImpl()).second) widths.push_back(t);
+          }
+      for (const auto& t : hmodel->parameters())
+        if (!is_width.count(t.unsafeGetTensorImpl())) others.push_back(t);
+      if (!others.empty()) opts.push_back(optimizer(others));
+      if (!widths.empty())
+        opts.push_back(std::make_unique<torch::optim::Adam>(widths, torch::optim::AdamOptions(width_lr)));
+    } else {
+      opts.push_back(optimizer(hmodel->parameters()));
+    }
     std::vector<FrontPoint> points;
     int64_t step = 0;
     for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
       hmodel->train();
       for (const auto& [x, y] : train) {
-        opt->zero_grad();
+        for (auto& opt : opts) opt->zero_grad();
         auto l = loss(hmodel->forward(x), y) + regularizer.penalty(*hmodel, step);
         l.backward();
-        opt->step();
+        for (auto& opt : opts) opt->step();
         ++step;
       }
       if (epoch % eval_every == 0 || epoch == epochs) {

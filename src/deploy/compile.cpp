@@ -1159,7 +1159,10 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   // that are not a rounding on a grid (the integer domain: the bound of the values so far).
   auto activation = [&](const Quantizer& q, const std::string& who) {
     bool monotonic = true;
-    if (auto f = dynamic_cast<const FixedQuantizer*>(&q); f && !f->is_uniform()) {
+    // (widths of any shape but a scalar, uniform ones too: the table evaluates the quantizer on
+    // a flat range of integers, which a per-channel shape does not broadcast to)
+    if (auto f = dynamic_cast<const FixedQuantizer*>(&q);
+        f && (!f->is_uniform() || f->frac_bits().dim() > 0)) {
       p.stages.push_back(fixed_elem_requant(*f, shape, who, frac));
       frac = p.stages.back().frac;
       return;

@@ -12,9 +12,11 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "heteroq/nn/conv.h"
+#include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/ops/fixed.h"
 
@@ -693,17 +695,47 @@ StartWidths start_widths(const QuantizerPtr& q, const std::string& where) {
                         "slope or sigmoid, and uniform fixed start H layers");
 }
 
-template <typename QImpl>
-HLayerQuantizers layer_quantizers(const QImpl& q, std::optional<double> input_bits,
+
+HLayerQuantizers layer_quantizers(const QuantizerPtr& kq, const QuantizerPtr& bq, double input_bits,
                                   double default_input_bits, const std::string& where,
                                   const std::string& input_granularity) {
   HLayerQuantizers hq;
-  hq.input_granularity(input_granularity).input_init_bits(input_bits.value_or(default_input_bits));
-  const auto& kq = q.options.kernel_quantizer().get();
-  const auto& bq = q.options.bias_quantizer().get();
+  hq.input_granularity(input_granularity).input_init_bits(input_bits);
   hq.kernel_init_bits(start_widths(kq, where + " kernel").frac);
   hq.bias_init_bits(bq ? start_widths(bq, where + " bias").frac : default_input_bits);
   return hq;
+}
+
+// An HConv1d/2d with the geometry of `o` (QConvOptions or QConv2dBatchNormOptions), starting
+// from `weight` and `bias` (undefined: none) and the widths of `o`'s quantizers.
+template <typename HConv, typename HOptions, typename QOptions>
+HConv h_conv(const QOptions& o, const torch::Tensor& weight, const torch::Tensor& bias,
+             double input_bits, double default_input_bits, const std::string& where) {
+  HOptions h(o.in_channels(), o.out_channels(), o.kernel_size());
+  h.stride(o.stride())
+      .padding(o.padding())
+      .dilation(o.dilation())
+      .groups(o.groups())
+      .bias(bias.defined())
+      .quantizers(layer_quantizers(o.kernel_quantizer().get(), o.bias_quantizer().get(), input_bits,
+                                   default_input_bits, where, "channel"));
+  HConv c(h);
+  copy_param(c->weight, weight);
+  copy_param(c->bias, bias);
+  return c;
+}
+
+template <typename QConvImpl>
+torch::nn::AnyModule h_conv_of(const QConvImpl& q, double input_bits, double default_input_bits,
+                               const std::string& where) {
+  const torch::Tensor bias = q.options.bias() ? q.bias : torch::Tensor();
+  if constexpr (std::is_same_v<QConvImpl, QConv1dImpl>) {
+    return torch::nn::AnyModule(h_conv<HConv1d, HConv1dOptions>(q.options, q.weight, bias, input_bits,
+                                                               default_input_bits, where));
+  } else {
+    return torch::nn::AnyModule(h_conv<HConv2d, HConv2dOptions>(q.options, q.weight, bias, input_bits,
+                                                               default_input_bits, where));
+  }
 }
 
 }  // namespace
@@ -725,38 +757,54 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
     if (auto d = std::dynamic_pointer_cast<QLinearImpl>(child)) {
       HDenseOptions o(d->options.in_features(), d->options.out_features());
       o.bias(d->options.bias())
-          .quantizers(layer_quantizers(*d, act_bits, default_input_bits, where, "element"));
+          .quantizers(layer_quantizers(d->options.kernel_quantizer().get(),
+                                       d->options.bias_quantizer().get(),
+                                       act_bits.value_or(default_input_bits), default_input_bits,
+                                       where, "element"));
       HDense h(o);
       copy_param(h->weight, d->weight);
       copy_param(h->bias, d->bias);
       out->push_back(h);
       act_bits.reset();
     } else if (auto c1 = std::dynamic_pointer_cast<QConv1dImpl>(child)) {
-      HConv1dOptions o(c1->options.in_channels(), c1->options.out_channels(),
-                       c1->options.kernel_size());
-      o.stride(c1->options.stride())
-          .padding(c1->options.padding())
-          .dilation(c1->options.dilation())
-          .groups(c1->options.groups())
-          .bias(c1->options.bias())
-          .quantizers(layer_quantizers(*c1, act_bits, default_input_bits, where, "channel"));
-      HConv1d h(o);
-      copy_param(h->weight, c1->weight);
-      copy_param(h->bias, c1->bias);
-      out->push_back(h);
+      out->push_back(h_conv_of(*c1, act_bits.value_or(default_input_bits), default_input_bits, where));
       act_bits.reset();
     } else if (auto c2 = std::dynamic_pointer_cast<QConv2dImpl>(child)) {
-      HConv2dOptions o(c2->options.in_channels(), c2->options.out_channels(),
-                       c2->options.kernel_size());
-      o.stride(c2->options.stride())
-          .padding(c2->options.padding())
-          .dilation(c2->options.dilation())
-          .groups(c2->options.groups())
-          .bias(c2->options.bias())
-          .quantizers(layer_quantizers(*c2, act_bits, default_input_bits, where, "channel"));
-      HConv2d h(o);
-      copy_param(h->weight, c2->weight);
-      copy_param(h->bias, c2->bias);
+      out->push_back(h_conv_of(*c2, act_bits.value_or(default_input_bits), default_input_bits, where));
+      act_bits.reset();
+    } else if (auto dw = std::dynamic_pointer_cast<QDepthwiseConv2dImpl>(child)) {
+      // a grouped convolution (its `conv` holds the kernel and the depthwise quantizer)
+      out->push_back(
+          h_conv_of(*dw->conv, act_bits.value_or(default_input_bits), default_input_bits, where));
+      act_bits.reset();
+    } else if (auto s1 = std::dynamic_pointer_cast<QSeparableConv1dImpl>(child)) {
+      out->push_back(h_conv_of(*s1->depthwise, act_bits.value_or(default_input_bits),
+                               default_input_bits, where + " depthwise"));
+      out->push_back(
+          h_conv_of(*s1->pointwise, default_input_bits, default_input_bits, where + " pointwise"));
+      act_bits.reset();
+    } else if (auto s2 = std::dynamic_pointer_cast<QSeparableConv2dImpl>(child)) {
+      out->push_back(h_conv_of(*s2->depthwise, act_bits.value_or(default_input_bits),
+                               default_input_bits, where + " depthwise"));
+      out->push_back(
+          h_conv_of(*s2->pointwise, default_input_bits, default_input_bits, where + " pointwise"));
+      act_bits.reset();
+    } else if (auto fc = std::dynamic_pointer_cast<QConv2dBatchNormImpl>(child)) {
+      // the folded kernel and bias (the running statistics folded in)
+      const auto wb = fc->get_folded_weights();
+      out->push_back(h_conv<HConv2d, HConv2dOptions>(fc->options, wb[0], wb[1],
+                                                     act_bits.value_or(default_input_bits),
+                                                     default_input_bits, where));
+      act_bits.reset();
+    } else if (auto fd = std::dynamic_pointer_cast<QLinearBatchNormImpl>(child)) {
+      const auto wb = fd->get_folded_weights();
+      HDenseOptions o(fd->options.in_features(), fd->options.out_features());
+      o.bias(true).quantizers(layer_quantizers(
+          fd->options.kernel_quantizer().get(), fd->options.bias_quantizer().get(),
+          act_bits.value_or(default_input_bits), default_input_bits, where, "element"));
+      HDense h(o);
+      copy_param(h->weight, wb[0]);
+      copy_param(h->bias, wb[1]);
       out->push_back(h);
       act_bits.reset();
     } else if (auto a = std::dynamic_pointer_cast<QActivationImpl>(child)) {

@@ -161,6 +161,22 @@ TEST(AutoQRefine, RegularizerPerModel) {
   EXPECT_THROW(aq::make_refiner(d.train, d.val, ce(), empty, 1, {1, 6}), InvalidArgument);
 }
 
+TEST(AutoQRefine, WidthLearningRate) {
+  // at a weight-sized learning rate the widths barely move in 2 epochs; their own Adam at 0.1
+  // moves them under the same penalty
+  auto s = fitted_search("pareto");
+  const int64_t best = s->search().best()->number;
+  const Data d = toy_data();
+  const auto reg = heteroq::nn::EBOPsRegularizer::constant(3e-2);
+  const auto slow = aq::refine(
+      *s, aq::make_refiner(d.train, d.val, ce(), reg, 2, {1, 6}, adam(1e-3)), {1, 6}, {best});
+  const auto fast = aq::refine(
+      *s, aq::make_refiner(d.train, d.val, ce(), reg, 2, {1, 6}, adam(1e-3), 1, 0.1), {1, 6}, {best});
+  EXPECT_LT(fast.back().ebops, slow.back().ebops);
+  EXPECT_THROW(aq::make_refiner(d.train, d.val, ce(), reg, 2, {1, 6}, adam(1e-3), 1, -1.0),
+               InvalidArgument);
+}
+
 TEST(AutoQRefine, Errors) {
   auto s = fitted_search("best");
   const auto reg = heteroq::nn::EBOPsRegularizer::constant(1e-4);

@@ -522,6 +522,64 @@ TEST(HgqConvert, Conv1d) {
   EXPECT_TRUE((h[0]->as<HConv1dImpl>()->kernel_quantizer->frac_bits == 3).all().item<bool>());
 }
 
+TEST(HgqConvert, FromQuantizedDepthwiseSeparableAndFolded) {
+  // as test_hgq.py's test_from_quantized_depthwise_separable_and_folded (no zero padding: the
+  // cost model counts padded taps at the channel's width, the H layers' EBOPs as free)
+  torch::manual_seed(5);
+  torch::nn::Sequential qm(
+      QConv2dBatchNorm(QConv2dBatchNormOptions(2, 4, 3)
+                           .kernel_quantizer("quantized_bits(6,1,alpha=1)")
+                           .bias_quantizer("quantized_bits(8,3,alpha=1)")),
+      QActivation("quantized_relu(6,2)"),
+      QDepthwiseConv2d(QDepthwiseConv2dOptions(4, 3)
+                           .depth_multiplier(2)
+                           .stride(2)
+                           .depthwise_quantizer("quantized_bits(5,0,alpha=1)")
+                           .bias_quantizer("quantized_bits(8,3,alpha=1)")),
+      QActivation("quantized_relu(5,2)"),
+      QSeparableConv2d(QSeparableConv2dOptions(8, 3, 3)
+                           .depthwise_quantizer("quantized_bits(4,0,alpha=1)")
+                           .pointwise_quantizer("quantized_bits(6,0,alpha=1)")
+                           .bias_quantizer("quantized_bits(8,3,alpha=1)")),
+      torch::nn::Flatten(),
+      QLinearBatchNorm(QLinearBatchNormOptions(3 * 2 * 2, 5)
+                           .kernel_quantizer("quantized_bits(6,0,alpha=1)")));
+  const at::Tensor x = torch::randn({64, 2, 12, 12});
+  for (int i = 0; i < 3; ++i) qm->forward(x);  // batch statistics away from their initial values
+  qm->eval();
+  auto h = hgq_from_quantized(qm, 7);
+  ASSERT_EQ(h->size(), 8u);
+  auto c0 = h[0]->as<HConv2dImpl>();
+  auto c2 = h[2]->as<HConv2dImpl>();
+  auto c4 = h[4]->as<HConv2dImpl>();
+  auto c5 = h[5]->as<HConv2dImpl>();
+  auto d7 = h[7]->as<HDenseImpl>();
+  ASSERT_TRUE(c0 && h[1]->as<HActivationImpl>() && c2 && c4 && c5 && d7);
+  const auto folded = qm[0]->as<QConv2dBatchNormImpl>()->get_folded_weights();
+  EXPECT_TRUE(at::equal(c0->weight, folded[0]) && at::equal(c0->bias, folded[1]));
+  EXPECT_TRUE((c0->kernel_quantizer->frac_bits == 4).all().item<bool>());
+  EXPECT_TRUE((c0->input_quantizer->frac_bits == 7).all().item<bool>());
+  EXPECT_EQ(c2->options.groups(), 4);
+  EXPECT_TRUE(at::equal(c2->weight, qm[2]->as<QDepthwiseConv2dImpl>()->conv->weight));
+  EXPECT_TRUE((c2->input_quantizer->frac_bits == 4).all().item<bool>());
+  EXPECT_EQ(c4->options.groups(), 8);
+  EXPECT_FALSE(c4->options.bias());
+  EXPECT_TRUE((c4->input_quantizer->frac_bits == 3).all().item<bool>());
+  EXPECT_TRUE((c5->input_quantizer->frac_bits == 7).all().item<bool>());
+  EXPECT_TRUE((c5->kernel_quantizer->frac_bits == 5).all().item<bool>());
+  const auto folded_dense = qm[6]->as<QLinearBatchNormImpl>()->get_folded_weights();
+  EXPECT_TRUE(at::equal(d7->weight, folded_dense[0]) && at::equal(d7->bias, folded_dense[1]));
+  // the H model converts bit for bit and its EBOPs are the cost model's
+  h->train();
+  h->forward(x);
+  h->eval();
+  auto q = hgq_convert(h);
+  q->eval();
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(at::equal(q->forward(x), h->forward(x)));
+  EXPECT_EQ(heteroq::cost::bops(q, {1, 2, 12, 12}).ebops, total_ebops(*h).item<double>());
+}
+
 TEST(HgqConvert, FromQuantized) {
   torch::nn::Sequential qm(
       QDense(QLinearOptions(4, 8)

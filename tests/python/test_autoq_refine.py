@@ -121,6 +121,18 @@ def test_regularizer_made_per_model():
         autoq.refine(s, refiner(lambda m: 1.0), trials="best")
 
 
+def test_width_learning_rate():
+    # at a weight-sized learning rate the widths barely move in 2 epochs; their own Adam at 0.1
+    # moves them under the same penalty
+    s = fitted_search()
+    reg = regularizers.EBOPsRegularizer.constant(3e-2)
+    slow = autoq.refine(s, refiner(reg, epochs=2, lr=1e-3), trials="best")
+    fast = autoq.refine(s, refiner(reg, epochs=2, lr=1e-3, width_lr=0.1), trials="best")
+    assert fast.points[-1].ebops < slow.points[-1].ebops
+    with pytest.raises(ValueError, match="width_lr must be > 0"):
+        refiner(reg, width_lr=-1.0)
+
+
 def test_refine_errors():
     s = fitted_search(keep_models="best")
     reg = regularizers.EBOPsRegularizer.constant(1e-4)

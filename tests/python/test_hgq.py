@@ -473,6 +473,70 @@ def test_from_quantized_starts_from_the_widths():
         hgq.from_quantized(qm[0])
 
 
+def test_from_quantized_depthwise_separable_and_folded():
+    torch.manual_seed(5)
+    qn = heteroq.nn
+    qm = torch.nn.Sequential(
+        # no zero padding: the cost model counts padded taps at the channel's width, the H
+        # layers' EBOPs (HGQ's) as free, so their EBOPs agree only without padding
+        qn.QConv2dBatchNorm(2, 4, 3, kernel_quantizer="quantized_bits(6,1,alpha=1)",
+                            bias_quantizer="quantized_bits(8,3,alpha=1)"),
+        qn.QActivation("quantized_relu(6,2)"),
+        qn.QDepthwiseConv2d(4, 3, depth_multiplier=2, stride=2,
+                            depthwise_quantizer="quantized_bits(5,0,alpha=1)",
+                            bias_quantizer="quantized_bits(8,3,alpha=1)"),
+        qn.QActivation("quantized_relu(5,2)"),
+        qn.QSeparableConv2d(8, 3, 3, depthwise_quantizer="quantized_bits(4,0,alpha=1)",
+                            pointwise_quantizer="quantized_bits(6,0,alpha=1)",
+                            bias_quantizer="quantized_bits(8,3,alpha=1)"),
+        torch.nn.Flatten(),
+        qn.QLinearBatchNorm(3 * 2 * 2, 5, kernel_quantizer="quantized_bits(6,0,alpha=1)"))
+    x = torch.randn(64, 2, 12, 12)
+    for _ in range(3):  # batch statistics away from their initial values
+        qm(x)
+    qm.eval()
+    h = hgq.from_quantized(qm, default_input_bits=7)
+    assert [type(m).__name__ for m in h] == ["HConv2d", "HActivation", "HConv2d", "HActivation",
+                                             "HConv2d", "HConv2d", "Flatten", "HDense"]
+    # folded batch norm: the folded kernel and bias, at the quantizers' widths
+    w, b = qm[0].get_folded_weights()
+    assert torch.equal(h[0].weight, w) and torch.equal(h[0].bias, b)
+    assert torch.equal(h[0].kernel_quantizer(h[0].weight), qm[0].kernel_quantizer(w))
+    assert torch.all(h[0].kernel_quantizer.frac_bits == 4)
+    assert torch.all(h[0].bias_quantizer.frac_bits == 4)
+    assert torch.all(h[0].input_quantizer.frac_bits == 7)
+    w7, b7 = qm[6].get_folded_weights()
+    assert torch.equal(h[7].weight, w7) and torch.equal(h[7].bias, b7)
+    assert torch.all(h[7].bias_quantizer.frac_bits == 7)  # no bias quantizer: the default
+    # depthwise: a grouped convolution with the same kernel
+    assert (h[2].groups, h[2].in_channels, h[2].out_channels) == (4, 4, 8)
+    assert torch.equal(h[2].weight, qm[2].weight)
+    assert torch.all(h[2].input_quantizer.frac_bits == 4)
+    assert torch.all(h[2].kernel_quantizer.frac_bits == 4)
+    # separable: depthwise (input from the activation before) then pointwise (input: the default)
+    assert (h[4].groups, h[4].bias) == (8, None) and h[5].kernel_size == (1, 1)
+    assert torch.all(h[4].input_quantizer.frac_bits == 3)
+    assert torch.all(h[4].kernel_quantizer.frac_bits == 3)
+    assert torch.all(h[5].input_quantizer.frac_bits == 7)
+    assert torch.all(h[5].kernel_quantizer.frac_bits == 5)
+    assert torch.equal(h[5].weight, qm[4].pointwise.weight)
+    # the H model converts bit for bit, its EBOPs are the cost model's, and the integer engine
+    # computes the converted model exactly
+    h.train()
+    h(x)
+    h.eval()
+    q = hgq.convert(h).eval()
+    with torch.no_grad():
+        assert torch.equal(q(x), h(x))
+    assert heteroq.cost.bops(q, [1, 2, 12, 12]).ebops == float(hgq.total_ebops(h))
+    engine = heteroq.deploy.compile(q, input_shape=(2, 12, 12))
+    with torch.no_grad():
+        assert torch.equal(torch.as_tensor(engine(x)), q(x))
+    with pytest.raises(ValueError, match="layer 0 has padding='same'"):
+        hgq.from_quantized(torch.nn.Sequential(
+            qn.QConv2d(2, 2, 3, padding="same", kernel_quantizer="quantized_bits(4,0,alpha=1)")))
+
+
 def test_layer_errors():
     with pytest.raises(ValueError, match="input_shape"):
         hgq.HConv2d(2, 3, 3, input_granularity="element")

@@ -36,14 +36,18 @@ using Refiner = std::function<std::vector<FrontPoint>(torch::nn::Sequential& hmo
  * with `loss(output, y) + regularizer.penalty(model, step)` (step counts batches) and
  * `optimizer(params)` (default Adam, lr 1e-3); every `eval_every` epochs (and after the last) the
  * model is converted (heteroq::nn::hgq_convert) and recorded: its accuracy on `val` and its EBOPs
- * (heteroq::cost::bops with `input_shape`).
+ * (heteroq::cost::bops with `input_shape`). `width_lr` > 0: the bit widths (the parameters of
+ * the model's HQuantizers) get their own Adam at that learning rate, the other parameters
+ * `optimizer`; 0: `optimizer` trains them all (Adam moves a width by about its learning rate per
+ * step, so a short refinement needs a larger one for the widths, e.g. 0.02).
  * @throws heteroq::InvalidArgument for empty batches, a missing loss, epochs or eval_every < 1,
- *         or an empty input_shape.
+ *         an empty input_shape, or a negative width_lr.
  */
 HETEROQ_API Refiner make_refiner(Batches train, Batches val, LossFn loss,
                                  nn::EBOPsRegularizer regularizer, int64_t epochs,
                                  std::vector<int64_t> input_shape,
-                                 OptimizerFactory optimizer = nullptr, int64_t eval_every = 1);
+                                 OptimizerFactory optimizer = nullptr, int64_t eval_every = 1,
+                                 double width_lr = 0);
 
 /// Builds the regularizer of one refinement from the H model it is about to train (e.g. a
 /// controller whose EBOPs budget is a fraction of the model's starting EBOPs).
@@ -58,7 +62,8 @@ using RegularizerFactory = std::function<nn::EBOPsRegularizer(torch::nn::Sequent
 HETEROQ_API Refiner make_refiner(Batches train, Batches val, LossFn loss,
                                  RegularizerFactory regularizer, int64_t epochs,
                                  std::vector<int64_t> input_shape,
-                                 OptimizerFactory optimizer = nullptr, int64_t eval_every = 1);
+                                 OptimizerFactory optimizer = nullptr, int64_t eval_every = 1,
+                                 double width_lr = 0);
 
 /**
  * For each chosen trial of a run `search` (`trials` empty: its Pareto front), its trained model

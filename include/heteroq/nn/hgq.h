@@ -267,9 +267,14 @@ HETEROQ_API torch::nn::Sequential hgq_convert(const torch::nn::Sequential& model
 /**
  * The reverse start: a model of Q layers whose quantizers are quantized_bits/quantized_relu with a
  * fixed alpha (e.g. AutoQ's best model) becomes H layers that start from its widths: QDense ->
- * HDense, QConv1d/2d -> HConv1d/2d (kernel and bias f = bits - integer - keep_negative, the input
- * quantizer's f that of the preceding QActivation, else `default_input_bits`), QActivation ->
- * HActivation (quantized_relu: with ReLU). Weights are copied; other modules are cloned.
+ * HDense, QConv1d/2d and QDepthwiseConv2d (a grouped HConv2d) -> HDense, HConv1d/2d (kernel and
+ * bias f = bits - integer - keep_negative, the input quantizer's f that of the preceding
+ * QActivation, else `default_input_bits`), QSeparableConv1d/2d -> its depthwise and pointwise
+ * convolutions as two H convolutions (the pointwise one learns the precision of the depthwise
+ * result, starting at `default_input_bits`), QLinearBatchNorm/QConv2dBatchNorm -> HDense/HConv2d
+ * holding the folded kernel and bias (get_folded_weights(): the running statistics folded in),
+ * QActivation -> HActivation (quantized_relu: with ReLU). Weights are copied; other modules are
+ * cloned.
  * @throws heteroq::InvalidArgument for a quantizer of another kind (its name and the layer's
  * index).
  */
