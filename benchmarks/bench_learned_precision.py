@@ -6,6 +6,7 @@ LUT estimate) of three ways to spend the same training budget on the jet-tagging
 - **learned precision alone**: the 8-bit model (``quantized_bits(8,0,alpha=1)`` weights,
   ``quantized_relu(8,3)`` activations) turned into H layers (``heteroq.hgq.from_quantized``) and
   trained ``T*e`` epochs under a log-ramped EBOPs regularizer, one checkpoint per epoch;
+  in every refinement the bit widths have their own Adam (``--width-lr``);
 - **combined** (``heteroq.autoq.refine``): ``T/2`` AutoQ trials, then its Pareto trials refined
   with the other half of the budget split between them, each under a budget controller that
   steers its EBOPs to ``--refine-budget`` times its starting EBOPs (0: the log ramp instead).
@@ -58,12 +59,13 @@ def main(argv=None):
     ap.add_argument("--trial-epochs", type=int, default=2, help="epochs per AutoQ trial (e)")
     ap.add_argument("--beta", type=float, nargs=2, default=(1e-7, 2e-5), metavar=("BETA0", "BETA1"),
                     help="the EBOPs coefficient's log ramp over the refinement")
-    ap.add_argument("--refine-budget", type=float, default=0.6,
+    ap.add_argument("--refine-budget", type=float, default=0.8,
                     help="combined: each refined model's EBOPs budget, a fraction of its starting EBOPs "
                          "(EBOPsRegularizer.controller from BETA1); 0: the log ramp of --beta")
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--width-lr", type=float, default=None,
-                    help="the bit widths' own Adam learning rate in the refinements (default: --lr, one optimizer)")
+    ap.add_argument("--width-lr", type=float, default=0.02,
+                    help="the bit widths' own Adam learning rate in every refinement (make_refiner's "
+                         "width_lr); 0: --lr, one optimizer for all parameters")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="the plot (PNG); none without it")
@@ -71,8 +73,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.trials < 2 or args.trial_epochs < 1:
         ap.error("--trials must be >= 2 and --trial-epochs >= 1")
-    if args.refine_budget < 0:
-        ap.error("--refine-budget must be >= 0")
+    if args.refine_budget < 0 or args.width_lr < 0:
+        ap.error("--refine-budget and --width-lr must be >= 0")
     torch.set_num_threads(args.threads)
     start = time.time()
 
@@ -102,7 +104,7 @@ def main(argv=None):
                 target = budget_fraction * float(regularizers.total_ebops(hmodel))
                 return regularizers.EBOPsRegularizer.controller(target, args.beta[1], gain=0.1)
         return autoq.make_refiner(fit_batches, val, torch.nn.functional.cross_entropy, regularizer=reg,
-                                  epochs=epochs, input_shape=(1, 16), width_lr=args.width_lr,
+                                  epochs=epochs, input_shape=(1, 16), width_lr=args.width_lr or None,
                                   optimizer=lambda p: torch.optim.Adam(p, lr=args.lr))
 
     def run_search(trials, name):
