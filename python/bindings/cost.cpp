@@ -133,6 +133,9 @@ LayerInfo to_layer(const py::handle& h, size_t index) {
   info.groups = field<int64_t>(d, "groups", where, 1);
   info.depth_multiplier = field<int64_t>(d, "depth_multiplier", where, 1);
   info.kernel_size = field<std::vector<int64_t>>(d, "kernel_size", where, {});
+  info.stride = field<std::vector<int64_t>>(d, "stride", where, {});
+  info.padding = field<std::vector<int64_t>>(d, "padding", where, {});
+  info.dilation = field<std::vector<int64_t>>(d, "dilation", where, {});
   info.bias = field<bool>(d, "bias", where, false);
   info.gates = field<int64_t>(d, "gates", where, 1);
   info.num_layers = field<int64_t>(d, "num_layers", where, 1);

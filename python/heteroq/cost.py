@@ -233,8 +233,17 @@ def _sums(weight: torch.Tensor, bias: Optional[torch.Tensor], groups: int, trans
 
 
 def _conv_geometry(m: torch.nn.Module) -> Dict[str, Any]:
-    return {"in_channels": m.in_channels, "out_channels": m.out_channels, "groups": m.groups,
-            "kernel_size": list(m.kernel_size)}
+    d = {"in_channels": m.in_channels, "out_channels": m.out_channels, "groups": m.groups,
+         "kernel_size": list(m.kernel_size)}
+    # stride, padding and dilation of a convolution with explicit zero padding (LayerInfo: the
+    # per-element input widths are then summed exactly over each weight's taps)
+    # (heteroq's convolutions only, as the C++ description of a LibTorch model)
+    padding = getattr(m, "padding", None)
+    if (isinstance(m, (qnn.QConv1d, qnn.QConv2d, qnn.QConv2dBatchNorm))
+            and getattr(m, "padding_mode", "zeros") == "zeros"
+            and isinstance(padding, (tuple, list)) and all(isinstance(p, int) for p in padding)):
+        d.update(stride=list(m.stride), padding=list(padding), dilation=list(m.dilation))
+    return d
 
 
 # The gates G of a recurrent layer by torch.nn.RNNBase's mode.

@@ -320,7 +320,12 @@ std::vector<double> element_widths(const char* who, const LayerInfo& l, const st
 std::vector<double> input_widths(const LayerInfo& l, const QuantizerPtr& source,
                                  const at::Tensor& values, int64_t uses) {
   const auto* fixed = dynamic_cast<const FixedQuantizer*>(source.get());
-  if (!fixed || fixed->is_uniform() || l.input_shape.size() < 2) return {};
+  // (uniform widths: every use has the type's width, except zero padding in a convolution of
+  // known geometry, which costs nothing)
+  const bool padded_conv =
+      l.kind == LayerKind::kConv && !l.padding.empty() &&
+      std::any_of(l.padding.begin(), l.padding.end(), [](int64_t p) { return p != 0; });
+  if (!fixed || (fixed->is_uniform() && !padded_conv) || l.input_shape.size() < 2) return {};
   const std::vector<int64_t> sample(l.input_shape.begin() + 1, l.input_shape.end());
   at::Tensor w = fixed->bit_widths().to(at::kDouble);
   int64_t numel = 1;
@@ -335,6 +340,32 @@ std::vector<double> input_widths(const LayerInfo& l, const QuantizerPtr& source,
     // Σ over the positions of each input feature's width, for every weight (o, j).
     const at::Tensor feature = w.reshape({-1, w.size(-1)}).sum(0);
     per_weight = feature.unsqueeze(0).expand(values.sizes());
+  } else if (l.kind == LayerKind::kConv && values.dim() >= 3 && values.dim() <= 4 &&
+             w.dim() == values.dim() - 1 && w.size(0) == l.in_channels && l.groups > 0 &&
+             l.stride.size() == l.kernel_size.size() && l.padding.size() == l.kernel_size.size() &&
+             l.dilation.size() == l.kernel_size.size() &&
+             static_cast<int64_t>(l.kernel_size.size()) == values.dim() - 2) {
+    // The geometry is known (zero padding): each weight (o, ci, k) sums the widths of the input
+    // values it multiplies, over the output positions, a padded zero costing nothing (as
+    // hgq_ebops_conv): the unfolded (im2col) width map summed over the positions, per (c, k).
+    const bool one_d = values.dim() == 3;
+    auto two = [one_d](const std::vector<int64_t>& v, int64_t pad_1d) {
+      return one_d ? std::vector<int64_t>{pad_1d, v[0]} : v;
+    };
+    const at::Tensor map = (one_d ? w.unsqueeze(1) : w).unsqueeze(0);  // (1, C, H, W)
+    const std::vector<int64_t> kernel = two(l.kernel_size, 1), dil = two(l.dilation, 1),
+                               pad = two(l.padding, 0), str = two(l.stride, 1);
+    const at::Tensor cols = at::im2col(map, kernel, dil, pad, str);  // (1, C kh kw, L)
+    const int64_t kk = kernel[0] * kernel[1];
+    const at::Tensor per_ck = cols.sum(-1).reshape({l.in_channels, kk});  // (C, kh kw)
+    const int64_t out = values.size(0), per_group_in = values.size(1);
+    const int64_t per_group_out = out / l.groups;
+    const at::Tensor o = at::arange(out, at::kLong).unsqueeze(1);
+    const at::Tensor ci = at::arange(per_group_in, at::kLong).unsqueeze(0);
+    const at::Tensor c = o.div(per_group_out, "floor") * per_group_in + ci;  // (out, in / g)
+    per_weight = per_ck.index({c}).reshape(values.sizes());  // (out, in / g, kh kw) -> values
+    const at::Tensor flat = per_weight.contiguous().reshape({-1});
+    return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
   } else if (l.kind == LayerKind::kConv && values.dim() >= 2 && w.dim() >= 1 &&
              w.size(0) == l.in_channels && l.groups > 0) {
     // uses x the mean width of each weight's input channel c = (o / (out / g)) (in / g) + ci.

@@ -723,6 +723,11 @@ void describe_qconv(const Conv& m, LayerInfo& info, LayerKind kind) {
   info.out_channels = m.options.out_channels();
   info.groups = m.options.groups();
   info.kernel_size = to_vector(m.options.kernel_size());
+  if (kind == LayerKind::kConv) {  // heteroq's convolutions pad with zeros
+    info.stride = to_vector(m.options.stride());
+    info.padding = to_vector(m.options.padding());
+    info.dilation = to_vector(m.options.dilation());
+  }
   info.bias = m.bias.defined();
   info.quantizers = {{"kernel_quantizer", m.options.kernel_quantizer().get()},
                      {"bias_quantizer", m.options.bias_quantizer().get()}};
@@ -781,6 +786,9 @@ void describe_folded(const Folded& m, LayerInfo& info, LayerKind kind) {
     info.out_channels = m.options.out_channels();
     info.groups = m.options.groups();
     info.kernel_size = to_vector(m.options.kernel_size());
+    info.stride = to_vector(m.options.stride());
+    info.padding = to_vector(m.options.padding());
+    info.dilation = to_vector(m.options.dilation());
   } else {
     info.in_channels = m.options.in_features();
     info.out_channels = m.options.out_features();

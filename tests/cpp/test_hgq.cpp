@@ -523,17 +523,18 @@ TEST(HgqConvert, Conv1d) {
 }
 
 TEST(HgqConvert, FromQuantizedDepthwiseSeparableAndFolded) {
-  // as test_hgq.py's test_from_quantized_depthwise_separable_and_folded (no zero padding: the
-  // cost model counts padded taps at the channel's width, the H layers' EBOPs as free)
+  // as test_hgq.py's test_from_quantized_depthwise_separable_and_folded
   torch::manual_seed(5);
   torch::nn::Sequential qm(
       QConv2dBatchNorm(QConv2dBatchNormOptions(2, 4, 3)
+                           .padding(1)
                            .kernel_quantizer("quantized_bits(6,1,alpha=1)")
                            .bias_quantizer("quantized_bits(8,3,alpha=1)")),
       QActivation("quantized_relu(6,2)"),
       QDepthwiseConv2d(QDepthwiseConv2dOptions(4, 3)
                            .depth_multiplier(2)
                            .stride(2)
+                           .padding(1)
                            .depthwise_quantizer("quantized_bits(5,0,alpha=1)")
                            .bias_quantizer("quantized_bits(8,3,alpha=1)")),
       QActivation("quantized_relu(5,2)"),
@@ -542,7 +543,7 @@ TEST(HgqConvert, FromQuantizedDepthwiseSeparableAndFolded) {
                            .pointwise_quantizer("quantized_bits(6,0,alpha=1)")
                            .bias_quantizer("quantized_bits(8,3,alpha=1)")),
       torch::nn::Flatten(),
-      QLinearBatchNorm(QLinearBatchNormOptions(3 * 2 * 2, 5)
+      QLinearBatchNorm(QLinearBatchNormOptions(3 * 4 * 4, 5)
                            .kernel_quantizer("quantized_bits(6,0,alpha=1)")));
   const at::Tensor x = torch::randn({64, 2, 12, 12});
   for (int i = 0; i < 3; ++i) qm->forward(x);  // batch statistics away from their initial values
@@ -569,7 +570,7 @@ TEST(HgqConvert, FromQuantizedDepthwiseSeparableAndFolded) {
   EXPECT_TRUE((c5->kernel_quantizer->frac_bits == 5).all().item<bool>());
   const auto folded_dense = qm[6]->as<QLinearBatchNormImpl>()->get_folded_weights();
   EXPECT_TRUE(at::equal(d7->weight, folded_dense[0]) && at::equal(d7->bias, folded_dense[1]));
-  // the H model converts bit for bit and its EBOPs are the cost model's
+  // the H model converts bit for bit and its EBOPs are the cost model's (zero padding free)
   h->train();
   h->forward(x);
   h->eval();

@@ -477,12 +477,10 @@ def test_from_quantized_depthwise_separable_and_folded():
     torch.manual_seed(5)
     qn = heteroq.nn
     qm = torch.nn.Sequential(
-        # no zero padding: the cost model counts padded taps at the channel's width, the H
-        # layers' EBOPs (HGQ's) as free, so their EBOPs agree only without padding
-        qn.QConv2dBatchNorm(2, 4, 3, kernel_quantizer="quantized_bits(6,1,alpha=1)",
+        qn.QConv2dBatchNorm(2, 4, 3, padding=1, kernel_quantizer="quantized_bits(6,1,alpha=1)",
                             bias_quantizer="quantized_bits(8,3,alpha=1)"),
         qn.QActivation("quantized_relu(6,2)"),
-        qn.QDepthwiseConv2d(4, 3, depth_multiplier=2, stride=2,
+        qn.QDepthwiseConv2d(4, 3, depth_multiplier=2, stride=2, padding=1,
                             depthwise_quantizer="quantized_bits(5,0,alpha=1)",
                             bias_quantizer="quantized_bits(8,3,alpha=1)"),
         qn.QActivation("quantized_relu(5,2)"),
@@ -490,7 +488,7 @@ def test_from_quantized_depthwise_separable_and_folded():
                             pointwise_quantizer="quantized_bits(6,0,alpha=1)",
                             bias_quantizer="quantized_bits(8,3,alpha=1)"),
         torch.nn.Flatten(),
-        qn.QLinearBatchNorm(3 * 2 * 2, 5, kernel_quantizer="quantized_bits(6,0,alpha=1)"))
+        qn.QLinearBatchNorm(3 * 4 * 4, 5, kernel_quantizer="quantized_bits(6,0,alpha=1)"))
     x = torch.randn(64, 2, 12, 12)
     for _ in range(3):  # batch statistics away from their initial values
         qm(x)
@@ -520,8 +518,8 @@ def test_from_quantized_depthwise_separable_and_folded():
     assert torch.all(h[5].input_quantizer.frac_bits == 7)
     assert torch.all(h[5].kernel_quantizer.frac_bits == 5)
     assert torch.equal(h[5].weight, qm[4].pointwise.weight)
-    # the H model converts bit for bit, its EBOPs are the cost model's, and the integer engine
-    # computes the converted model exactly
+    # the H model converts bit for bit, its EBOPs are the cost model's (zero padding costing
+    # nothing in both), and the integer engine computes the converted model exactly
     h.train()
     h(x)
     h.eval()

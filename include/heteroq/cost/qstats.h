@@ -178,6 +178,11 @@ struct HETEROQ_API LayerInfo {
   int64_t groups = 1;
   int64_t depth_multiplier = 1;      ///< kSeparableConv
   std::vector<int64_t> kernel_size;  ///< empty for kDense and kRecurrent
+  /// kConv with zero padding (heteroq's convolutions and folded convolutions): one value per
+  /// spatial axis; empty: unknown (other padding modes, "same" with an even kernel, ...). With
+  /// them the per-element input widths of a FixedQuantizer are summed exactly over the taps of
+  /// each weight, zero padding costing nothing (as the H layers' EBOPs).
+  std::vector<int64_t> stride, padding, dilation;
   /// Whether the layer adds a bias (folded layers always do; recurrent layers: bias_ih and
   /// bias_hh, both quantized by "bias_quantizer").
   bool bias = false;
