@@ -8,7 +8,7 @@ LUT estimate) of three ways to spend the same training budget on the jet-tagging
   trained ``T*e`` epochs under a log-ramped EBOPs regularizer, one checkpoint per epoch;
   in every refinement the bit widths have their own Adam (``--width-lr``);
 - **combined** (``heteroq.autoq.refine``): ``T/2`` AutoQ trials, then its Pareto trials refined
-  with the other half of the budget split between them, each under a budget controller that
+  with the other half of the budget split between them (the remainder to the cheapest ones), each under a budget controller that
   steers its EBOPs to ``--refine-budget`` times its starting EBOPs (0: the log ramp instead).
 
 Every point is a model with fixed quantizers, priced by ``heteroq.cost`` (EBOPs and
@@ -147,14 +147,18 @@ def main(argv=None):
     # combined: T/2 trials, then refine their Pareto front with the other half of the budget
     half = run_search(args.trials // 2, "autoq_half")
     chosen = half.pareto_front()
-    per_trial = max(1, (budget - (args.trials // 2) * args.trial_epochs) // len(chosen))
-    combined = autoq.refine(half, refiner(per_trial, args.refine_budget), trials=[t.number for t in chosen])
+    # the rest of the budget split between them, the remainder to the first (the cheapest) ones
+    rest = budget - (args.trials // 2) * args.trial_epochs
+    epochs = [max(1, rest // len(chosen) + (1 if i < rest % len(chosen) else 0)) for i in range(len(chosen))]
+    combined = autoq.Refinement([
+        p for t, e in zip(chosen, epochs)
+        for p in autoq.refine(half, refiner(e, args.refine_budget), trials=[t.number]).points])
     results["combined"] = scored([p.model for p in combined.points])
     if args.csv:
         combined.to_csv(args.csv)
     how = (f"EBOPs budget {args.refine_budget:g} x the starting EBOPs" if args.refine_budget > 0
            else f"beta ramp {args.beta[0]:g} -> {args.beta[1]:g}")
-    print(f"combined: {len(chosen)} AutoQ Pareto trials refined {per_trial} epochs each ({how})")
+    print(f"combined: {len(chosen)} AutoQ Pareto trials refined {', '.join(map(str, epochs))} epochs ({how})")
 
     fronts = {}
     for name, rows in results.items():

@@ -750,6 +750,15 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
                                          double default_input_bits) {
   torch::nn::Sequential out;
   std::optional<double> act_bits;
+  // a separable convolution: its depthwise and pointwise convolutions as two H convolutions, the
+  // pointwise one learning the precision of the depthwise result
+  auto separable = [&](const auto& s, const std::string& where) {
+    out->push_back(h_conv_of(*s.depthwise, act_bits.value_or(default_input_bits),
+                             default_input_bits, where + " depthwise"));
+    out->push_back(
+        h_conv_of(*s.pointwise, default_input_bits, default_input_bits, where + " pointwise"));
+    act_bits.reset();
+  };
   int64_t index = 0;
   for (auto it = model->begin(); it != model->end(); ++it) {
     const std::shared_ptr<torch::nn::Module> child = it->ptr();
@@ -778,17 +787,9 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
           h_conv_of(*dw->conv, act_bits.value_or(default_input_bits), default_input_bits, where));
       act_bits.reset();
     } else if (auto s1 = std::dynamic_pointer_cast<QSeparableConv1dImpl>(child)) {
-      out->push_back(h_conv_of(*s1->depthwise, act_bits.value_or(default_input_bits),
-                               default_input_bits, where + " depthwise"));
-      out->push_back(
-          h_conv_of(*s1->pointwise, default_input_bits, default_input_bits, where + " pointwise"));
-      act_bits.reset();
+      separable(*s1, where);
     } else if (auto s2 = std::dynamic_pointer_cast<QSeparableConv2dImpl>(child)) {
-      out->push_back(h_conv_of(*s2->depthwise, act_bits.value_or(default_input_bits),
-                               default_input_bits, where + " depthwise"));
-      out->push_back(
-          h_conv_of(*s2->pointwise, default_input_bits, default_input_bits, where + " pointwise"));
-      act_bits.reset();
+      separable(*s2, where);
     } else if (auto fc = std::dynamic_pointer_cast<QConv2dBatchNormImpl>(child)) {
       // the folded kernel and bias (the running statistics folded in)
       const auto wb = fc->get_folded_weights();
