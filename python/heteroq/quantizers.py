@@ -5,16 +5,17 @@ Each quantizer is a ``torch.nn.Module`` (so it scripts, pickles and prints insid
 ``forward`` calls a C++ operator. Arguments are checked by the C++ core, which raises ValueError
 naming the argument and the value.
 """
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
+from torch import Tensor
 
 from . import _C
 
 __all__ = ["Quantizer", "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid",
            "quantized_po2", "quantized_relu_po2", "quantized_ulaw", "quantized_hswish", "binary",
            "ternary", "stochastic_binary", "stochastic_ternary", "bernoulli", "get_quantizer",
-           "qkeras_weight_quantizer"]
+           "qkeras_weight_quantizer", "FixedQuantizer", "fixed"]
 
 
 class Quantizer(torch.nn.Module):
@@ -726,12 +727,124 @@ class stochastic_ternary(Quantizer):  # noqa: N801  (QKeras's name)
         return out
 
 
+def _width_tensor(v: Union[Tensor, float, int, bool, Sequence[float]], name: str) -> Tensor:
+    if isinstance(v, Tensor):
+        if not v.is_floating_point():
+            raise TypeError(f"fixed: `{name}` must be a floating-point tensor, got {v.dtype}")
+        return v.detach().to("cpu", torch.float32).round().contiguous()
+    return torch.as_tensor(v, dtype=torch.float32).round()
+
+
+class FixedQuantizer(Quantizer):
+    """Fixed point with integer widths per tensor, channel or element (C++
+    ``heteroq::FixedQuantizer``).
+
+    ``FixedQuantizer(bits, integer, keep_negative=True, round_mode="RND_CONV",
+    overflow_mode="SAT")`` is the spec form ``fixed(...)`` (QKeras's convention: ``bits`` counts
+    the sign bit, ``integer`` does not, f = bits - integer - keep_negative).
+    :meth:`from_widths` takes the widths as tensors broadcastable to the inputs. The widths are
+    buffers (``keep_negative``, ``int_bits``, ``frac_bits``), saved in ``state_dict`` when built
+    by :meth:`from_widths` (the spec form describes them); a quantizer with non-uniform widths
+    has no spec string (``to_string`` raises ValueError).
+    """
+
+    keep_negative: Tensor
+    int_bits: Tensor
+    frac_bits: Tensor
+
+    def __init__(self, bits: int = 8, integer: int = 0, keep_negative: bool = True,
+                 round_mode: str = "RND_CONV", overflow_mode: str = "SAT") -> None:
+        super().__init__()
+        _C.make_quantizer("fixed", (), dict(bits=bits, integer=integer,
+                                                   keep_negative=keep_negative,
+                                                   round_mode=round_mode,
+                                                   overflow_mode=overflow_mode))
+        k = 1.0 if keep_negative else 0.0
+        # The spec says everything: the widths stay out of state_dict, as other quantizers'.
+        self._init_widths(torch.tensor(k), torch.tensor(float(integer)),
+                          torch.tensor(float(bits - integer - k)), round_mode, overflow_mode,
+                          persistent=False)
+
+    @classmethod
+    def from_widths(cls, keep_negative, int_bits, frac_bits, round_mode: str = "RND_CONV",
+                    overflow_mode: str = "SAT") -> "FixedQuantizer":
+        """Widths as tensors (or numbers) of integer values broadcastable to each other."""
+        q = cls.__new__(cls)
+        Quantizer.__init__(q)
+        q._init_widths(_width_tensor(keep_negative, "keep_negative"),
+                       _width_tensor(int_bits, "int_bits"), _width_tensor(frac_bits, "frac_bits"),
+                       round_mode, overflow_mode)
+        return q
+
+    def _init_widths(self, k: Tensor, i: Tensor, f: Tensor, round_mode: str,
+                     overflow_mode: str, persistent: bool = True) -> None:
+        self.__dict__["_unlocked"] = True
+        self._param_names = ()
+        self.round_mode = round_mode
+        self.overflow_mode = overflow_mode
+        self.register_buffer("keep_negative", k, persistent=persistent)
+        self.register_buffer("int_bits", i, persistent=persistent)
+        self.register_buffer("frac_bits", f, persistent=persistent)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # The C++ object checks the widths and modes (ValueError) and answers min/max/to_string.
+        self.__dict__["_impl"] = _C.FixedQuantizer(
+            self.keep_negative.detach().cpu().double().numpy(),
+            self.int_bits.detach().cpu().double().numpy(),
+            self.frac_bits.detach().cpu().double().numpy(), self.round_mode, self.overflow_mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_impl", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._refresh()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.ops.heteroq.fixed_quantize(x, self.keep_negative, self.int_bits,
+                                                self.frac_bits, self.round_mode,
+                                                self.overflow_mode)
+
+    def bit_widths(self) -> Tensor:
+        """The total widths k + i + f (0 where negative)."""
+        return (self.keep_negative + self.int_bits + self.frac_bits).clamp_min(0)
+
+    @property
+    def is_uniform(self) -> bool:
+        return self._impl.is_uniform
+
+    @property
+    def bits(self) -> int:  # type: ignore[override]
+        """The largest width k + i + f over the elements."""
+        return self._impl.bits
+
+    def __repr__(self) -> str:
+        if self._impl.is_uniform:
+            return self._impl.to_string()
+        return (f"FixedQuantizer(widths of shape {tuple(self.bit_widths().shape)}, "
+                f"round_mode='{self.round_mode}', overflow_mode='{self.overflow_mode}')")
+
+    __str__ = __repr__
+
+
+# The fixed quantizer of learned precision (heteroq.hgq), also the spec "fixed(bits, integer, ...)".
+fixed = FixedQuantizer
+
+
 _CLASSES = {"quantized_bits": quantized_bits, "quantized_relu": quantized_relu,
             "binary": binary, "ternary": ternary, "quantized_ulaw": quantized_ulaw,
             "quantized_hswish": quantized_hswish, "stochastic_binary": stochastic_binary,
             "bernoulli": bernoulli, "stochastic_ternary": stochastic_ternary,
             "quantized_po2": quantized_po2, "quantized_relu_po2": quantized_relu_po2,
-            "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid}
+            "quantized_tanh": quantized_tanh, "quantized_sigmoid": quantized_sigmoid,
+            "fixed": FixedQuantizer}
 
 
 def get_quantizer(spec: Union[str, Dict[str, Any], Quantizer, None]) -> Optional[Quantizer]:
