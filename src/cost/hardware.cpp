@@ -340,48 +340,39 @@ std::vector<double> input_widths(const LayerInfo& l, const QuantizerPtr& source,
     // Σ over the positions of each input feature's width, for every weight (o, j).
     const at::Tensor feature = w.reshape({-1, w.size(-1)}).sum(0);
     per_weight = feature.unsqueeze(0).expand(values.sizes());
-  } else if (l.kind == LayerKind::kConv && values.dim() >= 3 && values.dim() <= 4 &&
-             w.dim() == values.dim() - 1 && w.size(0) == l.in_channels && l.groups > 0 &&
-             l.stride.size() == l.kernel_size.size() && l.padding.size() == l.kernel_size.size() &&
-             l.dilation.size() == l.kernel_size.size() &&
-             static_cast<int64_t>(l.kernel_size.size()) == values.dim() - 2) {
-    // The geometry is known (zero padding): each weight (o, ci, k) sums the widths of the input
-    // values it multiplies, over the output positions, a padded zero costing nothing (as
-    // hgq_ebops_conv): the unfolded (im2col) width map summed over the positions, per (c, k).
-    const bool one_d = values.dim() == 3;
-    auto two = [one_d](const std::vector<int64_t>& v, int64_t pad_1d) {
-      return one_d ? std::vector<int64_t>{pad_1d, v[0]} : v;
-    };
-    const at::Tensor map = (one_d ? w.unsqueeze(1) : w).unsqueeze(0);  // (1, C, H, W)
-    const std::vector<int64_t> kernel = two(l.kernel_size, 1), dil = two(l.dilation, 1),
-                               pad = two(l.padding, 0), str = two(l.stride, 1);
-    const at::Tensor cols = at::im2col(map, kernel, dil, pad, str);  // (1, C kh kw, L)
-    const int64_t kk = kernel[0] * kernel[1];
-    const at::Tensor per_ck = cols.sum(-1).reshape({l.in_channels, kk});  // (C, kh kw)
-    const int64_t out = values.size(0), per_group_in = values.size(1);
-    const int64_t per_group_out = out / l.groups;
-    const at::Tensor o = at::arange(out, at::kLong).unsqueeze(1);
-    const at::Tensor ci = at::arange(per_group_in, at::kLong).unsqueeze(0);
-    const at::Tensor c = o.div(per_group_out, "floor") * per_group_in + ci;  // (out, in / g)
-    per_weight = per_ck.index({c}).reshape(values.sizes());  // (out, in / g, kh kw) -> values
-    const at::Tensor flat = per_weight.contiguous().reshape({-1});
-    return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
   } else if (l.kind == LayerKind::kConv && values.dim() >= 2 && w.dim() >= 1 &&
              w.size(0) == l.in_channels && l.groups > 0) {
-    // uses x the mean width of each weight's input channel c = (o / (out / g)) (in / g) + ci.
-    const at::Tensor channel = w.reshape({w.size(0), -1}).mean(1);
+    // Per input channel c and kernel tap k, the sum of the input widths the tap multiplies over
+    // the output positions: (C, taps).
+    const int64_t taps = values[0][0].numel();
+    at::Tensor per_tap;
+    const size_t d = l.kernel_size.size();
+    if (values.dim() >= 3 && values.dim() <= 4 && w.dim() == values.dim() - 1 &&
+        static_cast<int64_t>(d) == values.dim() - 2 && l.stride.size() == d &&
+        l.padding.size() == d && l.dilation.size() == d) {
+      // The geometry is known (zero padding): the unfolded (im2col) width map summed over the
+      // positions, a padded zero costing nothing (as hgq_ebops_conv).
+      const bool one_d = d == 1;
+      auto two = [one_d](const std::vector<int64_t>& v, int64_t pad_1d) {
+        return one_d ? std::vector<int64_t>{pad_1d, v[0]} : v;
+      };
+      const at::Tensor map = (one_d ? w.unsqueeze(1) : w).unsqueeze(0);  // (1, C, H, W)
+      const at::Tensor cols = at::im2col(map, two(l.kernel_size, 1), two(l.dilation, 1),
+                                         two(l.padding, 0), two(l.stride, 1));  // (1, C taps, L)
+      per_tap = cols.sum(-1).reshape({l.in_channels, taps});
+    } else {
+      // uses x the mean width of the channel, every tap alike (QTools's count).
+      per_tap = (w.reshape({w.size(0), -1}).mean(1) * static_cast<double>(uses))
+                    .unsqueeze(1)
+                    .expand({l.in_channels, taps});
+    }
+    // each weight (o, ci, k) reads channel c = (o / (out / g)) (in / g) + ci (integer division:
+    // Tensor / Tensor is true division, which gives float indices)
     const int64_t out = values.size(0), per_group_in = values.size(1);
-    const int64_t per_group_out = out / l.groups;
     const at::Tensor o = at::arange(out, at::kLong).unsqueeze(1);
     const at::Tensor ci = at::arange(per_group_in, at::kLong).unsqueeze(0);
-    // integer division (Tensor / Tensor is true division, which gives float indices)
-    const at::Tensor c = o.div(per_group_out, "floor") * per_group_in + ci;  // (out, in / g)
-    std::vector<int64_t> shape(values.sizes().begin(), values.sizes().end());
-    std::vector<int64_t> view = {out, per_group_in};
-    view.resize(shape.size(), 1);
-    per_weight = (channel.index({c}) * static_cast<double>(uses)).reshape(view).expand(shape);
-    const at::Tensor flat = per_weight.contiguous().reshape({-1});
-    return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+    const at::Tensor c = o.div(out / l.groups, "floor") * per_group_in + ci;  // (out, in / g)
+    per_weight = per_tap.index({c}).reshape(values.sizes());
   } else {
     return {};
   }
