@@ -934,6 +934,7 @@ def make_refiner(train_data: Iterable, val_data: Iterable, loss_fn: Callable[...
         optimizer = lambda params: torch.optim.Adam(params, lr=1e-3)  # noqa: E731
     if int(epochs) < 1 or int(eval_every) < 1:
         raise ValueError(f"autoq.make_refiner: epochs and eval_every must be >= 1, got {epochs}, {eval_every}")
+
     def is_regularizer(r: Any) -> bool:
         return hasattr(r, "penalty") and hasattr(r, "beta")
 
