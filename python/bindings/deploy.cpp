@@ -150,6 +150,30 @@ void bind_deploy(py::module_& m) {
           if (d.contains("kernel_size")) l.kernel_size = d["kernel_size"].cast<std::vector<int64_t>>();
           if (d.contains("ceil_mode")) l.ceil_mode = d["ceil_mode"].cast<bool>();
           if (d.contains("keepdim")) l.keepdim = d["keepdim"].cast<bool>();
+          // recurrent layers
+          auto tensors = [&](const char* key, std::vector<at::Tensor>& out) {
+            if (!d.contains(key)) return;
+            for (const auto& t : d[key].cast<py::list>()) {
+              out.push_back(t.is_none() ? at::Tensor() : to_tensor(t, who + " " + key));
+            }
+          };
+          tensors("weights_ih", l.weights_ih);
+          tensors("weights_hh", l.weights_hh);
+          tensors("biases_ih", l.biases_ih);
+          tensors("biases_hh", l.biases_hh);
+          if (d.contains("hidden_size")) l.hidden_size = d["hidden_size"].cast<int64_t>();
+          if (d.contains("num_layers")) l.num_layers = d["num_layers"].cast<int64_t>();
+          if (d.contains("bidirectional")) l.bidirectional = d["bidirectional"].cast<bool>();
+          if (d.contains("batch_first")) l.batch_first = d["batch_first"].cast<bool>();
+          if (d.contains("reset_after")) l.reset_after = d["reset_after"].cast<bool>();
+          l.recurrent_quantizer = to_quantizer(d, "recurrent_quantizer");
+          l.state_quantizer = to_quantizer(d, "state_quantizer");
+          l.recurrent_activation = to_quantizer(d, "recurrent_activation");
+          if (d.contains("activation_name")) l.activation_name = d["activation_name"].cast<std::string>();
+          if (d.contains("recurrent_activation_name")) {
+            l.recurrent_activation_name = d["recurrent_activation_name"].cast<std::string>();
+          }
+          if (d.contains("return_sequences")) l.return_sequences = d["return_sequences"].cast<bool>();
           descs.push_back(std::move(l));
         }
         hd::CompileOptions options;

@@ -17,7 +17,7 @@ from torch import Tensor
 from .nn import _as_quantizer
 from .quantizers import Quantizer
 
-__all__ = ["QSimpleRNN", "QLSTM", "QGRU"]
+__all__ = ["QSimpleRNN", "QLSTM", "QGRU", "RecurrentOutput"]
 
 QuantizerLike = Union[Quantizer, str, None]
 
@@ -453,3 +453,43 @@ class QGRU(_QGatedRNN):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", reset_after={self.reset_after}"
+
+
+class RecurrentOutput(torch.nn.Module):
+    """What a recurrent layer passes on (Keras's ``return_sequences``), so that a QSimpleRNN,
+    QLSTM or QGRU can sit in an ``nn.Sequential``: it takes the layer's tuple and returns its
+    output sequence (``return_sequences=True``), or the last layer's final states with the
+    directions side by side, ``(N, D * hidden_size)`` (the default, Keras's
+    ``return_sequences=False``). :func:`heteroq.deploy.compile` reads it after a recurrent layer.
+
+    Example usage::
+
+        model = torch.nn.Sequential(
+            heteroq.nn.QActivation("quantized_bits(8,2,alpha=1)"),
+            heteroq.nn.QGRU(6, 16, batch_first=True, kernel_quantizer="quantized_bits(6,0,alpha=1)",
+                            recurrent_quantizer="quantized_bits(6,0,alpha=1)",
+                            state_quantizer="quantized_bits(8,0,alpha=1)"),
+            heteroq.nn.RecurrentOutput(),                      # (N, 16): the final state
+            heteroq.nn.QDense(16, 5, kernel_quantizer="quantized_bits(6,0,alpha=1)"))
+    """
+
+    return_sequences: bool
+
+    def __init__(self, return_sequences: bool = False) -> None:
+        super().__init__()
+        if not isinstance(return_sequences, bool):
+            raise TypeError(f"RecurrentOutput: `return_sequences` must be a bool, got "
+                            f"{type(return_sequences).__name__}")
+        self.return_sequences = return_sequences
+
+    def forward(self, x: Tuple[Tensor, Union[Tensor, Tuple[Tensor, Tensor]]]) -> Tensor:
+        if not isinstance(x, tuple) or len(x) != 2:
+            raise TypeError("RecurrentOutput: expected a recurrent layer's (output, h_n) or "
+                            "(output, (h_n, c_n)) tuple")
+        output, state = x
+        h_n = state[0] if isinstance(state, tuple) else state
+        return torch.ops.heteroq._rnn_output(output, h_n, self.return_sequences)
+
+    def extra_repr(self) -> str:
+        return f"return_sequences={self.return_sequences}"
+

@@ -412,6 +412,7 @@ _LAYERS: Dict[str, _Layer] = {
          _paddings("padding", 2), _sizes("dilation", 2, 1), _flag("ceil_mode", False)],
         get={"stride": _max_pool_get_stride}),
     "Identity": _Layer(torch.nn.Identity, []),
+    "RecurrentOutput": _Layer(qnn.RecurrentOutput, [_flag("return_sequences", False)]),
 }
 
 _BY_TYPE: Dict[type, str] = {layer.cls: name for name, layer in _LAYERS.items()}

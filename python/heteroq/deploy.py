@@ -139,6 +139,29 @@ def _gather(module: torch.nn.Module, prefix: str, out: List[Dict[str, Any]]) -> 
             d["activation"] = _impl_of(child.activation, who)
         elif cls == "QActivation":
             d["activation"] = _impl_of(child.quantizer, who)
+        elif cls in ("QSimpleRNN", "QLSTM", "QGRU"):
+            params = dict(zip(child._flat_weights_names, child._flat_weights))
+            directions = 2 if child.bidirectional else 1
+            for key, pname in (("weights_ih", "weight_ih_l"), ("weights_hh", "weight_hh_l"),
+                               ("biases_ih", "bias_ih_l"), ("biases_hh", "bias_hh_l")):
+                d[key] = [_array(params.get(f"{pname}{k}{'_reverse' if r else ''}"))
+                          for k in range(child.num_layers) for r in range(directions)]
+            d["hidden_size"] = int(child.hidden_size)
+            d["num_layers"] = int(child.num_layers)
+            d["bidirectional"] = bool(child.bidirectional)
+            d["batch_first"] = bool(child.batch_first)
+            d["reset_after"] = bool(getattr(child, "reset_after", True))
+            d["kernel_quantizer"] = _impl_of(child.kernel_quantizer, who)
+            d["recurrent_quantizer"] = _impl_of(child.recurrent_quantizer, who)
+            d["bias_quantizer"] = _impl_of(child.bias_quantizer, who)
+            d["state_quantizer"] = _impl_of(child.state_quantizer, who)
+            d["activation"] = _impl_of(child.activation, who)
+            d["activation_name"] = child._activation_fn
+            if cls != "QSimpleRNN":
+                d["recurrent_activation"] = _impl_of(child.recurrent_activation, who)
+                d["recurrent_activation_name"] = child._recurrent_activation_fn
+        elif cls == "RecurrentOutput":
+            d["return_sequences"] = bool(child.return_sequences)
         out.append(d)
 
 
@@ -154,7 +177,8 @@ class Engine:
 
     def __init__(self, impl: "_C.DeployEngine") -> None:
         self._impl = impl
-        self._conv = any(s["kind"] == "conv2d" for s in impl.stage_info())
+        # models compiled with an input shape take (N, *input_shape)
+        self._conv = any(s["kind"] in ("conv2d", "recurrent") for s in impl.stage_info())
 
     @property
     def input_size(self) -> int:

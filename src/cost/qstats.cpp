@@ -124,7 +124,7 @@ const std::set<std::string>& pass_through_types() {
       "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
       "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
       // shapes, padding, dropout
-      "Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+      "Identity", "Flatten", "Unflatten", "RecurrentOutput", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
       "AlphaDropout", "FeatureAlphaDropout", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d",
       "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
       "ReplicationPad2d", "ReplicationPad3d", "Upsample", "PixelShuffle", "PixelUnshuffle",

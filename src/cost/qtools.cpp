@@ -470,7 +470,7 @@ Role role_of(const LayerInfo& l) {
   static const std::set<std::string> max_pools = {"MaxPool1d",         "MaxPool2d",
                                                   "MaxPool3d",         "AdaptiveMaxPool1d",
                                                   "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"};
-  static const std::set<std::string> reshapes = {"Flatten", "Unflatten"};
+  static const std::set<std::string> reshapes = {"Flatten", "Unflatten", "RecurrentOutput"};
   static const std::set<std::string> float_activations = {
       "ReLU",      "ReLU6",       "LeakyReLU",  "PReLU",      "RReLU",      "ELU",       "SELU",
       "CELU",      "GELU",        "SiLU",       "Mish",       "Sigmoid",    "Tanh",      "Hardtanh",

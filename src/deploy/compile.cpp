@@ -10,12 +10,15 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
+#include <type_traits>
 
 #include "heteroq/cost/qtools.h"
 #include "heteroq/nn/conv.h"
 #include "heteroq/nn/folded.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/rnn.h"
 #include "heteroq/nn/serialize.h"
 #include "heteroq/ops/quantize.h"
 #include "heteroq/quantizers/fixed.h"
@@ -1062,6 +1065,295 @@ Stage affine_of(const LayerDesc& l, const std::string& who, const std::vector<in
   return s;
 }
 
+
+// ------------------------------------------------------------------------------------------------
+// Recurrent layers (QSimpleRNN, QLSTM, QGRU): "recurrent" stages (engine.h, Recurrent).
+
+bool is_recurrent(const std::string& c) { return c == "QSimpleRNN" || c == "QLSTM" || c == "QGRU"; }
+
+using Wide = __int128;
+Wide wsat(Wide v) { return v > Wide(kLimit) ? Wide(kLimit) : v; }
+Wide wup(Wide v, int64_t k) { return k >= 62 ? (v == 0 ? 0 : Wide(kLimit)) : wsat(v << k); }
+int64_t narrow(Wide v) { return static_cast<int64_t>(wsat(v)); }
+
+// The largest |code| a requantizer gives.
+int64_t code_bound(const Requantizer& r) {
+  int64_t b = 1;
+  auto see = [&](int64_t v) { b = std::max(b, v < 0 ? -v : v); };
+  if (r.kind == "fixed") {
+    see(r.lo);
+    see(r.hi);
+    if (r.has_slope) see(r.neg_lo);
+  } else if (r.kind == "fixed_elem") {
+    for (int64_t v : r.lo_elem) see(v);
+    for (int64_t v : r.hi_elem) see(v);
+  } else if (r.kind == "table") {
+    for (const auto& cs : r.codes) {
+      for (int64_t v : cs) see(v);
+    }
+  }
+  return b;
+}
+
+// The bound of an activation slot's output for inputs bounded by in_bound.
+Wide slot_range(const RecurrentActivation& a, Wide in_bound) {
+  if (a.kind == "requantize") return code_bound(a.requantizer);
+  if (a.kind == "hard_sigmoid") return Wide(2) << a.in_frac;
+  return in_bound;
+}
+
+// One activation slot on H values at in_frac (bounded by `bound`): the quantizer's requantization,
+// or a float function the engine computes exactly (hard_sigmoid, relu, linear).
+RecurrentActivation rnn_slot(const QuantizerPtr& q, const std::string& function, int64_t H, int64_t in_frac,
+                             Wide bound, const std::string& who) {
+  RecurrentActivation a;
+  a.in_frac = in_frac;
+  const std::vector<int64_t> fr(static_cast<size_t>(H), in_frac);
+  if (q) {
+    Stage st;
+    bool monotonic = true;
+    if (auto f = dynamic_cast<const FixedQuantizer*>(q.get()); f && (!f->is_uniform() || f->frac_bits().dim() > 0)) {
+      st = fixed_elem_requant(*f, {H}, who, fr);
+    } else if (table_quantizer(*q, &monotonic)) {
+      st = table_requant_of(*q, who, fr, std::max<int64_t>(narrow(bound), 1), monotonic);
+    } else {
+      st = requant_of(*q, who, fr);
+    }
+    for (int64_t f : st.frac) {
+      if (f != st.frac[0]) {
+        fail(who, q->to_string() + ": widths per unit with different fractional bits are not supported "
+                  "in a recurrent layer's slot");
+      }
+    }
+    a.kind = "requantize";
+    a.requantizer = std::move(st.requantizer);
+    a.out_frac = st.frac.empty() ? 0 : st.frac[0];
+    return a;
+  }
+  if (function == "hard_sigmoid") {
+    a.kind = "hard_sigmoid";
+    a.out_frac = in_frac + 1;
+    return a;
+  }
+  if (function == "relu" || function == "linear") {
+    a.kind = function;
+    a.out_frac = in_frac;
+    return a;
+  }
+  fail(who, "is the float function `" + function + "`, which float32 rounds: the engine needs a quantizer "
+            "there (e.g. \"quantized_tanh(8)\", \"quantized_sigmoid(8)\") or hard_sigmoid, relu or linear");
+}
+
+// Weight codes of a recurrent kernel's rows [r0, r1), each lifted to one frac for the whole block:
+// F = max(in_frac(k) + weight frac, bias frac); out: the lifted weights, biases (empty: none) and F.
+struct Block {
+  std::vector<int64_t> w, b;
+  int64_t frac = 0;
+  Wide bound = 0;  // max over rows of sum |w| in_bound + |b|
+};
+
+Block rnn_block(const Codes& w, const Codes* b, int64_t cols, int64_t r0, int64_t r1,
+                const std::vector<int64_t>& in_frac, const std::vector<Wide>& in_bound, const std::string& who,
+                const std::string& what) {
+  Block out;
+  int64_t F = std::numeric_limits<int32_t>::min();
+  for (int64_t o = r0; o < r1; ++o) {
+    if (b) F = std::max(F, b->frac[static_cast<size_t>(o)]);
+    for (int64_t k = 0; k < cols; ++k) F = std::max(F, in_frac[static_cast<size_t>(k)] + w.efrac[static_cast<size_t>(o * cols + k)]);
+  }
+  if (F > 1074 || F < -1074) fail(who, what + ": frac out of range");
+  out.frac = F;
+  for (int64_t o = r0; o < r1; ++o) {
+    Wide acc = 0;
+    for (int64_t k = 0; k < cols; ++k) {
+      const int64_t v = w.values[static_cast<size_t>(o * cols + k)];
+      const int64_t lifted = v == 0 ? 0 : lift(v, F - in_frac[static_cast<size_t>(k)] - w.efrac[static_cast<size_t>(o * cols + k)], who, what);
+      out.w.push_back(lifted);
+      acc = wsat(acc + wsat(Wide(lifted < 0 ? -lifted : lifted) * in_bound[static_cast<size_t>(k)]));
+    }
+    if (b) {
+      const int64_t v = b->values[static_cast<size_t>(o)];
+      const int64_t lifted = v == 0 ? 0 : lift(v, F - b->frac[static_cast<size_t>(o)], who, what + " bias");
+      out.b.push_back(lifted);
+      acc = wsat(acc + Wide(lifted < 0 ? -lifted : lifted));
+    }
+    out.bound = std::max(out.bound, acc);
+  }
+  return out;
+}
+
+// What a direction's state slots give: the frac and bound of s = state_h(h) and cs = state_c(c).
+struct StateGuess {
+  int64_t s_frac = 0, cs_frac = 0;
+  Wide sb = 1, csb = 1;
+};
+
+// One direction (index idx = layer * directions + d) of a recurrent layer, given the state's frac
+// and bound (which the state slot built at the end must reproduce).
+RecurrentDirection rnn_direction(const LayerDesc& l, const std::string& who, const std::string& cell, size_t idx,
+                                 const std::vector<int64_t>& ff, const std::vector<Wide>& xb, const StateGuess& g) {
+  const int64_t H = l.hidden_size, F = static_cast<int64_t>(ff.size());
+  const int64_t G = cell == "lstm" ? 4 : cell == "gru" ? 3 : 1;
+  const bool lstm = cell == "lstm", gru = cell == "gru";
+  const std::string act_fn = l.activation_name.empty() ? "tanh" : l.activation_name;
+  const std::string ract_fn = l.recurrent_activation_name.empty() ? "sigmoid" : l.recurrent_activation_name;
+  const at::Tensor& wi = l.weights_ih[idx];
+  const at::Tensor& wh = l.weights_hh[idx];
+  if (!wi.defined() || wi.dim() != 2 || wi.size(0) != G * H || wi.size(1) != F) {
+    fail(who, "weight_ih must have shape (" + std::to_string(G * H) + ", " + std::to_string(F) + ")");
+  }
+  if (!wh.defined() || wh.dim() != 2 || wh.size(0) != G * H || wh.size(1) != H) {
+    fail(who, "weight_hh must have shape (" + std::to_string(G * H) + ", " + std::to_string(H) + ")");
+  }
+  const Codes cwi = codes_of(*l.kernel_quantizer, wi.detach().cpu(), who, "kernel_quantizer");
+  const Codes cwh = codes_of(*l.recurrent_quantizer, wh.detach().cpu(), who, "recurrent_quantizer");
+  auto bias_codes = [&](const std::vector<at::Tensor>& v, const char* what) -> std::optional<Codes> {
+    if (idx >= v.size() || !v[idx].defined()) return std::nullopt;
+    if (v[idx].dim() != 1 || v[idx].size(0) != G * H) fail(who, std::string(what) + " must have " + std::to_string(G * H) + " values");
+    return l.bias_quantizer ? codes_of(*l.bias_quantizer, v[idx].detach().cpu(), who, "bias_quantizer")
+                            : float_codes(v[idx].detach().cpu(), who, (std::string("the float ") + what).c_str());
+  };
+  const std::optional<Codes> cbi = bias_codes(l.biases_ih, "bias_ih"), cbh = bias_codes(l.biases_hh, "bias_hh");
+  RecurrentDirection r;
+  const Block X = rnn_block(cwi, cbi ? &*cbi : nullptr, F, 0, G * H, ff, xb, who, "weight_ih");
+  r.w_ih = X.w;
+  r.b_ih = X.b;
+  r.x_frac = X.frac;
+  const std::vector<int64_t> sf(static_cast<size_t>(H), g.s_frac);
+  const std::vector<Wide> sbv(static_cast<size_t>(H), g.sb);
+  const int64_t rows_hh = gru && !l.reset_after ? 2 * H : G * H;
+  const Block R = rnn_block(cwh, cbh ? &*cbh : nullptr, H, 0, rows_hh, sf, sbv, who, "weight_hh");
+  r.w_hh = R.w;
+  r.b_hh = R.b;
+  r.hh_frac = R.frac;
+  r.a_frac = std::max({r.x_frac, r.hh_frac, int64_t(0)});
+  const Wide ab = wsat(wup(X.bound, r.a_frac - r.x_frac) + wup(R.bound, r.a_frac - r.hh_frac));
+  Wide hb = 0;
+  if (cell == "rnn") {
+    r.act = rnn_slot(l.activation, act_fn, H, r.a_frac, ab, who + " activation");
+    r.h_frac = r.act.out_frac;
+    hb = slot_range(r.act, ab);
+  } else if (lstm) {
+    r.ract = rnn_slot(l.recurrent_activation, ract_fn, H, r.a_frac, ab, who + " recurrent_activation");
+    r.act = rnn_slot(l.activation, act_fn, H, r.a_frac, ab, who + " activation");
+    const Wide rb = slot_range(r.ract, ab), gb = slot_range(r.act, ab);
+    r.c_frac = std::max({r.ract.out_frac + g.cs_frac, r.ract.out_frac + r.act.out_frac, int64_t(0)});
+    const Wide cb = wsat(wup(wsat(rb * g.csb), r.c_frac - r.ract.out_frac - g.cs_frac) +
+                         wup(wsat(rb * gb), r.c_frac - r.ract.out_frac - r.act.out_frac));
+    r.act_c = rnn_slot(l.activation, act_fn, H, r.c_frac, cb, who + " activation (of the carry)");
+    r.h_frac = r.ract.out_frac + r.act_c.out_frac;
+    hb = wsat(rb * slot_range(r.act_c, cb));
+    r.state_c = rnn_slot(l.state_quantizer, "", H, r.c_frac, cb, who + " state_quantizer (of the carry)");
+  } else {
+    r.ract = rnn_slot(l.recurrent_activation, ract_fn, H, r.a_frac, ab, who + " recurrent_activation");
+    const Wide rb = slot_range(r.ract, ab);
+    Wide nb = 0;
+    if (l.reset_after) {
+      // R's n rows: r * (w_hn s + b_hn)
+      Wide rn = 0;
+      for (int64_t o = 2 * H; o < 3 * H; ++o) {
+        Wide acc = r.b_hh.empty() ? 0 : Wide(std::abs(r.b_hh[static_cast<size_t>(o)]));
+        for (int64_t k = 0; k < H; ++k) acc = wsat(acc + wsat(Wide(std::abs(r.w_hh[static_cast<size_t>(o * H + k)])) * g.sb));
+        rn = std::max(rn, acc);
+      }
+      r.n_frac = std::max({r.x_frac, r.ract.out_frac + r.hh_frac, int64_t(0)});
+      nb = wsat(wup(X.bound, r.n_frac - r.x_frac) + wup(wsat(rb * rn), r.n_frac - r.ract.out_frac - r.hh_frac));
+    } else {
+      const std::vector<int64_t> rsf(static_cast<size_t>(H), r.ract.out_frac + g.s_frac);
+      const std::vector<Wide> rsb(static_cast<size_t>(H), wsat(rb * g.sb));
+      // the candidate's rows of weight_hh and bias_hh, on r * s
+      Codes nbias;
+      if (cbh) {
+        nbias.values.assign(cbh->values.begin() + 2 * H, cbh->values.end());
+        nbias.frac.assign(cbh->frac.begin() + 2 * H, cbh->frac.end());
+      }
+      Codes nw;
+      nw.values.assign(cwh.values.begin() + 2 * H * H, cwh.values.end());
+      nw.efrac.assign(cwh.efrac.begin() + 2 * H * H, cwh.efrac.end());
+      const Block N = rnn_block(nw, cbh ? &nbias : nullptr, H, 0, H, rsf, rsb, who, "weight_hh (candidate)");
+      r.w_hn = N.w;
+      r.b_hn = N.b;
+      r.hn_frac = N.frac;
+      r.n_frac = std::max({r.x_frac, r.hn_frac, int64_t(0)});
+      nb = wsat(wup(X.bound, r.n_frac - r.x_frac) + wup(N.bound, r.n_frac - r.hn_frac));
+    }
+    r.act = rnn_slot(l.activation, act_fn, H, r.n_frac, nb, who + " activation");
+    r.h_frac = r.ract.out_frac + std::max(r.act.out_frac, g.s_frac);
+    hb = wsat(wup(wsat((Wide(1) << std::clamp<int64_t>(r.ract.out_frac, 0, 61)) + rb) * slot_range(r.act, nb),
+                  r.h_frac - r.ract.out_frac - r.act.out_frac) +
+              wup(wsat(rb * g.sb), r.h_frac - r.ract.out_frac - g.s_frac));
+  }
+  if (l.state_quantizer) {
+    r.state_h = rnn_slot(l.state_quantizer, "", H, r.h_frac, hb, who + " state_quantizer");
+  } else {
+    r.state_h.kind = "linear";
+    r.state_h.in_frac = r.state_h.out_frac = r.h_frac;
+  }
+  return r;
+}
+
+// One layer (index `layer`) of a recurrent layer on (L, F) inputs (fracs per value, bound per
+// value): a "recurrent" stage.
+Stage recurrent_of(const LayerDesc& l, const std::string& who, int64_t layer, const std::vector<int64_t>& in_frac,
+                   const std::vector<int64_t>& in_bound, int64_t L, int64_t F, bool return_sequences) {
+  const std::string& c = l.class_name;
+  Stage s;
+  s.kind = "recurrent";
+  s.name = l.num_layers > 1 ? who + " layer " + std::to_string(layer) : who;
+  Recurrent& R = s.recurrent;
+  R.cell = c == "QLSTM" ? "lstm" : c == "QGRU" ? "gru" : "rnn";
+  const int64_t H = l.hidden_size, D = l.bidirectional ? 2 : 1;
+  R.steps = L;
+  R.features = F;
+  R.hidden = H;
+  R.reset_after = l.reset_after;
+  R.return_sequences = return_sequences;
+  s.in_features = L * F;
+  s.out_features = return_sequences ? L * D * H : D * H;
+  std::vector<int64_t> ff(static_cast<size_t>(F));
+  std::vector<Wide> xb(static_cast<size_t>(F), 0);
+  for (int64_t j = 0; j < F; ++j) {
+    ff[j] = in_frac[static_cast<size_t>(j)];
+    for (int64_t t = 0; t < L; ++t) {
+      const auto k = static_cast<size_t>(t * F + j);
+      if (in_frac[k] != ff[j]) fail(who, "its input's frac varies along the sequence (feature " + std::to_string(j) + ")");
+      xb[j] = std::max(xb[j], Wide(in_bound[k]));
+    }
+  }
+  for (int64_t d = 0; d < D; ++d) {
+    const auto idx = static_cast<size_t>(layer * D + d);
+    if (idx >= l.weights_ih.size() || idx >= l.weights_hh.size()) fail(who, "is missing the weights of layer " + std::to_string(layer));
+    // The state's frac and bound come from the state slot, which is built last: start from the
+    // slot on a unit input and repeat until the direction reproduces what it assumed.
+    StateGuess g;
+    const QuantizerPtr& sq = l.state_quantizer ? l.state_quantizer : l.activation;
+    const RecurrentActivation first = rnn_slot(sq, "", H, 0, 1, who + (l.state_quantizer ? " state_quantizer" : " activation"));
+    g.s_frac = g.cs_frac = first.out_frac;
+    g.sb = g.csb = slot_range(first, 1);
+    RecurrentDirection r;
+    for (int iter = 0;; ++iter) {
+      r = rnn_direction(l, who, R.cell, idx, ff, xb, g);
+      StateGuess got = g;
+      got.s_frac = r.state_h.out_frac;
+      got.sb = r.state_h.kind == "linear" ? slot_range(r.act, 0) : slot_range(r.state_h, 0);
+      if (R.cell == "lstm") {
+        got.cs_frac = r.state_c.out_frac;
+        got.csb = slot_range(r.state_c, 0);
+      }
+      if (got.s_frac == g.s_frac && got.cs_frac == g.cs_frac && got.sb <= g.sb && got.csb <= g.csb) break;
+      if (iter == 4) fail(who, "the state's fraction bits do not settle (its quantizer's output grid depends on its input range)");
+      got.sb = std::max(got.sb, g.sb);
+      got.csb = std::max(got.csb, g.csb);
+      g = got;
+    }
+    R.directions.push_back(std::move(r));
+  }
+  for (int64_t t = 0; t < (return_sequences ? L : 1); ++t) {
+    for (int64_t d = 0; d < D; ++d) s.frac.insert(s.frac.end(), static_cast<size_t>(H), R.directions[static_cast<size_t>(d)].h_frac);
+  }
+  return s;
+}
+
 bool is_passthrough(const std::string& c) {
   return c == "Dropout" || c == "Identity" || c == "Flatten" || c == "Dropout1d" || c == "AlphaDropout";
 }
@@ -1087,11 +1379,11 @@ bool is_conv(const std::string& c) {
   }
   const char* supported = "supported: QLinear/QDense, QLinearBatchNorm, QConv1d, QConv2d, "
                           "QDepthwiseConv2d, QSeparableConv1d/2d, QConvTranspose2d, QConv2dBatchNorm, "
-                          "QAvgPool2d, QGlobalAvgPool2d, QBatchNorm1d, QBatchNorm2d, QActivation, "
-                          "Flatten, Dropout, Identity";
-  if (c == "QSimpleRNN" || c == "QLSTM" || c == "QGRU" || c == "RNN" || c == "LSTM" || c == "GRU") {
-    fail(who, std::string("is a recurrent layer, which the engine does not compile (its state "
-                          "feeds back through time; run it with the QAT model; ") + supported + ")");
+                          "QAvgPool2d, QGlobalAvgPool2d, QBatchNorm1d, QBatchNorm2d, QSimpleRNN, QLSTM, "
+                          "QGRU (each followed by RecurrentOutput), QActivation, Flatten, Dropout, Identity";
+  if (c == "RNN" || c == "LSTM" || c == "GRU") {
+    fail(who, std::string("is a float recurrent layer: the engine needs quantized ones (QSimpleRNN, "
+                          "QLSTM, QGRU; ") + supported + ")");
   }
   fail(who, std::string("is not supported by the engine (") + supported + ")");
 }
@@ -1102,7 +1394,8 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
   Program p;
   for (const auto& l : layers) {
     if (!is_passthrough(l.class_name) && !is_dense(l.class_name) && !is_conv(l.class_name) &&
-        !is_pool(l.class_name) && !is_bn(l.class_name) && l.class_name != "QActivation") {
+        !is_pool(l.class_name) && !is_bn(l.class_name) && !is_recurrent(l.class_name) &&
+        l.class_name != "RecurrentOutput" && l.class_name != "QActivation") {
       refuse(l, who_of(l));
     }
   }
@@ -1121,6 +1414,10 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
       if (is_conv(l.class_name) || is_pool(l.class_name)) {
         fail(who_of(l), "a convolutional model needs its per-sample input shape: pass input_shape "
                         "((C, H, W) or (C, L))");
+      }
+      if (is_recurrent(l.class_name)) {
+        fail(who_of(l), "a recurrent model needs its per-sample input shape: pass input_shape "
+                        "(steps, features)");
       }
       if (is_dense(l.class_name) && l.weight.defined() && l.weight.dim() == 2) {
         p.input_size = l.weight.size(1);
@@ -1155,6 +1452,27 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
     have_input = true;
     frac.assign(static_cast<size_t>(p.input_size), p.input.frac);
   };
+  // The bound of the current values (max |integer|): the input quantizer's range, else the bound
+  // analysis of the program so far.
+  auto current_bound = [&]() {
+    int64_t bound = std::max(std::abs(p.input.lo), std::abs(p.input.hi));
+    if (p.input.kind != "fixed") bound = 1;
+    if (p.input.kind == "fixed_elem") {
+      bound = 0;
+      for (size_t j = 0; j < p.input.lo_elem.size(); ++j) {
+        bound = std::max({bound, std::abs(p.input.lo_elem[j]), std::abs(p.input.hi_elem[j])});
+      }
+    }
+    if (p.input.slope != 0.0) bound = std::max(bound, std::abs(p.input.neg_lo));
+    if (!p.stages.empty()) {
+      Program prefix = p;
+      prefix.output_shape.clear();
+      EngineOptions o;
+      o.sparse_min_zero_fraction = 2.0;
+      bound = Engine(prefix, o).stage_info().back().max_abs;
+    }
+    return bound;
+  };
   // An activation on the current values: a requantization, or a table for the element functions
   // that are not a rounding on a grid (the integer domain: the bound of the values so far).
   auto activation = [&](const Quantizer& q, const std::string& who) {
@@ -1168,23 +1486,7 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
       return;
     }
     if (table_quantizer(q, &monotonic)) {
-      int64_t bound = std::max(std::abs(p.input.lo), std::abs(p.input.hi));
-      if (p.input.kind != "fixed") bound = 1;
-      if (p.input.kind == "fixed_elem") {
-        bound = 0;
-        for (size_t j = 0; j < p.input.lo_elem.size(); ++j) {
-          bound = std::max({bound, std::abs(p.input.lo_elem[j]), std::abs(p.input.hi_elem[j])});
-        }
-      }
-      if (p.input.slope != 0.0) bound = std::max(bound, std::abs(p.input.neg_lo));
-      if (!p.stages.empty()) {
-        Program prefix = p;
-        prefix.output_shape.clear();
-        EngineOptions o;
-        o.sparse_min_zero_fraction = 2.0;
-        bound = Engine(prefix, o).stage_info().back().max_abs;
-      }
-      p.stages.push_back(table_requant_of(q, who, frac, bound, monotonic));
+      p.stages.push_back(table_requant_of(q, who, frac, current_bound(), monotonic));
     } else {
       p.stages.push_back(requant_of(q, who, frac));
     }
@@ -1197,10 +1499,56 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
     }
   };
   if (options.input_quantizer) make_input(*options.input_quantizer, "CompileOptions::input_quantizer");
-  for (const auto& l : layers) {
+  for (size_t li = 0; li < layers.size(); ++li) {
+    const LayerDesc& l = layers[li];
     const std::string who = who_of(l);
     if (l.training) fail(who, "is in training mode; call eval() first (the engine reproduces eval mode)");
     const std::string& c = l.class_name;
+    if (c == "RecurrentOutput") {
+      fail(who, "does not follow a recurrent layer (QSimpleRNN, QLSTM, QGRU)");
+    }
+    if (is_recurrent(c)) {
+      need_input(who);
+      if (li + 1 >= layers.size() || layers[li + 1].class_name != "RecurrentOutput") {
+        fail(who, "must be followed by a RecurrentOutput layer (heteroq.nn.RecurrentOutput), which says "
+                  "whether the whole sequence or the last state goes on (a recurrent layer returns a tuple)");
+      }
+      const bool ret = layers[li + 1].return_sequences;
+      ++li;
+      if (!l.batch_first) {
+        fail(who, "has batch_first=False: the engine's samples are the input's first axis; build the layer "
+                  "with batch_first=True (the weights are the same)");
+      }
+      if (shape.size() != 2) {
+        fail(who, "expects a (steps, features) sequence per sample, the previous layer gives " +
+                  std::to_string(shape.size()) + "-D values (compile with input_shape=(steps, features))");
+      }
+      if (l.hidden_size <= 0 || l.num_layers < 1 || l.weights_ih.empty()) fail(who, "has no weights");
+      if (!l.kernel_quantizer || !l.recurrent_quantizer) {
+        fail(who, "has float weights: the engine needs a kernel_quantizer and a recurrent_quantizer");
+      }
+      if (!l.state_quantizer && (c != "QSimpleRNN" || !l.activation)) {
+        fail(who, c == "QSimpleRNN"
+                      ? "has neither a state_quantizer nor a quantized activation: the fraction bits of its "
+                        "state would grow every step (float32 rounds them); give it a state_quantizer"
+                      : "has no state_quantizer: the fraction bits of its " +
+                            std::string(c == "QLSTM" ? "carry" : "state") + " would grow every step "
+                            "(float32 rounds them); give it a state_quantizer (e.g. \"quantized_bits(8,0,alpha=1)\")");
+      }
+      const int64_t D = l.bidirectional ? 2 : 1;
+      for (int64_t k = 0; k < l.num_layers; ++k) {
+        const bool last = k + 1 == l.num_layers;
+        const int64_t F = shape[1];
+        const int64_t bound = current_bound();
+        const std::vector<int64_t> in_bound(frac.size(), bound);
+        p.stages.push_back(recurrent_of(l, who, k, frac, in_bound, shape[0], F, last ? ret : true));
+        frac = p.stages.back().frac;
+        shape = {shape[0], D * l.hidden_size};
+      }
+      if (!ret) shape = {D * l.hidden_size};
+      seen_dense = true;
+      continue;
+    }
     if (is_passthrough(c)) {
       if (c == "Flatten") {
         if (!seen_dense && options.input_shape.empty()) p.flatten_input = true;
@@ -1336,6 +1684,35 @@ void bn_desc(LayerDesc& d, const B& bn) {
   d.bias_quantizer = o.beta_quantizer().get();
 }
 
+// A QSimpleRNN / QLSTM / QGRU: its flat weights per layer and direction and its slots.
+template <typename M>
+void rnn_desc(LayerDesc& d, const M& m) {
+  const auto& o = m.options;
+  const std::vector<torch::Tensor> w = m.all_weights();
+  const size_t per = o.bias() ? 4 : 2;
+  for (size_t k = 0; k + per <= w.size(); k += per) {
+    d.weights_ih.push_back(w[k].detach());
+    d.weights_hh.push_back(w[k + 1].detach());
+    d.biases_ih.push_back(o.bias() ? w[k + 2].detach() : torch::Tensor());
+    d.biases_hh.push_back(o.bias() ? w[k + 3].detach() : torch::Tensor());
+  }
+  d.hidden_size = o.hidden_size();
+  d.num_layers = o.num_layers();
+  d.bidirectional = o.bidirectional();
+  d.batch_first = o.batch_first();
+  d.kernel_quantizer = o.kernel_quantizer().get();
+  d.recurrent_quantizer = o.recurrent_quantizer().get();
+  d.bias_quantizer = o.bias_quantizer().get();
+  d.state_quantizer = o.state_quantizer().get();
+  d.activation = o.activation().quantizer();
+  d.activation_name = o.activation().function();
+  if constexpr (!std::is_same_v<M, nn::QSimpleRNNImpl>) {
+    d.recurrent_activation = o.recurrent_activation().quantizer();
+    d.recurrent_activation_name = o.recurrent_activation().function();
+  }
+  if constexpr (std::is_same_v<M, nn::QGRUImpl>) d.reset_after = o.reset_after();
+}
+
 void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<LayerDesc>& out) {
   for (const auto& item : m.named_children()) {
     const std::string path = prefix.empty() ? item.key() : prefix + "." + item.key();
@@ -1416,6 +1793,18 @@ void gather(const torch::nn::Module& m, const std::string& prefix, std::vector<L
     } else if (auto a = dynamic_cast<const nn::QActivationImpl*>(&child)) {
       d.class_name = "QActivation";
       d.activation = a->quantizer();
+    } else if (auto r1 = dynamic_cast<const nn::QSimpleRNNImpl*>(&child)) {
+      d.class_name = "QSimpleRNN";
+      rnn_desc(d, *r1);
+    } else if (auto r2 = dynamic_cast<const nn::QLSTMImpl*>(&child)) {
+      d.class_name = "QLSTM";
+      rnn_desc(d, *r2);
+    } else if (auto r3 = dynamic_cast<const nn::QGRUImpl*>(&child)) {
+      d.class_name = "QGRU";
+      rnn_desc(d, *r3);
+    } else if (auto ro = dynamic_cast<const nn::RecurrentOutputImpl*>(&child)) {
+      d.class_name = "RecurrentOutput";
+      d.return_sequences = ro->return_sequences;
     }
     out.push_back(std::move(d));
   }

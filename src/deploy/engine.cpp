@@ -94,6 +94,307 @@ void check_fixed_elem(const std::vector<int64_t>& lo, const std::vector<int64_t>
   }
 }
 
+// Validates a requantizer over n values whose inputs are bounded by in_bound (one per value) and
+// returns its code range [rlo, rhi].
+void check_requantizer(const Requantizer& r, size_t n, const std::vector<int64_t>& in_bound,
+                       const std::string& at, int64_t* rlo, int64_t* rhi) {
+  auto fail = [](const std::string& what) { throw InvalidArgument("heteroq::deploy::Engine: " + what); };
+  const int64_t prev_max = in_bound.empty() ? 0 : *std::max_element(in_bound.begin(), in_bound.end());
+  const std::vector<int64_t>& prev_bound = in_bound;
+  *rlo = 0;
+  *rhi = 0;
+  if (r.kind == "fixed") {
+    if (r.shift.size() != n) fail(at + ": shift must have one value per channel");
+    if (r.lo > r.hi) fail(at + ": lo > hi");
+    if (r.has_slope && (r.slope_shift.size() != n || r.neg_lo > 0)) {
+      fail(at + ": slope_shift must have one value per channel and neg_lo <= 0");
+    }
+    auto check_shift = [&](int64_t sh) {
+      if (sh < -62 || sh > 62) fail(at + ": shift " + std::to_string(sh) + " is out of [-62, 62]");
+      if (sh < 0 && static_cast<__int128>(prev_max) << (-sh) >= kMaxBound) {
+        fail(at + ": shifting the input left by " + std::to_string(-sh) + " can exceed 2^62");
+      }
+    };
+    for (int64_t sh : r.shift) check_shift(sh);
+    if (r.has_slope) {
+      for (int64_t sh : r.slope_shift) check_shift(sh);
+    }
+    *rlo = r.has_slope ? std::min(r.lo, r.neg_lo) : r.lo;
+    *rhi = r.hi;
+    if (abs_max(*rlo, *rhi) >= kMaxBound) fail(at + ": the code range exceeds 2^62");
+  } else if (r.kind == "fixed_elem") {
+    if (r.shift.size() != n) fail(at + ": shift must have one value per element");
+    for (size_t j = 0; j < n; ++j) {
+      const int64_t sh = r.shift[j];
+      if (sh < -62 || sh > 62) fail(at + ": shift " + std::to_string(sh) + " is out of [-62, 62]");
+      if (sh < 0 && static_cast<__int128>(prev_bound[j]) << (-sh) >= kMaxBound) {
+        fail(at + ": shifting input " + std::to_string(j) + " left by " + std::to_string(-sh) +
+             " can exceed 2^62");
+      }
+    }
+    check_fixed_elem(r.lo_elem, r.hi_elem, n, r.round_mode, r.wrap, at, rlo, rhi);
+  } else if (r.kind == "sign") {
+    *rlo = -1;
+    *rhi = 1;
+  } else if (r.kind == "binary") {
+    if (r.low != -1 && r.low != 0) fail(at + ": binary low must be -1 or 0");
+    *rlo = r.low;
+    *rhi = 1;
+  } else if (r.kind == "ternary") {
+    if (r.threshold.size() != n) fail(at + ": threshold must have one value per channel");
+    if (std::any_of(r.threshold.begin(), r.threshold.end(), [](int64_t t) { return t < 0; })) {
+      fail(at + ": thresholds must be >= 0");
+    }
+    *rlo = -1;
+    *rhi = 1;
+  } else if (r.kind == "table") {
+    if (r.table.size() != n) fail(at + ": table must have one value per channel");
+    if (r.breaks.empty() || r.breaks.size() != r.codes.size()) {
+      fail(at + ": breaks and codes must hold the same number (>= 1) of tables");
+    }
+    for (int64_t t : r.table) {
+      if (t < 0 || t >= static_cast<int64_t>(r.breaks.size())) fail(at + ": table index " + std::to_string(t) + " out of range");
+    }
+    *rlo = std::numeric_limits<int64_t>::max();
+    *rhi = std::numeric_limits<int64_t>::min();
+    for (size_t t = 0; t < r.breaks.size(); ++t) {
+      const auto& br = r.breaks[t];
+      if (r.codes[t].size() != br.size() + 1) {
+        fail(at + ": table " + std::to_string(t) + " needs one code more than breaks");
+      }
+      for (size_t k = 1; k < br.size(); ++k) {
+        if (br[k] <= br[k - 1]) fail(at + ": the breaks of table " + std::to_string(t) + " must increase strictly");
+      }
+      for (int64_t c : r.codes[t]) {
+        *rlo = std::min(*rlo, c);
+        *rhi = std::max(*rhi, c);
+      }
+    }
+    if (*rlo <= -kMaxBound || *rhi >= kMaxBound) fail(at + ": the code range exceeds 2^62");
+  } else {
+    fail(at + ": unknown requantizer kind `" + r.kind + "`");
+  }
+}
+
+
+// ------------------------------------------------------------------------------------------------
+// Recurrent stages.
+
+int gates_of(const std::string& cell) { return cell == "lstm" ? 4 : cell == "gru" ? 3 : cell == "rnn" ? 1 : 0; }
+
+// v * 2^k for a shift k in [0, 62] the bound analysis allowed.
+inline int64_t up(int64_t v, int64_t k) { return v * (int64_t(1) << k); }
+
+// Bounds in 128 bits, saturated at 2^62 (the analysis refuses anything that reaches it).
+using Wide = __int128;
+Wide sat(Wide v) { return v > Wide(kMaxBound) ? Wide(kMaxBound) : v; }
+Wide up_wide(Wide v, int64_t k) { return sat(v << k); }
+
+// The analysis of one activation slot: validates it on n values bounded by in_bound and returns
+// the bound of its output.
+Wide check_rnn_activation(const RecurrentActivation& a, size_t n, Wide in_bound, const std::string& at) {
+  auto fail = [&](const std::string& what) {
+    throw InvalidArgument("heteroq::deploy::Engine: " + at + ": " + what);
+  };
+  if (a.in_frac < -1074 || a.in_frac > 1074 || a.out_frac < -1074 || a.out_frac > 1074) fail("frac out of range");
+  if (a.kind == "requantize") {
+    int64_t lo = 0, hi = 0;
+    check_requantizer(a.requantizer, n, std::vector<int64_t>(n, static_cast<int64_t>(sat(in_bound))), at, &lo, &hi);
+    return abs_max(lo, hi);
+  }
+  if (a.kind == "hard_sigmoid") {
+    if (a.in_frac < 0 || a.in_frac > 60 || a.out_frac != a.in_frac + 1) {
+      fail("hard_sigmoid needs in_frac in [0, 60] and out_frac = in_frac + 1");
+    }
+    return Wide(2) << a.in_frac;
+  }
+  if (a.kind == "relu" || a.kind == "linear") {
+    if (a.out_frac != a.in_frac) fail(a.kind + " keeps the frac (out_frac = in_frac)");
+    return in_bound;
+  }
+  fail("unknown activation kind `" + a.kind + "` (expected requantize, hard_sigmoid, relu or linear)");
+  return 0;
+}
+
+// Whether an activation's output range does not depend on its input (a quantizer, hard_sigmoid).
+bool bounded_kind(const RecurrentActivation& a) { return a.kind == "requantize" || a.kind == "hard_sigmoid"; }
+
+// The range of a bounded activation (before its input bound is known: the code range).
+Wide range_of(const RecurrentActivation& a, size_t n, const std::string& at) {
+  return check_rnn_activation(a, n, 0, at);
+}
+
+// sum_k |w[row k]| b[k] + |bias[row]| per row, the maximum over the rows.
+Wide matvec_bound(const std::vector<int64_t>& w, const std::vector<int64_t>& bias, size_t rows, size_t cols,
+                  const std::vector<Wide>& b) {
+  Wide best = 0;
+  for (size_t o = 0; o < rows; ++o) {
+    Wide acc = bias.empty() ? 0 : (bias[o] < 0 ? -Wide(bias[o]) : Wide(bias[o]));
+    for (size_t k = 0; k < cols; ++k) {
+      const int64_t v = w[o * cols + k];
+      acc = sat(acc + sat((v < 0 ? -Wide(v) : Wide(v)) * b[k]));
+    }
+    best = std::max(best, acc);
+  }
+  return best;
+}
+
+// Validates a "recurrent" stage and returns the bound of each of its outputs; *exact: whether
+// every intermediate value of the float32 layer stays below 2^24 units of its frac.
+std::vector<int64_t> analyse_recurrent(const Stage& s, const std::vector<int64_t>& in_bound,
+                                       const std::string& at, bool* exact) {
+  auto fail = [&](const std::string& what) {
+    throw InvalidArgument("heteroq::deploy::Engine: " + at + ": " + what);
+  };
+  const Recurrent& R = s.recurrent;
+  const int64_t G = gates_of(R.cell);
+  if (G == 0) fail("unknown cell `" + R.cell + "` (expected rnn, lstm or gru)");
+  const int64_t L = R.steps, F = R.features, H = R.hidden;
+  const auto D = static_cast<int64_t>(R.directions.size());
+  auto dim_ok = [](int64_t v) { return v > 0 && v <= (int64_t(1) << 24); };
+  if (!dim_ok(L) || !dim_ok(F) || !dim_ok(H)) fail("steps, features and hidden must be in [1, 2^24]");
+  if (D != 1 && D != 2) fail("a recurrent layer has 1 or 2 directions, got " + std::to_string(D));
+  if (s.in_features != L * F || static_cast<int64_t>(in_bound.size()) != L * F) {
+    fail("in_features (" + std::to_string(s.in_features) + ") must be steps * features = " +
+         std::to_string(L * F) + " and match the " + std::to_string(in_bound.size()) +
+         " values the previous stage produces");
+  }
+  const int64_t out_n = R.return_sequences ? L * D * H : D * H;
+  if (s.out_features != out_n) fail("out_features must be " + std::to_string(out_n));
+  if (static_cast<int64_t>(s.frac.size()) != out_n) fail("frac must have one value per output");
+  const auto h = static_cast<size_t>(H), f = static_cast<size_t>(F);
+  std::vector<Wide> xb(f, 0);
+  for (size_t t = 0; t < static_cast<size_t>(L); ++t) {
+    for (size_t k = 0; k < f; ++k) xb[k] = std::max(xb[k], Wide(in_bound[t * f + k]));
+  }
+  const Wide k24 = Wide(1) << 24;
+  *exact = true;
+  auto note = [&](Wide v) {
+    if (v >= k24) *exact = false;
+  };
+  auto shift_of = [&](int64_t to, int64_t from, const char* what) {
+    const int64_t k = to - from;
+    if (k < 0 || k > 62) {
+      fail(std::string(what) + ": the frac " + std::to_string(to) + " must be 0 to 62 above " + std::to_string(from));
+    }
+    return k;
+  };
+  auto check = [&](Wide v, const char* what) {
+    if (v >= Wide(kMaxBound)) fail(std::string(what) + " can exceed 2^62");
+    return v;
+  };
+  std::vector<int64_t> out_bound(static_cast<size_t>(out_n), 0);
+  for (int64_t d = 0; d < D; ++d) {
+    const RecurrentDirection& r = R.directions[static_cast<size_t>(d)];
+    const std::string dn = "direction " + std::to_string(d);
+    for (int64_t fr : {r.x_frac, r.hh_frac, r.a_frac, r.n_frac, r.hn_frac, r.c_frac, r.h_frac}) {
+      if (fr < -1074 || fr > 1074) fail(dn + ": frac out of range");
+    }
+    const bool gru_split = R.cell == "gru" && !R.reset_after;
+    const int64_t rows_hh = gru_split ? 2 * H : G * H;
+    auto sized = [&](const std::vector<int64_t>& v, int64_t want, bool optional, const char* what) {
+      if (static_cast<int64_t>(v.size()) != want && !(optional && v.empty())) {
+        fail(dn + ": " + what + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(want));
+      }
+      for (int64_t x : v) {
+        if (x <= -kMaxBound || x >= kMaxBound) fail(dn + ": " + what + ": code out of range");
+      }
+    };
+    sized(r.w_ih, G * H * F, false, "w_ih");
+    sized(r.b_ih, G * H, true, "b_ih");
+    sized(r.w_hh, rows_hh * H, false, "w_hh");
+    sized(r.b_hh, rows_hh, true, "b_hh");
+    sized(r.w_hn, gru_split ? H * H : 0, false, "w_hn");
+    sized(r.b_hn, gru_split ? H : 0, true, "b_hn");
+    // the state's bound, which must not depend on the previous step's (a quantized state)
+    Wide sb = 0, csb = 0;
+    const std::string sh = at + ", " + dn + ", state_h", sc = at + ", " + dn + ", state_c";
+    if (bounded_kind(r.state_h)) {
+      sb = range_of(r.state_h, h, sh);
+    } else if (R.cell == "rnn" && bounded_kind(r.act)) {
+      sb = range_of(r.act, h, at + ", " + dn + ", act");
+    } else if (R.cell == "lstm" && bounded_kind(r.ract) && bounded_kind(r.act_c)) {
+      sb = range_of(r.ract, h, at + ", " + dn + ", ract") * range_of(r.act_c, h, at + ", " + dn + ", act_c");
+    } else {
+      fail(dn + ": the state fed back is not quantized (its range and frac would grow with the steps): "
+                "give the layer a state_quantizer");
+    }
+    if (R.cell == "lstm") {
+      if (!bounded_kind(r.state_c)) fail(dn + ": an LSTM's carry needs a state quantizer (state_c)");
+      csb = range_of(r.state_c, h, sc);
+    }
+    const Wide xa = check(matvec_bound(r.w_ih, r.b_ih, static_cast<size_t>(G * H), f, xb), "w_ih x + b_ih");
+    note(xa);
+    const Wide ra = check(matvec_bound(r.w_hh, r.b_hh, static_cast<size_t>(rows_hh), h, std::vector<Wide>(h, sb)),
+                          "w_hh s + b_hh");
+    note(ra);
+    const Wide ab = check(sat(up_wide(xa, shift_of(r.a_frac, r.x_frac, "a_frac")) +
+                              up_wide(ra, shift_of(r.a_frac, r.hh_frac, "a_frac"))), "the gates' pre-activation");
+    note(ab);
+    Wide hb = 0;
+    const std::string an = at + ", " + dn + ", act", rn = at + ", " + dn + ", ract";
+    if (R.cell == "rnn") {
+      if (r.act.in_frac != r.a_frac) fail(dn + ": act.in_frac must be a_frac");
+      hb = check_rnn_activation(r.act, h, ab, an);
+      if (r.h_frac != r.act.out_frac) fail(dn + ": h_frac must be act.out_frac");
+    } else if (R.cell == "lstm") {
+      if (r.act.in_frac != r.a_frac || r.ract.in_frac != r.a_frac) fail(dn + ": act.in_frac and ract.in_frac must be a_frac");
+      const Wide gb = check_rnn_activation(r.act, h, ab, an), rb = check_rnn_activation(r.ract, h, ab, rn);
+      const Wide fc = check(rb * csb, "f cs"), ig = check(rb * gb, "i g");
+      note(fc);
+      note(ig);
+      const Wide cb = check(sat(up_wide(fc, shift_of(r.c_frac, r.ract.out_frac + r.state_c.out_frac, "c_frac")) +
+                                up_wide(ig, shift_of(r.c_frac, r.ract.out_frac + r.act.out_frac, "c_frac"))), "the carry");
+      note(cb);
+      if (r.act_c.in_frac != r.c_frac || r.state_c.in_frac != r.c_frac) {
+        fail(dn + ": act_c.in_frac and state_c.in_frac must be c_frac");
+      }
+      const Wide acb = check_rnn_activation(r.act_c, h, cb, at + ", " + dn + ", act_c");
+      check_rnn_activation(r.state_c, h, cb, sc);
+      hb = check(rb * acb, "o act_c(c)");
+      if (r.h_frac != r.ract.out_frac + r.act_c.out_frac) fail(dn + ": h_frac must be ract.out_frac + act_c.out_frac");
+    } else {
+      if (r.ract.in_frac != r.a_frac) fail(dn + ": ract.in_frac must be a_frac");
+      if (r.act.in_frac != r.n_frac) fail(dn + ": act.in_frac must be n_frac");
+      const Wide rb = check_rnn_activation(r.ract, h, ab, rn);
+      Wide nb = 0;
+      if (R.reset_after) {
+        const Wide rr = check(rb * ra, "r (w_hn s + b_hn)");
+        note(rr);
+        nb = sat(up_wide(xa, shift_of(r.n_frac, r.x_frac, "n_frac")) +
+                 up_wide(rr, shift_of(r.n_frac, r.ract.out_frac + r.hh_frac, "n_frac")));
+      } else {
+        const Wide rs = check(rb * sb, "r s");
+        note(rs);
+        const Wide hn = check(matvec_bound(r.w_hn, r.b_hn, h, h, std::vector<Wide>(h, rs)), "w_hn (r s) + b_hn");
+        note(hn);
+        nb = sat(up_wide(xa, shift_of(r.n_frac, r.x_frac, "n_frac")) + up_wide(hn, shift_of(r.n_frac, r.hn_frac, "n_frac")));
+      }
+      check(nb, "the candidate's pre-activation");
+      note(nb);
+      const Wide cand = check_rnn_activation(r.act, h, nb, an);
+      const Wide one = Wide(1) << std::clamp<int64_t>(r.ract.out_frac, 0, 62);
+      if (r.ract.out_frac < 0 || r.ract.out_frac > 60) fail(dn + ": ract.out_frac must be in [0, 60]");
+      const Wide zn = check((one + rb) * cand, "(1 - z) n"), zs = check(rb * sb, "z s");
+      note(zn);
+      note(zs);
+      hb = sat(up_wide(zn, shift_of(r.h_frac, r.ract.out_frac + r.act.out_frac, "h_frac")) +
+               up_wide(zs, shift_of(r.h_frac, r.ract.out_frac + r.state_h.out_frac, "h_frac")));
+    }
+    check(hb, "h");
+    note(hb);
+    if (r.state_h.in_frac != r.h_frac) fail(dn + ": state_h.in_frac must be h_frac");
+    check_rnn_activation(r.state_h, h, hb, sh);
+    for (int64_t t = 0; t < (R.return_sequences ? L : 1); ++t) {
+      for (int64_t j = 0; j < H; ++j) {
+        const auto k = static_cast<size_t>((t * D + d) * H + j);
+        out_bound[k] = static_cast<int64_t>(hb);
+        if (s.frac[k] != r.h_frac) fail("frac of output " + std::to_string(k) + " must be its direction's h_frac");
+      }
+    }
+  }
+  return out_bound;
+}
 }  // namespace
 
 int64_t bits_for(int64_t max_abs) {
@@ -414,6 +715,21 @@ void Engine::analyse() {
       info.max_abs = *std::max_element(bound.begin(), bound.end());
       info.storage = storage_name(out_type_[i]);
       size = s.out_features;
+    } else if (s.kind == "recurrent") {
+      bool exact = true;
+      bound = analyse_recurrent(s, prev_bound, at, &exact);
+      dense_kind_[i] = 5;
+      out_type_[i] = 64;
+      info.max_abs = *std::max_element(bound.begin(), bound.end());
+      info.float32_exact = exact;
+      info.storage = storage_name(64);
+      info.nonzero_weights = 0;
+      for (const RecurrentDirection& r : s.recurrent.directions) {
+        for (const auto* w : {&r.w_ih, &r.w_hh, &r.w_hn}) {
+          info.nonzero_weights += std::count_if(w->begin(), w->end(), [](int64_t v) { return v != 0; });
+        }
+      }
+      size = s.out_features;
     } else if (s.kind == "requantize") {
       const Requantizer& r = s.requantizer;
       const auto n = static_cast<size_t>(size);
@@ -423,79 +739,8 @@ void Engine::analyse() {
         fail(at + ": a requantization has one frac for every channel");
       }
       check_frac(s.frac, at);
-      const int64_t prev_max = *std::max_element(prev_bound.begin(), prev_bound.end());
       int64_t rlo = 0, rhi = 0;
-      if (r.kind == "fixed") {
-        if (r.shift.size() != n) fail(at + ": shift must have one value per channel");
-        if (r.lo > r.hi) fail(at + ": lo > hi");
-        if (r.has_slope && (r.slope_shift.size() != n || r.neg_lo > 0)) {
-          fail(at + ": slope_shift must have one value per channel and neg_lo <= 0");
-        }
-        auto check_shift = [&](int64_t sh) {
-          if (sh < -62 || sh > 62) fail(at + ": shift " + std::to_string(sh) + " is out of [-62, 62]");
-          if (sh < 0 && static_cast<__int128>(prev_max) << (-sh) >= kMaxBound) {
-            fail(at + ": shifting the input left by " + std::to_string(-sh) + " can exceed 2^62");
-          }
-        };
-        for (int64_t sh : r.shift) check_shift(sh);
-        if (r.has_slope) {
-          for (int64_t sh : r.slope_shift) check_shift(sh);
-        }
-        rlo = r.has_slope ? std::min(r.lo, r.neg_lo) : r.lo;
-        rhi = r.hi;
-        if (abs_max(rlo, rhi) >= kMaxBound) fail(at + ": the code range exceeds 2^62");
-      } else if (r.kind == "fixed_elem") {
-        if (r.shift.size() != n) fail(at + ": shift must have one value per element");
-        for (size_t j = 0; j < n; ++j) {
-          const int64_t sh = r.shift[j];
-          if (sh < -62 || sh > 62) fail(at + ": shift " + std::to_string(sh) + " is out of [-62, 62]");
-          if (sh < 0 && static_cast<__int128>(prev_bound[j]) << (-sh) >= kMaxBound) {
-            fail(at + ": shifting input " + std::to_string(j) + " left by " + std::to_string(-sh) +
-                 " can exceed 2^62");
-          }
-        }
-        check_fixed_elem(r.lo_elem, r.hi_elem, n, r.round_mode, r.wrap, at, &rlo, &rhi);
-      } else if (r.kind == "sign") {
-        rlo = -1;
-        rhi = 1;
-      } else if (r.kind == "binary") {
-        if (r.low != -1 && r.low != 0) fail(at + ": binary low must be -1 or 0");
-        rlo = r.low;
-        rhi = 1;
-      } else if (r.kind == "ternary") {
-        if (r.threshold.size() != n) fail(at + ": threshold must have one value per channel");
-        if (std::any_of(r.threshold.begin(), r.threshold.end(), [](int64_t t) { return t < 0; })) {
-          fail(at + ": thresholds must be >= 0");
-        }
-        rlo = -1;
-        rhi = 1;
-      } else if (r.kind == "table") {
-        if (r.table.size() != n) fail(at + ": table must have one value per channel");
-        if (r.breaks.empty() || r.breaks.size() != r.codes.size()) {
-          fail(at + ": breaks and codes must hold the same number (>= 1) of tables");
-        }
-        for (int64_t t : r.table) {
-          if (t < 0 || t >= static_cast<int64_t>(r.breaks.size())) fail(at + ": table index " + std::to_string(t) + " out of range");
-        }
-        rlo = std::numeric_limits<int64_t>::max();
-        rhi = std::numeric_limits<int64_t>::min();
-        for (size_t t = 0; t < r.breaks.size(); ++t) {
-          const auto& br = r.breaks[t];
-          if (r.codes[t].size() != br.size() + 1) {
-            fail(at + ": table " + std::to_string(t) + " needs one code more than breaks");
-          }
-          for (size_t k = 1; k < br.size(); ++k) {
-            if (br[k] <= br[k - 1]) fail(at + ": the breaks of table " + std::to_string(t) + " must increase strictly");
-          }
-          for (int64_t c : r.codes[t]) {
-            rlo = std::min(rlo, c);
-            rhi = std::max(rhi, c);
-          }
-        }
-        if (rlo <= -kMaxBound || rhi >= kMaxBound) fail(at + ": the code range exceeds 2^62");
-      } else {
-        fail(at + ": unknown requantizer kind `" + r.kind + "`");
-      }
+      check_requantizer(r, n, prev_bound, at, &rlo, &rhi);
       out_type_[i] = storage_for(rlo, rhi);
       op_[i] = op_code(r.kind);
       if (op_[i] == kFixed && !r.has_slope && prev_type == 32 && out_type_[i] == 16 && n > 0 &&
@@ -507,7 +752,7 @@ void Engine::analyse() {
       info.storage = storage_name(out_type_[i]);
       bound.assign(n, info.max_abs);
     } else {
-      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\", \"affine\", \"gather\" or \"requantize\")");
+      fail(at + ": unknown stage kind (expected \"dense\", \"conv2d\", \"affine\", \"gather\", \"recurrent\" or \"requantize\")");
     }
     info.bits = bits_for(info.max_abs);
     if (s.cost_bits > 0 && (s.kind == "dense" || s.kind == "conv2d")) {
@@ -905,6 +1150,109 @@ void dense_wide_to(const TX* x, const Stage& s, unsigned char* out, int type) {
   }
 }
 
+
+// One activation slot of a recurrent stage on n int64 values.
+void rnn_activation(const RecurrentActivation& a, const int64_t* in, int64_t* out, int64_t n) {
+  if (a.kind == "requantize") {
+    requantize(in, a.requantizer, op_code(a.requantizer.kind), out, n);
+  } else if (a.kind == "hard_sigmoid") {
+    const int64_t one = int64_t(1) << a.in_frac;
+    for (int64_t j = 0; j < n; ++j) out[j] = std::clamp(in[j] + one, int64_t(0), 2 * one);
+  } else if (a.kind == "relu") {
+    for (int64_t j = 0; j < n; ++j) out[j] = std::max(in[j], int64_t(0));
+  } else {
+    std::copy(in, in + n, out);
+  }
+}
+
+// y[o] = bias[o] + sum_k w[o][k] x[k] for `rows` rows of `cols` (64-bit; the analysis bounds it).
+void matvec(const std::vector<int64_t>& w, const std::vector<int64_t>& bias, const int64_t* x, int64_t rows,
+            int64_t cols, int64_t* y) {
+  for (int64_t o = 0; o < rows; ++o) {
+    int64_t acc = bias.empty() ? 0 : bias[static_cast<size_t>(o)];
+    const int64_t* wr = w.data() + o * cols;
+    for (int64_t k = 0; k < cols; ++k) acc += wr[k] * x[k];
+    y[o] = acc;
+  }
+}
+
+// A "recurrent" stage on one sample: x (steps, features) -> y (see Recurrent).
+template <typename TX>
+void recurrent(const TX* xin, const Stage& st, int64_t* y) {
+  const Recurrent& R = st.recurrent;
+  const int64_t L = R.steps, F = R.features, H = R.hidden, G = gates_of(R.cell);
+  const auto D = static_cast<int64_t>(R.directions.size());
+  const bool lstm = R.cell == "lstm", gru = R.cell == "gru";
+  thread_local std::vector<int64_t> buf;
+  const auto need = static_cast<size_t>(L * F + L * G * H + 2 * G * H + 10 * H);
+  if (buf.size() < need) buf.resize(need);
+  int64_t* x = buf.data();
+  int64_t* X = x + L * F;
+  int64_t* Rv = X + L * G * H;
+  int64_t* A = Rv + G * H;
+  int64_t* h = A + G * H;
+  int64_t* c = h + H;
+  int64_t* sv = c + H;
+  int64_t* cs = sv + H;
+  int64_t* t1 = cs + H;
+  int64_t* t2 = t1 + H;
+  int64_t* t3 = t2 + H;
+  int64_t* t4 = t3 + H;
+  int64_t* rs = t4 + H;
+  int64_t* hn = rs + H;
+  for (int64_t k = 0; k < L * F; ++k) x[k] = static_cast<int64_t>(xin[k]);
+  for (int64_t d = 0; d < D; ++d) {
+    const RecurrentDirection& r = R.directions[static_cast<size_t>(d)];
+    for (int64_t t = 0; t < L; ++t) matvec(r.w_ih, r.b_ih, x + t * F, G * H, F, X + t * G * H);
+    std::fill(h, h + H, 0);
+    std::fill(c, c + H, 0);
+    const int64_t rows_hh = gru && !R.reset_after ? 2 * H : G * H;
+    const int64_t ax = r.a_frac - r.x_frac, ah = r.a_frac - r.hh_frac;
+    for (int64_t step = 0; step < L; ++step) {
+      const int64_t t = d == 1 ? L - 1 - step : step;
+      const int64_t* Xt = X + t * G * H;
+      rnn_activation(r.state_h, h, sv, H);
+      if (lstm) rnn_activation(r.state_c, c, cs, H);
+      matvec(r.w_hh, r.b_hh, sv, rows_hh, H, Rv);
+      const int64_t gate_rows = gru ? 2 * H : G * H;
+      for (int64_t j = 0; j < gate_rows; ++j) A[j] = up(Xt[j], ax) + up(Rv[j], ah);
+      if (R.cell == "rnn") {
+        rnn_activation(r.act, A, h, H);
+      } else if (lstm) {
+        rnn_activation(r.ract, A, t1, H);          // i
+        rnn_activation(r.ract, A + H, t2, H);      // f
+        rnn_activation(r.act, A + 2 * H, t3, H);   // g
+        rnn_activation(r.ract, A + 3 * H, t4, H);  // o
+        const int64_t sf = r.c_frac - r.ract.out_frac - r.state_c.out_frac;
+        const int64_t sg = r.c_frac - r.ract.out_frac - r.act.out_frac;
+        for (int64_t j = 0; j < H; ++j) c[j] = up(t2[j] * cs[j], sf) + up(t1[j] * t3[j], sg);
+        rnn_activation(r.act_c, c, rs, H);
+        for (int64_t j = 0; j < H; ++j) h[j] = t4[j] * rs[j];
+      } else {
+        rnn_activation(r.ract, A, t1, H);      // r
+        rnn_activation(r.ract, A + H, t2, H);  // z
+        const int64_t xn = r.n_frac - r.x_frac;
+        if (R.reset_after) {
+          const int64_t k = r.n_frac - r.ract.out_frac - r.hh_frac;
+          for (int64_t j = 0; j < H; ++j) A[j] = up(Xt[2 * H + j], xn) + up(t1[j] * Rv[2 * H + j], k);
+        } else {
+          for (int64_t j = 0; j < H; ++j) rs[j] = t1[j] * sv[j];
+          matvec(r.w_hn, r.b_hn, rs, H, H, hn);
+          const int64_t k = r.n_frac - r.hn_frac;
+          for (int64_t j = 0; j < H; ++j) A[j] = up(Xt[2 * H + j], xn) + up(hn[j], k);
+        }
+        rnn_activation(r.act, A, t3, H);  // n
+        const int64_t one = int64_t(1) << r.ract.out_frac;
+        const int64_t kn = r.h_frac - r.ract.out_frac - r.act.out_frac;
+        const int64_t ks = r.h_frac - r.ract.out_frac - r.state_h.out_frac;
+        for (int64_t j = 0; j < H; ++j) h[j] = up((one - t2[j]) * t3[j], kn) + up(t2[j] * sv[j], ks);
+      }
+      if (R.return_sequences) std::copy(h, h + H, y + (t * D + d) * H);
+    }
+    if (!R.return_sequences) std::copy(h, h + H, y + d * H);
+  }
+}
+
 // The input quantizer: the float32 element functions of the QAT kernels, giving the code.
 template <typename TC>
 void quantize_input(const InputQuantizer& q, int op, const float* scale_elem, const float* x, TC* c,
@@ -974,7 +1322,16 @@ void Engine::run_stage(size_t i, const unsigned char* prev, int prev_type, int64
                        unsigned char* out) const {
   const Program& p = program_;
   const Stage& s = p.stages[i];
-  if (op_[i] == kDense && dense_kind_[i] == 4) {
+  if (op_[i] == kDense && dense_kind_[i] == 5) {
+    auto* y = reinterpret_cast<int64_t*>(out);
+    if (prev_type == 16) {
+      recurrent(reinterpret_cast<const int16_t*>(prev), s, y);
+    } else if (prev_type == 32) {
+      recurrent(reinterpret_cast<const int32_t*>(prev), s, y);
+    } else {
+      recurrent(reinterpret_cast<const int64_t*>(prev), s, y);
+    }
+  } else if (op_[i] == kDense && dense_kind_[i] == 4) {
     if (prev_type == 16) {
       gather(reinterpret_cast<const int16_t*>(prev), s, reinterpret_cast<int16_t*>(out));
     } else if (prev_type == 32) {

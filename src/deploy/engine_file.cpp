@@ -25,7 +25,8 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "heteroq.deploy_engine";
-constexpr int kVersion = 2;  // 2: gather stages, table requantizers, pad_*_end, cost_bits (1 is read too)
+// 2: gather stages, table requantizers, pad_*_end, cost_bits; 3: recurrent stages (1 and 2 are read too)
+constexpr int kVersion = 3;
 
 struct Blob {
   std::string dtype;  // "I16", "I32", "I64"
@@ -141,6 +142,45 @@ ojson input_json(const InputQuantizer& q) {
   return j;
 }
 
+// A requantizer as JSON; its tables go to `blobs` as tensors named prefix.breaks/.codes.
+ojson requantizer_json(const Requantizer& r, const std::string& prefix,
+                       std::vector<std::pair<std::string, Blob>>& blobs) {
+  ojson q;
+  q["kind"] = r.kind;
+  q["shift"] = r.shift;
+  q["lo"] = r.lo;
+  q["hi"] = r.hi;
+  q["has_slope"] = r.has_slope;
+  q["slope_shift"] = r.slope_shift;
+  q["neg_lo"] = r.neg_lo;
+  q["low"] = r.low;
+  q["threshold"] = r.threshold;
+  if (r.kind == "table") {
+    // the tables as tensors: breaks and codes concatenated, with each table's length
+    q["table"] = r.table;
+    std::vector<int64_t> lengths, breaks, codes;
+    for (size_t t = 0; t < r.breaks.size(); ++t) {
+      lengths.push_back(static_cast<int64_t>(r.breaks[t].size()));
+      breaks.insert(breaks.end(), r.breaks[t].begin(), r.breaks[t].end());
+      codes.insert(codes.end(), r.codes[t].begin(), r.codes[t].end());
+    }
+    q["table_lengths"] = lengths;
+    const std::string b = prefix + ".breaks";
+    const std::string c = prefix + ".codes";
+    blobs.push_back({b, {narrowest(breaks), {static_cast<int64_t>(breaks.size())}, breaks}});
+    blobs.push_back({c, {narrowest(codes), {static_cast<int64_t>(codes.size())}, codes}});
+    q["breaks"] = b;
+    q["codes"] = c;
+  }
+  if (r.kind == "fixed_elem") {
+    q["lo_elem"] = r.lo_elem;
+    q["hi_elem"] = r.hi_elem;
+    q["round_mode"] = r.round_mode;
+    q["wrap"] = r.wrap;
+  }
+  return q;
+}
+
 // A checked reader of the program JSON: every access names the key that is missing or mistyped.
 struct Reader {
   const std::string& file;
@@ -238,42 +278,61 @@ void Engine::save(const std::string& path) const {
       } else {
         j["bias"] = nullptr;
       }
-    } else {
-      const Requantizer& r = s.requantizer;
-      ojson q;
-      q["kind"] = r.kind;
-      q["shift"] = r.shift;
-      q["lo"] = r.lo;
-      q["hi"] = r.hi;
-      q["has_slope"] = r.has_slope;
-      q["slope_shift"] = r.slope_shift;
-      q["neg_lo"] = r.neg_lo;
-      q["low"] = r.low;
-      q["threshold"] = r.threshold;
-      if (r.kind == "table") {
-        // the tables as tensors: breaks and codes concatenated, with each table's length
-        q["table"] = r.table;
-        std::vector<int64_t> lengths, breaks, codes;
-        for (size_t t = 0; t < r.breaks.size(); ++t) {
-          lengths.push_back(static_cast<int64_t>(r.breaks[t].size()));
-          breaks.insert(breaks.end(), r.breaks[t].begin(), r.breaks[t].end());
-          codes.insert(codes.end(), r.codes[t].begin(), r.codes[t].end());
+    } else if (s.kind == "recurrent") {
+      const Recurrent& R = s.recurrent;
+      j["in_features"] = s.in_features;
+      j["out_features"] = s.out_features;
+      ojson rj;
+      rj["cell"] = R.cell;
+      rj["steps"] = R.steps;
+      rj["features"] = R.features;
+      rj["hidden"] = R.hidden;
+      rj["reset_after"] = R.reset_after;
+      rj["return_sequences"] = R.return_sequences;
+      ojson dirs = ojson::array();
+      for (size_t d = 0; d < R.directions.size(); ++d) {
+        const RecurrentDirection& r = R.directions[d];
+        const std::string pre = "stages." + std::to_string(i) + ".d" + std::to_string(d);
+        ojson dj;
+        // the weights as flat tensors (null: absent)
+        auto put = [&](const char* key, const std::vector<int64_t>& v) {
+          if (v.empty()) {
+            dj[key] = nullptr;
+            return;
+          }
+          const std::string name = pre + "." + key;
+          blobs.push_back({name, {narrowest(v), {static_cast<int64_t>(v.size())}, v}});
+          dj[key] = name;
+        };
+        put("w_ih", r.w_ih);
+        put("b_ih", r.b_ih);
+        put("w_hh", r.w_hh);
+        put("b_hh", r.b_hh);
+        put("w_hn", r.w_hn);
+        put("b_hn", r.b_hn);
+        dj["x_frac"] = r.x_frac;
+        dj["hh_frac"] = r.hh_frac;
+        dj["a_frac"] = r.a_frac;
+        dj["n_frac"] = r.n_frac;
+        dj["hn_frac"] = r.hn_frac;
+        dj["c_frac"] = r.c_frac;
+        dj["h_frac"] = r.h_frac;
+        const std::pair<const char*, const RecurrentActivation*> acts[] = {
+            {"act", &r.act}, {"ract", &r.ract}, {"act_c", &r.act_c}, {"state_h", &r.state_h}, {"state_c", &r.state_c}};
+        for (const auto& [key, a] : acts) {
+          ojson aj;
+          aj["kind"] = a->kind;
+          aj["in_frac"] = a->in_frac;
+          aj["out_frac"] = a->out_frac;
+          if (a->kind == "requantize") aj["requantizer"] = requantizer_json(a->requantizer, pre + "." + key, blobs);
+          dj[key] = aj;
         }
-        q["table_lengths"] = lengths;
-        const std::string b = "stages." + std::to_string(i) + ".breaks";
-        const std::string c = "stages." + std::to_string(i) + ".codes";
-        blobs.push_back({b, {narrowest(breaks), {static_cast<int64_t>(breaks.size())}, breaks}});
-        blobs.push_back({c, {narrowest(codes), {static_cast<int64_t>(codes.size())}, codes}});
-        q["breaks"] = b;
-        q["codes"] = c;
+        dirs.push_back(dj);
       }
-      if (r.kind == "fixed_elem") {
-        q["lo_elem"] = r.lo_elem;
-        q["hi_elem"] = r.hi_elem;
-        q["round_mode"] = r.round_mode;
-        q["wrap"] = r.wrap;
-      }
-      j["requantizer"] = q;
+      rj["directions"] = dirs;
+      j["recurrent"] = rj;
+    } else {
+      j["requantizer"] = requantizer_json(s.requantizer, "stages." + std::to_string(i), blobs);
     }
     stages.push_back(j);
   }
@@ -352,11 +411,11 @@ Engine Engine::load(const std::string& path) {
                  : "") + ")");
   }
   const std::string version = rd.text(meta, "format_version", "__metadata__");
-  if (version != "1" && version != std::to_string(kVersion)) {
-    rd.fail("unsupported format_version `" + version + "` (this heteroq reads 1 and " +
+  if (version != "1" && version != "2" && version != std::to_string(kVersion)) {
+    rd.fail("unsupported format_version `" + version + "` (this heteroq reads 1 to " +
             std::to_string(kVersion) + ")");
   }
-  const bool v1 = version == "1";
+  const bool v1 = version == "1", before_v3 = v1 || version == "2";
 
   // Tensors: dtype, shape against byte count, offsets tiling the data section.
   std::map<std::string, Blob> blobs;
@@ -458,6 +517,46 @@ Engine Engine::load(const std::string& path) {
       used.insert(name);
       return it->second.values;
     };
+    // a requantizer's JSON (its tables from the tensors it names)
+    auto read_requantizer = [&](const ojson& q, const std::string& w) {
+      Requantizer r;
+      r.kind = rd.text(q, "kind", w);
+      r.shift = rd.ints(q, "shift", w);
+      r.lo = rd.integer(q, "lo", w);
+      r.hi = rd.integer(q, "hi", w);
+      r.has_slope = rd.boolean(q, "has_slope", w);
+      r.slope_shift = rd.ints(q, "slope_shift", w);
+      r.neg_lo = rd.integer(q, "neg_lo", w);
+      r.low = rd.integer(q, "low", w);
+      r.threshold = rd.ints(q, "threshold", w);
+      if (r.kind == "fixed_elem") {
+        r.lo_elem = rd.ints(q, "lo_elem", w);
+        r.hi_elem = rd.ints(q, "hi_elem", w);
+        r.round_mode = rd.text(q, "round_mode", w);
+        r.wrap = rd.boolean(q, "wrap", w);
+      }
+      if (r.kind == "table") {
+        if (v1) rd.fail(w + ": a table requantizer needs format_version 2");
+        r.table = rd.ints(q, "table", w);
+        const std::vector<int64_t> lengths = rd.ints(q, "table_lengths", w);
+        int64_t nb = 0;
+        for (int64_t len : lengths) {
+          if (len < 0 || len > (int64_t(1) << 40)) rd.fail(w + ": bad table_lengths");
+          nb += len;
+        }
+        const std::vector<int64_t> breaks = tensor(rd.text(q, "breaks", w), {nb});
+        const std::vector<int64_t> codes =
+            tensor(rd.text(q, "codes", w), {nb + static_cast<int64_t>(lengths.size())});
+        size_t bi = 0, ci = 0;
+        for (int64_t len : lengths) {
+          r.breaks.emplace_back(breaks.begin() + bi, breaks.begin() + bi + len);
+          r.codes.emplace_back(codes.begin() + ci, codes.begin() + ci + len + 1);
+          bi += len;
+          ci += len + 1;
+        }
+      }
+      return r;
+    };
     if (s.kind == "gather" && !v1) {
       s.in_features = rd.integer(j, "in_features", where);
       s.out_features = rd.integer(j, "out_features", where);
@@ -506,45 +605,60 @@ Engine Engine::load(const std::string& path) {
         if (!b.is_string()) rd.fail(where + ": `bias` must be a tensor name or null");
         s.bias = tensor(b.get<std::string>(), {aff ? s.channels : conv ? g.out_channels : s.out_features});
       }
+    } else if (s.kind == "recurrent") {
+      if (before_v3) rd.fail(where + ": a recurrent stage needs format_version 3");
+      s.in_features = rd.integer(j, "in_features", where);
+      s.out_features = rd.integer(j, "out_features", where);
+      const ojson& rj = rd.get(j, "recurrent", where);
+      const std::string w = where + ".recurrent";
+      Recurrent& R = s.recurrent;
+      R.cell = rd.text(rj, "cell", w);
+      R.steps = rd.integer(rj, "steps", w);
+      R.features = rd.integer(rj, "features", w);
+      R.hidden = rd.integer(rj, "hidden", w);
+      R.reset_after = rd.boolean(rj, "reset_after", w);
+      R.return_sequences = rd.boolean(rj, "return_sequences", w);
+      const ojson& dirs = rd.get(rj, "directions", w);
+      if (!dirs.is_array() || dirs.empty() || dirs.size() > 2) rd.fail(w + ": `directions` must be a list of 1 or 2");
+      for (size_t d = 0; d < dirs.size(); ++d) {
+        const ojson& dj = dirs[d];
+        const std::string dw = w + ".directions[" + std::to_string(d) + "]";
+        RecurrentDirection r;
+        auto flat = [&](const char* key) -> std::vector<int64_t> {
+          const ojson& v = rd.get(dj, key, dw);
+          if (v.is_null()) return {};
+          if (!v.is_string()) rd.fail(dw + ": `" + key + "` must be a tensor name or null");
+          auto it = blobs.find(v.get<std::string>());
+          if (it == blobs.end()) rd.fail(dw + ": tensor `" + v.get<std::string>() + "` is missing");
+          return tensor(v.get<std::string>(), {static_cast<int64_t>(it->second.values.size())});
+        };
+        r.w_ih = flat("w_ih");
+        r.b_ih = flat("b_ih");
+        r.w_hh = flat("w_hh");
+        r.b_hh = flat("b_hh");
+        r.w_hn = flat("w_hn");
+        r.b_hn = flat("b_hn");
+        r.x_frac = rd.integer(dj, "x_frac", dw);
+        r.hh_frac = rd.integer(dj, "hh_frac", dw);
+        r.a_frac = rd.integer(dj, "a_frac", dw);
+        r.n_frac = rd.integer(dj, "n_frac", dw);
+        r.hn_frac = rd.integer(dj, "hn_frac", dw);
+        r.c_frac = rd.integer(dj, "c_frac", dw);
+        r.h_frac = rd.integer(dj, "h_frac", dw);
+        const std::pair<const char*, RecurrentActivation*> acts[] = {
+            {"act", &r.act}, {"ract", &r.ract}, {"act_c", &r.act_c}, {"state_h", &r.state_h}, {"state_c", &r.state_c}};
+        for (const auto& [key, a] : acts) {
+          const ojson& aj = rd.get(dj, key, dw);
+          const std::string aw = dw + "." + key;
+          a->kind = rd.text(aj, "kind", aw);
+          a->in_frac = rd.integer(aj, "in_frac", aw);
+          a->out_frac = rd.integer(aj, "out_frac", aw);
+          if (a->kind == "requantize") a->requantizer = read_requantizer(rd.get(aj, "requantizer", aw), aw + ".requantizer");
+        }
+        R.directions.push_back(std::move(r));
+      }
     } else if (s.kind == "requantize") {
-      const ojson& q = rd.get(j, "requantizer", where);
-      const std::string w = where + ".requantizer";
-      Requantizer& r = s.requantizer;
-      r.kind = rd.text(q, "kind", w);
-      r.shift = rd.ints(q, "shift", w);
-      r.lo = rd.integer(q, "lo", w);
-      r.hi = rd.integer(q, "hi", w);
-      r.has_slope = rd.boolean(q, "has_slope", w);
-      r.slope_shift = rd.ints(q, "slope_shift", w);
-      r.neg_lo = rd.integer(q, "neg_lo", w);
-      r.low = rd.integer(q, "low", w);
-      r.threshold = rd.ints(q, "threshold", w);
-      if (r.kind == "fixed_elem") {
-        r.lo_elem = rd.ints(q, "lo_elem", w);
-        r.hi_elem = rd.ints(q, "hi_elem", w);
-        r.round_mode = rd.text(q, "round_mode", w);
-        r.wrap = rd.boolean(q, "wrap", w);
-      }
-      if (r.kind == "table") {
-        if (v1) rd.fail(w + ": a table requantizer needs format_version 2");
-        r.table = rd.ints(q, "table", w);
-        const std::vector<int64_t> lengths = rd.ints(q, "table_lengths", w);
-        int64_t nb = 0;
-        for (int64_t len : lengths) {
-          if (len < 0 || len > (int64_t(1) << 40)) rd.fail(w + ": bad table_lengths");
-          nb += len;
-        }
-        const std::vector<int64_t> breaks = tensor(rd.text(q, "breaks", w), {nb});
-        const std::vector<int64_t> codes =
-            tensor(rd.text(q, "codes", w), {nb + static_cast<int64_t>(lengths.size())});
-        size_t bi = 0, ci = 0;
-        for (int64_t len : lengths) {
-          r.breaks.emplace_back(breaks.begin() + bi, breaks.begin() + bi + len);
-          r.codes.emplace_back(codes.begin() + ci, codes.begin() + ci + len + 1);
-          bi += len;
-          ci += len + 1;
-        }
-      }
+      s.requantizer = read_requantizer(rd.get(j, "requantizer", where), where + ".requantizer");
     } else {
       rd.fail(where + ": unknown stage kind `" + s.kind + "`");
     }

@@ -36,6 +36,36 @@ namespace heteroq::nn {
 // ---------------------------------------------------------------------------------------------
 // The two helper modules.
 
+torch::nn::AnyValue NestedSequentialImpl::forward_any(torch::nn::AnyValue value) {
+  using torch::Tensor;
+  const auto names = named_children();
+  size_t index = 0;
+  for (auto& child : *this) {
+    const std::string& key = names[index++].key();
+    auto* select = child.ptr()->as<RecurrentOutputImpl>();
+    if (!select) {
+      value = child.any_forward(std::move(value));
+      continue;
+    }
+    if (const auto* t = value.try_get<std::tuple<Tensor, Tensor>>()) {
+      value = torch::nn::AnyValue(select->forward(std::get<0>(*t), std::get<1>(*t)));
+    } else if (const auto* t = value.try_get<std::tuple<Tensor, std::tuple<Tensor, Tensor>>>()) {
+      value = torch::nn::AnyValue(select->forward(std::get<0>(*t), std::get<0>(std::get<1>(*t))));
+    } else {
+      throw InvalidArgument("NestedSequential: child `" + key + "` (RecurrentOutput) expects a "
+                            "recurrent layer's (output, state), the previous child returns something else");
+    }
+  }
+  return value;
+}
+
+torch::Tensor NestedSequentialImpl::forward(const torch::Tensor& input) {
+  torch::nn::AnyValue out = forward_any(torch::nn::AnyValue(input));
+  if (const auto* t = out.try_get<torch::Tensor>()) return *t;
+  throw InvalidArgument("NestedSequential: the last child returns a tuple, not a tensor (follow a "
+                        "recurrent layer with RecurrentOutput)");
+}
+
 std::shared_ptr<torch::nn::Module> NestedSequentialImpl::clone(
     const c10::optional<torch::Device>& device) const {
   auto copy = std::make_shared<NestedSequentialImpl>();
@@ -941,6 +971,13 @@ std::vector<LayerEntry> make_layers() {
                  return torch::nn::AnyModule(torch::nn::MaxPool2d(o));
                }});
   t.push_back(no_args<torch::nn::IdentityImpl, torch::nn::Identity>("Identity"));
+  t.push_back({"RecurrentOutput",
+               {typeid(RecurrentOutputImpl)},
+               {flag("return_sequences", false)},
+               [](const Module& m) {
+                 return json{{"return_sequences", as<RecurrentOutputImpl>(m).return_sequences}};
+               },
+               [](const Args& a) { return torch::nn::AnyModule(RecurrentOutput(a.b("return_sequences"))); }});
   return t;
 }
 

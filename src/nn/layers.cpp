@@ -12,7 +12,8 @@
 namespace heteroq::nn {
 
 QuantizerArg::QuantizerArg(const std::string& spec) : q_(get_quantizer(spec)) {}
-QuantizerArg::QuantizerArg(const char* spec) : q_(get_quantizer(spec)) {}
+// (a null pointer, e.g. `.state_quantizer(nullptr)`, is an empty slot)
+QuantizerArg::QuantizerArg(const char* spec) : q_(spec ? get_quantizer(spec) : nullptr) {}
 
 QLinearOptions::QLinearOptions(int64_t in_features, int64_t out_features)
     : in_features_(in_features), out_features_(out_features) {}

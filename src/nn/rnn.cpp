@@ -142,6 +142,23 @@ at::Tensor gru_update_composite(const at::Tensor& z, const at::Tensor& n, const 
   return (1 - z) * n + z * h;
 }
 
+at::Tensor rnn_output_composite(const at::Tensor& output, const at::Tensor& h_n, bool return_sequences) {
+  TORCH_CHECK_VALUE(output.defined() && h_n.defined(), "RecurrentOutput: undefined output or h_n");
+  if (return_sequences) return output;
+  TORCH_CHECK_VALUE((h_n.dim() == 3 || h_n.dim() == 2) && h_n.size(-1) > 0 &&
+                        output.size(-1) % h_n.size(-1) == 0,
+                    "RecurrentOutput: expected a recurrent layer's (output, h_n), got shapes ",
+                    output.sizes(), " and ", h_n.sizes());
+  const int64_t d = output.size(-1) / h_n.size(-1);  // the directions
+  TORCH_CHECK_VALUE((d == 1 || d == 2) && h_n.size(0) >= d, "RecurrentOutput: output's ",
+                    output.size(-1), " features are not 1 or 2 directions of h_n's ",
+                    h_n.size(-1), " (shapes ", output.sizes(), " and ", h_n.sizes(), ")");
+  // the last layer's final states, the directions side by side (Keras's return_sequences=False)
+  const at::Tensor last = h_n.narrow(0, h_n.size(0) - d, d);
+  if (h_n.dim() == 2) return last.reshape({d * h_n.size(-1)});
+  return last.permute({1, 0, 2}).reshape({h_n.size(1), d * h_n.size(-1)});
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -229,9 +246,17 @@ at::Tensor _gru_update(const at::Tensor& z, const at::Tensor& n, const at::Tenso
   return op.call(z, n, h);
 }
 
+at::Tensor _rnn_output(const at::Tensor& output, const at::Tensor& h_n, bool return_sequences) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::_rnn_output", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, bool)>();
+  return op.call(output, h_n, return_sequences);
+}
+
 }  // namespace heteroq::ops
 
 TORCH_LIBRARY_FRAGMENT(heteroq, m) {
+  m.def("_rnn_output(Tensor output, Tensor h_n, bool return_sequences) -> Tensor");
   m.def("hard_sigmoid(Tensor x) -> Tensor");
   m.def("_rnn_activation(Tensor x, str function) -> Tensor");
   m.def("_rnn_input(Tensor input, Tensor weight_ih, bool batch_first, str layer) -> Tensor");
@@ -257,6 +282,7 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
   m.impl("_gru_gates", &gru_gates_composite);
   m.impl("_gru_candidate", &gru_candidate_composite);
   m.impl("_gru_update", &gru_update_composite);
+  m.impl("_rnn_output", &rnn_output_composite);
 }
 
 namespace heteroq::nn {
@@ -580,6 +606,18 @@ std::tuple<torch::Tensor, torch::Tensor> QGRUImpl::forward(const torch::Tensor& 
                                                            torch::Tensor hx) {
   auto [output, h_n, unused] = run(input, opt(hx), std::nullopt);
   return {output, h_n};
+}
+
+RecurrentOutputImpl::RecurrentOutputImpl(bool return_sequences) : return_sequences(return_sequences) {}
+
+void RecurrentOutputImpl::reset() {}
+
+torch::Tensor RecurrentOutputImpl::forward(const torch::Tensor& output, const torch::Tensor& h_n) {
+  return ops::_rnn_output(output, h_n, return_sequences);
+}
+
+void RecurrentOutputImpl::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::RecurrentOutput(return_sequences=" << (return_sequences ? "true" : "false") << ")";
 }
 
 }  // namespace heteroq::nn

@@ -73,9 +73,7 @@ std::vector<torch::Tensor> tensors_of(torch::nn::AnyValue value) {
 // model(input); a Sequential's children in turn, whatever the last one returns.
 torch::nn::AnyValue forward(torch::nn::AnyModule& model, const torch::Tensor& input) {
   if (auto* seq = model.ptr()->as<heteroq::nn::NestedSequentialImpl>()) {
-    torch::nn::AnyValue value(input);
-    for (auto& child : *seq) value = child.any_forward(std::move(value));
-    return value;
+    return seq->forward_any(torch::nn::AnyValue(input));
   }
   return model.any_forward(input);
 }

@@ -256,6 +256,15 @@ std::vector<Case> cases() {
          return any(seq);
        },
        {2, 5, 4}},
+      {"RecurrentOutput",
+       [] {
+         NestedSequential seq;
+         seq->push_back("rnn", QGRU(QGRUOptions(4, 3).batch_first(true).kernel_quantizer(kQ)));
+         seq->push_back("last", RecurrentOutput(false));
+         seq->push_back("fc", QLinear(QLinearOptions(3, 2).kernel_quantizer(kQ)));
+         return any(seq);
+       },
+       {2, 5, 4}},
   };
 }
 
@@ -278,9 +287,7 @@ std::vector<torch::Tensor> tensors_of(torch::nn::AnyValue value) {
 // nn.Sequential; NestedSequential::forward returns a Tensor).
 std::vector<torch::Tensor> run(torch::nn::AnyModule& model, const torch::Tensor& input) {
   if (auto* seq = model.ptr()->as<NestedSequentialImpl>()) {
-    torch::nn::AnyValue value(input);
-    for (auto& child : *seq) value = child.any_forward(std::move(value));
-    return tensors_of(std::move(value));
+    return tensors_of(seq->forward_any(torch::nn::AnyValue(input)));
   }
   return tensors_of(model.any_forward(input));
 }
@@ -360,7 +367,7 @@ TEST(Config, EveryClassIsCovered) {
   }
   const auto all = config_classes();
   EXPECT_EQ(std::vector<std::string>(covered.begin(), covered.end()), all);
-  EXPECT_EQ(all.size(), 33u);
+  EXPECT_EQ(all.size(), 34u);
   EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
 }
 
@@ -573,7 +580,7 @@ TEST(ConfigErrors, NameTheJsonPath) {
        R"J(QAdaptiveActivation, QAvgPool2d, QBatchNorm1d, QBatchNorm2d, QConv1d, QConv2d, )J"
        R"J(QConv2dBatchNorm, QConvTranspose2d, QDepthwiseConv2d, QGRU, QGlobalAvgPool2d, QLSTM, )J"
        R"J(QLinear, QLinearBatchNorm, QSeparableConv1d, QSeparableConv2d, QSimpleRNN, ReLU, )J"
-       R"J(Sequential, Sigmoid, Tanh))J"},
+       R"J(RecurrentOutput, Sequential, Sigmoid, Tanh))J"},
       {valid(R"J("class": "QLinear")J", R"J("class": 5)J"), "layers[0].class: expected a string, got 5"},
       {valid(R"J({"class": "QActivation", "name": "act", "config": {"activation": "quantized_relu(4,1)"}})J", "3"),
        "layers[1]: expected a layer (a JSON object), got 3"},

@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <type_traits>
+
+#include <unistd.h>
 
 #include "deploy/engine_internal.h"
 #include "heteroq/deploy/compile.h"
@@ -18,6 +21,7 @@
 #include "heteroq/nn/hgq.h"
 #include "heteroq/nn/layers.h"
 #include "heteroq/nn/norm_pool.h"
+#include "heteroq/nn/rnn.h"
 #include "heteroq/quantizers/fixed.h"
 
 namespace {
@@ -531,11 +535,12 @@ TEST(DeployEngine, ValidatesGatherAndTableStages) {
   std::vector<int64_t> out(4);
   e.run_codes(x, 1, out.data());
   EXPECT_EQ(out, (std::vector<int64_t>{0, 0, 2, -1}));
-  // recurrent layers are refused by name
+  // a recurrent layer needs the sequence's shape
   hd::LayerDesc l;
   l.name = "rnn";
   l.class_name = "QLSTM";
-  EXPECT_NE(error_of([&] { hd::compile_program({l}); }).find("layer `rnn` (QLSTM): is a recurrent layer"),
+  EXPECT_NE(error_of([&] { hd::compile_program({l}); })
+                .find("layer `rnn` (QLSTM): a recurrent model needs its per-sample input shape"),
             std::string::npos);
 }
 
@@ -640,4 +645,126 @@ TEST(DeployCompile, FixedQuantizerWeightsPerElementAndActivations) {
   const torch::Tensor x = inputs(600, 8);
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(run(e, x), m->forward(x)));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Recurrent layers (each followed by RecurrentOutput; tests/python/test_deploy_recurrent.py has
+// every option).
+
+namespace {
+
+// (A GRU's r (w_hn s + b_hn) carries hard_sigmoid's fraction bits: narrower weights and state keep
+// it within float32's 24 bits.)
+template <typename Options>
+Options rnn_options(Options o, bool bidirectional) {
+  const bool gru = std::is_same_v<Options, hn::QGRUOptions>;
+  const char* w = gru ? "quantized_bits(4,0,alpha=1)" : kQ6;
+  return o.batch_first(true)
+      .bidirectional(bidirectional)
+      .kernel_quantizer(w)
+      .recurrent_quantizer(w)
+      .bias_quantizer("quantized_bits(8,2,alpha=1)")
+      .state_quantizer(gru ? "quantized_bits(5,0,alpha=1)" : "quantized_bits(8,0,alpha=1)");
+}
+
+// Compiles QActivation -> layer -> RecurrentOutput and compares the engine with the modules' own
+// forward on random sequences (7 steps of 5 features).
+template <typename Layer, typename Reference>
+void expect_recurrent_exact(Layer layer, bool return_sequences, Reference reference) {
+  torch::manual_seed(3);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : layer->parameters()) p.uniform_(-0.9, 0.9);
+  }
+  hn::QActivation in_q("quantized_bits(8,2,alpha=1)");
+  hn::RecurrentOutput select(return_sequences);
+  torch::nn::Sequential seq;
+  seq->push_back(in_q);
+  seq->push_back(layer);
+  seq->push_back(select);
+  seq->eval();
+  hd::CompileOptions o;
+  o.input_shape = {7, 5};
+  const hd::Engine e = hd::compile(*seq, o);
+  EXPECT_TRUE(e.float32_exact());
+  EXPECT_EQ(e.stage_info().at(0).kind, "recurrent");
+  const torch::Tensor x = torch::randn({32, 7, 5}) * 2;
+  torch::Tensor ref;
+  {
+    torch::NoGradGuard g;
+    ref = reference(in_q(x), select).reshape({32, -1});
+  }
+  const torch::Tensor got = run(e, x.reshape({32, 35}));
+  ASSERT_EQ(got.sizes(), ref.sizes());
+  EXPECT_TRUE(torch::equal(got, ref)) << (got - ref).abs().max().item<float>();
+  // the file and the generated header's arithmetic reproduce it
+  char path[] = "/tmp/heteroq_rnn_XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  e.save(path);
+  const hd::Engine loaded = hd::Engine::load(path);
+  std::remove(path);
+  EXPECT_TRUE(torch::equal(run(loaded, x.reshape({32, 35})), ref));
+  EXPECT_NE(e.generate_header("rnn").find("static inline void rnn0("), std::string::npos);
+}
+
+}  // namespace
+
+TEST(DeployCompile, RecurrentLayersAreBitExact) {
+  for (bool bidirectional : {false, true}) {
+    for (bool ret : {false, true}) {
+      SCOPED_TRACE(std::string(bidirectional ? "bidirectional" : "forward") + (ret ? ", sequences" : ", last"));
+      hn::QSimpleRNN rnn(rnn_options(hn::QSimpleRNNOptions(5, 6), bidirectional));
+      expect_recurrent_exact(rnn, ret, [&](const torch::Tensor& x, hn::RecurrentOutput& s) {
+        auto [out, h] = rnn(x);
+        return s(out, h);
+      });
+      hn::QLSTM lstm(rnn_options(hn::QLSTMOptions(5, 6), bidirectional));
+      expect_recurrent_exact(lstm, ret, [&](const torch::Tensor& x, hn::RecurrentOutput& s) {
+        auto [out, state] = lstm(x);
+        return s(out, std::get<0>(state));
+      });
+      for (bool reset_after : {true, false}) {
+        hn::QGRU gru(rnn_options(hn::QGRUOptions(5, 6), bidirectional).reset_after(reset_after));
+        expect_recurrent_exact(gru, ret, [&](const torch::Tensor& x, hn::RecurrentOutput& s) {
+          auto [out, h] = gru(x);
+          return s(out, h);
+        });
+      }
+    }
+  }
+}
+
+TEST(DeployCompile, RecurrentRefusalsNameTheLayer) {
+  hd::CompileOptions o;
+  o.input_shape = {7, 5};
+  auto model = [](auto layer, bool with_output) {
+    torch::nn::Sequential seq;
+    seq->push_back(hn::QActivation("quantized_bits(8,2,alpha=1)"));
+    seq->push_back(layer);
+    if (with_output) seq->push_back(hn::RecurrentOutput());
+    seq->eval();
+    return seq;
+  };
+  auto lstm = rnn_options(hn::QLSTMOptions(5, 6), false);
+  EXPECT_NE(error_of([&] { hd::compile(*model(hn::QLSTM(lstm), false), o); })
+                .find("layer `1` (QLSTM): must be followed by a RecurrentOutput"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { hd::compile(*model(hn::QLSTM(hn::QLSTMOptions(lstm).state_quantizer(nullptr)), true), o); })
+                .find("layer `1` (QLSTM): has no state_quantizer"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { hd::compile(*model(hn::QLSTM(hn::QLSTMOptions(lstm).batch_first(false)), true), o); })
+                .find("has batch_first=False"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { hd::compile(*model(hn::QLSTM(hn::QLSTMOptions(lstm).activation("tanh")), true), o); })
+                .find("is the float function `tanh`"),
+            std::string::npos);
+  // an engine file whose recurrent stage lacks the state quantizer is refused on load
+  hd::Program p = hd::compile(*model(hn::QGRU(rnn_options(hn::QGRUOptions(5, 6), false)), true), o).program();
+  p.stages[0].recurrent.directions[0].state_h.kind = "linear";
+  EXPECT_NE(error_of([&] { hd::Engine e(p); }).find("the state fed back is not quantized"), std::string::npos);
+  p = hd::compile(*model(hn::QGRU(rnn_options(hn::QGRUOptions(5, 6), false)), true), o).program();
+  p.stages[0].recurrent.directions[0].w_hh.pop_back();
+  EXPECT_NE(error_of([&] { hd::Engine e(p); }).find("w_hh has"), std::string::npos);
 }

@@ -116,6 +116,9 @@ CASES = [
     ("Sequential_rnn", lambda: torch.nn.Sequential(OrderedDict([
         ("act", nn.QActivation("quantized_bits(8,2,alpha=1)")),
         ("rnn", nn.QLSTM(4, 3, batch_first=True, kernel_quantizer=Q))])), (2, 5, 4)),
+    ("RecurrentOutput", lambda: torch.nn.Sequential(OrderedDict([
+        ("rnn", nn.QGRU(4, 3, batch_first=True, kernel_quantizer=Q)),
+        ("last", nn.RecurrentOutput()), ("fc", nn.QLinear(3, 2, kernel_quantizer=Q))])), (2, 5, 4)),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -323,7 +326,8 @@ KNOWN = ", ".join(sorted(["Sequential", "QLinear", "QConv1d", "QConv2d", "QConvT
                           "QGlobalAvgPool2d", "QConv2dBatchNorm", "QLinearBatchNorm", "QSimpleRNN",
                           "QLSTM", "QGRU", "Linear", "Conv1d", "Conv2d",
                           "BatchNorm1d", "BatchNorm2d", "ReLU", "Tanh", "Sigmoid", "Hardswish",
-                          "Flatten", "Dropout", "AvgPool2d", "MaxPool2d", "Identity"]))
+                          "Flatten", "Dropout", "AvgPool2d", "MaxPool2d", "Identity",
+                          "RecurrentOutput"]))
 
 
 def _fc(c):

@@ -499,7 +499,7 @@ int main() {
      r"layer `3.depthwise` \(QConv2d\).*expects a \(C, H, W\) input"),
     (lambda: [hnn.QActivation("quantized_bits(8,3,alpha=1)"),
               hnn.QGRU(4, 4, kernel_quantizer=Q6, recurrent_quantizer=Q6)],
-     r"layer `1` \(QGRU\): is a recurrent layer"),
+     r"layer `1` \(QGRU\): a recurrent model needs its per-sample input shape"),
 ])
 def test_unsupported_models_name_the_layer(layers, match):
     model = torch.nn.Sequential(*layers()).eval()

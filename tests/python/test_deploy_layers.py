@@ -213,10 +213,11 @@ def test_pooling_refusals():
             deploy.compile(model, input_shape=(1, 5, 5))
 
 
-def test_recurrent_layers_are_refused_by_name():
+def test_recurrent_layer_without_recurrent_output_is_refused_by_name():
+    # (recurrent layers compile with a RecurrentOutput after them: test_deploy_recurrent.py)
     model = torch.nn.Sequential(hnn.QActivation(INP),
                                 hnn.QLSTM(4, 4, kernel_quantizer=Q6, recurrent_quantizer=Q6)).eval()
-    with pytest.raises(ValueError, match=r"layer `1` \(QLSTM\): is a recurrent layer"):
+    with pytest.raises(ValueError, match=r"layer `1` \(QLSTM\): must be followed by a RecurrentOutput"):
         deploy.compile(model, input_shape=(3, 4))
 
 

@@ -65,6 +65,20 @@ struct HETEROQ_API LayerDesc {
   /// Dense and convolution layers: the accumulator type the cost model assigns (QTools's data
   /// types: width with the sign, 0: unknown, and frac), copied to the stage.
   int64_t cost_bits = 0, cost_frac = 0;
+  /// Recurrent layers ("QSimpleRNN", "QLSTM", "QGRU"), per layer and direction k = layer *
+  /// directions + d: PyTorch's weight_ih_l{layer}[_reverse], weight_hh, bias_ih, bias_hh (the biases
+  /// undefined without bias). kernel_quantizer (weight_ih's), bias_quantizer and activation as for
+  /// the other layers; recurrent_quantizer (weight_hh's), state_quantizer and
+  /// recurrent_activation; where an activation slot has no quantizer, its float function by name
+  /// ("tanh", "sigmoid", "hard_sigmoid", "relu", "linear").
+  std::vector<at::Tensor> weights_ih, weights_hh, biases_ih, biases_hh;
+  int64_t hidden_size = 0, num_layers = 1;
+  bool bidirectional = false, batch_first = false, reset_after = true;
+  QuantizerPtr recurrent_quantizer, state_quantizer, recurrent_activation;
+  std::string activation_name, recurrent_activation_name;
+  /// "RecurrentOutput" (which must follow a recurrent layer): whether the layer's whole output
+  /// sequence (true) or its last state (Keras's return_sequences=False) is passed on.
+  bool return_sequences = false;
   /// Whether the module is in training mode (refused: the engine reproduces eval mode).
   bool training = false;
 };

@@ -109,14 +109,62 @@ struct HETEROQ_DEPLOY_API ConvGeometry {
   }
 };
 
+/// An activation inside a "recurrent" stage, on integers at `in_frac` giving integers at
+/// `out_frac`: "requantize" (`requantizer`, with one entry per hidden unit: the quantizer of the
+/// layer's slot), "hard_sigmoid" (QKeras's clip(0.5 x + 0.5, 0, 1) exactly: clamp(a + 2^in_frac,
+/// 0, 2^(in_frac + 1)), out_frac = in_frac + 1), "relu" (max(a, 0)) or "linear" (a; for a state
+/// slot without a quantizer).
+struct HETEROQ_DEPLOY_API RecurrentActivation {
+  std::string kind = "linear";
+  Requantizer requantizer;
+  int64_t in_frac = 0, out_frac = 0;
+};
+
+/// One direction of a recurrent layer: codes aligned to uniform fracs (the compiler lifts each
+/// weight to them). G gates (SimpleRNN 1, LSTM 4: i f g o, GRU 3: r z n; PyTorch's order), H hidden
+/// units, F input features. Per step t, with s = state_h(h) (the state quantizer on the previous
+/// output; h = 0 at the start) and, for an LSTM, cs = state_c(c) (c = 0 at the start):
+///   X = w_ih x_t + b_ih                          [G H] at x_frac
+///   R = w_hh s + b_hh                            [G H] (GRU, reset_after=false: the r, z rows only) at hh_frac
+///   A = X << (a_frac - x_frac) + R << (a_frac - hh_frac)    (the gates' pre-activations)
+///   SimpleRNN: h = act(A)
+///   LSTM: i, f, o = ract(A_i, A_f, A_o), g = act(A_g); c = f cs << . + i g << . at c_frac;
+///         h = o act_c(c) (h_frac = ract.out_frac + act_c.out_frac)
+///   GRU: r, z = ract(A_r, A_z); N = X_n << (n_frac - x_frac) + (r R_n) << (n_frac - ract.out_frac -
+///         hh_frac)  (reset_after), or + (w_hn (r s) + b_hn) << (n_frac - hn_frac);
+///         n = act(N); h = ((2^ract.out_frac - z) n) << . + (z s) << . at h_frac
+/// (every "<< k" a left shift by k >= 0 to the frac named).
+struct HETEROQ_DEPLOY_API RecurrentDirection {
+  std::vector<int64_t> w_ih, b_ih, w_hh, b_hh;
+  /// GRU with reset_after=false: the candidate's recurrent kernel [H][H] (on r s) and bias.
+  std::vector<int64_t> w_hn, b_hn;
+  int64_t x_frac = 0, hh_frac = 0, a_frac = 0, n_frac = 0, hn_frac = 0, c_frac = 0, h_frac = 0;
+  /// act: SimpleRNN's activation, LSTM's g and GRU's n; ract: the gates (LSTM i f o, GRU r z);
+  /// act_c: LSTM's activation of the carry; state_h/state_c: the state quantizer on h and on c.
+  RecurrentActivation act, ract, act_c, state_h, state_c;
+};
+
+/// A "recurrent" stage: one layer of a QSimpleRNN/QLSTM/QGRU over a per-sample sequence
+/// (steps, features), row-major; one direction, or two (the second runs backwards in time and its
+/// outputs follow the first's, as PyTorch's bidirectional layers). Output: the h of every step
+/// (steps, directions hidden) with return_sequences, else the final h of each direction
+/// (directions hidden: the backward direction's final h is the one at t = 0).
+struct HETEROQ_DEPLOY_API Recurrent {
+  /// "rnn", "lstm" or "gru".
+  std::string cell;
+  int64_t steps = 0, features = 0, hidden = 0;
+  bool reset_after = true, return_sequences = true;
+  std::vector<RecurrentDirection> directions;
+};
+
 /// One step of the program: a dense layer (integer matrix-vector product plus bias, giving
 /// accumulators), a 2-D convolution (the same, over a sliding window), a per-channel affine map
 /// (an unfolded batch norm: y = x * weight[c] + bias[c], channel c = element / (size / channels)),
-/// a gather (y[j] = index[j] < 0 ? 0 : x[index[j]]: reflect/replicate/circular padding), or a
-/// requantization. A dense, conv2d or affine stage may follow another directly: its input then has
+/// a gather (y[j] = index[j] < 0 ? 0 : x[index[j]]: reflect/replicate/circular padding), a
+/// recurrent layer (Recurrent), or a requantization. A dense, conv2d or affine stage may follow another directly: its input then has
 /// one frac per value (per channel), and the compiler aligns the weights to it.
 struct HETEROQ_DEPLOY_API Stage {
-  /// "dense", "conv2d", "affine", "gather" or "requantize".
+  /// "dense", "conv2d", "affine", "gather", "recurrent" or "requantize".
   std::string kind;
   /// The model layer it comes from ("fc1 (QLinear)"), for messages.
   std::string name;
@@ -132,6 +180,8 @@ struct HETEROQ_DEPLOY_API Stage {
   Requantizer requantizer;
   /// gather: out_features source indices into the input (-1: zero).
   std::vector<int64_t> index;
+  /// recurrent: the layer (in_features = steps features; out_features as Recurrent says).
+  Recurrent recurrent;
   /// dense, conv2d: the accumulator type the cost model (QTools's data types, heteroq::cost)
   /// assigns to the layer: its width in bits (sign included; 0: unknown) and its frac;
   /// StageInfo::bits_at_cost_frac says whether the engine's bound fits it.
@@ -241,7 +291,7 @@ class HETEROQ_DEPLOY_API Engine {
   std::vector<StageInfo> info_;
   std::vector<std::vector<int16_t>> w16_;
   std::vector<std::vector<int32_t>> b32_;
-  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d, 3 affine, 4 gather
+  std::vector<int> dense_kind_;  // per stage: 0 narrow dense (int16 x int16 -> int32), 1 wide dense (int64), 2 conv2d, 3 affine, 4 gather, 5 recurrent
   std::vector<bool> sparse_;     // per dense stage: the sparse kernel (CSR: row_ptr_, col_, w16_ or the weight)
   std::vector<std::vector<int32_t>> row_ptr_, col_;
   std::vector<std::vector<int64_t>> wsp_;  // sparse wide: the nonzero weights

@@ -45,10 +45,13 @@ inline constexpr int64_t kConfigVersion = 1;
 class HETEROQ_API NestedSequentialImpl : public torch::nn::SequentialImpl {
  public:
   using torch::nn::SequentialImpl::SequentialImpl;
-  /// The children in order; an empty NestedSequential returns its input (as Python's).
-  torch::Tensor forward(const torch::Tensor& input) {
-    return is_empty() ? input : torch::nn::SequentialImpl::forward(input);
-  }
+  /// The children in order, each given what the previous one returned, as Python's nn.Sequential
+  /// (a RecurrentOutput takes the recurrent layer's (output, state) tuple before it); returns what
+  /// the last one returns (an empty NestedSequential returns its input).
+  /// @throws heteroq::InvalidArgument when a RecurrentOutput does not follow a recurrent layer.
+  torch::nn::AnyValue forward_any(torch::nn::AnyValue input);
+  /// forward_any's result as a tensor.
+  torch::Tensor forward(const torch::Tensor& input);
   /// A deep copy that keeps the children's names and the NestedSequential type (LibTorch's
   /// Sequential::clone renames the children "0", "1", ...).
   std::shared_ptr<torch::nn::Module> clone(

@@ -85,6 +85,11 @@ HETEROQ_API at::Tensor _gru_candidate(const at::Tensor& x_gates, const at::Tenso
 /// `heteroq::_gru_update(Tensor z, Tensor n, Tensor h)`: the GRU's new state `(1 - z) n + z h`.
 HETEROQ_API at::Tensor _gru_update(const at::Tensor& z, const at::Tensor& n, const at::Tensor& h);
 
+/// `heteroq::_rnn_output(Tensor output, Tensor h_n, bool return_sequences)`: what a recurrent
+/// layer passes on: its output sequence (return_sequences), or its last layer's final states with
+/// the directions side by side, (N, D H) or (D H) unbatched (Keras's return_sequences=False).
+HETEROQ_API at::Tensor _rnn_output(const at::Tensor& output, const at::Tensor& h_n, bool return_sequences);
+
 }  // namespace heteroq::ops
 
 namespace heteroq::nn {
@@ -300,4 +305,25 @@ class HETEROQ_API QGRUImpl : public QRNNImplBase<QGRUOptions, QGRUImpl> {
 };
 TORCH_MODULE(QGRU);
 
+/**
+ * What a recurrent layer passes on (Keras's return_sequences): forward(output, h_n) gives the
+ * output sequence, or the last layer's final states (directions side by side; for an LSTM, h_n is
+ * the first of its state tuple). heteroq::deploy::compile reads it after a recurrent layer.
+ *
+ * Example:
+ *   auto [output, h_n] = gru(x);
+ *   auto last = heteroq::nn::RecurrentOutput(false)(output, h_n);   // (N, D H)
+ */
+class HETEROQ_API RecurrentOutputImpl : public torch::nn::Cloneable<RecurrentOutputImpl> {
+ public:
+  explicit RecurrentOutputImpl(bool return_sequences = false);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& output, const torch::Tensor& h_n);
+  void pretty_print(std::ostream& stream) const override;
+
+  bool return_sequences = false;
+};
+TORCH_MODULE(RecurrentOutput);
+
 }  // namespace heteroq::nn
+
