@@ -1184,11 +1184,11 @@ void recurrent(const TX* xin, const Stage& st, int64_t* y) {
   const auto D = static_cast<int64_t>(R.directions.size());
   const bool lstm = R.cell == "lstm", gru = R.cell == "gru";
   thread_local std::vector<int64_t> buf;
-  const auto need = static_cast<size_t>(L * F + L * G * H + 2 * G * H + 10 * H);
+  const auto need = static_cast<size_t>(L * F + 3 * G * H + 10 * H);
   if (buf.size() < need) buf.resize(need);
   int64_t* x = buf.data();
-  int64_t* X = x + L * F;
-  int64_t* Rv = X + L * G * H;
+  int64_t* X = x + L * F;  // the step's input projection (as the generated header: per step)
+  int64_t* Rv = X + G * H;
   int64_t* A = Rv + G * H;
   int64_t* h = A + G * H;
   int64_t* c = h + H;
@@ -1203,14 +1203,14 @@ void recurrent(const TX* xin, const Stage& st, int64_t* y) {
   for (int64_t k = 0; k < L * F; ++k) x[k] = static_cast<int64_t>(xin[k]);
   for (int64_t d = 0; d < D; ++d) {
     const RecurrentDirection& r = R.directions[static_cast<size_t>(d)];
-    for (int64_t t = 0; t < L; ++t) matvec(r.w_ih, r.b_ih, x + t * F, G * H, F, X + t * G * H);
     std::fill(h, h + H, 0);
     std::fill(c, c + H, 0);
     const int64_t rows_hh = gru && !R.reset_after ? 2 * H : G * H;
     const int64_t ax = r.a_frac - r.x_frac, ah = r.a_frac - r.hh_frac;
     for (int64_t step = 0; step < L; ++step) {
       const int64_t t = d == 1 ? L - 1 - step : step;
-      const int64_t* Xt = X + t * G * H;
+      matvec(r.w_ih, r.b_ih, x + t * F, G * H, F, X);
+      const int64_t* Xt = X;
       rnn_activation(r.state_h, h, sv, H);
       if (lstm) rnn_activation(r.state_c, c, cs, H);
       matvec(r.w_hh, r.b_hh, sv, rows_hh, H, Rv);
