@@ -206,3 +206,50 @@ def test_recurrent_model_needs_the_sequence_shape():
         deploy.compile(recurrent_model("lstm"))
     with pytest.raises(ValueError, match=r"expects a \(steps, features\) sequence"):
         deploy.compile(recurrent_model("lstm"), input_shape=(L * F,))
+
+
+def _rewrite_program(src, dst, edit):
+    """Copies an engine file with its `program` JSON edited by `edit` (the data section kept)."""
+    import json
+    import struct
+    raw = src.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    program = json.loads(header["__metadata__"]["program"])
+    edit(program)
+    header["__metadata__"]["program"] = json.dumps(program)
+    text = json.dumps(header).encode()
+    dst.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+
+
+def test_file_runs_without_libtorch_and_bad_programs_are_refused(tmp_path, build_dir):
+    model = recurrent_model("lstm", ret=True, bidirectional=True)
+    engine = deploy.compile(model, input_shape=(L, F))
+    path = tmp_path / "lstm.engine"
+    engine.save(path)
+    x = sequences(8, seed=5)
+    runner = build_dir / "heteroq_deploy_run"
+    if runner.exists():
+        out = subprocess.run([str(runner), str(path)], input=x.numpy().tobytes(), capture_output=True,
+                             check=True).stdout
+        assert np.array_equal(np.frombuffer(out, dtype=np.int64).reshape(8, -1), engine.run_codes(x))
+
+    def stage(p):
+        return p["stages"][0]["recurrent"]
+
+    cases = {
+        "cell": (lambda p: stage(p).update(cell="conv"), r"unknown cell `conv`"),
+        "hidden": (lambda p: stage(p).update(hidden=7), r"out_features must be 98"),
+        "directions": (lambda p: stage(p)["directions"].append(stage(p)["directions"][0]),
+                       r"`directions` must be a list of 1 or 2"),
+        "frac": (lambda p: stage(p)["directions"][0].update(h_frac=3), r"h_frac must be"),
+        "state": (lambda p: stage(p)["directions"][0]["state_c"].update(kind="linear"),
+                  r"an LSTM's carry needs a state quantizer"),
+        "missing": (lambda p: stage(p)["directions"][1].pop("act_c"), r"missing `act_c`"),
+        "shift": (lambda p: stage(p)["directions"][0].update(a_frac=-100), r"a_frac: the frac"),
+    }
+    for name, (edit, match) in cases.items():
+        bad = tmp_path / f"{name}.engine"
+        _rewrite_program(path, bad, edit)
+        with pytest.raises(ValueError, match=match):
+            deploy.load(bad)
