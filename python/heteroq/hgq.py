@@ -29,7 +29,7 @@ from . import regularizers as _regularizers
 from .quantizers import FixedQuantizer, Quantizer, fixed  # noqa: F401  (heteroq.hgq.FixedQuantizer)
 
 __all__ = ["FixedQuantizer", "fixed", "HQuantizer", "HDense", "HLinear", "HConv1d", "HConv2d",
-           "HActivation", "total_ebops", "convert", "from_quantized"]
+           "HConvTranspose2d", "HActivation", "total_ebops", "convert", "from_quantized"]
 
 _ROUND = ("RND", "RND_CONV", "TRN")
 _OVERFLOW = ("SAT", "SAT_SYM", "WRAP")
@@ -381,6 +381,98 @@ class HConv2d(_HConv):
     _conv = staticmethod(F.conv2d)
 
 
+class HConvTranspose2d(torch.nn.Module):
+    """A transposed 2-D convolution (``torch.nn.ConvTranspose2d``'s layout: kernel ``(in,
+    out/groups, kh, kw)``, zero padding) with :class:`HQuantizer` s for input (per channel by
+    default; per element with ``input_shape``), kernel and bias (C++
+    ``heteroq::nn::HConvTranspose2d``). :meth:`ebops` counts every product of an input value with
+    a kernel value of its group, as QTools counts a transposed convolution (those landing in the
+    cropped border included), plus the bias term."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 quantize_input: bool = True, input_granularity: str = "channel",
+                 input_shape: Optional[Sequence[int]] = None, input_init_bits: float = 2.0,
+                 input_keep_negative: Optional[bool] = None, kernel_granularity: str = "element",
+                 kernel_init_bits: float = 2.0, bias_granularity: str = "element",
+                 bias_init_bits: float = 2.0, round_mode: str = "RND_CONV",
+                 overflow_mode: str = "SAT") -> None:
+        super().__init__()
+        if (in_channels <= 0 or out_channels <= 0 or groups <= 0 or in_channels % groups
+                or out_channels % groups):
+            raise ValueError(f"HConvTranspose2d: `in_channels` and `out_channels` must be > 0 and "
+                             f"divisible by `groups` ({groups})")
+
+        def tup(v):
+            return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * 2
+
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = tup(kernel_size), tup(stride), tup(padding)
+        self.output_padding, self.dilation, self.groups = tup(output_padding), tup(dilation), groups
+        for op, st, dl in zip(self.output_padding, self.stride, self.dilation):
+            if op < 0 or (op >= st and op >= dl):
+                raise ValueError("HConvTranspose2d: `output_padding` must be >= 0 and smaller than "
+                                 "`stride` or `dilation` (PyTorch's rule)")
+        wshape = (in_channels, out_channels // groups) + self.kernel_size
+        self.weight = torch.nn.Parameter(torch.empty(wshape))
+        self.bias = torch.nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+        self.input_quantizer = None
+        if quantize_input:
+            ishape = [in_channels, 1, 1]
+            if input_granularity == "element":
+                if input_shape is None or len(input_shape) != 3 or input_shape[0] != in_channels:
+                    raise ValueError("HConvTranspose2d: per-element input widths need "
+                                     "`input_shape` (C, H, W) with C = in_channels")
+                ishape = list(input_shape)
+            self.input_quantizer = _input_quantizer(ishape, input_granularity, input_init_bits,
+                                                    input_keep_negative, round_mode,
+                                                    overflow_mode)
+        self.kernel_quantizer = _weight_quantizer(wshape, kernel_granularity, kernel_init_bits,
+                                                  round_mode, overflow_mode)
+        self.bias_quantizer = (_weight_quantizer((out_channels,), bias_granularity,
+                                                 bias_init_bits, round_mode, overflow_mode)
+                               if bias else None)
+        self.last_input_size: List[int] = []
+        self.last_outputs = 0
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        if self.bias is not None:
+            fan_in = self.weight.numel() // self.weight.shape[0]
+            bound = 1.0 / fan_in ** 0.5
+            torch.nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if input.dim() != 4 or input.shape[1] != self.in_channels:
+            raise ValueError(f"HConvTranspose2d: expected input of shape (N, {self.in_channels}, "
+                             f"H, W), got {tuple(input.shape)}")
+        x = self.input_quantizer(input) if self.input_quantizer is not None else input
+        b = self.bias_quantizer(self.bias) if self.bias is not None else None
+        y = F.conv_transpose2d(x, self.kernel_quantizer(self.weight), b, self.stride,
+                               self.padding, self.output_padding, self.groups, self.dilation)
+        self.last_input_size = [int(s) for s in input.shape[2:]]
+        self.last_outputs = int(y[0].numel())
+        return y
+
+    def ebops(self) -> Tensor:
+        if not self.last_input_size:
+            raise ValueError("HConvTranspose2d.ebops(): the input size is unknown until the first "
+                             "forward()")
+        bw_w = self.kernel_quantizer.value_widths(self.kernel_quantizer.quantize(self.weight))
+        bw_b = (self.bias_quantizer.value_widths(self.bias_quantizer.quantize(self.bias))
+                if self.bias is not None else None)
+        return torch.ops.heteroq.hgq_ebops_conv_transpose(
+            _input_widths(self.input_quantizer, bw_w), bw_w, bw_b, self.last_input_size,
+            self.last_outputs)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, "
+                f"output_padding={self.output_padding}, groups={self.groups}, "
+                f"bias={self.bias is not None}")
+
+
 class HActivation(torch.nn.Module):
     """An activation quantizer ``q(relu(x))`` or ``q(x)`` (C++ ``heteroq::nn::HActivation``).
 
@@ -416,7 +508,7 @@ class HActivation(torch.nn.Module):
         return f"relu={self.relu}, granularity={self.quantizer.granularity}"
 
 
-_H_LAYERS = (HDense, HConv1d, HConv2d, HActivation)
+_H_LAYERS = (HDense, HConv1d, HConv2d, HConvTranspose2d, HActivation)
 
 
 # The sum of ebops() over a model: one implementation, heteroq.regularizers.total_ebops.
@@ -445,6 +537,13 @@ def _convert_layer(m: torch.nn.Module) -> Optional[torch.nn.Module]:
                 kernel_quantizer=m.kernel_quantizer.to_fixed(m.weight),
                 bias_quantizer=(m.bias_quantizer.to_fixed(m.bias)
                                 if m.bias is not None else None))
+    elif isinstance(m, HConvTranspose2d):
+        q = qnn.QConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                 m.padding, m.output_padding, m.groups, bias=m.bias is not None,
+                                 dilation=m.dilation,
+                                 kernel_quantizer=m.kernel_quantizer.to_fixed(m.weight),
+                                 bias_quantizer=(m.bias_quantizer.to_fixed(m.bias)
+                                                 if m.bias is not None else None))
     else:
         return None
     _copy_params(q, m)
@@ -457,7 +556,8 @@ def _convert_layer(m: torch.nn.Module) -> Optional[torch.nn.Module]:
 def convert(model: torch.nn.Module) -> torch.nn.Module:
     """Converts the H layers of ``model`` into heteroq's Q layers with :class:`FixedQuantizer` s of
     the current widths (C++ ``heteroq::nn::hgq_convert``): HDense -> QActivation(input) + QDense,
-    HConv1d/2d -> QActivation(input) + QConv1d/2d, HActivation -> QActivation. In a
+    HConv1d/2d -> QActivation(input) + QConv1d/2d, HConvTranspose2d -> QActivation(input) +
+    QConvTranspose2d, HActivation -> QActivation. In a
     ``torch.nn.Sequential`` the pair is spliced in; elsewhere it replaces the layer as a
     ``torch.nn.Sequential``. Returns a new model whose eval forward equals ``model``'s bit for bit
     (``model`` is not changed)."""
@@ -511,6 +611,13 @@ def _h_layer(child: torch.nn.Module, where: str, weight: Tensor, bias: Optional[
     if isinstance(child, (qnn.QLinear, torch.nn.Linear)):
         h: torch.nn.Module = HDense(child.in_features, child.out_features,
                                     input_granularity="element", **common)
+    elif isinstance(child, torch.nn.ConvTranspose2d):
+        if child.padding_mode != "zeros":
+            raise ValueError(f"from_quantized: {where} has padding_mode {child.padding_mode!r}; "
+                             f"H convolutions pad with zeros")
+        h = HConvTranspose2d(child.in_channels, child.out_channels, child.kernel_size,
+                             child.stride, child.padding, child.output_padding, child.groups,
+                             dilation=child.dilation, input_granularity="channel", **common)
     else:
         if child.padding_mode != "zeros":
             raise ValueError(f"from_quantized: {where} has padding_mode {child.padding_mode!r}; "
@@ -532,8 +639,9 @@ def _h_layer(child: torch.nn.Module, where: str, weight: Tensor, bias: Optional[
 def from_quantized(model: torch.nn.Module, default_input_bits: float = 8.0) -> torch.nn.Module:
     """Turns a model of Q layers (``quantized_bits`` with alpha None or 1, ``quantized_relu``;
     e.g. AutoQ's best model) into H layers starting from its widths (C++
-    ``heteroq::nn::hgq_from_quantized``): QDense/QConv1d/QConv2d and QDepthwiseConv2d (a
-    grouped HConv2d) -> HDense/HConv1d/HConv2d with kernel and bias f = bits - integer -
+    ``heteroq::nn::hgq_from_quantized``): QDense/QConv1d/QConv2d/QConvTranspose2d and
+    QDepthwiseConv2d (a grouped HConv2d) -> HDense/HConv1d/HConv2d/HConvTranspose2d with kernel
+    and bias f = bits - integer -
     keep_negative and the input f of the preceding QActivation (else ``default_input_bits``);
     QSeparableConv1d/2d -> its depthwise and pointwise convolutions as two H convolutions (the
     pointwise one learns the precision of the depthwise result, starting at
@@ -547,7 +655,7 @@ def from_quantized(model: torch.nn.Module, default_input_bits: float = 8.0) -> t
                         f"{type(model).__name__}")
     out: List[torch.nn.Module] = []
     act_bits: Optional[float] = None
-    plain = (qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QDepthwiseConv2d)
+    plain = (qnn.QLinear, qnn.QConv1d, qnn.QConv2d, qnn.QDepthwiseConv2d, qnn.QConvTranspose2d)
     folded = (qnn.QLinearBatchNorm, qnn.QConv2dBatchNorm)
     for index, child in enumerate(model):
         where = f"layer {index}"

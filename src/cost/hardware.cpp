@@ -373,6 +373,14 @@ std::vector<double> input_widths(const LayerInfo& l, const QuantizerPtr& source,
     const at::Tensor ci = at::arange(per_group_in, at::kLong).unsqueeze(0);
     const at::Tensor c = o.div(out / l.groups, "floor") * per_group_in + ci;  // (out, in / g)
     per_weight = per_tap.index({c}).reshape(values.sizes());
+  } else if (l.kind == LayerKind::kConvTranspose && values.dim() >= 3 &&
+             values.size(0) == l.in_channels && w.dim() >= 1 && w.size(0) == l.in_channels) {
+    // Every input value meets every kernel value of its channel (QTools's count, the border that
+    // the padding crops included): per weight (c, o, k) the sum of channel c's input widths.
+    const at::Tensor channel = w.reshape({l.in_channels, -1}).sum(1);
+    std::vector<int64_t> view(static_cast<size_t>(values.dim()), 1);
+    view[0] = l.in_channels;
+    per_weight = channel.reshape(view).expand(values.sizes());
   } else {
     return {};
   }
@@ -432,7 +440,8 @@ LayerStages layer_stages(const char* who, const LayerInfo& l, const LayerStats& 
                       " weights do not divide the " + std::to_string(st.count) + " products");
       }
       st.uses = st.count / static_cast<int64_t>(v.size());
-      if (op.part.empty() && (l.kind == LayerKind::kDense || l.kind == LayerKind::kConv)) {
+      if (op.part.empty() && (l.kind == LayerKind::kDense || l.kind == LayerKind::kConv ||
+                              l.kind == LayerKind::kConvTranspose)) {
         st.input_widths = input_widths(l, source, *t, st.uses);
         if (st.input_widths.size() != v.size()) st.input_widths.clear();
       }

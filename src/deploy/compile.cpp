@@ -1083,7 +1083,7 @@ int64_t code_bound(const Requantizer& r) {
   if (r.kind == "fixed") {
     see(r.lo);
     see(r.hi);
-    if (r.has_slope) see(r.neg_lo);
+    if (r.has_slope) see(r.lo + r.neg_lo);  // the slope's term adds to the clamped code
   } else if (r.kind == "fixed_elem") {
     for (int64_t v : r.lo_elem) see(v);
     for (int64_t v : r.hi_elem) see(v);
@@ -1098,7 +1098,7 @@ int64_t code_bound(const Requantizer& r) {
 // The bound of an activation slot's output for inputs bounded by in_bound.
 Wide slot_range(const RecurrentActivation& a, Wide in_bound) {
   if (a.kind == "requantize") return code_bound(a.requantizer);
-  if (a.kind == "hard_sigmoid") return Wide(2) << a.in_frac;
+  if (a.kind == "hard_sigmoid") return a.in_frac > 61 ? Wide(kLimit) : Wide(2) << std::max<int64_t>(a.in_frac, 0);
   return in_bound;
 }
 
@@ -1463,7 +1463,7 @@ Program compile_program(const std::vector<LayerDesc>& layers, const CompileOptio
         bound = std::max({bound, std::abs(p.input.lo_elem[j]), std::abs(p.input.hi_elem[j])});
       }
     }
-    if (p.input.slope != 0.0) bound = std::max(bound, std::abs(p.input.neg_lo));
+    if (p.input.slope != 0.0) bound = std::max(bound, std::abs(p.input.lo + p.input.neg_lo));
     if (!p.stages.empty()) {
       Program prefix = p;
       prefix.output_shape.clear();

@@ -119,7 +119,8 @@ void check_requantizer(const Requantizer& r, size_t n, const std::vector<int64_t
     if (r.has_slope) {
       for (int64_t sh : r.slope_shift) check_shift(sh);
     }
-    *rlo = r.has_slope ? std::min(r.lo, r.neg_lo) : r.lo;
+    // (the slope's term is added to the clamped code: the minimum is lo + neg_lo)
+    *rlo = r.has_slope ? r.lo + r.neg_lo : r.lo;
     *rhi = r.hi;
     if (abs_max(*rlo, *rhi) >= kMaxBound) fail(at + ": the code range exceeds 2^62");
   } else if (r.kind == "fixed_elem") {
@@ -300,6 +301,17 @@ std::vector<int64_t> analyse_recurrent(const Stage& s, const std::vector<int64_t
         if (x <= -kMaxBound || x >= kMaxBound) fail(dn + ": " + what + ": code out of range");
       }
     };
+    // the slots a cell does not use are "linear" (nothing else is validated or run for them)
+    auto unused = [&](const RecurrentActivation& a, const char* what) {
+      if (a.kind != "linear" || a.in_frac != 0 || a.out_frac != 0) {
+        fail(dn + ": `" + what + "` is not used by a " + R.cell + " cell: it must be linear with fracs 0");
+      }
+    };
+    if (R.cell == "rnn") unused(r.ract, "ract");
+    if (R.cell != "lstm") {
+      unused(r.act_c, "act_c");
+      unused(r.state_c, "state_c");
+    }
     sized(r.w_ih, G * H * F, false, "w_ih");
     sized(r.b_ih, G * H, true, "b_ih");
     sized(r.w_hh, rows_hh * H, false, "w_hh");
@@ -314,7 +326,7 @@ std::vector<int64_t> analyse_recurrent(const Stage& s, const std::vector<int64_t
     } else if (R.cell == "rnn" && bounded_kind(r.act)) {
       sb = range_of(r.act, h, at + ", " + dn + ", act");
     } else if (R.cell == "lstm" && bounded_kind(r.ract) && bounded_kind(r.act_c)) {
-      sb = range_of(r.ract, h, at + ", " + dn + ", ract") * range_of(r.act_c, h, at + ", " + dn + ", act_c");
+      sb = sat(range_of(r.ract, h, at + ", " + dn + ", ract") * range_of(r.act_c, h, at + ", " + dn + ", act_c"));
     } else {
       fail(dn + ": the state fed back is not quantized (its range and frac would grow with the steps): "
                 "give the layer a state_quantizer");
@@ -333,13 +345,20 @@ std::vector<int64_t> analyse_recurrent(const Stage& s, const std::vector<int64_t
     note(ab);
     Wide hb = 0;
     const std::string an = at + ", " + dn + ", act", rn = at + ", " + dn + ", ract";
+    // an activation slot on inputs bounded by `in`: its output bound; float32's 0.5 x + 0.5 of a
+    // hard_sigmoid is exact while |A| + 2^in_frac stays below 2^24 units of 2^-(in_frac + 1)
+    auto slot = [&](const RecurrentActivation& a, Wide in, const std::string& where_) {
+      const Wide out = check_rnn_activation(a, h, in, where_);
+      if (a.kind == "hard_sigmoid") note(sat(in + (Wide(1) << a.in_frac)));
+      return out;
+    };
     if (R.cell == "rnn") {
       if (r.act.in_frac != r.a_frac) fail(dn + ": act.in_frac must be a_frac");
-      hb = check_rnn_activation(r.act, h, ab, an);
+      hb = slot(r.act, ab, an);
       if (r.h_frac != r.act.out_frac) fail(dn + ": h_frac must be act.out_frac");
     } else if (R.cell == "lstm") {
       if (r.act.in_frac != r.a_frac || r.ract.in_frac != r.a_frac) fail(dn + ": act.in_frac and ract.in_frac must be a_frac");
-      const Wide gb = check_rnn_activation(r.act, h, ab, an), rb = check_rnn_activation(r.ract, h, ab, rn);
+      const Wide gb = slot(r.act, ab, an), rb = slot(r.ract, ab, rn);
       const Wide fc = check(rb * csb, "f cs"), ig = check(rb * gb, "i g");
       note(fc);
       note(ig);
@@ -349,14 +368,14 @@ std::vector<int64_t> analyse_recurrent(const Stage& s, const std::vector<int64_t
       if (r.act_c.in_frac != r.c_frac || r.state_c.in_frac != r.c_frac) {
         fail(dn + ": act_c.in_frac and state_c.in_frac must be c_frac");
       }
-      const Wide acb = check_rnn_activation(r.act_c, h, cb, at + ", " + dn + ", act_c");
+      const Wide acb = slot(r.act_c, cb, at + ", " + dn + ", act_c");
       check_rnn_activation(r.state_c, h, cb, sc);
       hb = check(rb * acb, "o act_c(c)");
       if (r.h_frac != r.ract.out_frac + r.act_c.out_frac) fail(dn + ": h_frac must be ract.out_frac + act_c.out_frac");
     } else {
       if (r.ract.in_frac != r.a_frac) fail(dn + ": ract.in_frac must be a_frac");
       if (r.act.in_frac != r.n_frac) fail(dn + ": act.in_frac must be n_frac");
-      const Wide rb = check_rnn_activation(r.ract, h, ab, rn);
+      const Wide rb = slot(r.ract, ab, rn);
       Wide nb = 0;
       if (R.reset_after) {
         const Wide rr = check(rb * ra, "r (w_hn s + b_hn)");
@@ -372,7 +391,7 @@ std::vector<int64_t> analyse_recurrent(const Stage& s, const std::vector<int64_t
       }
       check(nb, "the candidate's pre-activation");
       note(nb);
-      const Wide cand = check_rnn_activation(r.act, h, nb, an);
+      const Wide cand = slot(r.act, nb, an);
       const Wide one = Wide(1) << std::clamp<int64_t>(r.ract.out_frac, 0, 62);
       if (r.ract.out_frac < 0 || r.ract.out_frac > 60) fail(dn + ": ract.out_frac must be in [0, 60]");
       const Wide zn = check((one + rb) * cand, "(1 - z) n"), zs = check(rb * sb, "z s");
@@ -429,7 +448,7 @@ void Engine::analyse() {
     if (q.slope != 0.0 && (!(q.slope > 0) || std::frexp(q.slope, &e) != 0.5 || q.neg_lo > 0)) {
       fail("input quantizer: the slope must be 0 or a power of two with neg_lo <= 0");
     }
-    lo = q.slope != 0.0 ? std::min(q.lo, q.neg_lo) : q.lo;
+    lo = q.slope != 0.0 ? q.lo + q.neg_lo : q.lo;  // the slope's term adds to the clamped code
     hi = q.hi;
     if (abs_max(lo, hi) >= kMaxBound) fail("input quantizer: the code range exceeds 2^62");
   } else if (q.kind == "fixed_elem") {

@@ -155,6 +155,31 @@ at::Tensor hgq_ebops_conv(const at::Tensor& bw_in, const at::Tensor& bw_w,
   return b.defined() ? e + b : e;
 }
 
+// A transposed convolution's EBOPs: every input value (bw_in broadcast to (C_in, *input_size))
+// meets every kernel value of its input channel (bw_w (C_in, out / groups, k...)), as QTools
+// counts it: Σ_c (Σ_positions bw_in[c]) (Σ bw_w[c]); plus mean(bw_b) times `outputs`.
+at::Tensor hgq_ebops_conv_transpose(const at::Tensor& bw_in, const at::Tensor& bw_w,
+                                    const c10::optional<at::Tensor>& bw_b, at::IntArrayRef input_size,
+                                    int64_t outputs) {
+  TORCH_CHECK_VALUE(bw_w.dim() == static_cast<int64_t>(input_size.size()) + 2 && bw_w.dim() >= 3,
+                    "heteroq::hgq_ebops_conv_transpose: kernel widths of shape ", bw_w.sizes(),
+                    " for ", input_size.size(), " spatial axes");
+  TORCH_CHECK_VALUE(outputs >= 0, "heteroq::hgq_ebops_conv_transpose: `outputs` must be >= 0");
+  std::vector<int64_t> shape = {bw_w.size(0)};
+  shape.insert(shape.end(), input_size.begin(), input_size.end());
+  at::Tensor map;
+  try {
+    map = bw_in.expand(shape);
+  } catch (const c10::Error&) {
+    TORCH_CHECK_VALUE(false, "heteroq::hgq_ebops_conv_transpose: input widths of shape ", bw_in.sizes(),
+                      " do not broadcast to the input ", at::IntArrayRef(shape));
+  }
+  const at::Tensor per_channel = map.to(bw_w.scalar_type()).reshape({bw_w.size(0), -1}).sum(1);
+  at::Tensor e = (per_channel * bw_w.reshape({bw_w.size(0), -1}).sum(1)).sum();
+  const at::Tensor b = bias_term(bw_b, outputs);
+  return b.defined() ? e + b : e;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Entry points (typed dispatcher calls, so C++ and Python run the same registered kernels).
 
@@ -204,6 +229,16 @@ at::Tensor ebops_conv_op(const at::Tensor& bw_in, const at::Tensor& bw_w,
                             at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef,
                             int64_t)>();
   return op.call(bw_in, bw_w, bw_b, input_size, stride, padding, dilation, groups);
+}
+
+at::Tensor ebops_conv_transpose_op(const at::Tensor& bw_in, const at::Tensor& bw_w,
+                                   const c10::optional<at::Tensor>& bw_b, at::IntArrayRef input_size,
+                                   int64_t outputs) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("heteroq::hgq_ebops_conv_transpose", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         const c10::optional<at::Tensor>&, at::IntArrayRef, int64_t)>();
+  return op.call(bw_in, bw_w, bw_b, input_size, outputs);
 }
 
 void check_mode_args(const std::string& who, const std::string& rm, const std::string& om) {
@@ -565,6 +600,99 @@ void HConvImplBase<D, Derived>::pretty_print(std::ostream& stream) const {
 template class HConvImplBase<1, HConv1dImpl>;
 template class HConvImplBase<2, HConv2dImpl>;
 
+HConvTranspose2dImpl::HConvTranspose2dImpl(HConvTranspose2dOptions options_)
+    : options(std::move(options_)) {
+  if (options.in_channels() <= 0 || options.out_channels() <= 0 || options.groups() <= 0 ||
+      options.in_channels() % options.groups() != 0 ||
+      options.out_channels() % options.groups() != 0) {
+    throw InvalidArgument("HConvTranspose2d: `in_channels` and `out_channels` must be > 0 and "
+                          "divisible by `groups` (" + std::to_string(options.groups()) + ")");
+  }
+  for (int a = 0; a < 2; ++a) {
+    const int64_t op = (*options.output_padding())[a];
+    if (op < 0 || (op >= (*options.stride())[a] && op >= (*options.dilation())[a])) {
+      throw InvalidArgument("HConvTranspose2d: `output_padding` must be >= 0 and smaller than "
+                            "`stride` or `dilation` (PyTorch's rule)");
+    }
+  }
+  reset();
+}
+
+void HConvTranspose2dImpl::reset() {
+  const auto& q = options.quantizers();
+  std::vector<int64_t> wshape = {options.in_channels(), options.out_channels() / options.groups()};
+  for (int64_t k : *options.kernel_size()) wshape.push_back(k);
+  weight = register_parameter("weight", torch::empty(wshape));
+  bias = options.bias() ? register_parameter("bias", torch::empty(options.out_channels()))
+                        : register_parameter("bias", {}, /*requires_grad=*/false);
+  reset_parameters();
+  input_quantizer = nullptr;
+  if (q.quantize_input()) {
+    std::vector<int64_t> ishape = {options.in_channels(), 1, 1};
+    if (q.input_granularity() == "element") {
+      if (q.input_shape().size() != 3 || q.input_shape()[0] != options.in_channels()) {
+        throw InvalidArgument("HConvTranspose2d: per-element input widths need `input_shape` (C, H, W) "
+                              "with C = in_channels");
+      }
+      ishape = q.input_shape();
+    }
+    input_quantizer = register_module("input_quantizer", make_input_quantizer(q, ishape, "channel"));
+  }
+  kernel_quantizer = register_module(
+      "kernel_quantizer", make_weight_quantizer(q, wshape, q.kernel_granularity(), q.kernel_init_bits()));
+  bias_quantizer = nullptr;
+  if (options.bias()) {
+    bias_quantizer = register_module(
+        "bias_quantizer",
+        make_weight_quantizer(q, {options.out_channels()}, q.bias_granularity(), q.bias_init_bits()));
+  }
+}
+
+void HConvTranspose2dImpl::reset_parameters() {
+  // As torch::nn::ConvTranspose2d (fan_in from the kernel's dimension 1, as PyTorch computes it).
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5));
+  if (bias.defined()) {
+    const int64_t fan_in = weight.numel() / weight.size(0);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+torch::Tensor HConvTranspose2dImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK_VALUE(input.dim() == 4 && input.size(1) == options.in_channels(),
+                    "HConvTranspose2d: expected input of shape (N, ", options.in_channels(),
+                    ", H, W), got ", input.sizes());
+  const torch::Tensor x = input_quantizer ? input_quantizer->forward(input) : input;
+  const torch::Tensor w = kernel_quantizer->forward(weight);
+  const torch::Tensor b = bias.defined() ? bias_quantizer->forward(bias) : torch::Tensor();
+  torch::Tensor y = torch::conv_transpose2d(x, w, b, *options.stride(), *options.padding(),
+                                            *options.output_padding(), options.groups(),
+                                            *options.dilation());
+  last_input_size.assign(input.sizes().begin() + 2, input.sizes().end());
+  last_output_size.assign(y.sizes().begin() + 2, y.sizes().end());
+  return y;
+}
+
+at::Tensor HConvTranspose2dImpl::ebops() const {
+  if (last_input_size.empty()) {
+    throw InvalidArgument("HConvTranspose2d.ebops(): the input size is unknown until the first forward()");
+  }
+  const at::Tensor bw_w = kernel_quantizer->value_widths(kernel_quantizer->quantize(weight));
+  c10::optional<at::Tensor> bw_b;
+  if (bias.defined()) bw_b = bias_quantizer->value_widths(bias_quantizer->quantize(bias));
+  const int64_t outputs = options.out_channels() * last_output_size[0] * last_output_size[1];
+  return ebops_conv_transpose_op(input_widths(input_quantizer, bw_w), bw_w, bw_b, last_input_size,
+                                 outputs);
+}
+
+void HConvTranspose2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "heteroq::nn::HConvTranspose2d(" << options.in_channels() << ", " << options.out_channels()
+         << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
+         << ", padding=" << options.padding() << ", output_padding=" << options.output_padding()
+         << ", groups=" << options.groups() << ", bias=" << std::boolalpha << options.bias() << ")";
+}
+
 HActivationOptions::HActivationOptions(std::vector<int64_t> shape) : shape_(std::move(shape)) {}
 
 HActivationImpl::HActivationImpl(const HActivationOptions& options_) : options(options_) {
@@ -654,6 +782,22 @@ void convert_into(const torch::nn::Sequential& model, torch::nn::Sequential& out
       push_converted_conv<QConv1dOptions, QConv1d>(*c1, out);
     } else if (auto c2 = std::dynamic_pointer_cast<HConv2dImpl>(child)) {
       push_converted_conv<QConv2dOptions, QConv2d>(*c2, out);
+    } else if (auto ct = std::dynamic_pointer_cast<HConvTranspose2dImpl>(child)) {
+      if (ct->input_quantizer) out->push_back(QActivation(QuantizerPtr(ct->input_quantizer->to_fixed())));
+      QConv2dOptions o(ct->options.in_channels(), ct->options.out_channels(),
+                       ct->options.kernel_size());
+      o.stride(ct->options.stride())
+          .padding(ct->options.padding())
+          .output_padding(ct->options.output_padding())
+          .dilation(ct->options.dilation())
+          .groups(ct->options.groups())
+          .bias(ct->options.bias())
+          .kernel_quantizer(QuantizerPtr(ct->kernel_quantizer->to_fixed(ct->weight)));
+      if (ct->bias.defined()) o.bias_quantizer(QuantizerPtr(ct->bias_quantizer->to_fixed(ct->bias)));
+      QConvTranspose2d q(o);
+      copy_param(q->weight, ct->weight);
+      copy_param(q->bias, ct->bias);
+      out->push_back(q);
     } else if (auto a = std::dynamic_pointer_cast<HActivationImpl>(child)) {
       out->push_back(QActivation(QuantizerPtr(a->quantizer->to_fixed())));
     } else {
@@ -808,6 +952,23 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
       copy_param(h->bias, wb[1]);
       out->push_back(h);
       act_bits.reset();
+    } else if (auto qt = std::dynamic_pointer_cast<QConvTranspose2dImpl>(child)) {
+      const auto& o = qt->options;
+      HConvTranspose2dOptions h(o.in_channels(), o.out_channels(), o.kernel_size());
+      h.stride(o.stride())
+          .padding(o.padding())
+          .output_padding(o.output_padding())
+          .dilation(o.dilation())
+          .groups(o.groups())
+          .bias(o.bias())
+          .quantizers(layer_quantizers(o.kernel_quantizer().get(), o.bias_quantizer().get(),
+                                       act_bits.value_or(default_input_bits), default_input_bits, where,
+                                       "channel"));
+      HConvTranspose2d c(h);
+      copy_param(c->weight, qt->weight);
+      if (o.bias()) copy_param(c->bias, qt->bias);
+      out->push_back(c);
+      act_bits.reset();
     } else if (auto a = std::dynamic_pointer_cast<QActivationImpl>(child)) {
       const StartWidths s = start_widths(a->quantizer(), where);
       out->push_back(HActivation(
@@ -833,6 +994,9 @@ TORCH_LIBRARY_FRAGMENT(heteroq, m) {
   m.def(
       "hgq_ebops_conv(Tensor bw_in, Tensor bw_w, Tensor? bw_b, int[] input_size, int[] stride, "
       "int[] padding, int[] dilation, int groups=1) -> Tensor");
+  m.def(
+      "hgq_ebops_conv_transpose(Tensor bw_in, Tensor bw_w, Tensor? bw_b, int[] input_size, "
+      "int outputs) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
@@ -842,4 +1006,5 @@ TORCH_LIBRARY_IMPL(heteroq, CompositeImplicitAutograd, m) {
   m.impl("hgq_value_widths", &heteroq::nn::hgq_value_widths);
   m.impl("hgq_ebops_linear", &heteroq::nn::hgq_ebops_linear);
   m.impl("hgq_ebops_conv", &heteroq::nn::hgq_ebops_conv);
+  m.impl("hgq_ebops_conv_transpose", &heteroq::nn::hgq_ebops_conv_transpose);
 }

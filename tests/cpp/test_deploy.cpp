@@ -224,6 +224,22 @@ TEST(DeployEngine, ValidatesPrograms) {
   p.input.in_scale = 3;
   EXPECT_NE(error_of([&] { hd::Engine e(p); }).find("power of two"), std::string::npos);
   p.input.in_scale = 4;
+  {
+    // a negative slope's term adds to the clamped code: codes reach lo + neg_lo
+    hd::Program q = p;
+    hd::Stage r;
+    r.kind = "requantize";
+    r.requantizer.kind = "fixed";
+    r.requantizer.shift = {0};
+    r.requantizer.lo = -5;
+    r.requantizer.hi = 7;
+    r.requantizer.has_slope = true;
+    r.requantizer.slope_shift = {1};
+    r.requantizer.neg_lo = -3;
+    r.frac = {2};
+    q.stages.push_back(r);
+    EXPECT_EQ(hd::Engine(q).stage_info().back().max_abs, 8);
+  }
   const hd::Engine e(p);
   // x = (0.3, -1.13): codes round(1.2) = 1, round(-4.52) = -5 -> 3*1 - 2*(-5) = 13
   std::vector<int64_t> out(1);

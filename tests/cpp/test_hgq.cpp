@@ -654,3 +654,47 @@ TEST(HgqCrossLanguage, WriteOutputs) {
 }
 
 }  // namespace
+
+TEST(HgqConvert, ConvTranspose2d) {
+  torch::manual_seed(7);
+  // from a Q model: widths from its quantizers, weights copied
+  torch::nn::Sequential qm(
+      QActivation("quantized_bits(8,3,alpha=1)"),
+      QConvTranspose2d(QConv2dOptions(3, 4, 3)
+                           .stride(2)
+                           .padding(1)
+                           .output_padding(1)
+                           .kernel_quantizer("quantized_bits(6,1,alpha=1)")
+                           .bias_quantizer("quantized_bits(8,3,alpha=1)")),
+      QActivation("quantized_relu(6,2)"),
+      QConvTranspose2d(QConv2dOptions(4, 2, 2).stride(2).groups(2).bias(false).kernel_quantizer(
+          "quantized_bits(5,0,alpha=1)")));
+  qm->eval();
+  auto h = hgq_from_quantized(qm);
+  auto t1 = h[1]->as<HConvTranspose2dImpl>();
+  auto t3 = h[3]->as<HConvTranspose2dImpl>();
+  ASSERT_TRUE(t1 && t3);
+  EXPECT_TRUE((t1->kernel_quantizer->frac_bits == 4).all().item<bool>());
+  EXPECT_TRUE((t1->input_quantizer->frac_bits == 4).all().item<bool>());
+  EXPECT_TRUE((t3->input_quantizer->frac_bits == 4).all().item<bool>());
+  EXPECT_FALSE(t3->bias.defined());
+  auto q1 = qm[1]->as<QConvTranspose2dImpl>();
+  EXPECT_TRUE(at::equal(t1->weight, q1->weight));
+  // EBOPs: every input value times every kernel value of its channel, plus the bias term
+  const torch::Tensor x = torch::randn({16, 3, 5, 5});
+  h->forward(x);
+  const at::Tensor spans = t1->kernel_quantizer->value_widths(t1->kernel_quantizer->quantize(t1->weight));
+  const at::Tensor bx = t1->input_quantizer->bit_widths().reshape({-1});
+  double want = 0;
+  for (int64_t c = 0; c < 3; ++c) want += bx[c].item<double>() * 25 * spans[c].sum().item<double>();
+  want += t1->bias_quantizer->value_widths(t1->bias_quantizer->quantize(t1->bias)).mean().item<double>() * 4 * 100;
+  EXPECT_NEAR(t1->ebops().item<double>(), want, 1e-9 * want);
+  // convert: bit-exact, and the cost model's EBOPs (per-channel input widths) equal the H model's
+  h->eval();
+  auto q = hgq_convert(h);
+  q->eval();
+  EXPECT_TRUE(torch::equal(q->forward(x), h->forward(x)));
+  const double total = total_ebops(*h).item<double>();
+  EXPECT_NEAR(heteroq::cost::bops(q, {1, 3, 5, 5}).ebops, total, 1e-12 * total);
+  EXPECT_THROW(HConvTranspose2d(HConvTranspose2dOptions(2, 2, 3).output_padding(1)), heteroq::InvalidArgument);
+}

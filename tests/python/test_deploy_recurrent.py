@@ -253,3 +253,10 @@ def test_file_runs_without_libtorch_and_bad_programs_are_refused(tmp_path, build
         _rewrite_program(path, bad, edit)
         with pytest.raises(ValueError, match=match):
             deploy.load(bad)
+    # the slots a cell does not use must stay linear (the header would emit them)
+    gru = tmp_path / "gru.engine"
+    deploy.compile(recurrent_model("gru"), input_shape=(L, F)).save(gru)
+    _rewrite_program(gru, tmp_path / "slot.engine", lambda p: stage(p)["directions"][0]["act_c"].update(
+        kind="hard_sigmoid", in_frac=100, out_frac=101))
+    with pytest.raises(ValueError, match=r"`act_c` is not used by a gru cell"):
+        deploy.load(tmp_path / "slot.engine")

@@ -597,3 +597,65 @@ def test_cost_model_prices_converted_conv_with_differing_channel_widths():
     assert len(set(widths.tolist())) > 1  # the two channels differ
     ebops = heteroq.cost.bops(c, (1, 2, 6, 6)).ebops
     assert ebops > 0
+
+
+def test_conv_transpose_ebops_conversion_cost_model_and_engine():
+    torch.manual_seed(7)
+    ct = hgq.HConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, groups=1,
+                              input_init_bits=4, kernel_init_bits=4, bias_init_bits=5)
+    x = torch.randn(16, 3, 5, 5)
+    y = ct(x)
+    assert y.shape == (16, 4, 10, 10)
+    # the forward is PyTorch's transposed convolution of the quantized operands
+    ref = torch.nn.functional.conv_transpose2d(
+        ct.input_quantizer(x), ct.kernel_quantizer(ct.weight), ct.bias_quantizer(ct.bias), 2, 1, 1)
+    assert torch.equal(y, ref)
+    # EBOPs: every input value times every kernel value of its channel (25 positions), by a loop
+    spans = ct.kernel_quantizer.value_widths(ct.kernel_quantizer.quantize(ct.weight)).detach()
+    bx = ct.input_quantizer.bit_widths().detach().reshape(-1)  # per channel
+    want = sum(float(bx[c]) * 25 * float(spans[c].sum()) for c in range(3))
+    qb = ct.bias_quantizer.quantize(ct.bias)
+    want += float(ct.bias_quantizer.value_widths(qb).mean()) * 4 * 100
+    e = ct.ebops()
+    assert float(e) == pytest.approx(want)
+    e.backward()
+    assert ct.kernel_quantizer.frac_bits.grad is not None
+    assert ct.input_quantizer.frac_bits.grad.abs().sum() > 0
+    # from a Q model: the widths start from its quantizers, the weights are copied
+    qn = heteroq.nn
+    qm = torch.nn.Sequential(
+        qn.QActivation("quantized_bits(8,3,alpha=1)"),
+        qn.QConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1,
+                            kernel_quantizer="quantized_bits(6,1,alpha=1)",
+                            bias_quantizer="quantized_bits(8,3,alpha=1)"),
+        qn.QActivation("quantized_relu(6,2)"),
+        qn.QConvTranspose2d(4, 2, 2, stride=2, groups=2, bias=False,
+                            kernel_quantizer="quantized_bits(5,0,alpha=1)")).eval()
+    h = hgq.from_quantized(qm)
+    assert [type(m).__name__ for m in h] == ["HActivation", "HConvTranspose2d", "HActivation",
+                                             "HConvTranspose2d"]
+    assert torch.equal(h[1].weight, qm[1].weight) and torch.equal(h[1].bias, qm[1].bias)
+    assert torch.all(h[1].kernel_quantizer.frac_bits == 4)
+    assert torch.all(h[1].input_quantizer.frac_bits == 4)
+    assert torch.all(h[3].input_quantizer.frac_bits == 4) and h[3].bias is None
+    assert torch.equal(h[1].kernel_quantizer(h[1].weight), qm[1].kernel_quantizer(qm[1].weight))
+    # train the widths a little, convert: bit-exact, EBOPs equal to the cost model's, engine exact
+    opt = torch.optim.Adam(h.parameters(), lr=0.05)
+    for _ in range(5):
+        opt.zero_grad()
+        (h(x).square().mean() + 1e-6 * hgq.total_ebops(h)).backward()
+        opt.step()
+    h(x)
+    h.eval()
+    q = hgq.convert(h).eval()
+    assert [type(m).__name__ for m in q] == ["QActivation", "QActivation", "QConvTranspose2d",
+                                             "QActivation", "QActivation", "QConvTranspose2d"]
+    with torch.no_grad():
+        assert torch.equal(q(x), h(x))
+    assert heteroq.cost.bops(q, [1, 3, 5, 5]).ebops == pytest.approx(float(hgq.total_ebops(h)),
+                                                                     rel=1e-12)
+    engine = heteroq.deploy.compile(q, input_shape=(3, 5, 5))
+    with torch.no_grad():
+        assert torch.equal(torch.as_tensor(engine(x)), q(x))
+    with pytest.raises(ValueError, match="output_padding"):
+        hgq.HConvTranspose2d(2, 2, 3, stride=1, output_padding=1)

@@ -224,6 +224,49 @@ TORCH_MODULE(HConv2d);
 using HConv1dOptions = HConvOptions<1>;
 using HConv2dOptions = HConvOptions<2>;
 
+struct HETEROQ_API HConvTranspose2dOptions {
+  HConvTranspose2dOptions(int64_t in_channels, int64_t out_channels,
+                          torch::ExpandingArray<2> kernel_size)
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+  TORCH_ARG(int64_t, in_channels);
+  TORCH_ARG(int64_t, out_channels);
+  TORCH_ARG(torch::ExpandingArray<2>, kernel_size);
+  TORCH_ARG(torch::ExpandingArray<2>, stride) = 1;
+  TORCH_ARG(torch::ExpandingArray<2>, padding) = 0;
+  TORCH_ARG(torch::ExpandingArray<2>, output_padding) = 0;
+  TORCH_ARG(torch::ExpandingArray<2>, dilation) = 1;
+  TORCH_ARG(int64_t, groups) = 1;
+  TORCH_ARG(bool, bias) = true;
+  /// Input widths default to one per channel here.
+  TORCH_ARG(HLayerQuantizers, quantizers) = {};
+};
+
+/**
+ * A transposed 2-D convolution (torch::nn::ConvTranspose2d's layout: kernel (in, out / groups,
+ * kh, kw), zero padding) with HQuantizers for input, kernel and bias. ebops() counts every
+ * product of an input value with a kernel value of its group, as QTools counts a transposed
+ * convolution (those that land in the cropped border included): Σ_c (Σ over the positions of
+ * channel c's input widths) · (Σ of the spans of the kernel values c multiplies), plus mean
+ * span(bias) times the output values.
+ */
+class HETEROQ_API HConvTranspose2dImpl : public torch::nn::Cloneable<HConvTranspose2dImpl>,
+                                         public EBOPsLayer {
+ public:
+  explicit HConvTranspose2dImpl(HConvTranspose2dOptions options);
+  void reset() override;
+  void reset_parameters();
+  void pretty_print(std::ostream& stream) const override;
+  torch::Tensor forward(const torch::Tensor& input);
+  at::Tensor ebops() const override;
+
+  HConvTranspose2dOptions options;
+  torch::Tensor weight, bias;
+  HQuantizer input_quantizer{nullptr}, kernel_quantizer{nullptr}, bias_quantizer{nullptr};
+  /// The spatial size of the last input and of its output (ebops() needs them).
+  std::vector<int64_t> last_input_size, last_output_size;
+};
+TORCH_MODULE(HConvTranspose2d);
+
 struct HETEROQ_API HActivationOptions {
   /// `shape`: one sample's shape (for "channel"/"tensor" granularity only the rank matters).
   explicit HActivationOptions(std::vector<int64_t> shape);
@@ -258,7 +301,8 @@ TORCH_MODULE(HActivation);
 /**
  * Converts a model with H layers into heteroq's Q layers with FixedQuantizer quantizers of the
  * current (per-element) widths: HDense -> Sequential(QActivation(input), QDense), HConv1d/2d ->
- * Sequential(QActivation(input), QConv1d/2d), HActivation -> QActivation; other modules are
+ * Sequential(QActivation(input), QConv1d/2d), HConvTranspose2d -> Sequential(QActivation(input),
+ * QConvTranspose2d), HActivation -> QActivation; other modules are
  * cloned (nested Sequentials are not supported by LibTorch's Sequential). In eval mode the result
  * computes exactly the same outputs as `model` in eval mode.
  */
@@ -273,7 +317,8 @@ HETEROQ_API torch::nn::Sequential hgq_convert(const torch::nn::Sequential& model
  * convolutions as two H convolutions (the pointwise one learns the precision of the depthwise
  * result, starting at `default_input_bits`), QLinearBatchNorm/QConv2dBatchNorm -> HDense/HConv2d
  * holding the folded kernel and bias (get_folded_weights(): the running statistics folded in),
- * QActivation -> HActivation (quantized_relu: with ReLU). Weights are copied; other modules are
+ * QConvTranspose2d -> HConvTranspose2d, QActivation -> HActivation (quantized_relu: with ReLU).
+ * Weights are copied; other modules are
  * cloned.
  * @throws heteroq::InvalidArgument for a quantizer of another kind (its name and the layer's
  * index).
