@@ -207,6 +207,41 @@ def _weight_quantizer(shape, granularity, init_bits, round_mode, overflow_mode):
                       overflow_mode=overflow_mode)
 
 
+def _conv_quantizers(layer: torch.nn.Module, wshape, dims: int, quantize_input: bool,
+                     input_granularity: str, input_shape: Optional[Sequence[int]],
+                     input_init_bits: float, input_keep_negative: Optional[bool],
+                     kernel_granularity: str, kernel_init_bits: float, bias_granularity: str,
+                     bias_init_bits: float, round_mode: str, overflow_mode: str) -> None:
+    """A convolution's (direct or transposed) input, kernel and bias quantizers; the input's
+    widths per channel, or per element of ``input_shape`` (C, *spatial)."""
+    name = type(layer).__name__
+    c = layer.in_channels
+    layer.input_quantizer = None
+    if quantize_input:
+        ishape = [c] + [1] * dims
+        if input_granularity == "element":
+            if input_shape is None or len(input_shape) != dims + 1 or input_shape[0] != c:
+                raise ValueError(f"{name}: per-element input widths need `input_shape` (C, "
+                                 f"{'L' if dims == 1 else 'H, W'}) with C = in_channels")
+            ishape = list(input_shape)
+        layer.input_quantizer = _input_quantizer(ishape, input_granularity, input_init_bits,
+                                                 input_keep_negative, round_mode, overflow_mode)
+    layer.kernel_quantizer = _weight_quantizer(wshape, kernel_granularity, kernel_init_bits,
+                                               round_mode, overflow_mode)
+    layer.bias_quantizer = (_weight_quantizer((layer.out_channels,), bias_granularity,
+                                              bias_init_bits, round_mode, overflow_mode)
+                            if layer.bias is not None else None)
+
+
+def _reset_conv_parameters(layer: torch.nn.Module) -> None:
+    """torch.nn's initialisation of a convolution (fan_in from the kernel's dimension 1 on)."""
+    torch.nn.init.kaiming_uniform_(layer.weight, a=5 ** 0.5)
+    if layer.bias is not None:
+        fan_in = layer.weight.numel() // layer.weight.shape[0]
+        bound = 1.0 / fan_in ** 0.5
+        torch.nn.init.uniform_(layer.bias, -bound, bound)
+
+
 def _input_widths(iq: Optional[HQuantizer], like: Tensor) -> Tensor:
     return iq.bit_widths() if iq is not None else torch.full((), 32.0, dtype=like.dtype,
                                                              device=like.device)
@@ -309,31 +344,14 @@ class _HConv(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.empty(wshape))
         self.bias = torch.nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
-        self.input_quantizer = None
-        if quantize_input:
-            ishape = [in_channels] + [1] * d
-            if input_granularity == "element":
-                if input_shape is None or len(input_shape) != d + 1 \
-                        or input_shape[0] != in_channels:
-                    raise ValueError(f"{name}: per-element input widths need `input_shape` (C, "
-                                     f"{'L' if d == 1 else 'H, W'}) with C = in_channels")
-                ishape = list(input_shape)
-            self.input_quantizer = _input_quantizer(ishape, input_granularity, input_init_bits,
-                                                    input_keep_negative, round_mode,
-                                                    overflow_mode)
-        self.kernel_quantizer = _weight_quantizer(wshape, kernel_granularity, kernel_init_bits,
-                                                  round_mode, overflow_mode)
-        self.bias_quantizer = (_weight_quantizer((out_channels,), bias_granularity,
-                                                 bias_init_bits, round_mode, overflow_mode)
-                               if bias else None)
+        _conv_quantizers(self, wshape, d, quantize_input, input_granularity, input_shape,
+                         input_init_bits, input_keep_negative, kernel_granularity,
+                         kernel_init_bits, bias_granularity, bias_init_bits, round_mode,
+                         overflow_mode)
         self.last_input_size: List[int] = []
 
     def reset_parameters(self) -> None:
-        torch.nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
-        if self.bias is not None:
-            fan_in = self.weight.numel() // self.weight.shape[0]
-            bound = 1.0 / fan_in ** 0.5
-            torch.nn.init.uniform_(self.bias, -bound, bound)
+        _reset_conv_parameters(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         if input.dim() != self._dims + 2 or input.shape[1] != self.in_channels:
@@ -417,31 +435,15 @@ class HConvTranspose2d(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.empty(wshape))
         self.bias = torch.nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
-        self.input_quantizer = None
-        if quantize_input:
-            ishape = [in_channels, 1, 1]
-            if input_granularity == "element":
-                if input_shape is None or len(input_shape) != 3 or input_shape[0] != in_channels:
-                    raise ValueError("HConvTranspose2d: per-element input widths need "
-                                     "`input_shape` (C, H, W) with C = in_channels")
-                ishape = list(input_shape)
-            self.input_quantizer = _input_quantizer(ishape, input_granularity, input_init_bits,
-                                                    input_keep_negative, round_mode,
-                                                    overflow_mode)
-        self.kernel_quantizer = _weight_quantizer(wshape, kernel_granularity, kernel_init_bits,
-                                                  round_mode, overflow_mode)
-        self.bias_quantizer = (_weight_quantizer((out_channels,), bias_granularity,
-                                                 bias_init_bits, round_mode, overflow_mode)
-                               if bias else None)
+        _conv_quantizers(self, wshape, 2, quantize_input, input_granularity, input_shape,
+                         input_init_bits, input_keep_negative, kernel_granularity,
+                         kernel_init_bits, bias_granularity, bias_init_bits, round_mode,
+                         overflow_mode)
         self.last_input_size: List[int] = []
         self.last_outputs = 0
 
     def reset_parameters(self) -> None:
-        torch.nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
-        if self.bias is not None:
-            fan_in = self.weight.numel() // self.weight.shape[0]
-            bound = 1.0 / fan_in ** 0.5
-            torch.nn.init.uniform_(self.bias, -bound, bound)
+        _reset_conv_parameters(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         if input.dim() != 4 or input.shape[1] != self.in_channels:

@@ -423,6 +423,49 @@ at::Tensor input_widths(const HQuantizer& iq, const at::Tensor& like) {
   return iq ? iq->bit_widths() : torch::full({}, 32.0, like.options());
 }
 
+// As torch::nn's convolutions (fan_in from the kernel's dimension 1 on).
+void init_conv(torch::Tensor& weight, torch::Tensor& bias) {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5));
+  if (bias.defined()) {
+    const int64_t fan_in = weight.numel() / weight.size(0);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+// A convolution's (direct or transposed, `dims` spatial axes) parameters and quantizers: weight
+// of `wshape`, bias, the input's widths per channel (or per element of input_shape (C, ...)).
+template <typename Layer>
+void conv_parameters(Layer& m, const HLayerQuantizers& q, std::vector<int64_t> wshape, size_t dims,
+                     int64_t in_channels, int64_t out_channels, bool with_bias, const std::string& who) {
+  m.weight = m.register_parameter("weight", torch::empty(wshape));
+  m.bias = with_bias ? m.register_parameter("bias", torch::empty(out_channels))
+                     : m.register_parameter("bias", {}, /*requires_grad=*/false);
+  init_conv(m.weight, m.bias);
+  m.input_quantizer = nullptr;
+  if (q.quantize_input()) {
+    std::vector<int64_t> ishape(dims + 1, 1);
+    ishape[0] = in_channels;
+    if (q.input_granularity() == "element") {
+      if (q.input_shape().size() != dims + 1 || q.input_shape()[0] != in_channels) {
+        throw InvalidArgument(who + ": per-element input widths need `input_shape` (C, " +
+                              (dims == 1 ? std::string("L") : std::string("H, W")) +
+                              ") with C = in_channels");
+      }
+      ishape = q.input_shape();
+    }
+    m.input_quantizer = m.register_module("input_quantizer", make_input_quantizer(q, ishape, "channel"));
+  }
+  m.kernel_quantizer = m.register_module(
+      "kernel_quantizer", make_weight_quantizer(q, wshape, q.kernel_granularity(), q.kernel_init_bits()));
+  m.bias_quantizer = nullptr;
+  if (with_bias) {
+    m.bias_quantizer = m.register_module(
+        "bias_quantizer", make_weight_quantizer(q, {out_channels}, q.bias_granularity(), q.bias_init_bits()));
+  }
+}
+
 }  // namespace
 
 HDenseOptions::HDenseOptions(int64_t in_features, int64_t out_features)
@@ -509,50 +552,15 @@ HConvImplBase<D, Derived>::HConvImplBase(HConvOptions<D> options_) : options(std
 
 template <size_t D, typename Derived>
 void HConvImplBase<D, Derived>::reset() {
-  const std::string who = D == 1 ? "HConv1d" : "HConv2d";
-  const auto& q = options.quantizers();
   std::vector<int64_t> wshape = {options.out_channels(), options.in_channels() / options.groups()};
   for (int64_t k : *options.kernel_size()) wshape.push_back(k);
-  weight = this->register_parameter("weight", torch::empty(wshape));
-  bias = options.bias() ? this->register_parameter("bias", torch::empty(options.out_channels()))
-                        : this->register_parameter("bias", {}, /*requires_grad=*/false);
-  reset_parameters();
-  input_quantizer = nullptr;
-  if (q.quantize_input()) {
-    std::vector<int64_t> ishape(D + 1, 1);
-    ishape[0] = options.in_channels();
-    if (q.input_granularity() == "element") {
-      if (q.input_shape().size() != D + 1 || q.input_shape()[0] != options.in_channels()) {
-        throw InvalidArgument(who + ": per-element input widths need `input_shape` (C, " +
-                              (D == 1 ? std::string("L") : std::string("H, W")) +
-                              ") with C = in_channels");
-      }
-      ishape = q.input_shape();
-    }
-    input_quantizer =
-        this->register_module("input_quantizer", make_input_quantizer(q, ishape, "channel"));
-  }
-  kernel_quantizer = this->register_module(
-      "kernel_quantizer",
-      make_weight_quantizer(q, wshape, q.kernel_granularity(), q.kernel_init_bits()));
-  bias_quantizer = nullptr;
-  if (options.bias()) {
-    bias_quantizer = this->register_module(
-        "bias_quantizer", make_weight_quantizer(q, {options.out_channels()}, q.bias_granularity(),
-                                                q.bias_init_bits()));
-  }
+  conv_parameters(*this, options.quantizers(), wshape, D, options.in_channels(), options.out_channels(),
+                  options.bias(), D == 1 ? "HConv1d" : "HConv2d");
 }
 
 template <size_t D, typename Derived>
 void HConvImplBase<D, Derived>::reset_parameters() {
-  // As torch::nn::Conv.
-  torch::NoGradGuard no_grad;
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5));
-  if (bias.defined()) {
-    const int64_t fan_in = weight.numel() / weight.size(0);
-    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-    torch::nn::init::uniform_(bias, -bound, bound);
-  }
+  init_conv(weight, bias);
 }
 
 template <size_t D, typename Derived>
@@ -619,44 +627,14 @@ HConvTranspose2dImpl::HConvTranspose2dImpl(HConvTranspose2dOptions options_)
 }
 
 void HConvTranspose2dImpl::reset() {
-  const auto& q = options.quantizers();
   std::vector<int64_t> wshape = {options.in_channels(), options.out_channels() / options.groups()};
   for (int64_t k : *options.kernel_size()) wshape.push_back(k);
-  weight = register_parameter("weight", torch::empty(wshape));
-  bias = options.bias() ? register_parameter("bias", torch::empty(options.out_channels()))
-                        : register_parameter("bias", {}, /*requires_grad=*/false);
-  reset_parameters();
-  input_quantizer = nullptr;
-  if (q.quantize_input()) {
-    std::vector<int64_t> ishape = {options.in_channels(), 1, 1};
-    if (q.input_granularity() == "element") {
-      if (q.input_shape().size() != 3 || q.input_shape()[0] != options.in_channels()) {
-        throw InvalidArgument("HConvTranspose2d: per-element input widths need `input_shape` (C, H, W) "
-                              "with C = in_channels");
-      }
-      ishape = q.input_shape();
-    }
-    input_quantizer = register_module("input_quantizer", make_input_quantizer(q, ishape, "channel"));
-  }
-  kernel_quantizer = register_module(
-      "kernel_quantizer", make_weight_quantizer(q, wshape, q.kernel_granularity(), q.kernel_init_bits()));
-  bias_quantizer = nullptr;
-  if (options.bias()) {
-    bias_quantizer = register_module(
-        "bias_quantizer",
-        make_weight_quantizer(q, {options.out_channels()}, q.bias_granularity(), q.bias_init_bits()));
-  }
+  conv_parameters(*this, options.quantizers(), wshape, 2, options.in_channels(), options.out_channels(),
+                  options.bias(), "HConvTranspose2d");
 }
 
 void HConvTranspose2dImpl::reset_parameters() {
-  // As torch::nn::ConvTranspose2d (fan_in from the kernel's dimension 1, as PyTorch computes it).
-  torch::NoGradGuard no_grad;
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5));
-  if (bias.defined()) {
-    const int64_t fan_in = weight.numel() / weight.size(0);
-    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-    torch::nn::init::uniform_(bias, -bound, bound);
-  }
+  init_conv(weight, bias);
 }
 
 torch::Tensor HConvTranspose2dImpl::forward(const torch::Tensor& input) {
