@@ -1,7 +1,10 @@
 # Copyright 2026 The heteroq Authors. SPDX-License-Identifier: Apache-2.0
 import os
 import pathlib
+import shutil
+import subprocess
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,3 +31,40 @@ def build_dir() -> pathlib.Path:
             pytest.fail(f"HETEROQ_BUILD_DIR={path} is not a CMake build tree")
         pytest.skip(f"no CMake build tree at {path} (set HETEROQ_BUILD_DIR)")
     return path
+
+
+_HEADER_MAIN = """
+#include <cstdio>
+#include "{name}.h"
+int main() {{
+  float in[{name}::kInputSize];
+  int64_t codes[{name}::kOutputSize];
+  while (std::fread(in, sizeof(float), {name}::kInputSize, stdin) == (size_t){name}::kInputSize) {{
+    if ({name}::infer(in, codes) != 0) return 3;
+    std::fwrite(codes, sizeof(int64_t), {name}::kOutputSize, stdout);
+  }}
+  return 0;
+}}
+"""
+
+
+@pytest.fixture
+def header_codes(tmp_path):
+    """run(engine, x, name) -> the output codes (N, output_size) of the engine's generated header
+    `name`.h, compiled (-Wall -Werror) and run on the float32 inputs x (N, ...). Skips without a
+    C++ compiler."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+
+    def run(engine, x, name):
+        engine.write_header(tmp_path / f"{name}.h", name)
+        (tmp_path / f"{name}.cpp").write_text(_HEADER_MAIN.format(name=name))
+        exe = tmp_path / name
+        subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-o", str(exe),
+                        str(tmp_path / f"{name}.cpp")], check=True, cwd=tmp_path)
+        data = np.ascontiguousarray(np.asarray(x, dtype=np.float32)).tobytes()
+        out = subprocess.run([str(exe)], input=data, capture_output=True, check=True).stdout
+        return np.frombuffer(out, dtype=np.int64).reshape(len(x), -1)
+
+    return run

@@ -427,7 +427,7 @@ def test_fashion_mnist_cnn():
     assert_exact(engine, model, x)
 
 
-def test_conv_engine_saves_and_generates_a_header(tmp_path):
+def test_conv_engine_saves_and_generates_a_header(tmp_path, header_codes):
     model = conv_model()
     engine = deploy.compile(model, input_shape=(2, 12, 12))
     engine.save(tmp_path / "c.engine")
@@ -435,28 +435,7 @@ def test_conv_engine_saves_and_generates_a_header(tmp_path):
     x = grid_inputs(20 * 288, 1).reshape(20, 2, 12, 12)
     assert np.array_equal(loaded.run_codes(x), engine.run_codes(x))
     assert torch.equal(loaded(x), engine(x))
-    cxx = shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        pytest.skip("no C++ compiler")
-    engine.write_header(tmp_path / "cnn.h", "cnn")
-    (tmp_path / "main.cpp").write_text("""
-#include <cstdio>
-#include "cnn.h"
-int main() {
-  float in[cnn::kInputSize];
-  int64_t codes[cnn::kOutputSize];
-  while (std::fread(in, sizeof(float), cnn::kInputSize, stdin) == (size_t)cnn::kInputSize) {
-    if (cnn::infer(in, codes) != 0) return 3;
-    std::fwrite(codes, sizeof(int64_t), cnn::kOutputSize, stdout);
-  }
-  return 0;
-}
-""")
-    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-o", str(tmp_path / "cnn"),
-                    str(tmp_path / "main.cpp")], check=True, cwd=tmp_path)
-    out = subprocess.run([str(tmp_path / "cnn")], input=x.numpy().tobytes(), capture_output=True,
-                         check=True).stdout
-    assert np.array_equal(np.frombuffer(out, dtype=np.int64).reshape(20, 10), engine.run_codes(x))
+    assert np.array_equal(header_codes(engine, x.numpy(), "cnn"), engine.run_codes(x))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 """The integer engine on recurrent layers (QSimpleRNN, QLSTM, QGRU with RecurrentOutput): bit for
 bit against the eval forward for every cell and option, the file round trip, the standalone
 header, and the refusals that name the layer."""
-import shutil
 import subprocess
 
 import numpy as np
@@ -150,32 +149,11 @@ def test_trained_lstm_is_exact(tmp_path):
 
 @pytest.mark.parametrize("cell,kw", [("rnn", {"bidirectional": True}), ("lstm", {"num_layers": 2}),
                                      ("gru", {"reset_after": False, "bidirectional": True})])
-def test_header_matches_the_engine(tmp_path, cell, kw):
+def test_header_matches_the_engine(header_codes, cell, kw):
     model = recurrent_model(cell, ret=True, **kw)
     engine = deploy.compile(model, input_shape=(L, F))
     x = sequences(16, seed=4)
-    cxx = shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        pytest.skip("no C++ compiler")
-    engine.write_header(tmp_path / "rnn_model.h", "rnn_model")
-    (tmp_path / "main.cpp").write_text("""
-#include <cstdio>
-#include "rnn_model.h"
-int main() {
-  float in[rnn_model::kInputSize];
-  int64_t codes[rnn_model::kOutputSize];
-  while (std::fread(in, sizeof(float), rnn_model::kInputSize, stdin) == (size_t)rnn_model::kInputSize) {
-    if (rnn_model::infer(in, codes) != 0) return 3;
-    std::fwrite(codes, sizeof(int64_t), rnn_model::kOutputSize, stdout);
-  }
-  return 0;
-}
-""")
-    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-o", str(tmp_path / "rnn"),
-                    str(tmp_path / "main.cpp")], check=True, cwd=tmp_path)
-    out = subprocess.run([str(tmp_path / "rnn")], input=x.numpy().tobytes(), capture_output=True,
-                         check=True).stdout
-    assert np.array_equal(np.frombuffer(out, dtype=np.int64).reshape(16, -1), engine.run_codes(x))
+    assert np.array_equal(header_codes(engine, x.numpy(), "rnn_model"), engine.run_codes(x))
 
 
 @pytest.mark.parametrize("make,match", [
