@@ -94,10 +94,9 @@ torch::Tensor inputs(int64_t batch) {
   return torch::randn({batch, 16});
 }
 
-void engine_float(benchmark::State& state) {
+// The engine's float interface on `batch` inputs.
+void run_engine(benchmark::State& state, const hd::Engine& e, int64_t batch) {
   at::set_num_threads(1);
-  const int64_t batch = state.range(0);
-  const hd::Engine& e = *models().engine;
   const torch::Tensor x = inputs(batch);
   std::vector<float> y(static_cast<size_t>(batch * e.output_size()));
   for (auto _ : state) {
@@ -108,46 +107,32 @@ void engine_float(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
-void engine_no_gemm(benchmark::State& state) {
+// A LibTorch module's forward on `batch` inputs, under `Guard` (InferenceMode for the float
+// model; NoGradGuard for the QAT model, as its eval forward runs).
+template <typename Guard, typename Module>
+void run_module(benchmark::State& state, Module& m, int64_t batch) {
   at::set_num_threads(1);
-  const int64_t batch = state.range(0);
-  const hd::Engine& e = *models().no_gemm;
   const torch::Tensor x = inputs(batch);
-  std::vector<float> y(static_cast<size_t>(batch * e.output_size()));
-  for (auto _ : state) {
-    e.run(x.data_ptr<float>(), batch, y.data());
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
-}
-
-// The pruned models: range(0) = percent zero, range(1) = batch.
-void run_pruned(benchmark::State& state, const hd::Engine& e) {
-  at::set_num_threads(1);
-  const int64_t batch = state.range(1);
-  const torch::Tensor x = inputs(batch);
-  std::vector<float> y(static_cast<size_t>(batch * e.output_size()));
-  for (auto _ : state) {
-    e.run(x.data_ptr<float>(), batch, y.data());
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
-}
-void pruned_sparse(benchmark::State& state) { run_pruned(state, *pruned(state.range(0)).sparse); }
-void pruned_dense(benchmark::State& state) { run_pruned(state, *pruned(state.range(0)).dense); }
-void pruned_torch(benchmark::State& state) {
-  at::set_num_threads(1);
-  const int64_t batch = state.range(1);
-  auto& m = pruned(state.range(0)).fp;
-  const torch::Tensor x = inputs(batch);
-  c10::InferenceMode guard;
+  Guard guard;
   for (auto _ : state) {
     torch::Tensor y = m->forward(x);
     benchmark::DoNotOptimize(y.data_ptr<float>());
   }
   state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void engine_float(benchmark::State& state) { run_engine(state, *models().engine, state.range(0)); }
+void engine_no_gemm(benchmark::State& state) { run_engine(state, *models().no_gemm, state.range(0)); }
+
+// The pruned models: range(0) = percent zero, range(1) = batch.
+void pruned_sparse(benchmark::State& state) {
+  run_engine(state, *pruned(state.range(0)).sparse, state.range(1));
+}
+void pruned_dense(benchmark::State& state) {
+  run_engine(state, *pruned(state.range(0)).dense, state.range(1));
+}
+void pruned_torch(benchmark::State& state) {
+  run_module<c10::InferenceMode>(state, pruned(state.range(0)).fp, state.range(1));
 }
 
 void engine_codes(benchmark::State& state) {
@@ -165,29 +150,10 @@ void engine_codes(benchmark::State& state) {
 }
 
 void torch_float(benchmark::State& state) {
-  at::set_num_threads(1);
-  const int64_t batch = state.range(0);
-  auto& m = models().fp;
-  const torch::Tensor x = inputs(batch);
-  c10::InferenceMode guard;
-  for (auto _ : state) {
-    torch::Tensor y = m->forward(x);
-    benchmark::DoNotOptimize(y.data_ptr<float>());
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
+  run_module<c10::InferenceMode>(state, models().fp, state.range(0));
 }
-
 void qat_eval(benchmark::State& state) {
-  at::set_num_threads(1);
-  const int64_t batch = state.range(0);
-  auto& m = models().qat;
-  const torch::Tensor x = inputs(batch);
-  torch::NoGradGuard guard;
-  for (auto _ : state) {
-    torch::Tensor y = m->forward(x);
-    benchmark::DoNotOptimize(y.data_ptr<float>());
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
+  run_module<torch::NoGradGuard>(state, models().qat, state.range(0));
 }
 
 void batches(benchmark::internal::Benchmark* b) {
