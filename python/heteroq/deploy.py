@@ -275,12 +275,14 @@ def compile(model: torch.nn.Module, input_quantizer: Union[Quantizer, str, None]
     """Compiles an ``nn.Sequential`` of heteroq layers (QLinear/QDense, QLinearBatchNorm,
     QConv1d, QConv2d (any padding, padding="same", every padding_mode), QDepthwiseConv2d,
     QSeparableConv1d/2d, QConvTranspose2d, QConv2dBatchNorm, QAvgPool2d, QGlobalAvgPool2d,
-    QBatchNorm1d/2d, QActivation with any deterministic quantizer; Flatten, Dropout, Identity
-    pass through; nested Sequentials are walked; layers may follow each other without an
-    activation) into an :class:`Engine`. The model must be in
+    QBatchNorm1d/2d, QSimpleRNN/QLSTM/QGRU (``batch_first=True``, with a state quantizer) each
+    followed by :class:`heteroq.nn.RecurrentOutput`, QActivation with any deterministic
+    quantizer; Flatten, Dropout, Identity pass through; nested Sequentials are walked; layers may
+    follow each other without an activation) into an :class:`Engine`. The model must be in
     eval mode and start with a QActivation (the input quantizer), unless ``input_quantizer`` is
-    given: the engine then computes ``model(input_quantizer(x))``. Models with convolutions need
-    ``input_shape``, the per-sample shape: ``(C, H, W)`` or ``(C, L)``.
+    given: the engine then computes ``model(input_quantizer(x))``. Models with convolutions or
+    recurrent layers need ``input_shape``, the per-sample shape: ``(C, H, W)``, ``(C, L)`` or
+    ``(steps, features)``.
 
     Raises ValueError naming the layer when the engine cannot reproduce it exactly (float layers
     or activations, non-power-of-two scales such as ``alpha="auto"``, stochastic quantizers, ...).

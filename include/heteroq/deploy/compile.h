@@ -98,7 +98,8 @@ HETEROQ_API Program compile_program(const std::vector<LayerDesc>& layers,
 /**
  * Compiles a torch::nn::Sequential of heteroq layers (QLinear, QLinearBatchNorm, QConv1d,
  * QConv2d, QDepthwiseConv2d, QSeparableConv1d/2d, QConvTranspose2d, QConv2dBatchNorm,
- * QAvgPool2d, QGlobalAvgPool2d, QBatchNorm1d/2d, QActivation; Flatten, Dropout, Identity) (nested
+ * QAvgPool2d, QGlobalAvgPool2d, QBatchNorm1d/2d, QSimpleRNN/QLSTM/QGRU each followed by
+ * RecurrentOutput (input_shape (steps, features)), QActivation; Flatten, Dropout, Identity) (nested
  * Sequentials are walked; a layer may follow another without an activation) into an
  * Engine, whose output equals the model's eval-mode forward bit for bit wherever
  * Engine::float32_exact() (docs/deploy_engine.md).
