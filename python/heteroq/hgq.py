@@ -18,6 +18,7 @@ Example usage::
     qmodel = hgq.convert(model.eval())                 # QActivation/QDense with FixedQuantizer
 """
 import copy
+import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -405,7 +406,8 @@ class HConvTranspose2d(torch.nn.Module):
     default; per element with ``input_shape``), kernel and bias (C++
     ``heteroq::nn::HConvTranspose2d``). :meth:`ebops` counts every product of an input value with
     a kernel value of its group, as QTools counts a transposed convolution (those landing in the
-    cropped border included), plus the bias term."""
+    cropped border included), plus the bias term. ``kernel_granularity="channel"`` gives one
+    width per *input* channel (the kernel's axis 0, as PyTorch lays it out)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
@@ -427,6 +429,10 @@ class HConvTranspose2d(torch.nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = tup(kernel_size), tup(stride), tup(padding)
         self.output_padding, self.dilation, self.groups = tup(output_padding), tup(dilation), groups
+        if (min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0
+                or min(self.kernel_size) < 1):
+            raise ValueError("HConvTranspose2d: `kernel_size`, `stride` and `dilation` must be "
+                             ">= 1 and `padding` >= 0")
         for op, st, dl in zip(self.output_padding, self.stride, self.dilation):
             if op < 0 or (op >= st and op >= dl):
                 raise ValueError("HConvTranspose2d: `output_padding` must be >= 0 and smaller than "
@@ -454,7 +460,7 @@ class HConvTranspose2d(torch.nn.Module):
         y = F.conv_transpose2d(x, self.kernel_quantizer(self.weight), b, self.stride,
                                self.padding, self.output_padding, self.groups, self.dilation)
         self.last_input_size = [int(s) for s in input.shape[2:]]
-        self.last_outputs = int(y[0].numel())
+        self.last_outputs = int(math.prod(y.shape[1:]))
         return y
 
     def ebops(self) -> Tensor:
@@ -471,8 +477,8 @@ class HConvTranspose2d(torch.nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, "
-                f"output_padding={self.output_padding}, groups={self.groups}, "
-                f"bias={self.bias is not None}")
+                f"output_padding={self.output_padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None}")
 
 
 class HActivation(torch.nn.Module):

@@ -617,6 +617,11 @@ HConvTranspose2dImpl::HConvTranspose2dImpl(HConvTranspose2dOptions options_)
                           "divisible by `groups` (" + std::to_string(options.groups()) + ")");
   }
   for (int a = 0; a < 2; ++a) {
+    if ((*options.kernel_size())[a] < 1 || (*options.stride())[a] < 1 || (*options.dilation())[a] < 1 ||
+        (*options.padding())[a] < 0) {
+      throw InvalidArgument("HConvTranspose2d: `kernel_size`, `stride` and `dilation` must be >= 1 and "
+                            "`padding` >= 0");
+    }
     const int64_t op = (*options.output_padding())[a];
     if (op < 0 || (op >= (*options.stride())[a] && op >= (*options.dilation())[a])) {
       throw InvalidArgument("HConvTranspose2d: `output_padding` must be >= 0 and smaller than "
@@ -668,7 +673,8 @@ void HConvTranspose2dImpl::pretty_print(std::ostream& stream) const {
   stream << "heteroq::nn::HConvTranspose2d(" << options.in_channels() << ", " << options.out_channels()
          << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
          << ", padding=" << options.padding() << ", output_padding=" << options.output_padding()
-         << ", groups=" << options.groups() << ", bias=" << std::boolalpha << options.bias() << ")";
+         << ", dilation=" << options.dilation() << ", groups=" << options.groups()
+         << ", bias=" << std::boolalpha << options.bias() << ")";
 }
 
 HActivationOptions::HActivationOptions(std::vector<int64_t> shape) : shape_(std::move(shape)) {}

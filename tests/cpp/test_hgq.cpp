@@ -644,13 +644,27 @@ TEST(HgqCrossLanguage, WriteOutputs) {
   const at::Tensor yc = conv->forward(xc * 1.1).reshape({-1}).to(torch::kDouble);
   EXPECT_TRUE(at::isfinite(yd).all().item<bool>());
   const char* path = std::getenv("HETEROQ_HGQ_JSON");
-  if (!path) return;
   nlohmann::json j;
   j["dense_y"] = std::vector<double>(yd.data_ptr<double>(), yd.data_ptr<double>() + yd.numel());
   j["conv_y"] = std::vector<double>(yc.data_ptr<double>(), yc.data_ptr<double>() + yc.numel());
   j["dense_ebops"] = dense->ebops().item<double>();
   j["conv_ebops"] = conv->ebops().item<double>();
-  std::ofstream(path) << j.dump();
+  // the transposed convolution (tests/python/test_hgq.py _cross_transposed)
+  HConvTranspose2d ct(HConvTranspose2dOptions(4, 2, 3).stride(2).padding(1).output_padding(1).groups(2).dilation(2)
+                          .quantizers(HLayerQuantizers().input_init_bits(3).kernel_init_bits(4)));
+  {
+    torch::NoGradGuard g;
+    ct->weight.copy_(torch::sin(torch::arange(36.0) * 0.8).reshape({4, 1, 3, 3}));
+    ct->bias.copy_(torch::cos(torch::arange(2.0)) * 0.5);
+  }
+  const at::Tensor xt = torch::sin(torch::arange(128.0) * 0.4).reshape({2, 4, 4, 4}) * 2;
+  ct->forward(xt);
+  ct->eval();
+  const at::Tensor yt = ct->forward(xt * 1.1).reshape({-1}).to(torch::kDouble);
+  j["transposed_y"] = std::vector<double>(yt.data_ptr<double>(), yt.data_ptr<double>() + yt.numel());
+  j["transposed_ebops"] = ct->ebops().item<double>();
+  EXPECT_TRUE(at::isfinite(yt).all().item<bool>());
+  if (path) std::ofstream(path) << j.dump();
 }
 
 }  // namespace
@@ -697,4 +711,5 @@ TEST(HgqConvert, ConvTranspose2d) {
   const double total = total_ebops(*h).item<double>();
   EXPECT_NEAR(heteroq::cost::bops(q, {1, 3, 5, 5}).ebops, total, 1e-12 * total);
   EXPECT_THROW(HConvTranspose2d(HConvTranspose2dOptions(2, 2, 3).output_padding(1)), heteroq::InvalidArgument);
+  EXPECT_THROW(HConvTranspose2d(HConvTranspose2dOptions(2, 2, 3).stride(0)), heteroq::InvalidArgument);
 }

@@ -564,6 +564,16 @@ def _cross_models():
     return dense, conv, xd, xc
 
 
+def _cross_transposed():
+    ct = hgq.HConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2,
+                              dilation=2, input_init_bits=3, kernel_init_bits=4)
+    with torch.no_grad():
+        ct.weight.copy_(torch.sin(torch.arange(36.0) * 0.8).reshape(4, 1, 3, 3))
+        ct.bias.copy_(torch.cos(torch.arange(2.0)) * 0.5)
+    xt = torch.sin(torch.arange(128.0) * 0.4).reshape(2, 4, 4, 4) * 2
+    return ct, xt
+
+
 def test_cpp_and_python_agree(build_dir, tmp_path):
     exe = build_dir / "tests" / "cpp" / "heteroq_tests"
     if not exe.exists():
@@ -582,6 +592,13 @@ def test_cpp_and_python_agree(build_dir, tmp_path):
     assert yc.reshape(-1).tolist() == cpp["conv_y"]
     assert float(dense.ebops()) == cpp["dense_ebops"]
     assert float(conv.ebops()) == cpp["conv_ebops"]
+    ct, xt = _cross_transposed()
+    ct(xt)
+    ct.eval()
+    assert ct(xt * 1.1).reshape(-1).tolist() == cpp["transposed_y"]
+    assert float(ct.ebops()) == cpp["transposed_ebops"]
+    # an empty batch runs (the output count comes from the shape)
+    assert ct(torch.empty(0, 4, 4, 4)).shape == (0, 2, 10, 10)
 
 
 def test_cost_model_prices_converted_conv_with_differing_channel_widths():
@@ -659,3 +676,5 @@ def test_conv_transpose_ebops_conversion_cost_model_and_engine():
         assert torch.equal(torch.as_tensor(engine(x)), q(x))
     with pytest.raises(ValueError, match="output_padding"):
         hgq.HConvTranspose2d(2, 2, 3, stride=1, output_padding=1)
+    with pytest.raises(ValueError, match="stride"):
+        hgq.HConvTranspose2d(2, 2, 3, stride=0)
