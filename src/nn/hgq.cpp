@@ -730,7 +730,7 @@ void copy_param(torch::Tensor& dst, const torch::Tensor& src) {
   dst.set_data(src.detach().clone());
 }
 
-// Appends QActivation(input) and the Q convolution of an HConv1d/2d to `out`.
+// Appends QActivation(input) and the Q convolution of an HConv1d/2d or HConvTranspose2d to `out`.
 template <typename QOptions, typename QModule, typename HImpl>
 void push_converted_conv(HImpl& c, torch::nn::Sequential& out) {
   if (c.input_quantizer) out->push_back(QActivation(QuantizerPtr(c.input_quantizer->to_fixed())));
@@ -741,6 +741,7 @@ void push_converted_conv(HImpl& c, torch::nn::Sequential& out) {
       .groups(c.options.groups())
       .bias(c.options.bias())
       .kernel_quantizer(QuantizerPtr(c.kernel_quantizer->to_fixed(c.weight)));
+  if constexpr (std::is_same_v<HImpl, HConvTranspose2dImpl>) o.output_padding(c.options.output_padding());
   if (c.bias.defined()) o.bias_quantizer(QuantizerPtr(c.bias_quantizer->to_fixed(c.bias)));
   QModule q(o);
   copy_param(q->weight, c.weight);
@@ -767,21 +768,7 @@ void convert_into(const torch::nn::Sequential& model, torch::nn::Sequential& out
     } else if (auto c2 = std::dynamic_pointer_cast<HConv2dImpl>(child)) {
       push_converted_conv<QConv2dOptions, QConv2d>(*c2, out);
     } else if (auto ct = std::dynamic_pointer_cast<HConvTranspose2dImpl>(child)) {
-      if (ct->input_quantizer) out->push_back(QActivation(QuantizerPtr(ct->input_quantizer->to_fixed())));
-      QConv2dOptions o(ct->options.in_channels(), ct->options.out_channels(),
-                       ct->options.kernel_size());
-      o.stride(ct->options.stride())
-          .padding(ct->options.padding())
-          .output_padding(ct->options.output_padding())
-          .dilation(ct->options.dilation())
-          .groups(ct->options.groups())
-          .bias(ct->options.bias())
-          .kernel_quantizer(QuantizerPtr(ct->kernel_quantizer->to_fixed(ct->weight)));
-      if (ct->bias.defined()) o.bias_quantizer(QuantizerPtr(ct->bias_quantizer->to_fixed(ct->bias)));
-      QConvTranspose2d q(o);
-      copy_param(q->weight, ct->weight);
-      copy_param(q->bias, ct->bias);
-      out->push_back(q);
+      push_converted_conv<QConv2dOptions, QConvTranspose2d>(*ct, out);
     } else if (auto a = std::dynamic_pointer_cast<HActivationImpl>(child)) {
       out->push_back(QActivation(QuantizerPtr(a->quantizer->to_fixed())));
     } else {
