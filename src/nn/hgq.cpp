@@ -821,7 +821,8 @@ HLayerQuantizers layer_quantizers(const QuantizerPtr& kq, const QuantizerPtr& bq
   return hq;
 }
 
-// An HConv1d/2d with the geometry of `o` (QConvOptions or QConv2dBatchNormOptions), starting
+// An HConv1d/2d or HConvTranspose2d with the geometry of `o` (QConvOptions or
+// QConv2dBatchNormOptions), starting
 // from `weight` and `bias` (undefined: none) and the widths of `o`'s quantizers.
 template <typename HConv, typename HOptions, typename QOptions>
 HConv h_conv(const QOptions& o, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -834,6 +835,7 @@ HConv h_conv(const QOptions& o, const torch::Tensor& weight, const torch::Tensor
       .bias(bias.defined())
       .quantizers(layer_quantizers(o.kernel_quantizer().get(), o.bias_quantizer().get(), input_bits,
                                    default_input_bits, where, "channel"));
+  if constexpr (std::is_same_v<HOptions, HConvTranspose2dOptions>) h.output_padding(o.output_padding());
   HConv c(h);
   copy_param(c->weight, weight);
   copy_param(c->bias, bias);
@@ -924,21 +926,9 @@ torch::nn::Sequential hgq_from_quantized(const torch::nn::Sequential& model,
       out->push_back(h);
       act_bits.reset();
     } else if (auto qt = std::dynamic_pointer_cast<QConvTranspose2dImpl>(child)) {
-      const auto& o = qt->options;
-      HConvTranspose2dOptions h(o.in_channels(), o.out_channels(), o.kernel_size());
-      h.stride(o.stride())
-          .padding(o.padding())
-          .output_padding(o.output_padding())
-          .dilation(o.dilation())
-          .groups(o.groups())
-          .bias(o.bias())
-          .quantizers(layer_quantizers(o.kernel_quantizer().get(), o.bias_quantizer().get(),
-                                       act_bits.value_or(default_input_bits), default_input_bits, where,
-                                       "channel"));
-      HConvTranspose2d c(h);
-      copy_param(c->weight, qt->weight);
-      if (o.bias()) copy_param(c->bias, qt->bias);
-      out->push_back(c);
+      out->push_back(h_conv<HConvTranspose2d, HConvTranspose2dOptions>(
+          qt->options, qt->weight, qt->options.bias() ? qt->bias : torch::Tensor(),
+          act_bits.value_or(default_input_bits), default_input_bits, where));
       act_bits.reset();
     } else if (auto a = std::dynamic_pointer_cast<QActivationImpl>(child)) {
       const StartWidths s = start_widths(a->quantizer(), where);
